@@ -1,0 +1,164 @@
+/* dnn.c — oneDNN engine/stream and the planned matmul. See dnn.h. */
+#include "core/dnn.h"
+
+#include <stdlib.h>
+
+const char *dnn_status_str(dnnl_status_t st) {
+    switch (st) {
+    case dnnl_success: return "success";
+    case dnnl_out_of_memory: return "out of memory";
+    case dnnl_invalid_arguments: return "invalid arguments";
+    case dnnl_unimplemented: return "unimplemented";
+    case dnnl_iterator_ends: return "iterator ends";
+    case dnnl_runtime_error: return "runtime error";
+    case dnnl_not_required: return "not required";
+    }
+    return "unknown status";
+}
+
+int dnn_create(dnn **out, tt_err *err) {
+    *out = NULL;
+    dnn *d = calloc(1, sizeof *d);
+    if (!d) return tt_fail(err, TT_ENOMEM, "out of memory creating the oneDNN engine");
+    dnnl_status_t st = dnnl_engine_create(&d->engine, dnnl_cpu, 0);
+    if (st == dnnl_success) st = dnnl_stream_create(&d->stream, d->engine, dnnl_stream_default_flags);
+    if (st != dnnl_success) {
+        dnn_free(d);
+        return tt_fail(err, TT_EDNN, "oneDNN: cannot create the CPU engine: %s", dnn_status_str(st));
+    }
+    *out = d;
+    return 0;
+}
+
+void dnn_free(dnn *d) {
+    if (!d) return;
+    if (d->stream) dnnl_stream_destroy(d->stream);
+    if (d->engine) dnnl_engine_destroy(d->engine);
+    free(d);
+}
+
+int dnn_memory_plain(dnnl_memory_t *out, dnn *d, int ndims, const dnnl_dim_t *dims, tt_err *err) {
+    static const dnnl_format_tag_t tags[] = {dnnl_format_tag_undef, dnnl_a, dnnl_ab, dnnl_abc, dnnl_abcd};
+    TT_ASSERT(ndims >= 1 && ndims <= 4);
+    dnnl_memory_desc_t md;
+    DNN_TRY(dnnl_memory_desc_init_by_tag(&md, ndims, dims, dnnl_f32, tags[ndims]));
+    DNN_TRY(dnnl_memory_create(out, &md, d->engine, DNNL_MEMORY_NONE));
+    return 0;
+}
+
+void dnn_exec(dnn *d, dnnl_primitive_t p, int nargs, const dnnl_exec_arg_t *args) {
+    DNN_RUN(dnnl_primitive_execute(p, d->stream, nargs, args));
+    DNN_RUN(dnnl_stream_wait(d->stream));
+}
+
+struct dnn_matmul {
+    dnn *d;
+    dnn_matmul_desc desc;
+    dnnl_primitive_t prim;
+    dnnl_memory_t m_a, m_b, m_bias, m_c;
+    dnnl_exec_arg_t args[4];
+    int nargs;
+    char impl[64];
+};
+
+/* A [batch, rows, cols] view of a buffer stored [batch, rows, cols] (or transposed). */
+static int matrix_md(dnnl_memory_desc_t *md, int batch, int rows, int cols, int trans, tt_err *err) {
+    dnnl_dims_t dims = {batch, rows, cols};
+    dnnl_dims_t strides;
+    strides[0] = (dnnl_dim_t)rows * cols;
+    if (trans) { strides[1] = 1; strides[2] = rows; }  /* stored [cols, rows] */
+    else { strides[1] = cols; strides[2] = 1; }
+    DNN_TRY(dnnl_memory_desc_init_by_strides(md, 3, dims, dnnl_f32, strides));
+    return 0;
+}
+
+static int matmul_plan(dnn_matmul *mm, tt_err *err) {
+    const dnn_matmul_desc *s = &mm->desc;
+    dnnl_memory_desc_t a_md, b_md, c_md, bias_md;
+    if (matrix_md(&a_md, s->batch, s->M, s->K, s->trans_a, err)) return -1;
+    if (matrix_md(&b_md, s->b_broadcast ? 1 : s->batch, s->K, s->N, s->trans_b, err)) return -1;
+    if (matrix_md(&c_md, s->batch, s->M, s->N, 0, err)) return -1;
+    if (s->bias && matrix_md(&bias_md, 1, 1, s->N, 0, err)) return -1;
+
+    dnnl_matmul_desc_t op;
+    DNN_TRY(dnnl_matmul_desc_init(&op, &a_md, &b_md, s->bias ? &bias_md : NULL, &c_md));
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t po = NULL;
+    if (s->accumulate) {
+        DNN_TRY(dnnl_primitive_attr_create(&attr));
+        DNN_TRY(dnnl_post_ops_create(&po));
+        DNN_TRY(dnnl_post_ops_append_sum(po, 1.0f));
+        DNN_TRY(dnnl_primitive_attr_set_post_ops(attr, po));
+    }
+    dnnl_primitive_desc_t pd;
+    dnnl_status_t st = dnnl_primitive_desc_create(&pd, &op, attr, mm->d->engine, NULL);
+    if (po) dnnl_post_ops_destroy(po);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    if (st != dnnl_success)
+        return tt_fail(err, TT_EDNN, "oneDNN: matmul %dx%dx%dx%d has no implementation: %s", s->batch,
+                       s->M, s->K, s->N, dnn_status_str(st));
+    const char *impl = NULL;
+    dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
+    snprintf(mm->impl, sizeof mm->impl, "%s", impl ? impl : "?");
+    st = dnnl_primitive_create(&mm->prim, pd);
+    dnnl_primitive_desc_destroy(pd);
+    if (st != dnnl_success)
+        return tt_fail(err, TT_EDNN, "oneDNN: matmul primitive: %s", dnn_status_str(st));
+
+    DNN_TRY(dnnl_memory_create(&mm->m_a, &a_md, mm->d->engine, DNNL_MEMORY_NONE));
+    DNN_TRY(dnnl_memory_create(&mm->m_b, &b_md, mm->d->engine, DNNL_MEMORY_NONE));
+    DNN_TRY(dnnl_memory_create(&mm->m_c, &c_md, mm->d->engine, DNNL_MEMORY_NONE));
+    mm->args[0] = (dnnl_exec_arg_t){DNNL_ARG_SRC, mm->m_a};
+    mm->args[1] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, mm->m_b};
+    mm->args[2] = (dnnl_exec_arg_t){DNNL_ARG_DST, mm->m_c};
+    mm->nargs = 3;
+    if (s->bias) {
+        DNN_TRY(dnnl_memory_create(&mm->m_bias, &bias_md, mm->d->engine, DNNL_MEMORY_NONE));
+        mm->args[mm->nargs++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, mm->m_bias};
+    }
+    return 0;
+}
+
+dnn_matmul *dnn_matmul_create(dnn *d, const dnn_matmul_desc *desc, tt_err *err) {
+    if (desc->batch < 1 || desc->M < 1 || desc->K < 1 || desc->N < 1) {
+        tt_fail(err, TT_EINTERNAL, "matmul with empty shape %dx%dx%dx%d", desc->batch, desc->M,
+                desc->K, desc->N);
+        return NULL;
+    }
+    dnn_matmul *mm = calloc(1, sizeof *mm);
+    if (!mm) {
+        tt_fail(err, TT_ENOMEM, "out of memory planning a matmul");
+        return NULL;
+    }
+    mm->d = d;
+    mm->desc = *desc;
+    if (matmul_plan(mm, err) != 0) {
+        dnn_matmul_free(mm);
+        return NULL;
+    }
+    return mm;
+}
+
+void dnn_matmul_run(dnn_matmul *mm, const float *A, const float *B, const float *bias, float *C) {
+    /* oneDNN takes non-const handles; it does not write SRC/WEIGHTS/BIAS. */
+    DNN_RUN(dnnl_memory_set_data_handle(mm->m_a, (void *)A));
+    DNN_RUN(dnnl_memory_set_data_handle(mm->m_b, (void *)B));
+    DNN_RUN(dnnl_memory_set_data_handle(mm->m_c, C));
+    if (mm->desc.bias) {
+        TT_ASSERT(bias != NULL);
+        DNN_RUN(dnnl_memory_set_data_handle(mm->m_bias, (void *)bias));
+    }
+    dnn_exec(mm->d, mm->prim, mm->nargs, mm->args);
+}
+
+const char *dnn_matmul_impl(const dnn_matmul *mm) { return mm->impl; }
+
+void dnn_matmul_free(dnn_matmul *mm) {
+    if (!mm) return;
+    if (mm->prim) dnnl_primitive_destroy(mm->prim);
+    if (mm->m_a) dnnl_memory_destroy(mm->m_a);
+    if (mm->m_b) dnnl_memory_destroy(mm->m_b);
+    if (mm->m_bias) dnnl_memory_destroy(mm->m_bias);
+    if (mm->m_c) dnnl_memory_destroy(mm->m_c);
+    free(mm);
+}

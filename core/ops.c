@@ -1,0 +1,498 @@
+/* ops.c — forward/backward ops: matmul, layer norm, GELU and softmax forward on oneDNN
+ * primitives; softmax backward, bias gradients, losses and data movement in plain C + OpenMP
+ * (oneDNN 2.6 runs softmax backward and column reductions on slow reference kernels). */
+#include "core/ops.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "core/arena.h"
+
+/* ------------------------------------------------------------------ linear */
+
+int op_linear_init(op_linear *op, dnn *d, int M, int in, int out, bool has_bias, tt_err *err) {
+    memset(op, 0, sizeof *op);
+    op->M = M;
+    op->in = in;
+    op->out = out;
+    op->has_bias = has_bias;
+    /* y[M,out] = x[M,in] . (w[out,in])^T: w seen as B [in,out] stored transposed. */
+    op->fwd = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = 1, .M = M, .K = in, .N = out,
+                                                       .trans_b = true, .bias = has_bias}, err);
+    /* dx[M,in] = dy[M,out] . w[out,in] */
+    if (op->fwd)
+        op->bwd_x = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = 1, .M = M, .K = out, .N = in}, err);
+    /* dw[out,in] += dy^T[out,M] . x[M,in]: dy seen as A stored transposed. */
+    if (op->bwd_x)
+        op->bwd_w = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = 1, .M = out, .K = M, .N = in,
+                                                             .trans_a = true, .accumulate = true}, err);
+    if (!op->bwd_w) {
+        op_linear_free(op);
+        return -1;
+    }
+    return 0;
+}
+
+void op_linear_forward(op_linear *op, float *y, const float *x, const float *w, const float *b) {
+    dnn_matmul_run(op->fwd, x, w, op->has_bias ? b : NULL, y);
+}
+
+void op_linear_backward(op_linear *op, float *dx, float *dw, float *db, const float *dy,
+                        const float *x, const float *w) {
+    if (dx) dnn_matmul_run(op->bwd_x, dy, w, NULL, dx);
+    if (dw) dnn_matmul_run(op->bwd_w, dy, x, NULL, dw);
+    if (db && op->has_bias) op_bias_grad(db, dy, op->M, op->out);
+}
+
+void op_linear_free(op_linear *op) {
+    dnn_matmul_free(op->fwd);
+    dnn_matmul_free(op->bwd_x);
+    dnn_matmul_free(op->bwd_w);
+    memset(op, 0, sizeof *op);
+}
+
+/* ------------------------------------------------------------------ layer norm */
+
+int op_layernorm_init(op_layernorm *op, dnn *d, int M, int C, float eps, tt_err *err) {
+    memset(op, 0, sizeof *op);
+    op->M = M;
+    op->C = C;
+    op->eps = eps;
+    op->d = d;
+    dnnl_memory_desc_t data_md, stat_md, c_md;
+    dnnl_dims_t dims = {M, C}, cdims = {C};
+    DNN_TRY(dnnl_memory_desc_init_by_tag(&data_md, 2, dims, dnnl_f32, dnnl_ab));
+    DNN_TRY(dnnl_memory_desc_init_by_tag(&c_md, 1, cdims, dnnl_f32, dnnl_a));
+    unsigned flags = dnnl_use_scale | dnnl_use_shift;
+
+    dnnl_layer_normalization_desc_t fd, bd;
+    dnnl_primitive_desc_t fpd = NULL, bpd = NULL;
+    DNN_TRY(dnnl_layer_normalization_forward_desc_init(&fd, dnnl_forward_training, &data_md, NULL, eps, flags));
+    DNN_TRY(dnnl_primitive_desc_create(&fpd, &fd, NULL, d->engine, NULL));
+    stat_md = *dnnl_primitive_desc_query_md(fpd, dnnl_query_exec_arg_md, DNNL_ARG_MEAN);
+    dnnl_status_t st = dnnl_primitive_create(&op->fwd, fpd);
+    if (st == dnnl_success)
+        st = dnnl_layer_normalization_backward_desc_init(&bd, dnnl_backward, &data_md, &data_md, NULL, eps, flags);
+    if (st == dnnl_success) st = dnnl_primitive_desc_create(&bpd, &bd, NULL, d->engine, fpd);
+    if (st == dnnl_success) st = dnnl_primitive_create(&op->bwd, bpd);
+    dnnl_primitive_desc_destroy(fpd);
+    if (bpd) dnnl_primitive_desc_destroy(bpd);
+    if (st != dnnl_success) {
+        op_layernorm_free(op);
+        return tt_fail(err, TT_EDNN, "oneDNN: layer norm [%d,%d]: %s", M, C, dnn_status_str(st));
+    }
+    dnnl_memory_t *data_mems[] = {&op->m_x, &op->m_y, &op->m_dy, &op->m_dx};
+    for (size_t i = 0; i < 4; i++) DNN_TRY(dnnl_memory_create(data_mems[i], &data_md, d->engine, DNNL_MEMORY_NONE));
+    dnnl_memory_t *c_mems[] = {&op->m_g, &op->m_b, &op->m_dg, &op->m_db};
+    for (size_t i = 0; i < 4; i++) DNN_TRY(dnnl_memory_create(c_mems[i], &c_md, d->engine, DNNL_MEMORY_NONE));
+    DNN_TRY(dnnl_memory_create(&op->m_mean, &stat_md, d->engine, DNNL_MEMORY_NONE));
+    DNN_TRY(dnnl_memory_create(&op->m_var, &stat_md, d->engine, DNNL_MEMORY_NONE));
+    /* scratch: dg/db (oneDNN overwrites, we accumulate) and dx when the caller passes NULL */
+    op->dg_tmp = tt_calloc_aligned((size_t)2 * C + (size_t)M * C, sizeof(float), err);
+    if (!op->dg_tmp) {
+        op_layernorm_free(op);
+        return -1;
+    }
+    op->db_tmp = op->dg_tmp + C;
+    return 0;
+}
+
+void op_layernorm_forward(op_layernorm *op, float *y, float *mean, float *var, const float *x,
+                          const float *g, const float *b) {
+    DNN_RUN(dnnl_memory_set_data_handle(op->m_x, (void *)x));
+    DNN_RUN(dnnl_memory_set_data_handle(op->m_y, y));
+    DNN_RUN(dnnl_memory_set_data_handle(op->m_mean, mean));
+    DNN_RUN(dnnl_memory_set_data_handle(op->m_var, var));
+    DNN_RUN(dnnl_memory_set_data_handle(op->m_g, (void *)g));
+    DNN_RUN(dnnl_memory_set_data_handle(op->m_b, (void *)b));
+    dnnl_exec_arg_t args[] = {{DNNL_ARG_SRC, op->m_x},   {DNNL_ARG_DST, op->m_y},
+                              {DNNL_ARG_MEAN, op->m_mean}, {DNNL_ARG_VARIANCE, op->m_var},
+                              {DNNL_ARG_SCALE, op->m_g}, {DNNL_ARG_SHIFT, op->m_b}};
+    dnn_exec(op->d, op->fwd, 6, args);
+}
+
+void op_layernorm_backward(op_layernorm *op, float *dx, float *dg, float *db, const float *dy,
+                           const float *x, const float *mean, const float *var, const float *g) {
+    float *dx_out = dx ? dx : op->db_tmp + op->C;
+    DNN_RUN(dnnl_memory_set_data_handle(op->m_x, (void *)x));
+    DNN_RUN(dnnl_memory_set_data_handle(op->m_dy, (void *)dy));
+    DNN_RUN(dnnl_memory_set_data_handle(op->m_dx, dx_out));
+    DNN_RUN(dnnl_memory_set_data_handle(op->m_mean, (void *)mean));
+    DNN_RUN(dnnl_memory_set_data_handle(op->m_var, (void *)var));
+    DNN_RUN(dnnl_memory_set_data_handle(op->m_g, (void *)g));
+    DNN_RUN(dnnl_memory_set_data_handle(op->m_b, (void *)g)); /* SHIFT is counted as an input but never read */
+    DNN_RUN(dnnl_memory_set_data_handle(op->m_dg, op->dg_tmp));
+    DNN_RUN(dnnl_memory_set_data_handle(op->m_db, op->db_tmp));
+    dnnl_exec_arg_t args[] = {{DNNL_ARG_SRC, op->m_x},          {DNNL_ARG_MEAN, op->m_mean},
+                              {DNNL_ARG_VARIANCE, op->m_var},     {DNNL_ARG_DIFF_DST, op->m_dy},
+                              {DNNL_ARG_SCALE, op->m_g},          {DNNL_ARG_SHIFT, op->m_b},
+                              {DNNL_ARG_DIFF_SRC, op->m_dx},      {DNNL_ARG_DIFF_SCALE, op->m_dg},
+                              {DNNL_ARG_DIFF_SHIFT, op->m_db}};
+    dnn_exec(op->d, op->bwd, 9, args);
+    if (dg) op_add_inplace(dg, op->dg_tmp, (size_t)op->C);
+    if (db) op_add_inplace(db, op->db_tmp, (size_t)op->C);
+}
+
+void op_layernorm_free(op_layernorm *op) {
+    if (op->fwd) dnnl_primitive_destroy(op->fwd);
+    if (op->bwd) dnnl_primitive_destroy(op->bwd);
+    dnnl_memory_t mems[] = {op->m_x, op->m_y, op->m_mean, op->m_var, op->m_g,
+                            op->m_b, op->m_dy, op->m_dx,  op->m_dg,  op->m_db};
+    for (size_t i = 0; i < sizeof mems / sizeof mems[0]; i++)
+        if (mems[i]) dnnl_memory_destroy(mems[i]);
+    free(op->dg_tmp);
+    memset(op, 0, sizeof *op);
+}
+
+/* ------------------------------------------------------------------ activations */
+
+int op_act_init(op_act *op, dnn *d, size_t n, op_act_kind kind, tt_err *err) {
+    memset(op, 0, sizeof *op);
+    op->n = n;
+    op->kind = kind;
+    op->d = d;
+    /* QuickGELU x*sigmoid(1.702x) is oneDNN's swish with alpha = 1.702. */
+    dnnl_alg_kind_t alg = kind == OP_ACT_GELU ? dnnl_eltwise_gelu_erf : dnnl_eltwise_swish;
+    float alpha = kind == OP_ACT_GELU ? 0.f : 1.702f;
+    dnnl_memory_desc_t md;
+    dnnl_dims_t dims = {(dnnl_dim_t)n};
+    DNN_TRY(dnnl_memory_desc_init_by_tag(&md, 1, dims, dnnl_f32, dnnl_a));
+    dnnl_eltwise_desc_t fd, bd;
+    dnnl_primitive_desc_t fpd = NULL, bpd = NULL;
+    DNN_TRY(dnnl_eltwise_forward_desc_init(&fd, dnnl_forward_training, alg, &md, alpha, 0.f));
+    DNN_TRY(dnnl_primitive_desc_create(&fpd, &fd, NULL, d->engine, NULL));
+    dnnl_status_t st = dnnl_primitive_create(&op->fwd, fpd);
+    if (st == dnnl_success) st = dnnl_eltwise_backward_desc_init(&bd, alg, &md, &md, alpha, 0.f);
+    if (st == dnnl_success) st = dnnl_primitive_desc_create(&bpd, &bd, NULL, d->engine, fpd);
+    if (st == dnnl_success) st = dnnl_primitive_create(&op->bwd, bpd);
+    dnnl_primitive_desc_destroy(fpd);
+    if (bpd) dnnl_primitive_desc_destroy(bpd);
+    if (st != dnnl_success) {
+        op_act_free(op);
+        return tt_fail(err, TT_EDNN, "oneDNN: activation [%zu]: %s", n, dnn_status_str(st));
+    }
+    dnnl_memory_t *mems[] = {&op->m_x, &op->m_y, &op->m_dy, &op->m_dx};
+    for (size_t i = 0; i < 4; i++) DNN_TRY(dnnl_memory_create(mems[i], &md, d->engine, DNNL_MEMORY_NONE));
+    return 0;
+}
+
+void op_act_forward(op_act *op, float *y, const float *x) {
+    DNN_RUN(dnnl_memory_set_data_handle(op->m_x, (void *)x));
+    DNN_RUN(dnnl_memory_set_data_handle(op->m_y, y));
+    dnnl_exec_arg_t args[] = {{DNNL_ARG_SRC, op->m_x}, {DNNL_ARG_DST, op->m_y}};
+    dnn_exec(op->d, op->fwd, 2, args);
+}
+
+void op_act_backward(op_act *op, float *dx, const float *dy, const float *x) {
+    DNN_RUN(dnnl_memory_set_data_handle(op->m_x, (void *)x));
+    DNN_RUN(dnnl_memory_set_data_handle(op->m_dy, (void *)dy));
+    DNN_RUN(dnnl_memory_set_data_handle(op->m_dx, dx));
+    dnnl_exec_arg_t args[] = {{DNNL_ARG_SRC, op->m_x}, {DNNL_ARG_DIFF_DST, op->m_dy},
+                              {DNNL_ARG_DIFF_SRC, op->m_dx}};
+    dnn_exec(op->d, op->bwd, 3, args);
+}
+
+void op_act_free(op_act *op) {
+    if (op->fwd) dnnl_primitive_destroy(op->fwd);
+    if (op->bwd) dnnl_primitive_destroy(op->bwd);
+    dnnl_memory_t mems[] = {op->m_x, op->m_y, op->m_dy, op->m_dx};
+    for (size_t i = 0; i < 4; i++)
+        if (mems[i]) dnnl_memory_destroy(mems[i]);
+    memset(op, 0, sizeof *op);
+}
+
+/* ------------------------------------------------------------------ softmax */
+
+int op_softmax_init(op_softmax *op, dnn *d, int rows, int cols, tt_err *err) {
+    memset(op, 0, sizeof *op);
+    op->rows = rows;
+    op->cols = cols;
+    op->d = d;
+    dnnl_memory_desc_t md;
+    dnnl_dims_t dims = {rows, cols};
+    DNN_TRY(dnnl_memory_desc_init_by_tag(&md, 2, dims, dnnl_f32, dnnl_ab));
+    dnnl_softmax_desc_t sd;
+    dnnl_primitive_desc_t pd;
+    DNN_TRY(dnnl_softmax_forward_desc_init(&sd, dnnl_forward_training, &md, 1));
+    DNN_TRY(dnnl_primitive_desc_create(&pd, &sd, NULL, d->engine, NULL));
+    dnnl_status_t st = dnnl_primitive_create(&op->fwd, pd);
+    dnnl_primitive_desc_destroy(pd);
+    if (st != dnnl_success) return tt_fail(err, TT_EDNN, "oneDNN: softmax: %s", dnn_status_str(st));
+    DNN_TRY(dnnl_memory_create(&op->m_x, &md, d->engine, DNNL_MEMORY_NONE));
+    DNN_TRY(dnnl_memory_create(&op->m_y, &md, d->engine, DNNL_MEMORY_NONE));
+    return 0;
+}
+
+void op_softmax_forward(op_softmax *op, float *y, const float *x) {
+    DNN_RUN(dnnl_memory_set_data_handle(op->m_x, (void *)x));
+    DNN_RUN(dnnl_memory_set_data_handle(op->m_y, y));
+    dnnl_exec_arg_t args[] = {{DNNL_ARG_SRC, op->m_x}, {DNNL_ARG_DST, op->m_y}};
+    dnn_exec(op->d, op->fwd, 2, args);
+}
+
+void op_softmax_backward(int rows, int cols, float *dx, const float *dy, const float *y) {
+#pragma omp parallel for schedule(static) if (rows * cols > 16384)
+    for (int r = 0; r < rows; r++) {
+        const float *yr = y + (size_t)r * cols, *dyr = dy + (size_t)r * cols;
+        float *dxr = dx + (size_t)r * cols;
+        float dot = 0.f;
+        for (int c = 0; c < cols; c++) dot += dyr[c] * yr[c];
+        for (int c = 0; c < cols; c++) dxr[c] = yr[c] * (dyr[c] - dot);
+    }
+}
+
+void op_softmax_free(op_softmax *op) {
+    if (op->fwd) dnnl_primitive_destroy(op->fwd);
+    if (op->m_x) dnnl_memory_destroy(op->m_x);
+    if (op->m_y) dnnl_memory_destroy(op->m_y);
+    memset(op, 0, sizeof *op);
+}
+
+void op_log_softmax(int rows, int cols, float *y, const float *x) {
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * cols;
+        float *yr = y + (size_t)r * cols;
+        float mx = xr[0];
+        for (int c = 1; c < cols; c++) mx = xr[c] > mx ? xr[c] : mx;
+        double s = 0;
+        for (int c = 0; c < cols; c++) s += exp((double)(xr[c] - mx));
+        float lse = mx + (float)log(s);
+        for (int c = 0; c < cols; c++) yr[c] = xr[c] - lse;
+    }
+}
+
+/* ------------------------------------------------------------------ attention */
+
+int op_attention_init(op_attention *op, dnn *d, int B, int T, int W, int H, tt_err *err) {
+    memset(op, 0, sizeof *op);
+    if (H < 1 || W % H != 0) return tt_fail(err, TT_EINPUT, "width %d is not a multiple of heads %d", W, H);
+    op->B = B;
+    op->T = T;
+    op->W = W;
+    op->H = H;
+    op->hd = W / H;
+    int BH = B * H, hd = op->hd;
+    /* scores[T,T] = q[T,hd] . k^T (k stored [T,hd] = [N,K]) */
+    op->qk = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = BH, .M = T, .K = hd, .N = T, .trans_b = true}, err);
+    /* o[T,hd] = p[T,T] . v[T,hd] */
+    if (op->qk) op->pv = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = BH, .M = T, .K = T, .N = hd}, err);
+    /* dp[T,T] = do[T,hd] . v^T */
+    if (op->pv) op->d_p = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = BH, .M = T, .K = hd, .N = T, .trans_b = true}, err);
+    /* dv[T,hd] = p^T . do (p stored [K=T, M=T]) */
+    if (op->d_p) op->d_v = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = BH, .M = T, .K = T, .N = hd, .trans_a = true}, err);
+    /* dq[T,hd] = ds[T,T] . k[T,hd] */
+    if (op->d_v) op->d_q = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = BH, .M = T, .K = T, .N = hd}, err);
+    /* dk[T,hd] = ds^T . q */
+    if (op->d_q) op->d_k = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = BH, .M = T, .K = T, .N = hd, .trans_a = true}, err);
+    if (!op->d_k || op_softmax_init(&op->softmax, d, BH * T, T, err) != 0) {
+        op_attention_free(op);
+        return -1;
+    }
+    size_t head = (size_t)BH * T * hd, sc = (size_t)BH * T * T;
+    float *buf = tt_calloc_aligned(7 * head + 2 * sc, sizeof(float), err);
+    if (!buf) {
+        op_attention_free(op);
+        return -1;
+    }
+    op->q = buf;
+    op->k = op->q + head;
+    op->v = op->k + head;
+    op->o = op->v + head;
+    op->dq = op->o + head;
+    op->dk = op->dq + head;
+    op->dv = op->dk + head;
+    op->scores = op->dv + head;
+    op->dscores = op->scores + sc;
+    return 0;
+}
+
+/* qkv [B*T, 3W] -> q (scaled by `scale`), k, v [B*H, T, hd] */
+static void attention_split_heads(const op_attention *op, const float *qkv, float scale) {
+    int B = op->B, T = op->T, W = op->W, H = op->H, hd = op->hd;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            const float *row = qkv + ((size_t)b * T + t) * 3 * W;
+            for (int h = 0; h < H; h++) {
+                size_t dst = (((size_t)b * H + h) * T + t) * hd;
+                for (int j = 0; j < hd; j++) {
+                    op->q[dst + j] = row[h * hd + j] * scale;
+                    op->k[dst + j] = row[W + h * hd + j];
+                    op->v[dst + j] = row[2 * W + h * hd + j];
+                }
+            }
+        }
+}
+
+/* heads [B*H, T, hd] -> rows [B*T, ld] at column offset col0 (each head at col0 + h*hd), times scale */
+static void attention_merge_heads(const op_attention *op, float *rows, int ld, int col0, const float *heads,
+                                  float scale) {
+    int B = op->B, T = op->T, H = op->H, hd = op->hd;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            float *row = rows + ((size_t)b * T + t) * ld + col0;
+            for (int h = 0; h < H; h++) {
+                const float *src = heads + (((size_t)b * H + h) * T + t) * hd;
+                for (int j = 0; j < hd; j++) row[h * hd + j] = src[j] * scale;
+            }
+        }
+}
+
+void op_attention_forward(op_attention *op, float *out, float *probs, const float *qkv) {
+    float scale = 1.0f / sqrtf((float)op->hd);
+    attention_split_heads(op, qkv, scale);
+    dnn_matmul_run(op->qk, op->q, op->k, NULL, op->scores);
+    op_softmax_forward(&op->softmax, probs, op->scores);
+    dnn_matmul_run(op->pv, probs, op->v, NULL, op->o);
+    attention_merge_heads(op, out, op->W, 0, op->o, 1.0f);
+}
+
+/* dout [B*T, W] -> per-head layout, the inverse of attention_merge_heads */
+static void attention_split_grad(const op_attention *op, float *heads, const float *dout) {
+    int B = op->B, T = op->T, W = op->W, H = op->H, hd = op->hd;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int t = 0; t < T; t++) {
+            const float *row = dout + ((size_t)b * T + t) * W;
+            for (int h = 0; h < H; h++)
+                memcpy(heads + (((size_t)b * H + h) * T + t) * hd, row + h * hd, (size_t)hd * sizeof(float));
+        }
+}
+
+void op_attention_backward(op_attention *op, float *dqkv, const float *dout, const float *qkv,
+                           const float *probs) {
+    float scale = 1.0f / sqrtf((float)op->hd);
+    int rows = op->B * op->H * op->T;
+    attention_split_heads(op, qkv, scale);           /* q (scaled), k, v */
+    attention_split_grad(op, op->o, dout);           /* o := d(out) per head */
+    dnn_matmul_run(op->d_p, op->o, op->v, NULL, op->dscores);  /* dp = do . v^T */
+    dnn_matmul_run(op->d_v, probs, op->o, NULL, op->dv);       /* dv = p^T . do */
+    op_softmax_backward(rows, op->T, op->scores, op->dscores, probs); /* ds (scores buffer) */
+    dnn_matmul_run(op->d_q, op->scores, op->k, NULL, op->dq);  /* d(q*scale) = ds . k */
+    dnn_matmul_run(op->d_k, op->scores, op->q, NULL, op->dk);  /* dk = ds^T . (q*scale) */
+    attention_merge_heads(op, dqkv, 3 * op->W, 0, op->dq, scale);
+    attention_merge_heads(op, dqkv, 3 * op->W, op->W, op->dk, 1.0f);
+    attention_merge_heads(op, dqkv, 3 * op->W, 2 * op->W, op->dv, 1.0f);
+}
+
+void op_attention_free(op_attention *op) {
+    dnn_matmul_free(op->qk);
+    dnn_matmul_free(op->pv);
+    dnn_matmul_free(op->d_p);
+    dnn_matmul_free(op->d_v);
+    dnn_matmul_free(op->d_q);
+    dnn_matmul_free(op->d_k);
+    op_softmax_free(&op->softmax);
+    free(op->q);
+    memset(op, 0, sizeof *op);
+}
+
+/* ------------------------------------------------------------------ elementwise, plain C */
+
+void op_add(float *y, const float *a, const float *b, size_t n) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+}
+
+void op_add_inplace(float *y, const float *a, size_t n) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) y[i] += a[i];
+}
+
+void op_patchify(float *patches, const float *images, int B, int C, int S, int p) {
+    int g = S / p, P = g * g, cols = C * p * p;
+#pragma omp parallel for collapse(2) schedule(static)
+    for (int b = 0; b < B; b++)
+        for (int gy = 0; gy < g; gy++)
+            for (int gx = 0; gx < g; gx++) {
+                float *row = patches + ((size_t)b * P + (size_t)gy * g + gx) * cols;
+                for (int c = 0; c < C; c++)
+                    for (int ky = 0; ky < p; ky++) {
+                        const float *src = images + (((size_t)b * C + c) * S + (size_t)gy * p + ky) * S + (size_t)gx * p;
+                        memcpy(row + (c * p + ky) * p, src, (size_t)p * sizeof(float));
+                    }
+            }
+}
+
+void op_bias_grad(float *db, const float *dy, int M, int N) {
+    /* column sums; columns split across threads so that each db[j] has one writer */
+#pragma omp parallel for schedule(static) if ((size_t)M * N > 65536)
+    for (int j0 = 0; j0 < N; j0 += 16) {
+        int j1 = j0 + 16 < N ? j0 + 16 : N;
+        float acc[16] = {0};
+        for (int i = 0; i < M; i++) {
+            const float *r = dy + (size_t)i * N;
+            for (int j = j0; j < j1; j++) acc[j - j0] += r[j];
+        }
+        for (int j = j0; j < j1; j++) db[j] += acc[j - j0];
+    }
+}
+
+void op_l2norm_forward(int rows, int cols, float *y, float *norm, const float *x) {
+    for (int r = 0; r < rows; r++) {
+        const float *xr = x + (size_t)r * cols;
+        double s = 0;
+        for (int c = 0; c < cols; c++) s += (double)xr[c] * xr[c];
+        float n = (float)sqrt(s);
+        if (n < 1e-12f) n = 1e-12f;
+        norm[r] = n;
+        for (int c = 0; c < cols; c++) y[(size_t)r * cols + c] = xr[c] / n;
+    }
+}
+
+void op_l2norm_backward(int rows, int cols, float *dx, const float *dy, const float *y,
+                        const float *norm) {
+    for (int r = 0; r < rows; r++) {
+        const float *yr = y + (size_t)r * cols, *dyr = dy + (size_t)r * cols;
+        double dot = 0;
+        for (int c = 0; c < cols; c++) dot += (double)yr[c] * dyr[c];
+        for (int c = 0; c < cols; c++) dx[(size_t)r * cols + c] = (dyr[c] - yr[c] * (float)dot) / norm[r];
+    }
+}
+
+/* ------------------------------------------------------------------ losses */
+
+double op_cross_entropy(int B, int C, float *dlogits, const float *logits, const int *labels,
+                        float weight) {
+    double total = 0;
+    for (int b = 0; b < B; b++) {
+        const float *z = logits + (size_t)b * C;
+        float mx = z[0];
+        for (int c = 1; c < C; c++) mx = z[c] > mx ? z[c] : mx;
+        double s = 0;
+        for (int c = 0; c < C; c++) s += exp((double)(z[c] - mx));
+        double lse = mx + log(s);
+        total += lse - z[labels[b]];
+        if (dlogits)
+            for (int c = 0; c < C; c++) {
+                double p = exp(z[c] - lse);
+                dlogits[(size_t)b * C + c] = (float)(weight * (p - (c == labels[b])) / B);
+            }
+    }
+    return weight * total / B;
+}
+
+double op_entropy(int B, int C, float *dlogits, const float *logits, float weight) {
+    double total = 0;
+    for (int b = 0; b < B; b++) {
+        const float *z = logits + (size_t)b * C;
+        float mx = z[0];
+        for (int c = 1; c < C; c++) mx = z[c] > mx ? z[c] : mx;
+        double s = 0;
+        for (int c = 0; c < C; c++) s += exp((double)(z[c] - mx));
+        double lse = mx + log(s), h = 0;
+        for (int c = 0; c < C; c++) {
+            double logp = z[c] - lse;
+            h -= exp(logp) * logp;
+        }
+        total += h;
+        /* dH/dz_j = -p_j (log p_j + H) */
+        if (dlogits)
+            for (int c = 0; c < C; c++) {
+                double logp = z[c] - lse;
+                dlogits[(size_t)b * C + c] = (float)(-weight * exp(logp) * (logp + h) / B);
+            }
+    }
+    return weight * total / B;
+}

@@ -1,0 +1,127 @@
+/* vit.h — the pre-LN Vision Transformer of open_clip, forward and backward on oneDNN.
+ *
+ * Tensor names and shapes follow open_clip's VisionTransformer (no "visual." prefix), so
+ * real CLIP image towers load by name (see DESIGN.md "Checkpoints"):
+ *   conv1.weight [w,C,p,p]  class_embedding [w]  positional_embedding [T,w]  ln_pre.{weight,bias}
+ *   transformer.resblocks.{i}.{ln_1.*, attn.in_proj_weight [3w,w], attn.in_proj_bias [3w],
+ *     attn.out_proj.weight [w,w], attn.out_proj.bias, ln_2.*, mlp.c_fc.weight [m,w], mlp.c_fc.bias,
+ *     mlp.c_proj.weight [w,m], mlp.c_proj.bias}
+ *   ln_post.{weight,bias}  proj [w,D]
+ * features = ln_post(x[cls]) @ proj. A task head maps features to logits (vit_head).
+ *
+ * Parameters live in ONE flat float buffer described by a vit_layout (name, shape, offset
+ * per tensor, in a fixed order); gradients, task vectors and merge coefficients use the same
+ * layout, so merges and optimisers are flat loops and "layer l" means "layout tensor l".
+ *
+ *   vit_layout lay; vit_layout_init(&lay, &cfg, &e);
+ *   float *theta = calloc(lay.total, 4); vit_weights w; vit_weights_bind(&w, &lay, theta);
+ *   vit_plan *p = vit_plan_create(d, &cfg, 64, &e);       // oneDNN primitives for batch 64
+ *   vit_forward(p, &w, images, features);                   // images [64,C,S,S] normalised
+ *   vit_backward(p, &w, &grads, dfeatures);                 // grads += dL/dtheta
+ */
+#ifndef TT_VIT_H
+#define TT_VIT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/dnn.h"
+#include "core/ops.h"
+
+typedef struct vit_config {
+    int image_size;          /* S: 28 */
+    int channels;            /* C: 1 */
+    int patch_size;          /* p: 7 (S % p == 0) */
+    int width;               /* w: 64 */
+    int layers;              /* L: 4 */
+    int heads;               /* H: 4 (w % H == 0) */
+    float mlp_ratio;         /* 4.0: mlp width m = (int)(w * mlp_ratio) */
+    int output_dim;          /* D: 64 */
+    op_act_kind act;         /* OP_ACT_GELU ("gelu") or OP_ACT_QUICK_GELU ("quick_gelu") */
+    float ln_eps;            /* 1e-5 */
+    bool normalize_features; /* heads see f/||f|| (CLIP style) */
+    float logit_scale;       /* s in logits = s * (f/||f||) . W^T + b; 1 when not normalising */
+} vit_config;
+
+#define VIT_MAX_NAME 64
+
+typedef struct vit_tensor_info {
+    char name[VIT_MAX_NAME];
+    int ndim;
+    int64_t shape[4];
+    size_t offset; /* in floats from the start of the flat buffer (64-byte aligned) */
+    size_t numel;
+} vit_tensor_info;
+
+typedef struct vit_layout {
+    int count;             /* 5 + 12*L + 3 */
+    vit_tensor_info *t;    /* owned */
+    size_t total;          /* floats in the flat buffer, including alignment padding */
+} vit_layout;
+
+/* Checks the config (positive sizes, divisibility, limits) and fills the layout. */
+int vit_config_validate(const vit_config *cfg, tt_err *err);
+int vit_layout_init(vit_layout *lay, const vit_config *cfg, tt_err *err);
+void vit_layout_free(vit_layout *lay);
+int vit_layout_find(const vit_layout *lay, const char *name); /* index or -1 */
+int vit_mlp_width(const vit_config *cfg);
+int vit_tokens(const vit_config *cfg); /* (S/p)^2 + 1 */
+
+/* config <-> JSON (the "ttmerge.arch" metadata). to_json returns a malloc'd string. */
+int vit_config_from_json(vit_config *cfg, const char *json, tt_err *err);
+char *vit_config_to_json(const vit_config *cfg);
+
+/* Named pointers into a flat buffer (params, grads, ...). NULL members mean "absent"
+ * (a gradient struct with NULL members skips those weight gradients). */
+typedef struct vit_block_weights {
+    float *ln1_g, *ln1_b, *qkv_w, *qkv_b, *out_w, *out_b;
+    float *ln2_g, *ln2_b, *fc_w, *fc_b, *fc2_w, *fc2_b;
+} vit_block_weights;
+
+typedef struct vit_weights {
+    float *conv1, *cls, *pos, *ln_pre_g, *ln_pre_b;
+    vit_block_weights *blocks; /* [L], owned by the struct (vit_weights_free) */
+    int layers;
+    float *ln_post_g, *ln_post_b, *proj;
+} vit_weights;
+
+/* Point w's members into base following the layout; w->blocks is allocated (vit_weights_free).
+ * trainable (optional, [lay->count]) leaves untrainable members NULL — used for gradients. */
+int vit_weights_bind(vit_weights *w, const vit_layout *lay, float *base, const bool *trainable,
+                     tt_err *err);
+void vit_weights_free(vit_weights *w);
+
+/* open_clip-style random init (normal std w^-0.5 for embeddings, attn std w^-0.5, fc std
+ * (2w)^-0.5, LN = 1/0, biases 0), deterministic for the seed. */
+void vit_init_params(const vit_config *cfg, const vit_layout *lay, float *params, uint64_t seed);
+
+/* ---- the planned network for a fixed batch ---- */
+typedef struct vit_plan vit_plan;
+vit_plan *vit_plan_create(dnn *d, const vit_config *cfg, int batch, tt_err *err);
+void vit_plan_free(vit_plan *p);
+int vit_plan_batch(const vit_plan *p);
+/* images [B,C,S,S] (already normalised) -> features [B,D]. Saves activations for backward. */
+void vit_forward(vit_plan *p, const vit_weights *w, const float *images, float *features);
+/* Accumulates dL/dtheta into grad's non-NULL members, given dL/dfeatures [B,D]. Must follow
+ * the vit_forward of the same batch. Stops propagating below the lowest trainable tensor. */
+void vit_backward(vit_plan *p, const vit_weights *w, const vit_weights *grad, const float *dfeatures);
+/* Floating-point operations of one forward (multiply-add = 2), for throughput reports. */
+double vit_forward_flops(const vit_config *cfg, int batch);
+
+/* ---- a task head: logits [B,K] = s * n(f) . W^T + b, n = L2 normalisation or identity ---- */
+typedef struct vit_head {
+    int B, D, K;
+    bool normalize;
+    float scale;
+    op_linear lin;
+    float *fn, *norm, *dfn; /* [B,D], [B], [B,D] scratch */
+} vit_head;
+int vit_head_init(vit_head *h, dnn *d, const vit_config *cfg, int batch, int classes, tt_err *err);
+void vit_head_forward(vit_head *h, float *logits, const float *features, const float *W, const float *b);
+/* dfeatures [B,D] (=, may be NULL), dW [K,D] / db [K] (+=, may be NULL). */
+void vit_head_backward(vit_head *h, float *dfeatures, float *dW, float *db, const float *dlogits,
+                       const float *W);
+void vit_head_free(vit_head *h);
+
+#endif
