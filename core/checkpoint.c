@@ -1,0 +1,143 @@
+/* checkpoint.c — see checkpoint.h. */
+#include "core/checkpoint.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "core/arena.h"
+
+#ifndef TTMERGE_GIT_REV
+#define TTMERGE_GIT_REV "unknown"
+#endif
+
+const char *ttmerge_version(void) { return "0.1.0"; }
+const char *ttmerge_git_rev(void) { return TTMERGE_GIT_REV; }
+
+int ckpt_vit_alloc(ckpt_vit *m, const vit_config *cfg, tt_err *err) {
+    memset(m, 0, sizeof *m);
+    m->cfg = *cfg;
+    if (vit_layout_init(&m->lay, cfg, err)) return -1;
+    m->params = tt_calloc_aligned(m->lay.total, sizeof(float), err);
+    if (!m->params) {
+        vit_layout_free(&m->lay);
+        return -1;
+    }
+    return 0;
+}
+
+int ckpt_read_vit(ckpt_vit *m, const st_file *f, tt_err *err) {
+    memset(m, 0, sizeof *m);
+    const char *path = st_path(f);
+    const char *arch = st_meta(f, "ttmerge.arch");
+    if (!arch) return tt_fail(err, TT_EINPUT, "%s: no \"ttmerge.arch\" in __metadata__ (not a ttmerge ViT checkpoint)", path);
+    vit_config cfg;
+    if (vit_config_from_json(&cfg, arch, err)) return tt_prefix(err, "%s: ", path);
+    if (ckpt_vit_alloc(m, &cfg, err)) return -1;
+    for (int i = 0; i < m->lay.count; i++) {
+        const vit_tensor_info *t = &m->lay.t[i];
+        const st_tensor *st;
+        if (st_expect(f, t->name, t->ndim, t->shape, &st, err) || st_read_f32(f, st, m->params + t->offset, err)) {
+            ckpt_vit_free(m);
+            return -1;
+        }
+    }
+    return 0;
+}
+
+int ckpt_load_vit(ckpt_vit *m, const char *path, tt_err *err) {
+    st_file *f;
+    memset(m, 0, sizeof *m);
+    if (st_open(&f, path, err)) return -1;
+    int rc = ckpt_read_vit(m, f, err);
+    st_close(f);
+    return rc;
+}
+
+int ckpt_save_vit(const ckpt_vit *m, const char *path, const ckpt_extra_tensor *extras, int n_extras,
+                  const ckpt_meta *meta, int n_meta, tt_err *err) {
+    st_writer *w = st_writer_create(err);
+    if (!w) return -1;
+    int rc = 0;
+    for (int i = 0; i < m->lay.count && !rc; i++) {
+        const vit_tensor_info *t = &m->lay.t[i];
+        rc = st_writer_add(w, t->name, t->ndim, t->shape, m->params + t->offset, err);
+    }
+    for (int i = 0; i < n_extras && !rc; i++)
+        rc = st_writer_add(w, extras[i].name, extras[i].ndim, extras[i].shape, extras[i].data, err);
+    char *arch = vit_config_to_json(&m->cfg);
+    if (!arch && !rc) rc = tt_fail(err, TT_ENOMEM, "out of memory (arch JSON)");
+    if (!rc) rc = st_writer_meta(w, "ttmerge.arch", arch, err);
+    if (!rc) rc = st_writer_meta(w, "ttmerge.version", ttmerge_version(), err);
+    for (int i = 0; i < n_meta && !rc; i++) rc = st_writer_meta(w, meta[i].key, meta[i].value, err);
+    if (!rc) rc = st_writer_save(w, path, err);
+    free(arch);
+    st_writer_free(w);
+    return rc;
+}
+
+void ckpt_vit_free(ckpt_vit *m) {
+    free(m->params);
+    vit_layout_free(&m->lay);
+    memset(m, 0, sizeof *m);
+}
+
+int ckpt_check_finite(const ckpt_vit *m, const char *path, tt_err *err) {
+    for (int i = 0; i < m->lay.count; i++) {
+        const vit_tensor_info *t = &m->lay.t[i];
+        const float *p = m->params + t->offset;
+        for (size_t k = 0; k < t->numel; k++)
+            if (!isfinite(p[k]))
+                return tt_fail(err, TT_ENUMERIC, "%s: tensor %s holds %s at [%zu]", path, t->name,
+                               isnan(p[k]) ? "NaN" : "Inf", k);
+    }
+    return 0;
+}
+
+int ckpt_read_head(ckpt_head *h, const st_file *f, const char *prefix, int dim, tt_err *err) {
+    memset(h, 0, sizeof *h);
+    char wname[256], bname[256];
+    snprintf(wname, sizeof wname, "%sweight", prefix);
+    snprintf(bname, sizeof bname, "%sbias", prefix);
+    const st_tensor *tw = st_find(f, wname), *tb;
+    if (!tw) return tt_fail(err, TT_EINPUT, "%s: tensor %s missing", st_path(f), wname);
+    if (tw->ndim != 2 || tw->shape[1] != dim || tw->shape[0] < 1 || tw->shape[0] > 100000)
+        return tt_fail(err, TT_EINPUT, "%s: tensor %s must have shape [classes, %d]", st_path(f), wname, dim);
+    int64_t bshape[1] = {tw->shape[0]};
+    if (st_expect(f, bname, 1, bshape, &tb, err)) return -1;
+    h->classes = (int)tw->shape[0];
+    h->dim = dim;
+    h->W = tt_calloc_aligned((size_t)h->classes * (size_t)dim + (size_t)h->classes, sizeof(float), err);
+    if (!h->W) return -1;
+    h->b = h->W + (size_t)h->classes * dim;
+    if (st_read_f32(f, tw, h->W, err) || st_read_f32(f, tb, h->b, err)) {
+        ckpt_head_free(h);
+        return -1;
+    }
+    return 0;
+}
+
+int ckpt_load_head(ckpt_head *h, const char *path, int dim, tt_err *err) {
+    st_file *f;
+    memset(h, 0, sizeof *h);
+    if (st_open(&f, path, err)) return -1;
+    int rc = ckpt_read_head(h, f, "head.", dim, err);
+    st_close(f);
+    return rc;
+}
+
+int ckpt_save_head(const ckpt_head *h, const char *path, tt_err *err) {
+    st_writer *w = st_writer_create(err);
+    if (!w) return -1;
+    int64_t ws[2] = {h->classes, h->dim}, bs[1] = {h->classes};
+    int rc = st_writer_add(w, "head.weight", 2, ws, h->W, err);
+    if (!rc) rc = st_writer_add(w, "head.bias", 1, bs, h->b, err);
+    if (!rc) rc = st_writer_meta(w, "ttmerge.version", ttmerge_version(), err);
+    if (!rc) rc = st_writer_save(w, path, err);
+    st_writer_free(w);
+    return rc;
+}
+
+void ckpt_head_free(ckpt_head *h) {
+    free(h->W);
+    memset(h, 0, sizeof *h);
+}

@@ -1,0 +1,68 @@
+/* checkpoint.h — ViT checkpoints and task heads as safetensors files (DESIGN.md "Checkpoints").
+ *
+ * A ViT checkpoint holds every tensor of the vit_layout under its open_clip name and the
+ * architecture as JSON in __metadata__["ttmerge.arch"]; F32, F16, BF16 and F64 tensors load
+ * (converted to f32). Extra tensors (heads, "task.<task>.<name>") are ignored by ckpt_load_vit.
+ * A head file holds head.weight [classes, D] and head.bias [classes].
+ *
+ *   ckpt_vit m;
+ *   if (ckpt_load_vit(&m, "pretrained.safetensors", &e)) ...;   // m.params: m.lay.total floats
+ *   ckpt_save_vit(&m, "copy.safetensors", NULL, 0, &e);
+ *   ckpt_vit_free(&m);
+ *
+ * Ownership: ckpt_vit owns params and the layout (ckpt_vit_free). ckpt_head owns W and b.
+ */
+#ifndef TT_CHECKPOINT_H
+#define TT_CHECKPOINT_H
+
+#include "core/safetensors.h"
+#include "core/vit.h"
+
+typedef struct ckpt_vit {
+    vit_config cfg;
+    vit_layout lay;
+    float *params; /* [lay.total], 64-byte aligned */
+} ckpt_vit;
+
+/* An extra tensor or metadata entry to store beside the model. */
+typedef struct ckpt_extra_tensor {
+    const char *name;
+    int ndim;
+    int64_t shape[4];
+    const float *data;
+} ckpt_extra_tensor;
+
+typedef struct ckpt_meta {
+    const char *key, *value;
+} ckpt_meta;
+
+/* Allocate a zeroed model of the given architecture. */
+int ckpt_vit_alloc(ckpt_vit *m, const vit_config *cfg, tt_err *err);
+int ckpt_load_vit(ckpt_vit *m, const char *path, tt_err *err);
+/* Read the ViT from an already-open file (e.g. one that also holds heads). */
+int ckpt_read_vit(ckpt_vit *m, const st_file *f, tt_err *err);
+/* Writes atomically; extras and meta may be NULL/0. Adds ttmerge.arch and ttmerge.version. */
+int ckpt_save_vit(const ckpt_vit *m, const char *path, const ckpt_extra_tensor *extras, int n_extras,
+                  const ckpt_meta *meta, int n_meta, tt_err *err);
+void ckpt_vit_free(ckpt_vit *m);
+
+/* NaN/Inf scan: names the first bad tensor ("PATH: tensor X holds NaN at [i]"). */
+int ckpt_check_finite(const ckpt_vit *m, const char *path, tt_err *err);
+
+typedef struct ckpt_head {
+    int classes, dim;
+    float *W; /* [classes, dim] */
+    float *b; /* [classes] */
+} ckpt_head;
+
+/* Reads PREFIX"weight"/PREFIX"bias" (prefix "head." for head files, "task.T.head." for tinted
+ * heads in a merged checkpoint) from f; dim must match the model's output_dim. */
+int ckpt_read_head(ckpt_head *h, const st_file *f, const char *prefix, int dim, tt_err *err);
+int ckpt_load_head(ckpt_head *h, const char *path, int dim, tt_err *err);
+int ckpt_save_head(const ckpt_head *h, const char *path, tt_err *err);
+void ckpt_head_free(ckpt_head *h);
+
+const char *ttmerge_version(void);
+const char *ttmerge_git_rev(void);
+
+#endif
