@@ -1,2 +1,58 @@
+/* main.c — the ttmerge command line: dispatch to one function per verb (bench/cmd_*.c). */
 #include <stdio.h>
-int main(void) { puts("ttmerge"); return 0; }
+#include <string.h>
+
+#include "bench/commands.h"
+#include "core/checkpoint.h"
+
+typedef struct verb {
+    const char *name;
+    int (*run)(int argc, char **argv); /* NULL: not available in this build yet */
+    const char *summary;
+} verb;
+
+static const verb verbs[] = {
+    {"suite", NULL, "build NAME|FILE.yaml --out DIR: data, pretrained model, probe heads, fine-tuned models"},
+    {"init", cmd_init, "--arch JSON|FILE --out M.safetensors: a randomly initialised ViT (and head)"},
+    {"eval", cmd_eval, "--model M --input IMAGES.idx --head H [--labels L.idx] [--logits-out F.npy]"},
+    {"merge", NULL, "--suite DIR --method NAME [--set k=v ...] --out M.safetensors"},
+    {"bench", NULL, "--suite DIR [--methods a,b|all] --out RESULTS_DIR"},
+    {"report", NULL, "RESULTS_DIR: report.md + report.html"},
+    {"check", NULL, "--golden G.csv --results R.csv [--tol POINTS]: exit 1 on accuracy drift"},
+};
+enum { N_VERBS = sizeof verbs / sizeof verbs[0] };
+
+static void usage(FILE *out) {
+    fprintf(out, "ttmerge %s (%s) — model merging and test-time adaptation on oneDNN\n\n"
+                 "usage: ttmerge VERB [options]     (ttmerge VERB --help for a verb's options)\n\nverbs:\n",
+            ttmerge_version(), ttmerge_git_rev());
+    for (int i = 0; i < N_VERBS; i++)
+        fprintf(out, "  %-7s %s%s\n", verbs[i].name, verbs[i].summary, verbs[i].run ? "" : "  [not yet available]");
+    fprintf(out, "\nCommon options: --threads N, --seed S, --quiet. Exit status: 0 ok, 1 failed check,\n"
+                 "2 bad usage or input, 3 internal or resource error.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+        usage(stdout);
+        return 0;
+    }
+    if (!strcmp(argv[1], "--version")) {
+        printf("ttmerge %s (%s)\n", ttmerge_version(), ttmerge_git_rev());
+        return 0;
+    }
+    for (int i = 0; i < N_VERBS; i++) {
+        if (strcmp(argv[1], verbs[i].name) != 0) continue;
+        if (!verbs[i].run) {
+            fprintf(stderr, "ttmerge: '%s' is not available in this build yet\n", argv[1]);
+            return 2;
+        }
+        return verbs[i].run(argc - 2, argv + 2);
+    }
+    fprintf(stderr, "ttmerge: unknown verb '%s' (see ttmerge --help)\n", argv[1]);
+    return 2;
+}

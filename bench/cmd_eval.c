@@ -1,0 +1,104 @@
+/* cmd_eval.c — `ttmerge eval`: run a checkpoint + head on IDX images; accuracy CSV on stdout,
+ * logits as .npy. (The --suite form, per task of a suite, arrives with the suite builder.) */
+#include <stdio.h>
+#include <string.h>
+
+#include "bench/cli.h"
+#include "bench/commands.h"
+#include "core/arena.h"
+#include "core/checkpoint.h"
+#include "core/infer.h"
+#include "core/npy.h"
+#include "data/idx.h"
+
+typedef struct eval_args {
+    const char *model, *input, *labels, *head, *logits_out, *mean_s, *std_s, *batch_s, *task;
+    cli_common common;
+} eval_args;
+
+static int eval_run(const eval_args *a, float mean, float std, int batch, tt_err *e) {
+    ckpt_vit m = {0};
+    ckpt_head h = {0};
+    ds_images im = {0};
+    int32_t *labels = NULL;
+    int n_labels = 0, rc = -1;
+    dnn *d = NULL;
+    infer_ctx ic = {0};
+    vit_weights w = {0};
+    float *logits = NULL;
+
+    if (ckpt_load_vit(&m, a->model, e) || ckpt_check_finite(&m, a->model, e)) goto done;
+    if (ckpt_load_head(&h, a->head ? a->head : a->model, m.cfg.output_dim, e)) goto done;
+    if (idx_read_images(a->input, &im, e)) goto done;
+    if (im.channels != m.cfg.channels || im.height != m.cfg.image_size || im.width != m.cfg.image_size) {
+        tt_fail(e, TT_EINPUT, "%s: images are %dx%dx%d, the model expects %dx%dx%d", a->input, im.channels,
+                im.height, im.width, m.cfg.channels, m.cfg.image_size, m.cfg.image_size);
+        goto done;
+    }
+    if (a->labels) {
+        if (idx_read_labels(a->labels, &labels, &n_labels, e)) goto done;
+        if (n_labels != im.n) {
+            tt_fail(e, TT_EINPUT, "%s: %d labels for %d images", a->labels, n_labels, im.n);
+            goto done;
+        }
+        for (int i = 0; i < n_labels; i++)
+            if (labels[i] < 0 || labels[i] >= h.classes) {
+                tt_fail(e, TT_EINPUT, "%s: label %d at [%d] outside the head's %d classes", a->labels, labels[i], i, h.classes);
+                goto done;
+            }
+    }
+    logits = tt_calloc_aligned((size_t)im.n * h.classes, sizeof(float), e);
+    if (!logits || dnn_create(&d, e) || infer_init(&ic, d, &m.cfg, batch < im.n ? batch : im.n, e) ||
+        vit_weights_bind(&w, &m.lay, m.params, NULL, e) ||
+        infer_logits(&ic, &w, h.W, h.b, h.classes, im.pixels, im.n, mean, std, logits, e))
+        goto done;
+    if (a->logits_out) {
+        int64_t shape[2] = {im.n, h.classes};
+        if (npy_write_f32(a->logits_out, 2, shape, logits, e)) goto done;
+    }
+    if (labels) {
+        printf("task,n,accuracy\n%s,%d,%.4f\n", a->task ? a->task : "input", im.n,
+               infer_accuracy(logits, labels, im.n, h.classes));
+    }
+    rc = 0;
+done:
+    vit_weights_free(&w);
+    infer_free(&ic);
+    dnn_free(d);
+    free(logits);
+    free(labels);
+    ds_images_free(&im);
+    ckpt_head_free(&h);
+    ckpt_vit_free(&m);
+    return rc;
+}
+
+int cmd_eval(int argc, char **argv) {
+    eval_args a = {.mean_s = "0.5", .std_s = "0.5", .batch_s = "256"};
+    cli_opt opts[] = {
+        {"model", "M.safetensors", "ViT checkpoint", .str = &a.model, .required = 1},
+        {"input", "IMAGES.idx", "images (IDX u8 [n,h,w] or [n,c,h,w], raw or .gz)", .str = &a.input, .required = 1},
+        {"head", "H.safetensors", "head file (default: head.* inside the model file)", .str = &a.head},
+        {"labels", "LABELS.idx", "labels: print accuracy as CSV", .str = &a.labels},
+        {"logits-out", "F.npy", "write logits [n, classes] as .npy", .str = &a.logits_out},
+        {"task", "NAME", "task name for the CSV row", .str = &a.task},
+        {"mean", "M", "input normalisation mean (default 0.5)", .str = &a.mean_s},
+        {"std", "S", "input normalisation std (default 0.5)", .str = &a.std_s},
+        {"batch", "N", "batch size (default 256)", .str = &a.batch_s},
+        CLI_COMMON(&a.common),
+        {0}};
+    int rc = cli_parse("eval", "Evaluate a checkpoint on images: x = (pixel/255 - mean)/std.", opts, argc, argv);
+    if (rc) return rc > 0 ? 0 : 2;
+    double mean, std;
+    long batch;
+    if (cli_float("eval", "mean", a.mean_s, &mean) || cli_float("eval", "std", a.std_s, &std) ||
+        cli_int("eval", "batch", a.batch_s, 1, 4096, &batch) || cli_apply_common(&a.common))
+        return 2;
+    if (!(std > 0)) return cli_error("eval", "--std must be positive");
+    tt_err e = {0};
+    if (eval_run(&a, (float)mean, (float)std, (int)batch, &e)) {
+        fprintf(stderr, "ttmerge eval: %s\n", e.msg);
+        return tt_exit_status(&e);
+    }
+    return 0;
+}

