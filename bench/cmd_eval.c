@@ -1,5 +1,5 @@
-/* cmd_eval.c — `ttmerge eval`: run a checkpoint + head on IDX images; accuracy CSV on stdout,
- * logits as .npy. (The --suite form, per task of a suite, arrives with the suite builder.) */
+/* cmd_eval.c — `ttmerge eval`: run a checkpoint on a suite's tasks (per-task accuracy CSV on
+ * stdout), or a checkpoint + head on any IDX images; logits as .npy. */
 #include <stdio.h>
 #include <string.h>
 
@@ -10,8 +10,10 @@
 #include "core/infer.h"
 #include "core/npy.h"
 #include "data/idx.h"
+#include "data/suite.h"
 
 typedef struct eval_args {
+    const char *suite, *split, *mode;
     const char *model, *input, *labels, *head, *logits_out, *mean_s, *std_s, *batch_s, *task;
     cli_common common;
 } eval_args;
@@ -73,11 +75,101 @@ done:
     return rc;
 }
 
+/* Per task of the suite: the task's head — or the tinted head task.<task>.head.* stored in the
+ * model file by a test-time learner — on the task's test (or val) split. */
+static int eval_suite(const eval_args *a, int batch, tt_err *e) {
+    suite s = {0};
+    ckpt_vit m = {0};
+    st_file *f = NULL;
+    dnn *d = NULL;
+    infer_ctx ic = {0};
+    vit_weights w = {0};
+    float *logits = NULL;
+    int rc = -1;
+    bool test = !a->split || !strcmp(a->split, "test");
+    if (a->split && strcmp(a->split, "test") && strcmp(a->split, "val")) {
+        tt_fail(e, TT_EINPUT, "--split must be test or val, not '%s'", a->split);
+        return -1;
+    }
+    if (suite_open(&s, a->suite, a->mode, e) || st_open(&f, a->model, e) || ckpt_read_vit(&m, f, e) ||
+        ckpt_check_finite(&m, a->model, e))
+        goto done;
+    if (memcmp(&m.cfg, &s.cfg, sizeof m.cfg) != 0) {
+        tt_fail(e, TT_EINPUT, "%s: architecture differs from the suite's (%s/suite.json)", a->model, a->suite);
+        goto done;
+    }
+    int only = -1;
+    if (a->task && (only = suite_find_task(&s, a->task)) < 0) {
+        tt_fail(e, TT_EINPUT, "%s: no task '%s' in the suite", a->suite, a->task);
+        goto done;
+    }
+    if (a->logits_out && only < 0 && s.n_tasks > 1) {
+        tt_fail(e, TT_EINPUT, "--logits-out needs --task when the suite has several tasks");
+        goto done;
+    }
+    if (dnn_create(&d, e) || infer_init(&ic, d, &m.cfg, batch, e) || vit_weights_bind(&w, &m.lay, m.params, NULL, e))
+        goto done;
+    printf("task,split,n,accuracy,zeroshot,finetuned,normalized\n");
+    double sum = 0, sum_norm = 0;
+    int counted = 0;
+    for (int t = 0; t < s.n_tasks; t++) {
+        if (only >= 0 && t != only) continue;
+        suite_task_info *ti = &s.tasks[t];
+        const ds_images *im = test ? &ti->test : &ti->val;
+        char prefix[128];
+        snprintf(prefix, sizeof prefix, "task.%s.head.", ti->name);
+        ckpt_head tinted = {0};
+        const ckpt_head *h = &ti->head;
+        char wname[160];
+        snprintf(wname, sizeof wname, "%sweight", prefix);
+        if (st_find(f, wname)) {
+            if (ckpt_read_head(&tinted, f, prefix, m.cfg.output_dim, e)) goto done;
+            if (tinted.classes != ti->classes) {
+                tt_fail(e, TT_EINPUT, "%s: %s has %d classes, task %s has %d", a->model, wname, tinted.classes, ti->name, ti->classes);
+                ckpt_head_free(&tinted);
+                goto done;
+            }
+            h = &tinted;
+        }
+        free(logits);
+        logits = malloc((size_t)im->n * h->classes * sizeof(float));
+        int lrc = logits ? infer_logits(&ic, &w, h->W, h->b, h->classes, im->pixels, im->n, s.mean, s.std, logits, e)
+                         : tt_fail(e, TT_ENOMEM, "out of memory");
+        ckpt_head_free(&tinted);
+        if (lrc) goto done;
+        double acc = infer_accuracy(logits, im->labels, im->n, ti->classes);
+        double ft = test ? ti->finetuned_test : ti->finetuned_val, zs = test ? ti->zeroshot_test : ti->zeroshot_val;
+        double norm = ft > 0 ? 100.0 * acc / ft : 0;
+        printf("%s,%s,%d,%.4f,%.4f,%.4f,%.4f\n", ti->name, test ? "test" : "val", im->n, acc, zs, ft, norm);
+        sum += acc;
+        sum_norm += norm;
+        counted++;
+        if (a->logits_out) {
+            int64_t shape[2] = {im->n, ti->classes};
+            if (npy_write_f32(a->logits_out, 2, shape, logits, e)) goto done;
+        }
+    }
+    if (counted > 1) printf("average,%s,,%.4f,,,%.4f\n", test ? "test" : "val", sum / counted, sum_norm / counted);
+    rc = 0;
+done:
+    free(logits);
+    vit_weights_free(&w);
+    infer_free(&ic);
+    dnn_free(d);
+    ckpt_vit_free(&m);
+    st_close(f);
+    suite_close(&s);
+    return rc;
+}
+
 int cmd_eval(int argc, char **argv) {
     eval_args a = {.mean_s = "0.5", .std_s = "0.5", .batch_s = "256"};
     cli_opt opts[] = {
+        {"suite", "DIR", "evaluate on the suite's tasks (per-task CSV)", .str = &a.suite},
         {"model", "M.safetensors", "ViT checkpoint", .str = &a.model, .required = 1},
-        {"input", "IMAGES.idx", "images (IDX u8 [n,h,w] or [n,c,h,w], raw or .gz)", .str = &a.input, .required = 1},
+        {"split", "test|val", "suite split (default test)", .str = &a.split},
+        {"mode", "full|attn-linear", "suite fine-tuning mode for normalisation (default: the first built)", .str = &a.mode},
+        {"input", "IMAGES.idx", "images (IDX u8 [n,h,w] or [n,c,h,w], raw or .gz) instead of --suite", .str = &a.input},
         {"head", "H.safetensors", "head file (default: head.* inside the model file)", .str = &a.head},
         {"labels", "LABELS.idx", "labels: print accuracy as CSV", .str = &a.labels},
         {"logits-out", "F.npy", "write logits [n, classes] as .npy", .str = &a.logits_out},
@@ -87,8 +179,10 @@ int cmd_eval(int argc, char **argv) {
         {"batch", "N", "batch size (default 256)", .str = &a.batch_s},
         CLI_COMMON(&a.common),
         {0}};
-    int rc = cli_parse("eval", "Evaluate a checkpoint on images: x = (pixel/255 - mean)/std.", opts, argc, argv);
+    int rc = cli_parse("eval", "Evaluate a checkpoint on a suite's tasks, or on IDX images: x = (pixel/255 - mean)/std.",
+                       opts, argc, argv);
     if (rc) return rc > 0 ? 0 : 2;
+    if (!a.suite == !a.input) return cli_error("eval", "give exactly one of --suite DIR or --input IMAGES.idx");
     double mean, std;
     long batch;
     if (cli_float("eval", "mean", a.mean_s, &mean) || cli_float("eval", "std", a.std_s, &std) ||
@@ -96,7 +190,7 @@ int cmd_eval(int argc, char **argv) {
         return 2;
     if (!(std > 0)) return cli_error("eval", "--std must be positive");
     tt_err e = {0};
-    if (eval_run(&a, (float)mean, (float)std, (int)batch, &e)) {
+    if (a.suite ? eval_suite(&a, (int)batch, &e) : eval_run(&a, (float)mean, (float)std, (int)batch, &e)) {
         fprintf(stderr, "ttmerge eval: %s\n", e.msg);
         return tt_exit_status(&e);
     }
