@@ -1,5 +1,6 @@
 /* fileio.c — see fileio.h. The write path follows redis rdbSave: temp file, fflush, fsync,
  * checked fclose, rename, and one cleanup path that unlinks the temp on any failure. */
+#define _POSIX_C_SOURCE 200809L /* mmap, fsync, strdup, O_CLOEXEC, also under -std=c11 */
 #include "core/fileio.h"
 
 #include <errno.h>
@@ -137,7 +138,7 @@ int fio_write_all(const char *path, const void *buf, size_t n, tt_err *err) {
 int fio_read_all(const char *path, char **buf, size_t *n, size_t max_bytes, tt_err *err) {
     *buf = NULL;
     *n = 0;
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* a FIFO must not hang us */
     if (fd < 0) return tt_fail(err, TT_EIO, "%s: cannot open: %s", path, strerror(errno));
     struct stat st;
     if (fstat(fd, &st) != 0) {

@@ -2,6 +2,7 @@
  * it is range-checked before it is used as a size or an offset (cf. redis lpValidateIntegrity,
  * stb's stbi__mul2sizes_valid). Tensor names and metadata strings stay inside the jansson tree,
  * which lives as long as the st_file. */
+#define _POSIX_C_SOURCE 200809L /* mmap, fsync, strdup, O_CLOEXEC, also under -std=c11 */
 #include "core/safetensors.h"
 
 #include <errno.h>
@@ -268,7 +269,7 @@ int st_open(st_file **out, const char *path, tt_err *err) {
         free(f);
         return tt_fail(err, TT_ENOMEM, "%s: out of memory", path);
     }
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK); /* NONBLOCK: a FIFO must not hang us */
     if (fd < 0) {
         tt_fail(err, TT_EIO, "%s: cannot open: %s", path, strerror(errno));
         goto fail;
@@ -320,7 +321,7 @@ int st_open(st_file **out, const char *path, tt_err *err) {
         enum json_error_code code = json_error_code(&jerr);
         show_(jerr.text, tb);
         if (code == json_error_duplicate_key)
-            tt_fail(err, TT_EINPUT, "%s: header has a duplicate key (tensor names must be unique): %s", path, tb);
+            tt_fail(err, TT_EINPUT, "%s: header has a duplicate key (tensor names and metadata keys must be unique): %s", path, tb);
         else if (code == json_error_out_of_memory)
             tt_fail(err, TT_ENOMEM, "%s: out of memory parsing the header", path);
         else
