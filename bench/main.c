@@ -15,7 +15,7 @@ static const verb verbs[] = {
     {"suite", NULL, "build NAME|FILE.yaml --out DIR: data, pretrained model, probe heads, fine-tuned models"},
     {"init", cmd_init, "--arch JSON|FILE --out M.safetensors: a randomly initialised ViT (and head)"},
     {"eval", cmd_eval, "--model M --input IMAGES.idx --head H [--labels L.idx] [--logits-out F.npy]"},
-    {"merge", NULL, "--suite DIR --method NAME [--set k=v ...] --out M.safetensors"},
+    {"merge", cmd_merge, "--suite DIR --method NAME [--set k=v ...] --out M.safetensors"},
     {"bench", NULL, "--suite DIR [--methods a,b|all] --out RESULTS_DIR"},
     {"report", NULL, "RESULTS_DIR: report.md + report.html"},
     {"check", NULL, "--golden G.csv --results R.csv [--tol POINTS]: exit 1 on accuracy drift"},

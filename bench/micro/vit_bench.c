@@ -1,6 +1,6 @@
 /* vit_bench.c — engine microbenchmark: forward and forward+backward throughput of the ViT.
  *
- *   vit_bench [--threads N] [--reps R] [--csv FILE] [--configs vision8,vitb32]
+ *   vit_bench [--threads N] [--reps R] [--csv FILE] [--configs vision8,vitb32] [--verbose-step]
  *
  * For each config and batch the plan is created once, 3 untimed warm-up runs follow, then R timed
  * reps of each pass (median and min seconds):
@@ -68,12 +68,39 @@ __attribute__((target("avx2,fma"), noinline)) static float fma_kernel(long iters
     return out[0] + out[7];
 }
 
+/* Info only: the same loop on 512-bit vectors (oneDNN picks avx512_core kernels where available;
+ * on AMD Zen 4 a 512-bit FMA is double-pumped, so this should match the AVX2 number). */
+__attribute__((target("avx512f"), noinline)) static float fma_kernel512(long iters, float seed) {
+    const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-6f);
+    __m512 x[12];
+    for (int j = 0; j < 12; j++) x[j] = _mm512_set1_ps(seed + 0.01f * (float)(j + 1));
+    for (long i = 0; i < iters; i++) {
+        x[0] = _mm512_fmadd_ps(x[0], a, b);
+        x[1] = _mm512_fmadd_ps(x[1], a, b);
+        x[2] = _mm512_fmadd_ps(x[2], a, b);
+        x[3] = _mm512_fmadd_ps(x[3], a, b);
+        x[4] = _mm512_fmadd_ps(x[4], a, b);
+        x[5] = _mm512_fmadd_ps(x[5], a, b);
+        x[6] = _mm512_fmadd_ps(x[6], a, b);
+        x[7] = _mm512_fmadd_ps(x[7], a, b);
+        x[8] = _mm512_fmadd_ps(x[8], a, b);
+        x[9] = _mm512_fmadd_ps(x[9], a, b);
+        x[10] = _mm512_fmadd_ps(x[10], a, b);
+        x[11] = _mm512_fmadd_ps(x[11], a, b);
+    }
+    __m512 t = x[0];
+    for (int j = 1; j < 12; j++) t = _mm512_add_ps(t, x[j]);
+    return _mm512_reduce_add_ps(t);
+}
+
 static volatile float g_sink;
 
-/* Best of `trials` runs of the kernel on every thread at once; GFLOP/s over all threads. */
-static double measure_peak_gflops(int threads, int trials) {
-    if (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma")) return NAN;
-    const long iters = 20L * 1000 * 1000; /* 3.84 GFLOP per thread, ~40 ms at 3 GHz */
+/* Best of `trials` runs of the kernel on every thread at once; GFLOP/s over all threads.
+ * width 256: the AVX2 kernel (the reference peak); 512: the AVX-512 kernel (info). */
+static double measure_peak_gflops(int threads, int trials, int width) {
+    if (width == 256 && (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))) return NAN;
+    if (width == 512 && !__builtin_cpu_supports("avx512f")) return NAN;
+    const long iters = (width == 256 ? 20L : 10L) * 1000 * 1000; /* 3.84 GFLOP per thread, ~40 ms at 3 GHz */
     double best = 0;
     for (int tr = 0; tr < trials; tr++) {
         double t0 = 0, t1 = 0;
@@ -83,13 +110,14 @@ static double measure_peak_gflops(int threads, int trials) {
 #pragma omp barrier
 #pragma omp master
             t0 = now_s();
-            acc += fma_kernel(iters, (float)omp_get_thread_num() * 0.5f + (float)tr);
+            float seed = (float)omp_get_thread_num() * 0.5f + (float)tr;
+            acc += width == 256 ? fma_kernel(iters, seed) : fma_kernel512(iters, seed);
 #pragma omp barrier
 #pragma omp master
             t1 = now_s();
         }
         g_sink = acc;
-        double g = (double)threads * iters * 192.0 / (t1 - t0) / 1e9;
+        double g = (double)threads * iters * (width == 256 ? 192.0 : 384.0) / (t1 - t0) / 1e9;
         if (g > best) best = g;
     }
     return best;
@@ -145,6 +173,22 @@ enum { PASS_FWD, PASS_FWD_BWD_ALL, PASS_FWD_BWD_ATTN, NPASS };
 static const char *const pass_names[NPASS] = {"fwd", "fwd_bwd_all", "fwd_bwd_attn"};
 static const double pass_flop_factor[NPASS] = {1, 3, 3};
 
+/* FLOPs the engine really executes for one pass (matmuls only, multiply-add = 2), following
+ * vit_backward: the patch embedding has no dX, the full backward does dX and dW of every linear and
+ * 2x the attention matmuls; the attention-only backward does dX of every linear in every block, dW of
+ * the qkv/out projections, the attention backward and proj's dX. */
+static double executed_flops(const vit_config *c, int batch, int pass) {
+    double F = vit_forward_flops(c, batch);
+    if (pass == PASS_FWD) return F;
+    double T = vit_tokens(c), M = batch * T, W = c->width, m = vit_mlp_width(c);
+    double patch = 2.0 * batch * (T - 1) * c->channels * c->patch_size * c->patch_size * W;
+    double proj = 2.0 * batch * W * c->output_dim;
+    double lin = 2 * M * W * 3 * W + 2 * M * W * W + 4 * M * W * m, att = 4.0 * batch * T * T * W;
+    if (pass == PASS_FWD_BWD_ALL) return F + 2 * F - patch;
+    double bwd = c->layers * (lin + 2 * M * W * 3 * W + 2 * M * W * W + 2 * att) + proj;
+    return F + bwd;
+}
+
 static int cmp_double(const void *a, const void *b) {
     double x = *(const double *)a, y = *(const double *)b;
     return (x > y) - (x < y);
@@ -155,6 +199,7 @@ typedef struct bench_ctx {
     FILE *csv;
     int threads;
     int reps_override; /* 0 = per-config default */
+    bool verbose_step; /* one extra untimed step per pass with ONEDNN verbose on */
     double peak_measured, peak_nominal;
 } bench_ctx;
 
@@ -221,14 +266,29 @@ static int bench_one(bench_ctx *bx, const bench_config *bc, int batch) {
             run_pass(plan, &w, grads[ps], images, features, dfeat);
             times[i] = now_s() - t0;
         }
+        if (bx->verbose_step) {
+            fflush(stdout);
+            printf("# verbose-step begin %s %d %s\n", bc->name, batch, pass_names[ps]);
+            fflush(stdout);
+            dnnl_set_verbose(1);
+            double t0 = now_s();
+            run_pass(plan, &w, grads[ps], images, features, dfeat);
+            double t = now_s() - t0;
+            dnnl_set_verbose(0);
+            fflush(stdout);
+            printf("# verbose-step end %s %d %s wall_ms=%.3f\n", bc->name, batch, pass_names[ps], t * 1e3);
+            fflush(stdout);
+        }
         qsort(times, (size_t)reps, sizeof(double), cmp_double);
         double med = reps % 2 ? times[reps / 2] : 0.5 * (times[reps / 2 - 1] + times[reps / 2]);
         double mn = times[0];
         double gflops = pass_flop_factor[ps] * fwd_flops / med / 1e9;
         double pct = 100.0 * gflops / bx->peak_measured;
         double pct_nom = 100.0 * gflops / bx->peak_nominal;
-        printf("%-8s %5d %3d  %-13s %10.3f %10.3f %10.1f %8.2f %6.1f%% %6.1f%%\n", bc->name, batch, bx->threads,
-               pass_names[ps], med * 1e3, mn * 1e3, batch / med, gflops, pct, pct_nom);
+        double xgflops = executed_flops(cfg, batch, ps) / med / 1e9;
+        printf("%-8s %5d %3d  %-13s %10.3f %10.3f %10.1f %8.2f %6.1f%% %6.1f%% %8.2f %6.1f%%\n", bc->name, batch,
+               bx->threads, pass_names[ps], med * 1e3, mn * 1e3, batch / med, gflops, pct, pct_nom, xgflops,
+               100.0 * xgflops / bx->peak_measured);
         fflush(stdout);
         if (bx->csv)
             fprintf(bx->csv, "%s,%d,%d,%s,%.6g,%.6g,%.6g,%.6g,%.4g,ttmerge\n", bc->name, batch, bx->threads,
@@ -260,16 +320,19 @@ done:
 }
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: vit_bench [--threads N] [--reps R] [--csv FILE] [--configs vision8,vitb32]\n"
+    fprintf(f, "usage: vit_bench [--threads N] [--reps R] [--csv FILE] [--configs vision8,vitb32] [--verbose-step]\n"
                "  --threads N   OpenMP threads (default: OMP_NUM_THREADS or all CPUs)\n"
                "  --reps R      timed reps per pass (default: 20 for vision8, 5 for vitb32)\n"
                "  --csv FILE    also write config,batch,threads,pass,median_s,min_s,images_per_s,gflops,\n"
                "                pct_peak_measured,peer\n"
-               "  --configs L   comma-separated subset of: vision8, vitb32 (default: both)\n");
+               "  --configs L   comma-separated subset of: vision8, vitb32 (default: both)\n"
+               "  --verbose-step  after each pass, run one more (untimed) step with oneDNN verbose on\n"
+               "                (the ONEDNN_VERBOSE=1 exec lines of exactly one step, between '# verbose-step' marks)\n");
 }
 
 int main(int argc, char **argv) {
     int threads = 0, reps = 0;
+    bool verbose_step = false;
     const char *csv_path = NULL, *config_list = "vision8,vitb32";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
@@ -278,6 +341,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--reps") && has_val) reps = atoi(argv[++i]);
         else if (!strcmp(a, "--csv") && has_val) csv_path = argv[++i];
         else if (!strcmp(a, "--configs") && has_val) config_list = argv[++i];
+        else if (!strcmp(a, "--verbose-step")) verbose_step = true;
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
             return 0;
@@ -308,23 +372,27 @@ int main(int argc, char **argv) {
     if (threads > 0) omp_set_num_threads(threads);
     threads = omp_get_max_threads();
 
-    bench_ctx bx = {.threads = threads, .reps_override = reps};
+    bench_ctx bx = {.threads = threads, .reps_override = reps, .verbose_step = verbose_step};
     char model[256];
     double mhz = cpuinfo_mhz(model, sizeof model);
     bx.peak_nominal = threads * mhz * 1e-3 * 32;
-    bx.peak_measured = measure_peak_gflops(threads, 5);
+    bx.peak_measured = measure_peak_gflops(threads, 5, 256);
+    double peak512 = measure_peak_gflops(threads, 3, 512);
     printf("cpu: %s, %d online CPUs, cpu MHz %.1f; threads %d\n", model, omp_get_num_procs(), mhz, threads);
     printf("peak f32: measured %.1f GFLOP/s (12-chain AVX2 FMA, %d thread%s), nominal %.1f GFLOP/s "
            "(%d x %.3f GHz x 32 FLOP/cycle)\n",
            bx.peak_measured, threads, threads == 1 ? "" : "s", bx.peak_nominal, threads, mhz * 1e-3);
+    if (!isnan(peak512)) printf("info: the same loop on AVX-512 (zmm) gives %.1f GFLOP/s\n", peak512);
     printf("# peak_measured_gflops=%.3f peak_nominal_gflops=%.3f threads=%d\n", bx.peak_measured, bx.peak_nominal,
            threads);
     printf("FLOPs: forward = vit_forward_flops(); backward counted as 2x forward, so fwd+bwd = 3x forward\n"
            "(also for fwd_bwd_attn, which skips the MLP/LN/bias/embedding weight gradients: an effective rate).\n");
+    printf("%%peak: of the measured AVX2 peak; %%nomin: of the nominal peak; xGFLOP/s, x%%peak: the matmul FLOPs the\n"
+           "engine really executes (no patch-embedding dX; attention-only skips most weight gradients).\n");
     printf("warm-up %d, then median/min of %s reps per pass\n\n", WARMUP,
            reps ? "--reps" : "20 (vision8) / 5 (vitb32)");
-    printf("%-8s %5s %3s  %-13s %10s %10s %10s %8s %7s %7s\n", "config", "batch", "thr", "pass", "median_ms",
-           "min_ms", "images/s", "GFLOP/s", "%peak", "%nomin");
+    printf("%-8s %5s %3s  %-13s %10s %10s %10s %8s %7s %7s %8s %7s\n", "config", "batch", "thr", "pass",
+           "median_ms", "min_ms", "images/s", "GFLOP/s", "%peak", "%nomin", "xGFLOP/s", "x%peak");
 
     tt_err e = {0};
     if (dnn_create(&bx.d, &e)) {

@@ -1,0 +1,14 @@
+/* methods.h — every merge method value, for the registry (baselines/registry.c). Each method
+ * lives in the file named after it: baselines/ta.c, baselines/ties.c, adamerge/adamerge.c, ... */
+#ifndef TT_METHODS_H
+#define TT_METHODS_H
+
+#include "baselines/merge.h"
+
+extern const merge_method method_zeroshot;
+extern const merge_method method_ta;
+
+/* Σ_k τ_k into delta (layout of θ0, zeroed by the caller). Shared by TA-based methods. */
+int ta_sum_task_vectors(merge_ctx *ctx, float *delta, tt_err *err);
+
+#endif

@@ -1,0 +1,18 @@
+/* registry.c — the list of merge methods, by name. Adding a method = one line here. */
+#include <string.h>
+
+#include "baselines/methods.h"
+
+static const merge_method *const registry[] = {
+    &method_zeroshot,
+    &method_ta,
+};
+
+int merge_count(void) { return (int)(sizeof registry / sizeof registry[0]); }
+const merge_method *merge_at(int i) { return i >= 0 && i < merge_count() ? registry[i] : NULL; }
+
+const merge_method *merge_find(const char *name) {
+    for (int i = 0; i < merge_count(); i++)
+        if (!strcmp(registry[i]->name, name)) return registry[i];
+    return NULL;
+}
