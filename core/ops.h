@@ -5,7 +5,9 @@
  *   - forward writes its outputs (=) and whatever backward needs (mean/rstd, probs);
  *   - backward writes input gradients (dx =, overwritten) and ACCUMULATES parameter
  *     gradients (dw +=, db +=), so gradients of several batches can be summed;
- *     any gradient pointer may be NULL to skip that work (frozen weights cost nothing);
+ *     parameter-gradient pointers may be NULL to skip that work (frozen weights cost
+ *     nothing); dx may be NULL only for linear and layer norm (elsewhere it is the output);
+ *     op_linear_backward ignores db when the op has no bias;
  *   - ops that use oneDNN are planned once for their shape (op_*_init, may allocate)
  *     and run any number of times (never allocate); op_*_free releases the plan.
  * Every op has a naive reference in core/ops_ref.h used by the tests.
