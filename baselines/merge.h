@@ -66,7 +66,7 @@ typedef struct merge_ctx {
     ckpt_extra_tensor extra[MERGE_MAX_EXTRA];
     float *extra_owned[MERGE_MAX_EXTRA];
     int n_extra;
-    char curve_csv[1024];         /* optional path of an adaptation curve the method wrote */
+    char curve_csv[1024];         /* input: where an adaptive method writes its curve ("" = nowhere) */
 } merge_ctx;
 
 typedef struct merge_method {

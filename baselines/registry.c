@@ -6,6 +6,8 @@
 static const merge_method *const registry[] = {
     &method_zeroshot,
     &method_ta,
+    &method_adamerging_task,
+    &method_adamerging,
 };
 
 int merge_count(void) { return (int)(sizeof registry / sizeof registry[0]); }

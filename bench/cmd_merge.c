@@ -73,6 +73,7 @@ int cmd_merge(int argc, char **argv) {
     if (!rc) {
         ctx.progress = cli_progress_enabled(&common);
         ctx.quiet = common.quiet;
+        snprintf(ctx.curve_csv, sizeof ctx.curve_csv, "%s.curve.csv", out); /* written by adaptive methods */
         rc = m->run(&ctx, &e);
         if (!rc) rc = merge_ctx_save(&ctx, m, out, &e);
         if (!rc && !common.quiet)

@@ -1,0 +1,428 @@
+/* adapt.c — see adapt.h. */
+#include "adamerge/adapt.h"
+
+#include <math.h>
+#include <string.h>
+
+#include "core/arena.h"
+#include "core/fileio.h"
+#include "core/progress.h"
+#include "core/rng.h"
+#include "core/train.h"
+
+typedef struct task_stream {   /* shuffled, endlessly cycling indices into a task's test split */
+    int *order, n, pos;
+} task_stream;
+
+typedef struct adapt_state {
+    merge_ctx *ctx;
+    const adapt_opts *o;
+    const float *tv;
+    int K, L, n_coef, plan_batch;
+    size_t total, img;
+    float *lam_raw;            /* [K * n_coef] Adam parameters (unclamped) */
+    float *lam_grad;
+    adamw lam_opt, head_opt[MERGE_MAX_TASKS];
+    float *heads[MERGE_MAX_TASKS], *head_grad[MERGE_MAX_TASKS];
+    vit_plan *plan;
+    vit_head head[MERGE_MAX_TASKS];
+    vit_weights w, g;
+    float *grad, *images, *features, *dfeat, *logits, *dlogits;
+    task_stream stream[MERGE_MAX_TASKS];
+    int32_t *pseudo[MERGE_MAX_TASKS]; /* expert hard labels per test image */
+    float *pseudo_conf[MERGE_MAX_TASKS];
+    int *batch_idx;            /* [plan_batch] test indices of the current batch */
+    rng r;
+} adapt_state;
+
+static float clamp01(float x) { return x < 0 ? 0 : x > 1 ? 1 : x; }
+static const float *head_W(const adapt_state *s, int k) {
+    return s->o->train_heads ? s->heads[k] : s->ctx->s->tasks[k].head.W;
+}
+static const float *head_b(const adapt_state *s, int k) {
+    const suite_task_info *ti = &s->ctx->s->tasks[k];
+    return s->o->train_heads ? s->heads[k] + (size_t)ti->classes * s->ctx->s->cfg.output_dim : ti->head.b;
+}
+
+/* θ = θ0 + Σ_k clamp(λ) τ_k, tensor by tensor */
+static void merge_weights(adapt_state *s) {
+    const vit_layout *lay = &s->ctx->pre.lay;
+    float *out = s->ctx->out.params;
+    const float *pre = s->ctx->pre.params;
+    for (int l = 0; l < s->L; l++) {
+        const vit_tensor_info *t = &lay->t[l];
+        float lam[MERGE_MAX_TASKS];
+        for (int k = 0; k < s->K; k++) lam[k] = clamp01(s->lam_raw[k * s->n_coef + (s->n_coef > 1 ? l : 0)]);
+        size_t off = t->offset, n = t->numel;
+#pragma omp parallel for schedule(static) if (n > 16384)
+        for (size_t i = 0; i < n; i++) {
+            float v = pre[off + i];
+            for (int k = 0; k < s->K; k++) v += lam[k] * s->tv[(size_t)k * s->total + off + i];
+            out[off + i] = v;
+        }
+    }
+}
+
+/* dL/dλ_k,l += <grad_l, τ_k,l> where the clamp passes the gradient (0 <= raw <= 1) */
+static void coefficient_grads(adapt_state *s) {
+    const vit_layout *lay = &s->ctx->pre.lay;
+    for (int l = 0; l < s->L; l++) {
+        const vit_tensor_info *t = &lay->t[l];
+        for (int k = 0; k < s->K; k++) {
+            const float *tvk = s->tv + (size_t)k * s->total + t->offset, *gl = s->grad + t->offset;
+            double dot = 0;
+#pragma omp parallel for reduction(+ : dot) schedule(static) if (t->numel > 16384)
+            for (size_t i = 0; i < t->numel; i++) dot += (double)gl[i] * tvk[i];
+            int c = k * s->n_coef + (s->n_coef > 1 ? l : 0);
+            float raw = s->lam_raw[c];
+            if (raw >= 0 && raw <= 1) s->lam_grad[c] += (float)dot;
+        }
+    }
+}
+
+static void stream_next(adapt_state *s, int k, int count, int *out) {
+    task_stream *ts = &s->stream[k];
+    for (int i = 0; i < count; i++) {
+        if (ts->pos >= ts->n) {
+            rng_shuffle_int(&s->r, ts->order, ts->n);
+            ts->pos = 0;
+        }
+        out[i] = ts->order[ts->pos++];
+    }
+}
+
+/* CE against the expert's hard labels; pseudo-conf keeps a sample when the merged model agrees
+ * with the expert, or disagrees but is not more confident than the expert. Returns the loss
+ * (mean over kept samples, times weight) and the mean entropy of the batch via *ent. */
+static double loss_and_grad(adapt_state *s, int k, const int *idx, int B, float *dlogits, const float *logits,
+                            float weight, double *ent) {
+    int C = s->ctx->s->tasks[k].classes;
+    *ent = op_entropy(B, C, NULL, logits, 1.0f);
+    if (s->o->loss == ADAPT_ENTROPY) return op_entropy(B, C, dlogits, logits, weight);
+    int kept = 0;
+    bool keep[1024];
+    TT_ASSERT(B <= 1024);
+    for (int b = 0; b < B; b++) {
+        const float *z = logits + (size_t)b * C;
+        int am = 0;
+        for (int c = 1; c < C; c++)
+            if (z[c] > z[am]) am = c;
+        double mx = z[am], se = 0;
+        for (int c = 0; c < C; c++) se += exp((double)z[c] - mx);
+        double pm = 1.0 / se; /* max softmax probability of the merged model */
+        int y = s->pseudo[k][idx[b]];
+        keep[b] = s->o->loss == ADAPT_PSEUDO || am == y || s->pseudo_conf[k][idx[b]] >= pm;
+        kept += keep[b];
+    }
+    memset(dlogits, 0, (size_t)B * C * sizeof(float));
+    if (!kept) return 0; /* the official code has no guard: an empty mean would be NaN */
+    double loss = 0;
+    for (int b = 0; b < B; b++) {
+        if (!keep[b]) continue;
+        int y = s->pseudo[k][idx[b]];
+        loss += op_cross_entropy(1, C, dlogits + (size_t)b * C, logits + (size_t)b * C, &y, weight / (float)kept);
+    }
+    return loss;
+}
+
+/* hard labels and confidence of expert k (with its zero-shot head) on task k's test split */
+static int expert_labels(adapt_state *s, infer_ctx *ic, int k, tt_err *err) {
+    merge_ctx *ctx = s->ctx;
+    const suite_task_info *ti = &ctx->s->tasks[k];
+    ckpt_vit ex;
+    if (ckpt_load_vit(&ex, ti->finetuned, err)) return -1;
+    vit_weights w;
+    float *logits = malloc((size_t)ti->test.n * ti->classes * sizeof(float));
+    s->pseudo[k] = malloc((size_t)ti->test.n * sizeof(int32_t));
+    s->pseudo_conf[k] = malloc((size_t)ti->test.n * sizeof(float));
+    int rc = -1;
+    if (!logits || !s->pseudo[k] || !s->pseudo_conf[k]) {
+        tt_fail(err, TT_ENOMEM, "out of memory");
+    } else if (!vit_weights_bind(&w, &ex.lay, ex.params, NULL, err)) {
+        rc = infer_logits(ic, &w, ti->head.W, ti->head.b, ti->classes, ti->test.pixels, ti->test.n, ctx->s->mean,
+                          ctx->s->std, logits, err);
+        vit_weights_free(&w);
+        for (int i = 0; !rc && i < ti->test.n; i++) {
+            const float *z = logits + (size_t)i * ti->classes;
+            int am = 0;
+            for (int c = 1; c < ti->classes; c++)
+                if (z[c] > z[am]) am = c;
+            double se = 0;
+            for (int c = 0; c < ti->classes; c++) se += exp((double)z[c] - z[am]);
+            s->pseudo[k][i] = am;
+            s->pseudo_conf[k][i] = (float)(1.0 / se);
+        }
+    }
+    free(logits);
+    ckpt_vit_free(&ex);
+    return rc;
+}
+
+static void state_free(adapt_state *s) {
+    vit_plan_free(s->plan);
+    for (int k = 0; k < s->K; k++) {
+        vit_head_free(&s->head[k]);
+        adamw_free(&s->head_opt[k]);
+        free(s->heads[k]);
+        free(s->head_grad[k]);
+        free(s->stream[k].order);
+        free(s->pseudo[k]);
+        free(s->pseudo_conf[k]);
+    }
+    vit_weights_free(&s->w);
+    vit_weights_free(&s->g);
+    adamw_free(&s->lam_opt);
+    void *bufs[] = {s->lam_raw, s->lam_grad, s->grad, s->images, s->features, s->dfeat, s->logits, s->dlogits, s->batch_idx};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
+}
+
+static int state_init(adapt_state *s, merge_ctx *ctx, const float *tv, const adapt_opts *o, tt_err *err) {
+    memset(s, 0, sizeof *s);
+    s->ctx = ctx;
+    s->o = o;
+    s->tv = tv;
+    s->K = ctx->K;
+    s->L = ctx->pre.lay.count;
+    s->n_coef = o->layerwise ? s->L : 1;
+    s->total = ctx->pre.lay.total;
+    const vit_config *cfg = &ctx->s->cfg;
+    s->img = (size_t)cfg->channels * cfg->image_size * cfg->image_size;
+    s->plan_batch = o->per_task_steps ? o->batch : o->batch * s->K;
+    int D = cfg->output_dim, maxC = 0;
+    if (o->batch < 1 || o->batch > 1024 || o->steps < 0 || o->accum < 1)
+        return tt_fail(err, TT_EINPUT, "batch must be in [1,1024], steps >= 0, accum >= 1");
+    for (int k = 0; k < s->K; k++) maxC = ctx->s->tasks[k].classes > maxC ? ctx->s->tasks[k].classes : maxC;
+    rng_init(&s->r, ctx->seed ^ 0x6164616dull);
+    s->lam_raw = tt_calloc_aligned((size_t)s->K * s->n_coef, sizeof(float), err);
+    s->lam_grad = tt_calloc_aligned((size_t)s->K * s->n_coef, sizeof(float), err);
+    s->grad = tt_calloc_aligned(s->total, sizeof(float), err);
+    s->images = tt_calloc_aligned((size_t)s->plan_batch * s->img, sizeof(float), err);
+    s->features = tt_calloc_aligned((size_t)s->plan_batch * D, sizeof(float), err);
+    s->dfeat = tt_calloc_aligned((size_t)s->plan_batch * D, sizeof(float), err);
+    s->logits = tt_calloc_aligned((size_t)s->plan_batch * maxC, sizeof(float), err);
+    s->dlogits = tt_calloc_aligned((size_t)s->plan_batch * maxC, sizeof(float), err);
+    s->batch_idx = tt_calloc_aligned((size_t)s->plan_batch, sizeof(int), err);
+    if (!s->lam_raw || !s->lam_grad || !s->grad || !s->images || !s->features || !s->dfeat || !s->logits ||
+        !s->dlogits || !s->batch_idx)
+        return -1;
+    for (int c = 0; c < s->K * s->n_coef; c++) s->lam_raw[c] = o->lambda_init;
+    if (adamw_init(&s->lam_opt, (size_t)s->K * s->n_coef, err)) return -1;
+    s->plan = vit_plan_create(ctx->d, cfg, s->plan_batch, err);
+    if (!s->plan || vit_weights_bind(&s->w, &ctx->out.lay, ctx->out.params, NULL, err) ||
+        vit_weights_bind(&s->g, &ctx->out.lay, s->grad, NULL, err))
+        return -1;
+    for (int k = 0; k < s->K; k++) {
+        const suite_task_info *ti = &ctx->s->tasks[k];
+        if (ti->test.n < 1) return tt_fail(err, TT_EINPUT, "task %s has no test inputs", ti->name);
+        if (vit_head_init(&s->head[k], ctx->d, cfg, o->batch, ti->classes, err)) return -1;
+        task_stream *ts = &s->stream[k];
+        ts->n = ti->test.n;
+        ts->pos = ts->n;
+        ts->order = malloc((size_t)ts->n * sizeof(int));
+        if (!ts->order) return tt_fail(err, TT_ENOMEM, "out of memory");
+        for (int i = 0; i < ts->n; i++) ts->order[i] = i;
+        if (o->train_heads) {
+            size_t hn = (size_t)ti->classes * D + (size_t)ti->classes;
+            s->heads[k] = tt_calloc_aligned(hn, sizeof(float), err);
+            s->head_grad[k] = tt_calloc_aligned(hn, sizeof(float), err);
+            if (!s->heads[k] || !s->head_grad[k] || adamw_init(&s->head_opt[k], hn, err)) return -1;
+            memcpy(s->heads[k], ti->head.W, (size_t)ti->classes * D * sizeof(float));
+            memcpy(s->heads[k] + (size_t)ti->classes * D, ti->head.b, (size_t)ti->classes * sizeof(float));
+        }
+    }
+    if (o->loss != ADAPT_ENTROPY) {
+        infer_ctx ic;
+        if (infer_init(&ic, ctx->d, cfg, 256, err)) return -1;
+        for (int k = 0; k < s->K; k++)
+            if (expert_labels(s, &ic, k, err)) {
+                infer_free(&ic);
+                return -1;
+            }
+        infer_free(&ic);
+    }
+    return 0;
+}
+
+/* One forward+backward over the tasks in `tasks` (n of them), each with o->batch images.
+ * Accumulates λ gradients (and head gradients); returns the loss, entropy sum via *ent. */
+static double forward_backward(adapt_state *s, const int *tasks, int n, double *ent) {
+    int B = s->o->batch, D = s->ctx->s->cfg.output_dim;
+    for (int j = 0; j < n; j++) {
+        int k = tasks[j];
+        int *idx = s->batch_idx + (size_t)j * B;
+        stream_next(s, k, B, idx);
+        const ds_images *im = &s->ctx->s->tasks[k].test;
+        for (int b = 0; b < B; b++)
+            infer_normalize(s->images + ((size_t)j * B + b) * s->img, im->pixels + (size_t)idx[b] * s->img, 1, 1,
+                            s->img, s->ctx->s->mean, s->ctx->s->std);
+    }
+    /* a per-task plan is planned for exactly one task's batch; the joint plan for all K */
+    TT_ASSERT(n * B == s->plan_batch);
+    vit_forward(s->plan, &s->w, s->images, s->features);
+    double loss = 0;
+    *ent = 0;
+    for (int j = 0; j < n; j++) {
+        int k = tasks[j], C = s->ctx->s->tasks[k].classes;
+        float *f = s->features + (size_t)j * B * D, *df = s->dfeat + (size_t)j * B * D;
+        vit_head_forward(&s->head[k], s->logits, f, head_W(s, k), head_b(s, k));
+        double e;
+        loss += loss_and_grad(s, k, s->batch_idx + (size_t)j * B, B, s->dlogits, s->logits, (float)s->o->accum, &e);
+        *ent += e;
+        float *gw = s->o->train_heads ? s->head_grad[k] : NULL;
+        vit_head_backward(&s->head[k], df, gw, gw ? gw + (size_t)C * D : NULL, s->dlogits, head_W(s, k));
+    }
+    memset(s->grad, 0, s->total * sizeof(float));
+    vit_backward(s->plan, &s->w, &s->g, s->dfeat);
+    coefficient_grads(s);
+    return loss;
+}
+
+static void optimizer_step(adapt_state *s, const int *tasks, int n) {
+    adamw_tick(&s->lam_opt);
+    adamw_update(&s->lam_opt, s->lam_raw, s->lam_grad, 0, (size_t)s->K * s->n_coef, s->o->lr, 0.0f);
+    memset(s->lam_grad, 0, (size_t)s->K * s->n_coef * sizeof(float));
+    if (!s->o->train_heads) return;
+    for (int j = 0; j < n; j++) { /* only the heads that saw data this step */
+        int k = tasks[j];
+        adamw *h = &s->head_opt[k];
+        adamw_tick(h);
+        adamw_update(h, s->heads[k], s->head_grad[k], 0, h->n, s->o->lr_heads, 0.0f);
+        memset(s->head_grad[k], 0, h->n * sizeof(float));
+    }
+}
+
+static double test_accuracy(adapt_state *s, merge_eval *ev) {
+    double sum = 0;
+    for (int k = 0; k < s->K; k++) {
+        const suite_task_info *ti = &s->ctx->s->tasks[k];
+        tt_err e;
+        TT_ASSERT(infer_logits(&ev->ic, &ev->w, head_W(s, k), head_b(s, k), ti->classes, ti->test.pixels, ti->test.n,
+                               s->ctx->s->mean, s->ctx->s->std, ev->logits, &e) == 0);
+        sum += infer_accuracy(ev->logits, ti->test.labels, ti->test.n, ti->classes);
+    }
+    return sum / s->K;
+}
+
+int adapt_run(merge_ctx *ctx, const float *tv, const adapt_opts *o, adapt_result *res, tt_err *err) {
+    memset(res, 0, sizeof *res);
+    adapt_state s;
+    merge_eval ev = {0};
+    int rc = -1;
+    if (state_init(&s, ctx, tv, o, err)) goto done;
+    res->n_coef = s.n_coef;
+    res->curve = calloc((size_t)o->steps + 2, sizeof *res->curve);
+    if (!res->curve || (o->eval_every > 0 && merge_eval_init(&ev, ctx, err))) goto done;
+    int order[MERGE_MAX_TASKS];
+    for (int k = 0; k < s.K; k++) order[k] = k;
+    progress pg;
+    progress_start(&pg, o->train_heads ? "tinting" : "adamerging", o->steps, ctx->progress);
+    double first = 0;
+    for (int step = 0; step < o->steps; step++) {
+        merge_weights(&s);
+        double loss = 0, ent = 0, e;
+        int n_tasks;
+        const int *tasks;
+        if (o->per_task_steps) { /* one task per step; task order reshuffled every K steps */
+            if (step % s.K == 0) rng_shuffle_int(&s.r, order, s.K);
+            tasks = &order[step % s.K];
+            n_tasks = 1;
+        } else {
+            tasks = order;
+            n_tasks = s.K;
+        }
+        for (int a = 0; a < o->accum; a++) {
+            loss += forward_backward(&s, tasks, n_tasks, &e);
+            ent += e / (n_tasks * o->accum);
+        }
+        if (!isfinite(loss)) {
+            tt_fail(err, TT_ENUMERIC, "adaptation diverged at step %d (loss %g); try a smaller lr", step, loss);
+            goto done;
+        }
+        if (step == 0) first = loss;
+        if (o->diverge_factor > 0 && step > 10 && loss > o->diverge_factor * first) {
+            tt_fail(err, TT_ENUMERIC, "adaptation diverged at step %d (loss %g, first %g); try a smaller lr", step, loss, first);
+            goto done;
+        }
+        optimizer_step(&s, tasks, n_tasks);
+        adapt_point *pt = &res->curve[res->n_curve++];
+        pt->step = step;
+        pt->loss = loss;
+        pt->entropy = ent;
+        pt->accuracy = -1;
+        if (o->eval_every > 0 && (step + 1) % o->eval_every == 0) {
+            merge_weights(&s);
+            pt->accuracy = test_accuracy(&s, &ev);
+        }
+        progress_update(&pg, step + 1, "loss %.4f entropy %.4f", loss, ent);
+    }
+    res->seconds = progress_end(&pg);
+    res->seconds_per_step = o->steps > 0 ? res->seconds / o->steps : 0;
+    merge_weights(&s); /* ctx->out = the final merge */
+    res->lambda = malloc((size_t)s.K * s.n_coef * sizeof(float));
+    if (!res->lambda) {
+        tt_fail(err, TT_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (int c = 0; c < s.K * s.n_coef; c++) res->lambda[c] = clamp01(s.lam_raw[c]);
+    if (o->train_heads)
+        for (int k = 0; k < s.K; k++) {
+            res->heads[k] = s.heads[k];
+            s.heads[k] = NULL;
+        }
+    rc = 0;
+done:
+    merge_eval_free(&ev);
+    state_free(&s);
+    if (rc) adapt_result_free(res);
+    return rc;
+}
+
+void adapt_result_free(adapt_result *r) {
+    free(r->lambda);
+    free(r->curve);
+    for (int k = 0; k < MERGE_MAX_TASKS; k++) free(r->heads[k]);
+    memset(r, 0, sizeof *r);
+}
+
+float *adapt_task_vectors(merge_ctx *ctx, tt_err *err) {
+    size_t total = ctx->pre.lay.total;
+    float *tv = tt_calloc_aligned((size_t)ctx->K * total, sizeof(float), err);
+    if (!tv) return NULL;
+    for (int k = 0; k < ctx->K; k++)
+        for (int l = 0; l < ctx->pre.lay.count; l++)
+            merge_task_vector(ctx, k, l, tv + (size_t)k * total + ctx->pre.lay.t[l].offset);
+    return tv;
+}
+
+int adapt_write_curve(const adapt_result *r, const char *path, tt_err *err) {
+    fio_file f;
+    if (fio_open_atomic(&f, path, err)) return -1;
+    fprintf(f.fp, "step,loss,entropy,accuracy\n");
+    for (int i = 0; i < r->n_curve; i++) {
+        const adapt_point *p = &r->curve[i];
+        if (p->accuracy >= 0) fprintf(f.fp, "%d,%.6f,%.6f,%.4f\n", p->step, p->loss, p->entropy, p->accuracy);
+        else fprintf(f.fp, "%d,%.6f,%.6f,\n", p->step, p->loss, p->entropy);
+    }
+    return fio_commit(&f, err);
+}
+
+char *adapt_record_json(const merge_ctx *ctx, const adapt_result *r) {
+    size_t cap = 256 + (size_t)ctx->K * 160;
+    char *s = malloc(cap);
+    if (!s) return NULL;
+    size_t n = (size_t)snprintf(s, cap, "{\"steps\":%d,\"seconds\":%.3f,\"seconds_per_step\":%.5f,\"final_loss\":%.6f,\"lambda\":{",
+                                r->n_curve, r->seconds, r->seconds_per_step, r->n_curve ? r->curve[r->n_curve - 1].loss : 0);
+    for (int k = 0; k < ctx->K && n < cap; k++) {
+        double mean = 0, mn = 1, mx = 0;
+        for (int c = 0; c < r->n_coef; c++) {
+            double v = r->lambda[k * r->n_coef + c];
+            mean += v / r->n_coef;
+            mn = v < mn ? v : mn;
+            mx = v > mx ? v : mx;
+        }
+        n += (size_t)snprintf(s + n, cap - n, "%s\"%s\":{\"mean\":%.4f,\"min\":%.4f,\"max\":%.4f}", k ? "," : "",
+                              ctx->s->tasks[k].name, mean, mn, mx);
+    }
+    if (n < cap) snprintf(s + n, cap - n, "}}");
+    return s;
+}
