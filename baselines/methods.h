@@ -9,6 +9,7 @@ extern const merge_method method_zeroshot;
 extern const merge_method method_ta;
 extern const merge_method method_adamerging_task;
 extern const merge_method method_adamerging;
+extern const merge_method method_tinting;
 
 /* Σ_k τ_k into delta (layout of θ0, zeroed by the caller). Shared by TA-based methods. */
 int ta_sum_task_vectors(merge_ctx *ctx, float *delta, tt_err *err);

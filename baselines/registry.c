@@ -8,6 +8,7 @@ static const merge_method *const registry[] = {
     &method_ta,
     &method_adamerging_task,
     &method_adamerging,
+    &method_tinting,
 };
 
 int merge_count(void) { return (int)(sizeof registry / sizeof registry[0]); }
