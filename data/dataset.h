@@ -61,8 +61,8 @@ int ds_subset(const ds_images *src, const int *idx, int k, ds_images *out, tt_er
  * with half-pixel centres, identical to PyTorch F.interpolate(mode='bilinear',
  * align_corners=False) without antialiasing: source coordinate
  * (d + 0.5) * (s_size / d_size) - 0.5, clamped at 0 below, neighbour index clamped at
- * s_size-1 above; arithmetic in float as PyTorch does for float tensors.
- * All sizes must be >= 1; src and dst must not overlap. */
+ * s_size-1 above. The arithmetic reproduces PyTorch 1.13's CPU kernel bit for bit (float
+ * weights, double accumulation). All sizes must be >= 1; src and dst must not overlap. */
 void ds_resize_bilinear(const float *src, int sh, int sw, float *dst, int dh, int dw);
 
 #endif

@@ -1,8 +1,8 @@
 #include "data/idx.h"
 
 #include <errno.h>
-#include <limits.h>
 #include <stdbool.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -12,7 +12,7 @@
 #define IDX_TYPE_U8 0x08
 /* First buffer for the data; it doubles while bytes keep arriving, up to the header's size. */
 #define IDX_FIRST_CHUNK ((size_t)16 << 20)
-#define IDX_GZ_BUFFER (256u << 10)
+#define IDX_IN_BUFFER ((size_t)256 << 10)
 
 static const char *idx_type_name(int t) {
     switch (t) {
@@ -26,30 +26,120 @@ static const char *idx_type_name(int t) {
     }
 }
 
-/* Read up to want bytes (gzread takes an unsigned count, so loop in chunks). Returns the
- * number of bytes read; stops early at end of input or on error (see gz_short_read). */
-static size_t gz_read_full(gzFile f, uint8_t *buf, size_t want) {
-    size_t got = 0;
-    while (got < want) {
-        size_t chunk = want - got;
-        if (chunk > (size_t)1 << 30) chunk = (size_t)1 << 30;
-        int r = gzread(f, buf + got, (unsigned)chunk);
-        if (r <= 0) break;
-        got += (size_t)r;
+/* ---- byte source: a raw file, or gzip member(s) inflated with zlib ----
+ * gzread is not used because it accepts some truncated streams silently (a file cut inside
+ * the 8-byte trailer, or exactly where its input buffer runs dry, reads as a clean EOF).
+ * Here a gzip stream must reach Z_STREAM_END (trailer, CRC-32 and length checked by zlib);
+ * concatenated members are accepted; anything else after the last member is an error. */
+typedef struct zin {
+    FILE *f;
+    const char *path;
+    tt_err *err;
+    bool gz;          /* gzip (else raw passthrough) */
+    bool inflating;   /* inside a member (inflateInit2 done and not at its end) */
+    bool z_ready;     /* inflateInit2 succeeded: inflateEnd owed */
+    z_stream zs;
+    uint8_t *in;      /* input buffer; zs.next_in / zs.avail_in index into it */
+    size_t in_cap;
+} zin;
+
+/* Move the unread input to the front and top the buffer up from the file. Returns the
+ * number of bytes now available, or -1 on a read error. */
+static long zin_fill(zin *z) {
+    size_t have = z->zs.avail_in;
+    if (have && z->zs.next_in != z->in) memmove(z->in, z->zs.next_in, have);
+    z->zs.next_in = z->in;
+    size_t r = fread(z->in + have, 1, z->in_cap - have, z->f);
+    if (r < z->in_cap - have && ferror(z->f)) {
+        tt_fail(z->err, TT_EIO, "%s: read error: %s", z->path, strerror(errno));
+        return -1;
     }
-    return got;
+    z->zs.avail_in = (uInt)(have + r);
+    return (long)z->zs.avail_in;
 }
 
-/* After a short read: report a zlib / I/O error if there was one, else nothing (returns 0). */
-static int gz_check_error(gzFile f, const char *path, tt_err *err) {
-    int saved = errno, zerr = Z_OK;
-    const char *msg = gzerror(f, &zerr);
-    if (zerr == Z_ERRNO) return tt_fail(err, TT_EIO, "%s: read error: %s", path, strerror(saved));
-    if (zerr == Z_MEM_ERROR) return tt_fail(err, TT_ENOMEM, "%s: zlib out of memory", path);
-    if (zerr != Z_OK)
-        return tt_fail(err, TT_EINPUT, "%s: corrupt or truncated gzip stream (zlib: %s)", path,
-                       msg && *msg ? msg : "unknown error");
+static int zin_open(zin *z, const char *path, tt_err *err) {
+    memset(z, 0, sizeof *z);
+    z->path = path;
+    z->err = err;
+    errno = 0;
+    z->f = fopen(path, "rb");
+    if (!z->f) return tt_fail(err, TT_EIO, "%s: cannot open: %s", path, strerror(errno));
+    z->in_cap = IDX_IN_BUFFER;
+    z->in = malloc(z->in_cap);
+    if (!z->in) return tt_fail(err, TT_ENOMEM, "%s: out of memory for the input buffer", path);
+    z->zs.next_in = z->in;
+    if (zin_fill(z) < 0) return -1;
+    z->gz = z->zs.avail_in >= 2 && z->in[0] == 0x1f && z->in[1] == 0x8b;
+    if (z->gz) {
+        if (inflateInit2(&z->zs, 15 + 16) != Z_OK)
+            return tt_fail(err, TT_ENOMEM, "%s: cannot initialise zlib", path);
+        z->z_ready = true;
+        z->inflating = true;
+    }
     return 0;
+}
+
+static void zin_close(zin *z) {
+    if (z->z_ready) inflateEnd(&z->zs);
+    if (z->f) fclose(z->f);
+    free(z->in);
+    memset(z, 0, sizeof *z);
+}
+
+static int zin_gz_error(zin *z, int ret) {
+    if (ret == Z_MEM_ERROR) return tt_fail(z->err, TT_ENOMEM, "%s: zlib out of memory", z->path);
+    return tt_fail(z->err, TT_EINPUT, "%s: corrupt gzip stream (zlib: %s)", z->path,
+                   z->zs.msg ? z->zs.msg : zError(ret));
+}
+
+/* Read up to want bytes. Returns the count (< want only at the end of the data), or -1 with
+ * err filled on a read, gzip or memory error. */
+static long long zin_read(zin *z, uint8_t *buf, size_t want) {
+    size_t got = 0;
+    if (!z->gz) {
+        size_t take = z->zs.avail_in < want ? z->zs.avail_in : want;
+        memcpy(buf, z->zs.next_in, take);
+        z->zs.next_in += take;
+        z->zs.avail_in -= (uInt)take;
+        got = take;
+        if (got < want) {
+            size_t r = fread(buf + got, 1, want - got, z->f);
+            if (r < want - got && ferror(z->f))
+                return tt_fail(z->err, TT_EIO, "%s: read error: %s", z->path, strerror(errno));
+            got += r;
+        }
+        return (long long)got;
+    }
+    while (got < want) {
+        if (!z->inflating) {
+            /* Between members: the end of the file, or another gzip member. */
+            if (z->zs.avail_in < 2 && zin_fill(z) < 0) return -1;
+            if (z->zs.avail_in == 0) break;
+            if (z->zs.avail_in < 2 || z->zs.next_in[0] != 0x1f || z->zs.next_in[1] != 0x8b)
+                return tt_fail(z->err, TT_EINPUT, "%s: trailing bytes after the gzip stream",
+                               z->path);
+            if (inflateReset(&z->zs) != Z_OK) return zin_gz_error(z, Z_STREAM_ERROR);
+            z->inflating = true;
+        }
+        if (z->zs.avail_in == 0) {
+            long r = zin_fill(z);
+            if (r < 0) return -1;
+            if (r == 0)
+                return tt_fail(z->err, TT_EINPUT,
+                               "%s: truncated gzip stream (unexpected end of file)", z->path);
+        }
+        size_t room = want - got;
+        if (room > (size_t)1 << 30) room = (size_t)1 << 30;
+        z->zs.next_out = buf + got;
+        z->zs.avail_out = (uInt)room;
+        int ret = inflate(&z->zs, Z_NO_FLUSH);
+        got += room - z->zs.avail_out;
+        if (ret == Z_STREAM_END) z->inflating = false;
+        else if (ret == Z_BUF_ERROR && z->zs.avail_in == 0) continue; /* needs input */
+        else if (ret != Z_OK) return zin_gz_error(z, ret);
+    }
+    return (long long)got;
 }
 
 static uint32_t be32(const uint8_t *p) {
@@ -68,21 +158,17 @@ static void put_be32(uint8_t *p, uint32_t v) {
 static int idx_read_impl(const char *path, unsigned ndims_mask, const char *kind,
                          const char *what, idx_u8 *out, tt_err *err) {
     memset(out, 0, sizeof *out);
-    errno = 0;
-    gzFile f = gzopen(path, "rb");
-    if (!f)
-        return tt_fail(err, errno == 0 ? TT_ENOMEM : TT_EIO, "%s: cannot open: %s", path,
-                       errno ? strerror(errno) : "zlib could not allocate its state");
-    gzbuffer(f, IDX_GZ_BUFFER);
+    zin z;
     int rc = -1;
     uint8_t *buf = NULL;
     uint8_t hdr[4 + 4 * IDX_MAX_DIMS];
+    if (zin_open(&z, path, err) != 0) goto done;
 
-    size_t got = gz_read_full(f, hdr, 4);
+    long long got = zin_read(&z, hdr, 4);
+    if (got < 0) goto done;
     if (got < 4) {
-        if (gz_check_error(f, path, err)) goto done;
         if (got == 0) tt_fail(err, TT_EINPUT, "%s: empty file", path);
-        else tt_fail(err, TT_EINPUT, "%s: truncated IDX header (%zu of 4 magic bytes)", path, got);
+        else tt_fail(err, TT_EINPUT, "%s: truncated IDX header (%lld of 4 magic bytes)", path, got);
         goto done;
     }
     uint32_t magic = be32(hdr);
@@ -111,10 +197,10 @@ static int idx_read_impl(const char *path, unsigned ndims_mask, const char *kind
                 magic, nd, nd == 1 ? "" : "s");
         goto done;
     }
-    got = gz_read_full(f, hdr + 4, 4 * (size_t)nd);
-    if (got < 4 * (size_t)nd) {
-        if (gz_check_error(f, path, err)) goto done;
-        tt_fail(err, TT_EINPUT, "%s: truncated IDX header (%zu of %d dimension bytes)", path, got,
+    got = zin_read(&z, hdr + 4, 4 * (size_t)nd);
+    if (got < 0) goto done;
+    if (got < 4 * nd) {
+        tt_fail(err, TT_EINPUT, "%s: truncated IDX header (%lld of %d dimension bytes)", path, got,
                 4 * nd);
         goto done;
     }
@@ -147,8 +233,9 @@ static int idx_read_impl(const char *path, unsigned ndims_mask, const char *kind
         goto done;
     }
     for (;;) {
-        size_t r = gz_read_full(f, buf + have, cap - have);
-        have += r;
+        long long r = zin_read(&z, buf + have, cap - have);
+        if (r < 0) goto done;
+        have += (size_t)r;
         if (have < cap || have == total) break;
         size_t ncap = cap > total / 2 ? total : cap * 2;
         uint8_t *nb = realloc(buf, ncap);
@@ -160,17 +247,17 @@ static int idx_read_impl(const char *path, unsigned ndims_mask, const char *kind
         cap = ncap;
     }
     if (have < total) {
-        if (gz_check_error(f, path, err)) goto done;
         tt_fail(err, TT_EINPUT, "%s: expected %zu bytes of %s, got %zu", path, total, what, have);
         goto done;
     }
+    /* The data must end here (and a gzip stream must end cleanly). */
     uint8_t extra[64];
-    size_t more = gz_read_full(f, extra, sizeof extra);
+    long long more = zin_read(&z, extra, sizeof extra);
+    if (more < 0) goto done;
     if (more > 0) {
         tt_fail(err, TT_EINPUT, "%s: trailing bytes after the %zu bytes of %s", path, total, what);
         goto done;
     }
-    if (gz_check_error(f, path, err)) goto done;
 
     out->ndims = nd;
     out->size = total;
@@ -179,8 +266,52 @@ static int idx_read_impl(const char *path, unsigned ndims_mask, const char *kind
     rc = 0;
 done:
     free(buf);
-    gzclose(f);
+    zin_close(&z);
     if (rc != 0) memset(out, 0, sizeof *out);
+    return rc;
+}
+
+int idx_slurp(const char *path, size_t max_bytes, uint8_t **data, size_t *n, tt_err *err) {
+    *data = NULL;
+    *n = 0;
+    zin z;
+    uint8_t *buf = NULL;
+    size_t cap = 0, have = 0;
+    int rc = -1;
+    if (max_bytes > SIZE_MAX / 4) max_bytes = SIZE_MAX / 4;
+    if (zin_open(&z, path, err) != 0) goto done;
+    for (;;) {
+        if (have == cap) {
+            if (cap > max_bytes) {
+                tt_fail(err, TT_EINPUT, "%s: larger than the limit of %zu bytes", path, max_bytes);
+                goto done;
+            }
+            size_t ncap = cap ? cap * 2 : (size_t)64 << 10;
+            if (ncap > max_bytes + 1) ncap = max_bytes + 1; /* one extra byte detects "too big" */
+            uint8_t *nb = realloc(buf, ncap);
+            if (!nb) {
+                tt_fail(err, TT_ENOMEM, "%s: out of memory allocating %zu bytes", path, ncap);
+                goto done;
+            }
+            buf = nb;
+            cap = ncap;
+        }
+        long long r = zin_read(&z, buf + have, cap - have);
+        if (r < 0) goto done;
+        have += (size_t)r;
+        if (have < cap) break;
+    }
+    if (have > max_bytes) {
+        tt_fail(err, TT_EINPUT, "%s: larger than the limit of %zu bytes", path, max_bytes);
+        goto done;
+    }
+    *data = buf;
+    *n = have;
+    buf = NULL;
+    rc = 0;
+done:
+    free(buf);
+    zin_close(&z);
     return rc;
 }
 

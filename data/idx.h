@@ -5,11 +5,12 @@
  * dimension, then the elements row-major. Images are magic 0x00000803 [n, h, w] (channels
  * = 1) or 0x00000804 [n, c, h, w]; labels are 0x00000801 [n].
  *
- * Readers accept raw or gzip-compressed files (detected by the 1f 8b magic; everything goes
- * through zlib's gzread, which passes raw files through). They check the header (type, 1..4
- * dimensions, each > 0, n <= DS_MAX_N, other dims <= DS_MAX_DIM, product overflow), that the
- * data is complete ("expected 47040000 bytes of pixels, got 1234") and that nothing follows
- * it. Memory grows with the bytes actually present, so a lying header cannot force a huge
+ * Readers accept raw or gzip-compressed files (detected by the 1f 8b magic, inflated with
+ * zlib; the gzip stream must end cleanly — a cut anywhere, even inside the 8-byte trailer, is
+ * an error — concatenated members are fine, other bytes after the stream are not). They
+ * check the header (type, 1..4 dimensions, each > 0, n <= DS_MAX_N, other dims <= DS_MAX_DIM,
+ * product overflow), that the data is complete ("expected 47040000 bytes of pixels, got
+ * 1234") and that nothing follows it. Memory grows with the bytes actually present, so a lying header cannot force a huge
  * allocation. Errors: -1 and "PATH: problem" in err (TT_EINPUT bad content, TT_EIO cannot
  * open/read, TT_ENOMEM).
  *
@@ -28,7 +29,8 @@
  *
  * Ownership: idx_read_images/idx_read_pair fill a ds_images the caller frees with
  * ds_images_free; idx_read_labels returns a malloc'ed array the caller free()s;
- * idx_read_u8 fills an idx_u8 freed with idx_u8_free. Nothing is allocated on failure.
+ * idx_read_u8 fills an idx_u8 freed with idx_u8_free; idx_slurp returns a malloc'ed buffer
+ * the caller free()s. Nothing is allocated on failure.
  */
 #ifndef TT_IDX_H
 #define TT_IDX_H
@@ -61,6 +63,11 @@ int idx_read_labels(const char *path, int32_t **labels, int *n, tt_err *err);
 
 /* Images plus their labels; the two counts must match. */
 int idx_read_pair(const char *images_path, const char *labels_path, ds_images *out, tt_err *err);
+
+/* A whole raw-or-gzip file, decompressed, with the same stream checks as the IDX readers
+ * (used by the digits CSV reader). *data is malloc'ed (not NUL-terminated); more than
+ * max_bytes of content is an error (TT_EINPUT "larger than the limit"). */
+int idx_slurp(const char *path, size_t max_bytes, uint8_t **data, size_t *n, tt_err *err);
 
 /* Atomic raw writers. im->n must be >= 1 (IDX dims are positive). */
 int idx_write_images(const char *path, const ds_images *im, tt_err *err);
