@@ -377,6 +377,35 @@ done:
     return rc;
 }
 
+int adapt_objective(merge_ctx *ctx, const float *tv, const adapt_opts *o, const float *lam_raw,
+                    const float *const *heads, double *loss, float *grad, float *const *head_grad, tt_err *err) {
+    adapt_state s;
+    int rc = -1;
+    if (state_init(&s, ctx, tv, o, err)) goto done;
+    memcpy(s.lam_raw, lam_raw, (size_t)s.K * s.n_coef * sizeof(float));
+    if (o->train_heads && heads)
+        for (int k = 0; k < s.K; k++)
+            if (heads[k]) memcpy(s.heads[k], heads[k], s.head_opt[k].n * sizeof(float));
+    merge_weights(&s);
+    int order[MERGE_MAX_TASKS];
+    for (int k = 0; k < s.K; k++) order[k] = k;
+    int n_tasks = o->per_task_steps ? 1 : s.K;
+    *loss = 0;
+    for (int a = 0; a < o->accum; a++) {
+        for (int k = 0; k < s.K; k++) s.stream[k].pos = 0; /* identity order: the first images */
+        double e;
+        for (int j = 0; j < s.K; j += n_tasks) *loss += forward_backward(&s, order + j, n_tasks, &e);
+    }
+    memcpy(grad, s.lam_grad, (size_t)s.K * s.n_coef * sizeof(float));
+    if (o->train_heads && head_grad)
+        for (int k = 0; k < s.K; k++)
+            if (head_grad[k]) memcpy(head_grad[k], s.head_grad[k], s.head_opt[k].n * sizeof(float));
+    rc = 0;
+done:
+    state_free(&s);
+    return rc;
+}
+
 void adapt_result_free(adapt_result *r) {
     free(r->lambda);
     free(r->curve);

@@ -54,6 +54,14 @@ typedef struct adapt_result {
 int adapt_run(merge_ctx *ctx, const float *tv, const adapt_opts *o, adapt_result *res, tt_err *err);
 void adapt_result_free(adapt_result *r);
 
+/* The objective at given raw coefficients lam_raw [K * n_coef] on a fixed batch (the first
+ * o->batch test images of every task, o->accum times): loss and dL/dλ (grad [K * n_coef]).
+ * With train_heads, the tints are heads[k] ([C*D + C]; NULL = the zero-shot heads) and
+ * dL/d(tint_k) goes to head_grad[k] (may be NULL). The experts' pseudo-labels always use the
+ * zero-shot heads. For gradient checks and analysis; leaves ctx->out = the merge at lam_raw. */
+int adapt_objective(merge_ctx *ctx, const float *tv, const adapt_opts *o, const float *lam_raw,
+                    const float *const *heads, double *loss, float *grad, float *const *head_grad, tt_err *err);
+
 /* All K task vectors τ_k = θ_k − θ0 in one [K][total] buffer (caller frees). */
 float *adapt_task_vectors(merge_ctx *ctx, tt_err *err);
 

@@ -12,13 +12,13 @@ typedef struct verb {
 } verb;
 
 static const verb verbs[] = {
-    {"suite", NULL, "build NAME|FILE.yaml --out DIR: data, pretrained model, probe heads, fine-tuned models"},
+    {"suite", cmd_suite, "build NAME|FILE.yaml --out DIR: data, pretrained model, probe heads, fine-tuned models"},
     {"init", cmd_init, "--arch JSON|FILE --out M.safetensors: a randomly initialised ViT (and head)"},
     {"eval", cmd_eval, "--model M --input IMAGES.idx --head H [--labels L.idx] [--logits-out F.npy]"},
     {"merge", cmd_merge, "--suite DIR --method NAME [--set k=v ...] --out M.safetensors"},
     {"bench", NULL, "--suite DIR [--methods a,b|all] --out RESULTS_DIR"},
-    {"report", NULL, "RESULTS_DIR: report.md + report.html"},
-    {"check", NULL, "--golden G.csv --results R.csv [--tol POINTS]: exit 1 on accuracy drift"},
+    {"report", cmd_report, "RESULTS_DIR: report.md + report.html"},
+    {"check", cmd_check, "--golden G.csv --results R.csv [--tol POINTS]: exit 1 on accuracy drift"},
 };
 enum { N_VERBS = sizeof verbs / sizeof verbs[0] };
 

