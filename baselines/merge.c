@@ -179,14 +179,32 @@ int merge_add_extra(merge_ctx *ctx, const char *name, int ndim, const int64_t *s
     return x->name ? 0 : tt_fail(err, TT_ENOMEM, "out of memory");
 }
 
-int merge_ctx_save(const merge_ctx *ctx, const merge_method *m, const char *path, tt_err *err) {
+char *merge_params_json(const merge_ctx *ctx) {
     json_t *params = json_object();
     for (int i = 0; i < ctx->params.n; i++) json_object_set_new(params, ctx->params.key[i], json_string(ctx->params.value[i]));
     char seed[32];
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)ctx->seed);
     json_object_set_new(params, "seed", json_string(seed));
-    char *ptext = json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS);
+    char *text = json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(params);
+    return text;
+}
+
+void merge_task_head(const merge_ctx *ctx, int k, const float **W, const float **b) {
+    const suite_task_info *ti = &ctx->s->tasks[k];
+    char wname[160], bname[160];
+    snprintf(wname, sizeof wname, "task.%s.head.weight", ti->name);
+    snprintf(bname, sizeof bname, "task.%s.head.bias", ti->name);
+    *W = ti->head.W;
+    *b = ti->head.b;
+    for (int i = 0; i < ctx->n_extra; i++) {
+        if (!strcmp(ctx->extra[i].name, wname)) *W = ctx->extra[i].data;
+        if (!strcmp(ctx->extra[i].name, bname)) *b = ctx->extra[i].data;
+    }
+}
+
+int merge_ctx_save(const merge_ctx *ctx, const merge_method *m, const char *path, tt_err *err) {
+    char *ptext = merge_params_json(ctx);
     if (!ptext) return tt_fail(err, TT_ENOMEM, "out of memory");
     ckpt_meta meta[] = {{"ttmerge.method", m->name},
                         {"ttmerge.params", ptext},

@@ -92,6 +92,12 @@ void merge_ctx_close(merge_ctx *ctx);
  * parameter used), ttmerge.record (what the method chose), ttmerge.suite. Atomic. */
 int merge_ctx_save(const merge_ctx *ctx, const merge_method *m, const char *path, tt_err *err);
 
+/* JSON object of every parameter used (strings) plus the seed; caller frees. */
+char *merge_params_json(const merge_ctx *ctx);
+/* The head task k is evaluated with: a tinted head the method stored as task.<task>.head.*
+ * among ctx->extra, else the suite's zero-shot head. W [classes*D], b [classes]. */
+void merge_task_head(const merge_ctx *ctx, int k, const float **W, const float **b);
+
 /* Parameter lookup (after merge_ctx_open every declared parameter has a value). */
 const char *merge_param_str(const merge_ctx *ctx, const char *name);
 int merge_param_double(const merge_ctx *ctx, const char *name, double *out, tt_err *err);

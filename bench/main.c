@@ -16,7 +16,7 @@ static const verb verbs[] = {
     {"init", cmd_init, "--arch JSON|FILE --out M.safetensors: a randomly initialised ViT (and head)"},
     {"eval", cmd_eval, "--model M --input IMAGES.idx --head H [--labels L.idx] [--logits-out F.npy]"},
     {"merge", cmd_merge, "--suite DIR --method NAME [--set k=v ...] --out M.safetensors"},
-    {"bench", NULL, "--suite DIR [--methods a,b|all] --out RESULTS_DIR"},
+    {"bench", cmd_bench, "--suite DIR [--methods a,b|all] --out RESULTS_DIR"},
     {"report", cmd_report, "RESULTS_DIR: report.md + report.html"},
     {"check", cmd_check, "--golden G.csv --results R.csv [--tol POINTS]: exit 1 on accuracy drift"},
 };

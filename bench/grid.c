@@ -1,0 +1,298 @@
+/* grid.c — see grid.h. */
+#include "bench/grid.h"
+
+#include <errno.h>
+#include <math.h>
+#include <omp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "baselines/merge.h"
+#include "core/fileio.h"
+#include "core/progress.h"
+#include "data/suite_build.h"
+#include "reports/results.h"
+
+const char *const grid_all_methods[] = {"zeroshot", "individual", "ta", "ties", "consensus-ta", "consensus-ties",
+                                        "tatr", "dare", "lata", "awd", "graft", "adamerging-task", "adamerging",
+                                        "adamerging++", "tinting", NULL};
+
+static volatile sig_atomic_t interrupted;
+static void on_sigint(int sig) {
+    (void)sig;
+    interrupted = 1;
+}
+
+/* ---- the child: run one method, evaluate, write rows/<method>.csv ---- */
+
+typedef struct child_out {
+    double seconds;
+    double acc[MERGE_MAX_TASKS];
+    char params[4096];
+} child_out;
+
+static int eval_individual(const suite *s, child_out *co, tt_err *err) {
+    dnn *d;
+    infer_ctx ic = {0};
+    int rc = -1;
+    if (dnn_create(&d, err)) return -1;
+    if (infer_init(&ic, d, &s->cfg, 256, err)) goto done;
+    double t0 = progress_now();
+    for (int t = 0; t < s->n_tasks; t++) {
+        const suite_task_info *ti = &s->tasks[t];
+        ckpt_vit m;
+        vit_weights w;
+        float *logits = malloc((size_t)ti->test.n * ti->classes * sizeof(float));
+        if (!logits || ckpt_load_vit(&m, ti->finetuned, err)) {
+            free(logits);
+            if (!logits) tt_fail(err, TT_ENOMEM, "out of memory");
+            goto done;
+        }
+        int lrc = vit_weights_bind(&w, &m.lay, m.params, NULL, err) ||
+                  infer_logits(&ic, &w, ti->head.W, ti->head.b, ti->classes, ti->test.pixels, ti->test.n, s->mean,
+                               s->std, logits, err);
+        if (!lrc) co->acc[t] = infer_accuracy(logits, ti->test.labels, ti->test.n, ti->classes);
+        vit_weights_free(&w);
+        ckpt_vit_free(&m);
+        free(logits);
+        if (lrc) goto done;
+    }
+    co->seconds = progress_now() - t0;
+    snprintf(co->params, sizeof co->params, "{}");
+    rc = 0;
+done:
+    infer_free(&ic);
+    dnn_free(d);
+    return rc;
+}
+
+static int run_method(const grid_opts *o, const suite *s, const char *name, child_out *co, tt_err *err) {
+    if (!strcmp(name, "individual")) return eval_individual(s, co, err);
+    const merge_method *m = merge_find(name);
+    if (!m) return tt_fail(err, TT_EINPUT, "unknown method '%s'", name);
+    /* this method's overrides: "name.key=value" -> "key=value" */
+    const char *sets[64];
+    int n = 0;
+    size_t len = strlen(name);
+    for (int i = 0; i < o->n_sets && n < 64; i++)
+        if (!strncmp(o->sets[i], name, len) && o->sets[i][len] == '.') sets[n++] = o->sets[i] + len + 1;
+    merge_ctx ctx;
+    if (merge_ctx_open(&ctx, s, m, sets, n, o->seed, err)) return -1;
+    ctx.progress = o->progress;
+    ctx.quiet = true;
+    snprintf(ctx.curve_csv, sizeof ctx.curve_csv, "%s/curves/%s.csv", o->out_dir, name);
+    double t0 = progress_now();
+    int rc = m->run(&ctx, err);
+    co->seconds = progress_now() - t0;
+    char path[1200];
+    snprintf(path, sizeof path, "%s/models/%s.safetensors", o->out_dir, name);
+    if (!rc && o->keep_models) rc = merge_ctx_save(&ctx, m, path, err);
+    merge_eval ev;
+    if (!rc && !(rc = merge_eval_init(&ev, &ctx, err))) {
+        for (int t = 0; t < ctx.K; t++) {
+            const suite_task_info *ti = &s->tasks[t];
+            const float *W, *b;
+            merge_task_head(&ctx, t, &W, &b);
+            tt_err e;
+            TT_ASSERT(infer_logits(&ev.ic, &ev.w, W, b, ti->classes, ti->test.pixels, ti->test.n, s->mean, s->std,
+                                   ev.logits, &e) == 0);
+            co->acc[t] = infer_accuracy(ev.logits, ti->test.labels, ti->test.n, ti->classes);
+        }
+        merge_eval_free(&ev);
+    }
+    char *pj = merge_params_json(&ctx);
+    snprintf(co->params, sizeof co->params, "%s", pj ? pj : "{}");
+    free(pj);
+    merge_ctx_close(&ctx);
+    return rc;
+}
+
+static void fill_rows(const grid_opts *o, const suite *s, const char *method, const child_out *co, bool ok,
+                      const char *error, double rss_mb, results_row *rows) {
+    for (int t = 0; t < s->n_tasks; t++) {
+        const suite_task_info *ti = &s->tasks[t];
+        rows[t] = (results_row){
+            .suite = (char *)s->name, .method = (char *)method, .params = (char *)(co ? co->params : "{}"),
+            .task = (char *)ti->name, .accuracy = ok ? co->acc[t] : 0,
+            .normalized_accuracy = ok && ti->finetuned_test > 0 ? 100.0 * co->acc[t] / ti->finetuned_test : NAN,
+            .seconds = co ? co->seconds : NAN, .peak_rss_mb = rss_mb, .git_revision = (char *)ttmerge_git_rev(),
+            .threads = o->threads, .seed = o->seed, .status = ok ? RESULTS_OK : RESULTS_FAILED,
+            .error = (char *)(error ? error : "")};
+    }
+}
+
+/* The child process: exit 0 after writing rows/<method>.tmp (rows with unknown RSS), else write
+ * the error to rows/<method>.err and exit 2. */
+static void child_main(const grid_opts *o, const suite *s, const char *method) {
+    signal(SIGINT, SIG_IGN); /* Ctrl-C: the parent lets the running method finish */
+    child_out co;
+    memset(&co, 0, sizeof co);
+    tt_err e = {0};
+    char path[1200];
+    int rc = run_method(o, s, method, &co, &e);
+    if (rc) {
+        snprintf(path, sizeof path, "%s/rows/%s.err", o->out_dir, method);
+        fio_write_all(path, e.msg, strlen(e.msg), NULL);
+        _exit(2);
+    }
+    results_table t = {0};
+    results_row rows[MERGE_MAX_TASKS];
+    fill_rows(o, s, method, &co, true, NULL, NAN, rows);
+    for (int i = 0; i < s->n_tasks; i++)
+        if (results_append_row(&t, &rows[i], &e)) _exit(3);
+    snprintf(path, sizeof path, "%s/rows/%s.csv", o->out_dir, method);
+    _exit(results_write(path, &t, &e) ? 3 : 0);
+}
+
+/* ---- the parent ---- */
+
+static bool finished(const results_table *t, const char *suite_name, const char *method, int n_tasks) {
+    int ok = 0;
+    for (size_t i = 0; i < t->n; i++)
+        if (!strcmp(t->rows[i].suite, suite_name) && !strcmp(t->rows[i].method, method) && t->rows[i].status == RESULTS_OK)
+            ok++;
+    return ok >= n_tasks;
+}
+
+static int save_tables(const grid_opts *o, const results_table *t, const char *suite_name, tt_err *err) {
+    char path[1200];
+    snprintf(path, sizeof path, "%s/results.csv", o->out_dir);
+    if (results_write(path, t, err)) return -1;
+    leaderboard lb;
+    if (results_leaderboard_for(t, suite_name, &lb, err)) return -1;
+    snprintf(path, sizeof path, "%s/leaderboard.csv", o->out_dir);
+    int rc = results_write_leaderboard(path, &lb, err);
+    results_leaderboard_free(&lb);
+    return rc;
+}
+
+static int collect(const grid_opts *o, const suite *s, const char *method, int status, const struct rusage *ru,
+                   results_table *table, double *avg, tt_err *err) {
+    char path[1200], msg[600] = "";
+    double rss = (double)ru->ru_maxrss / 1024.0;
+    results_table part = {0};
+    snprintf(path, sizeof path, "%s/rows/%s.csv", o->out_dir, method);
+    bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 && results_read(path, &part, err) == 0;
+    remove(path);
+    if (ok) {
+        *avg = 0;
+        for (size_t i = 0; i < part.n; i++) {
+            part.rows[i].peak_rss_mb = rss;
+            *avg += part.rows[i].accuracy / (double)part.n;
+        }
+        int rc = results_upsert(table, part.rows, part.n, err);
+        results_free(&part);
+        return rc;
+    }
+    results_free(&part);
+    snprintf(path, sizeof path, "%s/rows/%s.err", o->out_dir, method);
+    char *text = NULL;
+    size_t n;
+    if (fio_read_all(path, &text, &n, 500, NULL) == 0) snprintf(msg, sizeof msg, "%s", text);
+    else if (WIFSIGNALED(status)) snprintf(msg, sizeof msg, "killed by signal %d (%s)", WTERMSIG(status), strsignal(WTERMSIG(status)));
+    else snprintf(msg, sizeof msg, "exited with status %d", WIFEXITED(status) ? WEXITSTATUS(status) : -1);
+    free(text);
+    remove(path);
+    for (char *c = msg; *c; c++)
+        if (*c == '\n' || *c == '\r') *c = ' ';
+    results_row rows[MERGE_MAX_TASKS];
+    fill_rows(o, s, method, NULL, false, msg, rss, rows);
+    *avg = -1;
+    return results_upsert(table, rows, (size_t)s->n_tasks, err);
+}
+
+static int parse_methods(const char *spec, const char **list, int cap, char *buf, size_t bufsz, tt_err *err) {
+    int n = 0;
+    if (!strcmp(spec, "all")) {
+        for (int i = 0; grid_all_methods[i] && n < cap; i++)
+            if (!strcmp(grid_all_methods[i], "individual") || merge_find(grid_all_methods[i])) list[n++] = grid_all_methods[i];
+        return n;
+    }
+    snprintf(buf, bufsz, "%s", spec);
+    for (char *tok = strtok(buf, ","); tok && n < cap; tok = strtok(NULL, ",")) {
+        if (strcmp(tok, "individual") && !merge_find(tok))
+            return tt_fail(err, TT_EINPUT, "--methods: unknown method '%s' (see ttmerge merge --list)", tok);
+        list[n++] = tok;
+    }
+    if (!n) return tt_fail(err, TT_EINPUT, "--methods: empty list");
+    return n;
+}
+
+int grid_run(const grid_opts *o, int *n_failed, tt_err *err) {
+    const char *methods[64];
+    char mbuf[2048], path[1200];
+    int n = parse_methods(o->methods, methods, 64, mbuf, sizeof mbuf, err);
+    if (n < 0) return -1;
+    suite s;
+    if (suite_open(&s, o->suite_dir, o->mode, err)) return -1;
+    results_table table = {0};
+    int rc = -1;
+    const char *subdirs[] = {"", "/rows", "/curves", "/models"};
+    for (size_t i = 0; i < 4; i++) {
+        snprintf(path, sizeof path, "%s%s", o->out_dir, subdirs[i]);
+        if (suite_mkdirs(path, err)) goto done;
+    }
+    snprintf(path, sizeof path, "%s/results.csv", o->out_dir);
+    if (!o->fresh && access(path, F_OK) == 0 && results_read(path, &table, err)) goto done;
+    { /* the report reads the suite's manifest from the results directory */
+        char src[1200], *text = NULL;
+        size_t len;
+        snprintf(src, sizeof src, "%s/suite.json", o->suite_dir);
+        snprintf(path, sizeof path, "%s/suite.json", o->out_dir);
+        if (fio_read_all(src, &text, &len, 64 << 20, err) || fio_write_all(path, text, len, err)) {
+            free(text);
+            goto done;
+        }
+        free(text);
+    }
+    interrupted = 0;
+    struct sigaction sa = {.sa_handler = on_sigint}, old;
+    sigaction(SIGINT, &sa, &old);
+    *n_failed = 0;
+    double t_start = progress_now();
+    int ran = 0;
+    for (int i = 0; i < n && !interrupted; i++) {
+        if (!o->fresh && finished(&table, s.name, methods[i], s.n_tasks)) {
+            if (!o->quiet) fprintf(stderr, "bench: [%d/%d] %-16s already done (resume)\n", i + 1, n, methods[i]);
+            continue;
+        }
+        double t0 = progress_now();
+        fflush(NULL);
+        pid_t pid = fork();
+        if (pid < 0) {
+            tt_fail(err, TT_EIO, "fork failed: %s", strerror(errno));
+            goto restore;
+        }
+        if (pid == 0) child_main(o, &s, methods[i]);
+        int status;
+        struct rusage ru;
+        while (wait4(pid, &status, 0, &ru) < 0 && errno == EINTR) {}
+        double avg;
+        if (collect(o, &s, methods[i], status, &ru, &table, &avg, err) || save_tables(o, &table, s.name, err)) goto restore;
+        ran++;
+        double el = progress_now() - t_start, eta = el / ran * (n - i - 1);
+        if (avg < 0) (*n_failed)++;
+        if (!o->quiet) {
+            if (avg >= 0)
+                fprintf(stderr, "bench: [%d/%d] %-16s avg %6.2f%%  %7.1fs  (elapsed %.0fs, ETA %.0fs)\n", i + 1, n,
+                        methods[i], avg, progress_now() - t0, el, eta);
+            else
+                fprintf(stderr, "bench: [%d/%d] %-16s FAILED (see results.csv)\n", i + 1, n, methods[i]);
+        }
+    }
+    if (interrupted && !o->quiet) fprintf(stderr, "bench: interrupted; finished methods are saved, rerun to resume\n");
+    rc = save_tables(o, &table, s.name, err);
+restore:
+    sigaction(SIGINT, &old, NULL);
+done:
+    snprintf(path, sizeof path, "%s/rows", o->out_dir);
+    rmdir(path);
+    results_free(&table);
+    suite_close(&s);
+    return rc;
+}

@@ -1,0 +1,39 @@
+/* grid.h — `ttmerge bench`: run every method on a suite and keep the results.
+ *
+ * Each method runs in a forked child process: a crash or an error becomes a `failed` row and
+ * the grid goes on; the child's peak RSS is that method's peak memory. After every method the
+ * rows are merged into RESULTS/results.csv and RESULTS/leaderboard.csv (atomic rewrites), so a
+ * killed bench resumes from the finished methods (unless fresh). Ctrl-C lets the running method
+ * finish, records it and stops. Besides the CSVs: models/<method>.safetensors, curves/<method>.csv
+ * for the test-time learners, and a copy of suite.json for the report.
+ */
+#ifndef TT_GRID_H
+#define TT_GRID_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "core/err.h"
+
+typedef struct grid_opts {
+    const char *suite_dir;
+    const char *out_dir;
+    const char *methods;   /* "all" or "a,b,c" (zeroshot and individual are reference rows) */
+    const char *mode;      /* fine-tuning mode to merge, NULL = the suite's first */
+    const char *const *sets; /* "method.key=value" overrides */
+    int n_sets;
+    uint64_t seed;
+    int threads;
+    bool fresh;            /* ignore finished rows in an existing results.csv */
+    bool keep_models;      /* write models/<method>.safetensors */
+    bool progress, quiet;
+} grid_opts;
+
+/* 0 when every method ran (failed methods are recorded as rows, not errors); -1 on an error
+ * that stops the grid (bad suite, unwritable output). */
+int grid_run(const grid_opts *o, int *n_failed, tt_err *err);
+
+/* The methods of "all", in leaderboard-reading order. */
+extern const char *const grid_all_methods[];
+
+#endif
