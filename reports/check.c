@@ -1,0 +1,208 @@
+/* check.c — see check.h. Tables are small (goldens hold hundreds of rows), so lookups are
+ * linear scans over the results; the whole check is O(golden × results). */
+#include "reports/check.h"
+
+#include <math.h>
+#include <string.h>
+
+static int push(check_report *r, check_item it, tt_err *err) {
+    if (r->n == r->cap) {
+        size_t ncap = r->cap ? r->cap * 2 : 32;
+        check_item *ni = realloc(r->items, ncap * sizeof *ni);
+        if (!ni) return tt_fail(err, TT_ENOMEM, "check: out of memory");
+        r->items = ni;
+        r->cap = ncap;
+    }
+    r->items[r->n++] = it;
+    return 0;
+}
+
+static bool same_method(const results_row *a, const results_row *b) {
+    return !strcmp(a->suite, b->suite) && !strcmp(a->method, b->method);
+}
+
+/* True when row i is the first row of its suite × method in t. */
+static bool first_of_method(const results_table *t, size_t i) {
+    for (size_t j = 0; j < i; j++)
+        if (same_method(&t->rows[j], &t->rows[i])) return false;
+    return true;
+}
+
+int check_compare(const results_table *golden, const results_table *res, double tol, check_report *out, tt_err *err) {
+    memset(out, 0, sizeof *out);
+    out->tol = tol;
+    out->golden_rows = golden->n;
+    out->results_rows = res->n;
+    const double nan = NAN;
+
+    /* drift and missing, in golden order */
+    for (int pass = 0; pass < 2; pass++) {
+        for (size_t i = 0; i < golden->n; i++) {
+            const results_row *g = &golden->rows[i];
+            if (g->status != RESULTS_OK) {
+                if (pass == 0) out->known_failures++;
+                continue;
+            }
+            long k = results_find(res, g->suite, g->method, g->task);
+            if (pass == 0) {
+                out->compared++;
+                if (k < 0 || res->rows[k].status != RESULTS_OK) continue;
+                double d = res->rows[k].accuracy - g->accuracy;
+                if (fabs(d) > tol) {
+                    out->drifted++;
+                    if (push(out, (check_item){CHECK_DRIFT, g->suite, g->method, g->task, g->accuracy, res->rows[k].accuracy, d, true, 0, NULL}, err)) goto fail;
+                } else {
+                    out->within++;
+                }
+            } else if (k < 0) {
+                out->missing++;
+                if (push(out, (check_item){CHECK_MISSING, g->suite, g->method, g->task, g->accuracy, nan, nan, true, 0, NULL}, err)) goto fail;
+            }
+        }
+    }
+    /* failed methods, in results order; a row the golden records as failed is a known failure */
+    for (size_t i = 0; i < res->n; i++) {
+        const results_row *r = &res->rows[i];
+        if (!first_of_method(res, i)) continue;
+        size_t n_failed = 0;
+        const char *first_error = NULL;
+        for (size_t j = i; j < res->n; j++) {
+            const results_row *q = &res->rows[j];
+            if (!same_method(q, r) || q->status != RESULTS_FAILED) continue;
+            long gk = results_find(golden, q->suite, q->method, q->task);
+            if (gk >= 0 && golden->rows[gk].status == RESULTS_FAILED) continue;
+            if (!n_failed++) first_error = q->error;
+        }
+        if (n_failed) {
+            out->failed_methods++;
+            if (push(out, (check_item){CHECK_FAILED, r->suite, r->method, NULL, nan, nan, nan, true, n_failed, first_error}, err)) goto fail;
+        }
+    }
+    /* extra rows */
+    for (size_t i = 0; i < res->n; i++) {
+        const results_row *r = &res->rows[i];
+        if (results_find(golden, r->suite, r->method, r->task) >= 0) continue;
+        out->extra++;
+        if (push(out, (check_item){CHECK_EXTRA, r->suite, r->method, r->task, nan, r->status == RESULTS_OK ? r->accuracy : nan, nan, false, 0, NULL}, err)) goto fail;
+    }
+    /* per-method averages over the golden's ok tasks */
+    for (size_t i = 0; i < golden->n; i++) {
+        const results_row *g = &golden->rows[i];
+        if (!first_of_method(golden, i)) continue;
+        double sg = 0, sr = 0;
+        size_t n = 0;
+        bool comparable = true;
+        for (size_t j = i; j < golden->n; j++) {
+            const results_row *q = &golden->rows[j];
+            if (!same_method(q, g) || q->status != RESULTS_OK) continue;
+            long k = results_find(res, q->suite, q->method, q->task);
+            sg += q->accuracy;
+            n++;
+            if (k < 0 || res->rows[k].status != RESULTS_OK) comparable = false;
+            else sr += res->rows[k].accuracy;
+        }
+        if (!n) continue;
+        double ga = sg / (double)n, ra = comparable ? sr / (double)n : nan, d = ra - ga;
+        bool drift = !comparable || fabs(d) > tol;
+        out->averages++;
+        if (drift) out->averages_drifted++;
+        if (push(out, (check_item){CHECK_AVERAGE, g->suite, g->method, NULL, ga, ra, d, drift, n, NULL}, err)) goto fail;
+    }
+    return 0;
+fail:
+    check_free(out);
+    return -1;
+}
+
+bool check_passed(const check_report *r) {
+    return r->drifted == 0 && r->missing == 0 && r->failed_methods == 0 && r->averages_drifted == 0;
+}
+
+void check_free(check_report *r) {
+    if (!r) return;
+    free(r->items);
+    memset(r, 0, sizeof *r);
+}
+
+/* ---- printing ---------------------------------------------------------------------------- */
+
+static int maxw(const check_report *r, check_kind kind, int which, int floor_w) {
+    size_t w = (size_t)floor_w;
+    for (size_t i = 0; i < r->n; i++) {
+        const check_item *it = &r->items[i];
+        if (it->kind != kind) continue;
+        const char *s = which == 0 ? it->suite : which == 1 ? it->method : it->task;
+        if (s && strlen(s) > w) w = strlen(s);
+    }
+    return w > 40 ? 40 : (int)w;
+}
+
+static void num(char *b, size_t n, double v, bool sign) {
+    if (isnan(v)) snprintf(b, n, "n/a");
+    else snprintf(b, n, sign ? "%+.4f" : "%.4f", v);
+}
+
+static void print_kind(FILE *fp, const check_report *r, check_kind kind, const char *title, size_t count) {
+    if (!count) return;
+    int ws = maxw(r, kind, 0, 5), wm = maxw(r, kind, 1, 6), wt = maxw(r, kind, 2, 4);
+    fprintf(fp, "\n%s (%zu):\n", title, count);
+    switch (kind) {
+    case CHECK_DRIFT:
+    case CHECK_MISSING:
+        fprintf(fp, "  %-*s  %-*s  %-*s  %10s  %10s  %10s\n", ws, "suite", wm, "method", wt, "task", "golden", "got", "delta");
+        break;
+    case CHECK_EXTRA: fprintf(fp, "  %-*s  %-*s  %-*s  %10s\n", ws, "suite", wm, "method", wt, "task", "accuracy"); break;
+    case CHECK_FAILED: fprintf(fp, "  %-*s  %-*s  %6s  %s\n", ws, "suite", wm, "method", "rows", "first error"); break;
+    case CHECK_AVERAGE:
+        fprintf(fp, "  %-*s  %-*s  %6s  %10s  %10s  %10s\n", ws, "suite", wm, "method", "tasks", "golden", "got", "delta");
+        break;
+    }
+    for (size_t i = 0; i < r->n; i++) {
+        const check_item *it = &r->items[i];
+        if (it->kind != kind) continue;
+        char g[32], o[32], d[32];
+        num(g, sizeof g, it->golden, false);
+        num(o, sizeof o, it->got, false);
+        num(d, sizeof d, it->delta, true);
+        switch (kind) {
+        case CHECK_DRIFT:
+        case CHECK_MISSING:
+            fprintf(fp, "  %-*.40s  %-*.40s  %-*.40s  %10s  %10s  %10s\n", ws, it->suite, wm, it->method, wt, it->task, g,
+                    kind == CHECK_MISSING ? "missing" : o, d);
+            break;
+        case CHECK_EXTRA: fprintf(fp, "  %-*.40s  %-*.40s  %-*.40s  %10s\n", ws, it->suite, wm, it->method, wt, it->task, o); break;
+        case CHECK_FAILED:
+            fprintf(fp, "  %-*.40s  %-*.40s  %6zu  %.200s\n", ws, it->suite, wm, it->method, it->n_rows,
+                    it->error && *it->error ? it->error : "(no message)");
+            break;
+        case CHECK_AVERAGE:
+            fprintf(fp, "  %-*.40s  %-*.40s  %6zu  %10s  %10s  %10s%s\n", ws, it->suite, wm, it->method, it->n_rows, g, o, d,
+                    it->drift ? (isnan(it->got) ? "  NOT COMPARABLE" : "  DRIFT") : "");
+            break;
+        }
+    }
+}
+
+void check_print(FILE *fp, const check_report *r, const char *golden_path, const char *results_path, bool verbose) {
+    if (verbose)
+        fprintf(fp, "golden  %s (%zu rows)\nresults %s (%zu rows)\ntolerance %.2f accuracy points\n", golden_path,
+                r->golden_rows, results_path, r->results_rows, r->tol);
+    char title[96];
+    snprintf(title, sizeof title, "accuracy moved by more than %.2f points", r->tol);
+    print_kind(fp, r, CHECK_DRIFT, title, r->drifted);
+    print_kind(fp, r, CHECK_MISSING, "golden rows missing from the results", r->missing);
+    print_kind(fp, r, CHECK_FAILED, "methods with failed rows", r->failed_methods);
+    if (verbose) print_kind(fp, r, CHECK_EXTRA, "rows not in the golden (reported, not a failure)", r->extra);
+    if (verbose || r->averages_drifted)
+        print_kind(fp, r, CHECK_AVERAGE, "per-method average accuracy over the golden's tasks", r->averages);
+    if (verbose && r->known_failures)
+        fprintf(fp, "\n%zu golden row(s) record a failed method: not compared\n", r->known_failures);
+    if (check_passed(r)) {
+        fprintf(fp, "\nPASS: %zu rows and %zu method averages within %.2f points", r->within, r->averages, r->tol);
+        if (r->extra) fprintf(fp, " (%zu extra rows)", r->extra);
+        fputc('\n', fp);
+    } else {
+        fprintf(fp, "\nFAIL: %zu drifted, %zu missing, %zu failed method(s), %zu average(s) drifted or not comparable; %zu of %zu rows within %.2f points\n",
+                r->drifted, r->missing, r->failed_methods, r->averages_drifted, r->within, r->compared, r->tol);
+    }
+}
