@@ -33,6 +33,8 @@ void adamw_update(adamw *o, float *p, const float *g, size_t off, size_t cnt, fl
     float b1 = o->beta1, b2 = o->beta2;
     float c1 = 1.0f / (1.0f - powf(b1, (float)o->t)), c2 = 1.0f / (1.0f - powf(b2, (float)o->t));
     float *m = o->m + off, *v = o->v + off;
+    p += off; /* p, g and the moments share one layout: the range is the same in all four */
+    g += off;
 #pragma omp parallel for schedule(static) if (cnt > 65536)
     for (size_t i = 0; i < cnt; i++) {
         m[i] = b1 * m[i] + (1 - b1) * g[i];

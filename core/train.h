@@ -26,7 +26,8 @@ typedef struct adamw {
 } adamw;
 int adamw_init(adamw *o, size_t n, tt_err *err);
 void adamw_free(adamw *o);
-/* Start a step (bias corrections use the step count), then update any ranges [off, off+cnt):
+/* Start a step (bias corrections use the step count), then update any ranges [off, off+cnt)
+ * of the flat vectors p and g (base pointers; the moments use the same offsets):
  * p -= lr * (m_hat / (sqrt(v_hat) + eps) + wd * p). Ranges not updated keep their moments. */
 void adamw_tick(adamw *o);
 void adamw_update(adamw *o, float *p, const float *g, size_t off, size_t cnt, float lr, float wd);

@@ -27,6 +27,24 @@ Test(train, adamw_first_step_known_answer) {
     adamw_free(&o);
 }
 
+/* A range update touches exactly [off, off+cnt) of p, with g read at the same offsets
+ * (regression: the moments were offset but p and g were not). */
+Test(train, adamw_range_update_uses_the_same_offsets) {
+    adamw o;
+    tt_err e = {0};
+    cr_assert_eq(adamw_init(&o, 8, &e), 0);
+    float p[8] = {1, 1, 1, 1, 1, 1, 1, 1}, g[8] = {0, 0, 0, 0, 0, 2.0f, -3.0f, 0};
+    adamw_tick(&o);
+    adamw_update(&o, p, g, 5, 2, 0.1f, 0.0f);
+    for (int i = 0; i < 8; i++) {
+        float want = i == 5 ? 0.9f : i == 6 ? 1.1f : 1.0f; /* first step moves by lr * sign(g) */
+        cr_assert_float_eq(p[i], want, 1e-6, "p[%d] = %g, want %g", i, (double)p[i], (double)want);
+    }
+    cr_assert_float_eq(o.m[5], 0.1f * 2.0f, 1e-7);
+    cr_assert_float_eq(o.m[0], 0.0f, 0);
+    adamw_free(&o);
+}
+
 Test(train, warmup_cosine_schedule) {
     /* 100 steps, 10% warm-up: step 0 -> base/10, step 9 -> base, then cosine to ~0 */
     cr_assert_float_eq(lr_warmup_cosine(1.0f, 0, 100, 0.1f), 0.1f, 1e-6);
@@ -65,6 +83,15 @@ Test(train, real_data_loss_falls_and_is_deterministic, .timeout = 120) {
         cr_assert_eq(train_classifier(d, &cfg, &lay, params[run], W[run], b[run], 10, im.pixels, im.labels, 512, &o,
                                       &st[run], &e), 0, "%s", e.msg);
     }
+    /* every tensor trained (not only the first ones of the flat buffer) */
+    float *init = calloc(lay.total, sizeof(float));
+    vit_init_params(&cfg, &lay, init, 1);
+    for (int t = 0; t < lay.count; t++) {
+        const vit_tensor_info *ti = &lay.t[t];
+        cr_expect_neq(memcmp(init + ti->offset, params[0] + ti->offset, ti->numel * sizeof(float)), 0,
+                      "tensor %s did not change during training", ti->name);
+    }
+    free(init);
     cr_expect_gt(st[0].first_loss, 1.9, "first loss %.3f", st[0].first_loss);
     cr_expect_lt(st[0].last_loss, 1.5, "last loss %.3f (first %.3f)", st[0].last_loss, st[0].first_loss);
     cr_expect_eq(memcmp(params[0], params[1], lay.total * sizeof(float)), 0, "training is not deterministic");
