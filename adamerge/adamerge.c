@@ -7,11 +7,22 @@
  * one step = for every task two batches of 16 test images, loss = Σ over tasks and batches of
  * the batch-mean entropy. We run all task batches of a step as ONE concatenated forward/backward
  * through the merged model (same gradient, bigger matmuls). Engine: adamerge/adapt.c.
+ *   adamerging++      layer-wise on TIES-processed task vectors (main_layer_wise_adamergingpp.py):
+ *                     each τ_k keeps its top-k% magnitudes over the whole model (k = 20) where its
+ *                     sign agrees with the elected sign — the official ties_merging_split's
+ *                     "selected entries" — and the coefficients are learned on those.
  */
 #include <stdio.h>
 #include <string.h>
 
 #include "adamerge/adamerge.h"
+
+#include <math.h>
+#include <stdint.h>
+
+#include "baselines/kernels.h"
+#include "baselines/select.h"
+#include "core/arena.h"
 #include "baselines/methods.h"
 
 static const merge_param ada_params[] = {
@@ -67,6 +78,66 @@ static int ada_run(merge_ctx *ctx, bool layerwise, tt_err *err) {
     return rc;
 }
 
+/* TIES trim + sign election applied to each of the K task vectors in tv [K][total], in place. */
+static int ties_select_in_place(merge_ctx *ctx, float *tv, double topk, tt_err *err) {
+    const vit_layout *lay = &ctx->pre.lay;
+    size_t total = lay->total;
+    uint64_t d = 0;
+    for (int l = 0; l < lay->count; l++) d += lay->t[l].numel;
+    float *sum = tt_calloc_aligned(total, sizeof(float), err);
+    int8_t *sign = tt_calloc_aligned(total, 1, err);
+    float thr[MERGE_MAX_TASKS];
+    int rc = -1;
+    if (!sum || !sign) goto done;
+    for (int k = 0; k < ctx->K; k++) {
+        const float *tk = tv + (size_t)k * total;
+        uint64_t rank;
+        thr[k] = 0;
+        if (ties_threshold_rank(d, topk, &rank)) { /* exact k-th magnitude over the real entries only */
+            select_ctx sel;
+            if (select_init(&sel, rank, true, err)) goto done;
+            do {
+                for (int l = 0; l < lay->count; l++) select_feed(&sel, tk + lay->t[l].offset, lay->t[l].numel);
+            } while (select_next_pass(&sel));
+            thr[k] = select_value(&sel);
+            select_free(&sel);
+        }
+        ties_trim_add(sum, tk, total, thr[k]);
+    }
+    long votes = 0;
+    for (size_t i = 0; i < total; i++) votes += (sum[i] > 0) - (sum[i] < 0);
+    ties_elect(sign, sum, total, votes >= 0 ? 1 : -1);
+    for (int k = 0; k < ctx->K; k++) {
+        float *tk = tv + (size_t)k * total;
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < total; i++) {
+            bool agree = (tk[i] > 0 && sign[i] > 0) || (tk[i] < 0 && sign[i] < 0);
+            if (!(fabsf(tk[i]) >= thr[k] && agree)) tk[i] = 0;
+        }
+    }
+    rc = 0;
+done:
+    free(sum);
+    free(sign);
+    return rc;
+}
+
+static int ada_pp_run(merge_ctx *ctx, tt_err *err) {
+    adapt_opts o;
+    double topk;
+    if (adamerge_opts(ctx, &o, err) || merge_param_double(ctx, "topk", &topk, err)) return -1;
+    if (!(topk > 0 && topk <= 100)) return tt_fail(err, TT_EINPUT, "topk=%g: expected a percentage in (0, 100]", topk);
+    o.layerwise = true;
+    float *tv = adapt_task_vectors(ctx, err);
+    if (!tv) return -1;
+    adapt_result r = {0};
+    int rc = ties_select_in_place(ctx, tv, topk, err);
+    if (!rc) rc = adamerge_finish(ctx, tv, &o, &r, err);
+    adapt_result_free(&r);
+    free(tv);
+    return rc;
+}
+
 static int ada_task_run(merge_ctx *ctx, tt_err *err) { return ada_run(ctx, false, err); }
 static int ada_layer_run(merge_ctx *ctx, tt_err *err) { return ada_run(ctx, true, err); }
 
@@ -76,6 +147,24 @@ const merge_method method_adamerging_task = {
     .needs = MERGE_NEEDS_UNLABELED,
     .params = ada_params,
     .run = ada_task_run,
+};
+
+static const merge_param ada_pp_params[] = {
+    {"lambda", "0.3", "initial coefficient (clamped to [0,1] when merging)"},
+    {"steps", "500", "Adam steps"},
+    {"lr", "1e-3", "Adam learning rate of the coefficients"},
+    {"batch", "16", "test images per task per forward"},
+    {"accum", "2", "forwards per task per step (official: 2 batches of 16)"},
+    {"eval_every", "0", "record test accuracy in the curve every N steps (0 = never)"},
+    {"topk", "20", "TIES: percent of each task vector's entries kept (by magnitude, whole model)"},
+    {0}};
+
+const merge_method method_adamerging_pp = {
+    .name = "adamerging++",
+    .summary = "AdaMerging++, layer-wise on TIES-trimmed, sign-elected task vectors",
+    .needs = MERGE_NEEDS_UNLABELED,
+    .params = ada_pp_params,
+    .run = ada_pp_run,
 };
 
 const merge_method method_adamerging = {

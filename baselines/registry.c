@@ -6,8 +6,15 @@
 static const merge_method *const registry[] = {
     &method_zeroshot,
     &method_ta,
+    &method_ties,
+    &method_consensus_ta,
+    &method_consensus_ties,
+    &method_tatr,
+    &method_dare,
+    &method_lata,
     &method_adamerging_task,
     &method_adamerging,
+    &method_adamerging_pp,
     &method_tinting,
 };
 

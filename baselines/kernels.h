@@ -1,0 +1,82 @@
+/* kernels.h — the per-element cores of the baseline merges as pure functions on plain arrays.
+ *
+ * The method files (ties.c, consensus.c, dare.c, tatr.c, lata.c) stream task vectors tensor by
+ * tensor from the mapped checkpoints and call these on each tensor; the tests call them on
+ * small hand-checked arrays. Each function is implemented in the file of its method; the
+ * generic helpers at the top live in kernels.c. Loops are OpenMP-parallel for large n and give
+ * the same result for every thread count.
+ */
+#ifndef TT_KERNELS_H
+#define TT_KERNELS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Loops over fewer elements than this run on one thread (a parallel region would cost more). */
+#define KERN_PAR_MIN 65536
+
+/* ---- generic (kernels.c) ---- */
+/* y += a x */
+void kern_axpy(float *y, float a, const float *x, size_t n);
+/* |cos(a, b)| accumulated in double over a fixed chunking (thread-count independent); 0 when
+ * either vector is zero. */
+double kern_abs_cos(const float *a, const float *b, size_t n);
+/* A uniform double in [0, 1) that depends only on its four inputs (splitmix64 finaliser of a
+ * combined key): counter-based randomness, independent of order and thread count. */
+double kern_hash_u01(uint64_t seed, uint64_t a, uint64_t b, uint64_t c);
+
+/* ---- TIES (ties.c) ---- */
+/* The 0-based ascending rank of |τ| at which the official code thresholds to keep the top k%
+ * of d values: k' = int(d·k/100), kthvalue(|τ|, d − k'). Returns false when d − k' = 0
+ * (k = 100: keep everything, threshold 0). */
+bool ties_threshold_rank(uint64_t d, double topk, uint64_t *rank);
+/* The trim threshold of one task vector held in one array (select_kth on |tv|; 0 if keep all). */
+float ties_threshold_array(const float *tv, size_t n, double topk);
+/* acc += trim(tv) = tv·1{|tv| ≥ thr}; returns how many non-zero entries were kept. */
+size_t ties_trim_add(float *acc, const float *tv, size_t n, float thr);
+/* Σ_i sign(sum[i]) (the official "majority" sign of s = 0 entries is the sign of this). */
+int64_t ties_sign_balance(const float *sum, size_t n);
+/* sign[i] = sign(sum[i]), or majority (±1, or 0) where sum[i] = 0. */
+void ties_elect(int8_t *sign, const float *sum, size_t n, int8_t majority);
+/* Disjoint merge, one task at a time: where trim(tv) is non-zero and has the elected sign,
+ * out += tv and cnt += 1. */
+void ties_disjoint_add(float *out, uint8_t *cnt, const int8_t *sign, const float *tv, size_t n, float thr);
+/* dis-mean: out /= max(1, cnt) (mean); dis-sum: unchanged. */
+void ties_disjoint_finish(float *out, const uint8_t *cnt, size_t n, bool mean);
+/* The whole TIES merge of K task vectors tv[k][0..n) with thresholds thr[k] (trim, elect with
+ * the majority rule over these n values, disjoint mean or sum) into out[n]. Returns -1 if
+ * scratch memory runs out. */
+int ties_merge_arrays(const float *const *tv, int K, size_t n, const float *thr, bool mean, float *out);
+
+/* ---- TALL masks / Consensus (consensus.c) ---- */
+/* count[i] += m[i] = 1{|tv[i]| > lam·|mtl[i] − tv[i]|}; returns Σ m. With count zeroed this
+ * writes the TALL mask of one task. */
+size_t tall_mask_add(uint8_t *count, const float *tv, const float *mtl, size_t n, float lam);
+/* out = pre + m ⊙ mtl (the TALL-compressed model of one task); returns Σ m. */
+size_t tall_apply(float *out, const float *pre, const float *tv, const float *mtl, size_t n, float lam);
+/* mtl[i] = 0 where count[i] < k (consensus mask); returns the entries kept. */
+size_t consensus_apply(float *mtl, const uint8_t *count, size_t n, int k);
+
+/* ---- DARE (dare.c) ---- */
+/* Drop-and-rescale in place: tv[i] kept with probability density (hash of seed, task, tensor,
+ * i) and divided by density; density 0 zeroes tv. Returns the entries kept. */
+size_t dare_apply(float *tv, size_t n, double density, uint64_t seed, int task, int tensor);
+
+/* ---- TATR (tatr.c) ---- */
+/* omega += g ⊙ (abs_sum − |tv|), where abs_sum = Σ_j |τ_j| and tv = τ_i: the j ≠ i terms of
+ * Ω = Σ_i Σ_{j≠i} g_i ⊙ |τ_j|. g = NULL is the zero-shot proxy g = |tv|. */
+void tatr_omega_add(float *omega, const float *g, const float *abs_sum, const float *tv, size_t n);
+/* The 0-based rank of the threshold sorted(Ω)[int((100 − q)/100 · d)]; false when that is ≥ d
+ * (q = 0: nothing masked). */
+bool tatr_threshold_rank(uint64_t d, double q, uint64_t *rank);
+/* x[i] = 0 where omega[i] ≥ thr (outside the trust region); returns the entries kept. */
+size_t tatr_mask(float *x, const float *omega, size_t n, float thr);
+
+/* ---- LATA (lata.c) ---- */
+/* Layer weights of one task from its scores s_l = 1 − |cos(τ^l, v^l)|: the ceil(L·topk/100)
+ * highest-scoring layers (ties: lower index first) get 1, the others gamma, then w /= mean(w).
+ * Returns the number of amplified layers. */
+int lata_weights(const double *score, int L, double topk, double gamma, float *w);
+
+#endif

@@ -1,0 +1,147 @@
+/* merge_util.c — see merge_util.h. */
+#include "baselines/merge_util.h"
+
+#include <stdio.h>
+#include <string.h>
+
+#include "baselines/methods.h"
+#include "baselines/search.h"
+#include "core/arena.h"
+#include "core/ops.h"
+
+const double mu_grid_ties_mean[15] = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4, 1.5};
+
+void mu_task_vector(const merge_ctx *ctx, const mu_tv_source *src, int k, int l, float *out) {
+    if (src && src->fn) src->fn(ctx, k, l, out, src->user);
+    else merge_task_vector(ctx, k, l, out);
+}
+
+size_t mu_max_numel(const merge_ctx *ctx) {
+    size_t most = 0;
+    for (int l = 0; l < ctx->pre.lay.count; l++)
+        if (ctx->pre.lay.t[l].numel > most) most = ctx->pre.lay.t[l].numel;
+    return most;
+}
+
+uint64_t mu_param_count(const merge_ctx *ctx) {
+    uint64_t d = 0;
+    for (int l = 0; l < ctx->pre.lay.count; l++) d += ctx->pre.lay.t[l].numel;
+    return d;
+}
+
+int mu_sum_task_vectors(merge_ctx *ctx, const mu_tv_source *src, float *delta, tt_err *err) {
+    float *tv = tt_calloc_aligned(mu_max_numel(ctx), sizeof(float), err);
+    if (!tv) return -1;
+    for (int l = 0; l < ctx->pre.lay.count; l++)
+        for (int k = 0; k < ctx->K; k++) {
+            mu_task_vector(ctx, src, k, l, tv);
+            op_add_inplace(delta + ctx->pre.lay.t[l].offset, tv, ctx->pre.lay.t[l].numel);
+        }
+    free(tv);
+    return 0;
+}
+
+double mu_eval_task(merge_eval *ev, merge_ctx *ctx, int t, bool test) {
+    const suite_task_info *ti = &ctx->s->tasks[t];
+    const ds_images *im = test ? &ti->test : &ti->val;
+    tt_err e;
+    /* the head of every task was planned successfully by merge_eval_init's caller's checks;
+     * a failure here is a bug, as in merge_eval_tasks */
+    TT_ASSERT(infer_logits(&ev->ic, &ev->w, ti->head.W, ti->head.b, ti->classes, im->pixels, im->n, ctx->s->mean,
+                           ctx->s->std, ev->logits, &e) == 0);
+    return infer_accuracy(ev->logits, im->labels, im->n, ti->classes);
+}
+
+int mu_param_range(const merge_ctx *ctx, const char *name, double lo, double hi, double *out, tt_err *err) {
+    if (merge_param_double(ctx, name, out, err)) return -1;
+    if (*out < lo || *out > hi)
+        return tt_fail(err, TT_EINPUT, "parameter %s=%s is out of range [%g, %g]", name, merge_param_str(ctx, name),
+                       lo, hi);
+    return 0;
+}
+
+int mu_param_choice(const merge_ctx *ctx, const char *name, const char *const *words, int n, int *idx, tt_err *err) {
+    const char *v = merge_param_str(ctx, name);
+    TT_ASSERT(v != NULL);
+    for (int i = 0; i < n; i++)
+        if (!strcmp(v, words[i])) {
+            *idx = i;
+            return 0;
+        }
+    char list[256];
+    size_t used = 0;
+    for (int i = 0; i < n && used < sizeof list; i++)
+        used += (size_t)snprintf(list + used, sizeof list - used, "%s%s", i ? "|" : "", words[i]);
+    return tt_fail(err, TT_EINPUT, "parameter %s=%s: expected %s", name, v, list);
+}
+
+json_t *mu_json_per_task(const merge_ctx *ctx, const double *v) {
+    json_t *o = json_object();
+    for (int t = 0; t < ctx->K; t++) json_object_set_new(o, ctx->s->tasks[t].name, json_real(v[t]));
+    return o;
+}
+
+json_t *mu_json_per_task_int(const merge_ctx *ctx, const int *v) {
+    json_t *o = json_object();
+    for (int t = 0; t < ctx->K; t++) json_object_set_new(o, ctx->s->tasks[t].name, json_integer(v[t]));
+    return o;
+}
+
+int mu_record_finish(merge_ctx *ctx, json_t *rec, const char *search_fragment, tt_err *err) {
+    if (search_fragment && *search_fragment) {
+        size_t n = strlen(search_fragment) + 3;
+        char *wrapped = malloc(n);
+        json_t *frag = NULL;
+        json_error_t je = {0};
+        if (wrapped) {
+            snprintf(wrapped, n, "{%s}", search_fragment);
+            frag = json_loads(wrapped, 0, &je);
+            free(wrapped);
+        }
+        if (!frag) {
+            json_decref(rec);
+            return tt_fail(err, TT_EINTERNAL, "record fragment is not JSON: %s", je.text);
+        }
+        json_object_update(rec, frag);
+        json_decref(frag);
+    }
+    char *text = json_dumps(rec, JSON_COMPACT | JSON_REAL_PRECISION(6));
+    json_decref(rec);
+    int rc = text ? merge_record(ctx, text, err) : tt_fail(err, TT_ENOMEM, "out of memory");
+    free(text);
+    return rc;
+}
+
+/* ---- base merge ---- */
+
+static const char *const base_words[] = {"ta", "ties"};
+static const char *const merge_words[] = {"mean", "sum"};
+
+int mu_base_params(const merge_ctx *ctx, mu_base *b, tt_err *err) {
+    int base, merge;
+    if (mu_param_choice(ctx, "base", base_words, 2, &base, err) || mu_param_range(ctx, "topk", 0, 100, &b->topk, err) ||
+        mu_param_choice(ctx, "merge", merge_words, 2, &merge, err))
+        return -1;
+    b->ties = base == 1;
+    b->mean = merge == 0;
+    return 0;
+}
+
+int mu_base_merge(merge_ctx *ctx, const mu_base *b, const mu_tv_source *src, float *delta, tt_err *err) {
+    if (b->ties) return ties_merged_delta_src(ctx, src, b->topk, b->mean, delta, NULL, NULL, err);
+    memset(delta, 0, ctx->pre.lay.total * sizeof(float));
+    return mu_sum_task_vectors(ctx, src, delta, err);
+}
+
+int mu_base_search(merge_ctx *ctx, const mu_base *b, const float *delta, double *lam, char *frag, size_t cap,
+                   tt_err *err) {
+    if (b->ties && b->mean) return search_lambda(ctx, delta, "lambda", mu_grid_ties_mean, 15, lam, frag, cap, err);
+    return search_lambda(ctx, delta, "lambda", search_grid_default, 10, lam, frag, cap, err);
+}
+
+void mu_base_record(json_t *rec, const mu_base *b) {
+    json_object_set_new(rec, "base", json_string(b->ties ? "ties" : "ta"));
+    if (!b->ties) return;
+    json_object_set_new(rec, "topk", json_real(b->topk));
+    json_object_set_new(rec, "merge", json_string(b->mean ? "mean" : "sum"));
+}

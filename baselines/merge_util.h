@@ -1,0 +1,74 @@
+/* merge_util.h — small helpers over merge_ctx shared by the baseline merges (TIES, Consensus,
+ * DARE, TATR, LATA), kept out of merge.c on purpose: task-vector sources (so that one method
+ * can feed another's modified task vectors, e.g. DARE -> TIES), streaming sums, single-task
+ * validation accuracy, parameter checks with one-line errors, and the record JSON.
+ */
+#ifndef TT_MERGE_UTIL_H
+#define TT_MERGE_UTIL_H
+
+#include <jansson.h>
+
+#include "baselines/merge.h"
+
+/* Where task vectors come from: fn fills out[numel of layout tensor l] with task k's (possibly
+ * transformed) τ_k,l. A NULL source or fn means the plain τ_k,l = θ_k,l − θ0,l. */
+typedef struct mu_tv_source {
+    void (*fn)(const merge_ctx *ctx, int k, int l, float *out, void *user);
+    void *user;
+} mu_tv_source;
+void mu_task_vector(const merge_ctx *ctx, const mu_tv_source *src, int k, int l, float *out);
+
+/* Largest tensor (floats) and the number of parameters (Σ numel, padding excluded). */
+size_t mu_max_numel(const merge_ctx *ctx);
+uint64_t mu_param_count(const merge_ctx *ctx);
+
+/* delta += Σ_k τ_k (layout of θ0), streamed tensor by tensor from src. */
+int mu_sum_task_vectors(merge_ctx *ctx, const mu_tv_source *src, float *delta, tt_err *err);
+
+/* Accuracy (%) of ctx->out on task t's validation (or test) split. */
+double mu_eval_task(merge_eval *ev, merge_ctx *ctx, int t, bool test);
+
+/* A numeric parameter that must lie in [lo, hi]; error "parameter topk=150 is out of range [0, 100]". */
+int mu_param_range(const merge_ctx *ctx, const char *name, double lo, double hi, double *out, tt_err *err);
+/* A parameter that must be one of n words; *idx = its position. */
+int mu_param_choice(const merge_ctx *ctx, const char *name, const char *const *words, int n, int *idx, tt_err *err);
+
+/* {0.1, 0.2, ..., 1.5}: the λ grid for dis-mean TIES (λ ≈ 1 is its natural scale; the official
+ * README recipe searches 0.8..2.5, tall_masks 0.1..1.0 — this covers both regions we can afford). */
+extern const double mu_grid_ties_mean[15];
+
+/* {"task": v[t], ...} for the record. */
+json_t *mu_json_per_task(const merge_ctx *ctx, const double *v);
+json_t *mu_json_per_task_int(const merge_ctx *ctx, const int *v);
+/* Add the members of the fragment "\"k\":v,..." written by search_lambda to rec, then store rec
+ * as the record (merge_record). Takes ownership of rec. */
+int mu_record_finish(merge_ctx *ctx, json_t *rec, const char *search_fragment, tt_err *err);
+
+/* ---- the base merge that plug-in methods (DARE, TATR) feed their modified task vectors to ----
+ * Parameters (put MU_BASE_PARAMS in the method's table): base = ta | ties, topk, merge. */
+#define MU_BASE_PARAMS                                                                              \
+    {"base", "ta", "merge the modified task vectors with: ta (sum) | ties"},                          \
+        {"topk", "20", "base=ties: percent of each task vector kept"},                                \
+        {"merge", "mean", "base=ties: disjoint mean (lambda grid 0.1..1.5) | sum (0.1..1.0)"}
+typedef struct mu_base {
+    bool ties;   /* base=ties (else the TA sum) */
+    double topk; /* base=ties */
+    bool mean;   /* base=ties: dis-mean (else dis-sum) */
+} mu_base;
+int mu_base_params(const merge_ctx *ctx, mu_base *b, tt_err *err);
+/* delta = Σ_k src τ_k (ta) or TIES of them (delta fully overwritten). */
+int mu_base_merge(merge_ctx *ctx, const mu_base *b, const mu_tv_source *src, float *delta, tt_err *err);
+/* search_lambda on the grid that suits the base ({0.1..1.5} for TIES dis-mean, else {0.1..1.0}). */
+int mu_base_search(merge_ctx *ctx, const mu_base *b, const float *delta, double *lam, char *frag, size_t cap,
+                   tt_err *err);
+/* base (and topk, merge for ties) into the record. */
+void mu_base_record(json_t *rec, const mu_base *b);
+
+/* ---- implemented by method files, for reuse by other methods ---- */
+/* TIES (baselines/ties.c) over an arbitrary task-vector source: see ties_merged_delta in
+ * baselines/methods.h. density_out [K] (may be NULL) gets each task's kept fraction, thr_out
+ * [K] (may be NULL) its trim threshold. */
+int ties_merged_delta_src(merge_ctx *ctx, const mu_tv_source *src, double topk, bool mean, float *delta,
+                          double *density_out, float *thr_out, tt_err *err);
+
+#endif

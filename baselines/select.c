@@ -1,0 +1,100 @@
+/* select.c — see select.h. */
+#include "baselines/select.h"
+
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+/* Order-preserving 32-bit keys: for magnitudes the IEEE bits of |x| already sort as unsigned
+ * integers; for signed values flip every bit of negatives and the sign bit of the others. */
+static inline uint32_t key_of(float x, bool absval) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    if (absval) return u & 0x7FFFFFFFu;
+    return (u & 0x80000000u) ? ~u : u | 0x80000000u;
+}
+
+static float value_of(uint32_t key, bool absval) {
+    uint32_t u = absval ? key : (key & 0x80000000u) ? key & 0x7FFFFFFFu : ~key;
+    float x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+int select_init(select_ctx *s, uint64_t rank, bool absval, tt_err *err) {
+    memset(s, 0, sizeof *s);
+    s->rank = rank;
+    s->absval = absval;
+    int t = omp_get_max_threads();
+    s->parts = t < 1 ? 1 : t > SELECT_MAX_PARTS ? SELECT_MAX_PARTS : t;
+    s->hist = calloc((size_t)s->parts * SELECT_BINS, sizeof(uint64_t));
+    if (!s->hist) return tt_fail(err, TT_ENOMEM, "out of memory (selection histograms)");
+    return 0;
+}
+
+void select_free(select_ctx *s) {
+    free(s->hist);
+    memset(s, 0, sizeof *s);
+}
+
+/* Histogram of x[lo, hi) into h: pass 0 by the key's high half, pass 1 by the low half of the
+ * keys whose high half is the chosen bin. */
+static void count_range(const select_ctx *s, uint64_t *h, const float *x, size_t lo, size_t hi) {
+    if (s->pass == 0) {
+        for (size_t i = lo; i < hi; i++) h[key_of(x[i], s->absval) >> 16]++;
+    } else {
+        for (size_t i = lo; i < hi; i++) {
+            uint32_t k = key_of(x[i], s->absval);
+            if ((k >> 16) == s->hi) h[k & 0xFFFFu]++;
+        }
+    }
+}
+
+void select_feed(select_ctx *s, const float *x, size_t n) {
+    TT_ASSERT(s->pass < 2);
+    if (s->pass == 0) s->fed += n;
+    if (n < ((size_t)1 << 16) || s->parts == 1) {
+        count_range(s, s->hist, x, 0, n);
+        return;
+    }
+    /* fixed chunking into `parts` private histograms; integer counts make the sum exact */
+    int parts = s->parts;
+#pragma omp parallel for schedule(static, 1) num_threads(parts)
+    for (int p = 0; p < parts; p++)
+        count_range(s, s->hist + (size_t)p * SELECT_BINS, x, n * (size_t)p / (size_t)parts,
+                    n * (size_t)(p + 1) / (size_t)parts);
+}
+
+bool select_next_pass(select_ctx *s) {
+    TT_ASSERT(s->pass < 2);
+    TT_ASSERT(s->rank < s->fed); /* the caller asked for a rank past the values it fed */
+    uint64_t *h = s->hist;
+    for (int p = 1; p < s->parts; p++)
+        for (size_t b = 0; b < SELECT_BINS; b++) h[b] += h[(size_t)p * SELECT_BINS + b];
+    uint64_t below = 0;
+    size_t b = 0;
+    while (b < SELECT_BINS && below + h[b] <= s->rank) below += h[b++];
+    TT_ASSERT(b < SELECT_BINS); /* a later pass fed fewer values than pass 0 */
+    s->rank -= below;
+    if (s->pass == 0) s->hi = (uint32_t)b;
+    else s->key = (s->hi << 16) | (uint32_t)b;
+    memset(h, 0, (size_t)s->parts * SELECT_BINS * sizeof(uint64_t));
+    return ++s->pass < 2;
+}
+
+float select_value(const select_ctx *s) {
+    TT_ASSERT(s->pass == 2);
+    return value_of(s->key, s->absval);
+}
+
+float select_kth(const float *x, size_t n, uint64_t rank, bool absval) {
+    select_ctx s;
+    tt_err e;
+    if (select_init(&s, rank, absval, &e)) return NAN;
+    do select_feed(&s, x, n);
+    while (select_next_pass(&s));
+    float v = select_value(&s);
+    select_free(&s);
+    return v;
+}

@@ -1,0 +1,377 @@
+/* test_baselines.c — known answers for the baseline merges' kernels (baselines/kernels.h):
+ * TIES (trim with ties at the threshold, sign conflicts, majority sign, all-zero columns,
+ * dis-mean/dis-sum), TALL/Consensus masks, DARE (exactness, rate, unbiasedness, determinism
+ * across seeds and thread counts), TATR conflict scores and mask, LATA layer weights, and the
+ * TA-style apply. Every expected value below is worked out by hand in the comments. */
+#include <criterion/criterion.h>
+#include <math.h>
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "baselines/kernels.h"
+#include "baselines/search.h"
+#include "baselines/select.h"
+#include "tests/testutil.h"
+
+static void assert_close(const char *what, const float *got, const float *want, size_t n, double tol) {
+    for (size_t i = 0; i < n; i++)
+        cr_assert(fabs((double)got[i] - (double)want[i]) <= tol, "%s[%zu] = %.7g, expected %.7g", what, i,
+                  (double)got[i], (double)want[i]);
+}
+
+/* ---- TIES ---- */
+
+/* 3 tasks x 8 values, thresholds {0.3, 0.3, 0.2}:
+ *            c0    c1    c2    c3   c4    c5    c6    c7
+ *   tv0     .5   -.2    .1    0    .3   -.4   .05    .5      trim(.3): .5  0   0  0  .3(tie) -.4  0  .5
+ *   tv1    -.3    .6    .1    0   -.3    .2    0    -.5      trim(.3): -.3(tie) .6 0 0 -.3(tie) 0 0 -.5
+ *   tv2     .4    .1   -.7    0    .2   -.1    0     0       trim(.2): .4  0  -.7 0  .2(tie)  0  0  0
+ *   sum     .6    .6   -.7    0    .2   -.4    0     0
+ *   sign    +     +     -     0    +     -     0     0  -> balance +1+1-1+1-1 = +1: majority +
+ *   elected +     +     -     +    +     -     +     +
+ * disjoint: c0 keeps .5,.4 (tv1's -.3 conflicts), c4 keeps .3,.2 (drops -.3), c7 (exact cancel,
+ * elected by majority) keeps .5; c3 (all zero) and c6 (trimmed) stay 0.
+ *   dis-mean: .45 .6 -.7 0 .25 -.4 0 .5      dis-sum: .9 .6 -.7 0 .5 -.4 0 .5 */
+static const float ties_tv[3][8] = {{0.5f, -0.2f, 0.1f, 0.0f, 0.3f, -0.4f, 0.05f, 0.5f},
+                                    {-0.3f, 0.6f, 0.1f, 0.0f, -0.3f, 0.2f, 0.0f, -0.5f},
+                                    {0.4f, 0.1f, -0.7f, 0.0f, 0.2f, -0.1f, 0.0f, 0.0f}};
+static const float ties_thr[3] = {0.3f, 0.3f, 0.2f};
+
+Test(ties, three_tasks_known_answer_mean) {
+    const float *tv[3] = {ties_tv[0], ties_tv[1], ties_tv[2]};
+    float out[8];
+    cr_assert_eq(ties_merge_arrays(tv, 3, 8, ties_thr, true, out), 0);
+    const float want[8] = {0.45f, 0.6f, -0.7f, 0.0f, 0.25f, -0.4f, 0.0f, 0.5f};
+    assert_close("dis-mean", out, want, 8, 1e-6);
+}
+
+Test(ties, three_tasks_known_answer_sum) {
+    const float *tv[3] = {ties_tv[0], ties_tv[1], ties_tv[2]};
+    float out[8];
+    cr_assert_eq(ties_merge_arrays(tv, 3, 8, ties_thr, false, out), 0);
+    const float want[8] = {0.9f, 0.6f, -0.7f, 0.0f, 0.5f, -0.4f, 0.0f, 0.5f};
+    assert_close("dis-sum", out, want, 8, 1e-6);
+}
+
+/* Flip the majority: negate every column but c7, so the balance is -1 and the exactly-cancelling
+ * c7 must now keep tv1's -.5 instead of tv0's .5. */
+Test(ties, majority_sign_decides_cancelled_entries) {
+    float neg[3][8];
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < 8; i++) neg[k][i] = i == 7 ? ties_tv[k][i] : -ties_tv[k][i];
+    const float *tv[3] = {neg[0], neg[1], neg[2]};
+    float out[8];
+    cr_assert_eq(ties_merge_arrays(tv, 3, 8, ties_thr, true, out), 0);
+    const float want[8] = {-0.45f, -0.6f, 0.7f, 0.0f, -0.25f, 0.4f, 0.0f, -0.5f};
+    assert_close("majority -", out, want, 8, 1e-6);
+}
+
+/* The pieces the streaming merge uses agree with the hand trace above. */
+Test(ties, pieces_trim_count_and_sign) {
+    float sum[8] = {0};
+    size_t kept = 0;
+    for (int k = 0; k < 3; k++) kept += ties_trim_add(sum, ties_tv[k], 8, ties_thr[k]);
+    cr_assert_eq(kept, 4 + 4 + 3); /* survivors: tv0 .5 .3 -.4 .5; tv1 -.3 .6 -.3 -.5; tv2 .4 -.7 .2 */
+    cr_assert_eq(ties_sign_balance(sum, 8), 1);
+    int8_t sign[8];
+    ties_elect(sign, sum, 8, 1);
+    const int8_t want[8] = {1, 1, -1, 1, 1, -1, 1, 1};
+    cr_assert_arr_eq(sign, want, 8);
+}
+
+/* topk = 37.5% of 8 keeps int(3) -> kthvalue(|tv0|, 5): sorted |tv0| = 0 .05 .1 .2 .3 .4 .5 .5 -> 0.3,
+ * which ties with tv0[4] (kept). */
+Test(ties, threshold_from_topk) {
+    cr_assert_eq(ties_threshold_array(ties_tv[0], 8, 37.5), 0.3f);
+    cr_assert_eq(ties_threshold_array(ties_tv[0], 8, 100), 0.0f);
+    cr_assert_eq(ties_threshold_array(ties_tv[0], 8, 0), 0.5f); /* ties of the max */
+}
+
+/* k = 100 and one task: the merge is that task vector (mean and sum). */
+Test(ties, keep_all_single_task_is_identity) {
+    const size_t n = 1000;
+    float *x = malloc(n * sizeof(float)), *out = malloc(n * sizeof(float));
+    tu_fill_uniform(x, n, 3, -1.0f, 1.0f);
+    x[10] = 0.0f;
+    float thr = ties_threshold_array(x, n, 100);
+    cr_assert_eq(thr, 0.0f);
+    const float *tv[1] = {x};
+    for (int mean = 0; mean < 2; mean++) {
+        cr_assert_eq(ties_merge_arrays(tv, 1, n, &thr, mean, out), 0);
+        cr_assert_arr_eq(out, x, n * sizeof(float));
+    }
+    free(x);
+    free(out);
+}
+
+/* ---- TALL masks / Consensus ---- */
+
+/* 3 tasks x 6, τ_MTL given, λ = {0.5, 0.5, 1.0}; m_t = |tv| > λ|mtl - tv|:
+ *           c0   c1   c2   c3   c4   c5
+ *   tv0    1.0  0.1 -0.5  0   0.4  0.2     m0: 1>0 | .1>.45 no | .5>0 | 0>0 no | .4>.2 | .2>.3 no  -> 1 0 1 0 1 0
+ *   tv1    0.2  0.1 -0.5  0  -0.4  0.3     m1: .2>.4 no | no | .5>0 | no | .4>.2 | .3>.25          -> 0 0 1 0 1 1
+ *   tv2   -0.2  0.8  0.5  0   0    0.3     m2 (λ=1): .2>1.2 no | .8>.2 | .5>1 no | no | 0>0 no | .3>.5 no -> 0 1 0 0 0 0
+ *   mtl    1.0  1.0 -0.5  0   0    0.8
+ *   count   1    1    2   0   2    1    -> k=2 keeps c2, c4; k=1 keeps all but c3 */
+static const float tall_tv[3][6] = {{1.0f, 0.1f, -0.5f, 0.0f, 0.4f, 0.2f},
+                                    {0.2f, 0.1f, -0.5f, 0.0f, -0.4f, 0.3f},
+                                    {-0.2f, 0.8f, 0.5f, 0.0f, 0.0f, 0.3f}};
+static const float tall_mtl[6] = {1.0f, 1.0f, -0.5f, 0.0f, 0.0f, 0.8f};
+static const float tall_lam[3] = {0.5f, 0.5f, 1.0f};
+
+Test(consensus, tall_masks_known_answer) {
+    const uint8_t want[3][6] = {{1, 0, 1, 0, 1, 0}, {0, 0, 1, 0, 1, 1}, {0, 1, 0, 0, 0, 0}};
+    const size_t on[3] = {3, 3, 1};
+    for (int t = 0; t < 3; t++) {
+        uint8_t m[6] = {0};
+        cr_assert_eq(tall_mask_add(m, tall_tv[t], tall_mtl, 6, tall_lam[t]), on[t]);
+        cr_assert_arr_eq(m, want[t], 6, "task %d", t);
+    }
+}
+
+Test(consensus, consensus_mask_k2_and_k1) {
+    uint8_t count[6] = {0};
+    for (int t = 0; t < 3; t++) tall_mask_add(count, tall_tv[t], tall_mtl, 6, tall_lam[t]);
+    const uint8_t want_count[6] = {1, 1, 2, 0, 2, 1};
+    cr_assert_arr_eq(count, want_count, 6);
+    float m2[6], m1[6];
+    memcpy(m2, tall_mtl, sizeof m2);
+    memcpy(m1, tall_mtl, sizeof m1);
+    cr_assert_eq(consensus_apply(m2, count, 6, 2), 2);
+    const float want2[6] = {0, 0, -0.5f, 0, 0, 0};
+    assert_close("k=2", m2, want2, 6, 0);
+    cr_assert_eq(consensus_apply(m1, count, 6, 1), 5);
+    const float want1[6] = {1.0f, 1.0f, -0.5f, 0, 0, 0.8f};
+    assert_close("k=1", m1, want1, 6, 0);
+    float m0[6];
+    memcpy(m0, tall_mtl, sizeof m0);
+    cr_assert_eq(consensus_apply(m0, count, 6, 0), 6); /* k = 0: plain τ_MTL */
+    assert_close("k=0", m0, tall_mtl, 6, 0);
+}
+
+/* θ̂_0 = θ0 + m0 ⊙ mtl with θ0 = 10: 11, 10, 9.5, 10, 10, 10. */
+Test(consensus, tall_compressed_model) {
+    const float pre[6] = {10, 10, 10, 10, 10, 10};
+    float out[6];
+    cr_assert_eq(tall_apply(out, pre, tall_tv[0], tall_mtl, 6, 0.5f), 3);
+    const float want[6] = {11.0f, 10.0f, 9.5f, 10.0f, 10.0f, 10.0f};
+    assert_close("tall_apply", out, want, 6, 0);
+}
+
+/* ---- DARE ---- */
+
+Test(dare, density_one_is_exact) {
+    const size_t n = 5000;
+    float *x = malloc(n * sizeof(float)), *y = malloc(n * sizeof(float));
+    tu_fill_uniform(x, n, 4, -1.0f, 1.0f);
+    memcpy(y, x, n * sizeof(float));
+    cr_assert_eq(dare_apply(y, n, 1.0, 42, 0, 0), n);
+    cr_assert_arr_eq(y, x, n * sizeof(float));
+    cr_assert_eq(dare_apply(y, n, 0.0, 42, 0, 0), 0);
+    for (size_t i = 0; i < n; i++) cr_assert_eq(y[i], 0.0f);
+    free(x);
+    free(y);
+}
+
+/* density 0.5 over 1e5 ones: about half kept (±5%), the kept ones rescaled to exactly 2. */
+Test(dare, half_density_rate_and_rescale) {
+    const size_t n = 100000;
+    float *x = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) x[i] = 1.0f;
+    size_t kept = dare_apply(x, n, 0.5, 7, 3, 5);
+    cr_assert(kept > 45000 && kept < 55000, "kept %zu of %zu", kept, n);
+    size_t twos = 0;
+    for (size_t i = 0; i < n; i++) {
+        cr_assert(x[i] == 0.0f || x[i] == 2.0f, "x[%zu] = %g", i, (double)x[i]);
+        twos += x[i] == 2.0f;
+    }
+    cr_assert_eq(twos, kept);
+    free(x);
+}
+
+/* Unbiased: averaged over 2000 seeds, each of 64 elements is its τ within 15% (the standard error
+ * of one element is |τ|·sqrt((1/ρ - 1)/2000) = 2.2% at ρ = 0.5: a 6.7σ bound); the grand mean
+ * within 1%. A biased rescale (say 1/ρ²) fails both. */
+Test(dare, unbiased_over_seeds) {
+    enum { N = 64, S = 2000 };
+    float tau[N], x[N];
+    double mean[N] = {0};
+    tu_fill_uniform(tau, N, 5, 0.5f, 2.0f);
+    for (int s = 0; s < S; s++) {
+        memcpy(x, tau, sizeof x);
+        dare_apply(x, N, 0.5, (uint64_t)s, 1, 2);
+        for (int i = 0; i < N; i++) mean[i] += x[i] / (double)S;
+    }
+    double got = 0, want = 0;
+    for (int i = 0; i < N; i++) {
+        cr_assert(fabs(mean[i] - tau[i]) <= 0.15 * tau[i], "E[x[%d]] = %g, tau %g", i, mean[i], (double)tau[i]);
+        got += mean[i];
+        want += tau[i];
+    }
+    cr_assert(fabs(got / want - 1) < 0.01, "grand mean ratio %g", got / want);
+}
+
+Test(dare, deterministic_by_seed_task_tensor_and_threads) {
+    const size_t n = 200000; /* above the parallel threshold */
+    float *x = malloc(n * sizeof(float)), *a = malloc(n * sizeof(float)), *b = malloc(n * sizeof(float));
+    tu_fill_uniform(x, n, 6, -1.0f, 1.0f);
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(1);
+    memcpy(a, x, n * sizeof(float));
+    dare_apply(a, n, 0.3, 99, 2, 7);
+    omp_set_num_threads(2);
+    memcpy(b, x, n * sizeof(float));
+    dare_apply(b, n, 0.3, 99, 2, 7);
+    omp_set_num_threads(saved);
+    cr_assert_arr_eq(a, b, n * sizeof(float), "1 vs 2 threads differ");
+    memcpy(b, x, n * sizeof(float));
+    dare_apply(b, n, 0.3, 99, 2, 7);
+    cr_assert_arr_eq(a, b, n * sizeof(float), "same seed differs");
+    /* another seed, task or tensor draws another mask */
+    const int variants[3][3] = {{100, 2, 7}, {99, 3, 7}, {99, 2, 8}};
+    for (int v = 0; v < 3; v++) {
+        memcpy(b, x, n * sizeof(float));
+        dare_apply(b, n, 0.3, (uint64_t)variants[v][0], variants[v][1], variants[v][2]);
+        cr_assert(memcmp(a, b, n * sizeof(float)) != 0, "variant %d equals the base mask", v);
+    }
+    free(x);
+    free(a);
+    free(b);
+}
+
+/* ---- TATR ---- */
+
+/* 3 tasks x 4:  tv0 = 1 0 2 -1,  tv1 = 1 1 0 1,  tv2 = -1 0 0 2,  A = Σ|τ| = 3 1 2 4.
+ * Zero-shot Ω = Σ_i |τ_i|(A - |τ_i|) (= A² - Σ τ²):
+ *   c0: 1·2 + 1·2 + 1·2 = 6   c1: 0 + 1·0 + 0 = 0   c2: 2·0 + 0 + 0 = 0   c3: 1·3 + 1·3 + 2·2 = 10
+ * q = 25%: threshold sorted(Ω)[int(4·.75)] = [0 0 6 10][3] = 10, mask Ω < 10 = 1 1 1 0;
+ * masked Σ τ = (1 1 2 2) ⊙ mask = 1 1 2 0.  q = 50%: threshold [2] = 6, mask 0 1 1 0 (6 is not < 6). */
+static const float tatr_tv[3][4] = {{1, 0, 2, -1}, {1, 1, 0, 1}, {-1, 0, 0, 2}};
+
+static void tatr_abs_sum(float A[4]) {
+    memset(A, 0, 4 * sizeof(float));
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < 4; i++) A[i] += fabsf(tatr_tv[k][i]);
+}
+
+Test(tatr, zero_shot_omega_and_mask) {
+    float A[4], omega[4] = {0};
+    tatr_abs_sum(A);
+    for (int k = 0; k < 3; k++) tatr_omega_add(omega, NULL, A, tatr_tv[k], 4);
+    const float want_omega[4] = {6, 0, 0, 10};
+    assert_close("omega", omega, want_omega, 4, 0);
+
+    uint64_t rank;
+    cr_assert(tatr_threshold_rank(4, 25, &rank));
+    cr_assert_eq(rank, 3);
+    float thr = select_kth(omega, 4, rank, false);
+    cr_assert_eq(thr, 10.0f);
+    float sum[4] = {1, 1, 2, 2};
+    cr_assert_eq(tatr_mask(sum, omega, 4, thr), 3);
+    const float want_sum[4] = {1, 1, 2, 0};
+    assert_close("masked sum", sum, want_sum, 4, 0);
+
+    cr_assert(tatr_threshold_rank(4, 50, &rank));
+    thr = select_kth(omega, 4, rank, false);
+    cr_assert_eq(thr, 6.0f);
+    float sum2[4] = {1, 1, 2, 2};
+    cr_assert_eq(tatr_mask(sum2, omega, 4, thr), 2);
+    const float want2[4] = {0, 1, 2, 0};
+    assert_close("q=50", sum2, want2, 4, 0);
+    cr_assert(!tatr_threshold_rank(4, 0, &rank)); /* q = 0 masks nothing */
+}
+
+/* Gradient variant: g0 = 1 1 1 1, g1 = 0, g2 = 2 0 0 0:
+ * Ω = g0 ⊙ (A - |τ0|) + g2 ⊙ (A - |τ2|) = (2 1 0 3) + (2·2 0 0 0) = 6 1 0 3. */
+Test(tatr, gradient_omega) {
+    float A[4], omega[4] = {0};
+    tatr_abs_sum(A);
+    const float g[3][4] = {{1, 1, 1, 1}, {0, 0, 0, 0}, {2, 0, 0, 0}};
+    for (int k = 0; k < 3; k++) tatr_omega_add(omega, g[k], A, tatr_tv[k], 4);
+    const float want[4] = {6, 1, 0, 3};
+    assert_close("omega", omega, want, 4, 0);
+}
+
+/* ---- LATA ---- */
+
+/* 2 tasks x 3 layers of 2 values:
+ *   τ0: l1 = (1,0)  l2 = (1,1)  l3 = (0,1)       τ1: l1 = (2,0)  l2 = (0,1)  l3 = (1,1)
+ *   v = mean: l1 = (1.5,0)  l2 = (.5,1)  l3 = (.5,1)
+ *   |cos| τ0: l1 1, l2 1.5/(√2·√1.25) = .9487, l3 1/√1.25 = .8944 -> scores 0 .0513 .1056
+ *   |cos| τ1: l1 1, l2 .8944, l3 .9487                             -> scores 0 .1056 .0513
+ * topk 33%: ceil(.99) = 1 layer at 1, the others γ = .5; mean (1 + .5·2)/3 = 2/3 ->
+ *   w0 = (.75 .75 1.5), w1 = (.75 1.5 .75);  Σ_t Σ_l w τ: l1 = .75(1,0)+.75(2,0) = (2.25, 0),
+ *   l2 = .75(1,1) + 1.5(0,1) = (.75, 2.25), l3 = 1.5(0,1) + .75(1,1) = (.75, 2.25).
+ * topk 50%: ceil(1.5) = 2 layers; mean (2 + .5)/3 -> hi 1.2, lo .6: w0 = w1 = (.6 1.2 1.2). */
+Test(lata, two_tasks_three_layers) {
+    const float tau[2][3][2] = {{{1, 0}, {1, 1}, {0, 1}}, {{2, 0}, {0, 1}, {1, 1}}};
+    float v[3][2];
+    for (int l = 0; l < 3; l++)
+        for (int i = 0; i < 2; i++) v[l][i] = (tau[0][l][i] + tau[1][l][i]) / 2;
+    double score[2][3];
+    for (int t = 0; t < 2; t++)
+        for (int l = 0; l < 3; l++) score[t][l] = 1 - kern_abs_cos(tau[t][l], v[l], 2);
+    cr_assert_float_eq(score[0][0], 0.0, 1e-12);
+    cr_assert_float_eq(score[0][1], 1 - 1.5 / (sqrt(2.0) * sqrt(1.25)), 1e-7);
+    cr_assert_float_eq(score[0][2], 1 - 1 / sqrt(1.25), 1e-7);
+
+    float w[2][3];
+    cr_assert_eq(lata_weights(score[0], 3, 33, 0.5, w[0]), 1);
+    cr_assert_eq(lata_weights(score[1], 3, 33, 0.5, w[1]), 1);
+    const float want0[3] = {0.75f, 0.75f, 1.5f}, want1[3] = {0.75f, 1.5f, 0.75f};
+    assert_close("w0", w[0], want0, 3, 1e-6);
+    assert_close("w1", w[1], want1, 3, 1e-6);
+    float delta[3][2] = {{0}};
+    for (int t = 0; t < 2; t++)
+        for (int l = 0; l < 3; l++) kern_axpy(delta[l], w[t][l], tau[t][l], 2);
+    const float want_delta[6] = {2.25f, 0, 0.75f, 2.25f, 0.75f, 2.25f};
+    assert_close("delta", &delta[0][0], want_delta, 6, 1e-6);
+
+    cr_assert_eq(lata_weights(score[0], 3, 50, 0.5, w[0]), 2);
+    const float want50[3] = {0.6f, 1.2f, 1.2f};
+    assert_close("w0 topk50", w[0], want50, 3, 1e-6);
+    /* γ = 1 or topk = 100: plain Task Arithmetic (all weights 1) */
+    cr_assert_eq(lata_weights(score[1], 3, 100, 0.5, w[1]), 3);
+    const float ones[3] = {1, 1, 1};
+    assert_close("topk100", w[1], ones, 3, 1e-7);
+    lata_weights(score[1], 3, 33, 1.0, w[1]);
+    assert_close("gamma1", w[1], ones, 3, 1e-7);
+}
+
+/* Equal scores break ties toward the lower layer index. */
+Test(lata, ties_go_to_lower_index) {
+    const double s[4] = {0.2, 0.5, 0.5, 0.5};
+    float w[4];
+    cr_assert_eq(lata_weights(s, 4, 50, 0.0, w), 2); /* layers 1, 2 amplified; mean = 2/4 */
+    const float want[4] = {0, 2, 2, 0};
+    assert_close("w", w, want, 4, 0);
+}
+
+Test(lata, abs_cos_properties) {
+    const float a[3] = {1, 2, 3}, b[3] = {-2, -4, -6}, z[3] = {0, 0, 0}, c[3] = {3, 0, -1};
+    cr_assert_float_eq(kern_abs_cos(a, b, 3), 1.0, 1e-12); /* antiparallel: |cos| = 1 */
+    cr_assert_eq(kern_abs_cos(a, z, 3), 0.0);
+    cr_assert_float_eq(kern_abs_cos(a, c, 3), 0.0, 1e-12); /* orthogonal */
+}
+
+/* ---- TA-style apply ---- */
+
+Test(apply, lambda_zero_gives_theta0) {
+    const size_t n = 1000;
+    float *pre = malloc(n * sizeof(float)), *delta = malloc(n * sizeof(float)), *out = malloc(n * sizeof(float));
+    tu_fill_uniform(pre, n, 8, -1.0f, 1.0f);
+    tu_fill_uniform(delta, n, 9, -5.0f, 5.0f);
+    merge_ctx ctx;
+    memset(&ctx, 0, sizeof ctx);
+    ctx.pre.params = pre;
+    ctx.pre.lay.total = n;
+    ctx.out.params = out;
+    search_apply(&ctx, delta, 0.0);
+    cr_assert_arr_eq(out, pre, n * sizeof(float));
+    search_apply(&ctx, delta, 0.5);
+    for (size_t i = 0; i < n; i++) cr_assert_eq(out[i], pre[i] + 0.5f * delta[i]);
+    free(pre);
+    free(delta);
+    free(out);
+}
