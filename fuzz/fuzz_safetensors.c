@@ -9,8 +9,8 @@
  *         core/fileio.c core/err.c core/arena.c -ljansson -o /tmp/fz
  *   /tmp/fz -max_total_time=60 /tmp/corpus_st fuzz/corpus/safetensors
  *
- * Built with -DFUZZ_STANDALONE_MAIN (no libFuzzer), main() runs the target once per file
- * named on the command line, e.g. the committed seed corpus under ctest.
+ * Without libFuzzer, fuzz/replay_main.c runs the target once per file named on the command
+ * line: ctest replays the committed seed corpus that way (fuzz_safetensors_corpus).
  */
 #define _GNU_SOURCE
 #include <stdint.h>
@@ -73,31 +73,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     return 0;
 }
 
-#ifdef FUZZ_STANDALONE_MAIN
-int main(int argc, char **argv) {
-    for (int i = 1; i < argc; i++) {
-        FILE *fp = fopen(argv[i], "rb");
-        if (!fp) {
-            fprintf(stderr, "%s: cannot open\n", argv[i]);
-            return 2;
-        }
-        uint8_t *buf = NULL;
-        size_t n = 0, cap = 0;
-        for (;;) {
-            if (n == cap) {
-                cap = cap ? 2 * cap : 4096;
-                uint8_t *nb = realloc(buf, cap);
-                if (!nb) abort();
-                buf = nb;
-            }
-            size_t r = fread(buf + n, 1, cap - n, fp);
-            if (r == 0) break;
-            n += r;
-        }
-        fclose(fp);
-        LLVMFuzzerTestOneInput(buf, n);
-        free(buf);
-    }
-    return 0;
-}
-#endif

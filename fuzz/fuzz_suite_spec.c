@@ -14,8 +14,8 @@
  *         -ldnnl -lyaml -ljansson -lz -lcsv -lm -fopenmp -o /tmp/fz_spec
  *   mkdir -p /tmp/corpus_spec && /tmp/fz_spec -max_total_time=30 /tmp/corpus_spec fuzz/corpus/suite_spec
  *
- * Built with -DFUZZ_STANDALONE_MAIN (no libFuzzer), main() runs the target once per file
- * named on the command line, e.g. the committed seed corpus.
+ * Without libFuzzer, fuzz/replay_main.c runs the target once per file named on the command
+ * line: ctest replays the committed seed corpus that way (fuzz_<name>_corpus).
  */
 #include <stdint.h>
 #include <stdio.h>
@@ -74,31 +74,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     return 0;
 }
 
-#ifdef FUZZ_STANDALONE_MAIN
-int main(int argc, char **argv) {
-    for (int i = 1; i < argc; i++) {
-        FILE *fp = fopen(argv[i], "rb");
-        if (!fp) {
-            fprintf(stderr, "%s: cannot open\n", argv[i]);
-            return 2;
-        }
-        uint8_t *buf = NULL;
-        size_t n = 0, cap = 0;
-        for (;;) {
-            if (n == cap) {
-                cap = cap ? 2 * cap : 4096;
-                uint8_t *nb = realloc(buf, cap);
-                if (!nb) abort();
-                buf = nb;
-            }
-            size_t r = fread(buf + n, 1, cap - n, fp);
-            if (r == 0) break;
-            n += r;
-        }
-        fclose(fp);
-        LLVMFuzzerTestOneInput(buf, n);
-        free(buf);
-    }
-    return 0;
-}
-#endif
