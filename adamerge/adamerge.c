@@ -25,14 +25,15 @@
 #include "core/arena.h"
 #include "baselines/methods.h"
 
-static const merge_param ada_params[] = {
-    {"lambda", "0.3", "initial coefficient (clamped to [0,1] when merging)"},
-    {"steps", "500", "Adam steps"},
-    {"lr", "1e-3", "Adam learning rate of the coefficients"},
-    {"batch", "16", "test images per task per forward"},
-    {"accum", "2", "forwards per task per step (official: 2 batches of 16)"},
-    {"eval_every", "0", "record test accuracy in the curve every N steps (0 = never)"},
-    {0}};
+/* The parameters every AdaMerging variant shares (read by adamerge_opts). */
+#define ADA_PARAMS                                                                                 \
+    {"lambda", "0.3", "initial coefficient (clamped to [0,1] when merging)"},                      \
+        {"steps", "500", "Adam steps"}, {"lr", "1e-3", "Adam learning rate of the coefficients"},  \
+        {"batch", "16", "test images per task per forward"},                                       \
+        {"accum", "2", "forwards per task per step (official: 2 batches of 16)"},                  \
+        {"eval_every", "0", "record test accuracy in the curve every N steps (0 = never)"}
+
+static const merge_param ada_params[] = {ADA_PARAMS, {0}};
 
 /* Read the shared parameters into adapt options. */
 int adamerge_opts(merge_ctx *ctx, adapt_opts *o, tt_err *err) {
@@ -150,12 +151,7 @@ const merge_method method_adamerging_task = {
 };
 
 static const merge_param ada_pp_params[] = {
-    {"lambda", "0.3", "initial coefficient (clamped to [0,1] when merging)"},
-    {"steps", "500", "Adam steps"},
-    {"lr", "1e-3", "Adam learning rate of the coefficients"},
-    {"batch", "16", "test images per task per forward"},
-    {"accum", "2", "forwards per task per step (official: 2 batches of 16)"},
-    {"eval_every", "0", "record test accuracy in the curve every N steps (0 = never)"},
+    ADA_PARAMS,
     {"topk", "20", "TIES: percent of each task vector's entries kept (by magnitude, whole model)"},
     {0}};
 

@@ -18,6 +18,9 @@ int tu_allclose(const char *label, const float *got, const float *want, size_t n
 /* A fresh empty directory under $TMPDIR for this test (caller does not free; static buffer per call). */
 const char *tu_tmpdir(const char *tag);
 
+/* Remove a file or a directory tree (best effort; for test temp dirs). */
+void tu_rm_tree(const char *path);
+
 /* Run a shell command line; returns the exit status (or -1), capturing stderr into err_out
  * (size cap) when non-NULL. */
 int tu_run(const char *cmdline, char *err_out, size_t cap);
