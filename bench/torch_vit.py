@@ -88,7 +88,7 @@ def forward_flops(c, batch):
 
 def blas_info():
     cfg = torch.__config__.show()
-    info = [s.strip() for s in cfg.replace(",", "\n").splitlines() if "BLAS_INFO" in s]
+    info = [s.strip().split()[-1] for s in cfg.replace(",", "\n").splitlines() if "BLAS_INFO" in s]
     alt = "/etc/alternatives/libblas.so.3-x86_64-linux-gnu"
     target = os.path.realpath(alt) if os.path.exists(alt) else "(no alternatives link)"
     # which libblas the process really mapped (after a matmul has run)

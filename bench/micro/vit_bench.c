@@ -147,6 +147,18 @@ static double cpuinfo_mhz(char *model, size_t model_len) {
     return mhz;
 }
 
+/* The 1/5/15-minute load averages, to say how busy the (shared) machine was. */
+static void print_loadavg(const char *when) {
+    FILE *f = fopen("/proc/loadavg", "r");
+    char buf[128] = "?";
+    if (f) {
+        if (!fgets(buf, sizeof buf, f)) snprintf(buf, sizeof buf, "?");
+        fclose(f);
+    }
+    buf[strcspn(buf, "\n")] = 0;
+    printf("# load average %s: %s\n", when, buf);
+}
+
 /* ------------------------------------------------------------------ configs */
 
 typedef struct bench_config {
@@ -378,6 +390,7 @@ int main(int argc, char **argv) {
     bx.peak_nominal = threads * mhz * 1e-3 * 32;
     bx.peak_measured = measure_peak_gflops(threads, 5, 256);
     double peak512 = measure_peak_gflops(threads, 3, 512);
+    print_loadavg("at start");
     printf("cpu: %s, %d online CPUs, cpu MHz %.1f; threads %d\n", model, omp_get_num_procs(), mhz, threads);
     printf("peak f32: measured %.1f GFLOP/s (12-chain AVX2 FMA, %d thread%s), nominal %.1f GFLOP/s "
            "(%d x %.3f GHz x 32 FLOP/cycle)\n",
@@ -414,6 +427,7 @@ int main(int argc, char **argv) {
         for (int b = 0; b < configs[k].nbatches && !rc; b++)
             rc = bench_one(&bx, &configs[k], configs[k].batches[b]);
     }
+    print_loadavg("at end");
     if (bx.csv && fclose(bx.csv)) {
         perror(csv_path);
         rc = -1;
