@@ -18,8 +18,6 @@ extern const merge_method method_adamerging;
 extern const merge_method method_adamerging_pp;
 extern const merge_method method_tinting;
 
-/* Σ_k τ_k into delta (layout of θ0, zeroed by the caller). Shared by TA-based methods. */
-int ta_sum_task_vectors(merge_ctx *ctx, float *delta, tt_err *err);
 /* TIES (trim top-k% per task globally, elect sign, disjoint mean|sum) of the task vectors into delta
  * (layout of θ0, overwritten); density_out [K] (may be NULL) = kept fraction per task. baselines/ties.c */
 int ties_merged_delta(merge_ctx *ctx, double topk, bool mean, float *delta, double *density_out, tt_err *err);

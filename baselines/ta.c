@@ -5,30 +5,13 @@
 
 #include <stdio.h>
 
+#include "baselines/merge_util.h"
 #include "baselines/search.h"
 #include "core/arena.h"
 
-/* delta[l] = Σ_k τ_k,l, streamed tensor by tensor from the mapped checkpoints. */
-int ta_sum_task_vectors(merge_ctx *ctx, float *delta, tt_err *err) {
-    size_t most = 0;
-    for (int l = 0; l < ctx->pre.lay.count; l++) most = ctx->pre.lay.t[l].numel > most ? ctx->pre.lay.t[l].numel : most;
-    float *tv = tt_calloc_aligned(most, sizeof(float), err);
-    if (!tv) return -1;
-    for (int l = 0; l < ctx->pre.lay.count; l++) {
-        const vit_tensor_info *t = &ctx->pre.lay.t[l];
-        float *d = delta + t->offset;
-        for (int k = 0; k < ctx->K; k++) {
-            merge_task_vector(ctx, k, l, tv);
-            for (size_t i = 0; i < t->numel; i++) d[i] += tv[i];
-        }
-    }
-    free(tv);
-    return 0;
-}
-
 static int ta_run(merge_ctx *ctx, tt_err *err) {
     float *delta = tt_calloc_aligned(ctx->pre.lay.total, sizeof(float), err);
-    if (!delta || ta_sum_task_vectors(ctx, delta, err)) {
+    if (!delta || mu_sum_task_vectors(ctx, NULL, delta, err)) {
         free(delta);
         return -1;
     }

@@ -361,6 +361,18 @@ static double svg_legend(FILE *fp, const ctx *c, const char *const *names, size_
     return n ? y - y0 + 10 : 0;
 }
 
+/* Vertical grid lines and labels at every step of a linear x axis. */
+static void svg_x_ticks(FILE *fp, const axis *x, double step, const axis *y) {
+    int dec = decimals_for(step);
+    for (double v = x->lo; v <= x->hi + step * 1e-6; v += step) {
+        char b[32];
+        fmt_tick(b, sizeof b, v, dec);
+        double px = ax(x, v);
+        fprintf(fp, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>\n", px, y->p1, px, y->p0);
+        fprintf(fp, "<text x=\"%.1f\" y=\"%.1f\" class=\"tick\" text-anchor=\"middle\">%s</text>\n", px, y->p0 + 18, b);
+    }
+}
+
 static void svg_open(FILE *fp, double w, double h, const char *label) {
     fprintf(fp, "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 %.0f %.0f\" width=\"%.0f\" height=\"%.0f\" role=\"img\" aria-label=\"",
             w, h, w, h);
@@ -508,14 +520,7 @@ static void chart_scatter(FILE *fp, const ctx *c, const leaderboard *lb) {
             }
         }
     } else {
-        int dec = decimals_for(xstep);
-        for (double v = x.lo; v <= x.hi + xstep * 1e-6; v += xstep) {
-            char b[32];
-            fmt_tick(b, sizeof b, v, dec);
-            double px = ax(&x, v);
-            fprintf(fp, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>\n", px, y.p1, px, y.p0);
-            fprintf(fp, "<text x=\"%.1f\" y=\"%.1f\" class=\"tick\" text-anchor=\"middle\">%s</text>\n", px, y.p0 + 18, b);
-        }
+        svg_x_ticks(fp, &x, xstep, &y);
     }
     fprintf(fp, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"axis\"/>\n", left, y.p0, left + plot_w, y.p0);
     fprintf(fp, "<text x=\"%.1f\" y=\"%.1f\" class=\"axis-title\" text-anchor=\"middle\">seconds of merging / adaptation%s</text>\n",
@@ -600,14 +605,7 @@ static void chart_curves(FILE *fp, const ctx *c, const leaderboard *lb) {
     svg_open(fp, W, H, "prediction entropy during test-time adaptation");
     svg_legend(fp, c, names, m, true, left, W - right, 10, true);
     svg_y_axis(fp, &y, ystep, left, left + plot_w, "mean entropy (nats)");
-    int dec = decimals_for(xstep);
-    for (double v = x.lo; v <= x.hi + xstep * 1e-6; v += xstep) {
-        char b[32];
-        fmt_tick(b, sizeof b, v, dec);
-        double px = ax(&x, v);
-        fprintf(fp, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"grid\"/>\n", px, y.p1, px, y.p0);
-        fprintf(fp, "<text x=\"%.1f\" y=\"%.1f\" class=\"tick\" text-anchor=\"middle\">%s</text>\n", px, y.p0 + 18, b);
-    }
+    svg_x_ticks(fp, &x, xstep, &y);
     fprintf(fp, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"axis\"/>\n", left, y.p0, left + plot_w, y.p0);
     fprintf(fp, "<text x=\"%.1f\" y=\"%.1f\" class=\"axis-title\" text-anchor=\"middle\">adaptation step</text>\n",
             left + plot_w / 2, H - 12);
