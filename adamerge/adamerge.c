@@ -25,14 +25,6 @@
 #include "core/arena.h"
 #include "baselines/methods.h"
 
-/* The parameters every AdaMerging variant shares (read by adamerge_opts). */
-#define ADA_PARAMS                                                                                 \
-    {"lambda", "0.3", "initial coefficient (clamped to [0,1] when merging)"},                      \
-        {"steps", "500", "Adam steps"}, {"lr", "1e-3", "Adam learning rate of the coefficients"},  \
-        {"batch", "16", "test images per task per forward"},                                       \
-        {"accum", "2", "forwards per task per step (official: 2 batches of 16)"},                  \
-        {"eval_every", "0", "record test accuracy in the curve every N steps (0 = never)"}
-
 static const merge_param ada_params[] = {ADA_PARAMS, {0}};
 
 /* Read the shared parameters into adapt options. */

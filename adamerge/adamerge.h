@@ -1,8 +1,16 @@
-/* adamerge.h — pieces of AdaMerging that Tinting reuses. */
+/* adamerge.h — pieces of AdaMerging that Tinting and AWD-AdaMerging (baselines/awd.c) reuse. */
 #ifndef TT_ADAMERGE_H
 #define TT_ADAMERGE_H
 
 #include "adamerge/adapt.h"
+
+/* The parameters every AdaMerging variant shares (read by adamerge_opts). */
+#define ADA_PARAMS                                                                                 \
+    {"lambda", "0.3", "initial coefficient (clamped to [0,1] when merging)"},                      \
+        {"steps", "500", "Adam steps"}, {"lr", "1e-3", "Adam learning rate of the coefficients"},  \
+        {"batch", "16", "test images per task per forward"},                                       \
+        {"accum", "2", "forwards per task per step (official: 2 batches of 16)"},                  \
+        {"eval_every", "0", "record test accuracy in the curve every N steps (0 = never)"}
 
 /* Read lambda/steps/lr/batch/accum/eval_every into o (entropy loss, task-wise). */
 int adamerge_opts(merge_ctx *ctx, adapt_opts *o, tt_err *err);

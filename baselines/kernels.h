@@ -1,8 +1,8 @@
 /* kernels.h — the per-element cores of the baseline merges as pure functions on plain arrays.
  *
- * The method files (ties.c, consensus.c, dare.c, tatr.c, lata.c) stream task vectors tensor by
- * tensor from the mapped checkpoints and call these on each tensor; the tests call them on
- * small hand-checked arrays. Each function is implemented in the file of its method; the
+ * The method files (ties.c, consensus.c, dare.c, tatr.c, lata.c, awd.c) stream task vectors
+ * tensor by tensor from the mapped checkpoints and call these on each tensor; the tests call them
+ * on small hand-checked arrays. Each function is implemented in the file of its method; the
  * generic helpers at the top live in kernels.c. Loops are OpenMP-parallel for large n and give
  * the same result for every thread count.
  */
@@ -78,5 +78,34 @@ size_t tatr_mask(float *x, const float *omega, size_t n, float thr);
  * highest-scoring layers (ties: lower index first) get 1, the others gamma, then w /= mean(w).
  * Returns the number of amplified layers. */
 int lata_weights(const double *score, int L, double topk, double gamma, float *w);
+
+/* ---- AWD (awd.c) ----
+ * δ = Σ_m b_m τ_m lives in span{τ_k}, so the whole optimisation runs on K coefficients per group
+ * given the group's Gram matrix G (K×K, G_ij = <τ_i, τ_j>): a group is the whole model
+ * (cosine=global) or one tensor (cosine=layer). G: [groups][K*K], b: [groups][K]. */
+/* Doubles of scratch awd_gram_add needs for K task vectors. */
+size_t awd_gram_scratch(int K);
+/* G[i*K+j] += <tv_i, tv_j> over n values, accumulated in double over a fixed blocking (thread-count
+ * independent); G stays symmetric. */
+void awd_gram_add(double *G, const float *const *tv, int K, size_t n, double *scratch);
+/* L = L_O + alpha·‖δ‖ at coefficients b, with
+ *   L_O = mean over active groups of 1/(K(K−1)) Σ_{i≠j} |cos(τ_i − δ, τ_j − δ)|
+ * (a group is active when at least two task vectors are non-zero in it; a pair counts 0 when
+ * τ_i or τ_j is zero in the group, or τ̂_i or τ̂_j is). Returns L; *l_o and *norm = ‖δ‖ (either may be NULL). coef [groups*K]
+ * (may be NULL) gets ∇_δ L in coefficient form: ∇_δ L = Σ_m coef_m τ_m per group; the L_R
+ * term uses the subgradient 0 at δ = 0. with_norm = false leaves the α‖δ‖ term out of L and coef. */
+double awd_objective(const double *G, int groups, int K, const double *b, double alpha, bool with_norm, double *l_o,
+                     double *norm, double *coef);
+typedef struct awd_opts {
+    double alpha, beta; /* α (norm weight), β (step size) */
+    int iters;
+    bool prox;          /* proximal step for α‖δ‖ (shrink) instead of a plain (sub)gradient step */
+} awd_opts;
+/* iters steps from b (in: the initial coefficients, out: the final ones):
+ *   gd:   b ← b − β coef(b)                                      (Algorithm 1: δ ← δ − β∇_δ L)
+ *   prox: b' = b − β coef_O(b);  b ← max(0, 1 − βα/‖δ(b')‖) b'   (exact prox of βα‖·‖)
+ * l_o_trace [iters+1] (may be NULL) gets L_O before every step and at the end. Returns the number
+ * of steps done; fewer than iters when L became non-finite (b is then left at the last finite one). */
+int awd_descend(const double *G, int groups, int K, const awd_opts *o, double *b, double *l_o_trace);
 
 #endif

@@ -13,9 +13,11 @@ extern const merge_method method_consensus_ties;
 extern const merge_method method_tatr;
 extern const merge_method method_dare;
 extern const merge_method method_lata;
+extern const merge_method method_awd;
 extern const merge_method method_adamerging_task;
 extern const merge_method method_adamerging;
 extern const merge_method method_adamerging_pp;
+extern const merge_method method_awd_adamerging;
 extern const merge_method method_tinting;
 
 /* TIES (trim top-k% per task globally, elect sign, disjoint mean|sum) of the task vectors into delta

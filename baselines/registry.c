@@ -12,9 +12,11 @@ static const merge_method *const registry[] = {
     &method_tatr,
     &method_dare,
     &method_lata,
+    &method_awd,
     &method_adamerging_task,
     &method_adamerging,
     &method_adamerging_pp,
+    &method_awd_adamerging,
     &method_tinting,
 };
 

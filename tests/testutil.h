@@ -28,4 +28,9 @@ int tu_run(const char *cmdline, char *err_out, size_t cap);
 /* Path of the ttmerge binary under test (env TTMERGE_BIN, else build dir). */
 const char *tu_ttmerge_bin(void);
 
+/* Open the tiny suite the ctest fixture built (env TTMERGE_TINY_SUITE); a Criterion assertion
+ * fails when it is not set or does not open. */
+struct suite;
+void tu_open_tiny_suite(struct suite *s);
+
 #endif
