@@ -5,8 +5,8 @@
  * research/methods.md §5). Choices taken from it: δ starts at 0; the cosines are GLOBAL, over
  * the whole model flattened into one vector; plain gradient steps δ ← δ − β∇L with the
  * subgradient 0 of ‖δ‖ at δ = 0; a pair with a zero vector counts 0 but stays in the 1/(K(K−1))
- * normaliser (we also count 0 for a pair where τ_i or τ_j itself is zero); fp32 task vectors. We leave out its ε = 1e-6 in the cosine's denominator, and
- * accumulate in double.
+ * normaliser (we also count 0 for a pair where τ_i or τ_j itself is zero); fp32 task vectors.
+ * We leave out its ε = 1e-6 in the cosine's denominator, and accumulate in double.
  *
  *   τ̂_k = τ_k − δ                                   (one shared "redundant vector" δ)
  *   L   = L_O + α L_R,  L_O = 1/(K(K−1)) Σ_{i≠j} |cos(τ̂_i, τ̂_j)|,  L_R = ‖δ‖₂      (Eq. 9–11)
@@ -20,7 +20,8 @@
  * checkpoints, double accumulation), <τ̂_i, τ̂_j> = (e_i − b)ᵀ G (e_j − b) and the SAME plain
  * gradient iteration runs on b: ∇_δ L = Σ_m c_m τ_m and δ − β∇_δ L = Σ_m (b_m − β c_m) τ_m.
  * (It is not gradient descent on b, whose gradient G c would precondition the steps.) Cost: one
- * O(K² d) pass, then O(K²) per iteration; nothing model-sized is optimised.
+ * O(K² d) pass, then O(K²) per iteration (per tensor with cosine=layer); nothing model-sized is
+ * optimised.
  * With the sum folded in, `awd` is Task Arithmetic with per-task weights 1 − K b_m.
  *
  * Parameters: alpha, beta, iters; init = zero | mean (the v2 abstract's "initialize redundant
@@ -155,7 +156,8 @@ int awd_descend(const double *G, int groups, int K, const awd_opts *o, double *b
         if (rc || t == o->iters) break;
         for (size_t i = 0; i < n; i++) b[i] -= o->beta * c[i];
         if (o->prox) {
-            double r = delta_norm(G, groups, K, b), f = r > 0 && o->beta * o->alpha < r ? 1 - o->beta * o->alpha / r : 0;
+            double r = delta_norm(G, groups, K, b), step = o->beta * o->alpha;
+            double f = r > step ? 1 - step / r : 0;
             for (size_t i = 0; i < n; i++) b[i] *= f;
         }
     }
@@ -188,8 +190,9 @@ static int awd_fit_params(const merge_ctx *ctx, awd_fit *f, tt_err *err) {
     memset(f, 0, sizeof *f);
     long iters;
     int update;
-    if (mu_param_range(ctx, "alpha", 0, 1e12, &f->o.alpha, err) || mu_param_range(ctx, "beta", 0, 1e12, &f->o.beta, err) ||
-        merge_param_int(ctx, "iters", &iters, err) || mu_param_choice(ctx, "init", init_words, 2, &f->init, err) ||
+    if (mu_param_range(ctx, "alpha", 0, 1e12, &f->o.alpha, err) ||
+        mu_param_range(ctx, "beta", 0, 1e12, &f->o.beta, err) || merge_param_int(ctx, "iters", &iters, err) ||
+        mu_param_choice(ctx, "init", init_words, 2, &f->init, err) ||
         mu_param_choice(ctx, "cosine", cosine_words, 2, &f->cosine, err) ||
         mu_param_choice(ctx, "update", update_words, 2, &update, err))
         return -1;

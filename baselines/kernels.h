@@ -91,9 +91,10 @@ void awd_gram_add(double *G, const float *const *tv, int K, size_t n, double *sc
 /* L = L_O + alpha·‖δ‖ at coefficients b, with
  *   L_O = mean over active groups of 1/(K(K−1)) Σ_{i≠j} |cos(τ_i − δ, τ_j − δ)|
  * (a group is active when at least two task vectors are non-zero in it; a pair counts 0 when
- * τ_i or τ_j is zero in the group, or τ̂_i or τ̂_j is). Returns L; *l_o and *norm = ‖δ‖ (either may be NULL). coef [groups*K]
- * (may be NULL) gets ∇_δ L in coefficient form: ∇_δ L = Σ_m coef_m τ_m per group; the L_R
- * term uses the subgradient 0 at δ = 0. with_norm = false leaves the α‖δ‖ term out of L and coef. */
+ * τ_i or τ_j is zero in the group, or τ̂_i or τ̂_j is). Returns L; *l_o = L_O and *norm = ‖δ‖
+ * (either may be NULL). coef [groups*K] (may be NULL) gets ∇_δ L in coefficient form:
+ * ∇_δ L = Σ_m coef_m τ_m per group; the L_R term uses the subgradient 0 at δ = 0.
+ * with_norm = false leaves the α‖δ‖ term out of L and coef. */
 double awd_objective(const double *G, int groups, int K, const double *b, double alpha, bool with_norm, double *l_o,
                      double *norm, double *coef);
 typedef struct awd_opts {
@@ -104,8 +105,8 @@ typedef struct awd_opts {
 /* iters steps from b (in: the initial coefficients, out: the final ones):
  *   gd:   b ← b − β coef(b)                                      (Algorithm 1: δ ← δ − β∇_δ L)
  *   prox: b' = b − β coef_O(b);  b ← max(0, 1 − βα/‖δ(b')‖) b'   (exact prox of βα‖·‖)
- * l_o_trace [iters+1] (may be NULL) gets L_O before every step and at the end. Returns the number
- * of steps done; fewer than iters when L became non-finite (b is then left at the last finite one). */
+ * l_o_trace [iters+1] (may be NULL) gets L_O before every step and at the end. Returns 0; −1
+ * when out of memory; t + 1 when L became non-finite at step t (b is then not usable). */
 int awd_descend(const double *G, int groups, int K, const awd_opts *o, double *b, double *l_o_trace);
 
 #endif

@@ -70,8 +70,8 @@ static double dot(const double *a, const double *b, int lo, int hi) {
 }
 
 /* The naive objective and its gradient in the full space (grad may be NULL). */
-static double naive_loss(const int *bounds, int groups, const double *delta, double alpha, bool with_norm, double *lo_out,
-                         double *grad) {
+static double naive_loss(const int *bounds, int groups, const double *delta, double alpha, bool with_norm,
+                         double *lo_out, double *grad) {
     double v[K][D], nd = sqrt(dot(delta, delta, 0, D)), lo = 0;
     for (int i = 0; i < K; i++)
         for (int x = 0; x < D; x++) v[i][x] = taud[i][x] - delta[x];
@@ -134,8 +134,8 @@ Test(awd, gram_equals_naive_sum_and_ignores_threads) {
             for (int j = 0; j < 4; j++) {
                 double want = 0;
                 for (size_t x = 0; x < n; x++) want += (double)v[i][x] * v[j][x];
-                cr_assert(fabs(G1[i * 4 + j] - want) <= 1e-12 * (1 + fabs(want)), "n=%zu G[%d][%d] = %.17g, naive %.17g",
-                          n, i, j, G1[i * 4 + j], want);
+                cr_assert(fabs(G1[i * 4 + j] - want) <= 1e-12 * (1 + fabs(want)),
+                          "n=%zu G[%d][%d] = %.17g, naive %.17g", n, i, j, G1[i * 4 + j], want);
             }
         /* it accumulates */
         awd_gram_add(G1, (const float *const *)v, 4, n, scratch);
@@ -238,8 +238,8 @@ Test(awd, coefficient_iteration_equals_full_space_iteration) {
                 naive_descend(bounds, groups, &o, want, want_trace);
                 coef_to_delta(bounds, groups, b, delta);
                 const char *what = edge ? "groups" : "global";
-                cr_assert_lt(rel_diff(delta, want, D), 1e-5, "%s prox=%d init=%d: delta differs from the naive iteration",
-                             what, prox, init);
+                cr_assert_lt(rel_diff(delta, want, D), 1e-5,
+                             "%s prox=%d init=%d: delta differs from the naive iteration", what, prox, init);
                 for (int t = 0; t <= 300; t++)
                     cr_assert(fabs(trace[t] - want_trace[t]) <= 1e-7, "%s prox=%d init=%d: L_O[%d] %.10g naive %.10g",
                               what, prox, init, t, trace[t], want_trace[t]);

@@ -61,7 +61,8 @@ static double naive_l_o(merge_ctx *ctx, const float *b, bool layer, double *delt
     double dd = 0, *tn = calloc((size_t)K, sizeof(double));
     float *tv = malloc((size_t)K * lay->total * sizeof(float));
     for (int k = 0; k < K; k++)
-        for (int l = 0; l < lay->count; l++) merge_task_vector(ctx, k, l, tv + (size_t)k * lay->total + lay->t[l].offset);
+        for (int l = 0; l < lay->count; l++)
+            merge_task_vector(ctx, k, l, tv + (size_t)k * lay->total + lay->t[l].offset);
     for (int l = 0; l < lay->count; l++) {
         int g = layer ? l : 0;
         const float *bg = b ? b + (size_t)g * K : NULL;
@@ -114,7 +115,8 @@ static void check_against_full_space(bool layer) {
     int K = ctx.K;
     const ckpt_extra_tensor *coef = find_extra(&ctx, "ttmerge.awd_coef");
     cr_assert_not_null(coef, "%s: no ttmerge.awd_coef", what);
-    cr_assert(coef->ndim == 2 && coef->shape[0] == (layer ? lay->count : 1) && coef->shape[1] == K, "%s: coef shape", what);
+    cr_assert(coef->ndim == 2 && coef->shape[0] == (layer ? lay->count : 1) && coef->shape[1] == K, "%s: coef shape",
+              what);
     json_error_t je;
     json_t *rec = json_loads(ctx.record_json, 0, &je);
     cr_assert_not_null(rec, "%s: record is not JSON: %s", what, je.text);
@@ -123,13 +125,15 @@ static void check_against_full_space(bool layer) {
     double want0 = naive_l_o(&ctx, NULL, layer, &dn0, &tn0), want1 = naive_l_o(&ctx, coef->data, layer, &dn, &tn);
     cr_assert(fabs(lo0 - want0) <= 1e-7 + 1e-5 * want0, "%s: L_O before %.9g, full space %.9g", what, lo0, want0);
     cr_assert(fabs(lo1 - want1) <= 1e-7 + 1e-4 * want1, "%s: L_O after %.9g, full space %.9g", what, lo1, want1);
-    cr_assert(fabs(rel - dn / tn) <= 1e-5 * (dn / tn), "%s: |delta|/mean|tau| %.9g, full space %.9g", what, rel, dn / tn);
+    cr_assert(fabs(rel - dn / tn) <= 1e-5 * (dn / tn), "%s: |delta|/mean|tau| %.9g, full space %.9g", what, rel,
+              dn / tn);
     cr_assert(fabs(rec_real(rec, "tau_norm_mean") - tn) <= 1e-5 * tn);
     /* L_O falls: measured 0.032 -> 0.0004 (global) and 0.24 -> 0.07 (per tensor) */
     cr_assert_lt(lo1, 0.5 * lo0, "%s: L_O %g -> %g", what, lo0, lo1);
     json_t *curve = json_object_get(rec, "l_o_curve");
     cr_assert(json_array_size(curve) == 11, "%s: l_o_curve has %zu points", what, json_array_size(curve));
-    cr_assert_lt(json_number_value(json_array_get(json_array_get(curve, 1), 1)), lo0, "%s: L_O did not fall early", what);
+    cr_assert_lt(json_number_value(json_array_get(json_array_get(curve, 1), 1)), lo0, "%s: L_O did not fall early",
+                 what);
     cr_assert(rel > 1e-3 && rel < 0.5, "%s: |delta|/mean|tau| = %g", what, rel);
     cr_assert(rec_real(rec, "loss_after") < rec_real(rec, "loss_before"));
     /* the merge is θ0 + 0.3 Σ_k (τ_k − δ), formed here element by element */
@@ -147,8 +151,8 @@ static void check_against_full_space(bool layer) {
             want[at] = (float)(ctx.pre.params[at] + 0.3 * sum);
         }
     }
-    cr_assert(tu_allclose(what, ctx.out.params, want, lay->total, 1e-6, 1e-5), "%s: merge is not theta0 + 0.3 sum(tau - delta)",
-              what);
+    cr_assert(tu_allclose(what, ctx.out.params, want, lay->total, 1e-6, 1e-5),
+              "%s: merge is not theta0 + 0.3 sum(tau - delta)", what);
     free(want);
     free(tv);
     json_decref(rec);
@@ -184,7 +188,8 @@ Test(tiny_awd, checkpoint_metadata_records_the_fit, .init = open_suite, .fini = 
     cr_assert(lam >= 0.1 - 1e-9 && lam <= 1 + 1e-9, "lambda %g is not on the grid", lam);
     json_t *c = json_object_get(rec, "coef");
     for (int k = 0; k < S.n_tasks; k++)
-        cr_assert(json_is_number(json_object_get(c, S.tasks[k].name)), "coef has no task %s: %s", S.tasks[k].name, text);
+        cr_assert(json_is_number(json_object_get(c, S.tasks[k].name)), "coef has no task %s: %s", S.tasks[k].name,
+                  text);
     cr_assert(json_array_size(json_object_get(rec, "grid")) == 10, "no lambda grid: %s", text);
     cr_assert_not_null(st_find(f, "ttmerge.awd_coef"));
     json_decref(rec);
@@ -253,8 +258,8 @@ Test(tiny_awd, bad_parameters_give_one_line_errors, .init = open_suite, .fini = 
     /* the CLI: exit 2, one line naming the parameter, no output */
     char cmd[3000], err[1024], out[1100];
     snprintf(out, sizeof out, "%s/x.safetensors", tu_tmpdir("awd_cli"));
-    snprintf(cmd, sizeof cmd, "%s merge --suite %s --method awd --set alpha=-1 --out %s --quiet", tu_ttmerge_bin(), S.dir,
-             out);
+    snprintf(cmd, sizeof cmd, "%s merge --suite %s --method awd --set alpha=-1 --out %s --quiet", tu_ttmerge_bin(),
+             S.dir, out);
     cr_assert_eq(tu_run(cmd, err, sizeof err), 2, "stderr: %s", err);
     cr_assert(strstr(err, "alpha=-1") && strchr(err, '\n') == err + strlen(err) - 1, "stderr: '%s'", err);
     struct stat st;
