@@ -18,13 +18,14 @@
  *   layer=head   (default) per task a trainable head, from the zero-shot head; stored as
  *                task.<task>.head.{weight,bias}.
  *   layer=NAME   one backbone tensor: its open_clip name (transformer.resblocks.1.mlp.c_proj.weight,
- *                ln_post.weight, proj, ...) or the shorthand blockN.<name> that drops attn./mlp. and a
- *                final .weight (block1.c_proj, block0.in_proj_weight, ln_post, conv1). Task t runs
- *                with θ_l^(t) = θ_l + Δ_t: θ_l the merged tensor (its λ_·,l still learned), Δ_t
- *                trainable from 0 in the same Adam, dL/dΔ_t = dL/dθ_l^(t) from the backward of
- *                task t's batch. The heads stay the zero-shot heads in this mode. The final
- *                θ_l^(t) is stored as task.<task>.<open_clip name> beside the merged θ_l; `ttmerge
- *                eval` runs task t with it (ckpt_task_apply). The record names the tensor.
+ *                ln_post.weight, proj, ...) or the shorthand blockN.<name> that drops attn./mlp.;
+ *                either may drop a final .weight (block1.c_proj, block0.in_proj_weight, ln_post,
+ *                conv1). Task t runs with θ_l^(t) = θ_l + Δ_t: θ_l the merged tensor (its
+ *                λ_·,l still learned), Δ_t trainable from 0 in the same Adam, dL/dΔ_t =
+ *                dL/dθ_l^(t) from the backward of task t's batch (the per-task steps make this
+ *                one forward per task). The heads stay the zero-shot heads in this mode. The
+ *                final θ_l^(t) is stored as task.<task>.<open_clip name> beside the merged θ_l;
+ *                `ttmerge eval` runs task t with it (ckpt_task_apply). The record names the tensor.
  */
 #include <jansson.h>
 #include <stdio.h>
@@ -55,14 +56,18 @@ static void shorthand(char *out, size_t cap, const char *full) {
     }
 }
 
-/* The layout tensor `name` means (full name, shorthand, or shorthand without .weight), or -1. */
+/* `name` is `full`, or `full` without its final ".weight" */
+static bool names(const char *name, size_t n, const char *full) {
+    return !strcmp(name, full) || (!strncmp(full, name, n) && !strcmp(full + n, ".weight"));
+}
+
+/* The layout tensor `name` means (open_clip name or shorthand, either without .weight), or -1. */
 static int find_layer(const vit_layout *lay, const char *name) {
     size_t n = strlen(name);
     for (int l = 0; l < lay->count; l++) {
         char sh[VIT_MAX_NAME + 16];
         shorthand(sh, sizeof sh, lay->t[l].name);
-        if (!strcmp(name, lay->t[l].name) || !strcmp(name, sh) || (!strncmp(sh, name, n) && !strcmp(sh + n, ".weight")))
-            return l;
+        if (names(name, n, lay->t[l].name) || names(name, n, sh)) return l;
     }
     return -1;
 }
