@@ -22,8 +22,9 @@ typedef struct adapt_state {
     size_t total, img;
     float *lam_raw;            /* [K * n_coef] Adam parameters (unclamped) */
     float *lam_grad;
-    adamw lam_opt, head_opt[MERGE_MAX_TASKS];
-    float *heads[MERGE_MAX_TASKS], *head_grad[MERGE_MAX_TASKS];
+    adamw lam_opt, tint_opt[MERGE_MAX_TASKS];
+    float *tint[MERGE_MAX_TASKS], *tint_grad[MERGE_MAX_TASKS]; /* the head, or Δ_k of the tinted tensor */
+    float *theta_k;            /* [numel] θ_l + Δ_k of the task that runs (train_tensor) */
     vit_plan *plan;
     vit_head head[MERGE_MAX_TASKS];
     vit_weights w, g;
@@ -36,12 +37,27 @@ typedef struct adapt_state {
 } adapt_state;
 
 static float clamp01(float x) { return x < 0 ? 0 : x > 1 ? 1 : x; }
+static bool has_tint(const adapt_opts *o) { return o->train_heads || o->train_tensor; }
 static const float *head_W(const adapt_state *s, int k) {
-    return s->o->train_heads ? s->heads[k] : s->ctx->s->tasks[k].head.W;
+    return s->o->train_heads ? s->tint[k] : s->ctx->s->tasks[k].head.W;
 }
 static const float *head_b(const adapt_state *s, int k) {
     const suite_task_info *ti = &s->ctx->s->tasks[k];
-    return s->o->train_heads ? s->heads[k] + (size_t)ti->classes * s->ctx->s->cfg.output_dim : ti->head.b;
+    return s->o->train_heads ? s->tint[k] + (size_t)ti->classes * s->ctx->s->cfg.output_dim : ti->head.b;
+}
+
+/* train_tensor: w (bound to ctx->out) runs task k with θ_l + Δ_k in place of the merged θ_l —
+ * one member re-pointed at theta_k; tensor_out points it back. */
+static void tensor_in(adapt_state *s, vit_weights *w, int k) {
+    const vit_tensor_info *t = &s->ctx->out.lay.t[s->o->tensor];
+    const float *merged = s->ctx->out.params + t->offset, *delta = s->tint[k];
+    float *out = s->theta_k;
+#pragma omp parallel for schedule(static) if (t->numel > 16384)
+    for (size_t i = 0; i < t->numel; i++) out[i] = merged[i] + delta[i];
+    *vit_weights_slot(w, s->o->tensor) = out;
+}
+static void tensor_out(adapt_state *s, vit_weights *w) {
+    *vit_weights_slot(w, s->o->tensor) = s->ctx->out.params + s->ctx->out.lay.t[s->o->tensor].offset;
 }
 
 /* θ = θ0 + Σ_k clamp(λ) τ_k, tensor by tensor */
@@ -162,9 +178,9 @@ static void state_free(adapt_state *s) {
     vit_plan_free(s->plan);
     for (int k = 0; k < s->K; k++) {
         vit_head_free(&s->head[k]);
-        adamw_free(&s->head_opt[k]);
-        free(s->heads[k]);
-        free(s->head_grad[k]);
+        adamw_free(&s->tint_opt[k]);
+        free(s->tint[k]);
+        free(s->tint_grad[k]);
         free(s->stream[k].order);
         free(s->pseudo[k]);
         free(s->pseudo_conf[k]);
@@ -172,7 +188,7 @@ static void state_free(adapt_state *s) {
     vit_weights_free(&s->w);
     vit_weights_free(&s->g);
     adamw_free(&s->lam_opt);
-    void *bufs[] = {s->lam_raw, s->lam_grad, s->grad, s->images, s->features, s->dfeat, s->logits, s->dlogits, s->batch_idx};
+    void *bufs[] = {s->theta_k, s->lam_raw, s->lam_grad, s->grad, s->images, s->features, s->dfeat, s->logits, s->dlogits, s->batch_idx};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
 }
 
@@ -191,6 +207,9 @@ static int state_init(adapt_state *s, merge_ctx *ctx, const float *tv, const ada
     int D = cfg->output_dim, maxC = 0;
     if (o->batch < 1 || o->batch > 1024 || o->steps < 0 || o->accum < 1)
         return tt_fail(err, TT_EINPUT, "batch must be in [1,1024], steps >= 0, accum >= 1");
+    /* a task-specific tensor needs one task per forward */
+    if (o->train_tensor && (o->train_heads || !o->per_task_steps || o->tensor < 0 || o->tensor >= s->L))
+        return tt_fail(err, TT_EINPUT, "a tinted tensor needs per-task steps, no tinted heads and a valid tensor index");
     for (int k = 0; k < s->K; k++) maxC = ctx->s->tasks[k].classes > maxC ? ctx->s->tasks[k].classes : maxC;
     rng_init(&s->r, ctx->seed ^ 0x6164616dull);
     s->lam_raw = tt_calloc_aligned((size_t)s->K * s->n_coef, sizeof(float), err);
@@ -221,15 +240,19 @@ static int state_init(adapt_state *s, merge_ctx *ctx, const float *tv, const ada
         ts->order = malloc((size_t)ts->n * sizeof(int));
         if (!ts->order) return tt_fail(err, TT_ENOMEM, "out of memory");
         for (int i = 0; i < ts->n; i++) ts->order[i] = i;
-        if (o->train_heads) {
-            size_t hn = (size_t)ti->classes * D + (size_t)ti->classes;
-            s->heads[k] = tt_calloc_aligned(hn, sizeof(float), err);
-            s->head_grad[k] = tt_calloc_aligned(hn, sizeof(float), err);
-            if (!s->heads[k] || !s->head_grad[k] || adamw_init(&s->head_opt[k], hn, err)) return -1;
-            memcpy(s->heads[k], ti->head.W, (size_t)ti->classes * D * sizeof(float));
-            memcpy(s->heads[k] + (size_t)ti->classes * D, ti->head.b, (size_t)ti->classes * sizeof(float));
+        if (has_tint(o)) { /* the head from the zero-shot head, or Δ_k = 0 */
+            size_t n = o->train_heads ? (size_t)ti->classes * D + (size_t)ti->classes : ctx->out.lay.t[o->tensor].numel;
+            s->tint[k] = tt_calloc_aligned(n, sizeof(float), err);
+            s->tint_grad[k] = tt_calloc_aligned(n, sizeof(float), err);
+            if (!s->tint[k] || !s->tint_grad[k] || adamw_init(&s->tint_opt[k], n, err)) return -1;
+            if (o->train_heads) {
+                memcpy(s->tint[k], ti->head.W, (size_t)ti->classes * D * sizeof(float));
+                memcpy(s->tint[k] + (size_t)ti->classes * D, ti->head.b, (size_t)ti->classes * sizeof(float));
+            }
         }
     }
+    if (o->train_tensor && !(s->theta_k = tt_calloc_aligned(ctx->out.lay.t[o->tensor].numel, sizeof(float), err)))
+        return -1;
     if (o->loss != ADAPT_ENTROPY) {
         infer_ctx ic;
         if (infer_init(&ic, ctx->d, cfg, 256, err)) return -1;
@@ -258,6 +281,7 @@ static double forward_backward(adapt_state *s, const int *tasks, int n, double *
     }
     /* a per-task plan is planned for exactly one task's batch; the joint plan for all K */
     TT_ASSERT(n * B == s->plan_batch);
+    if (s->o->train_tensor) tensor_in(s, &s->w, tasks[0]); /* n == 1: per-task steps */
     vit_forward(s->plan, &s->w, s->images, s->features);
     double loss = 0;
     *ent = 0;
@@ -268,12 +292,17 @@ static double forward_backward(adapt_state *s, const int *tasks, int n, double *
         double e;
         loss += loss_and_grad(s, k, s->batch_idx + (size_t)j * B, B, s->dlogits, s->logits, (float)s->o->accum, &e);
         *ent += e;
-        float *gw = s->o->train_heads ? s->head_grad[k] : NULL;
+        float *gw = s->o->train_heads ? s->tint_grad[k] : NULL;
         vit_head_backward(&s->head[k], df, gw, gw ? gw + (size_t)C * D : NULL, s->dlogits, head_W(s, k));
     }
     memset(s->grad, 0, s->total * sizeof(float));
     vit_backward(s->plan, &s->w, &s->g, s->dfeat);
     coefficient_grads(s);
+    if (s->o->train_tensor) { /* dL/dΔ_k = dL/dθ_l^(k) */
+        const vit_tensor_info *t = &s->ctx->out.lay.t[s->o->tensor];
+        op_add_inplace(s->tint_grad[tasks[0]], s->grad + t->offset, t->numel);
+        tensor_out(s, &s->w);
+    }
     return loss;
 }
 
@@ -281,13 +310,13 @@ static void optimizer_step(adapt_state *s, const int *tasks, int n) {
     adamw_tick(&s->lam_opt);
     adamw_update(&s->lam_opt, s->lam_raw, s->lam_grad, 0, (size_t)s->K * s->n_coef, s->o->lr, 0.0f);
     memset(s->lam_grad, 0, (size_t)s->K * s->n_coef * sizeof(float));
-    if (!s->o->train_heads) return;
-    for (int j = 0; j < n; j++) { /* only the heads that saw data this step */
+    if (!has_tint(s->o)) return;
+    for (int j = 0; j < n; j++) { /* only the tints that saw data this step */
         int k = tasks[j];
-        adamw *h = &s->head_opt[k];
+        adamw *h = &s->tint_opt[k];
         adamw_tick(h);
-        adamw_update(h, s->heads[k], s->head_grad[k], 0, h->n, s->o->lr_heads, 0.0f);
-        memset(s->head_grad[k], 0, h->n * sizeof(float));
+        adamw_update(h, s->tint[k], s->tint_grad[k], 0, h->n, s->o->lr_tint, 0.0f);
+        memset(s->tint_grad[k], 0, h->n * sizeof(float));
     }
 }
 
@@ -296,8 +325,10 @@ static double test_accuracy(adapt_state *s, merge_eval *ev) {
     for (int k = 0; k < s->K; k++) {
         const suite_task_info *ti = &s->ctx->s->tasks[k];
         tt_err e;
+        if (s->o->train_tensor) tensor_in(s, &ev->w, k);
         TT_ASSERT(infer_logits(&ev->ic, &ev->w, head_W(s, k), head_b(s, k), ti->classes, ti->test.pixels, ti->test.n,
                                s->ctx->s->mean, s->ctx->s->std, ev->logits, &e) == 0);
+        if (s->o->train_tensor) tensor_out(s, &ev->w);
         sum += infer_accuracy(ev->logits, ti->test.labels, ti->test.n, ti->classes);
     }
     return sum / s->K;
@@ -315,7 +346,7 @@ int adapt_run(merge_ctx *ctx, const float *tv, const adapt_opts *o, adapt_result
     int order[MERGE_MAX_TASKS];
     for (int k = 0; k < s.K; k++) order[k] = k;
     progress pg;
-    progress_start(&pg, o->train_heads ? "tinting" : "adamerging", o->steps, ctx->progress);
+    progress_start(&pg, has_tint(o) ? "tinting" : "adamerging", o->steps, ctx->progress);
     double first = 0;
     for (int step = 0; step < o->steps; step++) {
         merge_weights(&s);
@@ -364,11 +395,14 @@ int adapt_run(merge_ctx *ctx, const float *tv, const adapt_opts *o, adapt_result
         goto done;
     }
     for (int c = 0; c < s.K * s.n_coef; c++) res->lambda[c] = clamp01(s.lam_raw[c]);
-    if (o->train_heads)
-        for (int k = 0; k < s.K; k++) {
-            res->heads[k] = s.heads[k];
-            s.heads[k] = NULL;
+    for (int k = 0; k < s.K && has_tint(o); k++) {
+        if (o->train_tensor) { /* Δ_k becomes the final θ_l + Δ_k */
+            const vit_tensor_info *t = &ctx->out.lay.t[o->tensor];
+            op_add_inplace(s.tint[k], ctx->out.params + t->offset, t->numel);
         }
+        res->tints[k] = s.tint[k];
+        s.tint[k] = NULL;
+    }
     rc = 0;
 done:
     merge_eval_free(&ev);
@@ -378,14 +412,14 @@ done:
 }
 
 int adapt_objective(merge_ctx *ctx, const float *tv, const adapt_opts *o, const float *lam_raw,
-                    const float *const *heads, double *loss, float *grad, float *const *head_grad, tt_err *err) {
+                    const float *const *tints, double *loss, float *grad, float *const *tint_grad, tt_err *err) {
     adapt_state s;
     int rc = -1;
     if (state_init(&s, ctx, tv, o, err)) goto done;
     memcpy(s.lam_raw, lam_raw, (size_t)s.K * s.n_coef * sizeof(float));
-    if (o->train_heads && heads)
+    if (has_tint(o) && tints)
         for (int k = 0; k < s.K; k++)
-            if (heads[k]) memcpy(s.heads[k], heads[k], s.head_opt[k].n * sizeof(float));
+            if (tints[k]) memcpy(s.tint[k], tints[k], s.tint_opt[k].n * sizeof(float));
     merge_weights(&s);
     int order[MERGE_MAX_TASKS];
     for (int k = 0; k < s.K; k++) order[k] = k;
@@ -397,9 +431,9 @@ int adapt_objective(merge_ctx *ctx, const float *tv, const adapt_opts *o, const 
         for (int j = 0; j < s.K; j += n_tasks) *loss += forward_backward(&s, order + j, n_tasks, &e);
     }
     memcpy(grad, s.lam_grad, (size_t)s.K * s.n_coef * sizeof(float));
-    if (o->train_heads && head_grad)
+    if (has_tint(o) && tint_grad)
         for (int k = 0; k < s.K; k++)
-            if (head_grad[k]) memcpy(head_grad[k], s.head_grad[k], s.head_opt[k].n * sizeof(float));
+            if (tint_grad[k]) memcpy(tint_grad[k], s.tint_grad[k], s.tint_opt[k].n * sizeof(float));
     rc = 0;
 done:
     state_free(&s);
@@ -409,7 +443,7 @@ done:
 void adapt_result_free(adapt_result *r) {
     free(r->lambda);
     free(r->curve);
-    for (int k = 0; k < MERGE_MAX_TASKS; k++) free(r->heads[k]);
+    for (int k = 0; k < MERGE_MAX_TASKS; k++) free(r->tints[k]);
     memset(r, 0, sizeof *r);
 }
 

@@ -1,10 +1,13 @@
 /* adapt.h — the test-time adaptation engine shared by AdaMerging and Model Tinting.
  *
  * Learns merge coefficients λ (one per task, or one per task and tensor) — and optionally one
- * task-specific head per task ("tint") — on unlabeled test inputs:
+ * task-specific layer per task ("tint": its head, or a copy of one backbone tensor) — on
+ * unlabeled test inputs:
  *   θ_l = θ0_l + Σ_k clamp(λ_k,l, 0, 1) τ_k,l
  *   loss = Σ_k w · L(head_k(f(x_k; θ)))        x_k: a batch of task k's test inputs
  *   dL/dλ_k,l = <dL/dθ_l, τ_k,l>               (one backward through the merged model)
+ * A tinted backbone tensor l runs task k with θ_l^(k) = θ_l + Δ_k (Δ_k trainable, from 0), so
+ * dL/dΔ_k = dL/dθ_l^(k) and λ_·,l still acts through θ_l; the heads are the zero-shot ones.
  * with Adam on the raw λ (the clamp is applied when merging and its gradient is zero outside
  * [0,1], as torch.clamp in the official code). L is the Shannon entropy (AdaMerging) or the
  * cross-entropy against each expert's hard labels (Tinting's pseudo / pseudo-conf).
@@ -30,7 +33,9 @@ typedef struct adapt_opts {
     int accum;            /* forwards per task per step (AdaMerging: 2 batches of 16) */
     bool per_task_steps;  /* Tinting: one step per task batch, task order shuffled every round */
     bool train_heads;     /* Tinting: heads are trainable (initialised from the zero-shot heads) */
-    float lr_heads;       /* 1e-2 */
+    bool train_tensor;    /* Tinting of a backbone tensor (needs per_task_steps; not with train_heads) */
+    int tensor;           /* its layout index l: task k runs with θ_l + Δ_k */
+    float lr_tint;        /* Adam lr of the tints (heads or Δ_k): 1e-2 */
     adapt_loss loss;
     int eval_every;       /* record test accuracy every N steps in the curve (0 = never) */
     float diverge_factor; /* stop when the loss exceeds factor x its first value (0 = off) */
@@ -47,7 +52,9 @@ typedef struct adapt_result {
     adapt_point *curve;   /* [n_curve] (owned) */
     int n_curve;
     double seconds, seconds_per_step;
-    float *heads[MERGE_MAX_TASKS]; /* trained head [classes*D + classes] per task when train_heads (owned) */
+    /* per task, when a tint is trained (owned): the head [classes*D + classes] (train_heads) or the
+     * final task-specific tensor θ_l + Δ_k [numel] (train_tensor) */
+    float *tints[MERGE_MAX_TASKS];
 } adapt_result;
 
 /* tv: [K][ctx->pre.lay.total] task vectors to merge (τ_k, or TIES-processed τ_k). */
@@ -56,11 +63,12 @@ void adapt_result_free(adapt_result *r);
 
 /* The objective at given raw coefficients lam_raw [K * n_coef] on a fixed batch (the first
  * o->batch test images of every task, o->accum times): loss and dL/dλ (grad [K * n_coef]).
- * With train_heads, the tints are heads[k] ([C*D + C]; NULL = the zero-shot heads) and
- * dL/d(tint_k) goes to head_grad[k] (may be NULL). The experts' pseudo-labels always use the
- * zero-shot heads. For gradient checks and analysis; leaves ctx->out = the merge at lam_raw. */
+ * With a trained tint, tints[k] is task k's (train_heads: its head [C*D + C]; train_tensor: Δ_k
+ * [numel]; NULL = the start: the zero-shot head, Δ = 0) and dL/d(tint_k) goes to tint_grad[k]
+ * (may be NULL). The experts' pseudo-labels always use the zero-shot heads. For gradient checks
+ * and analysis; leaves ctx->out = the merge at lam_raw. */
 int adapt_objective(merge_ctx *ctx, const float *tv, const adapt_opts *o, const float *lam_raw,
-                    const float *const *heads, double *loss, float *grad, float *const *head_grad, tt_err *err);
+                    const float *const *tints, double *loss, float *grad, float *const *tint_grad, tt_err *err);
 
 /* All K task vectors τ_k = θ_k − θ0 in one [K][total] buffer (caller frees). */
 float *adapt_task_vectors(merge_ctx *ctx, tt_err *err);

@@ -92,7 +92,7 @@ static int choose_tall_lambdas(merge_ctx *ctx, const float *mtl, float *tv, doub
                 tall_apply(ctx->out.params + off, ctx->pre.params + off, tv, mtl + off, lay->t[l].numel,
                            (float)tall_grid[g]);
             }
-            double a = mu_eval_task(&ev, ctx, t, false);
+            double a = merge_eval_task(&ev, ctx, t, false);
             if (a > acc[t]) acc[t] = a, lam[t] = tall_grid[g];
             progress_update(&pg, t * 5 + g + 1, "%s lambda_t=%g (%.2f%%)", ctx->s->tasks[t].name, lam[t], acc[t]);
         }

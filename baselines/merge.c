@@ -190,19 +190,6 @@ char *merge_params_json(const merge_ctx *ctx) {
     return text;
 }
 
-void merge_task_head(const merge_ctx *ctx, int k, const float **W, const float **b) {
-    const suite_task_info *ti = &ctx->s->tasks[k];
-    char wname[160], bname[160];
-    snprintf(wname, sizeof wname, "task.%s.head.weight", ti->name);
-    snprintf(bname, sizeof bname, "task.%s.head.bias", ti->name);
-    *W = ti->head.W;
-    *b = ti->head.b;
-    for (int i = 0; i < ctx->n_extra; i++) {
-        if (!strcmp(ctx->extra[i].name, wname)) *W = ctx->extra[i].data;
-        if (!strcmp(ctx->extra[i].name, bname)) *b = ctx->extra[i].data;
-    }
-}
-
 int merge_ctx_save(const merge_ctx *ctx, const merge_method *m, const char *path, tt_err *err) {
     char *ptext = merge_params_json(ctx);
     if (!ptext) return tt_fail(err, TT_ENOMEM, "out of memory");
@@ -244,16 +231,24 @@ void merge_eval_free(merge_eval *ev) {
     memset(ev, 0, sizeof *ev);
 }
 
-double merge_eval_tasks(merge_eval *ev, merge_ctx *ctx, bool test, double *acc, double *norm) {
+double merge_eval_task(merge_eval *ev, merge_ctx *ctx, int t, bool test) {
     const suite *s = ctx->s;
+    const suite_task_info *ti = &s->tasks[t];
+    const ds_images *im = test ? &ti->test : &ti->val;
+    const float *W = ti->head.W, *b = ti->head.b;
+    bool swapped = ckpt_task_apply(&ctx->out, ctx->extra, ctx->n_extra, ti->name, &ev->w, &W, &b) > 0;
+    tt_err e;
+    /* every head was planned by merge_eval_init's callers before; a failure here is a bug */
+    TT_ASSERT(infer_logits(&ev->ic, &ev->w, W, b, ti->classes, im->pixels, im->n, s->mean, s->std, ev->logits, &e) == 0);
+    if (swapped) vit_weights_repoint(&ev->w, &ctx->out.lay, ctx->out.params, NULL);
+    return infer_accuracy(ev->logits, im->labels, im->n, ti->classes);
+}
+
+double merge_eval_tasks(merge_eval *ev, merge_ctx *ctx, bool test, double *acc, double *norm) {
     double sum = 0, sum_norm = 0;
     for (int t = 0; t < ctx->K; t++) {
-        const suite_task_info *ti = &s->tasks[t];
-        const ds_images *im = test ? &ti->test : &ti->val;
-        tt_err e;
-        TT_ASSERT(infer_logits(&ev->ic, &ev->w, ti->head.W, ti->head.b, ti->classes, im->pixels, im->n, s->mean, s->std,
-                               ev->logits, &e) == 0);
-        double a = infer_accuracy(ev->logits, im->labels, im->n, ti->classes);
+        const suite_task_info *ti = &ctx->s->tasks[t];
+        double a = merge_eval_task(ev, ctx, t, test);
         double ft = test ? ti->finetuned_test : ti->finetuned_val;
         if (acc) acc[t] = a;
         sum += a;

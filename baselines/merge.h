@@ -94,10 +94,6 @@ int merge_ctx_save(const merge_ctx *ctx, const merge_method *m, const char *path
 
 /* JSON object of every parameter used (strings) plus the seed; caller frees. */
 char *merge_params_json(const merge_ctx *ctx);
-/* The head task k is evaluated with: a tinted head the method stored as task.<task>.head.*
- * among ctx->extra, else the suite's zero-shot head. W [classes*D], b [classes]. */
-void merge_task_head(const merge_ctx *ctx, int k, const float **W, const float **b);
-
 /* Parameter lookup (after merge_ctx_open every declared parameter has a value). */
 const char *merge_param_str(const merge_ctx *ctx, const char *name);
 int merge_param_double(const merge_ctx *ctx, const char *name, double *out, tt_err *err);
@@ -126,5 +122,9 @@ void merge_eval_free(merge_eval *ev);
  * the mean over tasks of acc / fine-tuned acc (normalised, %) in *norm (may be NULL) and the
  * mean accuracy. */
 double merge_eval_tasks(merge_eval *ev, merge_ctx *ctx, bool test, double *acc, double *norm);
+/* Accuracy (%) of task t on its val (or test) split. Both evaluate each task with what the method
+ * stored for it among ctx->extra (task.<task>.head.*: its tinted head; task.<task>.<tensor>: its
+ * own copy of that backbone tensor, see ckpt_task_apply), else ctx->out and the zero-shot head. */
+double merge_eval_task(merge_eval *ev, merge_ctx *ctx, int t, bool test);
 
 #endif

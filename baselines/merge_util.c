@@ -41,17 +41,6 @@ int mu_sum_task_vectors(merge_ctx *ctx, const mu_tv_source *src, float *delta, t
     return 0;
 }
 
-double mu_eval_task(merge_eval *ev, merge_ctx *ctx, int t, bool test) {
-    const suite_task_info *ti = &ctx->s->tasks[t];
-    const ds_images *im = test ? &ti->test : &ti->val;
-    tt_err e;
-    /* the head of every task was planned successfully by merge_eval_init's caller's checks;
-     * a failure here is a bug, as in merge_eval_tasks */
-    TT_ASSERT(infer_logits(&ev->ic, &ev->w, ti->head.W, ti->head.b, ti->classes, im->pixels, im->n, ctx->s->mean,
-                           ctx->s->std, ev->logits, &e) == 0);
-    return infer_accuracy(ev->logits, im->labels, im->n, ti->classes);
-}
-
 int mu_param_range(const merge_ctx *ctx, const char *name, double lo, double hi, double *out, tt_err *err) {
     if (merge_param_double(ctx, name, out, err)) return -1;
     if (*out < lo || *out > hi)

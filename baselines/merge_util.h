@@ -25,9 +25,6 @@ uint64_t mu_param_count(const merge_ctx *ctx);
 /* delta += Σ_k τ_k (layout of θ0), streamed tensor by tensor from src. */
 int mu_sum_task_vectors(merge_ctx *ctx, const mu_tv_source *src, float *delta, tt_err *err);
 
-/* Accuracy (%) of ctx->out on task t's validation (or test) split. */
-double mu_eval_task(merge_eval *ev, merge_ctx *ctx, int t, bool test);
-
 /* A numeric parameter that must lie in [lo, hi]; error "parameter topk=150 is out of range [0, 100]". */
 int mu_param_range(const merge_ctx *ctx, const char *name, double lo, double hi, double *out, tt_err *err);
 /* A parameter that must be one of n words; *idx = its position. */

@@ -1,5 +1,6 @@
 /* cmd_eval.c — `ttmerge eval`: run a checkpoint on a suite's tasks (per-task accuracy CSV on
  * stdout), or a checkpoint + head on any IDX images; logits as .npy. */
+#include <math.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -75,8 +76,73 @@ done:
     return rc;
 }
 
-/* Per task of the suite: the task's head — or the tinted head task.<task>.head.* stored in the
- * model file by a test-time learner — on the task's test (or val) split. */
+/* Every task-specific tensor "task.<task>.<name>" of the model file f, checked against the suite
+ * and the architecture (see ckpt_task_apply) and read as f32 into x[*n] (owned; free_extras). */
+static void free_extras(ckpt_extra_tensor *x, int n) {
+    for (int i = 0; x && i < n; i++) {
+        free((char *)x[i].name);
+        free((float *)x[i].data);
+    }
+    free(x);
+}
+
+static int read_task_tensors(const suite *s, const ckpt_vit *m, const st_file *f, ckpt_extra_tensor **out, int *n,
+                             tt_err *e) {
+    const char *path = st_path(f);
+    *out = calloc((size_t)st_count(f) + 1, sizeof **out);
+    *n = 0;
+    if (!*out) return tt_fail(e, TT_ENOMEM, "out of memory");
+    for (int i = 0; i < st_count(f); i++) {
+        const st_tensor *t = st_at(f, i);
+        if (strncmp(t->name, "task.", 5)) continue;
+        const char *dot = strchr(t->name + 5, '.');
+        char task[64];
+        int k = -1;
+        if (dot && dot - (t->name + 5) < (int)sizeof task) {
+            snprintf(task, sizeof task, "%.*s", (int)(dot - (t->name + 5)), t->name + 5);
+            k = suite_find_task(s, task);
+        }
+        if (k < 0) return tt_fail(e, TT_EINPUT, "%s: tensor %s names no task of suite %s", path, t->name, s->name);
+        const char *rest = dot + 1;
+        int64_t shape[4];
+        int ndim, l = vit_layout_find(&m->lay, rest);
+        char other[160] = "";
+        if (!strcmp(rest, "head.weight") || !strcmp(rest, "head.bias")) { /* a tinted head: both tensors */
+            bool weight = rest[5] == 'w';
+            ndim = weight ? 2 : 1;
+            shape[0] = s->tasks[k].classes;
+            shape[1] = m->cfg.output_dim;
+            snprintf(other, sizeof other, "task.%s.head.%s", task, weight ? "bias" : "weight");
+        } else if (l >= 0) {
+            ndim = m->lay.t[l].ndim;
+            memcpy(shape, m->lay.t[l].shape, sizeof shape);
+        } else {
+            return tt_fail(e, TT_EINPUT, "%s: tensor %s: '%s' is neither head.weight/head.bias nor a tensor of the "
+                           "architecture (open_clip names, e.g. transformer.resblocks.0.mlp.c_proj.weight)",
+                           path, t->name, rest);
+        }
+        if (st_expect(f, t->name, ndim, shape, NULL, e)) return -1;
+        if (other[0] && !st_find(f, other))
+            return tt_fail(e, TT_EINPUT, "%s: tensor %s without %s", path, t->name, other);
+        ckpt_extra_tensor *x = &(*out)[(*n)++];
+        float *data = tt_calloc_aligned((size_t)t->numel, sizeof(float), e);
+        x->data = data;
+        x->name = strdup(t->name);
+        x->ndim = ndim;
+        memcpy(x->shape, shape, sizeof shape);
+        if (!data || !x->name) return tt_fail(e, TT_ENOMEM, "out of memory");
+        if (st_read_f32(f, t, data, e)) return -1;
+        for (int64_t j = 0; j < t->numel; j++)
+            if (!isfinite(data[j]))
+                return tt_fail(e, TT_ENUMERIC, "%s: tensor %s holds %s at [%lld]", path, t->name,
+                               isnan(data[j]) ? "NaN" : "Inf", (long long)j);
+    }
+    return 0;
+}
+
+/* Per task of the suite: the model with what it stores for the task (task.<task>.head.*: a tinted
+ * head, task.<task>.<tensor>: its own copy of a backbone tensor; ckpt_task_apply), else the
+ * task's zero-shot head, on the task's test (or val) split. */
 static int eval_suite(const eval_args *a, int batch, tt_err *e) {
     suite s = {0};
     ckpt_vit m = {0};
@@ -85,7 +151,8 @@ static int eval_suite(const eval_args *a, int batch, tt_err *e) {
     infer_ctx ic = {0};
     vit_weights w = {0};
     float *logits = NULL;
-    int rc = -1;
+    ckpt_extra_tensor *x = NULL; /* the model's task.<task>.* tensors */
+    int nx = 0, rc = -1;
     bool test = !a->split || !strcmp(a->split, "test");
     if (a->split && strcmp(a->split, "test") && strcmp(a->split, "val")) {
         tt_fail(e, TT_EINPUT, "--split must be test or val, not '%s'", a->split);
@@ -98,6 +165,7 @@ static int eval_suite(const eval_args *a, int batch, tt_err *e) {
         tt_fail(e, TT_EINPUT, "%s: architecture differs from the suite's (%s/suite.json)", a->model, a->suite);
         goto done;
     }
+    if (read_task_tensors(&s, &m, f, &x, &nx, e)) goto done;
     int only = -1;
     if (a->task && (only = suite_find_task(&s, a->task)) < 0) {
         tt_fail(e, TT_EINPUT, "%s: no task '%s' in the suite", a->suite, a->task);
@@ -116,26 +184,13 @@ static int eval_suite(const eval_args *a, int batch, tt_err *e) {
         if (only >= 0 && t != only) continue;
         suite_task_info *ti = &s.tasks[t];
         const ds_images *im = test ? &ti->test : &ti->val;
-        char prefix[128];
-        snprintf(prefix, sizeof prefix, "task.%s.head.", ti->name);
-        ckpt_head tinted = {0};
-        const ckpt_head *h = &ti->head;
-        char wname[160];
-        snprintf(wname, sizeof wname, "%sweight", prefix);
-        if (st_find(f, wname)) {
-            if (ckpt_read_head(&tinted, f, prefix, m.cfg.output_dim, e)) goto done;
-            if (tinted.classes != ti->classes) {
-                tt_fail(e, TT_EINPUT, "%s: %s has %d classes, task %s has %d", a->model, wname, tinted.classes, ti->name, ti->classes);
-                ckpt_head_free(&tinted);
-                goto done;
-            }
-            h = &tinted;
-        }
+        const float *W = ti->head.W, *b = ti->head.b;
+        bool swapped = ckpt_task_apply(&m, x, nx, ti->name, &w, &W, &b) > 0;
         free(logits);
-        logits = malloc((size_t)im->n * h->classes * sizeof(float));
-        int lrc = logits ? infer_logits(&ic, &w, h->W, h->b, h->classes, im->pixels, im->n, s.mean, s.std, logits, e)
+        logits = malloc((size_t)im->n * ti->classes * sizeof(float));
+        int lrc = logits ? infer_logits(&ic, &w, W, b, ti->classes, im->pixels, im->n, s.mean, s.std, logits, e)
                          : tt_fail(e, TT_ENOMEM, "out of memory");
-        ckpt_head_free(&tinted);
+        if (swapped) vit_weights_repoint(&w, &m.lay, m.params, NULL);
         if (lrc) goto done;
         double acc = infer_accuracy(logits, im->labels, im->n, ti->classes);
         double ft = test ? ti->finetuned_test : ti->finetuned_val, zs = test ? ti->zeroshot_test : ti->zeroshot_val;
@@ -152,6 +207,7 @@ static int eval_suite(const eval_args *a, int batch, tt_err *e) {
     if (counted > 1) printf("average,%s,,%.4f,,,%.4f\n", test ? "test" : "val", sum / counted, sum_norm / counted);
     rc = 0;
 done:
+    free_extras(x, nx);
     free(logits);
     vit_weights_free(&w);
     infer_free(&ic);

@@ -93,16 +93,8 @@ static int run_method(const grid_opts *o, const suite *s, const char *name, chil
     snprintf(path, sizeof path, "%s/models/%s.safetensors", o->out_dir, name);
     if (!rc && o->keep_models) rc = merge_ctx_save(&ctx, m, path, err);
     merge_eval ev;
-    if (!rc && !(rc = merge_eval_init(&ev, &ctx, err))) {
-        for (int t = 0; t < ctx.K; t++) {
-            const suite_task_info *ti = &s->tasks[t];
-            const float *W, *b;
-            merge_task_head(&ctx, t, &W, &b);
-            tt_err e;
-            TT_ASSERT(infer_logits(&ev.ic, &ev.w, W, b, ti->classes, ti->test.pixels, ti->test.n, s->mean, s->std,
-                                   ev.logits, &e) == 0);
-            co->acc[t] = infer_accuracy(ev.logits, ti->test.labels, ti->test.n, ti->classes);
-        }
+    if (!rc && !(rc = merge_eval_init(&ev, &ctx, err))) { /* with the tints the method stored */
+        merge_eval_tasks(&ev, &ctx, true, co->acc, NULL);
         merge_eval_free(&ev);
     }
     char *pj = merge_params_json(&ctx);

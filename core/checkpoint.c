@@ -141,3 +141,25 @@ void ckpt_head_free(ckpt_head *h) {
     free(h->W);
     memset(h, 0, sizeof *h);
 }
+
+int ckpt_task_apply(const ckpt_vit *m, const ckpt_extra_tensor *x, int n, const char *task, vit_weights *w,
+                    const float **W, const float **b) {
+    size_t tl = strlen(task);
+    int used = 0;
+    for (int i = 0; i < n; i++) {
+        const char *name = x[i].name;
+        if (strncmp(name, "task.", 5) || strncmp(name + 5, task, tl) || name[5 + tl] != '.') continue;
+        const char *rest = name + 6 + tl;
+        if (!strcmp(rest, "head.weight")) *W = x[i].data;
+        else if (!strcmp(rest, "head.bias")) *b = x[i].data;
+        else {
+            int l = vit_layout_find(&m->lay, rest);
+            /* the callers check names and shapes (files) or wrote them (methods) */
+            TT_ASSERT(l >= 0 && x[i].ndim == m->lay.t[l].ndim);
+            for (int d = 0; d < x[i].ndim; d++) TT_ASSERT(x[i].shape[d] == m->lay.t[l].shape[d]);
+            *vit_weights_slot(w, l) = (float *)x[i].data; /* read-only: the forward never writes weights */
+        }
+        used++;
+    }
+    return used;
+}

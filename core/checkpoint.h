@@ -62,6 +62,17 @@ int ckpt_load_head(ckpt_head *h, const char *path, int dim, tt_err *err);
 int ckpt_save_head(const ckpt_head *h, const char *path, tt_err *err);
 void ckpt_head_free(ckpt_head *h);
 
+/* Task-specific tensors of a merged checkpoint, "task.<task>.<name>" (Model Tinting writes them):
+ * <name> = head.weight [classes, D] / head.bias [classes] is the task's tinted head; <name> = an
+ * open_clip tensor name of the architecture (same shape) is a task-specific copy of that backbone
+ * tensor, used instead of the shared one when the model runs task <task>.
+ * Among x[n] (e.g. a merge context's extras, already checked), ckpt_task_apply points w's members
+ * at task's backbone copies (zero-copy: vit_weights_slot) and *W / *b at its tinted head; they stay
+ * as they were where the task has none. Undo with vit_weights_repoint(w, &m->lay, m->params, NULL).
+ * Returns how many tensors were substituted. */
+int ckpt_task_apply(const ckpt_vit *m, const ckpt_extra_tensor *x, int n, const char *task, vit_weights *w,
+                    const float **W, const float **b);
+
 const char *ttmerge_version(void);
 const char *ttmerge_git_rev(void);
 

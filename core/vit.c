@@ -154,28 +154,33 @@ char *vit_config_to_json(const vit_config *c) {
 
 /* ---- weights ---- */
 
+float **vit_weights_slot(vit_weights *w, int i) {
+    int count = VIT_EMBED_TENSORS + VIT_BLOCK_TENSORS * w->layers + VIT_HEAD_TENSORS;
+    TT_ASSERT(i >= 0 && i < count);
+    /* member addresses in layout order */
+    float **slots[VIT_EMBED_TENSORS + VIT_HEAD_TENSORS] = {&w->conv1, &w->cls, &w->pos, &w->ln_pre_g, &w->ln_pre_b,
+                                                           &w->ln_post_g, &w->ln_post_b, &w->proj};
+    if (i < VIT_EMBED_TENSORS) return slots[i];
+    if (i >= count - VIT_HEAD_TENSORS) return slots[VIT_EMBED_TENSORS + i - (count - VIT_HEAD_TENSORS)];
+    vit_block_weights *bw = &w->blocks[(i - VIT_EMBED_TENSORS) / VIT_BLOCK_TENSORS];
+    float **bs[VIT_BLOCK_TENSORS] = {&bw->ln1_g, &bw->ln1_b, &bw->qkv_w, &bw->qkv_b, &bw->out_w, &bw->out_b,
+                                     &bw->ln2_g, &bw->ln2_b, &bw->fc_w,  &bw->fc_b,  &bw->fc2_w, &bw->fc2_b};
+    return bs[(i - VIT_EMBED_TENSORS) % VIT_BLOCK_TENSORS];
+}
+
+void vit_weights_repoint(vit_weights *w, const vit_layout *lay, float *base, const bool *trainable) {
+    TT_ASSERT(lay->count == VIT_EMBED_TENSORS + VIT_BLOCK_TENSORS * w->layers + VIT_HEAD_TENSORS);
+    for (int i = 0; i < lay->count; i++)
+        *vit_weights_slot(w, i) = (!trainable || trainable[i]) ? base + lay->t[i].offset : NULL;
+}
+
 int vit_weights_bind(vit_weights *w, const vit_layout *lay, float *base, const bool *trainable, tt_err *err) {
     memset(w, 0, sizeof *w);
     int L = (lay->count - VIT_EMBED_TENSORS - VIT_HEAD_TENSORS) / VIT_BLOCK_TENSORS;
     w->layers = L;
     w->blocks = calloc(L > 0 ? (size_t)L : 1, sizeof *w->blocks);
     if (!w->blocks) return tt_fail(err, TT_ENOMEM, "out of memory (weights)");
-    /* member addresses in layout order */
-    float **slots[VIT_EMBED_TENSORS + VIT_HEAD_TENSORS] = {&w->conv1, &w->cls, &w->pos, &w->ln_pre_g, &w->ln_pre_b,
-                                                           &w->ln_post_g, &w->ln_post_b, &w->proj};
-    for (int i = 0; i < lay->count; i++) {
-        float *p = (!trainable || trainable[i]) ? base + lay->t[i].offset : NULL;
-        if (i < VIT_EMBED_TENSORS) *slots[i] = p;
-        else if (i >= lay->count - VIT_HEAD_TENSORS) *slots[VIT_EMBED_TENSORS + i - (lay->count - VIT_HEAD_TENSORS)] = p;
-        else {
-            int b = (i - VIT_EMBED_TENSORS) / VIT_BLOCK_TENSORS, j = (i - VIT_EMBED_TENSORS) % VIT_BLOCK_TENSORS;
-            float **bs[VIT_BLOCK_TENSORS] = {&w->blocks[b].ln1_g, &w->blocks[b].ln1_b, &w->blocks[b].qkv_w,
-                                             &w->blocks[b].qkv_b, &w->blocks[b].out_w, &w->blocks[b].out_b,
-                                             &w->blocks[b].ln2_g, &w->blocks[b].ln2_b, &w->blocks[b].fc_w,
-                                             &w->blocks[b].fc_b,  &w->blocks[b].fc2_w, &w->blocks[b].fc2_b};
-            *bs[j] = p;
-        }
-    }
+    vit_weights_repoint(w, lay, base, trainable);
     return 0;
 }
 

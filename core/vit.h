@@ -91,6 +91,11 @@ typedef struct vit_weights {
 int vit_weights_bind(vit_weights *w, const vit_layout *lay, float *base, const bool *trainable,
                      tt_err *err);
 void vit_weights_free(vit_weights *w);
+/* The member of w that points at layout tensor i (0 <= i < 5 + 12L + 3): re-pointing one member
+ * substitutes one tensor (a task-specific copy) without copying or allocating. */
+float **vit_weights_slot(vit_weights *w, int i);
+/* Point every member of an already bound w into base again (as vit_weights_bind; no allocation). */
+void vit_weights_repoint(vit_weights *w, const vit_layout *lay, float *base, const bool *trainable);
 
 /* open_clip-style random init (normal std w^-0.5 for embeddings, attn std w^-0.5, fc std
  * (2w)^-0.5, LN = 1/0, biases 0), deterministic for the seed. */

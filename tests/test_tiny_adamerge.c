@@ -1,6 +1,6 @@
 /* test_tiny_adamerge.c — AdaMerging and Model Tinting on the tiny suite: dL/dλ (layer-wise and
- * task-wise) and the tint gradients against central finite differences; adaptation lowers the
- * entropy and beats Task Arithmetic. */
+ * task-wise) and the tint gradients (head, and a backbone tensor θ_l + Δ_k) against central
+ * finite differences; adaptation lowers the entropy. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <string.h>
@@ -29,39 +29,50 @@ static void env_close(env *v) {
     suite_close(&v->s);
 }
 
+/* The central difference of the objective in one scalar *x (a λ or a tint entry) at (lam, tints),
+ * expected to match `analytic`: |analytic - fd| <= 2e-3 + 3e-2 |fd| (f32 model, loss ~ K nats).
+ * Returns fd. */
+static double fd_expect(env *v, const adapt_opts *o, const float *lam, const float *const *tints, float *x, float eps,
+                        double analytic, const char *what) {
+    float *scratch = calloc((size_t)v->ctx.K * (size_t)v->ctx.pre.lay.count, sizeof(float));
+    double lp, lm;
+    tt_err e = {0};
+    const float keep = *x;
+    *x = keep + eps;
+    cr_assert_eq(adapt_objective(&v->ctx, v->tv, o, lam, tints, &lp, scratch, NULL, &e), 0, "%s", e.msg);
+    *x = keep - eps;
+    cr_assert_eq(adapt_objective(&v->ctx, v->tv, o, lam, tints, &lm, scratch, NULL, &e), 0, "%s", e.msg);
+    *x = keep;
+    free(scratch);
+    double fd = (lp - lm) / (2 * eps);
+    cr_expect(fabs(analytic - fd) <= 2e-3 + 3e-2 * fabs(fd), "%s: analytic %.6g fd %.6g", what, analytic, fd);
+    return fd;
+}
+
 /* Central differences on a spread of coefficients; eps 2e-3 on λ in (0.2, 0.8), away from the
- * clamp (truncation ~eps^2, f32 noise in the loss ~1e-6 / eps). Tolerance
- * |analytic - fd| <= 2e-3 + 3e-2 |fd| (f32 model, loss ~ K nats). */
+ * clamp (truncation ~eps^2, f32 noise in the loss ~1e-6 / eps); tolerance of fd_expect. */
 static void check_lambda_grads(bool layerwise) {
     env v;
     env_open(&v, &method_adamerging, NULL, 0);
     adapt_opts o = {.layerwise = layerwise, .batch = 8, .accum = 1, .loss = ADAPT_ENTROPY};
     int n = v.ctx.K * (layerwise ? v.ctx.pre.lay.count : 1);
-    float *lam = malloc((size_t)n * sizeof(float)), *grad = calloc((size_t)n, sizeof(float)),
-          *scratch = calloc((size_t)n, sizeof(float));
+    float *lam = malloc((size_t)n * sizeof(float)), *grad = calloc((size_t)n, sizeof(float));
     tu_fill_uniform(lam, (size_t)n, 42, 0.2f, 0.8f);
-    double loss, lp, lm;
+    double loss;
     tt_err e = {0};
     cr_assert_eq(adapt_objective(&v.ctx, v.tv, &o, lam, NULL, &loss, grad, NULL, &e), 0, "%s", e.msg);
     cr_assert(isfinite(loss) && loss > 0, "loss %g", loss);
     int checked = 0, nonzero = 0;
     for (int c = 0; c < n; c += (n > 12 ? n / 12 : 1)) {
-        const float eps = 2e-3f, keep = lam[c];
-        lam[c] = keep + eps;
-        cr_assert_eq(adapt_objective(&v.ctx, v.tv, &o, lam, NULL, &lp, scratch, NULL, &e), 0);
-        lam[c] = keep - eps;
-        cr_assert_eq(adapt_objective(&v.ctx, v.tv, &o, lam, NULL, &lm, scratch, NULL, &e), 0);
-        lam[c] = keep;
-        double fd = (lp - lm) / (2 * eps);
-        cr_expect(fabs(grad[c] - fd) <= 2e-3 + 3e-2 * fabs(fd), "λ[%d]: analytic %.6g fd %.6g", c, (double)grad[c], fd);
+        char what[32];
+        snprintf(what, sizeof what, "λ[%d]", c);
+        nonzero += fabs(fd_expect(&v, &o, lam, NULL, &lam[c], 2e-3f, grad[c], what)) > 1e-3;
         checked++;
-        nonzero += fabs(fd) > 1e-3;
     }
     cr_assert_geq(checked, layerwise ? 12 : 3);
     cr_assert_gt(nonzero, 0, "every checked gradient is ~0: the check proves nothing");
     free(lam);
     free(grad);
-    free(scratch);
     env_close(&v);
 }
 
@@ -87,23 +98,16 @@ Test(tinting, head_gradient_matches_fd, .timeout = 300) {
         tu_fill_uniform(tint[k], hn, 100 + (uint64_t)k, -0.05f, 0.05f);
         for (size_t i = 0; i < (size_t)v.s.tasks[k].classes * D; i++) tint[k][i] += v.s.tasks[k].head.W[i];
     }
-    double loss, lp, lm;
+    double loss;
     tt_err e = {0};
     cr_assert_eq(adapt_objective(&v.ctx, v.tv, &o, lam, (const float *const *)tint, &loss, grad, hg, &e), 0, "%s", e.msg);
     cr_assert(isfinite(loss) && loss > 0 && loss < 100, "tinting loss %g", loss);
     for (int k = 0; k < v.ctx.K; k++) {
-        float *W = tint[k];
         size_t nw = (size_t)v.s.tasks[k].classes * (D + 1); /* weights and biases */
         for (size_t i = 0; i < nw; i += nw / 6) {
-            const float eps = 1e-2f, keep = W[i];
-            W[i] = keep + eps;
-            cr_assert_eq(adapt_objective(&v.ctx, v.tv, &o, lam, (const float *const *)tint, &lp, grad, NULL, &e), 0);
-            W[i] = keep - eps;
-            cr_assert_eq(adapt_objective(&v.ctx, v.tv, &o, lam, (const float *const *)tint, &lm, grad, NULL, &e), 0);
-            W[i] = keep;
-            double fd = (lp - lm) / (2 * eps);
-            cr_expect(fabs(hg[k][i] - fd) <= 2e-3 + 3e-2 * fabs(fd), "task %d head[%zu]: analytic %.6g fd %.6g", k, i,
-                      (double)hg[k][i], fd);
+            char what[48];
+            snprintf(what, sizeof what, "task %d head[%zu]", k, i);
+            fd_expect(&v, &o, lam, (const float *const *)tint, &tint[k][i], 1e-2f, hg[k][i], what);
         }
     }
     for (int k = 0; k < v.ctx.K; k++) { /* every objective call reads all the tints */
@@ -113,6 +117,65 @@ Test(tinting, head_gradient_matches_fd, .timeout = 300) {
     free(lam);
     free(grad);
     env_close(&v);
+}
+
+/* Tinting a backbone tensor l: task k runs with θ_l + Δ_k. dL/dΔ_k on a few entries of every
+ * task's Δ_k, and dL/dλ_k,l of the tinted tensor (it acts through θ_l under Δ_k) and of a spread of
+ * other tensors, against central differences at Δ_k != 0 (pseudo-label CE, per-task steps).
+ * eps 1e-2 on Δ (entries ~0.1), 2e-3 on λ; tolerance of fd_expect. */
+static void check_tensor_tint(const char *name, int per_task) {
+    env v;
+    env_open(&v, &method_tinting, NULL, 0);
+    const vit_layout *lay = &v.ctx.pre.lay;
+    int l = vit_layout_find(lay, name);
+    cr_assert_geq(l, 0, "no tensor %s", name);
+    adapt_opts o = {.layerwise = true, .batch = 8, .accum = 1, .per_task_steps = true, .train_tensor = true,
+                    .tensor = l, .loss = ADAPT_PSEUDO};
+    int n = v.ctx.K * lay->count;
+    size_t numel = lay->t[l].numel;
+    float *lam = malloc((size_t)n * sizeof(float)), *grad = calloc((size_t)n, sizeof(float));
+    tu_fill_uniform(lam, (size_t)n, 11, 0.2f, 0.8f);
+    float *dg[MERGE_MAX_TASKS] = {0}, *delta[MERGE_MAX_TASKS] = {0};
+    for (int k = 0; k < v.ctx.K; k++) {
+        dg[k] = calloc(numel, sizeof(float));
+        delta[k] = malloc(numel * sizeof(float));
+        tu_fill_uniform(delta[k], numel, 200 + (uint64_t)k, -0.05f, 0.05f);
+    }
+    const float *const *tints = (const float *const *)delta;
+    double loss;
+    tt_err e = {0};
+    cr_assert_eq(adapt_objective(&v.ctx, v.tv, &o, lam, tints, &loss, grad, dg, &e), 0, "%s", e.msg);
+    cr_assert(isfinite(loss) && loss > 0 && loss < 100, "loss %g", loss);
+    int nonzero = 0;
+    char what[96];
+    for (int k = 0; k < v.ctx.K; k++)
+        for (size_t i = 0; i < numel; i += (numel + per_task - 1) / per_task) {
+            snprintf(what, sizeof what, "%s task %d Δ[%zu]", name, k, i);
+            nonzero += fabs(fd_expect(&v, &o, lam, tints, &delta[k][i], 1e-2f, dg[k][i], what)) > 1e-3;
+        }
+    cr_assert_gt(nonzero, 0, "every checked Δ gradient is ~0: the check proves nothing");
+    int coef[MERGE_MAX_TASKS + 3], nc = 0;
+    for (int k = 0; k < v.ctx.K; k++) coef[nc++] = k * lay->count + l; /* the tinted tensor's own λ */
+    for (int c = 1; c < n && nc < v.ctx.K + 3; c += n / 3) coef[nc++] = c;
+    for (int j = 0; j < nc; j++) {
+        snprintf(what, sizeof what, "%s λ[%d]", name, coef[j]);
+        fd_expect(&v, &o, lam, tints, &lam[coef[j]], 2e-3f, grad[coef[j]], what);
+    }
+    for (int k = 0; k < v.ctx.K; k++) {
+        free(dg[k]);
+        free(delta[k]);
+    }
+    free(lam);
+    free(grad);
+    env_close(&v);
+}
+
+Test(tinting, tensor_gradient_matches_fd_c_proj, .timeout = 600) {
+    check_tensor_tint("transformer.resblocks.1.mlp.c_proj.weight", 5);
+}
+Test(tinting, tensor_gradient_matches_fd_ln_post_proj, .timeout = 600) {
+    check_tensor_tint("ln_post.weight", 3);
+    check_tensor_tint("proj", 3);
 }
 
 /* Adaptation lowers the mean entropy of the test predictions (the objective it optimises).
