@@ -12,6 +12,7 @@ static const merge_method *const registry[] = {
     &method_tatr,
     &method_dare,
     &method_lata,
+    &method_graft,
     &method_adamerging_task,
     &method_adamerging,
     &method_adamerging_pp,

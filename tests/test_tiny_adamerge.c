@@ -17,9 +17,7 @@ typedef struct env {
 
 static void env_open(env *v, const merge_method *m, const char *const *sets, int n_sets) {
     tt_err e = {0};
-    const char *dir = getenv("TTMERGE_TINY_SUITE");
-    cr_assert_not_null(dir, "TTMERGE_TINY_SUITE is not set (run under ctest)");
-    cr_assert_eq(suite_open(&v->s, dir, NULL, &e), 0, "%s", e.msg);
+    tu_open_tiny_suite(&v->s);
     cr_assert_eq(merge_ctx_open(&v->ctx, &v->s, m, sets, n_sets, 0, &e), 0, "%s", e.msg);
     v->tv = adapt_task_vectors(&v->ctx, &e);
     cr_assert_not_null(v->tv, "%s", e.msg);

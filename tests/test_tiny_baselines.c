@@ -13,12 +13,7 @@
 
 static suite S;
 
-static void open_suite(void) {
-    tt_err e = {0};
-    const char *dir = getenv("TTMERGE_TINY_SUITE");
-    cr_assert_not_null(dir, "TTMERGE_TINY_SUITE is not set (run under ctest)");
-    cr_assert_eq(suite_open(&S, dir, NULL, &e), 0, "%s", e.msg);
-}
+static void open_suite(void) { tu_open_tiny_suite(&S); }
 static void close_suite(void) { suite_close(&S); }
 
 /* Run method m with the given --set strings; returns ctx->out.params (malloc'd copy) and the

@@ -1,5 +1,9 @@
 #include "tests/testutil.h"
 
+#include <criterion/criterion.h>
+
+#include "data/suite.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -99,4 +103,11 @@ int tu_run(const char *cmdline, char *err_out, size_t cap) {
 const char *tu_ttmerge_bin(void) {
     const char *b = getenv("TTMERGE_BIN");
     return b ? b : TTMERGE_BINARY_DIR "/ttmerge";
+}
+
+void tu_open_tiny_suite(suite *s) {
+    tt_err e = {0};
+    const char *dir = getenv("TTMERGE_TINY_SUITE");
+    cr_assert_not_null(dir, "TTMERGE_TINY_SUITE is not set (run under ctest)");
+    cr_assert_eq(suite_open(s, dir, NULL, &e), 0, "%s", e.msg);
 }

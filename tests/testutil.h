@@ -28,4 +28,9 @@ int tu_run(const char *cmdline, char *err_out, size_t cap);
 /* Path of the ttmerge binary under test (env TTMERGE_BIN, else build dir). */
 const char *tu_ttmerge_bin(void);
 
+/* Open the tiny suite built by the ctest fixture ($TTMERGE_TINY_SUITE); fails the calling
+ * Criterion test with the reason when it is missing. The caller closes it (suite_close). */
+struct suite;
+void tu_open_tiny_suite(struct suite *s);
+
 #endif
