@@ -108,5 +108,31 @@ typedef struct awd_opts {
  * l_o_trace [iters+1] (may be NULL) gets L_O before every step and at the end. Returns 0; −1
  * when out of memory; t + 1 when L became non-finite at step t (b is then not usable). */
 int awd_descend(const double *G, int groups, int K, const awd_opts *o, double *b, double *l_o_trace);
+/* ---- Grafting / Localize-and-Stitch (graft.c) ----
+ * Scores S parametrise the mask as γ = b + (1 − 2b) σ(S − s_bias), b ∈ {0,1} the basepatch:
+ * σ is the probability of flipping b. */
+/* theta = pre + γ ⊙ tv, with γ rounded to {0,1} when `rounded` (graft_round's rule). */
+void graft_apply(float *theta, const float *pre, const float *tv, const float *S, const uint8_t *b, size_t n,
+                 float sbias, bool rounded);
+/* In place: g ← ∂L/∂S = (1 − 2b) ⊙ (g ⊙ tv) ⊙ σ'(S − s_bias), given g = ∂L/∂θ at θ = pre + γ ⊙ tv. */
+void graft_score_grad(float *g, const float *tv, const float *S, const uint8_t *b, size_t n, float sbias);
+/* One plain gradient step: S ← S − lr·gS − l1·(1 − 2b)σ'(S − s_bias) (the second term is
+ * ∂(l1·Σγ)/∂S: a true L1 penalty on γ, not scaled by lr). */
+void graft_step(float *S, const float *gS, const uint8_t *b, size_t n, float sbias, float lr, float l1);
+/* m = round(γ) ∈ {0,1}: 1 iff γ > 1/2 exactly, i.e. (b = 0 and S > s_bias) or (b = 1 and
+ * S < s_bias); γ = 1/2 rounds to 0 (torch.round, half to even). Returns Σ m. */
+size_t graft_round(uint8_t *m, const float *S, const uint8_t *b, size_t n, float sbias);
+/* Entries with |tv| > thr. */
+size_t graft_count_above(const float *tv, size_t n, float thr);
+/* m[i] = 1{|tv| > thr}, plus the first *ties_left entries with |tv| = thr (decremented), in
+ * index order: with thr the k-th largest |τ| and *ties_left = k − (entries above thr), chunks
+ * fed in layout order mark exactly the top k. Returns the entries marked. Sequential. */
+size_t graft_topk_mark(uint8_t *m, const float *tv, size_t n, float thr, uint64_t *ties_left);
+/* count += m (how many tasks' masks hold each weight; at most 255 tasks). */
+void graft_count_add(uint8_t *count, const uint8_t *m, size_t n);
+/* Entries of m that some other task's mask holds too: Σ 1{m = 1 and count ≥ 2}. */
+size_t graft_overlap(const uint8_t *m, const uint8_t *count, size_t n);
+/* Stitch one task: out += m ⊙ tv / count (overlapping masks are averaged; count ≥ 1 where m = 1). */
+void graft_stitch_add(float *out, const float *tv, const uint8_t *m, const uint8_t *count, size_t n);
 
 #endif

@@ -49,6 +49,15 @@ int mu_param_range(const merge_ctx *ctx, const char *name, double lo, double hi,
     return 0;
 }
 
+int mu_param_int_range(const merge_ctx *ctx, const char *name, long lo, long hi, int *out, tt_err *err) {
+    long v;
+    if (merge_param_int(ctx, name, &v, err)) return -1;
+    if (v < lo || v > hi)
+        return tt_fail(err, TT_EINPUT, "parameter %s=%ld is out of range [%ld, %ld]", name, v, lo, hi);
+    *out = (int)v;
+    return 0;
+}
+
 int mu_param_choice(const merge_ctx *ctx, const char *name, const char *const *words, int n, int *idx, tt_err *err) {
     const char *v = merge_param_str(ctx, name);
     TT_ASSERT(v != NULL);

@@ -27,6 +27,8 @@ int mu_sum_task_vectors(merge_ctx *ctx, const mu_tv_source *src, float *delta, t
 
 /* A numeric parameter that must lie in [lo, hi]; error "parameter topk=150 is out of range [0, 100]". */
 int mu_param_range(const merge_ctx *ctx, const char *name, double lo, double hi, double *out, tt_err *err);
+/* The same for an integer parameter ("parameter epochs=2.5 is not an integer"). */
+int mu_param_int_range(const merge_ctx *ctx, const char *name, long lo, long hi, int *out, tt_err *err);
 /* A parameter that must be one of n words; *idx = its position. */
 int mu_param_choice(const merge_ctx *ctx, const char *name, const char *const *words, int n, int *idx, tt_err *err);
 

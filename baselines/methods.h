@@ -14,6 +14,7 @@ extern const merge_method method_tatr;
 extern const merge_method method_dare;
 extern const merge_method method_lata;
 extern const merge_method method_awd;
+extern const merge_method method_graft;
 extern const merge_method method_adamerging_task;
 extern const merge_method method_adamerging;
 extern const merge_method method_adamerging_pp;
@@ -23,5 +24,25 @@ extern const merge_method method_tinting;
 /* TIES (trim top-k% per task globally, elect sign, disjoint mean|sum) of the task vectors into delta
  * (layout of θ0, overwritten); density_out [K] (may be NULL) = kept fraction per task. baselines/ties.c */
 int ties_merged_delta(merge_ctx *ctx, double topk, bool mean, float *delta, double *density_out, tt_err *err);
+
+/* Grafting / Localize-and-Stitch (baselines/graft.c): what localising one task found. */
+typedef struct graft_info {
+    int shots;                    /* labeled images the mask was learned on (0: dataless) */
+    uint64_t kept, basepatch;     /* weights in the rounded mask m_t, and in the basepatch b_t */
+    double density;               /* kept / d (d = parameters, padding excluded) */
+    double acc_graft, acc_finetuned;   /* accuracy (%) on the shots of θ0 + m_t ⊙ τ_t, and of θ_t */
+    double loss_graft, loss_finetuned; /* their mean cross-entropy on the shots */
+    double loss_first, loss_last; /* relaxed objective at the first and the last step */
+    int best_epoch;               /* epoch (1-based) whose rounded mask was kept */
+    double lr;                    /* the step size used (lr=auto: chosen at the first step) */
+} graft_info;
+/* Localise task t with ctx's parameters (ctx opened for method_graft): the rounded mask m_t into
+ * mask [ctx->pre.lay.total] (bytes 0/1; padding 0). Uses ctx->out as scratch. */
+int graft_localize(merge_ctx *ctx, int t, uint8_t *mask, graft_info *info, tt_err *err);
+/* The localisation objective of task t at scores S [total]: L(S) = mean cross-entropy over the
+ * task's shots of θ0 + γ(S) ⊙ τ_t, and ∂L/∂S into grad [total] (may be NULL); the basepatch b
+ * into basepatch [total] (may be NULL). For gradient checks; leaves ctx->out = the relaxed graft. */
+int graft_objective(merge_ctx *ctx, int t, const float *S, double *loss, float *grad, uint8_t *basepatch,
+                    tt_err *err);
 
 #endif

@@ -13,6 +13,7 @@ static const merge_method *const registry[] = {
     &method_dare,
     &method_lata,
     &method_awd,
+    &method_graft,
     &method_adamerging_task,
     &method_adamerging,
     &method_adamerging_pp,

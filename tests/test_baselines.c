@@ -2,7 +2,8 @@
  * TIES (trim with ties at the threshold, sign conflicts, majority sign, all-zero columns,
  * dis-mean/dis-sum), TALL/Consensus masks, DARE (exactness, rate, unbiasedness, determinism
  * across seeds and thread counts), TATR conflict scores and mask, LATA layer weights, and the
- * TA-style apply. Every expected value below is worked out by hand in the comments. */
+ * TA-style apply, and the grafting kernels (mask γ, rounding, score gradient and step, exact top-k,
+ * the averaging stitch). Every expected value below is worked out by hand in the comments. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <omp.h>
@@ -353,6 +354,89 @@ Test(lata, abs_cos_properties) {
     cr_assert_float_eq(kern_abs_cos(a, b, 3), 1.0, 1e-12); /* antiparallel: |cos| = 1 */
     cr_assert_eq(kern_abs_cos(a, z, 3), 0.0);
     cr_assert_float_eq(kern_abs_cos(a, c, 3), 0.0, 1e-12); /* orthogonal */
+}
+
+/* ---- Grafting / Localize-and-Stitch ---- */
+
+/* Stitch of 3 tasks x 6 weights with overlapping masks, θ0 = (.5 0 0 1 2 -1):
+ *         c0   c1   c2   c3   c4   c5
+ *   tv0    1    2    3    4    5    6     m0: 1 1 0 1 0 0
+ *   tv1   10   20   30   40   50   60     m1: 1 0 1 1 0 0
+ *   tv2   -4    8   12  -16  100    7     m2: 0 0 1 1 0 1
+ *   count  2    1    2    3    0    1
+ *   Σ m τ / count: 11/2 = 5.5, 2, 42/2 = 21, (4 + 40 − 16)/3 = 28/3, 0 (c4: unmasked 100 ignored), 7
+ *   θ = 6  2  21  31/3  2  6
+ * overlap (weights of m_t that another mask holds): m0 {c0,c3} 2/3, m1 {c0,c2,c3} 3/3, m2 {c2,c3} 2/3. */
+Test(graft, stitch_averages_overlaps) {
+    const float tv[3][6] = {{1, 2, 3, 4, 5, 6}, {10, 20, 30, 40, 50, 60}, {-4, 8, 12, -16, 100, 7}};
+    const uint8_t m[3][6] = {{1, 1, 0, 1, 0, 0}, {1, 0, 1, 1, 0, 0}, {0, 0, 1, 1, 0, 1}};
+    float out[6] = {0.5f, 0, 0, 1, 2, -1};
+    uint8_t count[6] = {0};
+    for (int t = 0; t < 3; t++) graft_count_add(count, m[t], 6);
+    const uint8_t want_count[6] = {2, 1, 2, 3, 0, 1};
+    cr_assert_arr_eq(count, want_count, 6);
+    for (int t = 0; t < 3; t++) graft_stitch_add(out, tv[t], m[t], count, 6);
+    const float want[6] = {6, 2, 21, 31.0f / 3.0f, 2, 6};
+    assert_close("stitch", out, want, 6, 2e-6);
+    cr_assert_eq(out[0], 6.0f); /* the exact cases are exact */
+    cr_assert_eq(out[4], 2.0f);
+    const size_t shared[3] = {2, 3, 2};
+    for (int t = 0; t < 3; t++) cr_assert_eq(graft_overlap(m[t], count, 6), shared[t], "task %d", t);
+}
+
+/* s_bias = 5, ln 3 = 1.0986: σ(0) = 1/2, σ(ln 3) = 3/4, σ(−ln 3) = 1/4; σ'(0) = 1/4,
+ * σ'(±ln 3) = 3/16.
+ *   S        5     5     5+ln3  5+ln3  5−ln3  -100   100   100
+ *   b        0     1     0      1      1      0      0     1
+ *   γ        .5    .5    .75    .25    .75    0      1     0
+ *   round    0     0     1      0      1      0      1     0      (γ = 1/2 → 0, as torch.round)
+ * With θ0 = 1 and τ = 2 everywhere: θ = 1 + 2γ = 2 2 2.5 1.5 2.5 1 3 1 (rounded: 1 1 3 1 3 1 3 1).
+ * ∂L/∂S for ∂L/∂θ = 1 ... 8: (1 − 2b)σ'·g·τ = .5 −1 1.125 −1.5 −1.875 0 0 0 (σ'(±105) underflows
+ * to 0 in f32: such scores no longer move).
+ * Step with lr = 2, l1 = 1: S − 2 gS − (1 − 2b)σ': 5 − 1 − .25 = 3.75, 5 + 2 + .25 = 7.25, ... */
+Test(graft, gamma_rounding_gradient_and_step) {
+    const float l3 = logf(3.0f), sb = 5;
+    float S[8] = {5, 5, 5 + l3, 5 + l3, 5 - l3, -100, 100, 100};
+    const uint8_t b[8] = {0, 1, 0, 1, 1, 0, 0, 1};
+    float pre[8], tv[8], theta[8], g[8];
+    for (int i = 0; i < 8; i++) pre[i] = 1, tv[i] = 2, g[i] = (float)(i + 1);
+    graft_apply(theta, pre, tv, S, b, 8, sb, false);
+    const float want_relaxed[8] = {2, 2, 2.5f, 1.5f, 2.5f, 1, 3, 1};
+    assert_close("relaxed", theta, want_relaxed, 8, 2e-6);
+    graft_apply(theta, pre, tv, S, b, 8, sb, true);
+    const float want_rounded[8] = {1, 1, 3, 1, 3, 1, 3, 1};
+    assert_close("rounded", theta, want_rounded, 8, 0);
+    uint8_t m[8];
+    cr_assert_eq(graft_round(m, S, b, 8, sb), 3);
+    const uint8_t want_m[8] = {0, 0, 1, 0, 1, 0, 1, 0};
+    cr_assert_arr_eq(m, want_m, 8);
+    graft_score_grad(g, tv, S, b, 8, sb);
+    const float want_g[8] = {0.5f, -1, 1.125f, -1.5f, -1.875f, 0, 0, 0};
+    assert_close("dL/dS", g, want_g, 8, 2e-6);
+    graft_step(S, g, b, 8, sb, 2, 1);
+    const float want_S[8] = {3.75f, 7.25f, 5 + l3 - 2.25f - 0.1875f, 5 + l3 + 3 + 0.1875f, 5 - l3 + 3.75f + 0.1875f,
+                             -100, 100, 100};
+    assert_close("S", S, want_S, 8, 4e-6);
+}
+
+/* Top-3 of |τ| = .5 .3 .3 .1 .5 .3: the 3rd largest is .3, two values lie above it, so one of the
+ * three ties is kept, the first in index order: m = 1 1 0 0 1 0. Fed in two chunks (as tensors
+ * are), the tie counter carries over and gives the same mask. */
+Test(graft, topk_mask_is_exact_with_ties) {
+    const float tv[6] = {0.5f, -0.3f, 0.3f, 0.1f, -0.5f, 0.3f};
+    const uint8_t want[6] = {1, 1, 0, 0, 1, 0};
+    cr_assert_eq(graft_count_above(tv, 6, 0.3f), 2);
+    uint8_t m[6];
+    uint64_t ties = 3 - 2;
+    cr_assert_eq(graft_topk_mark(m, tv, 6, 0.3f, &ties), 3);
+    cr_assert_arr_eq(m, want, 6);
+    cr_assert_eq(ties, 0);
+    ties = 1;
+    memset(m, 9, 6);
+    size_t on = graft_topk_mark(m, tv, 1, 0.3f, &ties);
+    on += graft_topk_mark(m + 1, tv + 1, 5, 0.3f, &ties);
+    cr_assert_eq(on, 3);
+    cr_assert_arr_eq(m, want, 6);
 }
 
 /* ---- TA-style apply ---- */
