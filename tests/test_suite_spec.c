@@ -1202,3 +1202,33 @@ Test(source, csv_suite_builds_end_to_end, .timeout = 120) {
     cr_assert_str_eq(err, want_msg);
     cr_assert_neq(stat(out, &st), 0, "%s was created", out);
 }
+
+/* Source images must have the arch's shape: an idx source of 6x6 images in a 28x28 suite is
+ * refused before anything is written (it used to reach the pretraining pool copy). */
+Test(source, build_refuses_images_of_another_shape) {
+    const char *dir = tu_tmpdir("idxshape");
+    char p[4][400], yaml[500], out[500], cmd[1400], err[1024], text[2048];
+    const char *names[4] = {"tr-img.idx", "tr-lab.idx", "te-img.idx", "te-lab.idx"};
+    for (int i = 0; i < 4; i++) snprintf(p[i], sizeof p[i], "%s/%s", dir, names[i]);
+    ds_images tr = make_set(40, 6, 0, 1), te = make_set(10, 6, 0, 2);
+    tt_err e = {0};
+    cr_assert_eq(idx_write_images(p[0], &tr, &e) || idx_write_labels(p[1], tr.labels, tr.n, &e) ||
+                     idx_write_images(p[2], &te, &e) || idx_write_labels(p[3], te.labels, te.n, &e),
+                 0, "%s", e.msg);
+    ds_images_free(&tr);
+    ds_images_free(&te);
+    snprintf(text, sizeof text,
+             "sources:\n  - {name: six, kind: idx, train_images: %s, train_labels: %s, test_images: %s,\n"
+             "     test_labels: %s, pool: 20, train: 10, val: 5, test: 5}\n"
+             "tasks: [{name: a, source: six}]\n",
+             p[0], p[1], p[2], p[3]);
+    snprintf(yaml, sizeof yaml, "%s/six.yaml", dir);
+    write_text(yaml, text);
+    snprintf(out, sizeof out, "%s/out", dir);
+    snprintf(cmd, sizeof cmd, "%s suite build %s --out %s --quiet >/dev/null", tu_ttmerge_bin(), yaml, out);
+    cr_assert_eq(tu_run(cmd, err, sizeof err), 2, "stderr: %s", err);
+    cr_assert_str_eq(err, "ttmerge suite build: source 'six': images are 1x6x6, but arch wants 1x28x28 "
+                          "(channels x image_size^2)\n");
+    struct stat st;
+    cr_assert_neq(stat(out, &st), 0, "%s was created", out);
+}
