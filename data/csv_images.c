@@ -64,6 +64,19 @@ static bool number_syntax(const char *s, size_t len) {
     return i == len;
 }
 
+/* [-]digits, 1..9 digits: *v exactly. */
+static bool small_integer(const char *s, size_t len, double *v) {
+    size_t i = s[0] == '-' ? 1 : 0;
+    if (len <= i || len - i > 9) return false;
+    long x = 0;
+    for (; i < len; i++) {
+        if (!is_digit(s[i])) return false;
+        x = x * 10 + (s[i] - '0');
+    }
+    *v = s[0] == '-' ? -(double)x : (double)x;
+    return true;
+}
+
 static void row_fail(csv_state *st, tt_code code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 static void row_fail(csv_state *st, tt_code code, const char *fmt, ...) {
     char msg[400];
@@ -89,9 +102,12 @@ static void on_field(void *s, size_t len, void *user) {
                  CSVIM_FIELD_MAX);
         return;
     }
-    /* CSV_APPEND_NULL: text[len] == 0, so strtod stops at the end of the field */
+    /* CSV_APPEND_NULL: text[len] == 0, so strtod stops at the end of the field. Plain
+     * integers (most pixel files) skip strtod: below 10^9 the value is the same, exactly. */
     char *end = NULL;
-    double v = number_syntax(text, len) ? strtod(text, &end) : 0;
+    double v = 0;
+    if (small_integer(text, len, &v)) end = (char *)text + len;
+    else if (number_syntax(text, len)) v = strtod(text, &end);
     if (end != text + len) {
         row_fail(st, TT_EINPUT, "column %d: \"%s\" is not a number", f + 1,
                  tt_printable(text, len, b, sizeof b));

@@ -732,6 +732,39 @@ Test(csv, range_scan) {
     cr_assert_eq(hi, 70.0f);
 }
 
+/* Fashion-MNIST test images written out as CSV (header, label first, 0..255) read back at
+ * 28x28 with range [0, 255] are the IDX bytes exactly: x -> x/255 -> floor(v*255 + 0.5) = x
+ * for every byte (also checked once by hand on all 60,000 train images). */
+Test(csv, idx_images_as_csv_read_back_identical) {
+    ds_images ref = {0}, im = {0};
+    tt_err e = {0};
+    cr_assert_eq(idx_read_pair(FMNIST_DIR "t10k-images-idx3-ubyte.gz", FMNIST_DIR "t10k-labels-idx1-ubyte.gz", &ref, &e),
+                 0, "%s", e.msg);
+    const int n = 500;
+    const char *dir = tu_tmpdir("csv-fm");
+    char path[600];
+    snprintf(path, sizeof path, "%s/fm.csv", dir);
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    fputs("label", f);
+    for (int k = 0; k < 784; k++) fprintf(f, ",px%d", k);
+    fputc('\n', f);
+    for (int i = 0; i < n; i++) {
+        fprintf(f, "%d", ref.labels[i]);
+        for (int k = 0; k < 784; k++) fprintf(f, ",%d", ds_image(&ref, i)[k]);
+        fputc('\n', f);
+    }
+    cr_assert_eq(fclose(f), 0);
+    csvim_opts o = {.channels = 1, .height = 28, .width = 28, .label_column = 0, .header = true, .lo = 0, .hi = 255,
+                    .classes = 10, .out_size = 28};
+    read_ok(path, &o, &im);
+    cr_assert_eq(im.n, n);
+    cr_assert_eq(memcmp(im.pixels, ref.pixels, (size_t)n * 784), 0);
+    cr_assert_eq(memcmp(im.labels, ref.labels, sizeof(int32_t) * (size_t)n), 0);
+    ds_images_free(&im);
+    ds_images_free(&ref);
+}
+
 /* Malformed CSV: one line "PATH: line N: phrase", nothing allocated, plain and gzipped. The
  * options: 2x2 features, label last, range [0, 16], 10 classes, header off. */
 static void expect_generic_fail(const char *tag, const char *text, bool header, const char *phrase) {
