@@ -31,6 +31,20 @@ int tt_prefix(tt_err *err, const char *fmt, ...) {
     return -1;
 }
 
+const char *tt_printable(const char *s, size_t len, char *buf, size_t cap) {
+    size_t o = 0;
+    for (size_t i = 0; i < len && o + 4 < cap; i++) {
+        unsigned char ch = (unsigned char)s[i];
+        buf[o++] = ch >= 0x20 && ch < 0x7f ? (char)ch : '?';
+    }
+    if (len > o) {
+        memcpy(buf + o, "...", 3);
+        o += 3;
+    }
+    buf[o] = 0;
+    return buf;
+}
+
 const char *tt_code_str(tt_code code) {
     switch (code) {
     case TT_OK: return "ok";

@@ -38,6 +38,10 @@ int tt_prefix(tt_err *err, const char *fmt, ...) __attribute__((format(printf, 2
 
 const char *tt_code_str(tt_code code);
 
+/* A printable, single-line copy of untrusted text s[0..len) for messages: bytes outside
+ * 0x20..0x7e become '?', and what does not fit in buf[cap] is cut with "...". Returns buf. */
+const char *tt_printable(const char *s, size_t len, char *buf, size_t cap);
+
 /* Exit status for main(): 2 for input/io problems, 3 for internal/oom/numeric. */
 int tt_exit_status(const tt_err *err);
 

@@ -2,11 +2,10 @@
  *
  * python3-sklearn ships /usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz:
  * gzipped CSV, no header, 1797 rows of 65 integers — 64 pixels in [0, 16] (8×8, row-major)
- * then the label in [0, 9]. Plain (uncompressed) CSV is read too; decompression and its
- * checks are idx_slurp's (data/idx.h), at most 256 MiB of text.
- * Parsed with libcsv (CSV_STRICT | CSV_APPEND_NULL); every row must have exactly 65 integer
- * fields in range, otherwise -1 with "FILE: row R: problem" in err (TT_EINPUT; TT_EIO when the
- * file cannot be opened or read; TT_ENOMEM).
+ * then the label in [0, 9]. It is read by the generic CSV reader (csv_images.h) with shape
+ * 1×8×8, the label in the last column, range [0, 16] and 10 classes, so a suite source of
+ * kind csv with those options gives the same bytes. Plain CSV is read too; errors are the
+ * reader's ("FILE: line N: problem").
  *
  * Each image is resampled for the suite: x/16 -> bilinear to out_size×out_size with
  * half-pixel centres (PyTorch F.interpolate(mode='bilinear', align_corners=False), see
@@ -21,25 +20,22 @@
  *   ds_images_free(&im);
  *
  * Ownership: digits_read fills a ds_images the caller frees with ds_images_free (nothing is
- * allocated on failure). digits_resample writes into the caller's buffers.
+ * allocated on failure).
  */
 #ifndef TT_DIGITS_CSV_H
 #define TT_DIGITS_CSV_H
 
-#include <stdint.h>
-
 #include "core/err.h"
+#include "data/csv_images.h"
 #include "data/dataset.h"
 
 #define DIGITS_SIDE 8
-#define DIGITS_FIELDS (DIGITS_SIDE * DIGITS_SIDE + 1)
 #define DIGITS_MAX_VALUE 16
+
+/* The csv_images options of the digits file for images of out_size×out_size. */
+csvim_opts digits_opts(int out_size);
 
 /* Read every row; out_size in [1, DS_MAX_DIM]. */
 int digits_read(const char *path, int out_size, ds_images *out, tt_err *err);
-
-/* One image: raw[64] values in [0, 16] -> dst[out_size*out_size] uint8 as described above.
- * scratch holds out_size*out_size floats (unused, may be NULL, when out_size == 8). */
-void digits_resample(const uint8_t *raw, int out_size, float *scratch, uint8_t *dst);
 
 #endif

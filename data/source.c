@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "core/rng.h"
+#include "data/csv_images.h"
 #include "data/digits_csv.h"
 #include "data/idx.h"
 #include "data/mnist_json.h"
@@ -22,7 +23,8 @@ static uint64_t fnv1a(const char *s) {
 }
 
 int source_has_test_file(const suite_source *src) {
-    return !strcmp(src->kind, "fashion-mnist") || !strcmp(src->kind, "idx");
+    return !strcmp(src->kind, "fashion-mnist") || !strcmp(src->kind, "idx") ||
+           (!strcmp(src->kind, "csv") && src->test_path[0]);
 }
 
 void source_split_free(source_split *s) {
@@ -113,7 +115,34 @@ static int check_labels(const ds_images *im, int classes, const char *what, tt_e
     return 0;
 }
 
-int source_load_split(const suite_source *src, uint64_t seed, const char *mnist_dir, source_split *out, tt_err *err) {
+/* Kind csv: the train-side file (and the test file when given) as images of the suite's size;
+ * range auto is the smallest and largest feature over both files. */
+static int load_csv(const suite_source *src, int image_size, int channels, ds_images *all, ds_images *tst,
+                    tt_err *err) {
+    bool sep = src->test_path[0] != 0;
+    csvim_opts o = {.channels = channels, .height = src->shape[0], .width = src->shape[1],
+                    .label_column = src->label_column, .header = src->header, .lo = src->range[0],
+                    .hi = src->range[1], .classes = src->classes, .out_size = image_size};
+    if (src->range_auto) {
+        float lo2, hi2;
+        if (csvim_range(src->path, &o, &o.lo, &o.hi, err) || (sep && csvim_range(src->test_path, &o, &lo2, &hi2, err)))
+            return -1;
+        if (sep && lo2 < o.lo) o.lo = lo2;
+        if (sep && hi2 > o.hi) o.hi = hi2;
+        if (!(o.lo < o.hi))
+            return tt_fail(err, TT_EINPUT, "%s: range auto: every feature is %g (nothing to map to 0..255)", src->path,
+                           (double)o.lo);
+    }
+    if (csvim_read(src->path, &o, all, err)) return -1;
+    if (sep && csvim_read(src->test_path, &o, tst, err)) {
+        ds_images_free(all);
+        return -1;
+    }
+    return 0;
+}
+
+int source_load_split(const suite_source *src, uint64_t seed, const char *mnist_dir, int image_size, int channels,
+                      source_split *out, tt_err *err) {
     memset(out, 0, sizeof *out);
     ds_images all = {0}, tst = {0};
     char p[4][1200];
@@ -153,8 +182,12 @@ int source_load_split(const suite_source *src, uint64_t seed, const char *mnist_
         const char *path = getenv("TTMERGE_DIGITS_CSV");
         if (!path || !path[0]) path = SOURCE_DIGITS_CSV;
         if (need_file(path, "apt-get install python3-sklearn, or set TTMERGE_DIGITS_CSV", err)) return -1;
-        if (digits_read(path, 28, &all, err)) goto done;
+        if (digits_read(path, image_size, &all, err)) goto done;
         what_main = path;
+    } else if (!strcmp(src->kind, "csv")) {
+        if (load_csv(src, image_size, channels, &all, &tst, err)) goto done;
+        what_main = src->path;
+        what_test = src->test_path;
     } else {
         return tt_fail(err, TT_EINPUT, "source '%s': unknown kind '%.20s'", src->name, src->kind);
     }

