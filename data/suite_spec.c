@@ -113,7 +113,7 @@ static void spec_defaults(suite_spec *s) {
                            .ln_eps = 1e-5f, .normalize_features = true, .logit_scale = 20.0f};
     s->norm_mean = 0.5f;
     s->norm_std = 0.5f;
-    stage_set(&s->pretrain, 4, 0, 1e-3f, 0.05f, 0.05f, 128);
+    stage_set(&s->pretrain, 24, 0, 1e-3f, 0.05f, 0.05f, 128);
     snprintf(s->heads, sizeof s->heads, "prototype");
     stage_set(&s->finetune, 0, 600, 2e-4f, 0.1f, 0.1f, 64);
     s->attn_linear_lr = 4e-4f;

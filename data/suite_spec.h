@@ -61,7 +61,7 @@
  *       test: 0
  *   pretrain:                     # supervised on the pools, one label block per source
  *     sources: [fashion-mnist, mnist]   # default: every source with pool > 0, in file order
- *     epochs: 4                   # give epochs or steps (exactly one > 0; giving one key
+ *     epochs: 24                  # give epochs or steps (exactly one > 0; giving one key
  *     steps: 0                    #   alone sets the other to 0)
  *     lr: 1.0e-3                  # (0, 10]        AdamW
  *     weight_decay: 0.05          # [0, 10]

@@ -96,7 +96,7 @@ TestSuite(source, .init = unset_env);
 
 /* ---------------------------------------------------------------- shipped suites */
 
-Test(suite_spec, vision8_is_the_a4_recipe) {
+Test(suite_spec, vision8_is_the_a4_recipe_with_24_pretraining_epochs) {
     suite_spec s;
     tt_err e = {0};
     cr_assert_eq(suite_spec_load("vision8", SUITES_DIR, &s, &e), 0, "%s", e.msg);
@@ -144,7 +144,7 @@ Test(suite_spec, vision8_is_the_a4_recipe) {
     cr_assert_eq(s.n_pretrain_sources, 2);
     cr_assert_str_eq(s.pretrain_sources[0], "fashion-mnist");
     cr_assert_str_eq(s.pretrain_sources[1], "mnist");
-    cr_assert_eq(s.pretrain.epochs, 4);
+    cr_assert_eq(s.pretrain.epochs, 24);
     cr_assert_eq(s.pretrain.steps, 0);
     cr_assert_eq(s.pretrain.lr, 1e-3f);
     cr_assert_eq(s.pretrain.weight_decay, 0.05f);
