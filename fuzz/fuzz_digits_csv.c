@@ -5,9 +5,7 @@
  * native 8x8 size and resampled to 28x28. Success or a clean -1 are both fine; crashes and
  * sanitizer reports are bugs.
  *
- *   clang -g -O1 -fsanitize=fuzzer,address -I. fuzz/fuzz_digits_csv.c data/digits_csv.c \
- *         data/idx.c data/dataset.c core/err.c core/arena.c -lcsv -lz -lm -o /tmp/fz_digits_csv
- *   /tmp/fz_digits_csv -max_total_time=30 fuzz/corpus/digits_csv
+ * libFuzzer build and timed runs: fuzz/CMakeLists.txt, fuzz/README.md.
  */
 #include <stddef.h>
 #include <stdint.h>
