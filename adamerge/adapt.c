@@ -24,6 +24,10 @@ typedef struct adapt_state {
     float *lam_grad;
     adamw lam_opt, head_opt[MERGE_MAX_TASKS];
     float *heads[MERGE_MAX_TASKS], *head_grad[MERGE_MAX_TASKS];
+    /* divergence: the coefficients (and tints) at the start of the current round and of the
+     * best round so far, [K * n_coef] and [C*D + C] per task */
+    float *round_lam, *best_lam;
+    float *round_heads[MERGE_MAX_TASKS], *best_heads[MERGE_MAX_TASKS];
     vit_plan *plan;
     vit_head head[MERGE_MAX_TASKS];
     vit_weights w, g;
@@ -165,6 +169,8 @@ static void state_free(adapt_state *s) {
         adamw_free(&s->head_opt[k]);
         free(s->heads[k]);
         free(s->head_grad[k]);
+        free(s->round_heads[k]);
+        free(s->best_heads[k]);
         free(s->stream[k].order);
         free(s->pseudo[k]);
         free(s->pseudo_conf[k]);
@@ -172,7 +178,7 @@ static void state_free(adapt_state *s) {
     vit_weights_free(&s->w);
     vit_weights_free(&s->g);
     adamw_free(&s->lam_opt);
-    void *bufs[] = {s->lam_raw, s->lam_grad, s->grad, s->images, s->features, s->dfeat, s->logits, s->dlogits, s->batch_idx};
+    void *bufs[] = {s->lam_raw, s->lam_grad, s->round_lam, s->best_lam, s->grad, s->images, s->features, s->dfeat, s->logits, s->dlogits, s->batch_idx};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
 }
 
@@ -195,6 +201,8 @@ static int state_init(adapt_state *s, merge_ctx *ctx, const float *tv, const ada
     rng_init(&s->r, ctx->seed ^ 0x6164616dull);
     s->lam_raw = tt_calloc_aligned((size_t)s->K * s->n_coef, sizeof(float), err);
     s->lam_grad = tt_calloc_aligned((size_t)s->K * s->n_coef, sizeof(float), err);
+    s->round_lam = tt_calloc_aligned((size_t)s->K * s->n_coef, sizeof(float), err);
+    s->best_lam = tt_calloc_aligned((size_t)s->K * s->n_coef, sizeof(float), err);
     s->grad = tt_calloc_aligned(s->total, sizeof(float), err);
     s->images = tt_calloc_aligned((size_t)s->plan_batch * s->img, sizeof(float), err);
     s->features = tt_calloc_aligned((size_t)s->plan_batch * D, sizeof(float), err);
@@ -202,7 +210,7 @@ static int state_init(adapt_state *s, merge_ctx *ctx, const float *tv, const ada
     s->logits = tt_calloc_aligned((size_t)s->plan_batch * maxC, sizeof(float), err);
     s->dlogits = tt_calloc_aligned((size_t)s->plan_batch * maxC, sizeof(float), err);
     s->batch_idx = tt_calloc_aligned((size_t)s->plan_batch, sizeof(int), err);
-    if (!s->lam_raw || !s->lam_grad || !s->grad || !s->images || !s->features || !s->dfeat || !s->logits ||
+    if (!s->lam_raw || !s->lam_grad || !s->round_lam || !s->best_lam || !s->grad || !s->images || !s->features || !s->dfeat || !s->logits ||
         !s->dlogits || !s->batch_idx)
         return -1;
     for (int c = 0; c < s->K * s->n_coef; c++) s->lam_raw[c] = o->lambda_init;
@@ -225,7 +233,11 @@ static int state_init(adapt_state *s, merge_ctx *ctx, const float *tv, const ada
             size_t hn = (size_t)ti->classes * D + (size_t)ti->classes;
             s->heads[k] = tt_calloc_aligned(hn, sizeof(float), err);
             s->head_grad[k] = tt_calloc_aligned(hn, sizeof(float), err);
-            if (!s->heads[k] || !s->head_grad[k] || adamw_init(&s->head_opt[k], hn, err)) return -1;
+            s->round_heads[k] = tt_calloc_aligned(hn, sizeof(float), err);
+            s->best_heads[k] = tt_calloc_aligned(hn, sizeof(float), err);
+            if (!s->heads[k] || !s->head_grad[k] || !s->round_heads[k] || !s->best_heads[k] ||
+                adamw_init(&s->head_opt[k], hn, err))
+                return -1;
             memcpy(s->heads[k], ti->head.W, (size_t)ti->classes * D * sizeof(float));
             memcpy(s->heads[k] + (size_t)ti->classes * D, ti->head.b, (size_t)ti->classes * sizeof(float));
         }
@@ -291,6 +303,22 @@ static void optimizer_step(adapt_state *s, const int *tasks, int n) {
     }
 }
 
+/* Copy the coefficients (and tints) from one slot to another: lam/heads -> round -> best, and
+ * best -> lam/heads when a divergent run falls back. */
+static void copy_coefs(const adapt_state *s, float *dst_lam, float *const *dst_heads, const float *src_lam,
+                       float *const *src_heads) {
+    memcpy(dst_lam, src_lam, (size_t)s->K * s->n_coef * sizeof(float));
+    if (s->o->train_heads)
+        for (int k = 0; k < s->K; k++) memcpy(dst_heads[k], src_heads[k], s->head_opt[k].n * sizeof(float));
+}
+
+static void stop_early(adapt_stop *st, int step, double loss, const char *why) {
+    st->stopped = true;
+    st->step = step;
+    st->loss = loss;
+    snprintf(st->why, sizeof st->why, "%s", why);
+}
+
 static double test_accuracy(adapt_state *s, merge_eval *ev) {
     double sum = 0;
     for (int k = 0; k < s->K; k++) {
@@ -316,8 +344,19 @@ int adapt_run(merge_ctx *ctx, const float *tv, const adapt_opts *o, adapt_result
     for (int k = 0; k < s.K; k++) order[k] = k;
     progress pg;
     progress_start(&pg, o->train_heads ? "tinting" : "adamerging", o->steps, ctx->progress);
-    double first = 0;
+    /* divergence bookkeeping per round (one step, or K per-task steps: one per task) */
+    const int round_len = o->per_task_steps ? s.K : 1;
+    double first_round = 0, round_loss = 0, best_loss = INFINITY;
+    int round_start = 0;
+    adapt_stop *st = &res->stop;
+    st->kept_loss = -1;
+    copy_coefs(&s, s.best_lam, s.best_heads, s.lam_raw, s.heads); /* no round yet: the initial ones */
     for (int step = 0; step < o->steps; step++) {
+        if (step % round_len == 0) {
+            copy_coefs(&s, s.round_lam, s.round_heads, s.lam_raw, s.heads);
+            round_start = step;
+            round_loss = 0;
+        }
         merge_weights(&s);
         double loss = 0, ent = 0, e;
         int n_tasks;
@@ -334,14 +373,28 @@ int adapt_run(merge_ctx *ctx, const float *tv, const adapt_opts *o, adapt_result
             loss += forward_backward(&s, tasks, n_tasks, &e);
             ent += e / (n_tasks * o->accum);
         }
+        char why[160];
         if (!isfinite(loss)) {
-            tt_fail(err, TT_ENUMERIC, "adaptation diverged at step %d (loss %g); try a smaller lr", step, loss);
-            goto done;
+            snprintf(why, sizeof why, "loss %g is not finite", loss);
+            stop_early(st, step, loss, why);
+            break;
         }
-        if (step == 0) first = loss;
-        if (o->diverge_factor > 0 && step > 10 && loss > o->diverge_factor * first) {
-            tt_fail(err, TT_ENUMERIC, "adaptation diverged at step %d (loss %g, first %g); try a smaller lr", step, loss, first);
-            goto done;
+        round_loss += loss;
+        if ((step + 1) % round_len == 0) { /* a round ends: compare it with the first and the best */
+            if (round_start == 0) {
+                first_round = round_loss;
+            } else if (o->diverge_factor > 0 && first_round > 0 && round_loss > o->diverge_factor * first_round) {
+                snprintf(why, sizeof why, "loss %g > %g x the first round's %g", round_loss, (double)o->diverge_factor,
+                         first_round);
+                stop_early(st, step, round_loss, why);
+                break;
+            }
+            if (round_loss < best_loss) {
+                best_loss = round_loss;
+                st->kept_step = round_start;
+                st->kept_loss = round_loss;
+                copy_coefs(&s, s.best_lam, s.best_heads, s.round_lam, s.round_heads);
+            }
         }
         optimizer_step(&s, tasks, n_tasks);
         adapt_point *pt = &res->curve[res->n_curve++];
@@ -356,8 +409,9 @@ int adapt_run(merge_ctx *ctx, const float *tv, const adapt_opts *o, adapt_result
         progress_update(&pg, step + 1, "loss %.4f entropy %.4f", loss, ent);
     }
     res->seconds = progress_end(&pg);
-    res->seconds_per_step = o->steps > 0 ? res->seconds / o->steps : 0;
-    merge_weights(&s); /* ctx->out = the final merge */
+    res->seconds_per_step = res->n_curve > 0 ? res->seconds / res->n_curve : 0;
+    if (st->stopped) copy_coefs(&s, s.lam_raw, s.heads, s.best_lam, s.best_heads);
+    merge_weights(&s); /* ctx->out = the final merge (or the kept one after a divergence) */
     res->lambda = malloc((size_t)s.K * s.n_coef * sizeof(float));
     if (!res->lambda) {
         tt_fail(err, TT_ENOMEM, "out of memory");
@@ -435,8 +489,28 @@ int adapt_write_curve(const adapt_result *r, const char *path, tt_err *err) {
     return fio_commit(&f, err);
 }
 
+int adapt_diverge_param(const merge_ctx *ctx, double *out, tt_err *err) {
+    if (merge_param_double(ctx, "diverge", out, err)) return -1;
+    if (!(*out == 0 || (*out > 1 && *out < 1e30)))
+        return tt_fail(err, TT_EINPUT, "diverge=%g: expected 0 (off) or a factor > 1", *out);
+    return 0;
+}
+
+void adapt_stop_message(const adapt_result *r, char *buf, size_t cap) {
+    const adapt_stop *st = &r->stop;
+    if (!st->stopped) {
+        if (cap) buf[0] = 0;
+        return;
+    }
+    char kept[96];
+    if (st->kept_loss < 0) snprintf(kept, sizeof kept, "the initial coefficients");
+    else snprintf(kept, sizeof kept, "the coefficients of step %d (round loss %.6g)", st->kept_step, st->kept_loss);
+    snprintf(buf, cap, "adaptation diverged at step %d (%s): stopped early, kept %s; a smaller lr may help", st->step,
+             st->why, kept);
+}
+
 char *adapt_record_json(const merge_ctx *ctx, const adapt_result *r) {
-    size_t cap = 256 + (size_t)ctx->K * 160;
+    size_t cap = 512 + (size_t)ctx->K * 160;
     char *s = malloc(cap);
     if (!s) return NULL;
     size_t n = (size_t)snprintf(s, cap, "{\"steps\":%d,\"seconds\":%.3f,\"seconds_per_step\":%.5f,\"final_loss\":%.6f,\"lambda\":{",
@@ -452,6 +526,14 @@ char *adapt_record_json(const merge_ctx *ctx, const adapt_result *r) {
         n += (size_t)snprintf(s + n, cap - n, "%s\"%s\":{\"mean\":%.4f,\"min\":%.4f,\"max\":%.4f}", k ? "," : "",
                               ctx->s->tasks[k].name, mean, mn, mx);
     }
-    if (n < cap) snprintf(s + n, cap - n, "}}");
+    if (n < cap) n += (size_t)snprintf(s + n, cap - n, "}");
+    const adapt_stop *st = &r->stop;
+    if (st->stopped && n < cap) { /* why holds no quotes or backslashes: plain JSON string */
+        n += (size_t)snprintf(s + n, cap - n, ",\"stopped_early\":{\"step\":%d,\"reason\":\"%s\",\"kept_step\":%d,",
+                              st->step, st->why, st->kept_step);
+        if (n < cap && st->kept_loss >= 0) n += (size_t)snprintf(s + n, cap - n, "\"kept_loss\":%.6f}", st->kept_loss);
+        else if (n < cap) n += (size_t)snprintf(s + n, cap - n, "\"kept_loss\":null}");
+    }
+    if (n < cap) snprintf(s + n, cap - n, "}");
     return s;
 }

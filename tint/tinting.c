@@ -28,12 +28,13 @@ static const merge_param tint_params[] = {
     {"loss", "pseudo-conf", "pseudo-conf | pseudo | entropy"},
     {"layer", "head", "the tinted layer (only head is implemented)"},
     {"eval_every", "0", "record test accuracy in the curve every N steps (0 = never)"},
+    ADAPT_DIVERGE_PARAM,
     {0}};
 
 static int tint_run(merge_ctx *ctx, tt_err *err) {
-    double lam, lr;
+    double lam, lr, diverge;
     long epochs, batch, every;
-    if (merge_param_double(ctx, "lambda", &lam, err) || merge_param_double(ctx, "lr", &lr, err) ||
+    if (adapt_diverge_param(ctx, &diverge, err) || merge_param_double(ctx, "lambda", &lam, err) || merge_param_double(ctx, "lr", &lr, err) ||
         merge_param_int(ctx, "epochs", &epochs, err) || merge_param_int(ctx, "batch", &batch, err) ||
         merge_param_int(ctx, "eval_every", &every, err))
         return -1;
@@ -49,7 +50,7 @@ static int tint_run(merge_ctx *ctx, tt_err *err) {
         return tt_fail(err, TT_EINPUT, "layer=%s: only the head can be tinted in this version", layer);
     adapt_opts o = {.layerwise = true, .lambda_init = (float)lam, .lr = (float)lr, .steps = (int)(epochs * ctx->K),
                     .batch = (int)batch, .accum = 1, .per_task_steps = true, .train_heads = true,
-                    .lr_heads = (float)lr, .loss = kind, .eval_every = (int)every};
+                    .lr_heads = (float)lr, .loss = kind, .eval_every = (int)every, .diverge_factor = (float)diverge};
     float *tv = adapt_task_vectors(ctx, err);
     if (!tv) return -1;
     adapt_result r;
