@@ -9,6 +9,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/arena.h"
+
 int cli_error(const char *verb, const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
@@ -109,6 +111,15 @@ int cli_apply_common(const cli_common *c) {
         long n;
         if (cli_int("", "threads", c->threads, 1, 4096, &n)) return -1;
         omp_set_num_threads((int)n);
+    }
+    return 0;
+}
+
+int cli_start_threads(const char *verb) {
+    tt_err e = {0};
+    if (tt_threads_start(&e)) {
+        fprintf(stderr, "ttmerge %s: %s (try --threads 1)\n", verb, e.msg);
+        return 3;
     }
     return 0;
 }

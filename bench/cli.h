@@ -46,6 +46,9 @@ typedef struct cli_common {
 int cli_parse(const char *verb, const char *summary, const cli_opt *opts, int argc, char **argv);
 /* Apply --threads (omp_set_num_threads). -1 on a bad value (message printed). */
 int cli_apply_common(const cli_common *c);
+/* tt_threads_start: 0, or 3 with "ttmerge VERB: out of memory: ..." printed. After
+ * cli_apply_common; not in a process that forks workers (bench starts them in each child). */
+int cli_start_threads(const char *verb);
 /* Parse helpers: print "ttmerge VERB: --name: ..." and return -1 on bad values. */
 int cli_int(const char *verb, const char *name, const char *s, long lo, long hi, long *out);
 int cli_float(const char *verb, const char *name, const char *s, double *out);
