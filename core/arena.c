@@ -1,6 +1,5 @@
 #include "core/arena.h"
 
-#include <omp.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,19 +69,4 @@ int tt_address_space_check(size_t need, const char *what, tt_err *err) {
     if (used < limit && need <= limit - used) return 0;
     return tt_fail(err, TT_ENOMEM, "out of memory: %s needs ~%zu MB of address space, the limit (ulimit -v) leaves %llu MB",
                    what, (need + (1u << 20) - 1) >> 20, used < limit ? (limit - used) >> 20 : 0);
-}
-
-int tt_threads_start(tt_err *err) {
-    int workers = omp_get_max_threads() - 1;
-    if (workers < 1) return 0;
-    struct rlimit rl; /* a worker's stack: the stack limit, or glibc's default when unlimited */
-    size_t stack = (size_t)32 << 20;
-    if (getrlimit(RLIMIT_STACK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < ((rlim_t)1 << 30))
-        stack = (size_t)rl.rlim_cur;
-    if (tt_address_space_check((size_t)workers * stack + ((size_t)16 << 20), "starting the threads", err)) return -1;
-    int started = 0; /* a region with a body: GCC drops an empty one */
-#pragma omp parallel reduction(+ : started)
-    started++;
-    (void)started;
-    return 0;
 }

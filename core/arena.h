@@ -36,14 +36,7 @@ void *tt_calloc_aligned(size_t n, size_t sz, tt_err *err);
 /* Fail with TT_ENOMEM "out of memory: WHAT needs ~N MB of address space, the limit (ulimit -v)
  * leaves M MB" unless `need` bytes fit under the address-space limit (RLIMIT_AS). For the
  * allocations that do not fail cleanly when they run out — oneDNN's JIT code buffers (see
- * dnn.h) and libgomp's thread stacks (libgomp exits) — checked before they are made. */
+ * dnn.h) and libgomp's thread stacks (libgomp exits; bench/cli.h) — checked before they are made. */
 int tt_address_space_check(size_t need, const char *what, tt_err *err);
-
-/* Start the OpenMP worker threads now. libgomp creates them at the first parallel region and
- * exits the process (status 1) when it cannot map their stacks, which under ulimit -v could
- * happen anywhere later; here the room is checked first (TT_ENOMEM) and the pool started
- * before any large allocation. Never before a fork whose child uses OpenMP: libgomp's pool
- * does not survive fork (the child would wait for threads it does not have). */
-int tt_threads_start(tt_err *err);
 
 #endif
