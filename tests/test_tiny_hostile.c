@@ -330,9 +330,14 @@ Test(hostile, architecture_claiming_a_huge_model) {
 /* tiny's pretrained checkpoint plus one "ballast" tensor of twice this machine's RAM (at least
  * 32 GiB), as a sparse file: the reader maps it and validates the header only, so loading the
  * ViT touches the ViT's pages and nothing else; eval gives the original's logits bit for bit. */
-Test(hostile, checkpoint_larger_than_memory_is_mapped_not_read, .timeout = 300) {
-    char dir[512], src[600], path[600];
-    fresh_dir(dir, sizeof dir, "sparse");
+static char sparse_dir[512]; /* removed by .fini even when an assertion stops the test */
+static void remove_sparse_dir(void) {
+    if (sparse_dir[0]) tu_rm_tree(sparse_dir);
+}
+
+Test(hostile, checkpoint_larger_than_memory_is_mapped_not_read, .timeout = 300, .fini = remove_sparse_dir) {
+    char src[600], path[600], *dir = sparse_dir;
+    fresh_dir(sparse_dir, sizeof sparse_dir, "sparse");
     snprintf(src, sizeof src, "%s/pretrained.safetensors", tiny_dir());
     FILE *in = fopen(src, "rb");
     cr_assert_not_null(in);
@@ -366,7 +371,6 @@ Test(hostile, checkpoint_larger_than_memory_is_mapped_not_read, .timeout = 300) 
     cr_assert_eq(fclose(out), 0);
     off_t size = (off_t)(8 + strlen(nh) + data_len + ballast);
     if (truncate(path, size) != 0) {
-        tu_rm_tree(dir);
         cr_skip_test("this file system cannot hold a sparse file of %llu GiB", (unsigned long long)(ballast >> 30));
     }
     cr_assert_eq(stat(path, &sb), 0);
@@ -415,5 +419,4 @@ Test(hostile, checkpoint_larger_than_memory_is_mapped_not_read, .timeout = 300) 
     cr_expect(na == nb && na > 16 * 10 * 4 && memcmp(a, b, na) == 0, "the logits differ (%zu and %zu bytes)", na, nb);
     free(a);
     free(b);
-    tu_rm_tree(dir);
 }
