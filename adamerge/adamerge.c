@@ -29,22 +29,29 @@ static const merge_param ada_params[] = {ADA_PARAMS, {0}};
 
 /* Read the shared parameters into adapt options. */
 int adamerge_opts(merge_ctx *ctx, adapt_opts *o, tt_err *err) {
-    double lam, lr;
+    double lam, lr, diverge;
     long steps, batch, accum, every;
-    if (merge_param_double(ctx, "lambda", &lam, err) || merge_param_double(ctx, "lr", &lr, err) ||
+    if (adapt_diverge_param(ctx, &diverge, err) || merge_param_double(ctx, "lambda", &lam, err) ||
+        merge_param_double(ctx, "lr", &lr, err) ||
         merge_param_int(ctx, "steps", &steps, err) || merge_param_int(ctx, "batch", &batch, err) ||
         merge_param_int(ctx, "accum", &accum, err) || merge_param_int(ctx, "eval_every", &every, err))
         return -1;
     if (steps < 0 || steps > 1000000 || batch < 1 || batch > 1024 || accum < 1 || accum > 64 || !(lr > 0) || every < 0)
         return tt_fail(err, TT_EINPUT, "steps in [0,1e6], batch in [1,1024], accum in [1,64], lr > 0, eval_every >= 0");
     *o = (adapt_opts){.lambda_init = (float)lam, .lr = (float)lr, .steps = (int)steps, .batch = (int)batch,
-                      .accum = (int)accum, .eval_every = (int)every, .loss = ADAPT_ENTROPY, .diverge_factor = 0};
+                      .accum = (int)accum, .eval_every = (int)every, .loss = ADAPT_ENTROPY,
+                      .diverge_factor = (float)diverge};
     return 0;
 }
 
 /* Run the engine on tv, then store λ, the curve and the record. Shared with tinting. */
 int adamerge_finish(merge_ctx *ctx, const float *tv, const adapt_opts *o, adapt_result *r, tt_err *err) {
     if (adapt_run(ctx, tv, o, r, err)) return -1;
+    if (r->stop.stopped) { /* not an error: the checkpoint keeps the best coefficients; say so */
+        char msg[512];
+        adapt_stop_message(r, msg, sizeof msg);
+        fprintf(stderr, "ttmerge: warning: %s\n", msg);
+    }
     float *lam = malloc((size_t)ctx->K * r->n_coef * sizeof(float));
     if (!lam) return tt_fail(err, TT_ENOMEM, "out of memory");
     memcpy(lam, r->lambda, (size_t)ctx->K * r->n_coef * sizeof(float));

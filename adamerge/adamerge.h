@@ -10,12 +10,14 @@
         {"steps", "500", "Adam steps"}, {"lr", "1e-3", "Adam learning rate of the coefficients"},  \
         {"batch", "16", "test images per task per forward"},                                       \
         {"accum", "2", "forwards per task per step (official: 2 batches of 16)"},                  \
-        {"eval_every", "0", "record test accuracy in the curve every N steps (0 = never)"}
+        {"eval_every", "0", "record test accuracy in the curve every N steps (0 = never)"},        \
+        ADAPT_DIVERGE_PARAM
 
-/* Read lambda/steps/lr/batch/accum/eval_every into o (entropy loss, task-wise). */
+/* Read lambda/steps/lr/batch/accum/eval_every/diverge into o (entropy loss, task-wise). */
 int adamerge_opts(merge_ctx *ctx, adapt_opts *o, tt_err *err);
 /* Run the engine on tv; store ttmerge.lambda [K, n_coef], the curve (if ctx->curve_csv) and
- * the record. r is filled (caller frees with adapt_result_free). */
+ * the record. r is filled (caller frees with adapt_result_free). A run that diverged is kept
+ * (best coefficients, "stopped_early" in the record) with a one-line warning on stderr. */
 int adamerge_finish(merge_ctx *ctx, const float *tv, const adapt_opts *o, adapt_result *r, tt_err *err);
 
 #endif

@@ -25,6 +25,10 @@ typedef struct adapt_state {
     adamw lam_opt, tint_opt[MERGE_MAX_TASKS];
     float *tint[MERGE_MAX_TASKS], *tint_grad[MERGE_MAX_TASKS]; /* the head, or Δ_k of the tinted tensor */
     float *theta_k;            /* [numel] θ_l + Δ_k of the task that runs (train_tensor) */
+    /* divergence: the coefficients (and tints) at the start of the current round and of the
+     * best round so far, [K * n_coef] and one tint's size per task */
+    float *round_lam, *best_lam;
+    float *round_tint[MERGE_MAX_TASKS], *best_tint[MERGE_MAX_TASKS];
     vit_plan *plan;
     vit_head head[MERGE_MAX_TASKS];
     vit_weights w, g;
@@ -181,6 +185,8 @@ static void state_free(adapt_state *s) {
         adamw_free(&s->tint_opt[k]);
         free(s->tint[k]);
         free(s->tint_grad[k]);
+        free(s->round_tint[k]);
+        free(s->best_tint[k]);
         free(s->stream[k].order);
         free(s->pseudo[k]);
         free(s->pseudo_conf[k]);
@@ -188,7 +194,7 @@ static void state_free(adapt_state *s) {
     vit_weights_free(&s->w);
     vit_weights_free(&s->g);
     adamw_free(&s->lam_opt);
-    void *bufs[] = {s->theta_k, s->lam_raw, s->lam_grad, s->grad, s->images, s->features, s->dfeat, s->logits, s->dlogits, s->batch_idx};
+    void *bufs[] = {s->theta_k, s->lam_raw, s->lam_grad, s->round_lam, s->best_lam, s->grad, s->images, s->features, s->dfeat, s->logits, s->dlogits, s->batch_idx};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
 }
 
@@ -214,6 +220,8 @@ static int state_init(adapt_state *s, merge_ctx *ctx, const float *tv, const ada
     rng_init(&s->r, ctx->seed ^ 0x6164616dull);
     s->lam_raw = tt_calloc_aligned((size_t)s->K * s->n_coef, sizeof(float), err);
     s->lam_grad = tt_calloc_aligned((size_t)s->K * s->n_coef, sizeof(float), err);
+    s->round_lam = tt_calloc_aligned((size_t)s->K * s->n_coef, sizeof(float), err);
+    s->best_lam = tt_calloc_aligned((size_t)s->K * s->n_coef, sizeof(float), err);
     s->grad = tt_calloc_aligned(s->total, sizeof(float), err);
     s->images = tt_calloc_aligned((size_t)s->plan_batch * s->img, sizeof(float), err);
     s->features = tt_calloc_aligned((size_t)s->plan_batch * D, sizeof(float), err);
@@ -221,7 +229,7 @@ static int state_init(adapt_state *s, merge_ctx *ctx, const float *tv, const ada
     s->logits = tt_calloc_aligned((size_t)s->plan_batch * maxC, sizeof(float), err);
     s->dlogits = tt_calloc_aligned((size_t)s->plan_batch * maxC, sizeof(float), err);
     s->batch_idx = tt_calloc_aligned((size_t)s->plan_batch, sizeof(int), err);
-    if (!s->lam_raw || !s->lam_grad || !s->grad || !s->images || !s->features || !s->dfeat || !s->logits ||
+    if (!s->lam_raw || !s->lam_grad || !s->round_lam || !s->best_lam || !s->grad || !s->images || !s->features || !s->dfeat || !s->logits ||
         !s->dlogits || !s->batch_idx)
         return -1;
     for (int c = 0; c < s->K * s->n_coef; c++) s->lam_raw[c] = o->lambda_init;
@@ -244,7 +252,11 @@ static int state_init(adapt_state *s, merge_ctx *ctx, const float *tv, const ada
             size_t n = o->train_heads ? (size_t)ti->classes * D + (size_t)ti->classes : ctx->out.lay.t[o->tensor].numel;
             s->tint[k] = tt_calloc_aligned(n, sizeof(float), err);
             s->tint_grad[k] = tt_calloc_aligned(n, sizeof(float), err);
-            if (!s->tint[k] || !s->tint_grad[k] || adamw_init(&s->tint_opt[k], n, err)) return -1;
+            s->round_tint[k] = tt_calloc_aligned(n, sizeof(float), err);
+            s->best_tint[k] = tt_calloc_aligned(n, sizeof(float), err);
+            if (!s->tint[k] || !s->tint_grad[k] || !s->round_tint[k] || !s->best_tint[k] ||
+                adamw_init(&s->tint_opt[k], n, err))
+                return -1;
             if (o->train_heads) {
                 memcpy(s->tint[k], ti->head.W, (size_t)ti->classes * D * sizeof(float));
                 memcpy(s->tint[k] + (size_t)ti->classes * D, ti->head.b, (size_t)ti->classes * sizeof(float));
@@ -320,6 +332,22 @@ static void optimizer_step(adapt_state *s, const int *tasks, int n) {
     }
 }
 
+/* Copy the coefficients (and tints) from one slot to another: lam/tint -> round -> best, and
+ * best -> lam/tint when a divergent run falls back. */
+static void copy_coefs(const adapt_state *s, float *dst_lam, float *const *dst_tint, const float *src_lam,
+                       float *const *src_tint) {
+    memcpy(dst_lam, src_lam, (size_t)s->K * s->n_coef * sizeof(float));
+    if (has_tint(s->o))
+        for (int k = 0; k < s->K; k++) memcpy(dst_tint[k], src_tint[k], s->tint_opt[k].n * sizeof(float));
+}
+
+static void stop_early(adapt_stop *st, int step, double loss, const char *why) {
+    st->stopped = true;
+    st->step = step;
+    st->loss = loss;
+    snprintf(st->why, sizeof st->why, "%s", why);
+}
+
 static double test_accuracy(adapt_state *s, merge_eval *ev) {
     double sum = 0;
     for (int k = 0; k < s->K; k++) {
@@ -347,8 +375,19 @@ int adapt_run(merge_ctx *ctx, const float *tv, const adapt_opts *o, adapt_result
     for (int k = 0; k < s.K; k++) order[k] = k;
     progress pg;
     progress_start(&pg, has_tint(o) ? "tinting" : "adamerging", o->steps, ctx->progress);
-    double first = 0;
+    /* divergence bookkeeping per round (one step, or K per-task steps: one per task) */
+    const int round_len = o->per_task_steps ? s.K : 1;
+    double first_round = 0, round_loss = 0, best_loss = INFINITY;
+    int round_start = 0;
+    adapt_stop *st = &res->stop;
+    st->kept_loss = -1;
+    copy_coefs(&s, s.best_lam, s.best_tint, s.lam_raw, s.tint); /* no round yet: the initial ones */
     for (int step = 0; step < o->steps; step++) {
+        if (step % round_len == 0) {
+            copy_coefs(&s, s.round_lam, s.round_tint, s.lam_raw, s.tint);
+            round_start = step;
+            round_loss = 0;
+        }
         merge_weights(&s);
         double loss = 0, ent = 0, e;
         int n_tasks;
@@ -365,14 +404,28 @@ int adapt_run(merge_ctx *ctx, const float *tv, const adapt_opts *o, adapt_result
             loss += forward_backward(&s, tasks, n_tasks, &e);
             ent += e / (n_tasks * o->accum);
         }
+        char why[160];
         if (!isfinite(loss)) {
-            tt_fail(err, TT_ENUMERIC, "adaptation diverged at step %d (loss %g); try a smaller lr", step, loss);
-            goto done;
+            snprintf(why, sizeof why, "loss %g is not finite", loss);
+            stop_early(st, step, loss, why);
+            break;
         }
-        if (step == 0) first = loss;
-        if (o->diverge_factor > 0 && step > 10 && loss > o->diverge_factor * first) {
-            tt_fail(err, TT_ENUMERIC, "adaptation diverged at step %d (loss %g, first %g); try a smaller lr", step, loss, first);
-            goto done;
+        round_loss += loss;
+        if ((step + 1) % round_len == 0) { /* a round ends: compare it with the first and the best */
+            if (round_start == 0) {
+                first_round = round_loss;
+            } else if (o->diverge_factor > 0 && first_round > 0 && round_loss > o->diverge_factor * first_round) {
+                snprintf(why, sizeof why, "loss %g > %g x the first round's %g", round_loss, (double)o->diverge_factor,
+                         first_round);
+                stop_early(st, step, round_loss, why);
+                break;
+            }
+            if (round_loss < best_loss) {
+                best_loss = round_loss;
+                st->kept_step = round_start;
+                st->kept_loss = round_loss;
+                copy_coefs(&s, s.best_lam, s.best_tint, s.round_lam, s.round_tint);
+            }
         }
         optimizer_step(&s, tasks, n_tasks);
         adapt_point *pt = &res->curve[res->n_curve++];
@@ -387,8 +440,9 @@ int adapt_run(merge_ctx *ctx, const float *tv, const adapt_opts *o, adapt_result
         progress_update(&pg, step + 1, "loss %.4f entropy %.4f", loss, ent);
     }
     res->seconds = progress_end(&pg);
-    res->seconds_per_step = o->steps > 0 ? res->seconds / o->steps : 0;
-    merge_weights(&s); /* ctx->out = the final merge */
+    res->seconds_per_step = res->n_curve > 0 ? res->seconds / res->n_curve : 0;
+    if (st->stopped) copy_coefs(&s, s.lam_raw, s.tint, s.best_lam, s.best_tint);
+    merge_weights(&s); /* ctx->out = the final merge (or the kept one after a divergence) */
     res->lambda = malloc((size_t)s.K * s.n_coef * sizeof(float));
     if (!res->lambda) {
         tt_fail(err, TT_ENOMEM, "out of memory");
@@ -469,8 +523,28 @@ int adapt_write_curve(const adapt_result *r, const char *path, tt_err *err) {
     return fio_commit(&f, err);
 }
 
+int adapt_diverge_param(const merge_ctx *ctx, double *out, tt_err *err) {
+    if (merge_param_double(ctx, "diverge", out, err)) return -1;
+    if (!(*out == 0 || (*out > 1 && *out < 1e30)))
+        return tt_fail(err, TT_EINPUT, "diverge=%g: expected 0 (off) or a factor > 1", *out);
+    return 0;
+}
+
+void adapt_stop_message(const adapt_result *r, char *buf, size_t cap) {
+    const adapt_stop *st = &r->stop;
+    if (!st->stopped) {
+        if (cap) buf[0] = 0;
+        return;
+    }
+    char kept[96];
+    if (st->kept_loss < 0) snprintf(kept, sizeof kept, "the initial coefficients");
+    else snprintf(kept, sizeof kept, "the coefficients of step %d (round loss %.6g)", st->kept_step, st->kept_loss);
+    snprintf(buf, cap, "adaptation diverged at step %d (%s): stopped early, kept %s; a smaller lr may help", st->step,
+             st->why, kept);
+}
+
 char *adapt_record_json(const merge_ctx *ctx, const adapt_result *r) {
-    size_t cap = 256 + (size_t)ctx->K * 160;
+    size_t cap = 512 + (size_t)ctx->K * 160;
     char *s = malloc(cap);
     if (!s) return NULL;
     size_t n = (size_t)snprintf(s, cap, "{\"steps\":%d,\"seconds\":%.3f,\"seconds_per_step\":%.5f,\"final_loss\":%.6f,\"lambda\":{",
@@ -486,6 +560,14 @@ char *adapt_record_json(const merge_ctx *ctx, const adapt_result *r) {
         n += (size_t)snprintf(s + n, cap - n, "%s\"%s\":{\"mean\":%.4f,\"min\":%.4f,\"max\":%.4f}", k ? "," : "",
                               ctx->s->tasks[k].name, mean, mn, mx);
     }
-    if (n < cap) snprintf(s + n, cap - n, "}}");
+    if (n < cap) n += (size_t)snprintf(s + n, cap - n, "}");
+    const adapt_stop *st = &r->stop;
+    if (st->stopped && n < cap) { /* why holds no quotes or backslashes: plain JSON string */
+        n += (size_t)snprintf(s + n, cap - n, ",\"stopped_early\":{\"step\":%d,\"reason\":\"%s\",\"kept_step\":%d,",
+                              st->step, st->why, st->kept_step);
+        if (n < cap && st->kept_loss >= 0) n += (size_t)snprintf(s + n, cap - n, "\"kept_loss\":%.6f}", st->kept_loss);
+        else if (n < cap) n += (size_t)snprintf(s + n, cap - n, "\"kept_loss\":null}");
+    }
+    if (n < cap) snprintf(s + n, cap - n, "}");
     return s;
 }

@@ -38,13 +38,26 @@ typedef struct adapt_opts {
     float lr_tint;        /* Adam lr of the tints (heads or Δ_k): 1e-2 */
     adapt_loss loss;
     int eval_every;       /* record test accuracy every N steps in the curve (0 = never) */
-    float diverge_factor; /* stop when the loss exceeds factor x its first value (0 = off) */
+    float diverge_factor; /* stop when a round's loss exceeds factor x the first round's (0 = off) */
 } adapt_opts;
 
 typedef struct adapt_point {
     int step;
     double loss, entropy, accuracy; /* accuracy < 0 when not evaluated */
 } adapt_point;
+
+/* Divergence: a non-finite loss, or a round's loss above diverge_factor x the first round's
+ * (a round = one step, or K per-task steps, so that rounds compare like with like). The run
+ * then stops and keeps the coefficients (and tints) of the round with the lowest loss so far —
+ * the ones in effect when that round started; the initial ones when no round completed. */
+typedef struct adapt_stop {
+    bool stopped;         /* the run stopped early */
+    int step;             /* the step whose loss diverged */
+    double loss;          /* that loss (may be NaN/Inf) */
+    int kept_step;        /* first step of the kept round (0 with kept_loss < 0: the initial coefficients) */
+    double kept_loss;     /* its round loss; -1 when no round completed */
+    char why[160];        /* "loss nan is not finite", "loss 812 > 10 x the first round's 3.1" */
+} adapt_stop;
 
 typedef struct adapt_result {
     float *lambda;        /* [K * n_coef] clamped coefficients (owned) */
@@ -55,9 +68,18 @@ typedef struct adapt_result {
     /* per task, when a tint is trained (owned): the head [classes*D + classes] (train_heads) or the
      * final task-specific tensor θ_l + Δ_k [numel] (train_tensor) */
     float *tints[MERGE_MAX_TASKS];
+    adapt_stop stop;      /* why and where the run stopped early (stop.stopped) */
 } adapt_result;
 
-/* tv: [K][ctx->pre.lay.total] task vectors to merge (τ_k, or TIES-processed τ_k). */
+/* The `diverge` parameter every learner declares, and its reader (0, or a factor > 1). */
+#define ADAPT_DIVERGE_PARAM                                                                          \
+    {"diverge", "10", "stop when a round's loss exceeds this x the first round's, keeping the best "  \
+                      "coefficients so far (0: only on a non-finite loss)"}
+int adapt_diverge_param(const merge_ctx *ctx, double *out, tt_err *err);
+
+/* tv: [K][ctx->pre.lay.total] task vectors to merge (τ_k, or TIES-processed τ_k). A run that
+ * diverges is not an error: it returns 0 with res->stop filled and ctx->out merged with the kept
+ * coefficients; the curve ends at the last step before the divergence. */
 int adapt_run(merge_ctx *ctx, const float *tv, const adapt_opts *o, adapt_result *res, tt_err *err);
 void adapt_result_free(adapt_result *r);
 
@@ -76,7 +98,11 @@ float *adapt_task_vectors(merge_ctx *ctx, tt_err *err);
 /* Writes the curve as CSV (step,loss,entropy,accuracy) atomically. */
 int adapt_write_curve(const adapt_result *r, const char *path, tt_err *err);
 
-/* Record JSON of λ (per task: mean and, layer-wise, min/max) and the final loss. Caller frees. */
+/* One line saying where the run diverged and what was kept ("" when it did not stop early). */
+void adapt_stop_message(const adapt_result *r, char *buf, size_t cap);
+
+/* Record JSON of λ (per task: mean and, layer-wise, min/max), the final loss and, after a
+ * divergence, "stopped_early": {step, reason, kept_step, kept_loss}. Caller frees. */
 char *adapt_record_json(const merge_ctx *ctx, const adapt_result *r);
 
 #endif

@@ -7,7 +7,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <unistd.h>
+
+#include "core/arena.h"
 
 int cli_error(const char *verb, const char *fmt, ...) {
     va_list ap;
@@ -109,6 +112,30 @@ int cli_apply_common(const cli_common *c) {
         long n;
         if (cli_int("", "threads", c->threads, 1, 4096, &n)) return -1;
         omp_set_num_threads((int)n);
+    }
+    return 0;
+}
+
+int cli_threads_start(tt_err *err) {
+    int workers = omp_get_max_threads() - 1;
+    if (workers < 1) return 0;
+    struct rlimit rl; /* a worker's stack: the stack limit, or glibc's default when unlimited */
+    size_t stack = (size_t)32 << 20;
+    if (getrlimit(RLIMIT_STACK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < ((rlim_t)1 << 30))
+        stack = (size_t)rl.rlim_cur;
+    if (tt_address_space_check((size_t)workers * stack + ((size_t)16 << 20), "starting the threads", err)) return -1;
+    int started = 0; /* a region with a body: GCC drops an empty one */
+#pragma omp parallel reduction(+ : started)
+    started++;
+    (void)started;
+    return 0;
+}
+
+int cli_start_threads(const char *verb) {
+    tt_err e = {0};
+    if (cli_threads_start(&e)) {
+        fprintf(stderr, "ttmerge %s: %s (try --threads 1)\n", verb, e.msg);
+        return 3;
     }
     return 0;
 }

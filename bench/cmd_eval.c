@@ -244,6 +244,7 @@ int cmd_eval(int argc, char **argv) {
     if (cli_float("eval", "mean", a.mean_s, &mean) || cli_float("eval", "std", a.std_s, &std) ||
         cli_int("eval", "batch", a.batch_s, 1, 4096, &batch) || cli_apply_common(&a.common))
         return 2;
+    if ((rc = cli_start_threads("eval"))) return rc;
     if (!(std > 0)) return cli_error("eval", "--std must be positive");
     tt_err e = {0};
     if (a.suite ? eval_suite(&a, (int)batch, &e) : eval_run(&a, (float)mean, (float)std, (int)batch, &e)) {

@@ -37,6 +37,7 @@ int cmd_init(int argc, char **argv) {
     if ((common.seed && cli_int("init", "seed", common.seed, 0, 1L << 62, &seed)) ||
         cli_int("init", "classes", classes_s, 1, 100000, &classes) || cli_apply_common(&common))
         return 2;
+    if ((rc = cli_start_threads("init"))) return rc;
     tt_err e = {0};
     vit_config cfg;
     ckpt_vit m;

@@ -64,6 +64,7 @@ int cmd_merge(int argc, char **argv) {
     if (!suite_dir || !out) return cli_error("merge", "--suite and --out are required");
     long seed = 0;
     if ((common.seed && cli_int("merge", "seed", common.seed, 0, 1L << 62, &seed)) || cli_apply_common(&common)) return 2;
+    if ((rc = cli_start_threads("merge"))) return rc;
     tt_err e = {0};
     suite s;
     merge_ctx ctx;

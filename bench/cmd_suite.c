@@ -45,6 +45,7 @@ int cmd_suite(int argc, char **argv) {
     if (rc) return rc > 0 ? 0 : 2;
     if (!name) return cli_error("suite build", "missing the suite NAME or FILE.yaml");
     if (cli_apply_common(&common)) return 2;
+    if ((rc = cli_start_threads("suite build"))) return rc;
     tt_err e = {0};
     suite_spec spec;
     if (suite_spec_load(name, TTMERGE_SOURCE_DIR "/suites", &spec, &e))

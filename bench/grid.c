@@ -7,12 +7,14 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "baselines/merge.h"
+#include "bench/cli.h"
 #include "core/fileio.h"
 #include "core/progress.h"
 #include "data/suite_build.h"
@@ -120,13 +122,17 @@ static void fill_rows(const grid_opts *o, const suite *s, const char *method, co
 
 /* The child process: exit 0 after writing rows/<method>.tmp (rows with unknown RSS), else write
  * the error to rows/<method>.err and exit 2. */
-static void child_main(const grid_opts *o, const suite *s, const char *method) {
+static void child_main(const grid_opts *o, const suite *s, const char *method, pid_t parent) {
     signal(SIGINT, SIG_IGN); /* Ctrl-C: the parent lets the running method finish */
+    /* A bench killed outright (SIGKILL, the OOM killer) takes its running method with it: an
+     * orphan would go on writing rows/, curves/ and models/ while a rerun resumes there. */
+    if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) _exit(3);
     child_out co;
     memset(&co, 0, sizeof co);
     tt_err e = {0};
     char path[1200];
-    int rc = run_method(o, s, method, &co, &e);
+    int rc = cli_threads_start(&e); /* here, not in the parent: libgomp's pool does not survive fork */
+    if (!rc) rc = run_method(o, s, method, &co, &e);
     if (rc) {
         snprintf(path, sizeof path, "%s/rows/%s.err", o->out_dir, method);
         fio_write_all(path, e.msg, strlen(e.msg), NULL);
@@ -255,12 +261,12 @@ int grid_run(const grid_opts *o, int *n_failed, tt_err *err) {
         }
         double t0 = progress_now();
         fflush(NULL);
-        pid_t pid = fork();
+        pid_t parent = getpid(), pid = fork();
         if (pid < 0) {
             tt_fail(err, TT_EIO, "fork failed: %s", strerror(errno));
             goto restore;
         }
-        if (pid == 0) child_main(o, &s, methods[i]);
+        if (pid == 0) child_main(o, &s, methods[i], parent);
         int status;
         struct rusage ru;
         while (wait4(pid, &status, 0, &ru) < 0 && errno == EINTR) {}

@@ -1,8 +1,11 @@
 #include "core/arena.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <unistd.h>
 
 #define ARENA_ALIGN 64
 
@@ -52,4 +55,18 @@ void *tt_calloc_aligned(size_t n, size_t sz, tt_err *err) {
     }
     memset(p, 0, bytes);
     return p;
+}
+
+int tt_address_space_check(size_t need, const char *what, tt_err *err) {
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_AS, &rl) != 0 || rl.rlim_cur == RLIM_INFINITY) return 0;
+    FILE *f = fopen("/proc/self/statm", "r"); /* first field: mapped pages */
+    unsigned long long pages = 0;
+    int known = f && fscanf(f, "%llu", &pages) == 1;
+    if (f) fclose(f);
+    if (!known) return 0; /* cannot tell: let the allocation try */
+    unsigned long long used = pages * (unsigned long long)sysconf(_SC_PAGESIZE), limit = rl.rlim_cur;
+    if (used < limit && need <= limit - used) return 0;
+    return tt_fail(err, TT_ENOMEM, "out of memory: %s needs ~%zu MB of address space, the limit (ulimit -v) leaves %llu MB",
+                   what, (need + (1u << 20) - 1) >> 20, used < limit ? (limit - used) >> 20 : 0);
 }

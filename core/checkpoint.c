@@ -32,11 +32,19 @@ int ckpt_read_vit(ckpt_vit *m, const st_file *f, tt_err *err) {
     if (!arch) return tt_fail(err, TT_EINPUT, "%s: no \"ttmerge.arch\" in __metadata__ (not a ttmerge ViT checkpoint)", path);
     vit_config cfg;
     if (vit_config_from_json(&cfg, arch, err)) return tt_prefix(err, "%s: ", path);
-    if (ckpt_vit_alloc(m, &cfg, err)) return -1;
+    /* Every tensor must be in the file with its shape BEFORE the flat buffer is allocated: the
+     * architecture is a claim in the header, and a 400-byte file claiming a 19 GB model must be
+     * bad input, not 19 GB of zeroed memory (or an out-of-memory error). */
+    vit_layout lay;
+    if (vit_layout_init(&lay, &cfg, err)) return tt_prefix(err, "%s: ", path);
+    int rc = 0;
+    for (int i = 0; i < lay.count && !rc; i++)
+        rc = st_expect(f, lay.t[i].name, lay.t[i].ndim, lay.t[i].shape, NULL, err);
+    vit_layout_free(&lay);
+    if (rc || ckpt_vit_alloc(m, &cfg, err)) return -1;
     for (int i = 0; i < m->lay.count; i++) {
         const vit_tensor_info *t = &m->lay.t[i];
-        const st_tensor *st;
-        if (st_expect(f, t->name, t->ndim, t->shape, &st, err) || st_read_f32(f, st, m->params + t->offset, err)) {
+        if (st_read_f32(f, st_find(f, t->name), m->params + t->offset, err)) {
             ckpt_vit_free(m);
             return -1;
         }

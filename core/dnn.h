@@ -33,10 +33,15 @@ void dnn_free(dnn *d); /* NULL is a no-op */
         if (st_ != dnnl_success)                                                          \
             return tt_fail(err, TT_EDNN, "oneDNN: %s failed: %s", #call, dnn_status_str(st_)); \
     } while (0)
-/* Execution errors after a successful plan are bugs (shapes were validated at plan time). */
+/* Execution errors after a successful plan are bugs (shapes were validated at plan time),
+ * except running out of memory (a scratchpad allocation): one line and exit status 3. */
 #define DNN_RUN(call)                                                                     \
     do {                                                                                  \
         dnnl_status_t st_ = (call);                                                       \
+        if (st_ == dnnl_out_of_memory) {                                                  \
+            fprintf(stderr, "ttmerge: out of memory (oneDNN, %s)\n", #call);              \
+            exit(3);                                                                      \
+        }                                                                                 \
         if (st_ != dnnl_success) {                                                        \
             fprintf(stderr, "ttmerge: internal error: %s: %s at %s:%d\n", #call,          \
                     dnn_status_str(st_), __FILE__, __LINE__);                             \
@@ -45,6 +50,13 @@ void dnn_free(dnn *d); /* NULL is a no-op */
     } while (0)
 
 const char *dnn_status_str(dnnl_status_t st);
+
+/* Called before every primitive is created. oneDNN 2.6 JIT-compiles kernels into mmap'd code
+ * buffers, and its code generator (Xbyak, built without exceptions) writes through a NULL buffer
+ * when that mmap fails: under an address-space limit (ulimit -v) primitive creation would
+ * segfault instead of returning dnnl_out_of_memory. So we check the headroom first: -1 with a
+ * TT_ENOMEM "out of memory: ..." when the limit leaves too little (what: "a oneDNN matmul"). */
+int dnn_headroom(const char *what, tt_err *err);
 
 /* C[b] = op(A[b]) . op(B[b]) (+ bias) (+ C[b] if accumulate), for b < batch, all row-major.
  *   A: [batch, M, K], or stored [batch, K, M] when trans_a;

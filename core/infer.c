@@ -24,7 +24,7 @@ int infer_init(infer_ctx *ic, dnn *d, const vit_config *cfg, int batch, tt_err *
 
 void infer_free(infer_ctx *ic) {
     vit_plan_free(ic->plan);
-    if (ic->head_classes) vit_head_free(&ic->head);
+    for (int i = 0; i < ic->n_heads; i++) vit_head_free(&ic->heads[i]);
     free(ic->images);
     free(ic->features);
     free(ic->logits);
@@ -52,26 +52,43 @@ void infer_features(infer_ctx *ic, const vit_weights *w, const uint8_t *pixels, 
     }
 }
 
-static int ensure_head(infer_ctx *ic, int classes, tt_err *err) {
-    if (ic->head_classes == classes) return 0;
-    if (ic->head_classes) vit_head_free(&ic->head);
-    free(ic->logits);
-    ic->head_classes = 0;
-    ic->logits = tt_calloc_aligned((size_t)ic->batch * classes, sizeof(float), err);
-    if (!ic->logits || vit_head_init(&ic->head, ic->d, &ic->cfg, ic->batch, classes, err)) return -1;
-    ic->head_classes = classes;
+/* The head planned for this class count (planned now if new), or NULL with err set. */
+static vit_head *ensure_head(infer_ctx *ic, int classes, tt_err *err) {
+    for (int i = 0; i < ic->n_heads; i++)
+        if (ic->head_classes[i] == classes) return &ic->heads[i];
+    if (ic->n_heads == INFER_MAX_HEADS) {
+        tt_fail(err, TT_EINTERNAL, "more than %d distinct class counts", INFER_MAX_HEADS);
+        return NULL;
+    }
+    if (classes > ic->logits_classes) {
+        float *l = tt_calloc_aligned((size_t)ic->batch * classes, sizeof(float), err);
+        if (!l) return NULL;
+        free(ic->logits);
+        ic->logits = l;
+        ic->logits_classes = classes;
+    }
+    vit_head *h = &ic->heads[ic->n_heads];
+    if (vit_head_init(h, ic->d, &ic->cfg, ic->batch, classes, err)) return NULL;
+    ic->head_classes[ic->n_heads++] = classes;
+    return h;
+}
+
+int infer_plan_heads(infer_ctx *ic, const int *classes, int n, tt_err *err) {
+    for (int i = 0; i < n; i++)
+        if (!ensure_head(ic, classes[i], err)) return -1;
     return 0;
 }
 
 int infer_logits(infer_ctx *ic, const vit_weights *w, const float *head_W, const float *head_b, int classes,
                  const uint8_t *pixels, int n, float mean, float std, float *logits, tt_err *err) {
-    if (ensure_head(ic, classes, err)) return -1;
+    vit_head *h = ensure_head(ic, classes, err);
+    if (!h) return -1;
     size_t img = (size_t)ic->cfg.channels * ic->cfg.image_size * ic->cfg.image_size;
     for (int i0 = 0; i0 < n; i0 += ic->batch) {
         int k = n - i0 < ic->batch ? n - i0 : ic->batch;
         infer_normalize(ic->images, pixels + (size_t)i0 * img, k, ic->batch, img, mean, std);
         vit_forward(ic->plan, w, ic->images, ic->features);
-        vit_head_forward(&ic->head, ic->logits, ic->features, head_W, head_b);
+        vit_head_forward(h, ic->logits, ic->features, head_W, head_b);
         memcpy(logits + (size_t)i0 * classes, ic->logits, (size_t)k * classes * sizeof(float));
     }
     return 0;

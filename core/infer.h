@@ -16,20 +16,28 @@
 
 #include "core/vit.h"
 
+/* One planned head per distinct class count (a suite has at most 64 tasks). */
+#define INFER_MAX_HEADS 64
+
 typedef struct infer_ctx {
     dnn *d;
     vit_config cfg;
     int batch;
     vit_plan *plan;
-    vit_head head;      /* planned for head_classes (re-planned when the class count changes) */
-    int head_classes;
+    vit_head heads[INFER_MAX_HEADS]; /* planned once per class count, on first use */
+    int head_classes[INFER_MAX_HEADS];
+    int n_heads;
     float *images;      /* [batch, C, S, S] */
     float *features;    /* [batch, D] */
-    float *logits;      /* [batch, head_classes] */
+    float *logits;      /* [batch, logits_classes] */
+    int logits_classes; /* the largest class count planned */
 } infer_ctx;
 
 int infer_init(infer_ctx *ic, dnn *d, const vit_config *cfg, int batch, tt_err *err);
 void infer_free(infer_ctx *ic);
+/* Plan the heads for these class counts now, so that infer_logits cannot fail later (it plans
+ * a head on first use otherwise: oneDNN primitives and memory, which can run out). */
+int infer_plan_heads(infer_ctx *ic, const int *classes, int n, tt_err *err);
 
 /* Normalise pixels [n_img, C, S, S] into dst [batch, C, S, S], zero-padding rows past n_img. */
 void infer_normalize(float *dst, const uint8_t *pixels, int n_img, int batch, size_t img_size, float mean,
@@ -38,7 +46,8 @@ void infer_normalize(float *dst, const uint8_t *pixels, int n_img, int batch, si
 /* features [n, D]. */
 void infer_features(infer_ctx *ic, const vit_weights *w, const uint8_t *pixels, int n, float mean,
                     float std, float *features);
-/* logits [n, classes] = head(features(pixels)). Returns -1 only if the head cannot be planned. */
+/* logits [n, classes] = head(features(pixels)). Returns -1 only if the head cannot be planned
+ * (never after infer_plan_heads with this class count). */
 int infer_logits(infer_ctx *ic, const vit_weights *w, const float *head_W, const float *head_b, int classes,
                  const uint8_t *pixels, int n, float mean, float std, float *logits, tt_err *err);
 

@@ -59,6 +59,7 @@ void op_linear_free(op_linear *op) {
 
 int op_layernorm_init(op_layernorm *op, dnn *d, int M, int C, float eps, tt_err *err) {
     memset(op, 0, sizeof *op);
+    if (dnn_headroom("a oneDNN layer norm", err)) return -1;
     op->M = M;
     op->C = C;
     op->eps = eps;
@@ -152,6 +153,7 @@ void op_layernorm_free(op_layernorm *op) {
 
 int op_act_init(op_act *op, dnn *d, size_t n, op_act_kind kind, tt_err *err) {
     memset(op, 0, sizeof *op);
+    if (dnn_headroom("a oneDNN activation", err)) return -1;
     op->n = n;
     op->kind = kind;
     op->d = d;
@@ -209,6 +211,7 @@ void op_act_free(op_act *op) {
 
 int op_softmax_init(op_softmax *op, dnn *d, int rows, int cols, tt_err *err) {
     memset(op, 0, sizeof *op);
+    if (dnn_headroom("a oneDNN softmax", err)) return -1;
     op->rows = rows;
     op->cols = cols;
     op->d = d;

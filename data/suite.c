@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "data/idx.h"
+#include "data/suite_spec.h" /* SUITE_MAX_TASKS */
 
 static int load_split(const suite *s, const char *task, const char *split, ds_images *out, tt_err *err) {
     char ip[1200], lp[1200];
@@ -36,8 +37,12 @@ int suite_open(suite *s, const char *dir, const char *mode, tt_err *err) {
            *norm = json_object_get(root, "normalize"), *tasks = json_object_get(root, "tasks"),
            *modes = json_object_get(root, "finetune_modes");
     if (!json_is_string(name) || !json_is_object(arch) || !json_is_object(norm) || !json_is_array(tasks) ||
-        !json_is_array(modes) || json_array_size(modes) == 0 || json_array_size(tasks) == 0 || json_array_size(tasks) > 64) {
+        !json_is_array(modes) || json_array_size(modes) == 0 || json_array_size(tasks) == 0) {
         tt_fail(err, TT_EINPUT, "%s: missing or malformed name/arch/normalize/tasks/finetune_modes", path);
+        goto done;
+    }
+    if (json_array_size(tasks) > SUITE_MAX_TASKS) {
+        tt_fail(err, TT_EINPUT, "%s: %zu tasks, at most %d", path, json_array_size(tasks), SUITE_MAX_TASKS);
         goto done;
     }
     snprintf(s->name, sizeof s->name, "%s", json_string_value(name));
@@ -89,6 +94,10 @@ int suite_open(suite *s, const char *dir, const char *mode, tt_err *err) {
         snprintf(head_path, sizeof head_path, "%s/%s", dir, hp);
         if (ckpt_load_head(&ti->head, head_path, s->cfg.output_dim, err)) goto done;
         ti->classes = ti->head.classes;
+        if (ti->classes < 2) { /* accuracy would be 100% and every entropy 0: nothing to merge for */
+            tt_fail(err, TT_EINPUT, "%s: task %s has %d class; a task needs at least 2", head_path, tn, ti->classes);
+            goto done;
+        }
         json_t *acc = json_object_get(jt, "accuracy");
         ti->zeroshot_val = acc_of(json_object_get(acc, "zeroshot"), NULL, "val");
         ti->zeroshot_test = acc_of(json_object_get(acc, "zeroshot"), NULL, "test");

@@ -4,9 +4,7 @@
  * idx_read_labels and idx_read_u8 (raw or gzip: inputs starting 1f 8b take the zlib path).
  * Success or a clean -1 are both fine; crashes, leaks and sanitizer reports are bugs.
  *
- *   clang -g -O1 -fsanitize=fuzzer,address -I. fuzz/fuzz_idx.c data/idx.c data/dataset.c \
- *         core/err.c core/arena.c -lz -o /tmp/fz_idx
- *   /tmp/fz_idx -max_total_time=30 fuzz/corpus/idx
+ * libFuzzer build and timed runs: fuzz/CMakeLists.txt, fuzz/README.md.
  */
 #include <stddef.h>
 #include <stdint.h>

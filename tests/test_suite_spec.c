@@ -401,6 +401,8 @@ Test(suite_spec, malformed_files) {
                  "coarse labels need 'classes'");
     expect_error("coarse3.yaml", MINI_HEAD "  - {name: b, source: mnist, labels: coarse, classes: 3}\n", 8,
                  "divide the source's 10");
+    expect_error("oneclass.yaml", MINI_HEAD "  - {name: b, source: mnist, labels: coarse, classes: 1}\n", 8,
+                 "coarse labels need classes >= 2");
     expect_error("classes.yaml", MINI_HEAD "  - {name: b, source: mnist, transforms: [rotpred], classes: 10}\n", 8,
                  "classes 10, but its labels have 4 classes");
     expect_error("noisebig.yaml", MINI_HEAD "  - {name: b, source: mnist, transforms: [{noise: 11}]}\n", 8,

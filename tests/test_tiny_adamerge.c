@@ -1,6 +1,7 @@
 /* test_tiny_adamerge.c — AdaMerging and Model Tinting on the tiny suite: dL/dλ (layer-wise and
  * task-wise) and the tint gradients (head, and a backbone tensor θ_l + Δ_k) against central
- * finite differences; adaptation lowers the entropy. */
+ * finite differences; adaptation lowers the entropy (compared with Task Arithmetic); a diverging
+ * run stops and keeps its best round. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <string.h>
@@ -212,4 +213,121 @@ Test(adamerge, adaptation_lowers_entropy, .timeout = 600) {
     fprintf(stderr, "tiny: TA %.2f, AdaMerging %.2f (entropy %.3f -> %.3f)\n", ta, ada, first, last);
     adapt_result_free(&r);
     env_close(&v);
+}
+
+/* ---- divergence: stop, keep the best round, say so ---- */
+
+/* Model Tinting's options (per-task rounds of K steps, heads trained) at a given lr. */
+static adapt_opts tint_opts(float lr, int epochs, int K) {
+    return (adapt_opts){.layerwise = true, .lambda_init = 0.3f, .lr = lr, .steps = epochs * K, .batch = 32,
+                        .accum = 1, .per_task_steps = true, .train_heads = true, .lr_tint = lr,
+                        .loss = ADAPT_PSEUDO_CONF, .diverge_factor = 10};
+}
+
+/* lr 1 makes tinting improve for a few rounds, then blow up (round loss > 10x the first). The
+ * run must stop there and keep the coefficients and tints of its lowest-loss round — which a
+ * run of exactly kept_step steps reproduces bit for bit (same seed: same batches and order). */
+Test(adapt, divergence_keeps_the_best_round, .timeout = 300) {
+    env v;
+    env_open(&v, &method_tinting, NULL, 0);
+    const int K = v.ctx.K;
+    adapt_opts o = tint_opts(1.0f, 30, K);
+    adapt_result r;
+    tt_err e = {0};
+    cr_assert_eq(adapt_run(&v.ctx, v.tv, &o, &r, &e), 0, "%s", e.msg);
+    const adapt_stop *st = &r.stop;
+    cr_assert(st->stopped, "lr 1 did not diverge in %d steps: the test needs a larger lr", o.steps);
+    cr_expect(strstr(st->why, "x the first round's") != NULL, "%s", st->why);
+    cr_expect_eq(r.n_curve, st->step, "the curve must end before the step that diverged");
+    cr_assert_gt(st->kept_step, 0, "kept the initial coefficients: pick an lr that improves before diverging");
+    cr_expect_eq(st->kept_step % K, 0, "a round starts every %d steps", K);
+    /* kept_loss is the smallest complete round's loss before the stop, summed from the curve */
+    double best = INFINITY;
+    int best_start = -1;
+    for (int s0 = 0; s0 + K <= r.n_curve; s0 += K) {
+        double sum = 0;
+        for (int j = 0; j < K; j++) sum += r.curve[s0 + j].loss;
+        if (sum < best) best = sum, best_start = s0;
+    }
+    cr_expect_eq(best_start, st->kept_step);
+    cr_expect(fabs(best - st->kept_loss) <= 1e-9 * fabs(best), "kept loss %.9g, curve says %.9g", st->kept_loss, best);
+    const float *params = v.ctx.out.params;
+    size_t total = v.ctx.out.lay.total;
+    float *kept_out = malloc(total * sizeof(float));
+    memcpy(kept_out, params, total * sizeof(float));
+
+    adapt_opts o2 = o;
+    o2.steps = st->kept_step;
+    o2.diverge_factor = 0;
+    adapt_result r2;
+    cr_assert_eq(adapt_run(&v.ctx, v.tv, &o2, &r2, &e), 0, "%s", e.msg);
+    cr_assert(!r2.stop.stopped);
+    int n = K * r.n_coef, D = v.s.cfg.output_dim;
+    cr_expect_eq(memcmp(r.lambda, r2.lambda, (size_t)n * sizeof(float)), 0, "kept λ differ from step %d's", st->kept_step);
+    for (int k = 0; k < K; k++) {
+        size_t hn = (size_t)v.s.tasks[k].classes * (D + 1);
+        cr_expect_eq(memcmp(r.tints[k], r2.tints[k], hn * sizeof(float)), 0, "task %d: kept tint differs", k);
+    }
+    cr_expect_eq(memcmp(kept_out, v.ctx.out.params, total * sizeof(float)), 0, "merged weights differ");
+    free(kept_out);
+    adapt_result_free(&r);
+    adapt_result_free(&r2);
+    env_close(&v);
+}
+
+/* lr 1e38 overflows the tints: a non-finite loss stops the run; what is kept is finite. */
+Test(adapt, non_finite_loss_stops_with_finite_coefficients, .timeout = 300) {
+    env v;
+    env_open(&v, &method_tinting, NULL, 0);
+    adapt_opts o = tint_opts(1e38f, 10, v.ctx.K);
+    adapt_result r;
+    tt_err e = {0};
+    cr_assert_eq(adapt_run(&v.ctx, v.tv, &o, &r, &e), 0, "%s", e.msg);
+    cr_assert(r.stop.stopped);
+    cr_expect(strstr(r.stop.why, "not finite") != NULL, "%s", r.stop.why);
+    cr_expect(!isfinite(r.stop.loss));
+    for (int c = 0; c < v.ctx.K * r.n_coef; c++) cr_assert(isfinite(r.lambda[c]) && r.lambda[c] >= 0 && r.lambda[c] <= 1);
+    for (int k = 0; k < v.ctx.K; k++)
+        for (size_t i = 0; i < (size_t)v.s.tasks[k].classes * (v.s.cfg.output_dim + 1); i++)
+            cr_assert(isfinite(r.tints[k][i]), "task %d tint [%zu] = %g", k, i, (double)r.tints[k][i]);
+    for (size_t i = 0; i < v.ctx.out.lay.total; i++) cr_assert(isfinite(v.ctx.out.params[i]));
+    char msg[512];
+    adapt_stop_message(&r, msg, sizeof msg);
+    cr_expect(strstr(msg, "diverged at step") && strstr(msg, "kept") && !strchr(msg, '\n'), "%s", msg);
+    adapt_result_free(&r);
+    env_close(&v);
+}
+
+/* AdaMerging through the CLI: a huge lr throws every λ to the clamp edges on the first step and
+ * the entropy rises; with diverge=1.05 the run stops, exits 0 with one warning line, and the
+ * checkpoint holds the initial λ = 0.3 and records where it stopped. */
+Test(adapt, adamerging_divergence_through_the_cli, .timeout = 300) {
+    const char *dir = tu_tmpdir("adapt-div");
+    cr_assert_not_null(dir);
+    char out[600], cmd[2048], err[4096];
+    snprintf(out, sizeof out, "%s/ada.safetensors", dir);
+    snprintf(cmd, sizeof cmd, "%s merge --suite %s --method adamerging-task --set lr=1e3 --set diverge=1.05 "
+             "--set steps=60 --out %s --quiet", tu_ttmerge_bin(), getenv("TTMERGE_TINY_SUITE"), out);
+    cr_assert_eq(tu_run(cmd, err, sizeof err), 0, "%s", err);
+    cr_expect(strstr(err, "ttmerge: warning: adaptation diverged at step") != NULL, "stderr: %s", err);
+    cr_expect(strstr(err, "kept the coefficients of step 0") != NULL, "stderr: %s", err);
+    cr_expect_eq(strchr(err, '\n'), err + strlen(err) - 1, "one line on stderr: %s", err);
+    st_file *f;
+    tt_err e = {0};
+    cr_assert_eq(st_open(&f, out, &e), 0, "%s", e.msg);
+    const char *rec = st_meta(f, "ttmerge.record");
+    cr_assert_not_null(rec);
+    cr_expect(strstr(rec, "\"stopped_early\":{\"step\":") != NULL, "record: %s", rec);
+    const st_tensor *lam = st_find(f, "ttmerge.lambda");
+    cr_assert_not_null(lam);
+    float l[MERGE_MAX_TASKS];
+    cr_assert_leq(lam->numel, MERGE_MAX_TASKS);
+    cr_assert_eq(st_read_f32(f, lam, l, &e), 0, "%s", e.msg);
+    for (int64_t k = 0; k < lam->numel; k++) cr_expect_eq(l[k], 0.3f, "λ[%ld] = %g", (long)k, (double)l[k]);
+    st_close(f);
+    snprintf(cmd, sizeof cmd, "%s merge --suite %s --method adamerging --set diverge=0.5 --out %s/x.safetensors",
+             tu_ttmerge_bin(), getenv("TTMERGE_TINY_SUITE"), dir);
+    cr_expect_eq(tu_run(cmd, err, sizeof err), 2);
+    cr_expect(strstr(err, "diverge=0.5: expected 0 (off) or a factor > 1") != NULL, "stderr: %s", err);
+    tu_rm_tree(dir);
 }

@@ -42,6 +42,7 @@ static const merge_param tint_params[] = {
     {"loss", "pseudo-conf", "pseudo-conf | pseudo | entropy"},
     {"layer", "head", "the tinted layer: head, or one backbone tensor (open_clip name or blockN.<name>, e.g. block1.c_proj)"},
     {"eval_every", "0", "record test accuracy in the curve every N steps (0 = never)"},
+    ADAPT_DIVERGE_PARAM,
     {0}};
 
 /* open_clip name -> shorthand: transformer.resblocks.N.[attn.|mlp.]X -> blockN.X */
@@ -121,9 +122,9 @@ static int record_layer(merge_ctx *ctx, const char *name, tt_err *err) {
 }
 
 static int tint_run(merge_ctx *ctx, tt_err *err) {
-    double lam, lr;
+    double lam, lr, diverge;
     long epochs, batch, every;
-    if (merge_param_double(ctx, "lambda", &lam, err) || merge_param_double(ctx, "lr", &lr, err) ||
+    if (adapt_diverge_param(ctx, &diverge, err) || merge_param_double(ctx, "lambda", &lam, err) || merge_param_double(ctx, "lr", &lr, err) ||
         merge_param_int(ctx, "epochs", &epochs, err) || merge_param_int(ctx, "batch", &batch, err) ||
         merge_param_int(ctx, "eval_every", &every, err))
         return -1;
@@ -140,7 +141,8 @@ static int tint_run(merge_ctx *ctx, tt_err *err) {
     if (!head && l < 0) return bad_layer(ctx, layer, err);
     adapt_opts o = {.layerwise = true, .lambda_init = (float)lam, .lr = (float)lr, .steps = (int)(epochs * ctx->K),
                     .batch = (int)batch, .accum = 1, .per_task_steps = true, .train_heads = head,
-                    .train_tensor = !head, .tensor = l, .lr_tint = (float)lr, .loss = kind, .eval_every = (int)every};
+                    .train_tensor = !head, .tensor = l, .lr_tint = (float)lr, .loss = kind, .eval_every = (int)every,
+                    .diverge_factor = (float)diverge};
     float *tv = adapt_task_vectors(ctx, err);
     if (!tv) return -1;
     adapt_result r;
