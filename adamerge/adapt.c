@@ -266,7 +266,8 @@ static double forward_backward(adapt_state *s, const int *tasks, int n, double *
         float *f = s->features + (size_t)j * B * D, *df = s->dfeat + (size_t)j * B * D;
         vit_head_forward(&s->head[k], s->logits, f, head_W(s, k), head_b(s, k));
         double e;
-        loss += loss_and_grad(s, k, s->batch_idx + (size_t)j * B, B, s->dlogits, s->logits, (float)s->o->accum, &e);
+        /* weight 1: the official loss is the plain sum over tasks and batches of the batch-mean entropy */
+        loss += loss_and_grad(s, k, s->batch_idx + (size_t)j * B, B, s->dlogits, s->logits, 1.0f, &e);
         *ent += e;
         float *gw = s->o->train_heads ? s->head_grad[k] : NULL;
         vit_head_backward(&s->head[k], df, gw, gw ? gw + (size_t)C * D : NULL, s->dlogits, head_W(s, k));
@@ -318,6 +319,7 @@ int adapt_run(merge_ctx *ctx, const float *tv, const adapt_opts *o, adapt_result
     progress_start(&pg, o->train_heads ? "tinting" : "adamerging", o->steps, ctx->progress);
     double first = 0;
     for (int step = 0; step < o->steps; step++) {
+        double t_step = progress_now();
         merge_weights(&s);
         double loss = 0, ent = 0, e;
         int n_tasks;
@@ -345,6 +347,7 @@ int adapt_run(merge_ctx *ctx, const float *tv, const adapt_opts *o, adapt_result
         }
         optimizer_step(&s, tasks, n_tasks);
         adapt_point *pt = &res->curve[res->n_curve++];
+        pt->seconds = progress_now() - t_step;
         pt->step = step;
         pt->loss = loss;
         pt->entropy = ent;
