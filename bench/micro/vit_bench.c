@@ -1,6 +1,6 @@
 /* vit_bench.c — engine microbenchmark: forward and forward+backward throughput of the ViT.
  *
- *   vit_bench [--threads N] [--reps R] [--csv FILE] [--configs vision8,vitb32] [--verbose-step]
+ *   vit_bench [--threads N] [--reps R] [--csv FILE] [--configs vision8,vitb32] [--passes LIST] [--verbose-step]
  *
  * For each config and batch the plan is created once, 3 untimed warm-up runs follow, then R timed
  * reps of each pass (median and min seconds):
@@ -76,6 +76,7 @@ typedef struct bench_ctx {
     int threads;
     int reps_override; /* 0 = per-config default */
     bool verbose_step; /* one extra untimed step per pass with ONEDNN verbose on */
+    bool pass_on[3];   /* --passes */
     double peak_measured, peak_nominal;
 } bench_ctx;
 
@@ -136,6 +137,7 @@ static int bench_one(bench_ctx *bx, const bench_config *bc, int batch) {
     double fwd_flops = vit_forward_flops(cfg, batch);
     const vit_weights *grads[NPASS] = {NULL, &g_all, &g_attn};
     for (int ps = 0; ps < NPASS; ps++) {
+        if (!bx->pass_on[ps]) continue;
         for (int i = 0; i < WARMUP; i++) run_pass(plan, &w, grads[ps], images, features, dfeat);
         for (int i = 0; i < reps; i++) {
             double t0 = bu_now();
@@ -194,12 +196,13 @@ done:
 }
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: vit_bench [--threads N] [--reps R] [--csv FILE] [--configs vision8,vitb32] [--verbose-step]\n"
+    fprintf(f, "usage: vit_bench [--threads N] [--reps R] [--csv FILE] [--configs vision8,vitb32] [--passes LIST] [--verbose-step]\n"
                "  --threads N   OpenMP threads (default: OMP_NUM_THREADS or all CPUs)\n"
                "  --reps R      timed reps per pass (default: 20 for vision8, 5 for vitb32)\n"
                "  --csv FILE    also write config,batch,threads,pass,median_s,min_s,images_per_s,gflops,\n"
                "                pct_peak_measured,peer\n"
                "  --configs L   comma-separated subset of: vision8, vitb32 (default: both)\n"
+               "  --passes L    comma-separated subset of: fwd, fwd_bwd_all, fwd_bwd_attn (default: all)\n"
                "  --verbose-step  after each pass, run one more (untimed) step with oneDNN verbose on\n"
                "                (the ONEDNN_VERBOSE=1 exec lines of exactly one step, between '# verbose-step' marks)\n");
 }
@@ -207,7 +210,7 @@ static void usage(FILE *f) {
 int main(int argc, char **argv) {
     int threads = 0, reps = 0;
     bool verbose_step = false;
-    const char *csv_path = NULL, *config_list = "vision8,vitb32";
+    const char *csv_path = NULL, *config_list = "vision8,vitb32", *pass_list = "fwd,fwd_bwd_all,fwd_bwd_attn";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has_val = i + 1 < argc;
@@ -215,6 +218,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--reps") && has_val) reps = atoi(argv[++i]);
         else if (!strcmp(a, "--csv") && has_val) csv_path = argv[++i];
         else if (!strcmp(a, "--configs") && has_val) config_list = argv[++i];
+        else if (!strcmp(a, "--passes") && has_val) pass_list = argv[++i];
         else if (!strcmp(a, "--verbose-step")) verbose_step = true;
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
@@ -243,10 +247,25 @@ int main(int argc, char **argv) {
             want[k] = true;
         }
     }
+    bool pass_on[NPASS] = {0};
+    {
+        char buf[256];
+        snprintf(buf, sizeof buf, "%s", pass_list);
+        for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+            int k = 0;
+            while (k < NPASS && strcmp(pass_names[k], tok)) k++;
+            if (k == NPASS) {
+                fprintf(stderr, "vit_bench: unknown pass '%s' (fwd, fwd_bwd_all, fwd_bwd_attn)\n", tok);
+                return 2;
+            }
+            pass_on[k] = true;
+        }
+    }
     if (threads > 0) omp_set_num_threads(threads);
     threads = omp_get_max_threads();
 
     bench_ctx bx = {.threads = threads, .reps_override = reps, .verbose_step = verbose_step};
+    memcpy(bx.pass_on, pass_on, sizeof pass_on);
     char model[256];
     double mhz = bu_cpuinfo(model, sizeof model);
     bu_peak pk = bu_measure_peak(threads, 5);
