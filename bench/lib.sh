@@ -25,16 +25,16 @@ wait_for_idle() {
 guarded_others=0
 guarded() {
     local log=$1; shift
-    local t1 b1 t2 b2 c1 c2 attempt max=1 status=0
+    local t1 b1 t2 b2 c1 c2 attempt max=1 status=0 me=$BASHPID  # this (sub)shell: guarded may run in a pipeline
     [ "${wait_idle:-0}" = 1 ] && max=5
     for attempt in $(seq 1 $max); do
         wait_for_idle
         read -r t1 b1 < <(cpu_jiffies)
-        c1=$(awk '{print $16 + $17}' /proc/$$/stat)  # cutime + cstime of this shell (waited-for children)
+        c1=$(awk '{print $16 + $17}' /proc/$me/stat)  # cutime + cstime of this (sub)shell: its waited-for children
         status=0
         "$@" | tee "$log" || status=$?               # the callers run with pipefail: the command's status
         read -r t2 b2 < <(cpu_jiffies)
-        c2=$(awk '{print $16 + $17}' /proc/$$/stat)
+        c2=$(awk '{print $16 + $17}' /proc/$me/stat)
         guarded_others=$(awk -v t=$((t2 - t1)) -v b=$((b2 - b1)) -v m=$((c2 - c1)) \
             'BEGIN { o = b - m; if (o < 0) o = 0; printf "%.1f", (t > 0 ? 100 * o / t : 0) }')
         echo "== attempt $attempt: others used ${guarded_others}% of the machine's CPU time during the run; loadavg $(cut -d' ' -f1-3 /proc/loadavg)"

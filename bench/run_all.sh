@@ -87,7 +87,7 @@ fi
     echo "libblas.so.3 -> $(readlink -f /etc/alternatives/libblas.so.3-x86_64-linux-gnu 2>/dev/null || echo '?')"
 } | tee "$out/machine.txt"
 # torch's BLAS, checked by the same function both torch scripts call (exits unless OpenBLAS)
-(cd "$here" && OMP_NUM_THREADS=1 "$python" -c 'import torch_vit; torch_vit.require_openblas(False)') | tee -a "$out/machine.txt"
+OMP_NUM_THREADS=1 "$python" "$here/torch_vit.py" --check-blas | grep -v '^torch ' | tee -a "$out/machine.txt"
 
 # ---------------------------------------------------------------- 2. engine
 step "2/6 engine: forward, forward+backward vs torch (bench/run_vit_bench.sh)"
@@ -146,9 +146,10 @@ if [ -z "$job_suite" ]; then
 fi
 if [ "$job_suite" != none ]; then
     echo "suite: $job_suite"
-    guarded "$out/job.log" env OMP_NUM_THREADS="$max_threads" /usr/bin/time -f "job_wall_s=%e job_peak_rss_kb=%M" \
-        "$build/ttmerge" bench --suite "$job_suite" --out "$out/job" --fresh --threads "$max_threads" 2>&1
-    sed -n 's/.*job_wall_s=\([0-9.]*\) job_peak_rss_kb=\([0-9]*\).*/\1 \2/p' "$out/job.log" |
+    guarded "$out/job.log" env OMP_NUM_THREADS="$max_threads" /usr/bin/time -o "$out/job.time" \
+        -f "job_wall_s=%e job_peak_rss_kb=%M" "$build/ttmerge" bench --suite "$job_suite" --out "$out/job" --fresh \
+        --threads "$max_threads" --quiet || echo "== ttmerge bench exited non-zero: failed methods are rows of $out/job/results.csv"
+    sed -n 's/.*job_wall_s=\([0-9.]*\) job_peak_rss_kb=\([0-9]*\).*/\1 \2/p' "$out/job.time" |
         awk -v s="$(basename "$job_suite")" 'END { print "suite,wall_s,peak_rss_mb"; printf "%s,%s,%.1f\n", s, $1, $2 / 1024 }' >"$out/job.csv"
 fi
 

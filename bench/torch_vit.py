@@ -209,6 +209,7 @@ def main():
     ap.add_argument("--peak-gflops", type=float, default=0.0,
                     help="measured peak for this thread count (from vit_bench) for pct_peak_measured")
     ap.add_argument("--allow-reference-blas", action="store_true", help="run even if torch is not on OpenBLAS")
+    ap.add_argument("--check-blas", action="store_true", help="only print (and check) the BLAS torch runs on")
     args = ap.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
@@ -226,6 +227,8 @@ def main():
         torch.__version__, threads,
         [l.strip() for l in torch.__config__.parallel_info().splitlines() if "at::get_num_threads" in l]))
     require_openblas(args.allow_reference_blas)
+    if args.check_blas:
+        return
     print("FLOPs: forward as vit_forward_flops(); fwd+bwd = 3x forward")
     print("%-8s %5s %3s  %-13s %10s %10s %10s %8s %7s" % (
         "config", "batch", "thr", "pass", "median_ms", "min_ms", "images/s", "GFLOP/s", "%peak"))
