@@ -89,6 +89,15 @@ fi
 # torch's BLAS, checked by the same function both torch scripts call (exits unless OpenBLAS)
 OMP_NUM_THREADS=1 "$python" "$here/torch_vit.py" --check-blas | grep -v '^torch ' | tee -a "$out/machine.txt"
 
+# the oneDNN implementations one training step runs (the verbose exec lines of exactly one step)
+OMP_NUM_THREADS=$max_threads "$build/vit_bench" --threads "$max_threads" --passes fwd_bwd_all --reps 1 --verbose-step \
+    >"$out/verbose-step.log" 2>&1
+echo "oneDNN implementations in one fwd+bwd step (count, primitive, implementation):" | tee -a "$out/machine.txt"
+grep '^onednn_verbose,exec' "$out/verbose-step.log" | cut -d, -f4,5 | sort | uniq -c | sed 's/^/  /' | tee -a "$out/machine.txt"
+if grep '^onednn_verbose,exec' "$out/verbose-step.log" | cut -d, -f5 | grep -q '^ref'; then
+    echo "WARNING: a ref: (reference, slow) oneDNN kernel runs in the training step" | tee -a "$out/machine.txt"
+fi
+
 # ---------------------------------------------------------------- 2. engine
 step "2/6 engine: forward, forward+backward vs torch (bench/run_vit_bench.sh)"
 idle_arg=()
