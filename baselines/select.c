@@ -99,6 +99,30 @@ void select_feed_diff(select_ctx *s, const float *x, const float *sub, size_t n)
                     n * (size_t)(p + 1) / (size_t)parts);
 }
 
+#define MULTI_BLOCK 8192
+
+void select_feed_diff_multi(select_ctx *s, int ns, const float *const *x, const float *sub, size_t n) {
+    for (int j = 0; j < ns; j++) {
+        TT_ASSERT(s[j].pass < 2 && s[j].pass == s[0].pass && s[j].parts == s[0].parts);
+        if (s[j].pass == 0) s[j].fed += n;
+    }
+    int parts = s[0].parts;
+    if (n * (size_t)ns < ((size_t)1 << 16) || parts == 1) {
+        for (int j = 0; j < ns; j++) count_range(&s[j], s[j].hist, x[j], sub, 0, n);
+        return;
+    }
+    size_t nb = (n + MULTI_BLOCK - 1) / MULTI_BLOCK;
+#pragma omp parallel num_threads(parts)
+    {
+        size_t p = (size_t)omp_get_thread_num(); /* < parts: each thread counts into its own histograms */
+#pragma omp for schedule(static)
+        for (size_t blk = 0; blk < nb; blk++) {
+            size_t lo = blk * MULTI_BLOCK, hi = lo + MULTI_BLOCK < n ? lo + MULTI_BLOCK : n;
+            for (int j = 0; j < ns; j++) count_range(&s[j], s[j].hist + p * SELECT_BINS, x[j], sub, lo, hi);
+        }
+    }
+}
+
 bool select_next_pass(select_ctx *s) {
     TT_ASSERT(s->pass < 2);
     TT_ASSERT(s->rank < s->fed); /* the caller asked for a rank past the values it fed */

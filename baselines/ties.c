@@ -153,7 +153,7 @@ int64_t ties_trim_sum_k(float *sum, const float *const *a, const float *b, int K
 
 /* One block of the disjoint merge. The elected sign is kept as a sign bit: x agrees when it is
  * non-zero with that sign bit; a zero sum with majority 0 acts as −1 (the official rule keeps only
- * negative entries there). Dividing by max(count, 1) is exact where count <= 1. */
+ * negative entries there). */
 /* task k's agreeing trimmed entries added into out and counted (restrict: see trim_add_task) */
 static inline void disjoint_add_task(float *restrict out, int32_t *restrict cnt, const uint32_t *restrict sgn,
                                      const float *restrict ak, const float *restrict bk, size_t m, uint32_t tb,
@@ -164,6 +164,12 @@ static inline void disjoint_add_task(float *restrict out, int32_t *restrict cnt,
         out[j] += u2f(u & (0u - ok));
         cnt[j] += (int32_t)ok;
     }
+}
+
+/* out /= count where count > 1 — as out / (count + (count == 0)): dividing by 1 is exact, and
+ * without a select gcc vectorises the division */
+static inline void disjoint_mean(float *restrict out, const int32_t *restrict cnt, size_t m) {
+    for (size_t j = 0; j < m; j++) out[j] = out[j] / (float)(cnt[j] + (cnt[j] == 0));
 }
 
 static inline void disjoint_block(float *restrict out, const float *const *a, const float *b, int K, size_t m,
@@ -177,8 +183,7 @@ static inline void disjoint_block(float *restrict out, const float *const *a, co
         out[j] = 0;
     }
     for (int k = 0; k < K; k++) disjoint_add_task(out, cnt, sgn, a[k], b, m, f2u(thr[k]), diff);
-    if (mean)
-        for (size_t j = 0; j < m; j++) out[j] = out[j] / (float)(cnt[j] > 1 ? cnt[j] : 1);
+    if (mean) disjoint_mean(out, cnt, m);
 }
 
 void ties_disjoint_k(float *out, const float *const *a, const float *b, int K, size_t n, const float *thr,
@@ -248,7 +253,7 @@ static int task_thresholds(merge_ctx *ctx, const mu_tv_source *src, double topk,
             for (int l = 0; l < lay->count; l++) {
                 const float *a[MERGE_MAX_TASKS], *b;
                 mu_tv_views(ctx, src, l, scratch, a, &b);
-                for (int j = 0; j < g; j++) select_feed_diff(&sel[j], a[k0 + j], b, lay->t[l].numel);
+                select_feed_diff_multi(sel, g, a + k0, b, lay->t[l].numel);
             }
             more = false;
             for (int j = 0; j < g; j++) more = select_next_pass(&sel[j]); /* every selection has the same passes */

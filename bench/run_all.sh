@@ -200,7 +200,7 @@ BEGIN {
             if (c[1] == "vitb32" && pass == "fwd_bwd_all" && t == tmax) { tgt = ">= 50% of peak"; m = verdict(pk[k SUBSEP "ttmerge"], 50) }
             if (c[1] == "vision8" && pass == "fwd" && t == tmax) { tgt = "eval >= 2x torch"; m = verdict(r, 2) }
             row("engine " pass " (batch " c[2] "), ms [% of peak]", c[1], t, sprintf("%.2f [%.0f%%]", a * 1e3, pk[k SUBSEP "ttmerge"]),
-                fmt(b * 1e3, "%.2f"), fmt(r, "%.2fx"), tgt, m)
+                b == "" ? "n/a" : sprintf("%.2f", b * 1e3), fmt(r, "%.2fx"), tgt, m)
         }
     }
     # AdaMerging step
