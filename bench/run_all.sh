@@ -177,7 +177,7 @@ function rd(file, kind,    line, f, n, key) {
 }
 function row(metric, config, thr, a, b, ratio, target, met) {
     printf "| %s | %s | %s | %s | %s | %s | %s | %s |\n", metric, config, thr, a, b, ratio, target, met > md
-    printf "%s,%s,%s,%s,%s,%s,%s,%s\n", metric, config, thr, a, b, ratio, target, met > csv
+    printf "\"%s\",\"%s\",\"%s\",\"%s\",\"%s\",\"%s\",\"%s\",\"%s\"\n", metric, config, thr, a, b, ratio, target, met > csv
 }
 function verdict(x, t) { return x == "" ? "n/a" : (x + 0 >= t ? "**met**" : "missed") }
 function fmt(x, f) { return x == "" ? "n/a" : sprintf(f, x) }
