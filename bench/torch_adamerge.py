@@ -250,7 +250,10 @@ def main():
     print("torch %s, threads %d" % (torch.__version__, threads))
     require_openblas(args.allow_reference_blas)
     torch.manual_seed(0)
-    s = Suite(args.suite)
+    try:
+        s = Suite(args.suite)
+    except (OSError, KeyError, ValueError) as e:  # one line naming the file, no traceback
+        sys.exit("%s: %s: not a readable ttmerge suite: %s" % (sys.argv[0], args.suite, e))
     model = build_model(s.arch)
     names = [n for n, _ in model.named_parameters()]
     missing = [n for n in names if n not in s.pre]
