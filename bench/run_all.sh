@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# run_all.sh — every speed benchmark of issue #7 in one run (~8 minutes on a quiet 2-core machine),
+# run_all.sh — every speed benchmark of issue #7 in one run (estimated 6-9 minutes on a quiet 2-core machine,
+# about 3 of them for the whole-job bench when out/vision8 is built),
 # CSVs plus one Markdown summary table to paste (bench/README.md, "Speed").
 #
 #   bench/run_all.sh [--out DIR] [--quick] [--wait-idle] [--job-suite DIR|none] [--threads "1 2"]
@@ -17,7 +18,7 @@
 #  5. whole job: `ttmerge bench` (all methods) on --job-suite (default: out/vision8 when built, else
 #     the tiny suite, built here in ~10 s): wall time, peak RSS, timings.csv per method.
 #  6. DIR/summary.md + DIR/summary.csv: the targets of issue #7 with ratios and met/missed.
-# --quick: fewer repetitions (a smoke test of the script, ~4 min; numbers noisier).
+# --quick: fewer repetitions (a smoke test of the script; numbers noisier).
 # --wait-idle: wait for a quiet machine before each timed run and repeat runs that other
 #     processes disturbed (see bench/lib.sh). OMP_WAIT_POLICY is passed through as set (use passive
 #     when the cores are shared).
@@ -54,7 +55,7 @@ max_threads=$(for n in $threads_list; do echo "$n"; done | sort -n | tail -1)
 if [ "$quick" = 1 ]; then
     vit_reps=3 v8_steps=5 vb_steps=2 merge_reps=2
 else
-    vit_reps=7 v8_steps=20 vb_steps=3 merge_reps=5
+    vit_reps=5 v8_steps=20 vb_steps=3 merge_reps=5
 fi
 t_start=$SECONDS
 step() { echo; echo "==== $* ($(date -u +%H:%M:%S), +$((SECONDS - t_start)) s, loadavg $(cut -d' ' -f1-3 /proc/loadavg))"; }
