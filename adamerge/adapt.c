@@ -33,6 +33,7 @@ typedef struct adapt_state {
     vit_head head[MERGE_MAX_TASKS];
     vit_weights w, g;
     float *grad, *images, *features, *dfeat, *logits, *dlogits;
+    double *dot_part;          /* [chunks of the largest tensor][K] partial dot products */
     task_stream stream[MERGE_MAX_TASKS];
     int32_t *pseudo[MERGE_MAX_TASKS]; /* expert hard labels per test image */
     float *pseudo_conf[MERGE_MAX_TASKS];
@@ -83,19 +84,39 @@ static void merge_weights(adapt_state *s) {
     }
 }
 
-/* dL/dλ_k,l += <grad_l, τ_k,l> where the clamp passes the gradient (0 <= raw <= 1) */
+/* dL/dλ_k,l += <grad_l, τ_k,l> where the clamp passes the gradient (0 <= raw <= 1).
+ * One pass over grad_l for all K tasks, in fixed chunks of DOT_CHUNK with 8 double accumulators
+ * each (independent lanes, so the loop vectorises), chunk partials summed in order: the same bits
+ * for every thread count. */
+#define DOT_CHUNK 4096
+static double dot8(const float *restrict g, const float *restrict t, size_t n) {
+    double acc[8] = {0};
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        for (int j = 0; j < 8; j++) acc[j] += (double)g[i + j] * t[i + j];
+    for (; i < n; i++) acc[0] += (double)g[i] * t[i];
+    return ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+}
+
 static void coefficient_grads(adapt_state *s) {
     const vit_layout *lay = &s->ctx->pre.lay;
+    int K = s->K;
     for (int l = 0; l < s->L; l++) {
         const vit_tensor_info *t = &lay->t[l];
-        for (int k = 0; k < s->K; k++) {
-            const float *tvk = s->tv + (size_t)k * s->total + t->offset, *gl = s->grad + t->offset;
+        const float *gl = s->grad + t->offset;
+        size_t n = t->numel, nc = (n + DOT_CHUNK - 1) / DOT_CHUNK;
+#pragma omp parallel for schedule(static) if (n * (size_t)K > 65536)
+        for (size_t c = 0; c < nc; c++) {
+            size_t lo = c * DOT_CHUNK, hi = lo + DOT_CHUNK < n ? lo + DOT_CHUNK : n;
+            for (int k = 0; k < K; k++)
+                s->dot_part[c * (size_t)K + (size_t)k] = dot8(gl + lo, s->tv + (size_t)k * s->total + t->offset + lo, hi - lo);
+        }
+        for (int k = 0; k < K; k++) {
             double dot = 0;
-#pragma omp parallel for reduction(+ : dot) schedule(static) if (t->numel > 16384)
-            for (size_t i = 0; i < t->numel; i++) dot += (double)gl[i] * tvk[i];
-            int c = k * s->n_coef + (s->n_coef > 1 ? l : 0);
-            float raw = s->lam_raw[c];
-            if (raw >= 0 && raw <= 1) s->lam_grad[c] += (float)dot;
+            for (size_t c = 0; c < nc; c++) dot += s->dot_part[c * (size_t)K + (size_t)k];
+            int ci = k * s->n_coef + (s->n_coef > 1 ? l : 0);
+            float raw = s->lam_raw[ci];
+            if (raw >= 0 && raw <= 1) s->lam_grad[ci] += (float)dot;
         }
     }
 }
@@ -194,7 +215,8 @@ static void state_free(adapt_state *s) {
     vit_weights_free(&s->w);
     vit_weights_free(&s->g);
     adamw_free(&s->lam_opt);
-    void *bufs[] = {s->theta_k, s->lam_raw, s->lam_grad, s->round_lam, s->best_lam, s->grad, s->images, s->features, s->dfeat, s->logits, s->dlogits, s->batch_idx};
+    void *bufs[] = {s->theta_k, s->lam_raw, s->lam_grad, s->round_lam, s->best_lam, s->grad,     s->images,
+                    s->features, s->dfeat, s->logits, s->dlogits, s->batch_idx, s->dot_part};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
 }
 
@@ -229,8 +251,11 @@ static int state_init(adapt_state *s, merge_ctx *ctx, const float *tv, const ada
     s->logits = tt_calloc_aligned((size_t)s->plan_batch * maxC, sizeof(float), err);
     s->dlogits = tt_calloc_aligned((size_t)s->plan_batch * maxC, sizeof(float), err);
     s->batch_idx = tt_calloc_aligned((size_t)s->plan_batch, sizeof(int), err);
-    if (!s->lam_raw || !s->lam_grad || !s->round_lam || !s->best_lam || !s->grad || !s->images || !s->features || !s->dfeat || !s->logits ||
-        !s->dlogits || !s->batch_idx)
+    size_t most = 0;
+    for (int l = 0; l < s->L; l++) most = ctx->pre.lay.t[l].numel > most ? ctx->pre.lay.t[l].numel : most;
+    s->dot_part = tt_calloc_aligned((most + DOT_CHUNK - 1) / DOT_CHUNK * (size_t)s->K, sizeof(double), err);
+    if (!s->lam_raw || !s->lam_grad || !s->round_lam || !s->best_lam || !s->grad || !s->images || !s->features ||
+        !s->dfeat || !s->logits || !s->dlogits || !s->batch_idx || !s->dot_part)
         return -1;
     for (int c = 0; c < s->K * s->n_coef; c++) s->lam_raw[c] = o->lambda_init;
     if (adamw_init(&s->lam_opt, (size_t)s->K * s->n_coef, err)) return -1;
@@ -302,7 +327,8 @@ static double forward_backward(adapt_state *s, const int *tasks, int n, double *
         float *f = s->features + (size_t)j * B * D, *df = s->dfeat + (size_t)j * B * D;
         vit_head_forward(&s->head[k], s->logits, f, head_W(s, k), head_b(s, k));
         double e;
-        loss += loss_and_grad(s, k, s->batch_idx + (size_t)j * B, B, s->dlogits, s->logits, (float)s->o->accum, &e);
+        /* weight 1: the official loss is the plain sum over tasks and batches of the batch-mean entropy */
+        loss += loss_and_grad(s, k, s->batch_idx + (size_t)j * B, B, s->dlogits, s->logits, 1.0f, &e);
         *ent += e;
         float *gw = s->o->train_heads ? s->tint_grad[k] : NULL;
         vit_head_backward(&s->head[k], df, gw, gw ? gw + (size_t)C * D : NULL, s->dlogits, head_W(s, k));
@@ -383,6 +409,7 @@ int adapt_run(merge_ctx *ctx, const float *tv, const adapt_opts *o, adapt_result
     st->kept_loss = -1;
     copy_coefs(&s, s.best_lam, s.best_tint, s.lam_raw, s.tint); /* no round yet: the initial ones */
     for (int step = 0; step < o->steps; step++) {
+        double t_step = progress_now();
         if (step % round_len == 0) {
             copy_coefs(&s, s.round_lam, s.round_tint, s.lam_raw, s.tint);
             round_start = step;
@@ -429,6 +456,7 @@ int adapt_run(merge_ctx *ctx, const float *tv, const adapt_opts *o, adapt_result
         }
         optimizer_step(&s, tasks, n_tasks);
         adapt_point *pt = &res->curve[res->n_curve++];
+        pt->seconds = progress_now() - t_step;
         pt->step = step;
         pt->loss = loss;
         pt->entropy = ent;

@@ -44,6 +44,7 @@ typedef struct adapt_opts {
 typedef struct adapt_point {
     int step;
     double loss, entropy, accuracy; /* accuracy < 0 when not evaluated */
+    double seconds;                 /* wall time of the step: merge, forward+backward, optimizer (no evaluation) */
 } adapt_point;
 
 /* Divergence: a non-finite loss, or a round's loss above diverge_factor x the first round's

@@ -8,6 +8,24 @@ void kern_axpy(float *y, float a, const float *x, size_t n) {
     for (size_t i = 0; i < n; i++) y[i] += a * x[i];
 }
 
+void kern_add_task_vectors(float *acc, const float *const *a, const float *b, int K, size_t n) {
+    size_t nb = (n + KERN_BLOCK - 1) / KERN_BLOCK;
+#pragma omp parallel for schedule(static) if (n * (size_t)K > KERN_PAR_MIN)
+    for (size_t blk = 0; blk < nb; blk++) {
+        size_t lo = blk * KERN_BLOCK, hi = lo + KERN_BLOCK < n ? lo + KERN_BLOCK : n;
+        float *restrict y = acc + lo;
+        for (int k = 0; k < K; k++) {
+            const float *restrict ak = a[k] + lo;
+            if (b) {
+                const float *restrict bk = b + lo;
+                for (size_t i = 0; i < hi - lo; i++) y[i] += ak[i] - bk[i];
+            } else {
+                for (size_t i = 0; i < hi - lo; i++) y[i] += ak[i];
+            }
+        }
+    }
+}
+
 #define COS_CHUNKS 64 /* fixed, so that the summation order does not depend on the threads */
 
 double kern_abs_cos(const float *a, const float *b, size_t n) {

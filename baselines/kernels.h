@@ -26,6 +26,17 @@ double kern_abs_cos(const float *a, const float *b, size_t n);
  * combined key): counter-based randomness, independent of order and thread count. */
 double kern_hash_u01(uint64_t seed, uint64_t a, uint64_t b, uint64_t c);
 
+/* ---- K-way kernels: one pass over the K task vectors of one tensor ----
+ * x_k[i] = a[k][i] − b[i] (a[k] = θ_k, b = θ0: the task vector formed on the fly, in float, exactly
+ * as merge_task_vector does), or x_k[i] = a[k][i] when b is NULL. The loops run over blocks of
+ * KERN_BLOCK elements with the task loop inside, so each element's result is the same floats in
+ * the same order as K separate per-task passes (bit for bit), while θ_k is read once, θ0 once per
+ * block from L1, and nothing is written but the output. */
+#define KERN_BLOCK 2048
+#define KERN_MAX_K 64 /* tasks (= MERGE_MAX_TASKS) */
+/* acc[i] += x_0[i] + x_1[i] + ... + x_{K-1}[i], left to right. */
+void kern_add_task_vectors(float *acc, const float *const *a, const float *b, int K, size_t n);
+
 /* ---- TIES (ties.c) ---- */
 /* The 0-based ascending rank of |τ| at which the official code thresholds to keep the top k%
  * of d values: k' = int(d·k/100), kthvalue(|τ|, d − k'). Returns false when d − k' = 0
@@ -44,6 +55,15 @@ void ties_elect(int8_t *sign, const float *sum, size_t n, int8_t majority);
 void ties_disjoint_add(float *out, uint8_t *cnt, const int8_t *sign, const float *tv, size_t n, float thr);
 /* dis-mean: out /= max(1, cnt) (mean); dis-sum: unchanged. */
 void ties_disjoint_finish(float *out, const uint8_t *cnt, size_t n, bool mean);
+/* K-way TIES passes (see "K-way kernels" above for a, b). Trim + sum: sum[i] = Σ_k trim(x_k)[i]
+ * (task order, from 0; the floats of K ties_trim_add calls), kept[k] += entries of x_k kept; returns
+ * Σ_i sign(sum[i]) (ties_sign_balance of the result). */
+int64_t ties_trim_sum_k(float *sum, const float *const *a, const float *b, int K, size_t n, const float *thr,
+                        uint64_t *kept);
+/* Elect + disjoint merge: out holds the trimmed sum on entry and the merge on return — the floats of
+ * ties_elect, then K ties_disjoint_add and ties_disjoint_finish, without the sign and count arrays. */
+void ties_disjoint_k(float *out, const float *const *a, const float *b, int K, size_t n, const float *thr,
+                     int8_t majority, bool mean);
 /* The whole TIES merge of K task vectors tv[k][0..n) with thresholds thr[k] (trim, elect with
  * the majority rule over these n values, disjoint mean or sum) into out[n]. Returns -1 if
  * scratch memory runs out. */

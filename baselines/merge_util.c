@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "baselines/kernels.h"
 #include "baselines/methods.h"
 #include "baselines/search.h"
 #include "core/arena.h"
@@ -29,15 +30,44 @@ uint64_t mu_param_count(const merge_ctx *ctx) {
     return d;
 }
 
+bool mu_tv_need_scratch(const merge_ctx *ctx, const mu_tv_source *src) {
+    if (src && src->fn) return true;
+    for (int k = 0; k < ctx->K; k++)
+        for (int l = 0; l < ctx->pre.lay.count; l++)
+            if (!ctx->ft_view[k][l]) return true;
+    return false;
+}
+
+void mu_tv_views(const merge_ctx *ctx, const mu_tv_source *src, int l, float *scratch, const float **a,
+                 const float **b) {
+    bool views = !(src && src->fn);
+    for (int k = 0; k < ctx->K && views; k++) views = ctx->ft_view[k][l] != NULL;
+    if (views) {
+        for (int k = 0; k < ctx->K; k++) a[k] = ctx->ft_view[k][l];
+        *b = ctx->pre.params + ctx->pre.lay.t[l].offset;
+        return;
+    }
+    TT_ASSERT(scratch != NULL); /* the caller asked mu_tv_need_scratch */
+    size_t most = mu_max_numel(ctx);
+    for (int k = 0; k < ctx->K; k++) {
+        float *out = scratch + (size_t)k * most;
+        mu_task_vector(ctx, src, k, l, out);
+        a[k] = out;
+    }
+    *b = NULL;
+}
+
 int mu_sum_task_vectors(merge_ctx *ctx, const mu_tv_source *src, float *delta, tt_err *err) {
-    float *tv = tt_calloc_aligned(mu_max_numel(ctx), sizeof(float), err);
-    if (!tv) return -1;
-    for (int l = 0; l < ctx->pre.lay.count; l++)
-        for (int k = 0; k < ctx->K; k++) {
-            mu_task_vector(ctx, src, k, l, tv);
-            op_add_inplace(delta + ctx->pre.lay.t[l].offset, tv, ctx->pre.lay.t[l].numel);
-        }
-    free(tv);
+    float *scratch = NULL;
+    if (mu_tv_need_scratch(ctx, src) &&
+        !(scratch = tt_calloc_aligned((size_t)ctx->K * mu_max_numel(ctx), sizeof(float), err)))
+        return -1;
+    for (int l = 0; l < ctx->pre.lay.count; l++) {
+        const float *a[MERGE_MAX_TASKS], *b;
+        mu_tv_views(ctx, src, l, scratch, a, &b);
+        kern_add_task_vectors(delta + ctx->pre.lay.t[l].offset, a, b, ctx->K, ctx->pre.lay.t[l].numel);
+    }
+    free(scratch);
     return 0;
 }
 

@@ -18,11 +18,21 @@ typedef struct mu_tv_source {
 } mu_tv_source;
 void mu_task_vector(const merge_ctx *ctx, const mu_tv_source *src, int k, int l, float *out);
 
+/* The K task vectors of tensor l for the one-pass K-way kernels (baselines/kernels.h): with the plain
+ * source and zero-copy views of every θ_k,l, a[k] = θ_k,l's mapped data and *b = θ0,l (nothing is
+ * copied: the kernels form θ_k − θ0 on the fly); otherwise a[k] = scratch + k·mu_max_numel holds
+ * τ_k,l (from src) and *b = NULL. scratch ([K × mu_max_numel]) is needed only when
+ * mu_tv_need_scratch says so. */
+bool mu_tv_need_scratch(const merge_ctx *ctx, const mu_tv_source *src);
+void mu_tv_views(const merge_ctx *ctx, const mu_tv_source *src, int l, float *scratch, const float **a,
+                 const float **b);
+
 /* Largest tensor (floats) and the number of parameters (Σ numel, padding excluded). */
 size_t mu_max_numel(const merge_ctx *ctx);
 uint64_t mu_param_count(const merge_ctx *ctx);
 
-/* delta += Σ_k τ_k (layout of θ0), streamed tensor by tensor from src. */
+/* delta += Σ_k τ_k (layout of θ0), streamed tensor by tensor from src (one K-way pass: each τ_k,l
+ * added in task order, as K separate additions would). */
 int mu_sum_task_vectors(merge_ctx *ctx, const mu_tv_source *src, float *delta, tt_err *err);
 
 /* A numeric parameter that must lie in [lo, hi]; error "parameter topk=150 is out of range [0, 100]". */

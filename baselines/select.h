@@ -44,6 +44,13 @@ int select_init(select_ctx *s, uint64_t rank, bool absval, tt_err *err);
 void select_free(select_ctx *s);
 /* Count x[0..n) into the current pass (OpenMP-parallel for large n). */
 void select_feed(select_ctx *s, const float *x, size_t n);
+/* Count the values x[i] − sub[i] (computed in float, as a task vector θ_k − θ0 is), without
+ * materialising them; sub = NULL is select_feed. */
+void select_feed_diff(select_ctx *s, const float *x, const float *sub, size_t n);
+/* The same for ns selections at once (all in the same pass): s[j] counts x[j][i] − sub[i]. One
+ * parallel region walks the n values in blocks and feeds every selection a block at a time, so
+ * sub is read once from memory and stays in cache while the ns streams x[j] go by. */
+void select_feed_diff_multi(select_ctx *s, int ns, const float *const *x, const float *sub, size_t n);
 /* End the current pass; true = feed the same values once more. Asserts rank < values fed. */
 bool select_next_pass(select_ctx *s);
 /* The rank-th smallest value (|value| when absval) once select_next_pass returned false. */

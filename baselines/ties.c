@@ -15,7 +15,7 @@
  * everything (the official kthvalue(0) would fail); topk = 0 keeps only the entries tied with
  * the largest magnitude (kthvalue(d), as the code).
  * The per-task threshold is an exact streaming radix select (baselines/select.h): two passes
- * over the task vector, no sort, no copy of the model.
+ * over the task vectors (all K tasks in the same passes), no sort, no copy of the model.
  *
  * Parameters: topk = 20 (percent kept per task); merge = mean (official dis-mean) | sum
  * (AdaMerging's dis-sum, λ ≈ 0.3); lambda = auto: searched on validation (average normalised
@@ -92,6 +92,115 @@ void ties_disjoint_finish(float *out, const uint8_t *cnt, size_t n, bool mean) {
         if (cnt[i] > 1) out[i] /= (float)cnt[i];
 }
 
+/* The K-way passes (kernels.h). The keep decisions are data-dependent coin flips that a branch
+ * predictor loses, so the bodies are branch-free and vectorise: the tests are integer compares
+ * on the float bits (|x| >= t ⇔ (bits(x) & 0x7fffffff) >= bits(t) for finite x and t >= 0; gcc
+ * does not vectorise float compares under -ftrapping-math), and a rejected x is added as +0.0f
+ * (bits(x) & 0): exact, since an accumulator that starts at +0 and adds non-zero values is never
+ * −0. Inlined with a constant `diff` so that x_k = a_k − b and x_k = a_k are each a plain loop. */
+static inline uint32_t f2u(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    return u;
+}
+static inline float u2f(uint32_t u) {
+    float x;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+/* task k's trim added into sum[0..m); returns the entries kept (restrict parameters: gcc honours
+ * them here, and vectorises without runtime alias checks) */
+static inline uint32_t trim_add_task(float *restrict sum, const float *restrict ak, const float *restrict bk, size_t m,
+                                     uint32_t tb, bool diff) {
+    uint32_t c = 0;
+    for (size_t j = 0; j < m; j++) {
+        uint32_t u = f2u(diff ? ak[j] - bk[j] : ak[j]), mag = u & 0x7FFFFFFFu;
+        uint32_t keep = (mag >= tb) & (mag != 0);
+        sum[j] += u2f(u & (0u - keep));
+        c += keep;
+    }
+    return c;
+}
+
+static inline int64_t trim_sum_block(float *restrict sum, const float *const *a, const float *b, int K, size_t m,
+                                     const float *thr, uint64_t *kept, bool diff) {
+    for (size_t j = 0; j < m; j++) sum[j] = 0;
+    for (int k = 0; k < K; k++) kept[k] += trim_add_task(sum, a[k], b, m, f2u(thr[k]), diff);
+    int32_t balance = 0; /* Σ sign(sum): non-zero entries count +1, or −1 with the sign bit */
+    for (size_t j = 0; j < m; j++) {
+        uint32_t u = f2u(sum[j]);
+        balance += (int32_t)((u & 0x7FFFFFFFu) != 0) * (1 - 2 * (int32_t)(u >> 31));
+    }
+    return balance;
+}
+
+int64_t ties_trim_sum_k(float *sum, const float *const *a, const float *b, int K, size_t n, const float *thr,
+                        uint64_t *kept) {
+    TT_ASSERT(K >= 1 && K <= KERN_MAX_K);
+    size_t nb = (n + KERN_BLOCK - 1) / KERN_BLOCK;
+    int64_t balance = 0;
+#pragma omp parallel for schedule(static) reduction(+ : balance) reduction(+ : kept[:K]) if (n * (size_t)K > KERN_PAR_MIN)
+    for (size_t blk = 0; blk < nb; blk++) {
+        size_t lo = blk * KERN_BLOCK, m = lo + KERN_BLOCK < n ? KERN_BLOCK : n - lo;
+        const float *ab[KERN_MAX_K];
+        for (int k = 0; k < K; k++) ab[k] = a[k] + lo;
+        balance += b ? trim_sum_block(sum + lo, ab, b + lo, K, m, thr, kept, true)
+                     : trim_sum_block(sum + lo, ab, NULL, K, m, thr, kept, false);
+    }
+    return balance;
+}
+
+/* One block of the disjoint merge. The elected sign is kept as a sign bit: x agrees when it is
+ * non-zero with that sign bit; a zero sum with majority 0 acts as −1 (the official rule keeps only
+ * negative entries there). */
+/* task k's agreeing trimmed entries added into out and counted (restrict: see trim_add_task) */
+static inline void disjoint_add_task(float *restrict out, int32_t *restrict cnt, const uint32_t *restrict sgn,
+                                     const float *restrict ak, const float *restrict bk, size_t m, uint32_t tb,
+                                     bool diff) {
+    for (size_t j = 0; j < m; j++) {
+        uint32_t u = f2u(diff ? ak[j] - bk[j] : ak[j]), mag = u & 0x7FFFFFFFu;
+        uint32_t ok = (mag >= tb) & (mag != 0) & ((u & 0x80000000u) == sgn[j]);
+        out[j] += u2f(u & (0u - ok));
+        cnt[j] += (int32_t)ok;
+    }
+}
+
+/* out /= count where count > 1 — as out / (count + (count == 0)): dividing by 1 is exact, and
+ * without a select gcc vectorises the division */
+static inline void disjoint_mean(float *restrict out, const int32_t *restrict cnt, size_t m) {
+    for (size_t j = 0; j < m; j++) out[j] = out[j] / (float)(cnt[j] + (cnt[j] == 0));
+}
+
+static inline void disjoint_block(float *restrict out, const float *const *a, const float *b, int K, size_t m,
+                                  const float *thr, uint32_t zero_sign, bool mean, bool diff) {
+    uint32_t sgn[KERN_BLOCK];
+    int32_t cnt[KERN_BLOCK];
+    for (size_t j = 0; j < m; j++) {
+        uint32_t u = f2u(out[j]);
+        sgn[j] = (u & 0x7FFFFFFFu) ? u & 0x80000000u : zero_sign;
+        cnt[j] = 0;
+        out[j] = 0;
+    }
+    for (int k = 0; k < K; k++) disjoint_add_task(out, cnt, sgn, a[k], b, m, f2u(thr[k]), diff);
+    if (mean) disjoint_mean(out, cnt, m);
+}
+
+void ties_disjoint_k(float *out, const float *const *a, const float *b, int K, size_t n, const float *thr,
+                     int8_t majority, bool mean) {
+    TT_ASSERT(K >= 1 && K <= KERN_MAX_K);
+    size_t nb = (n + KERN_BLOCK - 1) / KERN_BLOCK;
+    uint32_t zero_sign = majority > 0 ? 0 : 0x80000000u;
+#pragma omp parallel for schedule(static) if (n * (size_t)K > KERN_PAR_MIN)
+    for (size_t blk = 0; blk < nb; blk++) {
+        size_t lo = blk * KERN_BLOCK, m = lo + KERN_BLOCK < n ? KERN_BLOCK : n - lo;
+        const float *ab[KERN_MAX_K];
+        for (int k = 0; k < K; k++) ab[k] = a[k] + lo;
+        if (b) disjoint_block(out + lo, ab, b + lo, K, m, thr, zero_sign, mean, true);
+        else disjoint_block(out + lo, ab, NULL, K, m, thr, zero_sign, mean, false);
+    }
+}
+
 static int8_t majority_of(int64_t balance) { return balance > 0 ? 1 : balance < 0 ? -1 : 0; }
 
 int ties_merge_arrays(const float *const *tv, int K, size_t n, const float *thr, bool mean, float *out) {
@@ -113,26 +222,47 @@ int ties_merge_arrays(const float *const *tv, int K, size_t n, const float *thr,
     return 0;
 }
 
-/* ---- streaming over the model ---- */
+/* ---- streaming over the model ----
+ * Four passes, each reading every θ_k (and θ0) once, tensor by tensor: two radix-select passes
+ * that find all K trim thresholds together, trim + sum (which also gives the sign balance for the
+ * majority rule), elect + disjoint merge. Task vectors are formed on the fly from the mapped
+ * checkpoints (mu_tv_views); only a source that transforms them (DARE -> TIES) materialises the
+ * K vectors of one tensor at a time. */
 
-/* thr = the trim threshold of task k over every tensor (two streaming passes). */
-static int task_threshold(merge_ctx *ctx, const mu_tv_source *src, int k, double topk, float *tv, float *thr,
-                          tt_err *err) {
+/* thr[k] = the trim threshold of task k over every tensor. The selections of up to `group` tasks
+ * run side by side (their histograms are parts x 512 KiB each). */
+static int task_thresholds(merge_ctx *ctx, const mu_tv_source *src, double topk, float *scratch, float *thr,
+                           tt_err *err) {
     uint64_t rank;
     if (!ties_threshold_rank(mu_param_count(ctx), topk, &rank)) {
-        *thr = 0;
+        for (int k = 0; k < ctx->K; k++) thr[k] = 0;
         return 0;
     }
-    select_ctx sel;
-    if (select_init(&sel, rank, true, err)) return -1;
-    do
-        for (int l = 0; l < ctx->pre.lay.count; l++) {
-            mu_task_vector(ctx, src, k, l, tv);
-            select_feed(&sel, tv, ctx->pre.lay.t[l].numel);
+    const int group = 16;
+    const vit_layout *lay = &ctx->pre.lay;
+    select_ctx sel[MERGE_MAX_TASKS];
+    for (int k0 = 0; k0 < ctx->K; k0 += group) {
+        int g = ctx->K - k0 < group ? ctx->K - k0 : group;
+        for (int j = 0; j < g; j++)
+            if (select_init(&sel[j], rank, true, err)) {
+                while (j--) select_free(&sel[j]);
+                return -1;
+            }
+        bool more;
+        do {
+            for (int l = 0; l < lay->count; l++) {
+                const float *a[MERGE_MAX_TASKS], *b;
+                mu_tv_views(ctx, src, l, scratch, a, &b);
+                select_feed_diff_multi(sel, g, a + k0, b, lay->t[l].numel);
+            }
+            more = false;
+            for (int j = 0; j < g; j++) more = select_next_pass(&sel[j]); /* every selection has the same passes */
+        } while (more);
+        for (int j = 0; j < g; j++) {
+            thr[k0 + j] = select_value(&sel[j]);
+            select_free(&sel[j]);
         }
-    while (select_next_pass(&sel));
-    *thr = select_value(&sel);
-    select_free(&sel);
+    }
     return 0;
 }
 
@@ -140,48 +270,35 @@ int ties_merged_delta_src(merge_ctx *ctx, const mu_tv_source *src, double topk, 
                           double *density_out, float *thr_out, tt_err *err) {
     const vit_layout *lay = &ctx->pre.lay;
     if (topk < 0 || topk > 100) return tt_fail(err, TT_EINPUT, "TIES: topk=%g is out of range [0, 100]", topk);
-    size_t most = mu_max_numel(ctx);
-    float *tv = tt_calloc_aligned(most, sizeof(float), err);
-    int8_t *sign = tv ? tt_calloc_aligned(most, 1, err) : NULL;
-    uint8_t *cnt = sign ? tt_calloc_aligned(most, 1, err) : NULL;
+    float *scratch = NULL;
+    if (mu_tv_need_scratch(ctx, src) &&
+        !(scratch = tt_calloc_aligned((size_t)ctx->K * mu_max_numel(ctx), sizeof(float), err)))
+        return -1;
     float thr[MERGE_MAX_TASKS];
     uint64_t kept[MERGE_MAX_TASKS] = {0};
     int rc = -1;
-    if (!cnt) goto done;
     progress pg;
-    progress_start(&pg, "ties", ctx->K + 2, ctx->progress);
-    for (int k = 0; k < ctx->K; k++) {
-        if (task_threshold(ctx, src, k, topk, tv, &thr[k], err)) {
-            progress_end(&pg);
-            goto done;
-        }
-        progress_update(&pg, k + 1, "threshold %s", ctx->s->tasks[k].name);
+    progress_start(&pg, "ties", 4, ctx->progress);
+    if (task_thresholds(ctx, src, topk, scratch, thr, err)) {
+        progress_end(&pg);
+        goto done;
     }
+    progress_update(&pg, 2, "trim");
     /* trim + sum, and the global sign balance of the sum for the majority rule */
     memset(delta, 0, lay->total * sizeof(float));
     int64_t balance = 0;
     for (int l = 0; l < lay->count; l++) {
-        float *d = delta + lay->t[l].offset;
-        for (int k = 0; k < ctx->K; k++) {
-            mu_task_vector(ctx, src, k, l, tv);
-            kept[k] += ties_trim_add(d, tv, lay->t[l].numel, thr[k]);
-        }
-        balance += ties_sign_balance(d, lay->t[l].numel);
+        const float *a[MERGE_MAX_TASKS], *b;
+        mu_tv_views(ctx, src, l, scratch, a, &b);
+        balance += ties_trim_sum_k(delta + lay->t[l].offset, a, b, ctx->K, lay->t[l].numel, thr, kept);
     }
-    progress_update(&pg, ctx->K + 1, "elect");
-    /* elect from the sum (read before it is overwritten), then the disjoint merge */
+    progress_update(&pg, 3, "elect");
+    /* elect from the sum, then the disjoint merge in its place */
     int8_t majority = majority_of(balance);
     for (int l = 0; l < lay->count; l++) {
-        size_t n = lay->t[l].numel;
-        float *d = delta + lay->t[l].offset;
-        ties_elect(sign, d, n, majority);
-        memset(d, 0, n * sizeof(float));
-        memset(cnt, 0, n);
-        for (int k = 0; k < ctx->K; k++) {
-            mu_task_vector(ctx, src, k, l, tv);
-            ties_disjoint_add(d, cnt, sign, tv, n, thr[k]);
-        }
-        ties_disjoint_finish(d, cnt, n, mean);
+        const float *a[MERGE_MAX_TASKS], *b;
+        mu_tv_views(ctx, src, l, scratch, a, &b);
+        ties_disjoint_k(delta + lay->t[l].offset, a, b, ctx->K, lay->t[l].numel, thr, majority, mean);
     }
     progress_end(&pg);
     double dtot = (double)mu_param_count(ctx);
@@ -191,9 +308,7 @@ int ties_merged_delta_src(merge_ctx *ctx, const mu_tv_source *src, double topk, 
     }
     rc = 0;
 done:
-    free(tv);
-    free(sign);
-    free(cnt);
+    free(scratch);
     return rc;
 }
 

@@ -36,6 +36,7 @@ typedef struct child_out {
     double seconds;
     double acc[MERGE_MAX_TASKS];
     char params[4096];
+    double load_s, eval_s, save_s; /* phases besides the method run (seconds) */
 } child_out;
 
 static int eval_individual(const suite *s, child_out *co, tt_err *err) {
@@ -50,21 +51,25 @@ static int eval_individual(const suite *s, child_out *co, tt_err *err) {
         ckpt_vit m;
         vit_weights w;
         float *logits = malloc((size_t)ti->test.n * ti->classes * sizeof(float));
+        double tl = progress_now();
         if (!logits || ckpt_load_vit(&m, ti->finetuned, err)) {
             free(logits);
             if (!logits) tt_fail(err, TT_ENOMEM, "out of memory");
             goto done;
         }
+        double te = progress_now();
+        co->load_s += te - tl;
         int lrc = vit_weights_bind(&w, &m.lay, m.params, NULL, err) ||
                   infer_logits(&ic, &w, ti->head.W, ti->head.b, ti->classes, ti->test.pixels, ti->test.n, s->mean,
                                s->std, logits, err);
+        co->eval_s += progress_now() - te;
         if (!lrc) co->acc[t] = infer_accuracy(logits, ti->test.labels, ti->test.n, ti->classes);
         vit_weights_free(&w);
         ckpt_vit_free(&m);
         free(logits);
         if (lrc) goto done;
     }
-    co->seconds = progress_now() - t0;
+    co->seconds = progress_now() - t0; /* the reference row's "method" is loading + evaluating the experts */
     snprintf(co->params, sizeof co->params, "{}");
     rc = 0;
 done:
@@ -84,21 +89,27 @@ static int run_method(const grid_opts *o, const suite *s, const char *name, chil
     for (int i = 0; i < o->n_sets && n < 64; i++)
         if (!strncmp(o->sets[i], name, len) && o->sets[i][len] == '.') sets[n++] = o->sets[i] + len + 1;
     merge_ctx ctx;
+    double t0 = progress_now();
     if (merge_ctx_open(&ctx, s, m, sets, n, o->seed, err)) return -1;
+    co->load_s = progress_now() - t0;
     ctx.progress = o->progress;
     ctx.quiet = true;
     snprintf(ctx.curve_csv, sizeof ctx.curve_csv, "%s/curves/%s.csv", o->out_dir, name);
-    double t0 = progress_now();
+    t0 = progress_now();
     int rc = m->run(&ctx, err);
     co->seconds = progress_now() - t0;
     char path[1200];
     snprintf(path, sizeof path, "%s/models/%s.safetensors", o->out_dir, name);
+    t0 = progress_now();
     if (!rc && o->keep_models) rc = merge_ctx_save(&ctx, m, path, err);
+    co->save_s = progress_now() - t0;
     merge_eval ev;
+    t0 = progress_now();
     if (!rc && !(rc = merge_eval_init(&ev, &ctx, err))) { /* with the tints the method stored */
         merge_eval_tasks(&ev, &ctx, true, co->acc, NULL);
         merge_eval_free(&ev);
     }
+    co->eval_s = progress_now() - t0;
     char *pj = merge_params_json(&ctx);
     snprintf(co->params, sizeof co->params, "%s", pj ? pj : "{}");
     free(pj);
@@ -138,6 +149,12 @@ static void child_main(const grid_opts *o, const suite *s, const char *method, p
         fio_write_all(path, e.msg, strlen(e.msg), NULL);
         _exit(2);
     }
+    char tim[160];
+    /* the reference row `individual` merges nothing: its seconds are loading + evaluating the experts */
+    int tn = snprintf(tim, sizeof tim, "%.6f,%.6f,%.6f,%.6f\n", co.load_s, strcmp(method, "individual") ? co.seconds : 0.0,
+                      co.eval_s, co.save_s);
+    snprintf(path, sizeof path, "%s/rows/%s.tim", o->out_dir, method);
+    if (fio_write_all(path, tim, (size_t)tn, &e)) _exit(3);
     results_table t = {0};
     results_row rows[MERGE_MAX_TASKS];
     fill_rows(o, s, method, &co, true, NULL, NAN, rows);
@@ -148,6 +165,84 @@ static void child_main(const grid_opts *o, const suite *s, const char *method, p
 }
 
 /* ---- the parent ---- */
+
+/* timings.csv: one row per method (and one "(suite)" row for opening the suite), see grid.h */
+typedef struct timing_row {
+    char method[64];
+    bool ok;
+    double load_s, merge_s, eval_s, save_s, total_s, rss_mb; /* NAN = unknown */
+} timing_row;
+
+typedef struct timing_table {
+    timing_row rows[72];
+    int n;
+} timing_table;
+
+static void timing_upsert(timing_table *tt, const timing_row *r) {
+    for (int i = 0; i < tt->n; i++)
+        if (!strcmp(tt->rows[i].method, r->method)) {
+            tt->rows[i] = *r;
+            return;
+        }
+    if (tt->n < (int)(sizeof tt->rows / sizeof tt->rows[0])) tt->rows[tt->n++] = *r;
+}
+
+static void fmt_s(char *buf, size_t n, double v) {
+    if (isnan(v)) buf[0] = 0;
+    else snprintf(buf, n, "%.3f", v);
+}
+
+static int timing_write(const char *path, const char *suite_name, const timing_table *tt, tt_err *err) {
+    fio_file f;
+    if (fio_open_atomic(&f, path, err)) return -1;
+    fprintf(f.fp, "suite,method,status,load_s,merge_s,eval_s,save_s,total_s,peak_rss_mb\n");
+    for (int i = 0; i < tt->n; i++) {
+        const timing_row *r = &tt->rows[i];
+        char v[6][32];
+        fmt_s(v[0], 32, r->load_s), fmt_s(v[1], 32, r->merge_s), fmt_s(v[2], 32, r->eval_s);
+        fmt_s(v[3], 32, r->save_s), fmt_s(v[4], 32, r->total_s);
+        if (isnan(r->rss_mb)) v[5][0] = 0;
+        else snprintf(v[5], 32, "%.1f", r->rss_mb);
+        fprintf(f.fp, "%s,%s,%s,%s,%s,%s,%s,%s,%s\n", suite_name, r->method, r->ok ? "ok" : "failed", v[0], v[1], v[2],
+                v[3], v[4], v[5]);
+    }
+    return fio_commit(&f, err);
+}
+
+/* The rows of an earlier timings.csv (resume). Timings are informational: a file that does not
+ * parse is dropped with a warning, not an error. */
+static void timing_read(const char *path, timing_table *tt, bool quiet) {
+    FILE *f = fopen(path, "r");
+    if (!f) return;
+    char line[512];
+    int ln = 0;
+    bool bad = false;
+    while (fgets(line, sizeof line, f)) {
+        if (ln++ == 0) continue; /* header */
+        line[strcspn(line, "\r\n")] = 0;
+        char *field[9];
+        int nf = 0;
+        for (char *p = line, *q; nf < 9; p = q + 1) {
+            field[nf++] = p;
+            if (!(q = strchr(p, ','))) break;
+            *q = 0;
+        }
+        if (nf != 9 || strlen(field[1]) >= sizeof tt->rows[0].method) {
+            bad = true;
+            break;
+        }
+        timing_row r = {.ok = !strcmp(field[2], "ok")};
+        snprintf(r.method, sizeof r.method, "%s", field[1]);
+        double *vals[6] = {&r.load_s, &r.merge_s, &r.eval_s, &r.save_s, &r.total_s, &r.rss_mb};
+        for (int k = 0; k < 6; k++) *vals[k] = field[3 + k][0] ? strtod(field[3 + k], NULL) : NAN;
+        timing_upsert(tt, &r);
+    }
+    fclose(f);
+    if (bad) {
+        tt->n = 0;
+        if (!quiet) fprintf(stderr, "bench: %s: not a timings file; starting it over\n", path);
+    }
+}
 
 static bool finished(const results_table *t, const char *suite_name, const char *method, int n_tasks) {
     int ok = 0;
@@ -167,6 +262,21 @@ static int save_tables(const grid_opts *o, const results_table *t, const char *s
     int rc = results_write_leaderboard(path, &lb, err);
     results_leaderboard_free(&lb);
     return rc;
+}
+
+static void collect_timing(const grid_opts *o, const char *method, bool ok, double rss, double total, timing_table *tt) {
+    char path[1200], *text = NULL;
+    size_t n;
+    timing_row r = {.ok = ok, .load_s = NAN, .merge_s = NAN, .eval_s = NAN, .save_s = NAN, .total_s = total, .rss_mb = rss};
+    snprintf(r.method, sizeof r.method, "%s", method);
+    snprintf(path, sizeof path, "%s/rows/%s.tim", o->out_dir, method);
+    if (ok && fio_read_all(path, &text, &n, 1000, NULL) == 0 &&
+        sscanf(text, "%lf,%lf,%lf,%lf", &r.load_s, &r.merge_s, &r.eval_s, &r.save_s) != 4)
+        r.load_s = r.merge_s = r.eval_s = r.save_s = NAN;
+    free(text);
+    remove(path);
+    if (!o->keep_models) r.save_s = NAN;
+    timing_upsert(tt, &r);
 }
 
 static int collect(const grid_opts *o, const suite *s, const char *method, int status, const struct rusage *ru,
@@ -227,8 +337,15 @@ int grid_run(const grid_opts *o, int *n_failed, tt_err *err) {
     int n = parse_methods(o->methods, methods, 64, mbuf, sizeof mbuf, err);
     if (n < 0) return -1;
     suite s;
+    double t_open = progress_now();
     if (suite_open(&s, o->suite_dir, o->mode, err)) return -1;
+    t_open = progress_now() - t_open;
     results_table table = {0};
+    timing_table *timings = calloc(1, sizeof *timings);
+    if (!timings) {
+        suite_close(&s);
+        return tt_fail(err, TT_ENOMEM, "out of memory");
+    }
     int rc = -1;
     const char *subdirs[] = {"", "/rows", "/curves", "/models"};
     for (size_t i = 0; i < 4; i++) {
@@ -237,6 +354,10 @@ int grid_run(const grid_opts *o, int *n_failed, tt_err *err) {
     }
     snprintf(path, sizeof path, "%s/results.csv", o->out_dir);
     if (!o->fresh && access(path, F_OK) == 0 && results_read(path, &table, err)) goto done;
+    snprintf(path, sizeof path, "%s/timings.csv", o->out_dir);
+    if (!o->fresh) timing_read(path, timings, o->quiet);
+    timing_upsert(timings, &(timing_row){.method = "(suite)", .ok = true, .load_s = t_open, .merge_s = NAN,
+                                         .eval_s = NAN, .save_s = NAN, .total_s = t_open, .rss_mb = NAN});
     { /* the report reads the suite's manifest from the results directory */
         char src[1200], *text = NULL;
         size_t len;
@@ -271,7 +392,10 @@ int grid_run(const grid_opts *o, int *n_failed, tt_err *err) {
         struct rusage ru;
         while (wait4(pid, &status, 0, &ru) < 0 && errno == EINTR) {}
         double avg;
-        if (collect(o, &s, methods[i], status, &ru, &table, &avg, err) || save_tables(o, &table, s.name, err)) goto restore;
+        if (collect(o, &s, methods[i], status, &ru, &table, &avg, err)) goto restore;
+        collect_timing(o, methods[i], avg >= 0, (double)ru.ru_maxrss / 1024.0, progress_now() - t0, timings);
+        snprintf(path, sizeof path, "%s/timings.csv", o->out_dir);
+        if (save_tables(o, &table, s.name, err) || timing_write(path, s.name, timings, err)) goto restore;
         ran++;
         double el = progress_now() - t_start, eta = el / ran * (n - i - 1);
         if (avg < 0) (*n_failed)++;
@@ -284,13 +408,15 @@ int grid_run(const grid_opts *o, int *n_failed, tt_err *err) {
         }
     }
     if (interrupted && !o->quiet) fprintf(stderr, "bench: interrupted; finished methods are saved, rerun to resume\n");
-    rc = save_tables(o, &table, s.name, err);
+    snprintf(path, sizeof path, "%s/timings.csv", o->out_dir);
+    rc = save_tables(o, &table, s.name, err) || timing_write(path, s.name, timings, err) ? -1 : 0;
 restore:
     sigaction(SIGINT, &old, NULL);
 done:
     snprintf(path, sizeof path, "%s/rows", o->out_dir);
     rmdir(path);
     results_free(&table);
+    free(timings);
     suite_close(&s);
     return rc;
 }

@@ -5,7 +5,11 @@
  * rows are merged into RESULTS/results.csv and RESULTS/leaderboard.csv (atomic rewrites), so a
  * killed bench resumes from the finished methods (unless fresh). Ctrl-C lets the running method
  * finish, records it and stops. Besides the CSVs: models/<method>.safetensors, curves/<method>.csv
- * for the test-time learners, and a copy of suite.json for the report.
+ * for the test-time learners, a copy of suite.json for the report, and timings.csv: where each
+ * method's wall time went (load = merge_ctx_open: θ0 and the mapped experts with their NaN scan;
+ * merge = the method's run, the `seconds` of results.csv; eval = the test-split evaluation;
+ * save = writing models/<method>.safetensors; total = the child process, fork to exit) with its
+ * peak RSS, plus a "(suite)" row for opening the suite once in the parent (reports/README.md).
  */
 #ifndef TT_GRID_H
 #define TT_GRID_H

@@ -2,7 +2,7 @@
 # run_vit_bench.sh — ttmerge engine vs PyTorch: build vit_bench if needed, run both at 1 and 2 threads,
 # join the CSVs and print the ttmerge/torch throughput ratio per config, batch, pass and thread count.
 #
-#   bench/run_vit_bench.sh [--threads "1 2"] [--reps R] [--configs vision8,vitb32] [--out DIR] [--wait-idle]
+#   bench/run_vit_bench.sh [--threads "1 2"] [--reps R] [--configs vision8,vitb32] [--passes LIST] [--out DIR] [--wait-idle]
 #
 # --wait-idle: before each run, wait (up to 30 min) until the machine was < 8% busy for 5 s. After each run
 # the script prints how much of the machine's CPU time other processes used during it ("others"); with
@@ -18,6 +18,7 @@ python=${PYTHON:-/usr/bin/python3}
 threads_list="1 2"
 reps=""
 configs="vision8,vitb32"
+passes="fwd,fwd_bwd_all,fwd_bwd_attn"
 out=""
 wait_idle=0
 
@@ -26,6 +27,7 @@ while [ $# -gt 0 ]; do
         --threads) threads_list=$2; shift 2 ;;
         --reps) reps=$2; shift 2 ;;
         --configs) configs=$2; shift 2 ;;
+        --passes) passes=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
         --wait-idle) wait_idle=1; shift ;;
         -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
@@ -41,42 +43,8 @@ fi
 cmake --build "$build" -j2 --target vit_bench >/dev/null
 bin=$build/vit_bench
 
-# /proc/stat aggregate: "total busy" jiffies
-cpu_jiffies() { awk '/^cpu / {t = 0; for (i = 2; i <= 9; i++) t += $i; print t, t - $5 - $6}' /proc/stat; }
-busy_fraction() {  # over $1 seconds
-    local t1 b1 t2 b2
-    read -r t1 b1 < <(cpu_jiffies); sleep "$1"; read -r t2 b2 < <(cpu_jiffies)
-    awk -v t=$((t2 - t1)) -v b=$((b2 - b1)) 'BEGIN { printf "%.3f\n", (t > 0 ? b / t : 0) }'
-}
-wait_for_idle() {
-    [ "$wait_idle" = 1 ] || return 0
-    local start=$SECONDS b
-    while :; do
-        b=$(busy_fraction 5)
-        awk -v b="$b" 'BEGIN { exit !(b < 0.08) }' && return 0
-        if [ $((SECONDS - start)) -gt 1800 ]; then echo "== machine still busy ($b) after 30 min; running anyway"; return 0; fi
-    done
-}
-# run "$@" with stdout to $log; report the CPU share of other processes meanwhile. With --wait-idle, a run during
-# which others took >= 5% of the CPU time is repeated (up to 5 attempts; the last one is kept).
-guarded() {
-    local log=$1; shift
-    local t1 b1 t2 b2 c1 c2 others attempt max=1
-    [ "$wait_idle" = 1 ] && max=5
-    for attempt in $(seq 1 $max); do
-        wait_for_idle
-        read -r t1 b1 < <(cpu_jiffies)
-        c1=$(awk '{print $16 + $17}' /proc/$$/stat)  # cutime + cstime of this shell (waited-for children)
-        "$@" | tee "$log"
-        read -r t2 b2 < <(cpu_jiffies)
-        c2=$(awk '{print $16 + $17}' /proc/$$/stat)
-        others=$(awk -v t=$((t2 - t1)) -v b=$((b2 - b1)) -v m=$((c2 - c1)) \
-            'BEGIN { o = b - m; if (o < 0) o = 0; printf "%.1f", (t > 0 ? 100 * o / t : 0) }')
-        echo "== attempt $attempt: others used ${others}% of the machine's CPU time during the run; loadavg $(cut -d' ' -f1-3 /proc/loadavg)"
-        if awk -v o="$others" 'BEGIN { exit !(o < 5) }'; then break; fi
-    done
-    return 0
-}
+# shellcheck source=bench/lib.sh
+. "$here/lib.sh"
 
 rep_args=()
 [ -n "$reps" ] && rep_args=(--reps "$reps")
@@ -84,12 +52,12 @@ rep_args=()
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) CPUs, $(grep -m1 'cpu MHz' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//') MHz"
 for n in $threads_list; do
     echo "== $n thread(s): load before ttmerge: $(cut -d' ' -f1-3 /proc/loadavg)"
-    guarded "$out/ttmerge_${n}t.log" env OMP_NUM_THREADS="$n" "$bin" --threads "$n" --configs "$configs" \
+    guarded "$out/ttmerge_${n}t.log" env OMP_NUM_THREADS="$n" "$bin" --threads "$n" --configs "$configs" --passes "$passes" \
         "${rep_args[@]}" --csv "$out/ttmerge_${n}t.csv"
     peak=$(sed -n 's/^# peak_measured_gflops=\([0-9.]*\).*/\1/p' "$out/ttmerge_${n}t.log")
     echo "== $n thread(s): load before torch: $(cut -d' ' -f1-3 /proc/loadavg)"
     guarded "$out/torch_${n}t.log" env OMP_NUM_THREADS="$n" OPENBLAS_NUM_THREADS="$n" "$python" "$here/torch_vit.py" \
-        --threads "$n" --configs "$configs" "${rep_args[@]}" --peak-gflops "${peak:-0}" --csv "$out/torch_${n}t.csv"
+        --threads "$n" --configs "$configs" --passes "$passes" "${rep_args[@]}" --peak-gflops "${peak:-0}" --csv "$out/torch_${n}t.csv"
     echo "== $n thread(s): load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 done
 

@@ -34,15 +34,22 @@ PASSES = ("fwd", "fwd_bwd_all", "fwd_bwd_attn")
 FLOP_FACTOR = {"fwd": 1.0, "fwd_bwd_all": 3.0, "fwd_bwd_attn": 3.0}
 
 
+class QuickGELU(nn.Module):
+    """open_clip's QuickGELU: x * sigmoid(1.702 x) (ttmerge's act "quick_gelu")."""
+    def forward(self, x):
+        return x * torch.sigmoid(1.702 * x)
+
+
 class ResidualAttentionBlock(nn.Module):
-    def __init__(self, width, heads, mlp_ratio):
+    def __init__(self, width, heads, mlp_ratio, act="gelu", ln_eps=1e-5):
         super().__init__()
         m = int(width * mlp_ratio)
-        self.ln_1 = nn.LayerNorm(width)
+        self.ln_1 = nn.LayerNorm(width, eps=ln_eps)
         self.attn = nn.MultiheadAttention(width, heads, batch_first=True)
-        self.ln_2 = nn.LayerNorm(width)
+        self.ln_2 = nn.LayerNorm(width, eps=ln_eps)
         self.mlp = nn.Sequential(collections.OrderedDict([
-            ("c_fc", nn.Linear(width, m)), ("gelu", nn.GELU()), ("c_proj", nn.Linear(m, width))]))
+            ("c_fc", nn.Linear(width, m)), ("gelu", QuickGELU() if act == "quick_gelu" else nn.GELU()),
+            ("c_proj", nn.Linear(m, width))]))
 
     def forward(self, x):
         y = self.ln_1(x)
@@ -51,18 +58,19 @@ class ResidualAttentionBlock(nn.Module):
 
 
 class VisionTransformer(nn.Module):
-    def __init__(self, image_size, channels, patch_size, width, layers, heads, mlp_ratio, output_dim):
+    def __init__(self, image_size, channels, patch_size, width, layers, heads, mlp_ratio, output_dim, act="gelu",
+                 ln_eps=1e-5):
         super().__init__()
         scale = width ** -0.5
         grid = image_size // patch_size
         self.conv1 = nn.Conv2d(channels, width, kernel_size=patch_size, stride=patch_size, bias=False)
         self.class_embedding = nn.Parameter(scale * torch.randn(width))
         self.positional_embedding = nn.Parameter(scale * torch.randn(grid * grid + 1, width))
-        self.ln_pre = nn.LayerNorm(width)
+        self.ln_pre = nn.LayerNorm(width, eps=ln_eps)
         self.transformer = nn.Module()
         self.transformer.resblocks = nn.ModuleList(
-            [ResidualAttentionBlock(width, heads, mlp_ratio) for _ in range(layers)])
-        self.ln_post = nn.LayerNorm(width)
+            [ResidualAttentionBlock(width, heads, mlp_ratio, act, ln_eps) for _ in range(layers)])
+        self.ln_post = nn.LayerNorm(width, eps=ln_eps)
         self.proj = nn.Parameter(scale * torch.randn(width, output_dim))
 
     def forward(self, x):
@@ -106,6 +114,66 @@ def blas_info():
     return "; ".join(info), target, sorted(mapped)
 
 
+# OpenBLAS kernels that use no AVX2: a DYNAMIC_ARCH build that does not know a newer CPU falls back to these
+# (OpenBLAS 0.3.21 calls Intel family 6 model 207 "Prescott" and runs SSE3 kernels, 5-7x slower).
+GENERIC_CORES = ("Prescott", "Core2", "Penryn", "Dunnington", "Nehalem", "Atom", "Katmai", "Coppermine",
+                 "Northwood", "Banias", "Athlon", "Opteron", "Opteron(SSE3)", "Barcelona", "Bobcat", "Sandybridge",
+                 "Bulldozer", "Piledriver", "Steamroller", "Excavator", "Unknown")
+
+
+def cpu_flags():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return set(line.split(":", 1)[1].split())
+    except OSError:
+        pass
+    return set()
+
+
+def openblas_core(mapped):
+    """OpenBLAS's own name of the kernels it picked (openblas_get_corename), or None."""
+    import ctypes
+    for m in mapped:
+        if "libopenblas" in os.path.basename(m):
+            lib = ctypes.CDLL(m)
+            lib.openblas_get_corename.restype = ctypes.c_char_p
+            return lib.openblas_get_corename().decode()
+    return None
+
+
+def require_openblas(allow_reference):
+    """Print the BLAS torch really runs on; exit 3 unless it is OpenBLAS (Debian's torch calls the
+    generic libblas.so.3: on the reference BLAS its matmuls are ~40x slower and no comparison holds).
+    If OpenBLAS picked kernels without AVX2 on a CPU that has AVX-512 or AVX2, re-run this script with
+    OPENBLAS_CORETYPE=SkylakeX or Haswell (read when the library loads, so it must be set before)."""
+    info, target, mapped = blas_info()
+    core = openblas_core(mapped)
+    print("BLAS: %s; libblas.so.3 -> %s; mapped: %s; OpenBLAS core: %s%s" % (
+        info, target, ", ".join(mapped) or "none", core,
+        " (OPENBLAS_CORETYPE=%s)" % os.environ["OPENBLAS_CORETYPE"] if "OPENBLAS_CORETYPE" in os.environ else ""))
+    if core is None:
+        print("# torch_blas=other")
+        if not allow_reference:
+            sys.exit("%s: torch is not running on OpenBLAS (mapped: %s); install libopenblas0-openmp "
+                     "(scripts/setup.sh --bench) or pass --allow-reference-blas" % (sys.argv[0], ", ".join(mapped) or "none"))
+        return
+    if core in GENERIC_CORES:
+        flags = cpu_flags()
+        want = ("SkylakeX" if {"avx512f", "avx512bw", "avx512vl", "avx512dq"} <= flags else
+                "Haswell" if {"avx2", "fma"} <= flags else None)
+        if want and "OPENBLAS_CORETYPE" not in os.environ:
+            print("OpenBLAS picked %s kernels on a CPU with %s: re-running with OPENBLAS_CORETYPE=%s" % (
+                core, "AVX-512" if want == "SkylakeX" else "AVX2", want), flush=True)
+            os.environ["OPENBLAS_CORETYPE"] = want
+            os.execv(sys.executable, [sys.executable] + sys.argv)
+        if want and not allow_reference:
+            sys.exit("%s: OpenBLAS runs %s kernels although the CPU has %s (OPENBLAS_CORETYPE=%s did not help)" % (
+                sys.argv[0], core, want, os.environ.get("OPENBLAS_CORETYPE")))
+    print("# torch_blas=openblas\n# openblas_core=%s" % core)
+
+
 def bench_pass(model, images, pass_name, reps):
     params = list(model.parameters())
     if pass_name == "fwd":
@@ -137,22 +205,30 @@ def main():
     ap.add_argument("--reps", type=int, default=0, help="timed reps (default 20 vision8, 5 vitb32)")
     ap.add_argument("--csv")
     ap.add_argument("--configs", default="vision8,vitb32")
+    ap.add_argument("--passes", default=",".join(PASSES), help="subset of fwd,fwd_bwd_all,fwd_bwd_attn")
     ap.add_argument("--peak-gflops", type=float, default=0.0,
                     help="measured peak for this thread count (from vit_bench) for pct_peak_measured")
+    ap.add_argument("--allow-reference-blas", action="store_true", help="run even if torch is not on OpenBLAS")
+    ap.add_argument("--check-blas", action="store_true", help="only print (and check) the BLAS torch runs on")
     args = ap.parse_args()
     if args.threads > 0:
         torch.set_num_threads(args.threads)
     threads = torch.get_num_threads()
     names = args.configs.split(",")
+    passes = args.passes.split(",")
+    for p in passes:
+        if p not in PASSES:
+            sys.exit("torch_vit.py: unknown pass %r" % p)
     for n in names:
         if n not in CONFIGS:
             sys.exit("torch_vit.py: unknown config %r" % n)
     torch.manual_seed(0)
-    info, target, mapped = blas_info()
     print("torch %s, threads %d (omp_get_max_threads via parallel_info: %s)" % (
         torch.__version__, threads,
         [l.strip() for l in torch.__config__.parallel_info().splitlines() if "at::get_num_threads" in l]))
-    print("BLAS: %s; libblas.so.3 -> %s; mapped: %s" % (info, target, ", ".join(mapped) or "none"))
+    require_openblas(args.allow_reference_blas)
+    if args.check_blas:
+        return
     print("FLOPs: forward as vit_forward_flops(); fwd+bwd = 3x forward")
     print("%-8s %5s %3s  %-13s %10s %10s %10s %8s %7s" % (
         "config", "batch", "thr", "pass", "median_ms", "min_ms", "images/s", "GFLOP/s", "%peak"))
@@ -166,7 +242,7 @@ def main():
         for batch in c["batches"]:
             images = torch.rand(batch, c["channels"], c["image_size"], c["image_size"]) * 2 - 1
             flops = forward_flops(c, batch)
-            for ps in PASSES:
+            for ps in [p for p in PASSES if p in passes]:
                 med, mn = bench_pass(model, images, ps, reps)
                 gflops = FLOP_FACTOR[ps] * flops / med / 1e9
                 pct = 100.0 * gflops / args.peak_gflops if args.peak_gflops > 0 else float("nan")

@@ -25,8 +25,10 @@ typedef struct op_linear {
     int M, in, out;
     bool has_bias;
     dnn_matmul *fwd;     /* y = x . w^T (+ b) */
-    dnn_matmul *bwd_x;   /* dx = dy . w */
-    dnn_matmul *bwd_w;   /* dw += dy^T . x */
+    dnn_matmul *bwd_x;   /* dx = dy . w          (wide_in: dx^T = w^T . dy^T into t, transposed back) */
+    dnn_matmul *bwd_w;   /* dw += dy^T . x       (wide_in: dw^T = x^T . dy into t, added transposed) */
+    bool wide_in;        /* in is a large multiple of 1024 and > out (ViT MLP c_proj, ViT-B/32 conv1) */
+    float *t;            /* wide_in: [in, max(M, out)] scratch */
 } op_linear;
 int op_linear_init(op_linear *op, dnn *d, int M, int in, int out, bool has_bias, tt_err *err);
 void op_linear_forward(op_linear *op, float *y, const float *x, const float *w, const float *b);

@@ -13,4 +13,17 @@ for f in results.csv leaderboard.csv report.md report.html curves/adamerging.csv
   [[ -s "$out/$f" ]] || { echo "missing $f"; exit 1; }
 done
 grep -q "<svg" "$out/report.html" || { echo "report.html has no chart"; exit 1; }
+# timings.csv: the header, the "(suite)" row and one ok row per method of results.csv, whose phases
+# are numbers and sum to at most the child's total (1 ms of rounding)
+awk -F, -v res="$out/results.csv" '
+  BEGIN { while ((getline l < res) > 0) if (n++) { split(l, f, "\",\""); m = f[2]; if (!(m in want)) { want[m] = 1; nw++ } } }
+  NR == 1 { if ($0 != "suite,method,status,load_s,merge_s,eval_s,save_s,total_s,peak_rss_mb") { print "timings.csv header: " $0; bad = 1 } next }
+  $2 == "(suite)" { suite_row = 1; next }
+  { if (!($2 in want) || $3 != "ok") { print "timings.csv: unexpected row " $0; bad = 1 }
+    seen[$2] = 1; s = 0
+    for (i = 4; i <= 7; i++) { if ($i != "" && $i !~ /^[0-9]+\.[0-9]+$/) { print "timings.csv: bad number in " $0; bad = 1 } s += $i }
+    if ($8 !~ /^[0-9]+\.[0-9]+$/ || s > $8 + 0.001 || $9 !~ /^[0-9]+\.[0-9]$/) { print "timings.csv: phases exceed the total or no RSS: " $0; bad = 1 } }
+  END { for (m in want) if (!(m in seen)) { print "timings.csv: no row for " m; bad = 1 }
+        if (!suite_row) { print "timings.csv: no (suite) row"; bad = 1 }
+        exit bad }' "$out/timings.csv" || exit 1
 echo "bench on tiny matches $golden within $tol points"

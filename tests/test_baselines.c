@@ -106,6 +106,100 @@ Test(ties, keep_all_single_task_is_identity) {
     free(out);
 }
 
+/* ---- K-way kernels: one pass over K task vectors equals K per-task passes, bit for bit ---- */
+
+/* K task models a[k] = b + tie-heavy task vectors (exact zeros, values on the threshold, exact
+ * cancellations across tasks), n not a multiple of the block size. */
+enum { KW_K = 5 };
+static const size_t kw_n = 40 * KERN_BLOCK + 17; /* x K above KERN_PAR_MIN: the parallel path */
+static float *kw_a[KW_K], *kw_b, *kw_tv[KW_K];
+static const float kw_thr[KW_K] = {0.25f, 0.5f, 0.0f, 0.125f, 0.75f};
+
+static void kw_init(void) {
+    kw_b = malloc(kw_n * sizeof(float));
+    tu_fill_uniform(kw_b, kw_n, 40, -2.0f, 2.0f);
+    for (int k = 0; k < KW_K; k++) {
+        kw_a[k] = malloc(kw_n * sizeof(float));
+        kw_tv[k] = malloc(kw_n * sizeof(float));
+        tu_fill_uniform(kw_tv[k], kw_n, 41 + (uint64_t)k, -1.0f, 1.0f);
+        for (size_t i = 0; i < kw_n; i++) {
+            float t = roundf(kw_tv[k][i] * 8) / 8; /* multiples of 1/8: ties with every threshold */
+            if (i % 11 == (size_t)k) t = 0;
+            if (i % 13 == 0) t = k % 2 ? -0.5f : 0.5f; /* cancels for even K, majority decides */
+            kw_a[k][i] = kw_b[i] + t;
+            kw_tv[k][i] = kw_a[k][i] - kw_b[i]; /* the float task vector the kernels form */
+        }
+    }
+}
+
+static void kw_fini(void) {
+    for (int k = 0; k < KW_K; k++) free(kw_a[k]), free(kw_tv[k]);
+    free(kw_b);
+}
+
+Test(kway, add_task_vectors_equals_per_task_adds, .init = kw_init, .fini = kw_fini) {
+    float *want = malloc(kw_n * sizeof(float)), *got = malloc(kw_n * sizeof(float)), *got0 = malloc(kw_n * sizeof(float));
+    for (size_t i = 0; i < kw_n; i++) want[i] = got[i] = got0[i] = 0.25f * (float)(i % 7); /* += onto a start */
+    for (int k = 0; k < KW_K; k++)
+        for (size_t i = 0; i < kw_n; i++) want[i] += kw_a[k][i] - kw_b[i];
+    kern_add_task_vectors(got, (const float *const *)kw_a, kw_b, KW_K, kw_n); /* formed on the fly */
+    kern_add_task_vectors(got0, (const float *const *)kw_tv, NULL, KW_K, kw_n); /* given */
+    cr_assert_arr_eq(got, want, kw_n * sizeof(float));
+    cr_assert_arr_eq(got0, want, kw_n * sizeof(float));
+    free(want), free(got), free(got0);
+}
+
+Test(kway, ties_passes_equal_per_task_kernels, .init = kw_init, .fini = kw_fini) {
+    for (int withb = 0; withb < 2; withb++)
+        for (int mean = 0; mean < 2; mean++) {
+            /* reference: the per-task kernels */
+            float *want = calloc(kw_n, sizeof(float)), *got = malloc(kw_n * sizeof(float));
+            int8_t *sign = malloc(kw_n);
+            uint8_t *cnt = calloc(kw_n, 1);
+            size_t kept_want[KW_K];
+            for (int k = 0; k < KW_K; k++) kept_want[k] = ties_trim_add(want, kw_tv[k], kw_n, kw_thr[k]);
+            int64_t bal_want = ties_sign_balance(want, kw_n);
+            /* the K-way trim + sum */
+            uint64_t kept[KW_K] = {0};
+            const float *const *a = (const float *const *)(withb ? kw_a : kw_tv);
+            int64_t bal = ties_trim_sum_k(got, a, withb ? kw_b : NULL, KW_K, kw_n, kw_thr, kept);
+            cr_assert_arr_eq(got, want, kw_n * sizeof(float), "trimmed sum (b=%d)", withb);
+            cr_assert_eq(bal, bal_want);
+            for (int k = 0; k < KW_K; k++) cr_assert_eq(kept[k], kept_want[k], "kept[%d]", k);
+            /* elect + disjoint: every majority, so that the sum = 0 columns take each branch */
+            for (int maj = -1; maj <= 1; maj++) {
+                float *ref = calloc(kw_n, sizeof(float)), *out = malloc(kw_n * sizeof(float));
+                memcpy(out, got, kw_n * sizeof(float));
+                ties_elect(sign, want, kw_n, (int8_t)maj);
+                memset(cnt, 0, kw_n);
+                for (int k = 0; k < KW_K; k++) ties_disjoint_add(ref, cnt, sign, kw_tv[k], kw_n, kw_thr[k]);
+                ties_disjoint_finish(ref, cnt, kw_n, mean);
+                ties_disjoint_k(out, a, withb ? kw_b : NULL, KW_K, kw_n, kw_thr, (int8_t)maj, mean);
+                cr_assert_arr_eq(out, ref, kw_n * sizeof(float), "disjoint (b=%d mean=%d majority=%d)", withb, mean, maj);
+                free(ref), free(out);
+            }
+            free(want), free(got), free(sign), free(cnt);
+        }
+}
+
+/* The K-way passes give the same bits for 1 and 2 threads. */
+Test(kway, thread_count_independent, .init = kw_init, .fini = kw_fini) {
+    float *x1 = malloc(kw_n * sizeof(float)), *x2 = malloc(kw_n * sizeof(float));
+    uint64_t k1[KW_K] = {0}, k2[KW_K] = {0};
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(1);
+    int64_t b1 = ties_trim_sum_k(x1, (const float *const *)kw_a, kw_b, KW_K, kw_n, kw_thr, k1);
+    ties_disjoint_k(x1, (const float *const *)kw_a, kw_b, KW_K, kw_n, kw_thr, 1, true);
+    omp_set_num_threads(2);
+    int64_t b2 = ties_trim_sum_k(x2, (const float *const *)kw_a, kw_b, KW_K, kw_n, kw_thr, k2);
+    ties_disjoint_k(x2, (const float *const *)kw_a, kw_b, KW_K, kw_n, kw_thr, 1, true);
+    omp_set_num_threads(saved);
+    cr_assert_eq(b1, b2);
+    cr_assert_arr_eq(k1, k2, sizeof k1);
+    cr_assert_arr_eq(x1, x2, kw_n * sizeof(float));
+    free(x1), free(x2);
+}
+
 /* ---- TALL masks / Consensus ---- */
 
 /* 3 tasks x 6, τ_MTL given, λ = {0.5, 0.5, 1.0}; m_t = |tv| > λ|mtl - tv|:

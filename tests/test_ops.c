@@ -429,6 +429,10 @@ static const op_case cases[] = {
     {&OP_linear, .M = 3, .in = 64, .out = 5, .bias = true},
     /* ViT-B/32 at batch 4; 768-term f32 dot products: oneDNN errs 3.1e-5, a naive f32 loop 5.0e-5 */
     {&OP_linear, .M = 50 * 4, .in = 768, .out = 768, .bias = true, .big = true, .tol = 6},
+    /* in a multiple of 1024 and > out: the transposed backward (op_linear.wide_in), with FD; and
+     * ViT-B/32's c_proj at batch 4 (3072-term forward dot products: twice the 768-term rounding) */
+    {&OP_linear, .M = 5, .in = 1024, .out = 16, .bias = true},
+    {&OP_linear, .M = 50 * 4, .in = 3072, .out = 768, .bias = true, .big = true, .tol = 12},
 
     {&OP_layernorm, .M = 17, .C = 13},
     {&OP_layernorm, .M = 1, .C = 2},

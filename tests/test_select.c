@@ -97,6 +97,32 @@ Test(select, streaming_chunks_match_qsort) {
     free(x);
 }
 
+/* select_feed_diff counts x − sub without materialising it: the same value as select_kth on the
+ * differences formed in float, on the serial and the parallel path. */
+Test(select, feed_diff_equals_materialised_differences) {
+    const size_t n = 200003;
+    float *x = tie_heavy(n, 21), *sub = tie_heavy(n, 22), *d = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) d[i] = x[i] - sub[i];
+    size_t ranks[] = {0, n / 7, n / 2, n - 1};
+    for (int absval = 0; absval < 2; absval++)
+        for (size_t ri = 0; ri < 4; ri++) {
+            select_ctx s;
+            tt_err e = {0};
+            cr_assert_eq(select_init(&s, ranks[ri], absval, &e), 0);
+            do {
+                select_feed_diff(&s, x, sub, 1000);                    /* serial path */
+                select_feed_diff(&s, x + 1000, sub + 1000, n - 1000); /* parallel path */
+            } while (select_next_pass(&s));
+            float want = ref_kth(d, n, ranks[ri], absval);
+            cr_assert(select_value(&s) == want, "abs=%d rank %zu: %g vs %g", absval, ranks[ri],
+                      (double)select_value(&s), (double)want);
+            select_free(&s);
+        }
+    free(x);
+    free(sub);
+    free(d);
+}
+
 Test(select, thread_count_independent) {
     const size_t n = 1 << 18;
     float *x = malloc(n * sizeof(float));

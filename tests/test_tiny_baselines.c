@@ -115,6 +115,13 @@ Test(tiny_baselines, degenerate_settings_are_task_arithmetic, .init = open_suite
         cr_assert_arr_eq(out, ta, n * sizeof(float), "%s (%s) differs from TA", cases[c].m->name, cases[c].sets[1]);
         free(out);
     }
+    /* DARE density 1 on the TIES base feeds TIES through a transforming source (the K task vectors
+     * of a tensor materialised in scratch) — the same bits as TIES on the mapped checkpoints */
+    const char *ties_set[] = {"lambda=0.3"}, *dare_ties[] = {"lambda=0.3", "density=1", "base=ties"};
+    float *ties = run(&method_ties, ties_set, 1, NULL), *dt = run(&method_dare, dare_ties, 3, NULL);
+    cr_assert_arr_eq(dt, ties, n * sizeof(float), "dare density=1 base=ties differs from TIES");
+    free(ties);
+    free(dt);
     /* and the real settings do change the merge */
     const char *dare_half[] = {"lambda=0.3", "density=0.5"};
     float *dh = run(&method_dare, dare_half, 2, NULL);

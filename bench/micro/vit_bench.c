@@ -1,6 +1,6 @@
 /* vit_bench.c — engine microbenchmark: forward and forward+backward throughput of the ViT.
  *
- *   vit_bench [--threads N] [--reps R] [--csv FILE] [--configs vision8,vitb32] [--verbose-step]
+ *   vit_bench [--threads N] [--reps R] [--csv FILE] [--configs vision8,vitb32] [--passes LIST] [--verbose-step]
  *
  * For each config and batch the plan is created once, 3 untimed warm-up runs follow, then R timed
  * reps of each pass (median and min seconds):
@@ -9,155 +9,24 @@
  *   fwd_bwd_attn  vit_forward + vit_backward with only attn.in_proj_weight / attn.out_proj.weight
  * FLOPs: vit_forward_flops() for a forward; backward counted as 2x forward, so a forward+backward
  * is 3x forward (for both backward passes — the attention-only pass does less real work, so its
- * GFLOP/s is an "effective" rate). Peak: a 12-chain AVX2 FMA loop on every OpenMP thread, measured
- * in the same run, and the nominal peak = threads x "cpu MHz" x 32 FLOP/cycle (2 x 256-bit FMA).
+ * GFLOP/s is an "effective" rate). Peak: the measured FMA peak of bench_util.h (the better of a 256-
+ * and a 512-bit FMA loop on every OpenMP thread, in the same run), and the nominal peak = threads x
+ * "cpu MHz" x 2 FMA units x lanes x 2 of that width.
  * Everything is allocated before timing; the timed loop only calls the engine.
  */
-#include <immintrin.h>
 #include <math.h>
 #include <omp.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "bench/micro/bench_util.h"
 #include "core/arena.h"
 #include "core/rng.h"
 #include "core/vit.h"
 
 #define WARMUP 3
-
-static double now_s(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
-/* ------------------------------------------------------------------ peak FLOP/s */
-
-/* 12 independent FMA chains of 8 floats: 12 * 8 * 2 = 192 FLOP per iteration. Distinct initial
- * values keep gcc from merging chains; x = x*a + b converges (|a| < 1), so no overflow or denormals. */
-__attribute__((target("avx2,fma"), noinline)) static float fma_kernel(long iters, float seed) {
-    const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-6f);
-    __m256 x0 = _mm256_set1_ps(seed + 0.01f), x1 = _mm256_set1_ps(seed + 0.02f);
-    __m256 x2 = _mm256_set1_ps(seed + 0.03f), x3 = _mm256_set1_ps(seed + 0.04f);
-    __m256 x4 = _mm256_set1_ps(seed + 0.05f), x5 = _mm256_set1_ps(seed + 0.06f);
-    __m256 x6 = _mm256_set1_ps(seed + 0.07f), x7 = _mm256_set1_ps(seed + 0.08f);
-    __m256 x8 = _mm256_set1_ps(seed + 0.09f), x9 = _mm256_set1_ps(seed + 0.10f);
-    __m256 x10 = _mm256_set1_ps(seed + 0.11f), x11 = _mm256_set1_ps(seed + 0.12f);
-    for (long i = 0; i < iters; i++) {
-        x0 = _mm256_fmadd_ps(x0, a, b);
-        x1 = _mm256_fmadd_ps(x1, a, b);
-        x2 = _mm256_fmadd_ps(x2, a, b);
-        x3 = _mm256_fmadd_ps(x3, a, b);
-        x4 = _mm256_fmadd_ps(x4, a, b);
-        x5 = _mm256_fmadd_ps(x5, a, b);
-        x6 = _mm256_fmadd_ps(x6, a, b);
-        x7 = _mm256_fmadd_ps(x7, a, b);
-        x8 = _mm256_fmadd_ps(x8, a, b);
-        x9 = _mm256_fmadd_ps(x9, a, b);
-        x10 = _mm256_fmadd_ps(x10, a, b);
-        x11 = _mm256_fmadd_ps(x11, a, b);
-    }
-    __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(x0, x1), _mm256_add_ps(x2, x3)),
-                             _mm256_add_ps(_mm256_add_ps(x4, x5), _mm256_add_ps(x6, x7)));
-    s = _mm256_add_ps(s, _mm256_add_ps(_mm256_add_ps(x8, x9), _mm256_add_ps(x10, x11)));
-    float out[8];
-    _mm256_storeu_ps(out, s);
-    return out[0] + out[7];
-}
-
-/* Info only: the same loop on 512-bit vectors (oneDNN picks avx512_core kernels where available;
- * on AMD Zen 4 a 512-bit FMA is double-pumped, so this should match the AVX2 number). */
-__attribute__((target("avx512f"), noinline)) static float fma_kernel512(long iters, float seed) {
-    const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-6f);
-    __m512 x[12];
-    for (int j = 0; j < 12; j++) x[j] = _mm512_set1_ps(seed + 0.01f * (float)(j + 1));
-    for (long i = 0; i < iters; i++) {
-        x[0] = _mm512_fmadd_ps(x[0], a, b);
-        x[1] = _mm512_fmadd_ps(x[1], a, b);
-        x[2] = _mm512_fmadd_ps(x[2], a, b);
-        x[3] = _mm512_fmadd_ps(x[3], a, b);
-        x[4] = _mm512_fmadd_ps(x[4], a, b);
-        x[5] = _mm512_fmadd_ps(x[5], a, b);
-        x[6] = _mm512_fmadd_ps(x[6], a, b);
-        x[7] = _mm512_fmadd_ps(x[7], a, b);
-        x[8] = _mm512_fmadd_ps(x[8], a, b);
-        x[9] = _mm512_fmadd_ps(x[9], a, b);
-        x[10] = _mm512_fmadd_ps(x[10], a, b);
-        x[11] = _mm512_fmadd_ps(x[11], a, b);
-    }
-    __m512 t = x[0];
-    for (int j = 1; j < 12; j++) t = _mm512_add_ps(t, x[j]);
-    return _mm512_reduce_add_ps(t);
-}
-
-static volatile float g_sink;
-
-/* Best of `trials` runs of the kernel on every thread at once; GFLOP/s over all threads.
- * width 256: the AVX2 kernel (the reference peak); 512: the AVX-512 kernel (info). */
-static double measure_peak_gflops(int threads, int trials, int width) {
-    if (width == 256 && (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))) return NAN;
-    if (width == 512 && !__builtin_cpu_supports("avx512f")) return NAN;
-    const long iters = (width == 256 ? 20L : 10L) * 1000 * 1000; /* 3.84 GFLOP per thread, ~40 ms at 3 GHz */
-    double best = 0;
-    for (int tr = 0; tr < trials; tr++) {
-        double t0 = 0, t1 = 0;
-        float acc = 0;
-#pragma omp parallel num_threads(threads) reduction(+ : acc)
-        {
-#pragma omp barrier
-#pragma omp master
-            t0 = now_s();
-            float seed = (float)omp_get_thread_num() * 0.5f + (float)tr;
-            acc += width == 256 ? fma_kernel(iters, seed) : fma_kernel512(iters, seed);
-#pragma omp barrier
-#pragma omp master
-            t1 = now_s();
-        }
-        g_sink = acc;
-        double g = (double)threads * iters * (width == 256 ? 192.0 : 384.0) / (t1 - t0) / 1e9;
-        if (g > best) best = g;
-    }
-    return best;
-}
-
-/* "cpu MHz" of the first processor in /proc/cpuinfo (0 if absent). */
-static double cpuinfo_mhz(char *model, size_t model_len) {
-    FILE *f = fopen("/proc/cpuinfo", "r");
-    double mhz = 0;
-    if (model_len) snprintf(model, model_len, "unknown");
-    if (!f) return 0;
-    char line[512];
-    bool have_model = false;
-    while (fgets(line, sizeof line, f)) {
-        char *colon = strchr(line, ':');
-        if (!colon) continue;
-        if (mhz == 0 && strncmp(line, "cpu MHz", 7) == 0) mhz = atof(colon + 1);
-        if (!have_model && strncmp(line, "model name", 10) == 0) {
-            char *v = colon + 1;
-            while (*v == ' ' || *v == '\t') v++;
-            v[strcspn(v, "\n")] = 0;
-            snprintf(model, model_len, "%s", v);
-            have_model = true;
-        }
-    }
-    fclose(f);
-    return mhz;
-}
-
-/* The 1/5/15-minute load averages, to say how busy the (shared) machine was. */
-static void print_loadavg(const char *when) {
-    FILE *f = fopen("/proc/loadavg", "r");
-    char buf[128] = "?";
-    if (f) {
-        if (!fgets(buf, sizeof buf, f)) snprintf(buf, sizeof buf, "?");
-        fclose(f);
-    }
-    buf[strcspn(buf, "\n")] = 0;
-    printf("# load average %s: %s\n", when, buf);
-}
 
 /* ------------------------------------------------------------------ configs */
 
@@ -201,17 +70,13 @@ static double executed_flops(const vit_config *c, int batch, int pass) {
     return F + bwd;
 }
 
-static int cmp_double(const void *a, const void *b) {
-    double x = *(const double *)a, y = *(const double *)b;
-    return (x > y) - (x < y);
-}
-
 typedef struct bench_ctx {
     dnn *d;
     FILE *csv;
     int threads;
     int reps_override; /* 0 = per-config default */
     bool verbose_step; /* one extra untimed step per pass with ONEDNN verbose on */
+    bool pass_on[3];   /* --passes */
     double peak_measured, peak_nominal;
 } bench_ctx;
 
@@ -272,28 +137,27 @@ static int bench_one(bench_ctx *bx, const bench_config *bc, int batch) {
     double fwd_flops = vit_forward_flops(cfg, batch);
     const vit_weights *grads[NPASS] = {NULL, &g_all, &g_attn};
     for (int ps = 0; ps < NPASS; ps++) {
+        if (!bx->pass_on[ps]) continue;
         for (int i = 0; i < WARMUP; i++) run_pass(plan, &w, grads[ps], images, features, dfeat);
         for (int i = 0; i < reps; i++) {
-            double t0 = now_s();
+            double t0 = bu_now();
             run_pass(plan, &w, grads[ps], images, features, dfeat);
-            times[i] = now_s() - t0;
+            times[i] = bu_now() - t0;
         }
         if (bx->verbose_step) {
             fflush(stdout);
             printf("# verbose-step begin %s %d %s\n", bc->name, batch, pass_names[ps]);
             fflush(stdout);
             dnnl_set_verbose(1);
-            double t0 = now_s();
+            double t0 = bu_now();
             run_pass(plan, &w, grads[ps], images, features, dfeat);
-            double t = now_s() - t0;
+            double t = bu_now() - t0;
             dnnl_set_verbose(0);
             fflush(stdout);
             printf("# verbose-step end %s %d %s wall_ms=%.3f\n", bc->name, batch, pass_names[ps], t * 1e3);
             fflush(stdout);
         }
-        qsort(times, (size_t)reps, sizeof(double), cmp_double);
-        double med = reps % 2 ? times[reps / 2] : 0.5 * (times[reps / 2 - 1] + times[reps / 2]);
-        double mn = times[0];
+        double med = bu_median(times, reps), mn = times[0];
         double gflops = pass_flop_factor[ps] * fwd_flops / med / 1e9;
         double pct = 100.0 * gflops / bx->peak_measured;
         double pct_nom = 100.0 * gflops / bx->peak_nominal;
@@ -332,12 +196,13 @@ done:
 }
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: vit_bench [--threads N] [--reps R] [--csv FILE] [--configs vision8,vitb32] [--verbose-step]\n"
+    fprintf(f, "usage: vit_bench [--threads N] [--reps R] [--csv FILE] [--configs vision8,vitb32] [--passes LIST] [--verbose-step]\n"
                "  --threads N   OpenMP threads (default: OMP_NUM_THREADS or all CPUs)\n"
                "  --reps R      timed reps per pass (default: 20 for vision8, 5 for vitb32)\n"
                "  --csv FILE    also write config,batch,threads,pass,median_s,min_s,images_per_s,gflops,\n"
                "                pct_peak_measured,peer\n"
                "  --configs L   comma-separated subset of: vision8, vitb32 (default: both)\n"
+               "  --passes L    comma-separated subset of: fwd, fwd_bwd_all, fwd_bwd_attn (default: all)\n"
                "  --verbose-step  after each pass, run one more (untimed) step with oneDNN verbose on\n"
                "                (the ONEDNN_VERBOSE=1 exec lines of exactly one step, between '# verbose-step' marks)\n");
 }
@@ -345,7 +210,7 @@ static void usage(FILE *f) {
 int main(int argc, char **argv) {
     int threads = 0, reps = 0;
     bool verbose_step = false;
-    const char *csv_path = NULL, *config_list = "vision8,vitb32";
+    const char *csv_path = NULL, *config_list = "vision8,vitb32", *pass_list = "fwd,fwd_bwd_all,fwd_bwd_attn";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has_val = i + 1 < argc;
@@ -353,6 +218,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--reps") && has_val) reps = atoi(argv[++i]);
         else if (!strcmp(a, "--csv") && has_val) csv_path = argv[++i];
         else if (!strcmp(a, "--configs") && has_val) config_list = argv[++i];
+        else if (!strcmp(a, "--passes") && has_val) pass_list = argv[++i];
         else if (!strcmp(a, "--verbose-step")) verbose_step = true;
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
@@ -381,26 +247,43 @@ int main(int argc, char **argv) {
             want[k] = true;
         }
     }
+    bool pass_on[NPASS] = {0};
+    {
+        char buf[256];
+        snprintf(buf, sizeof buf, "%s", pass_list);
+        for (char *tok = strtok(buf, ","); tok; tok = strtok(NULL, ",")) {
+            int k = 0;
+            while (k < NPASS && strcmp(pass_names[k], tok)) k++;
+            if (k == NPASS) {
+                fprintf(stderr, "vit_bench: unknown pass '%s' (fwd, fwd_bwd_all, fwd_bwd_attn)\n", tok);
+                return 2;
+            }
+            pass_on[k] = true;
+        }
+    }
     if (threads > 0) omp_set_num_threads(threads);
     threads = omp_get_max_threads();
 
     bench_ctx bx = {.threads = threads, .reps_override = reps, .verbose_step = verbose_step};
+    memcpy(bx.pass_on, pass_on, sizeof pass_on);
     char model[256];
-    double mhz = cpuinfo_mhz(model, sizeof model);
-    bx.peak_nominal = threads * mhz * 1e-3 * 32;
-    bx.peak_measured = measure_peak_gflops(threads, 5, 256);
-    double peak512 = measure_peak_gflops(threads, 3, 512);
-    print_loadavg("at start");
-    printf("cpu: %s, %d online CPUs, cpu MHz %.1f; threads %d\n", model, omp_get_num_procs(), mhz, threads);
-    printf("peak f32: measured %.1f GFLOP/s (12-chain AVX2 FMA, %d thread%s), nominal %.1f GFLOP/s "
-           "(%d x %.3f GHz x 32 FLOP/cycle)\n",
-           bx.peak_measured, threads, threads == 1 ? "" : "s", bx.peak_nominal, threads, mhz * 1e-3);
-    if (!isnan(peak512)) printf("info: the same loop on AVX-512 (zmm) gives %.1f GFLOP/s\n", peak512);
+    double mhz = bu_cpuinfo(model, sizeof model);
+    bu_peak pk = bu_measure_peak(threads, 5);
+    /* nominal: 2 FMA units per core of the width that won, at the nominal clock */
+    double flop_per_cycle = pk.width == 512 ? 64 : 32;
+    bx.peak_nominal = threads * mhz * 1e-3 * flop_per_cycle;
+    bx.peak_measured = pk.gflops;
+    bu_print_loadavg("at start");
+    bu_print_machine(threads);
+    printf("peak f32: measured %.1f GFLOP/s (12-chain FMA loop, %d-bit vectors; 256-bit %.1f, 512-bit %.1f; %d thread%s),"
+           " nominal %.1f GFLOP/s (%d x %.3f GHz x %.0f FLOP/cycle)\n",
+           bx.peak_measured, pk.width, pk.gflops256, pk.gflops512, threads, threads == 1 ? "" : "s", bx.peak_nominal,
+           threads, mhz * 1e-3, flop_per_cycle);
     printf("# peak_measured_gflops=%.3f peak_nominal_gflops=%.3f threads=%d\n", bx.peak_measured, bx.peak_nominal,
            threads);
     printf("FLOPs: forward = vit_forward_flops(); backward counted as 2x forward, so fwd+bwd = 3x forward\n"
            "(also for fwd_bwd_attn, which skips the MLP/LN/bias/embedding weight gradients: an effective rate).\n");
-    printf("%%peak: of the measured AVX2 peak; %%nomin: of the nominal peak; xGFLOP/s, x%%peak: the matmul FLOPs the\n"
+    printf("%%peak: of the measured FMA peak; %%nomin: of the nominal peak; xGFLOP/s, x%%peak: the matmul FLOPs the\n"
            "engine really executes (no patch-embedding dX; attention-only skips most weight gradients).\n");
     printf("warm-up %d, then median/min of %s reps per pass\n\n", WARMUP,
            reps ? "--reps" : "20 (vision8) / 5 (vitb32)");
@@ -427,7 +310,7 @@ int main(int argc, char **argv) {
         for (int b = 0; b < configs[k].nbatches && !rc; b++)
             rc = bench_one(&bx, &configs[k], configs[k].batches[b]);
     }
-    print_loadavg("at end");
+    bu_print_loadavg("at end");
     if (bx.csv && fclose(bx.csv)) {
         perror(csv_path);
         rc = -1;

@@ -1,0 +1,228 @@
+/* bench_util.h — what every microbenchmark in bench/micro/ shares (header-only: each program
+ * there is one .c file): a monotonic clock, medians, the machine description (CPU model, the
+ * ISA oneDNN dispatches to, load average) and the measured peak f32 FLOP/s.
+ *
+ * Peak f32 FLOP/s = FMA units × vector lanes × 2 × clock, *measured*: 12 independent FMA chains
+ * (enough to cover the FMA latency × units of current cores) on every OpenMP thread at once, once
+ * with 256-bit and once with 512-bit vectors, best of a few trials. The peak is the larger of the
+ * two: on Intel server cores (2 × 512-bit FMA units) the zmm loop is 2× the ymm one; on AMD Zen 4
+ * (512-bit FMAs are double-pumped 256-bit units) both are equal. The clock is whatever the core
+ * sustains under that load (turbo included), so the measured peak can exceed the nominal one
+ * computed from /proc/cpuinfo's "cpu MHz".
+ */
+#ifndef TT_BENCH_UTIL_H
+#define TT_BENCH_UTIL_H
+
+#include <immintrin.h>
+#include <math.h>
+#include <omp.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <oneapi/dnnl/dnnl.h>
+
+#include "core/rng.h"
+
+static inline double bu_now(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static inline int bu_cmp_double(const void *a, const void *b) {
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* Sorts t[0..n) and returns the median (n >= 1). t[0] is then the minimum. */
+static inline double bu_median(double *t, int n) {
+    qsort(t, (size_t)n, sizeof(double), bu_cmp_double);
+    return n % 2 ? t[n / 2] : 0.5 * (t[n / 2 - 1] + t[n / 2]);
+}
+
+/* x[i] = base[i] + scale·r (base NULL: 0; base = x adds in place), r standard normal (normal) or
+ * uniform in [-1, 1) (cheaper), in chunks of 65536 with their own seeded stream: parallel, and
+ * the same for every thread count. (Synthetic checkpoints: task vectors of a given size and spread.) */
+static inline void bu_fill_noise(float *x, const float *base, size_t n, float scale, uint64_t seed, bool normal) {
+    const size_t chunk = 1 << 16;
+    size_t nc = (n + chunk - 1) / chunk;
+#pragma omp parallel for schedule(static)
+    for (size_t c = 0; c < nc; c++) {
+        rng r;
+        rng_init(&r, seed * 0x9E3779B97F4A7C15ull + c);
+        size_t end = (c + 1) * chunk < n ? (c + 1) * chunk : n;
+        for (size_t i = c * chunk; i < end; i++) {
+            float v = normal ? (float)rng_normal(&r) : (float)(rng_u64(&r) >> 40) * 0x1.0p-23f - 1.0f;
+            x[i] = (base ? base[i] : 0.0f) + scale * v;
+        }
+    }
+}
+
+/* ---- peak FLOP/s ---- */
+
+/* 12 chains × 8 floats × 2 = 192 FLOP per iteration. Distinct initial values keep gcc from merging
+ * chains; x = x*a + b converges (|a| < 1): no overflow, no denormals. */
+__attribute__((target("avx2,fma"), noinline, unused)) static float bu_fma256(long iters, float seed) {
+    const __m256 a = _mm256_set1_ps(0.999999f), b = _mm256_set1_ps(1e-6f);
+    __m256 x0 = _mm256_set1_ps(seed + 0.01f), x1 = _mm256_set1_ps(seed + 0.02f);
+    __m256 x2 = _mm256_set1_ps(seed + 0.03f), x3 = _mm256_set1_ps(seed + 0.04f);
+    __m256 x4 = _mm256_set1_ps(seed + 0.05f), x5 = _mm256_set1_ps(seed + 0.06f);
+    __m256 x6 = _mm256_set1_ps(seed + 0.07f), x7 = _mm256_set1_ps(seed + 0.08f);
+    __m256 x8 = _mm256_set1_ps(seed + 0.09f), x9 = _mm256_set1_ps(seed + 0.10f);
+    __m256 x10 = _mm256_set1_ps(seed + 0.11f), x11 = _mm256_set1_ps(seed + 0.12f);
+    for (long i = 0; i < iters; i++) {
+        x0 = _mm256_fmadd_ps(x0, a, b);
+        x1 = _mm256_fmadd_ps(x1, a, b);
+        x2 = _mm256_fmadd_ps(x2, a, b);
+        x3 = _mm256_fmadd_ps(x3, a, b);
+        x4 = _mm256_fmadd_ps(x4, a, b);
+        x5 = _mm256_fmadd_ps(x5, a, b);
+        x6 = _mm256_fmadd_ps(x6, a, b);
+        x7 = _mm256_fmadd_ps(x7, a, b);
+        x8 = _mm256_fmadd_ps(x8, a, b);
+        x9 = _mm256_fmadd_ps(x9, a, b);
+        x10 = _mm256_fmadd_ps(x10, a, b);
+        x11 = _mm256_fmadd_ps(x11, a, b);
+    }
+    __m256 s = _mm256_add_ps(_mm256_add_ps(_mm256_add_ps(x0, x1), _mm256_add_ps(x2, x3)),
+                             _mm256_add_ps(_mm256_add_ps(x4, x5), _mm256_add_ps(x6, x7)));
+    s = _mm256_add_ps(s, _mm256_add_ps(_mm256_add_ps(x8, x9), _mm256_add_ps(x10, x11)));
+    float out[8];
+    _mm256_storeu_ps(out, s);
+    return out[0] + out[7];
+}
+
+/* The same on 512-bit vectors: 384 FLOP per iteration. */
+__attribute__((target("avx512f"), noinline, unused)) static float bu_fma512(long iters, float seed) {
+    const __m512 a = _mm512_set1_ps(0.999999f), b = _mm512_set1_ps(1e-6f);
+    __m512 x[12];
+    for (int j = 0; j < 12; j++) x[j] = _mm512_set1_ps(seed + 0.01f * (float)(j + 1));
+    for (long i = 0; i < iters; i++) {
+        x[0] = _mm512_fmadd_ps(x[0], a, b);
+        x[1] = _mm512_fmadd_ps(x[1], a, b);
+        x[2] = _mm512_fmadd_ps(x[2], a, b);
+        x[3] = _mm512_fmadd_ps(x[3], a, b);
+        x[4] = _mm512_fmadd_ps(x[4], a, b);
+        x[5] = _mm512_fmadd_ps(x[5], a, b);
+        x[6] = _mm512_fmadd_ps(x[6], a, b);
+        x[7] = _mm512_fmadd_ps(x[7], a, b);
+        x[8] = _mm512_fmadd_ps(x[8], a, b);
+        x[9] = _mm512_fmadd_ps(x[9], a, b);
+        x[10] = _mm512_fmadd_ps(x[10], a, b);
+        x[11] = _mm512_fmadd_ps(x[11], a, b);
+    }
+    __m512 t = x[0];
+    for (int j = 1; j < 12; j++) t = _mm512_add_ps(t, x[j]);
+    return _mm512_reduce_add_ps(t);
+}
+
+static volatile float bu_sink;
+
+/* Best of `trials` runs of the width-bit kernel (256 or 512) on every thread at once, GFLOP/s over
+ * all threads; NAN when the CPU lacks the ISA. ~3.8 GFLOP per thread per trial. */
+static inline double bu_peak_gflops_width(int threads, int trials, int width) {
+    if (width == 256 && (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))) return NAN;
+    if (width == 512 && !__builtin_cpu_supports("avx512f")) return NAN;
+    const long iters = (width == 256 ? 20L : 10L) * 1000 * 1000;
+    double best = 0;
+    for (int tr = 0; tr < trials; tr++) {
+        double t0 = 0, t1 = 0;
+        float acc = 0;
+#pragma omp parallel num_threads(threads) reduction(+ : acc)
+        {
+#pragma omp barrier
+#pragma omp master
+            t0 = bu_now();
+            float seed = (float)omp_get_thread_num() * 0.5f + (float)tr;
+            acc += width == 256 ? bu_fma256(iters, seed) : bu_fma512(iters, seed);
+#pragma omp barrier
+#pragma omp master
+            t1 = bu_now();
+        }
+        bu_sink = acc;
+        double g = (double)threads * iters * (width == 256 ? 192.0 : 384.0) / (t1 - t0) / 1e9;
+        if (g > best) best = g;
+    }
+    return best;
+}
+
+typedef struct bu_peak {
+    double gflops;           /* max over the widths */
+    double gflops256, gflops512;
+    int width;               /* the width that gave it */
+} bu_peak;
+
+static inline bu_peak bu_measure_peak(int threads, int trials) {
+    bu_peak p = {.gflops256 = bu_peak_gflops_width(threads, trials, 256),
+                 .gflops512 = bu_peak_gflops_width(threads, trials, 512)};
+    p.width = !isnan(p.gflops512) && !(p.gflops512 < p.gflops256) ? 512 : 256;
+    p.gflops = p.width == 512 ? p.gflops512 : p.gflops256;
+    return p;
+}
+
+/* ---- the machine ---- */
+
+/* "model name" and "cpu MHz" of the first processor in /proc/cpuinfo (mhz 0 if absent). */
+static inline double bu_cpuinfo(char *model, size_t model_len) {
+    FILE *f = fopen("/proc/cpuinfo", "r");
+    double mhz = 0;
+    snprintf(model, model_len, "unknown");
+    if (!f) return 0;
+    char line[512];
+    bool have_model = false;
+    while (fgets(line, sizeof line, f)) {
+        char *colon = strchr(line, ':');
+        if (!colon) continue;
+        if (mhz == 0 && strncmp(line, "cpu MHz", 7) == 0) mhz = atof(colon + 1);
+        if (!have_model && strncmp(line, "model name", 10) == 0) {
+            char *v = colon + 1;
+            while (*v == ' ' || *v == '\t') v++;
+            v[strcspn(v, "\n")] = 0;
+            snprintf(model, model_len, "%s", v);
+            have_model = true;
+        }
+    }
+    fclose(f);
+    return mhz;
+}
+
+/* The ISA oneDNN dispatches its JIT kernels to (dnnl_get_effective_cpu_isa). */
+static inline const char *bu_dnnl_isa(void) {
+    switch (dnnl_get_effective_cpu_isa()) {
+    case dnnl_cpu_isa_sse41: return "sse41";
+    case dnnl_cpu_isa_avx: return "avx";
+    case dnnl_cpu_isa_avx2: return "avx2";
+    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
+    case dnnl_cpu_isa_avx512_core: return "avx512_core";
+    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
+    default: return "other";
+    }
+}
+
+static inline void bu_print_loadavg(const char *when) {
+    FILE *f = fopen("/proc/loadavg", "r");
+    char buf[128] = "?";
+    if (f) {
+        if (!fgets(buf, sizeof buf, f)) snprintf(buf, sizeof buf, "?");
+        fclose(f);
+    }
+    buf[strcspn(buf, "\n")] = 0;
+    printf("# load average %s: %s\n", when, buf);
+}
+
+/* One line with everything that says which machine a number came from (also as "# key=value"). */
+static inline void bu_print_machine(int threads) {
+    char model[256];
+    double mhz = bu_cpuinfo(model, sizeof model);
+    const dnnl_version_t *v = dnnl_version();
+    printf("cpu: %s, %d online CPUs, cpu MHz %.1f; threads %d; oneDNN %d.%d.%d isa %s\n", model, omp_get_num_procs(),
+           mhz, threads, v->major, v->minor, v->patch, bu_dnnl_isa());
+    printf("# cpu_model=%s\n# dnnl_isa=%s\n", model, bu_dnnl_isa());
+}
+
+#endif
