@@ -25,12 +25,70 @@ static float value_of(uint32_t key, bool absval) {
 
 int select_init(select_ctx *s, uint64_t rank, bool absval, tt_err *err) {
     memset(s, 0, sizeof *s);
+    s->pass = SELECT_HI;
     s->rank = rank;
+    s->want = rank;
     s->absval = absval;
     int t = omp_get_max_threads();
     s->parts = t < 1 ? 1 : t > SELECT_MAX_PARTS ? SELECT_MAX_PARTS : t;
     s->hist = calloc((size_t)s->parts * SELECT_BINS, sizeof(uint64_t));
     if (!s->hist) return tt_fail(err, TT_ENOMEM, "out of memory (selection histograms)");
+    return 0;
+}
+
+/* The sample's stripe t (SELECT_SAMPLE_STRIDE values of the stream) holds its run of
+ * SELECT_SAMPLE_RUN sampled values at this offset: a hash of t (splitmix64's finaliser), so that
+ * the sample does not alias with a tensor's row length. */
+static uint64_t sample_offset(uint64_t t) {
+    uint64_t z = t + 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return (z ^ (z >> 31)) % (SELECT_SAMPLE_STRIDE - SELECT_SAMPLE_RUN + 1);
+}
+
+bool select_in_sample(uint64_t i) {
+    uint64_t t = i / SELECT_SAMPLE_STRIDE, start = t * SELECT_SAMPLE_STRIDE + sample_offset(t);
+    return i >= start && i < start + SELECT_SAMPLE_RUN;
+}
+
+/* Sampled values among the first n of the stream. */
+static size_t sample_count(uint64_t n) {
+    uint64_t t = n / SELECT_SAMPLE_STRIDE, rest = n % SELECT_SAMPLE_STRIDE, off = sample_offset(t);
+    uint64_t last = rest > off ? rest - off : 0;
+    return (size_t)(t * SELECT_SAMPLE_RUN + (last < SELECT_SAMPLE_RUN ? last : SELECT_SAMPLE_RUN));
+}
+
+/* The bracket's half-width in sample ranks for a wanted quantile q: SELECT_MARGIN_SIGMAS standard
+ * deviations of a sample quantile over nsample / SELECT_MARGIN_DEPEND values. Neighbours in a run
+ * are not independent (rows of a weight matrix share a scale), so the sample counts as if only
+ * one value in SELECT_MARGIN_DEPEND were: 8 sigmas of that is a miss rate far below one in a
+ * million for independent values and still safe for strongly correlated runs, while about 0.8%
+ * of a large stream (n = 88 M) falls inside. A miss costs two passes, never a wrong value. */
+#define SELECT_MARGIN_SIGMAS 6.0
+#define SELECT_MARGIN_DEPEND 4.0
+static double bracket_margin(size_t nsample, double q) {
+    return SELECT_MARGIN_SIGMAS * sqrt(SELECT_MARGIN_DEPEND * (double)nsample * q * (1 - q)) + 2 * SELECT_SAMPLE_RUN;
+}
+
+size_t select_bracket_work(uint64_t n) {
+    size_t ns = sample_count(n);
+    if (ns < SELECT_SAMPLE_MIN) return SIZE_MAX;
+    /* room for three times the copies expected at the widest margin (q = 1/2): sample_next wants
+     * twice the expected copies, and the parts split the room */
+    double copies = 2 * bracket_margin(ns, 0.5) / (double)ns * (double)n;
+    return ns + (size_t)(3 * copies) + SELECT_MAX_PARTS;
+}
+
+int select_init_bracket(select_ctx *s, uint64_t rank, bool absval, uint64_t n, float *work, size_t work_len,
+                        tt_err *err) {
+    if (select_init(s, rank, absval, err)) return -1;
+    if (!work || work_len < select_bracket_work(n)) return 0; /* radix mode */
+    s->pass = SELECT_SAMPLE;
+    s->n = n;
+    s->sample = work;
+    s->nsample = sample_count(n);
+    s->cand = work + s->nsample;
+    s->cand_cap = (work_len - s->nsample) / (size_t)s->parts - 1; /* + 1 spare slot (bracket_range_v) */
     return 0;
 }
 
@@ -48,7 +106,7 @@ void select_free(select_ctx *s) {
 #define COUNT_CHUNK1 64
 static inline void count_range_v(const select_ctx *s, uint64_t *restrict h, const float *restrict x,
                                  const float *restrict sub, size_t lo, size_t hi, bool diff, bool absval) {
-    if (s->pass == 0) {
+    if (s->pass == SELECT_HI) {
         uint16_t key[COUNT_CHUNK0];
         for (size_t i0 = lo; i0 < hi; i0 += COUNT_CHUNK0) {
             size_t m = hi - i0 < COUNT_CHUNK0 ? hi - i0 : COUNT_CHUNK0;
@@ -72,7 +130,59 @@ static inline void count_range_v(const select_ctx *s, uint64_t *restrict h, cons
     }
 }
 
-static void count_range(const select_ctx *s, uint64_t *h, const float *x, const float *sub, size_t lo, size_t hi) {
+/* The bracket pass over v[lo, hi) for part p: keys < blo and <= bhi counted by a vectorised loop
+ * over chunks of BRACKET_CHUNK (the compares on keys ^ 0x80000000 as int32, which SSE has); only a
+ * chunk with some key in [blo, bhi] (the two counts differ) is walked again, one value at a time,
+ * to count the ties at blo and bhi and copy the values strictly between. Copies past the part's
+ * capacity are counted, not stored (select_next_pass then falls back to the radix passes). */
+#define BRACKET_CHUNK 16
+static inline void bracket_range_v(select_ctx *s, int p, const float *restrict x, const float *restrict sub, size_t lo,
+                                   size_t hi, bool diff, bool absval) {
+    const uint32_t blo = s->blo, bhi = s->bhi;
+    const int32_t slo = (int32_t)(blo ^ 0x80000000u), shi = (int32_t)(bhi ^ 0x80000000u);
+    uint64_t *c = s->cnt[p];
+    float *restrict cand = s->cand + (size_t)p * s->cand_cap;
+    size_t nc = (size_t)c[5], cap = s->cand_cap;
+    uint64_t below = 0, le_hi = 0, eq_lo = 0, eq_hi = 0, inside = 0;
+    for (size_t i0 = lo; i0 < hi; i0 += BRACKET_CHUNK) {
+        size_t m = hi - i0 < BRACKET_CHUNK ? hi - i0 : BRACKET_CHUNK;
+        uint32_t a = 0, d = 0;
+        for (size_t j = 0; j < m; j++) {
+            int32_t k = (int32_t)(key_of(diff ? x[i0 + j] - sub[i0 + j] : x[i0 + j], absval) ^ 0x80000000u);
+            a += (uint32_t)(k < slo);
+            d += (uint32_t)(k <= shi);
+        }
+        below += a;
+        le_hi += d;
+        if (a == d) continue;
+        /* branch-free (which value is inside is a coin flip): every value is stored at the next
+         * free slot, or at the spare slot `cap` once the part is full, and kept by advancing */
+        for (size_t j = 0; j < m; j++) {
+            float v = diff ? x[i0 + j] - sub[i0 + j] : x[i0 + j];
+            uint32_t k = key_of(v, absval), in = (k > blo) & (k < bhi);
+            eq_lo += k == blo;
+            eq_hi += (k == bhi) & (bhi != blo);
+            inside += in;
+            cand[nc < cap ? nc : cap] = v;
+            nc += in & (nc < cap);
+        }
+    }
+    c[0] += below, c[1] += le_hi, c[2] += eq_lo, c[3] += eq_hi, c[4] += inside, c[5] = nc;
+}
+
+/* v[lo, hi) into part p of the current pass (histogram p, or the bracket counts of part p). */
+static void count_range(select_ctx *s, int p, const float *x, const float *sub, size_t lo, size_t hi) {
+    if (s->pass == SELECT_BRACKET) {
+        if (sub) {
+            if (s->absval) bracket_range_v(s, p, x, sub, lo, hi, true, true);
+            else bracket_range_v(s, p, x, sub, lo, hi, true, false);
+        } else {
+            if (s->absval) bracket_range_v(s, p, x, NULL, lo, hi, false, true);
+            else bracket_range_v(s, p, x, NULL, lo, hi, false, false);
+        }
+        return;
+    }
+    uint64_t *h = s->hist + (size_t)p * SELECT_BINS;
     if (sub) {
         if (s->absval) count_range_v(s, h, x, sub, lo, hi, true, true);
         else count_range_v(s, h, x, sub, lo, hi, true, false);
@@ -82,66 +192,185 @@ static void count_range(const select_ctx *s, uint64_t *h, const float *x, const 
     }
 }
 
+/* The sample pass: the values of stream indices [g0, g0 + n) that the sample holds, x − sub formed
+ * as in every other pass, stored at their slot (stripe · RUN + position in the run) — so each slot
+ * is written once whatever the chunking, and no counter is shared between threads. */
+static void sample_values(select_ctx *s, const float *x, const float *sub, size_t n, uint64_t g0, uint64_t t) {
+    uint64_t start = t * SELECT_SAMPLE_STRIDE + sample_offset(t);
+    uint64_t lo = start > g0 ? start : g0, hi = start + SELECT_SAMPLE_RUN < g0 + n ? start + SELECT_SAMPLE_RUN : g0 + n;
+    for (uint64_t g = lo; g < hi; g++) {
+        size_t i = (size_t)(g - g0);
+        s->sample[t * SELECT_SAMPLE_RUN + (g - start)] = sub ? x[i] - sub[i] : x[i];
+    }
+}
+
+static void sample_feed(select_ctx *s, int ns, const float *const *x, const float *sub, size_t n) {
+    uint64_t g0 = s[0].fed - n; /* every selection fed the same values so far */
+    TT_ASSERT(s[0].fed <= s[0].n); /* more values than select_init_bracket was told */
+    if (!n) return;
+    uint64_t t0 = g0 / SELECT_SAMPLE_STRIDE, t1 = (g0 + n - 1) / SELECT_SAMPLE_STRIDE + 1;
+    /* one cache line (or two) per stripe and selection: latency-bound, so both threads help */
+#pragma omp parallel for schedule(static) num_threads(s[0].parts) if ((t1 - t0) * (uint64_t)ns >= 256)
+    for (uint64_t t = t0; t < t1; t++)
+        for (int j = 0; j < ns; j++) sample_values(&s[j], x[j], sub, n, g0, t);
+}
+
 void select_feed(select_ctx *s, const float *x, size_t n) { select_feed_diff(s, x, NULL, n); }
 
 void select_feed_diff(select_ctx *s, const float *x, const float *sub, size_t n) {
-    TT_ASSERT(s->pass < 2);
-    if (s->pass == 0) s->fed += n;
-    if (n < ((size_t)1 << 16) || s->parts == 1) {
-        count_range(s, s->hist, x, sub, 0, n);
+    TT_ASSERT(s->pass < SELECT_DONE);
+    s->fed += n;
+    if (s->pass == SELECT_SAMPLE) {
+        sample_feed(s, 1, &x, sub, n);
         return;
     }
-    /* fixed chunking into `parts` private histograms; integer counts make the sum exact */
+    if (n < ((size_t)1 << 16) || s->parts == 1) {
+        count_range(s, 0, x, sub, 0, n);
+        return;
+    }
+    /* fixed chunking into `parts` private histograms (or counts); integer counts make the sum exact */
     int parts = s->parts;
 #pragma omp parallel for schedule(static, 1) num_threads(parts)
     for (int p = 0; p < parts; p++)
-        count_range(s, s->hist + (size_t)p * SELECT_BINS, x, sub, n * (size_t)p / (size_t)parts,
-                    n * (size_t)(p + 1) / (size_t)parts);
+        count_range(s, p, x, sub, n * (size_t)p / (size_t)parts, n * (size_t)(p + 1) / (size_t)parts);
 }
 
 #define MULTI_BLOCK 8192
 
 void select_feed_diff_multi(select_ctx *s, int ns, const float *const *x, const float *sub, size_t n) {
+    /* the selections of one call may be in different passes: finished ones are skipped, and one
+     * that fell back to the radix passes counts while the others still sample or are done */
+    bool all_sample = true, any_count = false;
     for (int j = 0; j < ns; j++) {
-        TT_ASSERT(s[j].pass < 2 && s[j].pass == s[0].pass && s[j].parts == s[0].parts);
-        if (s[j].pass == 0) s[j].fed += n;
+        if (s[j].pass == SELECT_DONE) continue;
+        TT_ASSERT(s[j].parts == s[0].parts);
+        s[j].fed += n;
+        all_sample &= s[j].pass == SELECT_SAMPLE;
+        any_count |= s[j].pass != SELECT_SAMPLE;
     }
+    if (all_sample) {
+        if (ns && s[0].pass == SELECT_SAMPLE) sample_feed(s, ns, x, sub, n);
+        else
+            for (int j = 0; j < ns; j++)
+                if (s[j].pass == SELECT_SAMPLE) sample_feed(&s[j], 1, &x[j], sub, n);
+        return;
+    }
+    for (int j = 0; j < ns; j++)
+        if (s[j].pass == SELECT_SAMPLE) sample_feed(&s[j], 1, &x[j], sub, n);
+    if (!any_count) return;
     int parts = s[0].parts;
     if (n * (size_t)ns < ((size_t)1 << 16) || parts == 1) {
-        for (int j = 0; j < ns; j++) count_range(&s[j], s[j].hist, x[j], sub, 0, n);
+        for (int j = 0; j < ns; j++)
+            if (s[j].pass != SELECT_SAMPLE && s[j].pass != SELECT_DONE) count_range(&s[j], 0, x[j], sub, 0, n);
         return;
     }
     size_t nb = (n + MULTI_BLOCK - 1) / MULTI_BLOCK;
 #pragma omp parallel num_threads(parts)
     {
-        size_t p = (size_t)omp_get_thread_num(); /* < parts: each thread counts into its own histograms */
+        int p = omp_get_thread_num(); /* < parts: each thread counts into its own histograms */
 #pragma omp for schedule(static)
         for (size_t blk = 0; blk < nb; blk++) {
             size_t lo = blk * MULTI_BLOCK, hi = lo + MULTI_BLOCK < n ? lo + MULTI_BLOCK : n;
-            for (int j = 0; j < ns; j++) count_range(&s[j], s[j].hist + p * SELECT_BINS, x[j], sub, lo, hi);
+            for (int j = 0; j < ns; j++)
+                if (s[j].pass != SELECT_SAMPLE && s[j].pass != SELECT_DONE) count_range(&s[j], p, x[j], sub, lo, hi);
         }
     }
 }
 
-bool select_next_pass(select_ctx *s) {
-    TT_ASSERT(s->pass < 2);
-    TT_ASSERT(s->rank < s->fed); /* the caller asked for a rank past the values it fed */
+/* End of a radix pass (SELECT_HI or SELECT_LO). */
+static void radix_next(select_ctx *s) {
     uint64_t *h = s->hist;
     for (int p = 1; p < s->parts; p++)
         for (size_t b = 0; b < SELECT_BINS; b++) h[b] += h[(size_t)p * SELECT_BINS + b];
     uint64_t below = 0;
     size_t b = 0;
     while (b < SELECT_BINS && below + h[b] <= s->rank) below += h[b++];
-    TT_ASSERT(b < SELECT_BINS); /* a later pass fed fewer values than pass 0 */
+    TT_ASSERT(b < SELECT_BINS); /* a later pass fed fewer values than the first */
     s->rank -= below;
-    if (s->pass == 0) s->hi = (uint32_t)b;
+    if (s->pass == SELECT_HI) s->hi = (uint32_t)b;
     else s->key = (s->hi << 16) | (uint32_t)b;
     memset(h, 0, (size_t)s->parts * SELECT_BINS * sizeof(uint64_t));
-    return ++s->pass < 2;
+    s->pass++;
 }
 
+/* The rank-th smallest key of values held in memory (nv arrays), by the two radix passes on the
+ * context's own histograms; leaves the context at SELECT_DONE. */
+static uint32_t kth_in_memory(select_ctx *s, const float *const *v, const size_t *len, int nv, uint64_t rank) {
+    s->pass = SELECT_HI;
+    s->rank = rank;
+    do {
+        s->fed = 0;
+        for (int i = 0; i < nv; i++) select_feed(s, v[i], len[i]);
+        TT_ASSERT(s->rank < s->fed);
+        radix_next(s);
+    } while (s->pass != SELECT_DONE);
+    s->fed = 0; /* the stream's next pass counts from 0 */
+    return s->key;
+}
+
+/* Back to the radix passes over the stream (the bracket missed, or could not be afforded). */
+static bool fall_back(select_ctx *s) {
+    s->pass = SELECT_HI;
+    s->rank = s->want;
+    return true;
+}
+
+/* End of the sample pass: bracket the wanted quantile between two order statistics of the sample. */
+static bool sample_next(select_ctx *s) {
+    size_t ns = s->nsample;
+    double q = (double)s->want / (double)s->n, mid = q * (double)ns, m = bracket_margin(ns, q);
+    const float *v = s->sample;
+    s->blo = 0;
+    s->bhi = UINT32_MAX; /* open ends: the rank cannot fall outside there */
+    if (mid - m >= 0) s->blo = kth_in_memory(s, &v, &ns, 1, (uint64_t)(mid - m));
+    if (mid + m < (double)ns - 1) s->bhi = kth_in_memory(s, &v, &ns, 1, (uint64_t)(mid + m) + 1);
+    /* the copies this bracket should let through, against the room for them */
+    double copies = ((mid + m < (double)ns ? mid + m : (double)ns) - (mid - m > 0 ? mid - m : 0)) / (double)ns * (double)s->n;
+    if (copies > 0.5 * (double)s->cand_cap * (double)s->parts) return fall_back(s);
+    memset(s->cnt, 0, sizeof s->cnt);
+    s->pass = SELECT_BRACKET;
+    return true;
+}
+
+/* End of the bracket pass: the rank falls on blo, strictly inside (an exact select of the copies),
+ * on bhi — or outside / past the copies' room, and the radix passes follow. */
+static bool bracket_next(select_ctx *s) {
+    uint64_t t[6] = {0};
+    for (int p = 0; p < s->parts; p++)
+        for (int i = 0; i < 6; i++) t[i] += s->cnt[p][i];
+    uint64_t below = t[0], le_hi = t[1], eq_lo = t[2], eq_hi = t[3], inside = t[4], r = s->want;
+    TT_ASSERT(below + eq_lo + inside + eq_hi == le_hi);
+    if (r < below || r >= le_hi) return fall_back(s);
+    if (r < below + eq_lo) s->key = s->blo;
+    else if (r >= below + eq_lo + inside) s->key = s->bhi;
+    else {
+        if (t[5] < inside) return fall_back(s); /* some copies did not fit */
+        const float *v[SELECT_MAX_PARTS];
+        size_t len[SELECT_MAX_PARTS];
+        for (int p = 0; p < s->parts; p++) v[p] = s->cand + (size_t)p * s->cand_cap, len[p] = (size_t)s->cnt[p][5];
+        s->key = kth_in_memory(s, v, len, s->parts, r - below - eq_lo);
+    }
+    s->pass = SELECT_DONE;
+    return false;
+}
+
+bool select_next_pass(select_ctx *s) {
+    TT_ASSERT(s->pass < SELECT_DONE);
+    uint64_t fed = s->fed;
+    s->fed = 0;
+    if (s->n) TT_ASSERT(fed == s->n); /* bracketed mode: every pass feeds the n values announced */
+    TT_ASSERT(s->want < fed);        /* the caller asked for a rank past the values it fed */
+    if (s->pass == SELECT_SAMPLE) return sample_next(s);
+    if (s->pass == SELECT_BRACKET) return bracket_next(s);
+    TT_ASSERT(s->pass != SELECT_LO || s->rank < fed);
+    radix_next(s);
+    return s->pass != SELECT_DONE;
+}
+
+bool select_done(const select_ctx *s) { return s->pass == SELECT_DONE; }
+
 float select_value(const select_ctx *s) {
-    TT_ASSERT(s->pass == 2);
+    TT_ASSERT(s->pass == SELECT_DONE);
     return value_of(s->key, s->absval);
 }
 

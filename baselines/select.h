@@ -17,6 +17,24 @@
  *   float thr = select_value(&s);  select_free(&s);
  * Every pass must feed exactly the same values (in any order, in any chunking). Values must be
  * finite (NaN has no place in an order). Ownership: the context owns its histograms.
+ *
+ * Bracketed mode (select_init_bracket), for a caller that knows n, the values fed per pass, and
+ * has a workspace: one full pass instead of two, with the same exact result.
+ *   pass 0 (sample):  reads only a fixed, spread sample — one run of SELECT_SAMPLE_RUN values at a
+ *                     hashed offset in every SELECT_SAMPLE_STRIDE values of the stream (1/64 of
+ *                     the values, about one cache line per 4 KiB) — into the workspace; two order
+ *                     statistics of the sample give keys lo <= hi that bracket the wanted rank
+ *                     with a wide statistical margin;
+ *   pass 1 (bracket): counts the keys < lo and <= hi (two vectorised compares a value) and copies
+ *                     the few values strictly inside (lo, hi) into the workspace; the rank then
+ *                     falls on lo, on hi, or inside, where an exact select of the copies (in
+ *                     memory, a few hundred thousand values) finishes.
+ * Ties at lo or hi are counted, not copied, so heavy ties (all values equal, many zeros) cost
+ * nothing. When the sample misses (the rank lies outside [lo, hi]) or the copies overflow the
+ * workspace, the context falls back to the two radix passes above: the caller's do/while loop
+ * simply feeds two passes more. The result never depends on the sample, only the speed does. The
+ * sample position is the value's index in the stream (counted over the feeds of a pass), so it is
+ * deterministic for a fixed chunking.
  */
 #ifndef TT_SELECT_H
 #define TT_SELECT_H
@@ -30,29 +48,60 @@
 #define SELECT_BINS 65536
 #define SELECT_MAX_PARTS 8 /* per-thread partial histograms fed in parallel */
 
+#define SELECT_SAMPLE_STRIDE 1024
+#define SELECT_SAMPLE_RUN 16
+#define SELECT_SAMPLE_MIN 1024 /* fewer sampled values: straight to the radix passes */
+
+/* What the current pass does with the values fed. */
+enum { SELECT_SAMPLE, SELECT_BRACKET, SELECT_HI, SELECT_LO, SELECT_DONE };
+
 typedef struct select_ctx {
     bool absval;       /* order |x| (true) or x */
-    int pass;          /* 0, 1, then 2 = done */
-    uint64_t rank;     /* wanted rank (0-based, ascending); within the chosen bin during pass 1 */
-    uint64_t fed;      /* values fed during pass 0 */
+    int pass;          /* SELECT_*: radix mode starts at SELECT_HI, bracketed mode at SELECT_SAMPLE */
+    uint64_t want;     /* wanted rank (0-based, ascending) */
+    uint64_t rank;     /* the rank within what the current pass looks at (the chosen bin in SELECT_LO) */
+    uint64_t fed;      /* values fed during the first pass */
     uint32_t hi, key;  /* chosen high 16 bits; the final key */
     int parts;
     uint64_t *hist;    /* [parts][SELECT_BINS], owned */
+    /* bracketed mode (not owned: the caller's workspace) */
+    uint64_t n;        /* values every pass feeds */
+    float *sample;     /* [nsample] */
+    size_t nsample;
+    float *cand;       /* [parts][cand_cap]: values strictly inside (blo, bhi), thread p's at p·cand_cap */
+    size_t cand_cap;
+    uint32_t blo, bhi; /* bracket keys */
+    /* per part: keys < blo, keys <= bhi, keys == blo, keys == bhi, keys inside, copies made */
+    uint64_t cnt[SELECT_MAX_PARTS][6];
 } select_ctx;
 
 int select_init(select_ctx *s, uint64_t rank, bool absval, tt_err *err);
+/* Bracketed mode: every pass will feed exactly n values; work[0..work_len) is scratch that the
+ * context uses until select_free (not owned). A workspace smaller than select_bracket_work(n)
+ * (or a small n) leaves the context in the radix mode. */
+int select_init_bracket(select_ctx *s, uint64_t rank, bool absval, uint64_t n, float *work, size_t work_len,
+                        tt_err *err);
+/* Whether the bracketed mode samples the i-th value of the stream (for tests that build inputs
+ * the sample misrepresents). */
+bool select_in_sample(uint64_t i);
+/* Floats of workspace below which select_init_bracket stays radix: the sample plus room for the
+ * copies the margin lets through (about 1% of n). */
+size_t select_bracket_work(uint64_t n);
 void select_free(select_ctx *s);
 /* Count x[0..n) into the current pass (OpenMP-parallel for large n). */
 void select_feed(select_ctx *s, const float *x, size_t n);
 /* Count the values x[i] − sub[i] (computed in float, as a task vector θ_k − θ0 is), without
  * materialising them; sub = NULL is select_feed. */
 void select_feed_diff(select_ctx *s, const float *x, const float *sub, size_t n);
-/* The same for ns selections at once (all in the same pass): s[j] counts x[j][i] − sub[i]. One
+/* The same for ns selections at once: s[j] counts x[j][i] − sub[i] (a finished selection,
+ * select_done, is skipped: in the bracketed mode some may need the radix passes and others not). One
  * parallel region walks the n values in blocks and feeds every selection a block at a time, so
  * sub is read once from memory and stays in cache while the ns streams x[j] go by. */
 void select_feed_diff_multi(select_ctx *s, int ns, const float *const *x, const float *sub, size_t n);
 /* End the current pass; true = feed the same values once more. Asserts rank < values fed. */
 bool select_next_pass(select_ctx *s);
+/* select_next_pass returned false: the value is known, feed no more. */
+bool select_done(const select_ctx *s);
 /* The rank-th smallest value (|value| when absval) once select_next_pass returned false. */
 float select_value(const select_ctx *s);
 

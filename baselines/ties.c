@@ -14,8 +14,9 @@
  * where even that is 0 only negative entries are kept; dis-mean by default. topk = 100 keeps
  * everything (the official kthvalue(0) would fail); topk = 0 keeps only the entries tied with
  * the largest magnitude (kthvalue(d), as the code).
- * The per-task threshold is an exact streaming radix select (baselines/select.h): two passes
- * over the task vectors (all K tasks in the same passes), no sort, no copy of the model.
+ * The per-task threshold is an exact streaming select (baselines/select.h, bracketed mode): a
+ * sample pass (1/64 of the values) and one full pass over the task vectors (all K tasks in the
+ * same passes), no sort, no copy of the model.
  *
  * Parameters: topk = 20 (percent kept per task); merge = mean (official dis-mean) | sum
  * (AdaMerging's dis-sum, λ ≈ 0.3); lambda = auto: searched on validation (average normalised
@@ -230,9 +231,11 @@ int ties_merge_arrays(const float *const *tv, int K, size_t n, const float *thr,
  * K vectors of one tensor at a time. */
 
 /* thr[k] = the trim threshold of task k over every tensor. The selections of up to `group` tasks
- * run side by side (their histograms are parts x 512 KiB each). */
+ * run side by side (their histograms are parts x 512 KiB each), in the bracketed mode with
+ * work[0..work_len) split between them: a sample pass that reads 1/64 of the values and one full
+ * pass (select.h), unless some task's bracket misses and it needs the two radix passes too. */
 static int task_thresholds(merge_ctx *ctx, const mu_tv_source *src, double topk, float *scratch, float *thr,
-                           tt_err *err) {
+                           float *work, size_t work_len, tt_err *err) {
     uint64_t rank;
     if (!ties_threshold_rank(mu_param_count(ctx), topk, &rank)) {
         for (int k = 0; k < ctx->K; k++) thr[k] = 0;
@@ -243,8 +246,9 @@ static int task_thresholds(merge_ctx *ctx, const mu_tv_source *src, double topk,
     select_ctx sel[MERGE_MAX_TASKS];
     for (int k0 = 0; k0 < ctx->K; k0 += group) {
         int g = ctx->K - k0 < group ? ctx->K - k0 : group;
+        size_t slice = work_len / (size_t)g;
         for (int j = 0; j < g; j++)
-            if (select_init(&sel[j], rank, true, err)) {
+            if (select_init_bracket(&sel[j], rank, true, mu_param_count(ctx), work + (size_t)j * slice, slice, err)) {
                 while (j--) select_free(&sel[j]);
                 return -1;
             }
@@ -256,7 +260,8 @@ static int task_thresholds(merge_ctx *ctx, const mu_tv_source *src, double topk,
                 select_feed_diff_multi(sel, g, a + k0, b, lay->t[l].numel);
             }
             more = false;
-            for (int j = 0; j < g; j++) more = select_next_pass(&sel[j]); /* every selection has the same passes */
+            for (int j = 0; j < g; j++)
+                if (!select_done(&sel[j])) more |= select_next_pass(&sel[j]);
         } while (more);
         for (int j = 0; j < g; j++) {
             thr[k0 + j] = select_value(&sel[j]);
@@ -279,7 +284,8 @@ int ties_merged_delta_src(merge_ctx *ctx, const mu_tv_source *src, double topk, 
     int rc = -1;
     progress pg;
     progress_start(&pg, "ties", 4, ctx->progress);
-    if (task_thresholds(ctx, src, topk, scratch, thr, err)) {
+    /* delta is free until trim + sum writes it: the selections' workspace */
+    if (task_thresholds(ctx, src, topk, scratch, thr, delta, lay->total, err)) {
         progress_end(&pg);
         goto done;
     }

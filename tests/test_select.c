@@ -155,3 +155,224 @@ Test(select, ties_topk_edges) {
     float acc[10] = {0};
     cr_assert_eq(ties_trim_add(acc, x, 10, 0.7f), 3); /* 0.9, -0.9, 0.7: ties at the threshold kept */
 }
+
+/* ---- bracketed mode (select_init_bracket): a sample pass, one counting pass, and the two radix
+ * passes only when the bracket misses or the copies overflow; always the exact value ---- */
+
+/* The bracketed select of x[0..n) fed in `nc` chunks (cuts), reversed after the sample pass;
+ * *passes = the passes it needed (2 = sample + bracket, 4 = with the radix fallback). */
+static float bracket_kth(const float *x, const float *sub, size_t n, uint64_t rank, bool absval, size_t work_len,
+                         int *passes) {
+    float *work = malloc(work_len * sizeof(float));
+    cr_assert_not_null(work);
+    select_ctx s;
+    tt_err e = {0};
+    cr_assert_eq(select_init_bracket(&s, rank, absval, n, work, work_len, &e), 0);
+    const size_t cuts[] = {0, 1, n / 3, n / 3 + 1, n - n / 4, n};
+    int pass = 0;
+    do {
+        for (int c = 0; c < 5; c++) {
+            int cc = pass ? 4 - c : c;
+            select_feed_diff(&s, x + cuts[cc], sub ? sub + cuts[cc] : NULL, cuts[cc + 1] - cuts[cc]);
+        }
+        pass++;
+    } while (select_next_pass(&s));
+    cr_assert(select_done(&s));
+    float v = select_value(&s);
+    select_free(&s);
+    free(work);
+    if (passes) *passes = pass;
+    return v;
+}
+
+static void check_bracket(const float *x, size_t n, const char *what) {
+    size_t ranks[] = {0, 1, n / 10, n / 2, n - n / 5, n - 2, n - 1};
+    size_t work = select_bracket_work(n);
+    cr_assert(work < SIZE_MAX, "%s: n = %zu too small for the bracketed mode", what, n);
+    for (int absval = 0; absval < 2; absval++)
+        for (size_t ri = 0; ri < sizeof ranks / sizeof ranks[0]; ri++) {
+            int passes = 0;
+            float got = bracket_kth(x, NULL, n, ranks[ri], absval, work, &passes), want = ref_kth(x, n, ranks[ri], absval);
+            cr_assert(got == want, "%s abs=%d rank %zu: bracket %g, qsort %g", what, absval, ranks[ri], (double)got,
+                      (double)want);
+            /* bit for bit what the radix select gives (-0 orders below +0 there) */
+            float radix = select_kth(x, n, ranks[ri], absval);
+            cr_assert(!memcmp(&got, &radix, sizeof got), "%s abs=%d rank %zu: bracket %g, radix %g", what, absval,
+                      ranks[ri], (double)got, (double)radix);
+            /* 2 = sample + bracket; 3 = the bracket could not be afforded (radix after the sample);
+             * 4 = the bracket missed or overflowed */
+            cr_assert(passes >= 2 && passes <= 4, "%s: %d passes", what, passes);
+        }
+}
+
+Test(select_bracket, tie_heavy_zeros_negative_zeros) {
+    const size_t n = 300007;
+    float *x = tie_heavy(n, 31);
+    check_bracket(x, n, "tie_heavy");
+    free(x);
+}
+
+Test(select_bracket, uniform_takes_one_counting_pass) {
+    const size_t n = 1 << 20;
+    float *x = malloc(n * sizeof(float));
+    tu_fill_uniform(x, n, 32, -1e-3f, 1e-3f);
+    check_bracket(x, n, "uniform");
+    int passes = 0;
+    float got = bracket_kth(x, NULL, n, n - n / 5, true, select_bracket_work(n), &passes);
+    cr_assert(got == ref_kth(x, n, n - n / 5, true));
+    cr_assert_eq(passes, 2); /* no fallback on noise */
+    free(x);
+}
+
+Test(select_bracket, all_equal_and_all_zero) {
+    const size_t n = 200003;
+    float *x = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) x[i] = -0.25f;
+    check_bracket(x, n, "all -0.25");
+    for (size_t i = 0; i < n; i++) x[i] = i % 3 ? 0.0f : -0.0f;
+    check_bracket(x, n, "zeros");
+    /* two values only: every bracket key is one of them */
+    for (size_t i = 0; i < n; i++) x[i] = i % 5 == 0 ? 2.0f : -1.0f;
+    check_bracket(x, n, "two values");
+    free(x);
+}
+
+Test(select_bracket, denormals_and_mixed_scales) {
+    const size_t n = 250001;
+    float *x = malloc(n * sizeof(float));
+    tu_fill_uniform(x, n, 33, -1.0f, 1.0f);
+    for (size_t i = 0; i < n; i++) {
+        if (i % 4 == 1) x[i] *= 1e-39f; /* denormal */
+        if (i % 4 == 2) x[i] *= 1e20f;
+        if (i % 11 == 0) x[i] = i & 1 ? 1.4e-45f : -1.4e-45f; /* the smallest denormal, tied */
+    }
+    check_bracket(x, n, "denormals");
+    free(x);
+}
+
+/* NaN is outside the contract, but its bit pattern orders it above +inf in both modes: the
+ * bracketed mode returns what the radix select returns. */
+Test(select_bracket, nan_as_radix) {
+    const size_t n = 200000;
+    float *x = malloc(n * sizeof(float));
+    tu_fill_uniform(x, n, 34, -1.0f, 1.0f);
+    for (size_t i = 0; i < n; i += 7) x[i] = NAN;
+    size_t ranks[] = {0, n / 2, n - n / 10, n - 1};
+    for (int absval = 0; absval < 2; absval++)
+        for (size_t ri = 0; ri < 4; ri++) {
+            float got = bracket_kth(x, NULL, n, ranks[ri], absval, select_bracket_work(n), NULL);
+            float want = select_kth(x, n, ranks[ri], absval);
+            cr_assert(!memcmp(&got, &want, sizeof got), "abs=%d rank %zu", absval, ranks[ri]);
+        }
+    free(x);
+}
+
+Test(select_bracket, diff_equals_materialised_differences) {
+    const size_t n = 300001;
+    float *x = tie_heavy(n, 35), *sub = tie_heavy(n, 36), *d = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) d[i] = x[i] - sub[i];
+    size_t ranks[] = {0, n / 7, n / 2, n - n / 5, n - 1};
+    for (int absval = 0; absval < 2; absval++)
+        for (size_t ri = 0; ri < 5; ri++) {
+            float got = bracket_kth(x, sub, n, ranks[ri], absval, select_bracket_work(n), NULL);
+            cr_assert(got == ref_kth(d, n, ranks[ri], absval), "abs=%d rank %zu", absval, ranks[ri]);
+        }
+    free(x);
+    free(sub);
+    free(d);
+}
+
+/* Inputs the sample misrepresents: the sampled values are small and the others large (the rank
+ * lies above the bracket), or the others crowd the bracket's inside past the workspace (the
+ * copies overflow). Both fall back to the radix passes and stay exact. */
+Test(select_bracket, sample_miss_and_overflow_fall_back) {
+    const size_t n = 1 << 19;
+    float *x = malloc(n * sizeof(float));
+    tu_fill_uniform(x, n, 37, 0.0f, 1.0f);
+    for (size_t i = 0; i < n; i++)
+        if (!select_in_sample(i)) x[i] += 2.0f;
+    int passes = 0;
+    float got = bracket_kth(x, NULL, n, n / 2, true, select_bracket_work(n), &passes);
+    cr_assert(got == ref_kth(x, n, n / 2, true));
+    cr_assert_eq(passes, 4, "miss: %d passes", passes);
+    tu_fill_uniform(x, n, 38, 0.0f, 1.0f);
+    for (size_t i = 0; i < n; i++)
+        if (!select_in_sample(i)) x[i] = 0.5f + (x[i] - 0.5f) * 1e-3f; /* distinct, all near the median */
+    got = bracket_kth(x, NULL, n, n / 2, true, select_bracket_work(n), &passes);
+    cr_assert(got == ref_kth(x, n, n / 2, true));
+    cr_assert_eq(passes, 4, "overflow: %d passes", passes);
+    free(x);
+}
+
+/* Too small a stream or workspace: the radix mode (2 passes), same value. */
+Test(select_bracket, small_stays_radix) {
+    const size_t n = 5000; /* fewer than SELECT_SAMPLE_MIN sampled values */
+    float *x = tie_heavy(n, 39);
+    cr_assert_eq(select_bracket_work(n), SIZE_MAX);
+    int passes = 0;
+    float got = bracket_kth(x, NULL, n, n / 3, true, 1 << 16, &passes);
+    cr_assert(got == ref_kth(x, n, n / 3, true));
+    cr_assert_eq(passes, 2);
+    free(x);
+    const size_t m = 1 << 18;
+    x = tie_heavy(m, 40);
+    got = bracket_kth(x, NULL, m, m / 3, true, select_bracket_work(m) - 1, &passes);
+    cr_assert(got == ref_kth(x, m, m / 3, true));
+    free(x);
+}
+
+Test(select_bracket, thread_count_independent) {
+    const size_t n = 1 << 20;
+    float *x = malloc(n * sizeof(float));
+    tu_fill_uniform(x, n, 41, -2.0f, 2.0f);
+    int saved = omp_get_max_threads();
+    omp_set_num_threads(1);
+    float a = bracket_kth(x, NULL, n, n / 3, true, select_bracket_work(n), NULL);
+    omp_set_num_threads(2);
+    float b = bracket_kth(x, NULL, n, n / 3, true, select_bracket_work(n), NULL);
+    omp_set_num_threads(saved);
+    cr_assert(a == b && a == ref_kth(x, n, n / 3, true));
+    free(x);
+}
+
+/* TIES's loop: several selections fed together by select_feed_diff_multi, one of them on an input
+ * its sample misses — it takes the radix passes while the others are done and skipped. */
+Test(select_bracket, multi_with_one_fallback) {
+    const size_t n = 1 << 19, cut = 100000;
+    const int ns = 3;
+    float *x[3], *sub = malloc(n * sizeof(float)), *d = malloc(n * sizeof(float));
+    tu_fill_uniform(sub, n, 50, -0.5f, 0.5f);
+    for (int j = 0; j < ns; j++) {
+        x[j] = malloc(n * sizeof(float));
+        tu_fill_uniform(x[j], n, 51 + (uint64_t)j, -1.0f, 1.0f);
+    }
+    for (size_t i = 0; i < n; i++)
+        if (!select_in_sample(i)) x[1][i] += 3.0f; /* |x − sub| of the unsampled values is larger */
+    size_t wl = select_bracket_work(n);
+    float *work = malloc((size_t)ns * wl * sizeof(float));
+    select_ctx s[3];
+    tt_err e = {0};
+    for (int j = 0; j < ns; j++) cr_assert_eq(select_init_bracket(&s[j], n / 2 + (size_t)j, true, n, work + j * wl, wl, &e), 0);
+    bool more;
+    int passes = 0;
+    do {
+        const float *xa[3] = {x[0], x[1], x[2]}, *xb[3] = {x[0] + cut, x[1] + cut, x[2] + cut};
+        select_feed_diff_multi(s, ns, xa, sub, cut);
+        select_feed_diff_multi(s, ns, xb, sub + cut, n - cut);
+        more = false;
+        for (int j = 0; j < ns; j++)
+            if (!select_done(&s[j])) more |= select_next_pass(&s[j]);
+        passes++;
+    } while (more);
+    cr_assert_eq(passes, 4);
+    for (int j = 0; j < ns; j++) {
+        for (size_t i = 0; i < n; i++) d[i] = x[j][i] - sub[i];
+        float want = ref_kth(d, n, n / 2 + (size_t)j, true);
+        cr_assert(select_value(&s[j]) == want, "selection %d: %g vs %g", j, (double)select_value(&s[j]), (double)want);
+        select_free(&s[j]);
+        free(x[j]);
+    }
+    free(work);
+    free(sub);
+    free(d);
+}
