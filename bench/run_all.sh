@@ -9,8 +9,8 @@
 #     libopenblas0-openmp + python3-torch with scripts/setup.sh --bench when run as root; the torch
 #     scripts force OPENBLAS_CORETYPE when OpenBLAS falls back to pre-AVX2 kernels); CPU model, the
 #     ISA oneDNN dispatches to, measured FMA peak.
-#  2. engine: bench/run_vit_bench.sh — forward / forward+backward, vision8 and the ViT-B/32-shaped
-#     stack, ttmerge and torch, at each thread count.
+#  2. engine: bench/run_vit_bench.sh — forward / forward+backward / evaluation (infer_features),
+#     vision8 and the ViT-B/32-shaped stack, ttmerge and torch, at each thread count.
 #  3. AdaMerging step: synthetic suites of both architectures (adamerge_bench --make-suite, cached in
 #     DIR/suites), the objective check (ttmerge's loss and dL/dλ recomputed by torch, abort on a
 #     mismatch), then seconds per step for ttmerge and torch at each thread count.
@@ -104,7 +104,7 @@ step "2/6 engine: forward, forward+backward vs torch (bench/run_vit_bench.sh)"
 idle_arg=()
 [ "$wait_idle" = 1 ] && idle_arg=(--wait-idle)
 BUILD_DIR=$build PYTHON=$python bash "$here/run_vit_bench.sh" --threads "$threads_list" --reps "$vit_reps" \
-    --passes fwd,fwd_bwd_all --out "$out/engine" "${idle_arg[@]}" | tee "$out/engine.log"
+    --passes fwd,fwd_bwd_all,eval --out "$out/engine" "${idle_arg[@]}" | tee "$out/engine.log"
 grep -m1 '^# dnnl_isa=' "$out/engine/ttmerge_${max_threads}t.log" | sed 's/^# /oneDNN /' | tee -a "$out/machine.txt"
 grep -m1 '^peak f32' "$out/engine/ttmerge_${max_threads}t.log" | tee -a "$out/machine.txt"
 
@@ -191,15 +191,15 @@ BEGIN {
     split("vision8 128,vitb32 32", cb, ",")
     for (i = 1; i <= 2; i++) {
         split(cb[i], c, " ")
-        for (t = 1; t <= tmax; t++) for (p = 1; p <= 2; p++) {
-            pass = p == 1 ? "fwd" : "fwd_bwd_all"
+        for (t = 1; t <= tmax; t++) for (p = 1; p <= 3; p++) {
+            pass = p == 1 ? "fwd" : p == 2 ? "fwd_bwd_all" : "eval"
             k = c[1] SUBSEP c[2] SUBSEP t SUBSEP pass
             a = med[k SUBSEP "ttmerge"]; b = med[k SUBSEP "torch"]
             if (a == "") continue
             r = (b != "" && a > 0) ? b / a : ""
             tgt = ""; m = ""
             if (c[1] == "vitb32" && pass == "fwd_bwd_all" && t == tmax) { tgt = ">= 50% of peak"; m = verdict(pk[k SUBSEP "ttmerge"], 50) }
-            if (c[1] == "vision8" && pass == "fwd" && t == tmax) { tgt = "eval >= 2x torch"; m = verdict(r, 2) }
+            if (c[1] == "vision8" && pass == "eval" && t == tmax) { tgt = "eval >= 2x torch"; m = verdict(r, 2) }
             row("engine " pass " (batch " c[2] "), ms [% of peak]", c[1], t, sprintf("%.2f [%.0f%%]", a * 1e3, pk[k SUBSEP "ttmerge"]),
                 b == "" ? "n/a" : sprintf("%.2f", b * 1e3), fmt(r, "%.2fx"), tgt, m)
         }

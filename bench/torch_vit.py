@@ -7,6 +7,8 @@ ln_post on the class token, proj), the same configs and batches, eager mode:
   fwd           model(images) under torch.no_grad()
   fwd_bwd_all   model(images).sum().backward(), every parameter requires grad
   fwd_bwd_attn  the same with only attn.in_proj_weight / attn.out_proj.weight requiring grad
+  eval          = fwd: PyTorch evaluates with the same no_grad forward (ttmerge's eval pass adds
+                its uint8 normalisation and batch-parallel lanes, core/infer.h)
 3 warm-ups, then the median/min of R reps (20 for vision8, 5 for vitb32). Gradients are set to None
 before each rep outside the timed region. FLOPs are counted exactly like vit_forward_flops() in
 core/vit.c (backward = 2x forward, so fwd+bwd = 3x forward).
@@ -30,8 +32,8 @@ CONFIGS = collections.OrderedDict(
                 output_dim=512, batches=(32,), reps=5),
 )
 WARMUP = 3
-PASSES = ("fwd", "fwd_bwd_all", "fwd_bwd_attn")
-FLOP_FACTOR = {"fwd": 1.0, "fwd_bwd_all": 3.0, "fwd_bwd_attn": 3.0}
+PASSES = ("fwd", "fwd_bwd_all", "fwd_bwd_attn", "eval")
+FLOP_FACTOR = {"fwd": 1.0, "fwd_bwd_all": 3.0, "fwd_bwd_attn": 3.0, "eval": 1.0}
 
 
 class QuickGELU(nn.Module):
@@ -176,7 +178,7 @@ def require_openblas(allow_reference):
 
 def bench_pass(model, images, pass_name, reps):
     params = list(model.parameters())
-    if pass_name == "fwd":
+    if pass_name in ("fwd", "eval"):  # PyTorch's evaluation is the same no_grad forward
         def step():
             with torch.no_grad():
                 model(images)
@@ -205,7 +207,7 @@ def main():
     ap.add_argument("--reps", type=int, default=0, help="timed reps (default 20 vision8, 5 vitb32)")
     ap.add_argument("--csv")
     ap.add_argument("--configs", default="vision8,vitb32")
-    ap.add_argument("--passes", default=",".join(PASSES), help="subset of fwd,fwd_bwd_all,fwd_bwd_attn")
+    ap.add_argument("--passes", default=",".join(PASSES), help="subset of fwd,fwd_bwd_all,fwd_bwd_attn,eval")
     ap.add_argument("--peak-gflops", type=float, default=0.0,
                     help="measured peak for this thread count (from vit_bench) for pct_peak_measured")
     ap.add_argument("--allow-reference-blas", action="store_true", help="run even if torch is not on OpenBLAS")

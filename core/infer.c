@@ -1,33 +1,66 @@
 /* infer.c — see infer.h. */
 #include "core/infer.h"
 
+#include <omp.h>
 #include <string.h>
 
 #include "core/arena.h"
 
-int infer_init(infer_ctx *ic, dnn *d, const vit_config *cfg, int batch, tt_err *err) {
+int infer_auto_lanes(const vit_config *cfg, int batch) {
+    int t = omp_get_max_threads();
+    /* inside a parallel region, or with nested parallelism on, the lanes would not get a thread each
+     * (or would oversubscribe the cores): one lane */
+    if (t <= 1 || omp_in_parallel() || omp_get_max_active_levels() > 1 || cfg->width > INFER_LANE_MAX_WIDTH)
+        return 1;
+    int by_batch = batch / INFER_LANE_MIN_BATCH;
+    int lanes = t < by_batch ? t : by_batch;
+    if (lanes > INFER_MAX_LANES) lanes = INFER_MAX_LANES;
+    return lanes < 1 ? 1 : lanes;
+}
+
+int infer_init_lanes(infer_ctx *ic, dnn *d, const vit_config *cfg, int batch, int lanes, tt_err *err) {
     memset(ic, 0, sizeof *ic);
     ic->d = d;
     ic->cfg = *cfg;
     ic->batch = batch;
-    ic->plan = vit_plan_create(d, cfg, batch, err);
-    if (!ic->plan) return -1;
+    if (lanes <= 0) lanes = infer_auto_lanes(cfg, batch);
+    if (lanes > INFER_MAX_LANES) lanes = INFER_MAX_LANES;
+    if (lanes > batch) lanes = batch;
+    ic->lanes = lanes < 1 ? 1 : lanes;
+    ic->lane_batch = (batch + ic->lanes - 1) / ic->lanes;
     size_t img = (size_t)cfg->channels * cfg->image_size * cfg->image_size;
-    ic->images = tt_calloc_aligned((size_t)batch * img, sizeof(float), err);
-    ic->features = ic->images ? tt_calloc_aligned((size_t)batch * cfg->output_dim, sizeof(float), err) : NULL;
-    if (!ic->features) {
-        infer_free(ic);
-        return -1;
+    for (int l = 0; l < ic->lanes; l++) {
+        infer_lane *ln = &ic->lane[l];
+        /* a stream per lane: oneDNN streams are not to be shared between threads */
+        if (l == 0) ln->d = d;
+        else if (dnn_create(&ln->d, err)) goto fail;
+        ln->plan = vit_plan_create(ln->d, cfg, ic->lane_batch, err);
+        if (!ln->plan) goto fail;
+        ln->images = tt_calloc_aligned((size_t)ic->lane_batch * img, sizeof(float), err);
+        ln->features = ln->images ? tt_calloc_aligned((size_t)ic->lane_batch * cfg->output_dim, sizeof(float), err)
+                                  : NULL;
+        if (!ln->features) goto fail;
     }
     return 0;
+fail:
+    infer_free(ic);
+    return -1;
+}
+
+int infer_init(infer_ctx *ic, dnn *d, const vit_config *cfg, int batch, tt_err *err) {
+    return infer_init_lanes(ic, d, cfg, batch, 0, err);
 }
 
 void infer_free(infer_ctx *ic) {
-    vit_plan_free(ic->plan);
-    for (int i = 0; i < ic->n_heads; i++) vit_head_free(&ic->heads[i]);
-    free(ic->images);
-    free(ic->features);
-    free(ic->logits);
+    for (int l = 0; l < INFER_MAX_LANES; l++) {
+        infer_lane *ln = &ic->lane[l];
+        vit_plan_free(ln->plan);
+        for (int i = 0; i < ic->n_heads; i++) vit_head_free(&ln->heads[i]);
+        free(ln->images);
+        free(ln->features);
+        free(ln->logits);
+        if (l > 0) dnn_free(ln->d);
+    }
     memset(ic, 0, sizeof *ic);
 }
 
@@ -40,56 +73,96 @@ void infer_normalize(float *dst, const uint8_t *pixels, int n_img, int batch, si
     memset(dst + n, 0, ((size_t)batch * img_size - n) * sizeof(float));
 }
 
+/* Images [i0, i0 + k) of one pass, split between the lanes: lane l takes lane_batch of them from
+ * i0 + l·lane_batch (the last lanes may get fewer, or none). */
+static int lane_count(const infer_ctx *ic, int l, int k) {
+    int lo = l * ic->lane_batch, hi = lo + ic->lane_batch < k ? lo + ic->lane_batch : k;
+    return hi > lo ? hi - lo : 0;
+}
+
+/* Normalise and run the backbone (and head h >= 0) for lane l's share of a pass. */
+static void lane_run(infer_ctx *ic, int l, const vit_weights *w, const uint8_t *pixels, int k, float mean,
+                     float std, int h, const float *head_W, const float *head_b) {
+    infer_lane *ln = &ic->lane[l];
+    size_t img = (size_t)ic->cfg.channels * ic->cfg.image_size * ic->cfg.image_size;
+    int m = lane_count(ic, l, k);
+    if (m == 0) return;
+    infer_normalize(ln->images, pixels + (size_t)l * ic->lane_batch * img, m, ic->lane_batch, img, mean, std);
+    vit_forward(ln->plan, w, ln->images, ln->features);
+    if (h >= 0) vit_head_forward(&ln->heads[h], ln->logits, ln->features, head_W, head_b);
+}
+
+/* One pass over images [0, k) of pixels: every lane on its own thread (nested OpenMP regions in the
+ * ops and oneDNN then run single-threaded), or the one lane with parallel ops. */
+static void run_pass(infer_ctx *ic, const vit_weights *w, const uint8_t *pixels, int k, float mean, float std,
+                     int h, const float *head_W, const float *head_b) {
+    if (ic->lanes == 1) {
+        lane_run(ic, 0, w, pixels, k, mean, std, h, head_W, head_b);
+        return;
+    }
+#pragma omp parallel for schedule(static, 1) num_threads(ic->lanes)
+    for (int l = 0; l < ic->lanes; l++) lane_run(ic, l, w, pixels, k, mean, std, h, head_W, head_b);
+}
+
 void infer_features(infer_ctx *ic, const vit_weights *w, const uint8_t *pixels, int n, float mean, float std,
                     float *features) {
     size_t img = (size_t)ic->cfg.channels * ic->cfg.image_size * ic->cfg.image_size;
     int D = ic->cfg.output_dim;
     for (int i0 = 0; i0 < n; i0 += ic->batch) {
         int k = n - i0 < ic->batch ? n - i0 : ic->batch;
-        infer_normalize(ic->images, pixels + (size_t)i0 * img, k, ic->batch, img, mean, std);
-        vit_forward(ic->plan, w, ic->images, ic->features);
-        memcpy(features + (size_t)i0 * D, ic->features, (size_t)k * D * sizeof(float));
+        run_pass(ic, w, pixels + (size_t)i0 * img, k, mean, std, -1, NULL, NULL);
+        for (int l = 0; l < ic->lanes; l++)
+            memcpy(features + ((size_t)i0 + (size_t)l * ic->lane_batch) * D, ic->lane[l].features,
+                   (size_t)lane_count(ic, l, k) * D * sizeof(float));
     }
 }
 
-/* The head planned for this class count (planned now if new), or NULL with err set. */
-static vit_head *ensure_head(infer_ctx *ic, int classes, tt_err *err) {
+/* The index of the head planned for this class count (planned now in every lane if new), or -1
+ * with err set. */
+static int ensure_head(infer_ctx *ic, int classes, tt_err *err) {
     for (int i = 0; i < ic->n_heads; i++)
-        if (ic->head_classes[i] == classes) return &ic->heads[i];
-    if (ic->n_heads == INFER_MAX_HEADS) {
-        tt_fail(err, TT_EINTERNAL, "more than %d distinct class counts", INFER_MAX_HEADS);
-        return NULL;
+        if (ic->head_classes[i] == classes) return i;
+    if (ic->n_heads == INFER_MAX_HEADS)
+        return tt_fail(err, TT_EINTERNAL, "more than %d distinct class counts", INFER_MAX_HEADS);
+    int h = ic->n_heads;
+    for (int l = 0; l < ic->lanes; l++) {
+        infer_lane *ln = &ic->lane[l];
+        if (classes > ic->logits_classes) {
+            float *z = tt_calloc_aligned((size_t)ic->lane_batch * classes, sizeof(float), err);
+            if (!z) goto fail;
+            free(ln->logits);
+            ln->logits = z;
+        }
+        if (vit_head_init(&ln->heads[h], ln->d, &ic->cfg, ic->lane_batch, classes, err)) goto fail;
     }
-    if (classes > ic->logits_classes) {
-        float *l = tt_calloc_aligned((size_t)ic->batch * classes, sizeof(float), err);
-        if (!l) return NULL;
-        free(ic->logits);
-        ic->logits = l;
-        ic->logits_classes = classes;
-    }
-    vit_head *h = &ic->heads[ic->n_heads];
-    if (vit_head_init(h, ic->d, &ic->cfg, ic->batch, classes, err)) return NULL;
+    if (classes > ic->logits_classes) ic->logits_classes = classes;
     ic->head_classes[ic->n_heads++] = classes;
     return h;
+fail:
+    /* lanes before l hold heads[h]: free them so that the context stays consistent (n_heads unchanged);
+     * enlarged logits buffers are kept (larger than needed is harmless, but logits_classes must
+     * not claim a size some lane lacks, so it stays) */
+    for (int l = 0; l < ic->lanes; l++) vit_head_free(&ic->lane[l].heads[h]);
+    return -1;
 }
 
 int infer_plan_heads(infer_ctx *ic, const int *classes, int n, tt_err *err) {
     for (int i = 0; i < n; i++)
-        if (!ensure_head(ic, classes[i], err)) return -1;
+        if (ensure_head(ic, classes[i], err) < 0) return -1;
     return 0;
 }
 
 int infer_logits(infer_ctx *ic, const vit_weights *w, const float *head_W, const float *head_b, int classes,
                  const uint8_t *pixels, int n, float mean, float std, float *logits, tt_err *err) {
-    vit_head *h = ensure_head(ic, classes, err);
-    if (!h) return -1;
+    int h = ensure_head(ic, classes, err);
+    if (h < 0) return -1;
     size_t img = (size_t)ic->cfg.channels * ic->cfg.image_size * ic->cfg.image_size;
     for (int i0 = 0; i0 < n; i0 += ic->batch) {
         int k = n - i0 < ic->batch ? n - i0 : ic->batch;
-        infer_normalize(ic->images, pixels + (size_t)i0 * img, k, ic->batch, img, mean, std);
-        vit_forward(ic->plan, w, ic->images, ic->features);
-        vit_head_forward(h, ic->logits, ic->features, head_W, head_b);
-        memcpy(logits + (size_t)i0 * classes, ic->logits, (size_t)k * classes * sizeof(float));
+        run_pass(ic, w, pixels + (size_t)i0 * img, k, mean, std, h, head_W, head_b);
+        for (int l = 0; l < ic->lanes; l++)
+            memcpy(logits + ((size_t)i0 + (size_t)l * ic->lane_batch) * classes, ic->lane[l].logits,
+                   (size_t)lane_count(ic, l, k) * classes * sizeof(float));
     }
     return 0;
 }

@@ -7,7 +7,9 @@
  *   infer_ctx ic; infer_init(&ic, d, &cfg, 256, &e);
  *   infer_logits(&ic, &w, head_W, head_b, classes, pixels, n, 0.5f, 0.5f, logits);  // [n, classes]
  *   infer_free(&ic);
- * Ownership: the caller owns every array passed in; infer_ctx owns its plan and scratch.
+ * Ownership: the caller owns every array passed in; infer_ctx owns its plans, engines (but the
+ * caller's d) and scratch. Results are deterministic for a fixed thread count (the lane split
+ * depends on it).
  */
 #ifndef TT_INFER_H
 #define TT_INFER_H
@@ -18,21 +20,40 @@
 
 /* One planned head per distinct class count (a suite has at most 64 tasks). */
 #define INFER_MAX_HEADS 64
+/* Batch-parallel lanes: a small model's ops are too small to split between threads (vision8's
+ * forward ran no faster on 2 threads than on 1: OpenMP barriers and per-op fork/join dominate),
+ * so for models up to INFER_LANE_MAX_WIDTH wide each thread runs the whole forward of its own
+ * slice of the batch, single-threaded, on its own plan and oneDNN stream. Wider models use one
+ * lane whose ops are parallel inside. */
+#define INFER_MAX_LANES 8
+#define INFER_LANE_MAX_WIDTH 128
+#define INFER_LANE_MIN_BATCH 16 /* images per lane at least */
+
+typedef struct infer_lane {
+    dnn *d;                          /* lane 0: the caller's engine; the others own theirs */
+    vit_plan *plan;                  /* planned for lane_batch images */
+    vit_head heads[INFER_MAX_HEADS]; /* heads[i] has head_classes[i] classes */
+    float *images;                   /* [lane_batch, C, S, S] */
+    float *features;                 /* [lane_batch, D] */
+    float *logits;                   /* [lane_batch, logits_classes] */
+} infer_lane;
 
 typedef struct infer_ctx {
     dnn *d;
     vit_config cfg;
-    int batch;
-    vit_plan *plan;
-    vit_head heads[INFER_MAX_HEADS]; /* planned once per class count, on first use */
-    int head_classes[INFER_MAX_HEADS];
+    int batch;      /* images per pass of all lanes together */
+    int lanes;      /* 1..INFER_MAX_LANES */
+    int lane_batch; /* ceil(batch / lanes) */
+    infer_lane lane[INFER_MAX_LANES];
+    int head_classes[INFER_MAX_HEADS]; /* planned once per class count, on first use */
     int n_heads;
-    float *images;      /* [batch, C, S, S] */
-    float *features;    /* [batch, D] */
-    float *logits;      /* [batch, logits_classes] */
     int logits_classes; /* the largest class count planned */
 } infer_ctx;
 
+/* lanes = 0: the policy above (one lane per OpenMP thread for narrow models, batch allowing). */
+int infer_init_lanes(infer_ctx *ic, dnn *d, const vit_config *cfg, int batch, int lanes, tt_err *err);
+/* The lane count infer_init picks for this model and batch with the current OpenMP threads. */
+int infer_auto_lanes(const vit_config *cfg, int batch);
 int infer_init(infer_ctx *ic, dnn *d, const vit_config *cfg, int batch, tt_err *err);
 void infer_free(infer_ctx *ic);
 /* Plan the heads for these class counts now, so that infer_logits cannot fail later (it plans

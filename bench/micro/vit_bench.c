@@ -7,6 +7,8 @@
  *   fwd           vit_forward
  *   fwd_bwd_all   vit_forward + vit_backward into a gradient struct with every tensor
  *   fwd_bwd_attn  vit_forward + vit_backward with only attn.in_proj_weight / attn.out_proj.weight
+ *   eval          infer_features on uint8 pixels: what `ttmerge eval` and every accuracy of a merge
+ *                 run (core/infer.h: normalisation, and batch-parallel lanes for narrow models)
  * FLOPs: vit_forward_flops() for a forward; backward counted as 2x forward, so a forward+backward
  * is 3x forward (for both backward passes — the attention-only pass does less real work, so its
  * GFLOP/s is an "effective" rate). Peak: the measured FMA peak of bench_util.h (the better of a 256-
@@ -23,6 +25,7 @@
 
 #include "bench/micro/bench_util.h"
 #include "core/arena.h"
+#include "core/infer.h"
 #include "core/rng.h"
 #include "core/vit.h"
 
@@ -50,9 +53,9 @@ static const bench_config configs[] = {
 };
 #define NCONFIGS ((int)(sizeof configs / sizeof configs[0]))
 
-enum { PASS_FWD, PASS_FWD_BWD_ALL, PASS_FWD_BWD_ATTN, NPASS };
-static const char *const pass_names[NPASS] = {"fwd", "fwd_bwd_all", "fwd_bwd_attn"};
-static const double pass_flop_factor[NPASS] = {1, 3, 3};
+enum { PASS_FWD, PASS_FWD_BWD_ALL, PASS_FWD_BWD_ATTN, PASS_EVAL, NPASS };
+static const char *const pass_names[NPASS] = {"fwd", "fwd_bwd_all", "fwd_bwd_attn", "eval"};
+static const double pass_flop_factor[NPASS] = {1, 3, 3, 1};
 
 /* FLOPs the engine really executes for one pass (matmuls only, multiply-add = 2), following
  * vit_backward: the patch embedding has no dX, the full backward does dX and dW of every linear and
@@ -60,7 +63,7 @@ static const double pass_flop_factor[NPASS] = {1, 3, 3};
  * the qkv/out projections, the attention backward and proj's dX. */
 static double executed_flops(const vit_config *c, int batch, int pass) {
     double F = vit_forward_flops(c, batch);
-    if (pass == PASS_FWD) return F;
+    if (pass == PASS_FWD || pass == PASS_EVAL) return F;
     double T = vit_tokens(c), M = batch * T, W = c->width, m = vit_mlp_width(c);
     double patch = 2.0 * batch * (T - 1) * c->channels * c->patch_size * c->patch_size * W;
     double proj = 2.0 * batch * W * c->output_dim;
@@ -76,7 +79,7 @@ typedef struct bench_ctx {
     int threads;
     int reps_override; /* 0 = per-config default */
     bool verbose_step; /* one extra untimed step per pass with ONEDNN verbose on */
-    bool pass_on[3];   /* --passes */
+    bool pass_on[NPASS]; /* --passes */
     double peak_measured, peak_nominal;
 } bench_ctx;
 
@@ -86,10 +89,22 @@ static void fill_uniform(float *x, size_t n, uint64_t seed, float lo, float hi) 
     for (size_t i = 0; i < n; i++) x[i] = lo + (hi - lo) * (float)rng_uniform(&r);
 }
 
-static void run_pass(vit_plan *plan, const vit_weights *w, const vit_weights *g, const float *images,
-                     float *features, const float *dfeat) {
-    vit_forward(plan, w, images, features);
-    if (g) vit_backward(plan, w, g, dfeat);
+typedef struct pass_io {
+    vit_plan *plan;
+    infer_ctx *ic;         /* eval */
+    const uint8_t *pixels; /* eval: [batch, C, S, S] */
+    int batch;
+    const float *images, *dfeat;
+    float *features;
+} pass_io;
+
+static void run_pass(const pass_io *io, int pass, const vit_weights *w, const vit_weights *g) {
+    if (pass == PASS_EVAL) {
+        infer_features(io->ic, w, io->pixels, io->batch, 0.5f, 0.5f, io->features);
+        return;
+    }
+    vit_forward(io->plan, w, io->images, io->features);
+    if (g) vit_backward(io->plan, w, g, io->dfeat);
 }
 
 static int bench_one(bench_ctx *bx, const bench_config *bc, int batch) {
@@ -111,13 +126,16 @@ static int bench_one(bench_ctx *bx, const bench_config *bc, int batch) {
     bool *attn_only = calloc((size_t)lay.count, sizeof(bool));
     vit_weights w = {0}, g_all = {0}, g_attn = {0};
     vit_plan *plan = NULL;
+    infer_ctx ic = {0};
+    uint8_t *pixels = malloc(img);
     int rc = -1;
-    if (!theta || !grad_all || !grad_attn || !images || !features || !dfeat || !attn_only) {
+    if (!theta || !grad_all || !grad_attn || !images || !features || !dfeat || !attn_only || !pixels) {
         fprintf(stderr, "vit_bench: out of memory\n");
         goto done;
     }
     vit_init_params(cfg, &lay, theta, 1);
     fill_uniform(images, img, 2, -1, 1);
+    for (size_t i = 0; i < img; i++) pixels[i] = (uint8_t)lrintf((images[i] + 1) * 127.5f); /* the same images */
     for (size_t i = 0; i < BD; i++) dfeat[i] = 1.0f; /* loss = sum(features), as in torch_vit.py */
     for (int t = 0; t < lay.count; t++)
         attn_only[t] = strstr(lay.t[t].name, "attn.in_proj_weight") || strstr(lay.t[t].name, "attn.out_proj.weight");
@@ -131,17 +149,24 @@ static int bench_one(bench_ctx *bx, const bench_config *bc, int batch) {
         fprintf(stderr, "vit_bench: %s batch %d: %s\n", bc->name, batch, e.msg);
         goto done;
     }
+    if (bx->pass_on[PASS_EVAL] && infer_init(&ic, bx->d, cfg, batch, &e)) {
+        fprintf(stderr, "vit_bench: %s batch %d: %s\n", bc->name, batch, e.msg);
+        goto done;
+    }
+    if (bx->pass_on[PASS_EVAL]) printf("# %s batch %d: eval on %d lane(s) of %d images\n", bc->name, batch, ic.lanes, ic.lane_batch);
+    pass_io io = {.plan = plan, .ic = &ic, .pixels = pixels, .batch = batch, .images = images, .dfeat = dfeat,
+                  .features = features};
     int reps = bx->reps_override > 0 ? bx->reps_override : bc->default_reps;
     double *times = calloc((size_t)reps, sizeof(double));
     if (!times) goto done;
     double fwd_flops = vit_forward_flops(cfg, batch);
-    const vit_weights *grads[NPASS] = {NULL, &g_all, &g_attn};
+    const vit_weights *grads[NPASS] = {NULL, &g_all, &g_attn, NULL};
     for (int ps = 0; ps < NPASS; ps++) {
         if (!bx->pass_on[ps]) continue;
-        for (int i = 0; i < WARMUP; i++) run_pass(plan, &w, grads[ps], images, features, dfeat);
+        for (int i = 0; i < WARMUP; i++) run_pass(&io, ps, &w, grads[ps]);
         for (int i = 0; i < reps; i++) {
             double t0 = bu_now();
-            run_pass(plan, &w, grads[ps], images, features, dfeat);
+            run_pass(&io, ps, &w, grads[ps]);
             times[i] = bu_now() - t0;
         }
         if (bx->verbose_step) {
@@ -150,7 +175,7 @@ static int bench_one(bench_ctx *bx, const bench_config *bc, int batch) {
             fflush(stdout);
             dnnl_set_verbose(1);
             double t0 = bu_now();
-            run_pass(plan, &w, grads[ps], images, features, dfeat);
+            run_pass(&io, ps, &w, grads[ps]);
             double t = bu_now() - t0;
             dnnl_set_verbose(0);
             fflush(stdout);
@@ -180,6 +205,8 @@ static int bench_one(bench_ctx *bx, const bench_config *bc, int batch) {
     }
     rc = 0;
 done:
+    infer_free(&ic);
+    free(pixels);
     vit_plan_free(plan);
     vit_weights_free(&w);
     vit_weights_free(&g_all);
@@ -202,7 +229,7 @@ static void usage(FILE *f) {
                "  --csv FILE    also write config,batch,threads,pass,median_s,min_s,images_per_s,gflops,\n"
                "                pct_peak_measured,peer\n"
                "  --configs L   comma-separated subset of: vision8, vitb32 (default: both)\n"
-               "  --passes L    comma-separated subset of: fwd, fwd_bwd_all, fwd_bwd_attn (default: all)\n"
+               "  --passes L    comma-separated subset of: fwd, fwd_bwd_all, fwd_bwd_attn, eval (default: all)\n"
                "  --verbose-step  after each pass, run one more (untimed) step with oneDNN verbose on\n"
                "                (the ONEDNN_VERBOSE=1 exec lines of exactly one step, between '# verbose-step' marks)\n");
 }
@@ -210,7 +237,7 @@ static void usage(FILE *f) {
 int main(int argc, char **argv) {
     int threads = 0, reps = 0;
     bool verbose_step = false;
-    const char *csv_path = NULL, *config_list = "vision8,vitb32", *pass_list = "fwd,fwd_bwd_all,fwd_bwd_attn";
+    const char *csv_path = NULL, *config_list = "vision8,vitb32", *pass_list = "fwd,fwd_bwd_all,fwd_bwd_attn,eval";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has_val = i + 1 < argc;
@@ -255,7 +282,7 @@ int main(int argc, char **argv) {
             int k = 0;
             while (k < NPASS && strcmp(pass_names[k], tok)) k++;
             if (k == NPASS) {
-                fprintf(stderr, "vit_bench: unknown pass '%s' (fwd, fwd_bwd_all, fwd_bwd_attn)\n", tok);
+                fprintf(stderr, "vit_bench: unknown pass '%s' (fwd, fwd_bwd_all, fwd_bwd_attn, eval)\n", tok);
                 return 2;
             }
             pass_on[k] = true;
