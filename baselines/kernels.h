@@ -64,6 +64,20 @@ int64_t ties_trim_sum_k(float *sum, const float *const *a, const float *b, int K
  * ties_elect, then K ties_disjoint_add and ties_disjoint_finish, without the sign and count arrays. */
 void ties_disjoint_k(float *out, const float *const *a, const float *b, int K, size_t n, const float *thr,
                      int8_t majority, bool mean);
+/* Trim + sum + elect + disjoint merge in one pass, before the majority is known: out = the merge
+ * ties_trim_sum_k + ties_disjoint_k give for any majority <= 0; returns the sign balance and adds
+ * kept as ties_trim_sum_k. The entries whose result depends on the majority (trimmed sum exactly 0
+ * with kept values, i.e. exact cancellations) are appended as base + i to und[0..cap) in any order,
+ * *n_und counting all of them (> cap: some were not stored). */
+int64_t ties_fused_k(float *out, const float *const *a, const float *b, int K, size_t n, const float *thr, bool mean,
+                     uint64_t *kept, uint64_t base, uint64_t *und, size_t cap, size_t *n_und);
+/* For majority > 0: recompute out[idx[t] − base] for t < n (entries listed by ties_fused_k) with a
+ * positive elected sign; the floats of ties_disjoint_k. */
+void ties_fused_patch(float *out, const float *const *a, const float *b, int K, const float *thr, bool mean,
+                      const uint64_t *idx, size_t n, uint64_t base);
+/* Tests only: the number of listed entries the streaming TIES merge keeps (SIZE_MAX = its own
+ * default); past it the merge falls back to the two separate passes. */
+void ties_set_undecided_cap(size_t cap);
 /* The whole TIES merge of K task vectors tv[k][0..n) with thresholds thr[k] (trim, elect with
  * the majority rule over these n values, disjoint mean or sum) into out[n]. Returns -1 if
  * scratch memory runs out. */

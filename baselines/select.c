@@ -3,6 +3,9 @@
 
 #include <math.h>
 #include <omp.h>
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
 #include <stdlib.h>
 #include <string.h>
 
@@ -170,15 +173,81 @@ static inline void bracket_range_v(select_ctx *s, int p, const float *restrict x
     c[0] += below, c[1] += le_hi, c[2] += eq_lo, c[3] += eq_hi, c[4] += inside, c[5] = nc;
 }
 
+/* The same pass 8 values at a time (GCC vector extensions: AVX2 at x86-64-v3, two SSE halves at
+ * v2): the counts stay in vector registers over the whole range, and only an 8-value group with a
+ * key in [blo, bhi] (about 6% of them for a ~1% bracket) is walked one value at a time, where the
+ * 16-value chunks above walk ~12% of 16 values and reduce two counts per chunk. The same counts and
+ * the same copies in the same order; the values past the last multiple of 8 go through
+ * bracket_range_v. */
+typedef int32_t sel_v8i __attribute__((vector_size(32)));
+typedef float sel_v8f __attribute__((vector_size(32)));
+#define SEL_V8 8
+#define SEL_FLUSH ((size_t)1 << 24) /* values between flushes of the int32 lane counts */
+
+static inline bool sel_v8_any(sel_v8i m) {
+#if defined(__AVX__)
+    return _mm256_movemask_ps((__m256)m) != 0;
+#else
+    uint32_t a = 0;
+    for (int l = 0; l < SEL_V8; l++) a |= (uint32_t)m[l];
+    return a != 0;
+#endif
+}
+
+static inline void bracket_range_v8(select_ctx *s, int p, const float *restrict x, const float *restrict sub,
+                                    size_t lo, size_t hi, bool diff, bool absval) {
+    const uint32_t blo = s->blo, bhi = s->bhi;
+    const int32_t slo = (int32_t)(blo ^ 0x80000000u), shi = (int32_t)(bhi ^ 0x80000000u);
+    const sel_v8i zero = {0}, flip = zero + (int32_t)0x80000000u, absmask = zero + 0x7FFFFFFF;
+    uint64_t *c = s->cnt[p];
+    float *restrict cand = s->cand + (size_t)p * s->cand_cap;
+    size_t nc = (size_t)c[5], cap = s->cand_cap;
+    uint64_t below = 0, le_hi = 0, eq_lo = 0, eq_hi = 0, inside = 0;
+    size_t hi8 = lo + (hi - lo) / SEL_V8 * SEL_V8;
+    for (size_t f0 = lo; f0 < hi8; f0 += SEL_FLUSH) {
+        size_t f1 = hi8 - f0 < SEL_FLUSH ? hi8 : f0 + SEL_FLUSH;
+        sel_v8i vbelow = zero, vle = zero;
+        for (size_t i = f0; i < f1; i += SEL_V8) {
+            sel_v8f v;
+            memcpy(&v, x + i, sizeof v);
+            if (diff) {
+                sel_v8f w;
+                memcpy(&w, sub + i, sizeof w);
+                v = v - w;
+            }
+            sel_v8i u = (sel_v8i)v;
+            /* key_of, then ^ 0x80000000 so that signed compares order the keys as unsigned */
+            sel_v8i key = absval ? (u & absmask) : (u ^ ((u >> 31) | flip));
+            sel_v8i k = key ^ flip;
+            sel_v8i lt = k < slo, le = k <= shi;
+            vbelow -= lt;
+            vle -= le;
+            if (!sel_v8_any(le & ~lt)) continue;
+            for (int l = 0; l < SEL_V8; l++) { /* as bracket_range_v's walk of a chunk */
+                float val = v[l];
+                uint32_t kk = key_of(val, absval), in = (kk > blo) & (kk < bhi);
+                eq_lo += kk == blo;
+                eq_hi += (kk == bhi) & (bhi != blo);
+                inside += in;
+                cand[nc < cap ? nc : cap] = val;
+                nc += in & (nc < cap);
+            }
+        }
+        for (int l = 0; l < SEL_V8; l++) below += (uint32_t)vbelow[l], le_hi += (uint32_t)vle[l];
+    }
+    c[0] += below, c[1] += le_hi, c[2] += eq_lo, c[3] += eq_hi, c[4] += inside, c[5] = nc;
+    if (hi8 < hi) bracket_range_v(s, p, x, sub, hi8, hi, diff, absval);
+}
+
 /* v[lo, hi) into part p of the current pass (histogram p, or the bracket counts of part p). */
 static void count_range(select_ctx *s, int p, const float *x, const float *sub, size_t lo, size_t hi) {
     if (s->pass == SELECT_BRACKET) {
         if (sub) {
-            if (s->absval) bracket_range_v(s, p, x, sub, lo, hi, true, true);
-            else bracket_range_v(s, p, x, sub, lo, hi, true, false);
+            if (s->absval) bracket_range_v8(s, p, x, sub, lo, hi, true, true);
+            else bracket_range_v8(s, p, x, sub, lo, hi, true, false);
         } else {
-            if (s->absval) bracket_range_v(s, p, x, NULL, lo, hi, false, true);
-            else bracket_range_v(s, p, x, NULL, lo, hi, false, false);
+            if (s->absval) bracket_range_v8(s, p, x, NULL, lo, hi, false, true);
+            else bracket_range_v8(s, p, x, NULL, lo, hi, false, false);
         }
         return;
     }

@@ -27,7 +27,9 @@
 #include "baselines/methods.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "baselines/kernels.h"
@@ -202,6 +204,150 @@ void ties_disjoint_k(float *out, const float *const *a, const float *b, int K, s
     }
 }
 
+/* The fused pass (kernels.h): trim + sum into out, then the disjoint merge in place with a zero
+ * sum's sign taken as negative — trim_sum_block then disjoint_block with zero_sign for majority
+ * <= 0, the same floats in the same order. An entry whose sum is 0 but which keeps values must hold
+ * kept values of both signs (a sum of same-signed non-zero floats is never 0), so with a negative
+ * elected sign its count is > 0: exactly those entries depend on the majority, and are listed. */
+static inline int64_t fused_block(float *restrict out, const float *const *a, const float *b, int K, size_t m,
+                                  const float *thr, uint64_t *kept, bool mean, bool diff, uint64_t base,
+                                  uint64_t *und, size_t cap, size_t *n_und) {
+    int64_t balance = trim_sum_block(out, a, b, K, m, thr, kept, diff);
+    uint32_t sgn[KERN_BLOCK];
+    int32_t cnt[KERN_BLOCK];
+    uint8_t zero[KERN_BLOCK];
+    for (size_t j = 0; j < m; j++) {
+        uint32_t u = f2u(out[j]), z = (u & 0x7FFFFFFFu) == 0;
+        zero[j] = (uint8_t)z;
+        sgn[j] = z ? 0x80000000u : u & 0x80000000u;
+        cnt[j] = 0;
+        out[j] = 0;
+    }
+    for (int k = 0; k < K; k++) disjoint_add_task(out, cnt, sgn, a[k], b, m, f2u(thr[k]), diff);
+    for (size_t j = 0; j < m; j++)
+        if (zero[j] & (cnt[j] != 0)) { /* rare: exact cancellations */
+            size_t slot;
+#pragma omp atomic capture
+            slot = (*n_und)++;
+            if (slot < cap) und[slot] = base + j;
+        }
+    if (mean) disjoint_mean(out, cnt, m);
+    return balance;
+}
+
+/* The same per entry with all K tasks in registers: 8 entries at a time (GCC vector extensions:
+ * AVX2 at x86-64-v3, two SSE halves at v2), the K values of an entry loaded once from memory and
+ * once more from L1 for the disjoint step, and no sum / sign / count arrays between the task loops
+ * (the per-task loops above stream them through L1 K times). Every float operation is the one the
+ * per-task loops do, in the same order, so the results are the same bits; entries past the last
+ * multiple of 8 go through fused_block. */
+typedef int32_t v8i __attribute__((vector_size(32)));
+typedef float v8f __attribute__((vector_size(32)));
+#define V8 8
+
+static inline v8i v8_load_bits(const float *p) {
+    v8i v;
+    memcpy(&v, p, sizeof v);
+    return v;
+}
+
+static inline int64_t fused_block_v8(float *restrict out, const float *const *a, const float *b, int K, size_t m,
+                                     const float *thr, uint64_t *kept, bool mean, bool diff, uint64_t base,
+                                     uint64_t *und, size_t cap, size_t *n_und) {
+    const v8i absmask = {0x7FFFFFFF, 0x7FFFFFFF, 0x7FFFFFFF, 0x7FFFFFFF, 0x7FFFFFFF, 0x7FFFFFFF, 0x7FFFFFFF, 0x7FFFFFFF};
+    const v8i signbit = ~absmask, zero = absmask ^ absmask;
+    v8i tb[KERN_MAX_K], kc[KERN_MAX_K];
+    for (int k = 0; k < K; k++) {
+        int32_t t;
+        memcpy(&t, &thr[k], sizeof t);
+        tb[k] = zero + t; /* thresholds are >= 0: their bits compare as signed ints like magnitudes */
+        kc[k] = zero;
+    }
+    v8i bal = zero;
+    size_t m8 = m - m % V8;
+    for (size_t j = 0; j < m8; j += V8) {
+        v8f bj = {0};
+        if (diff) memcpy(&bj, b + j, sizeof bj);
+        v8f sum = {0};
+        for (int k = 0; k < K; k++) {
+            v8f x;
+            memcpy(&x, a[k] + j, sizeof x);
+            if (diff) x = x - bj;
+            v8i u = (v8i)x, mag = u & absmask;
+            v8i keep = (mag >= tb[k]) & (mag != zero); /* -1 / 0 */
+            sum = sum + (v8f)(u & keep);
+            kc[k] -= keep;
+        }
+        v8i su = (v8i)sum, nz = (su & absmask) != zero;
+        bal += nz & ((su < zero) | 1); /* +1, or -1 with the sign bit */
+        v8i sgn = (su & signbit & nz) | (signbit & ~nz); /* a zero sum elects − (majority <= 0) */
+        v8f acc = {0};
+        v8i cnt = zero;
+        for (int k = 0; k < K; k++) {
+            v8f x;
+            memcpy(&x, a[k] + j, sizeof x);
+            if (diff) x = x - bj;
+            v8i u = (v8i)x, mag = u & absmask;
+            v8i ok = (mag >= tb[k]) & (mag != zero) & ((u & signbit) == sgn);
+            acc = acc + (v8f)(u & ok);
+            cnt -= ok;
+        }
+        v8i wait = ~nz & (cnt != zero);
+        for (int l = 0; l < V8; l++)
+            if (wait[l]) { /* rare: exact cancellations */
+                size_t slot;
+#pragma omp atomic capture
+                slot = (*n_und)++;
+                if (slot < cap) und[slot] = base + j + (size_t)l;
+            }
+        if (mean) acc = acc / __builtin_convertvector(cnt + ((cnt == zero) & 1), v8f); /* cnt or 1 */
+        memcpy(out + j, &acc, sizeof acc);
+    }
+    int64_t balance = 0;
+    for (int l = 0; l < V8; l++) balance += bal[l];
+    for (int k = 0; k < K; k++)
+        for (int l = 0; l < V8; l++) kept[k] += (uint64_t)kc[k][l];
+    if (m8 < m) {
+        const float *at[KERN_MAX_K];
+        for (int k = 0; k < K; k++) at[k] = a[k] + m8;
+        balance += fused_block(out + m8, at, diff ? b + m8 : NULL, K, m - m8, thr, kept, mean, diff, base + m8, und,
+                               cap, n_und);
+    }
+    return balance;
+}
+
+int64_t ties_fused_k(float *out, const float *const *a, const float *b, int K, size_t n, const float *thr, bool mean,
+                     uint64_t *kept, uint64_t base, uint64_t *und, size_t cap, size_t *n_und) {
+    TT_ASSERT(K >= 1 && K <= KERN_MAX_K);
+    size_t nb = (n + KERN_BLOCK - 1) / KERN_BLOCK;
+    int64_t balance = 0;
+#pragma omp parallel for schedule(static) reduction(+ : balance) reduction(+ : kept[:K]) if (n * (size_t)K > KERN_PAR_MIN)
+    for (size_t blk = 0; blk < nb; blk++) {
+        size_t lo = blk * KERN_BLOCK, m = lo + KERN_BLOCK < n ? KERN_BLOCK : n - lo;
+        const float *ab[KERN_MAX_K];
+        for (int k = 0; k < K; k++) ab[k] = a[k] + lo;
+        balance += b ? fused_block_v8(out + lo, ab, b + lo, K, m, thr, kept, mean, true, base + lo, und, cap, n_und)
+                     : fused_block_v8(out + lo, ab, NULL, K, m, thr, kept, mean, false, base + lo, und, cap, n_und);
+    }
+    return balance;
+}
+
+void ties_fused_patch(float *out, const float *const *a, const float *b, int K, const float *thr, bool mean,
+                      const uint64_t *idx, size_t n, uint64_t base) {
+    for (size_t t = 0; t < n; t++) {
+        size_t j = (size_t)(idx[t] - base);
+        float o = 0;
+        int32_t c = 0;
+        for (int k = 0; k < K; k++) { /* disjoint_add_task's floats for one entry, elected sign + */
+            uint32_t u = f2u(b ? a[k][j] - b[j] : a[k][j]), mag = u & 0x7FFFFFFFu;
+            uint32_t ok = (mag >= f2u(thr[k])) & (mag != 0) & ((u & 0x80000000u) == 0);
+            o += u2f(u & (0u - ok));
+            c += (int32_t)ok;
+        }
+        out[j] = mean ? o / (float)(c + (c == 0)) : o;
+    }
+}
+
 static int8_t majority_of(int64_t balance) { return balance > 0 ? 1 : balance < 0 ? -1 : 0; }
 
 int ties_merge_arrays(const float *const *tv, int K, size_t n, const float *thr, bool mean, float *out) {
@@ -224,9 +370,9 @@ int ties_merge_arrays(const float *const *tv, int K, size_t n, const float *thr,
 }
 
 /* ---- streaming over the model ----
- * Four passes, each reading every θ_k (and θ0) once, tensor by tensor: two radix-select passes
- * that find all K trim thresholds together, trim + sum (which also gives the sign balance for the
- * majority rule), elect + disjoint merge. Task vectors are formed on the fly from the mapped
+ * Two passes (and a sample), each reading every θ_k (and θ0) once, tensor by tensor: the select
+ * pass that finds all K trim thresholds together (after a 1/64 sample, select.h), and one fused
+ * pass of trim + sum + elect + disjoint merge (fused_merge). Task vectors are formed on the fly from the mapped
  * checkpoints (mu_tv_views); only a source that transforms them (DARE -> TIES) materialises the
  * K vectors of one tensor at a time. */
 
@@ -271,6 +417,76 @@ static int task_thresholds(merge_ctx *ctx, const mu_tv_source *src, double topk,
     return 0;
 }
 
+/* The two passes the fused one replaces: trim + sum (with the global sign balance), then elect +
+ * disjoint merge in place. Used when too many entries await the majority (never seen: they are
+ * exact cancellations), or when the list cannot be allocated. */
+static void two_pass_merge(merge_ctx *ctx, const mu_tv_source *src, float *scratch, const float *thr, bool mean,
+                           float *delta) {
+    const vit_layout *lay = &ctx->pre.lay;
+    uint64_t kept[MERGE_MAX_TASKS] = {0}; /* already counted by the fused pass */
+    int64_t balance = 0;
+    for (int l = 0; l < lay->count; l++) {
+        const float *a[MERGE_MAX_TASKS], *b;
+        mu_tv_views(ctx, src, l, scratch, a, &b);
+        balance += ties_trim_sum_k(delta + lay->t[l].offset, a, b, ctx->K, lay->t[l].numel, thr, kept);
+    }
+    int8_t majority = majority_of(balance);
+    for (int l = 0; l < lay->count; l++) {
+        const float *a[MERGE_MAX_TASKS], *b;
+        mu_tv_views(ctx, src, l, scratch, a, &b);
+        ties_disjoint_k(delta + lay->t[l].offset, a, b, ctx->K, lay->t[l].numel, thr, majority, mean);
+    }
+}
+
+static size_t undecided_cap_override = SIZE_MAX;
+void ties_set_undecided_cap(size_t cap) { undecided_cap_override = cap; }
+
+static int cmp_u64(const void *x, const void *y) {
+    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+    return (a > b) - (a < b);
+}
+
+/* Trim, sum, elect and disjoint merge in ONE pass over the task vectors (ties_fused_k): the merge
+ * needs the global majority sign only where an entry's trimmed sum is exactly 0 while it keeps
+ * values; the pass assumes the majority is not positive there and lists those entries, and when
+ * the majority turns out positive they are recomputed from their K values (ties_fused_patch). The
+ * result is bit for bit that of the two separate passes. */
+static int fused_merge(merge_ctx *ctx, const mu_tv_source *src, float *scratch, const float *thr, bool mean,
+                       float *delta, uint64_t *kept, tt_err *err) {
+    const vit_layout *lay = &ctx->pre.lay;
+    size_t cap = lay->total / 256 > 65536 ? lay->total / 256 : 65536;
+    if (undecided_cap_override != SIZE_MAX) cap = undecided_cap_override;
+    uint64_t *und = malloc((cap ? cap : 1) * sizeof *und);
+    if (!und) return tt_fail(err, TT_ENOMEM, "out of memory (TIES: %zu undecided-entry slots)", cap);
+    size_t n_und = 0;
+    int64_t balance = 0;
+    for (int l = 0; l < lay->count; l++) {
+        const float *a[MERGE_MAX_TASKS], *b;
+        mu_tv_views(ctx, src, l, scratch, a, &b);
+        balance += ties_fused_k(delta + lay->t[l].offset, a, b, ctx->K, lay->t[l].numel, thr, mean, kept,
+                                lay->t[l].offset, und, cap, &n_und);
+    }
+    if (majority_of(balance) > 0 && n_und > 0) {
+        if (n_und > cap) {
+            two_pass_merge(ctx, src, scratch, thr, mean, delta);
+        } else {
+            qsort(und, n_und, sizeof *und, cmp_u64); /* the atomic appends came in any order */
+            size_t t = 0;
+            for (int l = 0; l < lay->count && t < n_und; l++) {
+                uint64_t lo = lay->t[l].offset, hi = lo + lay->t[l].numel;
+                size_t t0 = t;
+                while (t < n_und && und[t] < hi) t++;
+                if (t == t0) continue;
+                const float *a[MERGE_MAX_TASKS], *b;
+                mu_tv_views(ctx, src, l, scratch, a, &b);
+                ties_fused_patch(delta + lo, a, b, ctx->K, thr, mean, und + t0, t - t0, lo);
+            }
+        }
+    }
+    free(und);
+    return 0;
+}
+
 int ties_merged_delta_src(merge_ctx *ctx, const mu_tv_source *src, double topk, bool mean, float *delta,
                           double *density_out, float *thr_out, tt_err *err) {
     const vit_layout *lay = &ctx->pre.lay;
@@ -283,28 +499,16 @@ int ties_merged_delta_src(merge_ctx *ctx, const mu_tv_source *src, double topk, 
     uint64_t kept[MERGE_MAX_TASKS] = {0};
     int rc = -1;
     progress pg;
-    progress_start(&pg, "ties", 4, ctx->progress);
+    progress_start(&pg, "ties", 3, ctx->progress);
     /* delta is free until trim + sum writes it: the selections' workspace */
     if (task_thresholds(ctx, src, topk, scratch, thr, delta, lay->total, err)) {
         progress_end(&pg);
         goto done;
     }
-    progress_update(&pg, 2, "trim");
-    /* trim + sum, and the global sign balance of the sum for the majority rule */
-    memset(delta, 0, lay->total * sizeof(float));
-    int64_t balance = 0;
-    for (int l = 0; l < lay->count; l++) {
-        const float *a[MERGE_MAX_TASKS], *b;
-        mu_tv_views(ctx, src, l, scratch, a, &b);
-        balance += ties_trim_sum_k(delta + lay->t[l].offset, a, b, ctx->K, lay->t[l].numel, thr, kept);
-    }
-    progress_update(&pg, 3, "elect");
-    /* elect from the sum, then the disjoint merge in its place */
-    int8_t majority = majority_of(balance);
-    for (int l = 0; l < lay->count; l++) {
-        const float *a[MERGE_MAX_TASKS], *b;
-        mu_tv_views(ctx, src, l, scratch, a, &b);
-        ties_disjoint_k(delta + lay->t[l].offset, a, b, ctx->K, lay->t[l].numel, thr, majority, mean);
+    progress_update(&pg, 2, "merge");
+    if (fused_merge(ctx, src, scratch, thr, mean, delta, kept, err)) {
+        progress_end(&pg);
+        goto done;
     }
     progress_end(&pg);
     double dtot = (double)mu_param_count(ctx);

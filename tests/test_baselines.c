@@ -115,6 +115,11 @@ static const size_t kw_n = 40 * KERN_BLOCK + 17; /* x K above KERN_PAR_MIN: the 
 static float *kw_a[KW_K], *kw_b, *kw_tv[KW_K];
 static const float kw_thr[KW_K] = {0.25f, 0.5f, 0.0f, 0.125f, 0.75f};
 
+static int cmp_u64(const void *x, const void *y) {
+    uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
+    return (a > b) - (a < b);
+}
+
 static void kw_init(void) {
     kw_b = malloc(kw_n * sizeof(float));
     tu_fill_uniform(kw_b, kw_n, 40, -2.0f, 2.0f);
@@ -182,6 +187,46 @@ Test(kway, ties_passes_equal_per_task_kernels, .init = kw_init, .fini = kw_fini)
         }
 }
 
+/* The fused pass (+ the patch for a positive majority) equals trim + sum then elect + disjoint,
+ * bit for bit, for every majority, with and without θ0, dis-mean and dis-sum; with 4 tasks the
+ * i % 13 == 0 columns cancel exactly (±0.5), so entries await the majority and the patch runs. */
+Test(kway, ties_fused_pass_equals_two_passes, .init = kw_init, .fini = kw_fini) {
+    const size_t cap = kw_n;
+    uint64_t *und = malloc(cap * sizeof *und);
+    for (int K = 4; K <= KW_K; K++)
+        for (int withb = 0; withb < 2; withb++)
+            for (int mean = 0; mean < 2; mean++) {
+                const float *const *a = (const float *const *)(withb ? kw_a : kw_tv);
+                const float *b = withb ? kw_b : NULL;
+                float *sum = malloc(kw_n * sizeof(float)), *fused = malloc(kw_n * sizeof(float));
+                uint64_t kept_two[KW_K] = {0}, kept_fused[KW_K] = {0};
+                int64_t bal_two = ties_trim_sum_k(sum, a, b, K, kw_n, kw_thr, kept_two);
+                size_t n_und = 0;
+                int64_t bal = ties_fused_k(fused, a, b, K, kw_n, kw_thr, mean, kept_fused, 1000, und, cap, &n_und);
+                cr_assert_eq(bal, bal_two);
+                cr_assert_arr_eq(kept_fused, kept_two, sizeof kept_two);
+                cr_assert_leq(n_und, cap);
+                if (K == 4) cr_assert_geq(n_und, kw_n / 13 / 2, "K=4: only %zu entries await the majority", n_und);
+                size_t listed_zero_sum = 0;
+                for (size_t t = 0; t < n_und; t++) {
+                    cr_assert(und[t] >= 1000 && und[t] < 1000 + kw_n);
+                    listed_zero_sum += sum[und[t] - 1000] == 0;
+                }
+                cr_assert_eq(listed_zero_sum, n_und, "a listed entry has a non-zero sum");
+                for (int maj = -1; maj <= 1; maj++) {
+                    float *want = malloc(kw_n * sizeof(float)), *got = malloc(kw_n * sizeof(float));
+                    memcpy(want, sum, kw_n * sizeof(float));
+                    ties_disjoint_k(want, a, b, K, kw_n, kw_thr, (int8_t)maj, mean);
+                    memcpy(got, fused, kw_n * sizeof(float));
+                    if (maj > 0) ties_fused_patch(got, a, b, K, kw_thr, mean, und, n_und, 1000);
+                    cr_assert_arr_eq(got, want, kw_n * sizeof(float), "K=%d b=%d mean=%d majority=%d", K, withb, mean, maj);
+                    free(want), free(got);
+                }
+                free(sum), free(fused);
+            }
+    free(und);
+}
+
 /* The K-way passes give the same bits for 1 and 2 threads. */
 Test(kway, thread_count_independent, .init = kw_init, .fini = kw_fini) {
     float *x1 = malloc(kw_n * sizeof(float)), *x2 = malloc(kw_n * sizeof(float));
@@ -197,6 +242,22 @@ Test(kway, thread_count_independent, .init = kw_init, .fini = kw_fini) {
     cr_assert_eq(b1, b2);
     cr_assert_arr_eq(k1, k2, sizeof k1);
     cr_assert_arr_eq(x1, x2, kw_n * sizeof(float));
+    /* the fused pass: same bits and the same set of listed entries */
+    uint64_t *u1 = malloc(kw_n * sizeof(uint64_t)), *u2 = malloc(kw_n * sizeof(uint64_t));
+    size_t n1 = 0, n2 = 0;
+    omp_set_num_threads(1);
+    int64_t f1 = ties_fused_k(x1, (const float *const *)kw_a, kw_b, 4, kw_n, kw_thr, true, k1, 0, u1, kw_n, &n1);
+    omp_set_num_threads(2);
+    int64_t f2 = ties_fused_k(x2, (const float *const *)kw_a, kw_b, 4, kw_n, kw_thr, true, k2, 0, u2, kw_n, &n2);
+    omp_set_num_threads(saved);
+    cr_assert_eq(f1, f2);
+    cr_assert_eq(n1, n2);
+    cr_assert_gt(n1, 0);
+    qsort(u1, n1, sizeof *u1, cmp_u64);
+    qsort(u2, n2, sizeof *u2, cmp_u64);
+    cr_assert_arr_eq(u1, u2, n1 * sizeof *u1);
+    cr_assert_arr_eq(x1, x2, kw_n * sizeof(float));
+    free(u1), free(u2);
     free(x1), free(x2);
 }
 

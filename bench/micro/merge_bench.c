@@ -10,7 +10,7 @@
  * ta_apply   θ = θ0 + λ δ (search_apply: what TA and TIES do for each λ they try).
  * ties       δ = TIES(τ_1..τ_K) at top-20%, dis-mean (ties_merged_delta_src, as ties.c): per-task
  *            exact thresholds by a streaming select (a 1/64 sample, then one counting pass),
- *            trim + sum, elect, disjoint mean.
+ *            then trim + sum + elect + disjoint mean in one fused pass.
  * Rounds interleave the four (triad, ta_sum, ta_apply, ties; one warm-up round, then R timed), so
  * that a change of the machine's load hits all of them; medians over the rounds.
  * Each merge runs the library's own streaming code on a merge context whose K fine-tuned models
@@ -22,12 +22,13 @@
  * like the triad (reads + writes, no write-allocate):
  *   ta_sum    (K + 1)·N reads + N writes          = (K + 2)·4N
  *   ta_apply  2N reads + N writes                 = 3·4N
- *   ties      3 full passes over the K models and θ0 (the select's counting pass, trim + sum,
- *             elect + disjoint merge) + the select's sample (a run of 16 values in every 1024,
- *             i.e. 2 of every 64 cache lines touched: 1/32 of a pass) + δ written, read back,
- *             rewritten = ((3 + 1/32)(K + 1) + 3)·4N
+ *   ties      2 full passes over the K models and θ0 (the select's counting pass; the fused
+ *             trim + sum + elect + disjoint merge) + the select's sample (a run of 16 values in
+ *             every 1024, i.e. 2 of every 64 cache lines touched: 1/32 of a pass) + δ written
+ *             once = ((2 + 1/32)(K + 1) + 1)·4N
  *             (the select's copies, ~1% of a pass, are not counted; a bracket that misses — none
- *             on this input — costs 2 passes more, counted only in the time)
+ *             on this input — costs 2 passes more, and a positive majority with more exact
+ *             cancellations than the fused pass lists costs 2 more, counted only in the time)
  * so GB/s / triad GB/s says how close a merge runs to the machine's bandwidth. Before timing, the
  * TA sum is checked against a naive loop (bit for bit) at 4096 seeded indices.
  */
@@ -187,7 +188,7 @@ static int run(mb_ctx *mc, const mb_arch *arch, int K, size_t triad_mib) {
         goto fail;
     }
     double bytesN = 4.0 * (double)N;
-    const double bytes[NK] = {3.0 * tn * sizeof(float), (K + 2) * bytesN, 3 * bytesN, ((3.0 + 1.0 / 32) * (K + 1) + 3) * bytesN};
+    const double bytes[NK] = {3.0 * tn * sizeof(float), (K + 2) * bytesN, 3 * bytesN, ((2.0 + 1.0 / 32) * (K + 1) + 1) * bytesN};
     for (int k = 0; k < NK; k++) report(mc, names[k], k == TRIAD ? "-" : arch->name, k == TRIAD ? 0 : K, t[k], mc->reps, bytes[k]);
     rc = 0;
     goto done;
