@@ -133,6 +133,24 @@ static inline void count_range_v(const select_ctx *s, uint64_t *restrict h, cons
     }
 }
 
+/* One value of a chunk that holds a key in [blo, bhi]: count it at either end, or copy it when it is
+ * strictly inside. Branch-free (which value is inside is a coin flip): every value is stored at the
+ * next free slot, or at the spare slot `cap` once the part is full, and kept by advancing. */
+typedef struct bracket_walk {
+    uint64_t eq_lo, eq_hi, inside;
+    size_t nc; /* copies stored so far in this part */
+} bracket_walk;
+
+static inline void bracket_take(bracket_walk *w, float v, uint32_t blo, uint32_t bhi, bool absval,
+                                float *restrict cand, size_t cap) {
+    uint32_t k = key_of(v, absval), in = (k > blo) & (k < bhi);
+    w->eq_lo += k == blo;
+    w->eq_hi += (k == bhi) & (bhi != blo);
+    w->inside += in;
+    cand[w->nc < cap ? w->nc : cap] = v;
+    w->nc += in & (w->nc < cap);
+}
+
 /* The bracket pass over v[lo, hi) for part p: keys < blo and <= bhi counted by a vectorised loop
  * over chunks of BRACKET_CHUNK (the compares on keys ^ 0x80000000 as int32, which SSE has); only a
  * chunk with some key in [blo, bhi] (the two counts differ) is walked again, one value at a time,
@@ -145,8 +163,9 @@ static inline void bracket_range_v(select_ctx *s, int p, const float *restrict x
     const int32_t slo = (int32_t)(blo ^ 0x80000000u), shi = (int32_t)(bhi ^ 0x80000000u);
     uint64_t *c = s->cnt[p];
     float *restrict cand = s->cand + (size_t)p * s->cand_cap;
-    size_t nc = (size_t)c[5], cap = s->cand_cap;
-    uint64_t below = 0, le_hi = 0, eq_lo = 0, eq_hi = 0, inside = 0;
+    size_t cap = s->cand_cap;
+    bracket_walk w = {.nc = (size_t)c[5]};
+    uint64_t below = 0, le_hi = 0;
     for (size_t i0 = lo; i0 < hi; i0 += BRACKET_CHUNK) {
         size_t m = hi - i0 < BRACKET_CHUNK ? hi - i0 : BRACKET_CHUNK;
         uint32_t a = 0, d = 0;
@@ -158,19 +177,10 @@ static inline void bracket_range_v(select_ctx *s, int p, const float *restrict x
         below += a;
         le_hi += d;
         if (a == d) continue;
-        /* branch-free (which value is inside is a coin flip): every value is stored at the next
-         * free slot, or at the spare slot `cap` once the part is full, and kept by advancing */
-        for (size_t j = 0; j < m; j++) {
-            float v = diff ? x[i0 + j] - sub[i0 + j] : x[i0 + j];
-            uint32_t k = key_of(v, absval), in = (k > blo) & (k < bhi);
-            eq_lo += k == blo;
-            eq_hi += (k == bhi) & (bhi != blo);
-            inside += in;
-            cand[nc < cap ? nc : cap] = v;
-            nc += in & (nc < cap);
-        }
+        for (size_t j = 0; j < m; j++)
+            bracket_take(&w, diff ? x[i0 + j] - sub[i0 + j] : x[i0 + j], blo, bhi, absval, cand, cap);
     }
-    c[0] += below, c[1] += le_hi, c[2] += eq_lo, c[3] += eq_hi, c[4] += inside, c[5] = nc;
+    c[0] += below, c[1] += le_hi, c[2] += w.eq_lo, c[3] += w.eq_hi, c[4] += w.inside, c[5] = w.nc;
 }
 
 /* The same pass 8 values at a time (GCC vector extensions: AVX2 at x86-64-v3, two SSE halves at
@@ -201,8 +211,9 @@ static inline void bracket_range_v8(select_ctx *s, int p, const float *restrict 
     const sel_v8i zero = {0}, flip = zero + (int32_t)0x80000000u, absmask = zero + 0x7FFFFFFF;
     uint64_t *c = s->cnt[p];
     float *restrict cand = s->cand + (size_t)p * s->cand_cap;
-    size_t nc = (size_t)c[5], cap = s->cand_cap;
-    uint64_t below = 0, le_hi = 0, eq_lo = 0, eq_hi = 0, inside = 0;
+    size_t cap = s->cand_cap;
+    bracket_walk w = {.nc = (size_t)c[5]};
+    uint64_t below = 0, le_hi = 0;
     size_t hi8 = lo + (hi - lo) / SEL_V8 * SEL_V8;
     for (size_t f0 = lo; f0 < hi8; f0 += SEL_FLUSH) {
         size_t f1 = hi8 - f0 < SEL_FLUSH ? hi8 : f0 + SEL_FLUSH;
@@ -211,9 +222,9 @@ static inline void bracket_range_v8(select_ctx *s, int p, const float *restrict 
             sel_v8f v;
             memcpy(&v, x + i, sizeof v);
             if (diff) {
-                sel_v8f w;
-                memcpy(&w, sub + i, sizeof w);
-                v = v - w;
+                sel_v8f vs;
+                memcpy(&vs, sub + i, sizeof vs);
+                v = v - vs;
             }
             sel_v8i u = (sel_v8i)v;
             /* key_of, then ^ 0x80000000 so that signed compares order the keys as unsigned */
@@ -223,19 +234,11 @@ static inline void bracket_range_v8(select_ctx *s, int p, const float *restrict 
             vbelow -= lt;
             vle -= le;
             if (!sel_v8_any(le & ~lt)) continue;
-            for (int l = 0; l < SEL_V8; l++) { /* as bracket_range_v's walk of a chunk */
-                float val = v[l];
-                uint32_t kk = key_of(val, absval), in = (kk > blo) & (kk < bhi);
-                eq_lo += kk == blo;
-                eq_hi += (kk == bhi) & (bhi != blo);
-                inside += in;
-                cand[nc < cap ? nc : cap] = val;
-                nc += in & (nc < cap);
-            }
+            for (int l = 0; l < SEL_V8; l++) bracket_take(&w, v[l], blo, bhi, absval, cand, cap);
         }
         for (int l = 0; l < SEL_V8; l++) below += (uint32_t)vbelow[l], le_hi += (uint32_t)vle[l];
     }
-    c[0] += below, c[1] += le_hi, c[2] += eq_lo, c[3] += eq_hi, c[4] += inside, c[5] = nc;
+    c[0] += below, c[1] += le_hi, c[2] += w.eq_lo, c[3] += w.eq_hi, c[4] += w.inside, c[5] = w.nc;
     if (hi8 < hi) bracket_range_v(s, p, x, sub, hi8, hi, diff, absval);
 }
 

@@ -204,6 +204,15 @@ void ties_disjoint_k(float *out, const float *const *a, const float *b, int K, s
     }
 }
 
+/* Append entry i to the list of entries awaiting the majority (exact cancellations): from any
+ * thread, in any order; the count goes on past cap so that the caller sees the overflow. */
+static inline void list_undecided(uint64_t *und, size_t cap, size_t *n_und, uint64_t i) {
+    size_t slot;
+#pragma omp atomic capture
+    slot = (*n_und)++;
+    if (slot < cap) und[slot] = i;
+}
+
 /* The fused pass (kernels.h): trim + sum into out, then the disjoint merge in place with a zero
  * sum's sign taken as negative — trim_sum_block then disjoint_block with zero_sign for majority
  * <= 0, the same floats in the same order. An entry whose sum is 0 but which keeps values must hold
@@ -225,12 +234,7 @@ static inline int64_t fused_block(float *restrict out, const float *const *a, co
     }
     for (int k = 0; k < K; k++) disjoint_add_task(out, cnt, sgn, a[k], b, m, f2u(thr[k]), diff);
     for (size_t j = 0; j < m; j++)
-        if (zero[j] & (cnt[j] != 0)) { /* rare: exact cancellations */
-            size_t slot;
-#pragma omp atomic capture
-            slot = (*n_und)++;
-            if (slot < cap) und[slot] = base + j;
-        }
+        if (zero[j] & (cnt[j] != 0)) list_undecided(und, cap, n_und, base + j); /* rare */
     if (mean) disjoint_mean(out, cnt, m);
     return balance;
 }
@@ -294,12 +298,7 @@ static inline int64_t fused_block_v8(float *restrict out, const float *const *a,
         }
         v8i wait = ~nz & (cnt != zero);
         for (int l = 0; l < V8; l++)
-            if (wait[l]) { /* rare: exact cancellations */
-                size_t slot;
-#pragma omp atomic capture
-                slot = (*n_und)++;
-                if (slot < cap) und[slot] = base + j + (size_t)l;
-            }
+            if (wait[l]) list_undecided(und, cap, n_und, base + j + (size_t)l); /* rare */
         if (mean) acc = acc / __builtin_convertvector(cnt + ((cnt == zero) & 1), v8f); /* cnt or 1 */
         memcpy(out + j, &acc, sizeof acc);
     }

@@ -52,7 +52,7 @@ int infer_init(infer_ctx *ic, dnn *d, const vit_config *cfg, int batch, tt_err *
 }
 
 void infer_free(infer_ctx *ic) {
-    for (int l = 0; l < INFER_MAX_LANES; l++) {
+    for (int l = 0; l < ic->lanes; l++) {
         infer_lane *ln = &ic->lane[l];
         vit_plan_free(ln->plan);
         for (int i = 0; i < ic->n_heads; i++) vit_head_free(&ln->heads[i]);
@@ -139,9 +139,8 @@ static int ensure_head(infer_ctx *ic, int classes, tt_err *err) {
     ic->head_classes[ic->n_heads++] = classes;
     return h;
 fail:
-    /* lanes before l hold heads[h]: free them so that the context stays consistent (n_heads unchanged);
-     * enlarged logits buffers are kept (larger than needed is harmless, but logits_classes must
-     * not claim a size some lane lacks, so it stays) */
+    /* undo heads[h] in every lane (n_heads stays); a lane's enlarged logits buffer is harmless, and
+     * logits_classes keeps the size that every lane has */
     for (int l = 0; l < ic->lanes; l++) vit_head_free(&ic->lane[l].heads[h]);
     return -1;
 }
