@@ -51,6 +51,11 @@
 #define SELECT_SAMPLE_STRIDE 1024
 #define SELECT_SAMPLE_RUN 16
 #define SELECT_SAMPLE_MIN 1024 /* fewer sampled values: straight to the radix passes */
+/* Floats past each part's cand_cap copies: a 16-wide store of copies at any position < cand_cap
+ * (so up to cand_cap + 15 copies are kept), and a 16-float sink at cand_cap + 16 for the stores
+ * made once the part is full (their copies are counted, not kept). */
+#define SELECT_CAND_SPARE 32
+#define SELECT_CAND_SINK 16
 
 /* What the current pass does with the values fed. */
 enum { SELECT_SAMPLE, SELECT_BRACKET, SELECT_HI, SELECT_LO, SELECT_DONE };
@@ -63,16 +68,21 @@ typedef struct select_ctx {
     uint64_t fed;      /* values fed during the first pass */
     uint32_t hi, key;  /* chosen high 16 bits; the final key */
     int parts;
+    bool wide;         /* the AVX-512 kernels (core/cpu.h), fixed at init */
     uint64_t *hist;    /* [parts][SELECT_BINS], owned */
     /* bracketed mode (not owned: the caller's workspace) */
     uint64_t n;        /* values every pass feeds */
     float *sample;     /* [nsample] */
     size_t nsample;
-    float *cand;       /* [parts][cand_cap]: values strictly inside (blo, bhi), thread p's at p·cand_cap */
-    size_t cand_cap;
+    float *cand;       /* [parts][cand_stride]: values strictly inside (blo, bhi), thread p's at p·cand_stride */
+    size_t cand_cap;   /* copies a part keeps; its region has SELECT_CAND_SPARE floats more */
+    size_t cand_stride;
     uint32_t blo, bhi; /* bracket keys */
     /* per part: keys < blo, keys <= bhi, keys == blo, keys == bhi, keys inside, copies made */
     uint64_t cnt[SELECT_MAX_PARTS][6];
+    /* per part, the AVX-512 kernel's 16 lane counters of keys < blo, <= blo, < bhi, <= bhi (a lane
+     * sees at most n / 16 values of a pass, so n < 2^36 keeps them exact) */
+    uint32_t lane[SELECT_MAX_PARTS][4][16];
 } select_ctx;
 
 int select_init(select_ctx *s, uint64_t rank, bool absval, tt_err *err);

@@ -36,7 +36,9 @@
 #include "baselines/merge_util.h"
 #include "baselines/select.h"
 #include "core/arena.h"
+#include "core/cpu.h"
 #include "core/progress.h"
+
 
 /* ---- kernels (kernels.h) ---- */
 
@@ -239,6 +241,17 @@ static inline int64_t fused_block(float *restrict out, const float *const *a, co
     return balance;
 }
 
+/* Entries [from, m) of a block through fused_block (the vector kernels' remainders). */
+static inline int64_t fused_rest(float *out, const float *const *a, const float *b, int K, size_t from, size_t m,
+                                 const float *thr, uint64_t *kept, bool mean, bool diff, uint64_t base, uint64_t *und,
+                                 size_t cap, size_t *n_und) {
+    if (from == m) return 0;
+    const float *at[KERN_MAX_K];
+    for (int k = 0; k < K; k++) at[k] = a[k] + from;
+    return fused_block(out + from, at, diff ? b + from : NULL, K, m - from, thr, kept, mean, diff, base + from, und, cap,
+                       n_und);
+}
+
 /* The same per entry with all K tasks in registers: 8 entries at a time (GCC vector extensions:
  * AVX2 at x86-64-v3, two SSE halves at v2), the K values of an entry loaded once from memory and
  * once more from L1 for the disjoint step, and no sum / sign / count arrays between the task loops
@@ -306,25 +319,97 @@ static inline int64_t fused_block_v8(float *restrict out, const float *const *a,
     for (int l = 0; l < V8; l++) balance += bal[l];
     for (int k = 0; k < K; k++)
         for (int l = 0; l < V8; l++) kept[k] += (uint64_t)kc[k][l];
-    if (m8 < m) {
-        const float *at[KERN_MAX_K];
-        for (int k = 0; k < K; k++) at[k] = a[k] + m8;
-        balance += fused_block(out + m8, at, diff ? b + m8 : NULL, K, m - m8, thr, kept, mean, diff, base + m8, und,
-                               cap, n_und);
-    }
-    return balance;
+    return balance + fused_rest(out, a, b, K, m8, m, thr, kept, mean, diff, base, und, cap, n_und);
 }
+
+#ifdef CPU_V16
+/* The fused block 16 entries at a time in AVX-512 (chosen at run time, core/cpu.h): the same
+ * per-entry floats as fused_block_v8 with masks instead of and-ed bits — a rejected value is not
+ * added rather than added as +0, the same bits since neither accumulator is ever −0 — and one
+ * unsigned compare for "kept" (mag >= max(thr bits, 1) is mag >= thr and mag != 0). Inlined with
+ * constant K = 8 (the common case: thresholds and counts stay in registers) and with the caller's K. */
+CPU_V16_TARGET
+static inline __attribute__((always_inline)) int64_t
+fused_block_v16_body(float *restrict out, const float *const *a, const float *b, int K, size_t m, const float *thr,
+                     uint64_t *kept, bool mean, bool diff, uint64_t base, uint64_t *und, size_t cap, size_t *n_und) {
+    const __m512i absmask = _mm512_set1_epi32(0x7FFFFFFF), one = _mm512_set1_epi32(1);
+    __m512i tb[KERN_MAX_K], kc[KERN_MAX_K];
+    for (int k = 0; k < K; k++) {
+        uint32_t t = f2u(thr[k]);
+        tb[k] = _mm512_set1_epi32((int32_t)(t ? t : 1)); /* thresholds are >= 0 */
+        kc[k] = _mm512_setzero_si512();
+    }
+    __m512i bal = _mm512_setzero_si512();
+    size_t m16 = m - m % 16;
+    for (size_t j = 0; j < m16; j += 16) {
+        __m512 bj = diff ? _mm512_loadu_ps(b + j) : _mm512_setzero_ps();
+        __m512 sum = _mm512_setzero_ps();
+        for (int k = 0; k < K; k++) {
+            __m512 x = _mm512_loadu_ps(a[k] + j);
+            if (diff) x = _mm512_sub_ps(x, bj);
+            __mmask16 keep = _mm512_cmpge_epu32_mask(_mm512_and_si512(_mm512_castps_si512(x), absmask), tb[k]);
+            sum = _mm512_mask_add_ps(sum, keep, sum, x);
+            kc[k] = _mm512_mask_add_epi32(kc[k], keep, kc[k], one);
+        }
+        __m512i su = _mm512_castps_si512(sum);
+        __mmask16 nz = _mm512_test_epi32_mask(su, absmask), neg = _mm512_movepi32_mask(su);
+        bal = _mm512_mask_add_epi32(bal, nz & ~neg, bal, one);
+        bal = _mm512_mask_sub_epi32(bal, nz & neg, bal, one);
+        __mmask16 elect_neg = neg | ~nz; /* a zero sum elects − (majority <= 0) */
+        __m512 acc = _mm512_setzero_ps();
+        __m512i cnt = _mm512_setzero_si512();
+        for (int k = 0; k < K; k++) {
+            __m512 x = _mm512_loadu_ps(a[k] + j);
+            if (diff) x = _mm512_sub_ps(x, bj);
+            __m512i u = _mm512_castps_si512(x);
+            __mmask16 keep = _mm512_cmpge_epu32_mask(_mm512_and_si512(u, absmask), tb[k]);
+            __mmask16 ok = keep & ~(_mm512_movepi32_mask(u) ^ elect_neg); /* kept, with the elected sign */
+            acc = _mm512_mask_add_ps(acc, ok, acc, x);
+            cnt = _mm512_mask_add_epi32(cnt, ok, cnt, one);
+        }
+        __mmask16 wait = (__mmask16)(~nz & _mm512_test_epi32_mask(cnt, cnt));
+        if (wait) /* rare */
+            for (int l = 0; l < 16; l++)
+                if (wait >> l & 1) list_undecided(und, cap, n_und, base + j + (size_t)l);
+        if (mean) acc = _mm512_div_ps(acc, _mm512_cvtepi32_ps(_mm512_max_epi32(cnt, one))); /* cnt or 1 */
+        _mm512_storeu_ps(out + j, acc);
+    }
+    int64_t balance = _mm512_reduce_add_epi32(bal);
+    for (int k = 0; k < K; k++) kept[k] += (uint32_t)_mm512_reduce_add_epi32(kc[k]);
+    return balance + fused_rest(out, a, b, K, m16, m, thr, kept, mean, diff, base, und, cap, n_und);
+}
+
+CPU_V16_TARGET
+static int64_t fused_block_v16(float *restrict out, const float *const *a, const float *b, int K, size_t m,
+                               const float *thr, uint64_t *kept, bool mean, uint64_t base, uint64_t *und, size_t cap,
+                               size_t *n_und) {
+    if (K == 8)
+        return b ? fused_block_v16_body(out, a, b, 8, m, thr, kept, mean, true, base, und, cap, n_und)
+                 : fused_block_v16_body(out, a, NULL, 8, m, thr, kept, mean, false, base, und, cap, n_und);
+    return b ? fused_block_v16_body(out, a, b, K, m, thr, kept, mean, true, base, und, cap, n_und)
+             : fused_block_v16_body(out, a, NULL, K, m, thr, kept, mean, false, base, und, cap, n_und);
+}
+#endif
 
 int64_t ties_fused_k(float *out, const float *const *a, const float *b, int K, size_t n, const float *thr, bool mean,
                      uint64_t *kept, uint64_t base, uint64_t *und, size_t cap, size_t *n_und) {
     TT_ASSERT(K >= 1 && K <= KERN_MAX_K);
     size_t nb = (n + KERN_BLOCK - 1) / KERN_BLOCK;
     int64_t balance = 0;
+#ifdef CPU_V16
+    const bool wide = cpu_isa_level() == CPU_ISA_AVX512;
+#endif
 #pragma omp parallel for schedule(static) reduction(+ : balance) reduction(+ : kept[:K]) if (n * (size_t)K > KERN_PAR_MIN)
     for (size_t blk = 0; blk < nb; blk++) {
         size_t lo = blk * KERN_BLOCK, m = lo + KERN_BLOCK < n ? KERN_BLOCK : n - lo;
         const float *ab[KERN_MAX_K];
         for (int k = 0; k < K; k++) ab[k] = a[k] + lo;
+#ifdef CPU_V16
+        if (wide) {
+            balance += fused_block_v16(out + lo, ab, b ? b + lo : NULL, K, m, thr, kept, mean, base + lo, und, cap, n_und);
+            continue;
+        }
+#endif
         balance += b ? fused_block_v8(out + lo, ab, b + lo, K, m, thr, kept, mean, true, base + lo, und, cap, n_und)
                      : fused_block_v8(out + lo, ab, NULL, K, m, thr, kept, mean, false, base + lo, und, cap, n_und);
     }

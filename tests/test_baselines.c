@@ -13,6 +13,7 @@
 #include "baselines/kernels.h"
 #include "baselines/search.h"
 #include "baselines/select.h"
+#include "core/cpu.h"
 #include "tests/testutil.h"
 
 static void assert_close(const char *what, const float *got, const float *want, size_t n, double tol) {
@@ -110,15 +111,20 @@ Test(ties, keep_all_single_task_is_identity) {
 
 /* K task models a[k] = b + tie-heavy task vectors (exact zeros, values on the threshold, exact
  * cancellations across tasks), n not a multiple of the block size. */
-enum { KW_K = 5 };
+enum { KW_K = 8 }; /* K = 8 has its own inlined AVX-512 kernel */
 static const size_t kw_n = 40 * KERN_BLOCK + 17; /* x K above KERN_PAR_MIN: the parallel path */
 static float *kw_a[KW_K], *kw_b, *kw_tv[KW_K];
-static const float kw_thr[KW_K] = {0.25f, 0.5f, 0.0f, 0.125f, 0.75f};
+static const float kw_thr[KW_K] = {0.25f, 0.5f, 0.0f, 0.125f, 0.75f, 0.375f, 0.25f, 0.625f};
 
 static int cmp_u64(const void *x, const void *y) {
     uint64_t a = *(const uint64_t *)x, b = *(const uint64_t *)y;
     return (a > b) - (a < b);
 }
+
+/* The kernels with an AVX-512 version run under each ISA level in turn (core/cpu.h; on a CPU
+ * without AVX-512 both turns take the baseline kernels): each must match the per-task reference. */
+static const cpu_isa isa_levels[2] = {CPU_ISA_AVX512, CPU_ISA_BASE};
+static void isa_restore(void) { cpu_isa_cap(CPU_ISA_AVX512); }
 
 static void kw_init(void) {
     kw_b = malloc(kw_n * sizeof(float));
@@ -147,10 +153,16 @@ Test(kway, add_task_vectors_equals_per_task_adds, .init = kw_init, .fini = kw_fi
     for (size_t i = 0; i < kw_n; i++) want[i] = got[i] = got0[i] = 0.25f * (float)(i % 7); /* += onto a start */
     for (int k = 0; k < KW_K; k++)
         for (size_t i = 0; i < kw_n; i++) want[i] += kw_a[k][i] - kw_b[i];
-    kern_add_task_vectors(got, (const float *const *)kw_a, kw_b, KW_K, kw_n); /* formed on the fly */
-    kern_add_task_vectors(got0, (const float *const *)kw_tv, NULL, KW_K, kw_n); /* given */
-    cr_assert_arr_eq(got, want, kw_n * sizeof(float));
-    cr_assert_arr_eq(got0, want, kw_n * sizeof(float));
+    for (int li = 0; li < 2; li++) {
+        cpu_isa isa = isa_levels[li];
+        cpu_isa_cap(isa);
+        for (size_t i = 0; i < kw_n; i++) got[i] = got0[i] = 0.25f * (float)(i % 7);
+        kern_add_task_vectors(got, (const float *const *)kw_a, kw_b, KW_K, kw_n); /* formed on the fly */
+        kern_add_task_vectors(got0, (const float *const *)kw_tv, NULL, KW_K, kw_n); /* given */
+        cr_assert_arr_eq(got, want, kw_n * sizeof(float), "%s", cpu_isa_name(isa));
+        cr_assert_arr_eq(got0, want, kw_n * sizeof(float), "%s", cpu_isa_name(isa));
+    }
+    isa_restore();
     free(want), free(got), free(got0);
 }
 
@@ -193,37 +205,43 @@ Test(kway, ties_passes_equal_per_task_kernels, .init = kw_init, .fini = kw_fini)
 Test(kway, ties_fused_pass_equals_two_passes, .init = kw_init, .fini = kw_fini) {
     const size_t cap = kw_n;
     uint64_t *und = malloc(cap * sizeof *und);
-    for (int K = 4; K <= KW_K; K++)
-        for (int withb = 0; withb < 2; withb++)
-            for (int mean = 0; mean < 2; mean++) {
-                const float *const *a = (const float *const *)(withb ? kw_a : kw_tv);
-                const float *b = withb ? kw_b : NULL;
-                float *sum = malloc(kw_n * sizeof(float)), *fused = malloc(kw_n * sizeof(float));
-                uint64_t kept_two[KW_K] = {0}, kept_fused[KW_K] = {0};
-                int64_t bal_two = ties_trim_sum_k(sum, a, b, K, kw_n, kw_thr, kept_two);
-                size_t n_und = 0;
-                int64_t bal = ties_fused_k(fused, a, b, K, kw_n, kw_thr, mean, kept_fused, 1000, und, cap, &n_und);
-                cr_assert_eq(bal, bal_two);
-                cr_assert_arr_eq(kept_fused, kept_two, sizeof kept_two);
-                cr_assert_leq(n_und, cap);
-                if (K == 4) cr_assert_geq(n_und, kw_n / 13 / 2, "K=4: only %zu entries await the majority", n_und);
-                size_t listed_zero_sum = 0;
-                for (size_t t = 0; t < n_und; t++) {
-                    cr_assert(und[t] >= 1000 && und[t] < 1000 + kw_n);
-                    listed_zero_sum += sum[und[t] - 1000] == 0;
+    for (int li = 0; li < 2; li++) {
+        for (int K = 4; K <= KW_K; K++)
+            for (int withb = 0; withb < 2; withb++)
+                for (int mean = 0; mean < 2; mean++) {
+                    cpu_isa isa = isa_levels[li];
+                    cpu_isa_cap(isa);
+                    const float *const *a = (const float *const *)(withb ? kw_a : kw_tv);
+                    const float *b = withb ? kw_b : NULL;
+                    float *sum = malloc(kw_n * sizeof(float)), *fused = malloc(kw_n * sizeof(float));
+                    uint64_t kept_two[KW_K] = {0}, kept_fused[KW_K] = {0};
+                    int64_t bal_two = ties_trim_sum_k(sum, a, b, K, kw_n, kw_thr, kept_two);
+                    size_t n_und = 0;
+                    int64_t bal = ties_fused_k(fused, a, b, K, kw_n, kw_thr, mean, kept_fused, 1000, und, cap, &n_und);
+                    cr_assert_eq(bal, bal_two);
+                    cr_assert_arr_eq(kept_fused, kept_two, sizeof kept_two);
+                    cr_assert_leq(n_und, cap);
+                    if (K == 4) cr_assert_geq(n_und, kw_n / 13 / 2, "K=4: only %zu entries await the majority", n_und);
+                    size_t listed_zero_sum = 0;
+                    for (size_t t = 0; t < n_und; t++) {
+                        cr_assert(und[t] >= 1000 && und[t] < 1000 + kw_n);
+                        listed_zero_sum += sum[und[t] - 1000] == 0;
+                    }
+                    cr_assert_eq(listed_zero_sum, n_und, "a listed entry has a non-zero sum");
+                    for (int maj = -1; maj <= 1; maj++) {
+                        float *want = malloc(kw_n * sizeof(float)), *got = malloc(kw_n * sizeof(float));
+                        memcpy(want, sum, kw_n * sizeof(float));
+                        ties_disjoint_k(want, a, b, K, kw_n, kw_thr, (int8_t)maj, mean);
+                        memcpy(got, fused, kw_n * sizeof(float));
+                        if (maj > 0) ties_fused_patch(got, a, b, K, kw_thr, mean, und, n_und, 1000);
+                        cr_assert_arr_eq(got, want, kw_n * sizeof(float), "%s K=%d b=%d mean=%d majority=%d",
+                                         cpu_isa_name(isa), K, withb, mean, maj);
+                        free(want), free(got);
+                    }
+                    free(sum), free(fused);
                 }
-                cr_assert_eq(listed_zero_sum, n_und, "a listed entry has a non-zero sum");
-                for (int maj = -1; maj <= 1; maj++) {
-                    float *want = malloc(kw_n * sizeof(float)), *got = malloc(kw_n * sizeof(float));
-                    memcpy(want, sum, kw_n * sizeof(float));
-                    ties_disjoint_k(want, a, b, K, kw_n, kw_thr, (int8_t)maj, mean);
-                    memcpy(got, fused, kw_n * sizeof(float));
-                    if (maj > 0) ties_fused_patch(got, a, b, K, kw_thr, mean, und, n_und, 1000);
-                    cr_assert_arr_eq(got, want, kw_n * sizeof(float), "K=%d b=%d mean=%d majority=%d", K, withb, mean, maj);
-                    free(want), free(got);
-                }
-                free(sum), free(fused);
-            }
+    }
+    isa_restore();
     free(und);
 }
 

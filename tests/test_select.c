@@ -9,6 +9,7 @@
 
 #include "baselines/kernels.h"
 #include "baselines/select.h"
+#include "core/cpu.h"
 #include "tests/testutil.h"
 
 static int cmp_float(const void *a, const void *b) {
@@ -161,8 +162,8 @@ Test(select, ties_topk_edges) {
 
 /* The bracketed select of x[0..n) fed in `nc` chunks (cuts), reversed after the sample pass;
  * *passes = the passes it needed (2 = sample + bracket, 4 = with the radix fallback). */
-static float bracket_kth(const float *x, const float *sub, size_t n, uint64_t rank, bool absval, size_t work_len,
-                         int *passes) {
+static float bracket_kth_isa(const float *x, const float *sub, size_t n, uint64_t rank, bool absval, size_t work_len,
+                             int *passes) {
     float *work = malloc(work_len * sizeof(float));
     cr_assert_not_null(work);
     select_ctx s;
@@ -183,6 +184,24 @@ static float bracket_kth(const float *x, const float *sub, size_t n, uint64_t ra
     free(work);
     if (passes) *passes = pass;
     return v;
+}
+
+/* The bracketed select under each ISA level (core/cpu.h: the AVX-512 bracket kernel, then the
+ * baseline one): the same value and the same number of passes, which is returned. */
+static float bracket_kth(const float *x, const float *sub, size_t n, uint64_t rank, bool absval, size_t work_len,
+                         int *passes) {
+    int p_wide = 0, p_base = 0;
+    cpu_isa_cap(CPU_ISA_AVX512);
+    float wide = bracket_kth_isa(x, sub, n, rank, absval, work_len, &p_wide);
+    cpu_isa_cap(CPU_ISA_BASE);
+    float base = bracket_kth_isa(x, sub, n, rank, absval, work_len, &p_base);
+    cpu_isa_cap(CPU_ISA_AVX512);
+    cr_assert(!memcmp(&wide, &base, sizeof wide), "rank %llu abs=%d: avx512 %g, base %g", (unsigned long long)rank,
+              absval, (double)wide, (double)base);
+    cr_assert_eq(p_wide, p_base, "rank %llu abs=%d: avx512 took %d passes, base %d", (unsigned long long)rank, absval,
+                 p_wide, p_base);
+    if (passes) *passes = p_wide;
+    return wide;
 }
 
 static void check_bracket(const float *x, size_t n, const char *what) {
@@ -350,6 +369,8 @@ Test(select_bracket, multi_with_one_fallback) {
         if (!select_in_sample(i)) x[1][i] += 3.0f; /* |x − sub| of the unsampled values is larger */
     size_t wl = select_bracket_work(n);
     float *work = malloc((size_t)ns * wl * sizeof(float));
+    for (int li = 0; li < 2; li++) { /* the AVX-512 bracket kernel, then the baseline one */
+    cpu_isa_cap(li ? CPU_ISA_BASE : CPU_ISA_AVX512);
     select_ctx s[3];
     tt_err e = {0};
     for (int j = 0; j < ns; j++) cr_assert_eq(select_init_bracket(&s[j], n / 2 + (size_t)j, true, n, work + j * wl, wl, &e), 0);
@@ -368,10 +389,13 @@ Test(select_bracket, multi_with_one_fallback) {
     for (int j = 0; j < ns; j++) {
         for (size_t i = 0; i < n; i++) d[i] = x[j][i] - sub[i];
         float want = ref_kth(d, n, n / 2 + (size_t)j, true);
-        cr_assert(select_value(&s[j]) == want, "selection %d: %g vs %g", j, (double)select_value(&s[j]), (double)want);
+        cr_assert(select_value(&s[j]) == want, "%s selection %d: %g vs %g", cpu_isa_name(cpu_isa_level()), j,
+                  (double)select_value(&s[j]), (double)want);
         select_free(&s[j]);
-        free(x[j]);
     }
+    }
+    cpu_isa_cap(CPU_ISA_AVX512);
+    for (int j = 0; j < ns; j++) free(x[j]);
     free(work);
     free(sub);
     free(d);

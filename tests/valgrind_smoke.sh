@@ -16,6 +16,7 @@ export OMP_WAIT_POLICY=passive
 # this Zen 4 machine (oneDNN reports "isa:Intel AVX2" under memcheck), but that depends on the
 # valgrind version and the CPU: capping oneDNN's JIT at AVX2 makes the run not depend on it.
 export ONEDNN_MAX_CPU_ISA=AVX2
+export TTMERGE_ISA=avx2 # and ttmerge's own AVX-512 kernels (core/cpu.h) likewise
 vg=(valgrind --tool=memcheck --quiet --error-exitcode=99 --leak-check=full
     --errors-for-leak-kinds=definite,possible --suppressions="$src/tests/valgrind.supp")
 fail=0
