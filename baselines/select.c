@@ -25,7 +25,8 @@ static float value_of(uint32_t key, bool absval) {
     return x;
 }
 
-int select_init(select_ctx *s, uint64_t rank, bool absval, tt_err *err) {
+/* The context in the radix mode, without its histograms yet. */
+static void init_fields(select_ctx *s, uint64_t rank, bool absval) {
     memset(s, 0, sizeof *s);
     s->pass = SELECT_HI;
     s->rank = rank;
@@ -34,8 +35,13 @@ int select_init(select_ctx *s, uint64_t rank, bool absval, tt_err *err) {
     s->wide = cpu_isa_level() == CPU_ISA_AVX512;
     int t = omp_get_max_threads();
     s->parts = t < 1 ? 1 : t > SELECT_MAX_PARTS ? SELECT_MAX_PARTS : t;
+}
+
+int select_init(select_ctx *s, uint64_t rank, bool absval, tt_err *err) {
+    init_fields(s, rank, absval);
     s->hist = calloc((size_t)s->parts * SELECT_BINS, sizeof(uint64_t));
     if (!s->hist) return tt_fail(err, TT_ENOMEM, "out of memory (selection histograms)");
+    s->hist_owned = true;
     return 0;
 }
 
@@ -84,12 +90,29 @@ size_t select_bracket_work(uint64_t n) {
 
 int select_init_bracket(select_ctx *s, uint64_t rank, bool absval, uint64_t n, float *work, size_t work_len,
                         tt_err *err) {
-    if (select_init(s, rank, absval, err)) return -1;
-    if (!work || work_len < select_bracket_work(n) || n >> 36) return 0; /* radix mode (lane counts: select.h) */
+    if (!work || work_len < select_bracket_work(n) || n >> 36) /* radix mode (lane counts: select.h) */
+        return select_init(s, rank, absval, err);
+    init_fields(s, rank, absval);
     s->pass = SELECT_SAMPLE;
     s->n = n;
     s->sample = work;
     s->nsample = sample_count(n);
+    /* The histograms go at the end of the workspace when it has room for them beyond twice what the
+     * bracket needs: memory the caller has touched already, where fresh calloc'd histograms would
+     * page-fault their ~1 MiB on first use in every selection (measured: ~4 ms a selection on a
+     * 2-vCPU VM, where a page fault costs ~15 us). */
+    size_t hist_bytes = (size_t)s->parts * SELECT_BINS * sizeof(uint64_t);
+    size_t hist_floats = hist_bytes / sizeof(float) + 64 / sizeof(float); /* + alignment */
+    if (work_len - select_bracket_work(n) >= hist_floats && work_len - hist_floats >= 2 * select_bracket_work(n)) {
+        work_len -= hist_floats;
+        uintptr_t at = ((uintptr_t)(work + work_len) + 63) & ~(uintptr_t)63;
+        s->hist = (uint64_t *)at;
+        memset(s->hist, 0, hist_bytes);
+    } else {
+        s->hist = calloc((size_t)s->parts * SELECT_BINS, sizeof(uint64_t));
+        if (!s->hist) return tt_fail(err, TT_ENOMEM, "out of memory (selection histograms)");
+        s->hist_owned = true;
+    }
     s->cand = work + s->nsample;
     s->cand_stride = (work_len - s->nsample) / (size_t)s->parts;
     s->cand_cap = s->cand_stride - SELECT_CAND_SPARE;
@@ -97,7 +120,7 @@ int select_init_bracket(select_ctx *s, uint64_t rank, bool absval, uint64_t n, f
 }
 
 void select_free(select_ctx *s) {
-    free(s->hist);
+    if (s->hist_owned) free(s->hist);
     memset(s, 0, sizeof *s);
 }
 
@@ -126,9 +149,9 @@ static inline void count_range_v(const select_ctx *s, uint64_t *restrict h, cons
             for (size_t j = 0; j < m; j++)
                 any |= (key_of(diff ? x[i0 + j] - sub[i0 + j] : x[i0 + j], absval) >> 16) == want;
             if (!any) continue;
-            for (size_t j = 0; j < m; j++) {
+            for (size_t j = 0; j < m; j++) { /* branch-free: in such a chunk, in or out is a coin flip */
                 uint32_t k = key_of(diff ? x[i0 + j] - sub[i0 + j] : x[i0 + j], absval);
-                if ((k >> 16) == want) h[k & 0xFFFFu]++;
+                h[k & 0xFFFFu] += (k >> 16) == want;
             }
         }
     }
@@ -354,12 +377,31 @@ static void count_range(select_ctx *s, int p, const float *x, const float *sub, 
 /* The sample pass: the values of stream indices [g0, g0 + n) that the sample holds, x − sub formed
  * as in every other pass, stored at their slot (stripe · RUN + position in the run) — so each slot
  * is written once whatever the chunking, and no counter is shared between threads. */
-static void sample_values(select_ctx *s, const float *x, const float *sub, size_t n, uint64_t g0, uint64_t t) {
+static void sample_values(select_ctx *s, int p, const float *x, const float *sub, size_t n, uint64_t g0, uint64_t t) {
     uint64_t start = t * SELECT_SAMPLE_STRIDE + sample_offset(t);
     uint64_t lo = start > g0 ? start : g0, hi = start + SELECT_SAMPLE_RUN < g0 + n ? start + SELECT_SAMPLE_RUN : g0 + n;
     for (uint64_t g = lo; g < hi; g++) {
         size_t i = (size_t)(g - g0);
         s->sample[t * SELECT_SAMPLE_RUN + (g - start)] = sub ? x[i] - sub[i] : x[i];
+    }
+}
+
+/* Stripe t's sampled run (its first and last value: one or two cache lines) of every stream asked
+ * for into the cache: the sample is a scattered read, latency-bound, and the loads of a stripe
+ * feed stores (the sample, its histogram) that would otherwise hold the core back from the next
+ * stripes' loads. SAMPLE_AHEAD stripes ahead: about as many lines in flight as a core keeps. */
+#define SAMPLE_AHEAD 8
+static inline void prefetch_stripe(int ns, const float *const *x, const float *sub, size_t n, uint64_t g0, uint64_t t) {
+    uint64_t start = t * SELECT_SAMPLE_STRIDE + sample_offset(t);
+    if (start < g0 || start + SELECT_SAMPLE_RUN > g0 + n) return;
+    size_t i = (size_t)(start - g0);
+    for (int j = 0; j < ns; j++) {
+        __builtin_prefetch(x[j] + i);
+        __builtin_prefetch(x[j] + i + SELECT_SAMPLE_RUN - 1);
+    }
+    if (sub) {
+        __builtin_prefetch(sub + i);
+        __builtin_prefetch(sub + i + SELECT_SAMPLE_RUN - 1);
     }
 }
 
@@ -369,9 +411,16 @@ static void sample_feed(select_ctx *s, int ns, const float *const *x, const floa
     if (!n) return;
     uint64_t t0 = g0 / SELECT_SAMPLE_STRIDE, t1 = (g0 + n - 1) / SELECT_SAMPLE_STRIDE + 1;
     /* one cache line (or two) per stripe and selection: latency-bound, so both threads help */
-#pragma omp parallel for schedule(static) num_threads(s[0].parts) if ((t1 - t0) * (uint64_t)ns >= 256)
-    for (uint64_t t = t0; t < t1; t++)
-        for (int j = 0; j < ns; j++) sample_values(&s[j], x[j], sub, n, g0, t);
+    int parts = s[0].parts;
+#pragma omp parallel num_threads(parts) if ((t1 - t0) * (uint64_t)ns >= 256)
+    {
+        int p = omp_get_thread_num(); /* < parts: thread p counts into histogram p */
+#pragma omp for schedule(static)
+        for (uint64_t t = t0; t < t1; t++) {
+            prefetch_stripe(ns, x, sub, n, g0, t + SAMPLE_AHEAD);
+            for (int j = 0; j < ns; j++) sample_values(&s[j], p, x[j], sub, n, g0, t);
+        }
+    }
 }
 
 void select_feed(select_ctx *s, const float *x, size_t n) { select_feed_diff(s, x, NULL, n); }
@@ -441,20 +490,51 @@ void select_feed_diff_multi(select_ctx *s, int ns, const float *const *x, const 
     }
 }
 
+/* Part 0 of the histograms = the sum of all parts; the other parts are zeroed. */
+static void hist_merge(select_ctx *s) {
+    uint64_t *h = s->hist;
+    for (int p = 1; p < s->parts; p++) {
+        uint64_t *hp = h + (size_t)p * SELECT_BINS;
+        for (size_t b = 0; b < SELECT_BINS; b++) h[b] += hp[b];
+        memset(hp, 0, SELECT_BINS * sizeof(uint64_t));
+    }
+}
+
+/* The bin of part 0 that holds the rank-th smallest counted key; *below = the keys in lower bins. */
+static uint32_t hist_find(const select_ctx *s, uint64_t rank, uint64_t *below) {
+    const uint64_t *h = s->hist;
+    uint64_t sum = 0;
+    size_t b = 0;
+    while (b < SELECT_BINS && sum + h[b] <= rank) sum += h[b++];
+    TT_ASSERT(b < SELECT_BINS); /* a later pass fed fewer values than the first */
+    *below = sum;
+    return (uint32_t)b;
+}
+
 /* End of a radix pass (SELECT_HI or SELECT_LO). */
 static void radix_next(select_ctx *s) {
-    uint64_t *h = s->hist;
-    for (int p = 1; p < s->parts; p++)
-        for (size_t b = 0; b < SELECT_BINS; b++) h[b] += h[(size_t)p * SELECT_BINS + b];
-    uint64_t below = 0;
-    size_t b = 0;
-    while (b < SELECT_BINS && below + h[b] <= s->rank) below += h[b++];
-    TT_ASSERT(b < SELECT_BINS); /* a later pass fed fewer values than the first */
+    hist_merge(s);
+    uint64_t below;
+    uint32_t b = hist_find(s, s->rank, &below);
     s->rank -= below;
-    if (s->pass == SELECT_HI) s->hi = (uint32_t)b;
-    else s->key = (s->hi << 16) | (uint32_t)b;
-    memset(h, 0, (size_t)s->parts * SELECT_BINS * sizeof(uint64_t));
+    if (s->pass == SELECT_HI) s->hi = b;
+    else s->key = (s->hi << 16) | b;
+    memset(s->hist, 0, SELECT_BINS * sizeof(uint64_t));
     s->pass++;
+}
+
+/* The second radix pass over values held in memory (nv arrays) whose keys' high half `hi` and the
+ * rank within that bin are known: the key. Leaves the context at SELECT_DONE with clean histograms. */
+static uint32_t low_pass_in_memory(select_ctx *s, const float *const *v, const size_t *len, int nv, uint32_t hi,
+                                   uint64_t rank) {
+    s->pass = SELECT_LO;
+    s->hi = hi;
+    s->rank = rank;
+    s->fed = 0;
+    for (int i = 0; i < nv; i++) select_feed(s, v[i], len[i]);
+    radix_next(s);
+    s->fed = 0; /* the stream's next pass counts from 0 */
+    return s->key;
 }
 
 /* The rank-th smallest key of values held in memory (nv arrays), by the two radix passes on the
@@ -462,14 +542,11 @@ static void radix_next(select_ctx *s) {
 static uint32_t kth_in_memory(select_ctx *s, const float *const *v, const size_t *len, int nv, uint64_t rank) {
     s->pass = SELECT_HI;
     s->rank = rank;
-    do {
-        s->fed = 0;
-        for (int i = 0; i < nv; i++) select_feed(s, v[i], len[i]);
-        TT_ASSERT(s->rank < s->fed);
-        radix_next(s);
-    } while (s->pass != SELECT_DONE);
-    s->fed = 0; /* the stream's next pass counts from 0 */
-    return s->key;
+    s->fed = 0;
+    for (int i = 0; i < nv; i++) select_feed(s, v[i], len[i]);
+    TT_ASSERT(s->rank < s->fed);
+    radix_next(s);
+    return low_pass_in_memory(s, v, len, nv, s->hi, s->rank);
 }
 
 /* Back to the radix passes over the stream (the bracket missed, or could not be afforded). */
@@ -484,10 +561,19 @@ static bool sample_next(select_ctx *s) {
     size_t ns = s->nsample;
     double q = (double)s->want / (double)s->n, mid = q * (double)ns, m = bracket_margin(ns, q);
     const float *v = s->sample;
+    /* one high pass over the sample for both ends, then one low pass per end */
+    s->pass = SELECT_HI;
+    s->fed = 0;
+    select_feed(s, v, ns);
+    hist_merge(s);
+    bool has_lo = mid - m >= 0, has_hi = mid + m < (double)ns - 1;
+    uint64_t r_lo = has_lo ? (uint64_t)(mid - m) : 0, r_hi = has_hi ? (uint64_t)(mid + m) + 1 : 0, below_lo, below_hi;
+    uint32_t bin_lo = hist_find(s, r_lo, &below_lo), bin_hi = hist_find(s, r_hi, &below_hi);
+    memset(s->hist, 0, SELECT_BINS * sizeof(uint64_t));
     s->blo = 0;
     s->bhi = UINT32_MAX; /* open ends: the rank cannot fall outside there */
-    if (mid - m >= 0) s->blo = kth_in_memory(s, &v, &ns, 1, (uint64_t)(mid - m));
-    if (mid + m < (double)ns - 1) s->bhi = kth_in_memory(s, &v, &ns, 1, (uint64_t)(mid + m) + 1);
+    if (has_lo) s->blo = low_pass_in_memory(s, &v, &ns, 1, bin_lo, r_lo - below_lo);
+    if (has_hi) s->bhi = low_pass_in_memory(s, &v, &ns, 1, bin_hi, r_hi - below_hi);
     /* the copies this bracket should let through, against the room for them */
     double copies = ((mid + m < (double)ns ? mid + m : (double)ns) - (mid - m > 0 ? mid - m : 0)) / (double)ns * (double)s->n;
     if (copies > 0.5 * (double)s->cand_cap * (double)s->parts) return fall_back(s);
@@ -495,6 +581,30 @@ static bool sample_next(select_ctx *s) {
     memset(s->lane, 0, sizeof s->lane);
     s->pass = SELECT_BRACKET;
     return true;
+}
+
+/* Copies (keys in the part arrays v) below `bound`: a compare-and-add loop that gcc vectorises. */
+static uint64_t copies_below(const select_ctx *s, const float *const *v, const size_t *len, uint32_t bound) {
+    uint64_t c = 0;
+    for (int p = 0; p < s->parts; p++)
+        for (size_t i = 0; i < len[p]; i++) c += key_of(v[p][i], s->absval) < bound;
+    return c;
+}
+
+/* The rank-th smallest of the copies. They lie strictly inside (blo, bhi), so their keys' high
+ * halves run over the few bins from blo >> 16 to bhi >> 16 (1 to 4 for a TIES bracket): rather
+ * than a histogram pass, whose increments would all land on those few counters one after another,
+ * count the copies below each bin boundary until the rank is passed, then one low pass. */
+static uint32_t kth_of_copies(select_ctx *s, const float *const *v, const size_t *len, uint64_t rank) {
+    uint32_t bin = s->blo >> 16, last = s->bhi >> 16;
+    if (last - bin > 8) return kth_in_memory(s, v, len, s->parts, rank);
+    uint64_t under = 0;
+    for (; bin < last; bin++) {
+        uint64_t c = copies_below(s, v, len, (bin + 1) << 16);
+        if (c > rank) break;
+        under = c;
+    }
+    return low_pass_in_memory(s, v, len, s->parts, bin, rank - under);
 }
 
 /* End of the bracket pass: the rank falls on blo, strictly inside (an exact select of the copies),
@@ -514,7 +624,7 @@ static bool bracket_next(select_ctx *s) {
         const float *v[SELECT_MAX_PARTS];
         size_t len[SELECT_MAX_PARTS];
         for (int p = 0; p < s->parts; p++) v[p] = s->cand + (size_t)p * s->cand_stride, len[p] = (size_t)s->cnt[p][5];
-        s->key = kth_in_memory(s, v, len, s->parts, r - below - eq_lo);
+        s->key = kth_of_copies(s, v, len, r - below - eq_lo);
     }
     s->pass = SELECT_DONE;
     return false;

@@ -69,7 +69,8 @@ typedef struct select_ctx {
     uint32_t hi, key;  /* chosen high 16 bits; the final key */
     int parts;
     bool wide;         /* the AVX-512 kernels (core/cpu.h), fixed at init */
-    uint64_t *hist;    /* [parts][SELECT_BINS], owned */
+    uint64_t *hist;    /* [parts][SELECT_BINS]: owned, or at the end of a bracketed mode's workspace */
+    bool hist_owned;
     /* bracketed mode (not owned: the caller's workspace) */
     uint64_t n;        /* values every pass feeds */
     float *sample;     /* [nsample] */

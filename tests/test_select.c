@@ -169,6 +169,9 @@ static float bracket_kth_isa(const float *x, const float *sub, size_t n, uint64_
     select_ctx s;
     tt_err e = {0};
     cr_assert_eq(select_init_bracket(&s, rank, absval, n, work, work_len, &e), 0);
+    size_t hist_floats = (size_t)s.parts * SELECT_BINS * 2 + 16;
+    if (work_len >= 2 * select_bracket_work(n) + hist_floats)
+        cr_assert(!s.hist_owned, "a workspace with room for the histograms: they should be in it");
     const size_t cuts[] = {0, 1, n / 3, n / 3 + 1, n - n / 4, n};
     int pass = 0;
     do {
@@ -206,22 +209,27 @@ static float bracket_kth(const float *x, const float *sub, size_t n, uint64_t ra
 
 static void check_bracket(const float *x, size_t n, const char *what) {
     size_t ranks[] = {0, 1, n / 10, n / 2, n - n / 5, n - 2, n - 1};
-    size_t work = select_bracket_work(n);
-    cr_assert(work < SIZE_MAX, "%s: n = %zu too small for the bracketed mode", what, n);
-    for (int absval = 0; absval < 2; absval++)
-        for (size_t ri = 0; ri < sizeof ranks / sizeof ranks[0]; ri++) {
-            int passes = 0;
-            float got = bracket_kth(x, NULL, n, ranks[ri], absval, work, &passes), want = ref_kth(x, n, ranks[ri], absval);
-            cr_assert(got == want, "%s abs=%d rank %zu: bracket %g, qsort %g", what, absval, ranks[ri], (double)got,
-                      (double)want);
-            /* bit for bit what the radix select gives (-0 orders below +0 there) */
-            float radix = select_kth(x, n, ranks[ri], absval);
-            cr_assert(!memcmp(&got, &radix, sizeof got), "%s abs=%d rank %zu: bracket %g, radix %g", what, absval,
-                      ranks[ri], (double)got, (double)radix);
-            /* 2 = sample + bracket; 3 = the bracket could not be afforded (radix after the sample);
-             * 4 = the bracket missed or overflowed */
-            cr_assert(passes >= 2 && passes <= 4, "%s: %d passes", what, passes);
-        }
+    size_t least = select_bracket_work(n);
+    cr_assert(least < SIZE_MAX, "%s: n = %zu too small for the bracketed mode", what, n);
+    /* the least workspace (histograms calloc'd), and one with room for the histograms at its end */
+    size_t roomy = 2 * least + (size_t)SELECT_MAX_PARTS * SELECT_BINS * 2 + 64;
+    for (int w = 0; w < 2; w++) {
+        for (int absval = 0; absval < 2; absval++)
+            for (size_t ri = 0; ri < sizeof ranks / sizeof ranks[0]; ri++) {
+                int passes = 0;
+                float got = bracket_kth(x, NULL, n, ranks[ri], absval, w ? roomy : least, &passes);
+                float want = ref_kth(x, n, ranks[ri], absval);
+                cr_assert(got == want, "%s abs=%d rank %zu: bracket %g, qsort %g", what, absval, ranks[ri], (double)got,
+                          (double)want);
+                /* bit for bit what the radix select gives (-0 orders below +0 there) */
+                float radix = select_kth(x, n, ranks[ri], absval);
+                cr_assert(!memcmp(&got, &radix, sizeof got), "%s abs=%d rank %zu: bracket %g, radix %g", what, absval,
+                          ranks[ri], (double)got, (double)radix);
+                /* 2 = sample + bracket; 3 = the bracket could not be afforded (radix after the sample);
+                 * 4 = the bracket missed or overflowed */
+                cr_assert(passes >= 2 && passes <= 4, "%s: %d passes", what, passes);
+            }
+    }
 }
 
 Test(select_bracket, tie_heavy_zeros_negative_zeros) {
