@@ -103,7 +103,7 @@ int select_init_bracket(select_ctx *s, uint64_t rank, bool absval, uint64_t n, f
      * 2-vCPU VM, where a page fault costs ~15 us). */
     size_t hist_bytes = (size_t)s->parts * SELECT_BINS * sizeof(uint64_t);
     size_t hist_floats = hist_bytes / sizeof(float) + 64 / sizeof(float); /* + alignment */
-    if (work_len - select_bracket_work(n) >= hist_floats && work_len - hist_floats >= 2 * select_bracket_work(n)) {
+    if (work_len >= hist_floats + 2 * select_bracket_work(n)) {
         work_len -= hist_floats;
         uintptr_t at = ((uintptr_t)(work + work_len) + 63) & ~(uintptr_t)63;
         s->hist = (uint64_t *)at;
@@ -377,31 +377,12 @@ static void count_range(select_ctx *s, int p, const float *x, const float *sub, 
 /* The sample pass: the values of stream indices [g0, g0 + n) that the sample holds, x − sub formed
  * as in every other pass, stored at their slot (stripe · RUN + position in the run) — so each slot
  * is written once whatever the chunking, and no counter is shared between threads. */
-static void sample_values(select_ctx *s, int p, const float *x, const float *sub, size_t n, uint64_t g0, uint64_t t) {
+static void sample_values(select_ctx *s, const float *x, const float *sub, size_t n, uint64_t g0, uint64_t t) {
     uint64_t start = t * SELECT_SAMPLE_STRIDE + sample_offset(t);
     uint64_t lo = start > g0 ? start : g0, hi = start + SELECT_SAMPLE_RUN < g0 + n ? start + SELECT_SAMPLE_RUN : g0 + n;
     for (uint64_t g = lo; g < hi; g++) {
         size_t i = (size_t)(g - g0);
         s->sample[t * SELECT_SAMPLE_RUN + (g - start)] = sub ? x[i] - sub[i] : x[i];
-    }
-}
-
-/* Stripe t's sampled run (its first and last value: one or two cache lines) of every stream asked
- * for into the cache: the sample is a scattered read, latency-bound, and the loads of a stripe
- * feed stores (the sample, its histogram) that would otherwise hold the core back from the next
- * stripes' loads. SAMPLE_AHEAD stripes ahead: about as many lines in flight as a core keeps. */
-#define SAMPLE_AHEAD 8
-static inline void prefetch_stripe(int ns, const float *const *x, const float *sub, size_t n, uint64_t g0, uint64_t t) {
-    uint64_t start = t * SELECT_SAMPLE_STRIDE + sample_offset(t);
-    if (start < g0 || start + SELECT_SAMPLE_RUN > g0 + n) return;
-    size_t i = (size_t)(start - g0);
-    for (int j = 0; j < ns; j++) {
-        __builtin_prefetch(x[j] + i);
-        __builtin_prefetch(x[j] + i + SELECT_SAMPLE_RUN - 1);
-    }
-    if (sub) {
-        __builtin_prefetch(sub + i);
-        __builtin_prefetch(sub + i + SELECT_SAMPLE_RUN - 1);
     }
 }
 
@@ -411,16 +392,9 @@ static void sample_feed(select_ctx *s, int ns, const float *const *x, const floa
     if (!n) return;
     uint64_t t0 = g0 / SELECT_SAMPLE_STRIDE, t1 = (g0 + n - 1) / SELECT_SAMPLE_STRIDE + 1;
     /* one cache line (or two) per stripe and selection: latency-bound, so both threads help */
-    int parts = s[0].parts;
-#pragma omp parallel num_threads(parts) if ((t1 - t0) * (uint64_t)ns >= 256)
-    {
-        int p = omp_get_thread_num(); /* < parts: thread p counts into histogram p */
-#pragma omp for schedule(static)
-        for (uint64_t t = t0; t < t1; t++) {
-            prefetch_stripe(ns, x, sub, n, g0, t + SAMPLE_AHEAD);
-            for (int j = 0; j < ns; j++) sample_values(&s[j], p, x[j], sub, n, g0, t);
-        }
-    }
+#pragma omp parallel for schedule(static) num_threads(s[0].parts) if ((t1 - t0) * (uint64_t)ns >= 256)
+    for (uint64_t t = t0; t < t1; t++)
+        for (int j = 0; j < ns; j++) sample_values(&s[j], x[j], sub, n, g0, t);
 }
 
 void select_feed(select_ctx *s, const float *x, size_t n) { select_feed_diff(s, x, NULL, n); }
