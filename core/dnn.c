@@ -68,31 +68,57 @@ struct dnn_matmul {
     dnnl_memory_t m_a, m_b, m_bias, m_c;
     dnnl_exec_arg_t args[4];
     int nargs;
+    /* pack_b with a layout other than the plain one: m_b_packed (allocated once) is what the
+     * matmul reads, filled from m_b by the reorder before every run */
+    dnnl_primitive_t pack;
+    dnnl_memory_t m_b_packed;
+    dnnl_exec_arg_t pack_args[2];
     char impl[64];
 };
 
-/* A [batch, rows, cols] view of a buffer stored [batch, rows, cols] (or transposed). */
-static int matrix_md(dnnl_memory_desc_t *md, int batch, int rows, int cols, int trans, tt_err *err) {
+/* A [batch, rows, cols] view of a buffer stored [batch, rows, cols] (or transposed); ndims 2
+ * drops the batch (which must be 1). */
+static int matrix_md(dnnl_memory_desc_t *md, int ndims, int batch, int rows, int cols, int trans, tt_err *err) {
     dnnl_dims_t dims = {batch, rows, cols};
     dnnl_dims_t strides;
     strides[0] = (dnnl_dim_t)rows * cols;
     if (trans) { strides[1] = 1; strides[2] = rows; }  /* stored [cols, rows] */
     else { strides[1] = cols; strides[2] = 1; }
-    DNN_TRY(dnnl_memory_desc_init_by_strides(md, 3, dims, dnnl_f32, strides));
+    int drop = 3 - ndims;
+    DNN_TRY(dnnl_memory_desc_init_by_strides(md, ndims, dims + drop, dnnl_f32, strides + drop));
+    return 0;
+}
+
+/* The reorder of B from its plain layout into the matmul's, and the packed buffer. */
+static int pack_plan(dnn_matmul *mm, const dnnl_memory_desc_t *plain, const dnnl_memory_desc_t *packed, tt_err *err) {
+    dnnl_primitive_desc_t rpd;
+    DNN_TRY(dnnl_reorder_primitive_desc_create(&rpd, plain, mm->d->engine, packed, mm->d->engine, NULL));
+    dnnl_status_t st = dnnl_primitive_create(&mm->pack, rpd);
+    dnnl_primitive_desc_destroy(rpd);
+    if (st != dnnl_success) return tt_fail(err, TT_EDNN, "oneDNN: reorder primitive: %s", dnn_status_str(st));
+    DNN_TRY(dnnl_memory_create(&mm->m_b_packed, packed, mm->d->engine, DNNL_MEMORY_ALLOCATE));
     return 0;
 }
 
 static int matmul_plan(dnn_matmul *mm, tt_err *err) {
     const dnn_matmul_desc *s = &mm->desc;
     if (dnn_headroom("a oneDNN matmul", err)) return -1;
+    /* one matrix product is planned 2-D: oneDNN 2.6 picks a blocked layout for "any" B only
+     * then (3-D "any" came back plain abc, i.e. no packing) */
+    int nd = s->batch == 1 && !s->b_broadcast ? 2 : 3;
     dnnl_memory_desc_t a_md, b_md, c_md, bias_md;
-    if (matrix_md(&a_md, s->batch, s->M, s->K, s->trans_a, err)) return -1;
-    if (matrix_md(&b_md, s->b_broadcast ? 1 : s->batch, s->K, s->N, s->trans_b, err)) return -1;
-    if (matrix_md(&c_md, s->batch, s->M, s->N, 0, err)) return -1;
-    if (s->bias && matrix_md(&bias_md, 1, 1, s->N, 0, err)) return -1;
+    if (matrix_md(&a_md, nd, s->batch, s->M, s->K, s->trans_a, err)) return -1;
+    if (matrix_md(&b_md, nd, s->b_broadcast ? 1 : s->batch, s->K, s->N, s->trans_b, err)) return -1;
+    if (matrix_md(&c_md, nd, s->batch, s->M, s->N, 0, err)) return -1;
+    if (s->bias && matrix_md(&bias_md, nd, 1, 1, s->N, 0, err)) return -1;
 
+    dnnl_memory_desc_t b_any = b_md;
+    if (s->pack_b) {
+        dnnl_dims_t dims = {s->b_broadcast ? 1 : s->batch, s->K, s->N};
+        DNN_TRY(dnnl_memory_desc_init_by_tag(&b_any, nd, dims + 3 - nd, dnnl_f32, dnnl_format_tag_any));
+    }
     dnnl_matmul_desc_t op;
-    DNN_TRY(dnnl_matmul_desc_init(&op, &a_md, &b_md, s->bias ? &bias_md : NULL, &c_md));
+    DNN_TRY(dnnl_matmul_desc_init(&op, &a_md, &b_any, s->bias ? &bias_md : NULL, &c_md));
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t po = NULL;
     if (s->accumulate) {
@@ -111,6 +137,13 @@ static int matmul_plan(dnn_matmul *mm, tt_err *err) {
     const char *impl = NULL;
     dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
     snprintf(mm->impl, sizeof mm->impl, "%s", impl ? impl : "?");
+    const dnnl_memory_desc_t *b_packed = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    if (s->pack_b && !dnnl_memory_desc_equal(b_packed, &b_md)) {
+        if (pack_plan(mm, &b_md, b_packed, err)) {
+            dnnl_primitive_desc_destroy(pd);
+            return -1;
+        }
+    }
     st = dnnl_primitive_create(&mm->prim, pd);
     dnnl_primitive_desc_destroy(pd);
     if (st != dnnl_success)
@@ -120,7 +153,9 @@ static int matmul_plan(dnn_matmul *mm, tt_err *err) {
     DNN_TRY(dnnl_memory_create(&mm->m_b, &b_md, mm->d->engine, DNNL_MEMORY_NONE));
     DNN_TRY(dnnl_memory_create(&mm->m_c, &c_md, mm->d->engine, DNNL_MEMORY_NONE));
     mm->args[0] = (dnnl_exec_arg_t){DNNL_ARG_SRC, mm->m_a};
-    mm->args[1] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, mm->m_b};
+    mm->args[1] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, mm->pack ? mm->m_b_packed : mm->m_b};
+    mm->pack_args[0] = (dnnl_exec_arg_t){DNNL_ARG_FROM, mm->m_b};
+    mm->pack_args[1] = (dnnl_exec_arg_t){DNNL_ARG_TO, mm->m_b_packed};
     mm->args[2] = (dnnl_exec_arg_t){DNNL_ARG_DST, mm->m_c};
     mm->nargs = 3;
     if (s->bias) {
@@ -159,14 +194,18 @@ void dnn_matmul_run(dnn_matmul *mm, const float *A, const float *B, const float 
         TT_ASSERT(bias != NULL);
         DNN_RUN(dnnl_memory_set_data_handle(mm->m_bias, (void *)bias));
     }
+    if (mm->pack) dnn_exec(mm->d, mm->pack, 2, mm->pack_args);
     dnn_exec(mm->d, mm->prim, mm->nargs, mm->args);
 }
 
 const char *dnn_matmul_impl(const dnn_matmul *mm) { return mm->impl; }
+bool dnn_matmul_packed(const dnn_matmul *mm) { return mm->pack != NULL; }
 
 void dnn_matmul_free(dnn_matmul *mm) {
     if (!mm) return;
     if (mm->prim) dnnl_primitive_destroy(mm->prim);
+    if (mm->pack) dnnl_primitive_destroy(mm->pack);
+    if (mm->m_b_packed) dnnl_memory_destroy(mm->m_b_packed);
     if (mm->m_a) dnnl_memory_destroy(mm->m_a);
     if (mm->m_b) dnnl_memory_destroy(mm->m_b);
     if (mm->m_bias) dnnl_memory_destroy(mm->m_bias);

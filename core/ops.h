@@ -25,9 +25,11 @@ typedef struct op_linear {
     int M, in, out;
     bool has_bias;
     dnn_matmul *fwd;     /* y = x . w^T (+ b) */
-    dnn_matmul *bwd_x;   /* dx = dy . w          (wide_in: dx^T = w^T . dy^T into t, transposed back) */
+    dnn_matmul *bwd_x;   /* dx = dy . w          (dx_transposed: dx^T = w^T . dy^T into t, transposed back) */
     dnn_matmul *bwd_w;   /* dw += dy^T . x       (wide_in: dw^T = x^T . dy into t, added transposed) */
     bool wide_in;        /* in is a large multiple of 1024 and > out (ViT MLP c_proj, ViT-B/32 conv1) */
+    bool pack_w;         /* forward and dx ask for w packed (dnn_matmul_desc.pack_b) */
+    bool dx_transposed;  /* wide_in with plain (unpacked) weights */
     float *t;            /* wide_in: [in, max(M, out)] scratch */
 } op_linear;
 int op_linear_init(op_linear *op, dnn *d, int M, int in, int out, bool has_bias, tt_err *err);

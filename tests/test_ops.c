@@ -433,6 +433,10 @@ static const op_case cases[] = {
      * ViT-B/32's c_proj at batch 4 (3072-term forward dot products: twice the 768-term rounding) */
     {&OP_linear, .M = 5, .in = 1024, .out = 16, .bias = true},
     {&OP_linear, .M = 50 * 4, .in = 3072, .out = 768, .bias = true, .big = true, .tol = 12},
+    /* packed weights (op_linear: in x out >= 65536 and M >= out): forward and dx read w through a
+     * reorder into oneDNN's blocked layout; the second row is also wide_in (dx direct, dw transposed) */
+    {&OP_linear, .M = 300, .in = 256, .out = 256, .bias = true, .big = true, .tol = 2},
+    {&OP_linear, .M = 96, .in = 1024, .out = 64, .bias = true, .big = true, .tol = 4},
 
     {&OP_layernorm, .M = 17, .C = 13},
     {&OP_layernorm, .M = 1, .C = 2},
@@ -853,4 +857,30 @@ Test(reference, known_values) {
     ref_attention_forward(1, 1, 2, 2, out, p, qkv);
     cr_expect(tu_allclose("ref attention T=1", out, qkv + 4, 2, 1e-7, 0));
     cr_expect(tu_allclose("ref attention probs T=1", p, ones, 2, 1e-7, 0));
+}
+
+/* The packing policy: a linear whose w has 65536 floats or more, on at least `out` rows, reads w
+ * packed (forward and dx; checked against the reference by the rows above); small ones read w in
+ * place. Unless TTMERGE_PACK=0, which turns packing off everywhere. */
+Test(linear, packs_large_weights) {
+    tt_err e = {0};
+    dnn *d;
+    cr_assert_eq(dnn_create(&d, &e), 0, "%s", e.msg);
+    const char *off = getenv("TTMERGE_PACK");
+    bool enabled = !(off && !strcmp(off, "0"));
+    struct { int M, in, out; bool packed; } rows[] = {
+        {300, 256, 256, true}, {96, 1024, 64, true}, {17, 13, 7, false}, {200, 768, 768, false}, {255, 256, 256, false}};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++) {
+        op_linear op;
+        cr_assert_eq(op_linear_init(&op, d, rows[i].M, rows[i].in, rows[i].out, true, &e), 0, "%s", e.msg);
+        bool want = enabled && rows[i].packed;
+        cr_expect_eq(op.pack_w, want, "M=%d in=%d out=%d: pack_w %d", rows[i].M, rows[i].in, rows[i].out, op.pack_w);
+        /* oneDNN may keep a plain layout on some CPU (then nothing is reordered); never the reverse */
+        cr_expect(want || !dnn_matmul_packed(op.fwd), "forward packed without asking");
+        cr_expect(want || !dnn_matmul_packed(op.bwd_x), "dx packed without asking");
+        cr_expect(!dnn_matmul_packed(op.bwd_w), "dw never packs its B (the activations)");
+        if (want && !dnn_matmul_packed(op.fwd)) cr_log_warn("oneDNN kept w plain for M=%d in=%d out=%d", rows[i].M, rows[i].in, rows[i].out);
+        op_linear_free(&op);
+    }
+    dnn_free(d);
 }
