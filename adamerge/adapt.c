@@ -6,6 +6,7 @@
 
 #include "core/arena.h"
 #include "core/fileio.h"
+#include "core/lanes.h"
 #include "core/progress.h"
 #include "core/rng.h"
 #include "core/train.h"
@@ -29,7 +30,7 @@ typedef struct adapt_state {
      * best round so far, [K * n_coef] and one tint's size per task */
     float *round_lam, *best_lam;
     float *round_tint[MERGE_MAX_TASKS], *best_tint[MERGE_MAX_TASKS];
-    vit_plan *plan;
+    vit_lanes lanes;           /* forward+backward of the whole batch, one lane per thread */
     vit_head head[MERGE_MAX_TASKS];
     vit_weights w, g;
     float *grad, *images, *features, *dfeat, *logits, *dlogits;
@@ -200,7 +201,7 @@ static int expert_labels(adapt_state *s, infer_ctx *ic, int k, tt_err *err) {
 }
 
 static void state_free(adapt_state *s) {
-    vit_plan_free(s->plan);
+    vit_lanes_free(&s->lanes);
     for (int k = 0; k < s->K; k++) {
         vit_head_free(&s->head[k]);
         adamw_free(&s->tint_opt[k]);
@@ -259,8 +260,7 @@ static int state_init(adapt_state *s, merge_ctx *ctx, const float *tv, const ada
         return -1;
     for (int c = 0; c < s->K * s->n_coef; c++) s->lam_raw[c] = o->lambda_init;
     if (adamw_init(&s->lam_opt, (size_t)s->K * s->n_coef, err)) return -1;
-    s->plan = vit_plan_create(ctx->d, cfg, s->plan_batch, err);
-    if (!s->plan || vit_weights_bind(&s->w, &ctx->out.lay, ctx->out.params, NULL, err) ||
+    if (vit_lanes_init(&s->lanes, ctx->d, cfg, &ctx->out.lay, s->plan_batch, o->lanes, NULL, err) || vit_weights_bind(&s->w, &ctx->out.lay, ctx->out.params, NULL, err) ||
         vit_weights_bind(&s->g, &ctx->out.lay, s->grad, NULL, err))
         return -1;
     for (int k = 0; k < s->K; k++) {
@@ -319,7 +319,7 @@ static double forward_backward(adapt_state *s, const int *tasks, int n, double *
     /* a per-task plan is planned for exactly one task's batch; the joint plan for all K */
     TT_ASSERT(n * B == s->plan_batch);
     if (s->o->train_tensor) tensor_in(s, &s->w, tasks[0]); /* n == 1: per-task steps */
-    vit_forward(s->plan, &s->w, s->images, s->features);
+    vit_lanes_forward(&s->lanes, &s->w, s->images, s->features);
     double loss = 0;
     *ent = 0;
     for (int j = 0; j < n; j++) {
@@ -334,7 +334,7 @@ static double forward_backward(adapt_state *s, const int *tasks, int n, double *
         vit_head_backward(&s->head[k], df, gw, gw ? gw + (size_t)C * D : NULL, s->dlogits, head_W(s, k));
     }
     memset(s->grad, 0, s->total * sizeof(float));
-    vit_backward(s->plan, &s->w, &s->g, s->dfeat);
+    vit_lanes_backward(&s->lanes, &s->w, &s->g, s->dfeat);
     coefficient_grads(s);
     if (s->o->train_tensor) { /* dL/dΔ_k = dL/dθ_l^(k) */
         const vit_tensor_info *t = &s->ctx->out.lay.t[s->o->tensor];

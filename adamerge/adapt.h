@@ -39,6 +39,7 @@ typedef struct adapt_opts {
     adapt_loss loss;
     int eval_every;       /* record test accuracy every N steps in the curve (0 = never) */
     float diverge_factor; /* stop when a round's loss exceeds factor x the first round's (0 = off) */
+    int lanes;            /* forward+backward lanes (core/lanes.h); 0 = vit_lanes_auto */
 } adapt_opts;
 
 typedef struct adapt_point {

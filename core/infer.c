@@ -34,7 +34,9 @@ int infer_init_lanes(infer_ctx *ic, dnn *d, const vit_config *cfg, int batch, in
         /* a stream per lane: oneDNN streams are not to be shared between threads */
         if (l == 0) ln->d = d;
         else if (dnn_create(&ln->d, err)) goto fail;
+        int threads = vit_lanes_planning_begin(ic->lanes);
         ln->plan = vit_plan_create(ln->d, cfg, ic->lane_batch, err);
+        vit_lanes_planning_end(threads);
         if (!ln->plan) goto fail;
         ln->images = tt_calloc_aligned((size_t)ic->lane_batch * img, sizeof(float), err);
         ln->features = ln->images ? tt_calloc_aligned((size_t)ic->lane_batch * cfg->output_dim, sizeof(float), err)
@@ -133,7 +135,10 @@ static int ensure_head(infer_ctx *ic, int classes, tt_err *err) {
             free(ln->logits);
             ln->logits = z;
         }
-        if (vit_head_init(&ln->heads[h], ln->d, &ic->cfg, ic->lane_batch, classes, err)) goto fail;
+        int threads = vit_lanes_planning_begin(ic->lanes);
+        int rc = vit_head_init(&ln->heads[h], ln->d, &ic->cfg, ic->lane_batch, classes, err);
+        vit_lanes_planning_end(threads);
+        if (rc) goto fail;
     }
     if (classes > ic->logits_classes) ic->logits_classes = classes;
     ic->head_classes[ic->n_heads++] = classes;

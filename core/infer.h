@@ -16,6 +16,7 @@
 
 #include <stdint.h>
 
+#include "core/lanes.h"
 #include "core/vit.h"
 
 /* One planned head per distinct class count (a suite has at most 64 tasks). */
@@ -26,7 +27,7 @@
  * slice of the batch, single-threaded, on its own plan and oneDNN stream. Wider models use one
  * lane whose ops are parallel inside. */
 #define INFER_MAX_LANES 8
-#define INFER_LANE_MAX_WIDTH 128
+#define INFER_LANE_MAX_WIDTH VIT_LANES_MAX_WIDTH
 #define INFER_LANE_MIN_BATCH 16 /* images per lane at least */
 
 typedef struct infer_lane {

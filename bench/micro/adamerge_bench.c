@@ -3,7 +3,7 @@
  *
  *   adamerge_bench --make-suite DIR --arch vision8|vitb32 [--tasks K] [--seed S]
  *   adamerge_bench --suite DIR [--threads N] [--steps R] [--warmup W] [--batch 16] [--accum 2]
- *                  [--task-wise] [--csv FILE] [--check-out FILE.json] [--config NAME]
+ *                  [--task-wise] [--lanes N] [--csv FILE] [--check-out FILE.json] [--config NAME]
  *
  * --make-suite writes a synthetic suite of the given architecture in ttmerge's own formats
  * (suite.json, pretrained.safetensors = the engine's random init, finetuned/<task>.safetensors =
@@ -33,6 +33,7 @@
 #include "bench/micro/bench_util.h"
 #include "core/arena.h"
 #include "core/fileio.h"
+#include "core/lanes.h"
 #include "core/rng.h"
 #include "data/idx.h"
 #include "data/suite_build.h"
@@ -168,7 +169,7 @@ done:
 
 typedef struct run_opts {
     const char *suite_dir, *csv, *check_out, *config;
-    int threads, steps, warmup, batch, accum;
+    int threads, steps, warmup, batch, accum, lanes;
     bool layerwise;
 } run_opts;
 
@@ -228,7 +229,7 @@ static int run(const run_opts *ro, tt_err *err) {
     if (!tv) goto done;
     const vit_config *cfg = &s.cfg;
     adapt_opts o = {.layerwise = ro->layerwise, .lambda_init = 0.3f, .lr = 1e-3f, .steps = ro->warmup + ro->steps,
-                    .batch = ro->batch, .accum = ro->accum, .loss = ADAPT_ENTROPY};
+                    .batch = ro->batch, .accum = ro->accum, .loss = ADAPT_ENTROPY, .lanes = ro->lanes};
     bu_peak pk = bu_measure_peak(ro->threads, 3);
     bu_print_loadavg("at start");
     bu_print_machine(ro->threads);
@@ -239,8 +240,16 @@ static int run(const run_opts *ro, tt_err *err) {
            "%d x K dots per tensor + Adam (%s)\n",
            s.name, s.dir, ctx.K, ctx.pre.lay.count, (unsigned long long)params, o.accum, ctx.K, o.batch, o.accum,
            o.layerwise ? "layer-wise" : "task-wise");
+    printf("# lanes=%d (forward+backward lanes of %d images)\n", ro->lanes ? ro->lanes : vit_lanes_auto(&ctx.s->cfg, ctx.K * o.batch),
+           ctx.K * o.batch);
     if (ro->check_out && write_check(&ctx, tv, &o, ro->check_out, err)) goto done;
     if (adapt_run(&ctx, tv, &o, &res, err)) goto done;
+    if (res.stop.stopped) { /* fewer steps than asked: nothing to time */
+        char why[512];
+        adapt_stop_message(&res, why, sizeof why);
+        tt_fail(err, TT_EINPUT, "%s", why);
+        goto done;
+    }
     t = malloc((size_t)ro->steps * sizeof(double));
     if (!t) {
         tt_fail(err, TT_ENOMEM, "out of memory");
@@ -290,9 +299,10 @@ static void usage(FILE *f) {
     fprintf(f,
             "usage: adamerge_bench --make-suite DIR --arch vision8|vitb32 [--tasks K] [--seed S]\n"
             "       adamerge_bench --suite DIR [--threads N] [--steps R] [--warmup W] [--batch B] [--accum A]\n"
-            "                      [--task-wise] [--csv FILE] [--check-out FILE.json] [--config NAME]\n"
+            "                      [--task-wise] [--lanes N] [--csv FILE] [--check-out FILE.json] [--config NAME]\n"
             "  --steps R      timed steps (default 10); --warmup W untimed first steps (default 2)\n"
             "  --batch/--accum  test images per task per forward / forwards per step (AdaMerging: 16 / 2)\n"
+            "  --lanes N      forward+backward lanes (core/lanes.h; default 0: one per thread when the batch allows)\n"
             "  --check-out F  write adapt_objective's loss and dL/dlambda at seeded coefficients (for torch_adamerge.py --check)\n"
             "  --config NAME  the config column of the CSV (default: the suite's name)\n");
 }
@@ -333,6 +343,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--warmup")) bad = parse_int(a, v, 0, 100000, &ro.warmup);
         else if (!strcmp(a, "--batch")) bad = parse_int(a, v, 1, 1024, &ro.batch);
         else if (!strcmp(a, "--accum")) bad = parse_int(a, v, 1, 64, &ro.accum);
+        else if (!strcmp(a, "--lanes")) bad = parse_int(a, v, 0, VIT_LANES_MAX, &ro.lanes);
         else bad = 1;
         if (bad) {
             if (bad == 1) fprintf(stderr, "adamerge_bench: bad argument '%s'\n", a);

@@ -1,12 +1,14 @@
 /* vit_bench.c — engine microbenchmark: forward and forward+backward throughput of the ViT.
  *
- *   vit_bench [--threads N] [--reps R] [--csv FILE] [--configs vision8,vitb32] [--passes LIST] [--verbose-step]
+ *   vit_bench [--threads N] [--reps R] [--lanes N] [--csv FILE] [--configs vision8,vitb32] [--passes LIST]
+ *             [--verbose-step]
  *
  * For each config and batch the plan is created once, 3 untimed warm-up runs follow, then R timed
  * reps of each pass (median and min seconds):
- *   fwd           vit_forward
- *   fwd_bwd_all   vit_forward + vit_backward into a gradient struct with every tensor
- *   fwd_bwd_attn  vit_forward + vit_backward with only attn.in_proj_weight / attn.out_proj.weight
+ *   fwd           vit_lanes_forward (core/lanes.h: one lane per thread when the batch allows, as
+ *                 AdaMerging and Tinting run it; --lanes 1 is one plan with parallel ops)
+ *   fwd_bwd_all   the forward + vit_lanes_backward into a gradient struct with every tensor
+ *   fwd_bwd_attn  the forward + vit_lanes_backward with only attn.in_proj_weight / attn.out_proj.weight
  *   eval          infer_features on uint8 pixels: what `ttmerge eval` and every accuracy of a merge
  *                 run (core/infer.h: normalisation, and batch-parallel lanes for narrow models)
  * FLOPs: vit_forward_flops() for a forward; backward counted as 2x forward, so a forward+backward
@@ -26,6 +28,7 @@
 #include "bench/micro/bench_util.h"
 #include "core/arena.h"
 #include "core/infer.h"
+#include "core/lanes.h"
 #include "core/rng.h"
 #include "core/vit.h"
 
@@ -78,6 +81,7 @@ typedef struct bench_ctx {
     FILE *csv;
     int threads;
     int reps_override; /* 0 = per-config default */
+    int lanes;         /* forward+backward lanes; 0 = vit_lanes_auto */
     bool verbose_step; /* one extra untimed step per pass with ONEDNN verbose on */
     bool pass_on[NPASS]; /* --passes */
     double peak_measured, peak_nominal;
@@ -90,7 +94,7 @@ static void fill_uniform(float *x, size_t n, uint64_t seed, float lo, float hi) 
 }
 
 typedef struct pass_io {
-    vit_plan *plan;
+    vit_lanes *lanes;
     infer_ctx *ic;         /* eval */
     const uint8_t *pixels; /* eval: [batch, C, S, S] */
     int batch;
@@ -103,8 +107,8 @@ static void run_pass(const pass_io *io, int pass, const vit_weights *w, const vi
         infer_features(io->ic, w, io->pixels, io->batch, 0.5f, 0.5f, io->features);
         return;
     }
-    vit_forward(io->plan, w, io->images, io->features);
-    if (g) vit_backward(io->plan, w, g, io->dfeat);
+    vit_lanes_forward(io->lanes, w, io->images, io->features);
+    if (g) vit_lanes_backward(io->lanes, w, g, io->dfeat);
 }
 
 static int bench_one(bench_ctx *bx, const bench_config *bc, int batch) {
@@ -125,7 +129,7 @@ static int bench_one(bench_ctx *bx, const bench_config *bc, int batch) {
     float *dfeat = tt_calloc_aligned(BD, sizeof(float), &e);
     bool *attn_only = calloc((size_t)lay.count, sizeof(bool));
     vit_weights w = {0}, g_all = {0}, g_attn = {0};
-    vit_plan *plan = NULL;
+    vit_lanes lanes = {0};
     infer_ctx ic = {0};
     uint8_t *pixels = malloc(img);
     int rc = -1;
@@ -144,8 +148,7 @@ static int bench_one(bench_ctx *bx, const bench_config *bc, int batch) {
         fprintf(stderr, "vit_bench: %s: %s\n", bc->name, e.msg);
         goto done;
     }
-    plan = vit_plan_create(bx->d, cfg, batch, &e);
-    if (!plan) {
+    if (vit_lanes_init(&lanes, bx->d, cfg, &lay, batch, bx->lanes, NULL, &e)) {
         fprintf(stderr, "vit_bench: %s batch %d: %s\n", bc->name, batch, e.msg);
         goto done;
     }
@@ -153,8 +156,9 @@ static int bench_one(bench_ctx *bx, const bench_config *bc, int batch) {
         fprintf(stderr, "vit_bench: %s batch %d: %s\n", bc->name, batch, e.msg);
         goto done;
     }
+    printf("# %s batch %d: forward+backward on %d lane(s) of %d images\n", bc->name, batch, lanes.lanes, lanes.lane_batch);
     if (bx->pass_on[PASS_EVAL]) printf("# %s batch %d: eval on %d lane(s) of %d images\n", bc->name, batch, ic.lanes, ic.lane_batch);
-    pass_io io = {.plan = plan, .ic = &ic, .pixels = pixels, .batch = batch, .images = images, .dfeat = dfeat,
+    pass_io io = {.lanes = &lanes, .ic = &ic, .pixels = pixels, .batch = batch, .images = images, .dfeat = dfeat,
                   .features = features};
     int reps = bx->reps_override > 0 ? bx->reps_override : bc->default_reps;
     double *times = calloc((size_t)reps, sizeof(double));
@@ -207,7 +211,7 @@ static int bench_one(bench_ctx *bx, const bench_config *bc, int batch) {
 done:
     infer_free(&ic);
     free(pixels);
-    vit_plan_free(plan);
+    vit_lanes_free(&lanes);
     vit_weights_free(&w);
     vit_weights_free(&g_all);
     vit_weights_free(&g_attn);
@@ -223,9 +227,10 @@ done:
 }
 
 static void usage(FILE *f) {
-    fprintf(f, "usage: vit_bench [--threads N] [--reps R] [--csv FILE] [--configs vision8,vitb32] [--passes LIST] [--verbose-step]\n"
+    fprintf(f, "usage: vit_bench [--threads N] [--reps R] [--lanes N] [--csv FILE] [--configs vision8,vitb32] [--passes LIST] [--verbose-step]\n"
                "  --threads N   OpenMP threads (default: OMP_NUM_THREADS or all CPUs)\n"
                "  --reps R      timed reps per pass (default: 20 for vision8, 5 for vitb32)\n"
+               "  --lanes N     forward+backward lanes (default 0: one per thread when the batch allows)\n"
                "  --csv FILE    also write config,batch,threads,pass,median_s,min_s,images_per_s,gflops,\n"
                "                pct_peak_measured,peer\n"
                "  --configs L   comma-separated subset of: vision8, vitb32 (default: both)\n"
@@ -235,7 +240,7 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
-    int threads = 0, reps = 0;
+    int threads = 0, reps = 0, lanes = 0;
     bool verbose_step = false;
     const char *csv_path = NULL, *config_list = "vision8,vitb32", *pass_list = "fwd,fwd_bwd_all,fwd_bwd_attn,eval";
     for (int i = 1; i < argc; i++) {
@@ -243,6 +248,7 @@ int main(int argc, char **argv) {
         bool has_val = i + 1 < argc;
         if (!strcmp(a, "--threads") && has_val) threads = atoi(argv[++i]);
         else if (!strcmp(a, "--reps") && has_val) reps = atoi(argv[++i]);
+        else if (!strcmp(a, "--lanes") && has_val) lanes = atoi(argv[++i]);
         else if (!strcmp(a, "--csv") && has_val) csv_path = argv[++i];
         else if (!strcmp(a, "--configs") && has_val) config_list = argv[++i];
         else if (!strcmp(a, "--passes") && has_val) pass_list = argv[++i];
@@ -256,8 +262,8 @@ int main(int argc, char **argv) {
             return 2;
         }
     }
-    if (threads < 0 || reps < 0) {
-        fprintf(stderr, "vit_bench: --threads and --reps must be positive\n");
+    if (threads < 0 || reps < 0 || lanes < 0 || lanes > VIT_LANES_MAX) {
+        fprintf(stderr, "vit_bench: --threads and --reps must be positive, --lanes in [0, %d]\n", VIT_LANES_MAX);
         return 2;
     }
     bool want[NCONFIGS] = {0};
@@ -291,7 +297,7 @@ int main(int argc, char **argv) {
     if (threads > 0) omp_set_num_threads(threads);
     threads = omp_get_max_threads();
 
-    bench_ctx bx = {.threads = threads, .reps_override = reps, .verbose_step = verbose_step};
+    bench_ctx bx = {.threads = threads, .reps_override = reps, .lanes = lanes, .verbose_step = verbose_step};
     memcpy(bx.pass_on, pass_on, sizeof pass_on);
     char model[256];
     double mhz = bu_cpuinfo(model, sizeof model);
