@@ -3,6 +3,14 @@
 #include <stdarg.h>
 #include <string.h>
 
+/* A message is one line whatever it quotes: a name read from a file may hold a newline (the
+ * suite-file fuzzer found a YAML double-quoted source name spanning lines), so control bytes in
+ * the formatted text become '?'. */
+static void one_line(char *msg) {
+    for (unsigned char *p = (unsigned char *)msg; *p; p++)
+        if (*p < 0x20 || *p == 0x7f) *p = '?';
+}
+
 int tt_fail(tt_err *err, tt_code code, const char *fmt, ...) {
     if (!err) return -1;
     err->code = code;
@@ -10,6 +18,7 @@ int tt_fail(tt_err *err, tt_code code, const char *fmt, ...) {
     va_start(ap, fmt);
     vsnprintf(err->msg, sizeof err->msg, fmt, ap);
     va_end(ap);
+    one_line(err->msg);
     return -1;
 }
 
@@ -28,6 +37,7 @@ int tt_prefix(tt_err *err, const char *fmt, ...) {
     if (on > room) on = room;
     memcpy(err->msg + hn, old, on);
     err->msg[hn + on] = 0;
+    one_line(err->msg);
     return -1;
 }
 

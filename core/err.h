@@ -30,7 +30,8 @@ typedef struct tt_err {
 } tt_err;
 
 /* Set err (if non-NULL) to code and a printf-formatted message; returns -1 so that
- * callers can write `return tt_fail(e, TT_EINPUT, "%s: bad magic", path);`. */
+ * callers can write `return tt_fail(e, TT_EINPUT, "%s: bad magic", path);`. The message is one
+ * line: control bytes in it (a quoted name read from a file, say) become '?'. */
 int tt_fail(tt_err *err, tt_code code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 /* Prefix an existing message with more context ("suite.json: " + msg). Returns -1. */
