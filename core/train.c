@@ -6,7 +6,6 @@
 
 #include "core/arena.h"
 #include "core/infer.h"
-#include "core/lanes.h"
 #include "core/progress.h"
 #include "core/rng.h"
 
@@ -53,7 +52,7 @@ float lr_warmup_cosine(float base, long t, long total, float warmup) {
 }
 
 typedef struct trainer {
-    vit_lanes lanes; /* the forward+backward of a batch, one lane per thread for narrow models */
+    vit_plan *plan;
     vit_head head;
     vit_weights w, g;
     float *grads, *hgrad, *images, *features, *dfeat, *logits, *dlogits;
@@ -62,7 +61,7 @@ typedef struct trainer {
 } trainer;
 
 static void trainer_free(trainer *t) {
-    vit_lanes_free(&t->lanes);
+    vit_plan_free(t->plan);
     vit_head_free(&t->head);
     vit_weights_free(&t->w);
     vit_weights_free(&t->g);
@@ -83,7 +82,12 @@ int train_classifier(dnn *d, const vit_config *cfg, const vit_layout *lay, float
     trainer t = {0};
     int B = o->batch, D = cfg->output_dim, rc = -1;
     size_t img = (size_t)cfg->channels * cfg->image_size * cfg->image_size, hsize = (size_t)classes * D + (size_t)classes;
-    if (vit_lanes_init(&t.lanes, d, cfg, lay, B, 0, o->trainable, err) || vit_head_init(&t.head, d, cfg, B, classes, err)) goto done;
+    /* one plan, not core/lanes: 2 lanes built the tiny suite 19% faster, but the fine-tuned
+     * checkpoints then differ by rounding, and a vision8 suite built that way moved AdaMerging's
+     * per-task accuracies by up to 6.5 points (its mean by -1.6, below consensus-ta): the goldens
+     * and the asserted ordering hold for the suite's exact bits only (issue #7 note, 2026-12-03) */
+    t.plan = vit_plan_create(d, cfg, B, err);
+    if (!t.plan || vit_head_init(&t.head, d, cfg, B, classes, err)) goto done;
     t.grads = tt_calloc_aligned(lay->total, sizeof(float), err);
     t.hgrad = tt_calloc_aligned(hsize, sizeof(float), err);
     t.images = tt_calloc_aligned((size_t)B * img, sizeof(float), err);
@@ -123,7 +127,7 @@ int train_classifier(dnn *d, const vit_config *cfg, const vit_layout *lay, float
             t.ybatch[b] = labels[i];
         }
         pos += B;
-        vit_lanes_forward(&t.lanes, &t.w, t.images, t.features);
+        vit_forward(t.plan, &t.w, t.images, t.features);
         vit_head_forward(&t.head, t.logits, t.features, hparams, hparams + (size_t)classes * D);
         double loss = op_cross_entropy(B, classes, t.dlogits, t.logits, t.ybatch, 1.0f);
         if (!isfinite(loss)) {
@@ -138,7 +142,7 @@ int train_classifier(dnn *d, const vit_config *cfg, const vit_layout *lay, float
         memset(t.hgrad, 0, hsize * sizeof(float));
         vit_head_backward(&t.head, t.dfeat, o->train_head ? t.hgrad : NULL,
                           o->train_head ? t.hgrad + (size_t)classes * D : NULL, t.dlogits, hparams);
-        vit_lanes_backward(&t.lanes, &t.w, &t.g, t.dfeat);
+        vit_backward(t.plan, &t.w, &t.g, t.dfeat);
         float lr = lr_warmup_cosine(o->lr, step, o->steps, o->warmup);
         adamw_tick(&t.opt);
         for (int k = 0; k < lay->count; k++)
