@@ -260,7 +260,8 @@ static int state_init(adapt_state *s, merge_ctx *ctx, const float *tv, const ada
         return -1;
     for (int c = 0; c < s->K * s->n_coef; c++) s->lam_raw[c] = o->lambda_init;
     if (adamw_init(&s->lam_opt, (size_t)s->K * s->n_coef, err)) return -1;
-    if (vit_lanes_init(&s->lanes, ctx->d, cfg, &ctx->out.lay, s->plan_batch, o->lanes, NULL, err) || vit_weights_bind(&s->w, &ctx->out.lay, ctx->out.params, NULL, err) ||
+    if (vit_lanes_init(&s->lanes, ctx->d, cfg, &ctx->out.lay, s->plan_batch, o->lanes, NULL, err) ||
+        vit_weights_bind(&s->w, &ctx->out.lay, ctx->out.params, NULL, err) ||
         vit_weights_bind(&s->g, &ctx->out.lay, s->grad, NULL, err))
         return -1;
     for (int k = 0; k < s->K; k++) {

@@ -76,8 +76,8 @@ typedef struct dnn_matmul_desc {
 typedef struct dnn_matmul dnn_matmul;
 dnn_matmul *dnn_matmul_create(dnn *d, const dnn_matmul_desc *desc, tt_err *err);
 void dnn_matmul_run(dnn_matmul *mm, const float *A, const float *B, const float *bias, float *C);
-const char *dnn_matmul_impl(const dnn_matmul *mm);
-bool dnn_matmul_packed(const dnn_matmul *mm); /* pack_b, and oneDNN chose a layout other than B's own */ /* oneDNN's implementation name, e.g. "gemm:jit" */
+const char *dnn_matmul_impl(const dnn_matmul *mm); /* oneDNN's implementation name, e.g. "gemm:jit" */
+bool dnn_matmul_packed(const dnn_matmul *mm);      /* pack_b, and oneDNN chose a layout other than B's own */
 void dnn_matmul_free(dnn_matmul *mm);
 
 /* Memory object wrapping a plain f32 buffer of the given dims (row-major); data set per run. */

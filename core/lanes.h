@@ -1,9 +1,8 @@
 /* lanes.h — batch-parallel forward+backward of a ViT: one lane per OpenMP thread.
  *
- * On a few cores, splitting every op of a forward+backward between the threads loses 10-40% to
- * fork/join barriers and to kernels blocked for a share of each matrix: two 1-thread ViT-B/32
- * forward+backward passes run side by side (one per core) beat one 2-thread pass of the
- * combined batch. A lane runs its slice of the batch through the whole network on its own
+ * A narrow model's ops are too small to split between threads: a vision8 AdaMerging step spent
+ * ~16% of its time in OpenMP barriers, and 2 lanes made it 15-20% faster on 2 threads (45 -> 37-40
+ * ms). A lane runs its slice of the batch through the whole network on its own
  * thread, with its own vit_plan, oneDNN stream and gradient buffer; nested OpenMP regions in
  * the ops and oneDNN's kernels then run single-threaded. After the backward the lanes'
  * gradients are added into the caller's, lane by lane in a fixed order.

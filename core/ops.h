@@ -30,7 +30,7 @@ typedef struct op_linear {
     bool wide_in;        /* in is a large multiple of 1024 and > out (ViT MLP c_proj, ViT-B/32 conv1) */
     bool pack_w;         /* forward and dx ask for w packed (dnn_matmul_desc.pack_b) */
     bool dx_transposed;  /* wide_in with plain (unpacked) weights */
-    float *t;            /* wide_in: [in, max(M, out)] scratch */
+    float *t;            /* wide_in: [in, out] scratch ([in, max(M, out)] when dx_transposed) */
 } op_linear;
 int op_linear_init(op_linear *op, dnn *d, int M, int in, int out, bool has_bias, tt_err *err);
 void op_linear_forward(op_linear *op, float *y, const float *x, const float *w, const float *b);
