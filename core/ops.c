@@ -4,6 +4,7 @@
 #include "core/ops.h"
 
 #include <math.h>
+#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -488,17 +489,24 @@ void op_patchify(float *patches, const float *images, int B, int C, int S, int p
             }
 }
 
+/* Column sums in blocks of BIAS_BLOCK columns, each block summed row by row by one thread: every
+ * db[j] is the same sequential sum of its column (the same bits for any block width and thread
+ * count). Wide blocks read 512 contiguous bytes per row: 16-column blocks touched one cache line
+ * per 12 KB row and missed the TLB on nearly every row (ViT-B/32's c_fc, M = 6400, N = 3072: 5.4
+ * ms; 2.1 ms in 128-column blocks on 2 threads). Narrow layers keep 16-column blocks, so that
+ * their few columns still split across the threads. */
+#define BIAS_BLOCK 128
 void op_bias_grad(float *db, const float *dy, int M, int N) {
-    /* column sums; columns split across threads so that each db[j] has one writer */
+    int bw = N >= 2 * BIAS_BLOCK * omp_get_max_threads() ? BIAS_BLOCK : 16, nb = (N + bw - 1) / bw;
 #pragma omp parallel for schedule(static) if ((size_t)M * N > OPS_PAR_MIN)
-    for (int j0 = 0; j0 < N; j0 += 16) {
-        int j1 = j0 + 16 < N ? j0 + 16 : N;
-        float acc[16] = {0};
+    for (int blk = 0; blk < nb; blk++) {
+        int j0 = blk * bw, w = j0 + bw < N ? bw : N - j0;
+        float acc[BIAS_BLOCK] = {0};
         for (int i = 0; i < M; i++) {
-            const float *r = dy + (size_t)i * N;
-            for (int j = j0; j < j1; j++) acc[j - j0] += r[j];
+            const float *r = dy + (size_t)i * N + j0;
+            for (int j = 0; j < w; j++) acc[j] += r[j];
         }
-        for (int j = j0; j < j1; j++) db[j] += acc[j - j0];
+        for (int j = 0; j < w; j++) db[j0 + j] += acc[j];
     }
 }
 

@@ -22,12 +22,14 @@
  */
 #include <criterion/criterion.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "core/ops.h"
 #include "core/ops_ref.h"
+#include "core/rng.h"
 #include "tests/testutil.h"
 
 #define CMP_ATOL 1e-5
@@ -492,6 +494,8 @@ static const op_case cases[] = {
     {&OP_bias_grad, .rows = 1, .cols = 1},
     /* above the OpenMP threshold, ragged 16-column block; 1000-term f32 column sums */
     {&OP_bias_grad, .rows = 1000, .cols = 67, .tol = 4},
+    /* 128-column blocks (cols >= 2 x 128 x threads on up to 4 threads), ragged last block of 76 */
+    {&OP_bias_grad, .rows = 300, .cols = 1100, .tol = 2},
 };
 
 /* ------------------------------------------------------------------ instances */
@@ -883,4 +887,31 @@ Test(linear, packs_large_weights) {
         op_linear_free(&op);
     }
     dnn_free(d);
+}
+
+/* op_bias_grad's column blocks are as wide as the layer and the threads allow, but every db[j] is
+ * the same row-by-row f32 sum: the bits do not depend on the thread count (1, 2 and 3 threads give
+ * 128-, 16- and 16-column blocks for 300 columns; 1 and 2 threads both 128 for 1100). */
+Test(bias_grad, same_bits_for_any_thread_count) {
+    int shapes[][2] = {{500, 300}, {200, 1100}};
+    for (int s = 0; s < 2; s++) {
+        int M = shapes[s][0], N = shapes[s][1];
+        float *dy = alloc_floats((size_t)M * N), *want = alloc_floats((size_t)N), *got = alloc_floats((size_t)N);
+        rng r;
+        rng_init(&r, 7);
+        for (size_t i = 0; i < (size_t)M * N; i++) dy[i] = (float)rng_uniform(&r) - 0.5f;
+        int saved = omp_get_max_threads();
+        omp_set_num_threads(1);
+        op_bias_grad(want, dy, M, N);
+        for (int t = 2; t <= 3; t++) {
+            memset(got, 0, (size_t)N * sizeof(float));
+            omp_set_num_threads(t);
+            op_bias_grad(got, dy, M, N);
+            cr_expect(!memcmp(got, want, (size_t)N * sizeof(float)), "%dx%d: %d threads differ from 1", M, N, t);
+        }
+        omp_set_num_threads(saved);
+        free(dy);
+        free(want);
+        free(got);
+    }
 }
