@@ -293,7 +293,7 @@ static int state_init(adapt_state *s, merge_ctx *ctx, const float *tv, const ada
         return -1;
     if (o->loss != ADAPT_ENTROPY) {
         infer_ctx ic;
-        if (infer_init(&ic, ctx->d, cfg, 256, err)) return -1;
+        if (infer_init(&ic, ctx->d, cfg, INFER_BATCH, err)) return -1;
         for (int k = 0; k < s->K; k++)
             if (expert_labels(s, &ic, k, err)) {
                 infer_free(&ic);

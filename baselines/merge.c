@@ -219,7 +219,7 @@ int merge_eval_init(merge_eval *ev, merge_ctx *ctx, tt_err *err) {
     for (int t = 0; t < ctx->K; t++) classes[t] = ctx->s->tasks[t].classes;
     ev->logits = tt_calloc_aligned(most, sizeof(float), err);
     /* every head planned here: evaluating later cannot fail (merge_eval_tasks asserts it) */
-    if (!ev->logits || infer_init(&ev->ic, ctx->d, &ctx->s->cfg, 256, err) ||
+    if (!ev->logits || infer_init(&ev->ic, ctx->d, &ctx->s->cfg, INFER_BATCH, err) ||
         infer_plan_heads(&ev->ic, classes, ctx->K, err) ||
         vit_weights_bind(&ev->w, &ctx->out.lay, ctx->out.params, NULL, err)) {
         merge_eval_free(ev);

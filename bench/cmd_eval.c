@@ -13,6 +13,9 @@
 #include "data/idx.h"
 #include "data/suite.h"
 
+#define EVAL_STR_(x) #x
+#define EVAL_STR(x) EVAL_STR_(x) /* the default batch as the CLI's string */
+
 typedef struct eval_args {
     const char *suite, *split, *mode;
     const char *model, *input, *labels, *head, *logits_out, *mean_s, *std_s, *batch_s, *task;
@@ -219,7 +222,7 @@ done:
 }
 
 int cmd_eval(int argc, char **argv) {
-    eval_args a = {.mean_s = "0.5", .std_s = "0.5", .batch_s = "256"};
+    eval_args a = {.mean_s = "0.5", .std_s = "0.5", .batch_s = EVAL_STR(INFER_BATCH)};
     cli_opt opts[] = {
         {"suite", "DIR", "evaluate on the suite's tasks (per-task CSV)", .str = &a.suite},
         {"model", "M.safetensors", "ViT checkpoint", .str = &a.model, .required = 1},
@@ -232,7 +235,7 @@ int cmd_eval(int argc, char **argv) {
         {"task", "NAME", "task name for the CSV row", .str = &a.task},
         {"mean", "M", "input normalisation mean (default 0.5)", .str = &a.mean_s},
         {"std", "S", "input normalisation std (default 0.5)", .str = &a.std_s},
-        {"batch", "N", "batch size (default 256)", .str = &a.batch_s},
+        {"batch", "N", "batch size (default " EVAL_STR(INFER_BATCH) ")", .str = &a.batch_s},
         CLI_COMMON(&a.common),
         {0}};
     int rc = cli_parse("eval", "Evaluate a checkpoint on a suite's tasks, or on IDX images: x = (pixel/255 - mean)/std.",

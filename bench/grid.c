@@ -44,7 +44,7 @@ static int eval_individual(const suite *s, child_out *co, tt_err *err) {
     infer_ctx ic = {0};
     int rc = -1;
     if (dnn_create(&d, err)) return -1;
-    if (infer_init(&ic, d, &s->cfg, 256, err)) goto done;
+    if (infer_init(&ic, d, &s->cfg, INFER_BATCH, err)) goto done;
     double t0 = progress_now();
     for (int t = 0; t < s->n_tasks; t++) {
         const suite_task_info *ti = &s->tasks[t];

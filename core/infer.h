@@ -4,7 +4,7 @@
  * normalised on the fly: x = (p/255 - mean) / std. The last partial batch is zero-padded so
  * that one planned batch size serves any n.
  *
- *   infer_ctx ic; infer_init(&ic, d, &cfg, 256, &e);
+ *   infer_ctx ic; infer_init(&ic, d, &cfg, INFER_BATCH, &e);
  *   infer_logits(&ic, &w, head_W, head_b, classes, pixels, n, 0.5f, 0.5f, logits);  // [n, classes]
  *   infer_free(&ic);
  * Ownership: the caller owns every array passed in; infer_ctx owns its plans, engines (but the
@@ -29,6 +29,11 @@
 #define INFER_MAX_LANES 8
 #define INFER_LANE_MAX_WIDTH VIT_LANES_MAX_WIDTH
 #define INFER_LANE_MIN_BATCH 16 /* images per lane at least */
+/* The batch every evaluation in ttmerge runs at (merges' accuracies, `ttmerge eval`'s default, the
+ * suite builder, AdaMerging's pseudo-labels): large enough that a wide model's matmuls are near
+ * their best (ViT-B/32 shapes: 81% of peak at 256 images, 75% at 32), small enough that its
+ * activations stay near 1 GB for ViT-B/32. bench/micro/vit_bench times `eval` at it. */
+#define INFER_BATCH 256
 
 typedef struct infer_lane {
     dnn *d;                          /* lane 0: the caller's engine; the others own theirs */

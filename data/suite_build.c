@@ -421,7 +421,7 @@ int suite_build(const suite_spec *spec, const suite_build_opts *o, tt_err *err) 
 
     t = progress_now();
     snprintf(path, sizeof path, "%s/heads", o->out_dir);
-    if (suite_mkdirs(path, err) || infer_init(&ic, c->d, &spec->arch, 256, err) ||
+    if (suite_mkdirs(path, err) || infer_init(&ic, c->d, &spec->arch, INFER_BATCH, err) ||
         vit_weights_bind(&w, &c->pre.lay, c->pre.params, NULL, err))
         goto done;
     for (int i = 0; i < spec->n_tasks; i++) {
