@@ -2,8 +2,11 @@
 # run_vit_bench.sh — ttmerge engine vs PyTorch: build vit_bench if needed, run both at 1 and 2 threads,
 # join the CSVs and print the ttmerge/torch throughput ratio per config, batch, pass and thread count.
 #
-#   bench/run_vit_bench.sh [--threads "1 2"] [--reps R] [--configs vision8,vitb32] [--passes LIST] [--out DIR] [--wait-idle]
+#   bench/run_vit_bench.sh [--threads "1 2"] [--reps R] [--configs vision8,vitb32] [--passes LIST] [--batches LIST]
+#                          [--out DIR] [--wait-idle]
 #
+# --batches: batch sizes for every config instead of each config's own (vision8 128,16; vitb32 32);
+# run_all.sh times evaluation at ttmerge's evaluation batch this way (--passes eval --batches 256).
 # --wait-idle: before each run, wait (up to 30 min) until the machine was < 8% busy for 5 s. After each run
 # the script prints how much of the machine's CPU time other processes used during it ("others"); with
 # --wait-idle a run is repeated (up to 5 times) while others used >= 5%.
@@ -19,6 +22,7 @@ threads_list="1 2"
 reps=""
 configs="vision8,vitb32"
 passes="fwd,fwd_bwd_all,fwd_bwd_attn"
+batches=""
 out=""
 wait_idle=0
 
@@ -28,9 +32,10 @@ while [ $# -gt 0 ]; do
         --reps) reps=$2; shift 2 ;;
         --configs) configs=$2; shift 2 ;;
         --passes) passes=$2; shift 2 ;;
+        --batches) batches=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
         --wait-idle) wait_idle=1; shift ;;
-        -h|--help) sed -n '2,12p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
         *) echo "run_vit_bench.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -48,6 +53,7 @@ bin=$build/vit_bench
 
 rep_args=()
 [ -n "$reps" ] && rep_args=(--reps "$reps")
+[ -n "$batches" ] && rep_args+=(--batches "$batches")
 
 echo "machine: $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//'), $(nproc) CPUs, $(grep -m1 'cpu MHz' /proc/cpuinfo | cut -d: -f2 | sed 's/^ *//') MHz"
 for n in $threads_list; do

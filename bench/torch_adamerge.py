@@ -279,6 +279,7 @@ def main():
         dt = time.perf_counter() - t0
         if i >= args.warmup:
             times.append(dt)
+    print("# step_seconds: " + " ".join("%.6f" % t for t in times))  # run_all.sh pools them over rounds
     med, mn = statistics.median(times), min(times)
     arch = s.arch
     c = dict(image_size=arch["image_size"], channels=arch["channels"], patch_size=arch["patch_size"],

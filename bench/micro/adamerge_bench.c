@@ -255,7 +255,9 @@ static int run(const run_opts *ro, tt_err *err) {
         tt_fail(err, TT_ENOMEM, "out of memory");
         goto done;
     }
-    for (int i = 0; i < ro->steps; i++) t[i] = res.curve[ro->warmup + i].seconds;
+    printf("# step_seconds:");
+    for (int i = 0; i < ro->steps; i++) printf(" %.6f", t[i] = res.curve[ro->warmup + i].seconds);
+    printf("\n"); /* every timed step, in order: run_all.sh pools them over rounds */
     double med = bu_median(t, ro->steps), mn = t[0];
     int images = ctx.K * o.batch * o.accum;
     /* FLOPs of the ViT forward+backward only (3x forward); the merge and dots are memory-bound */
