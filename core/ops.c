@@ -4,9 +4,14 @@
 #include "core/ops.h"
 
 #include <math.h>
-#include <omp.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#define OPS_MAX_THREADS() omp_get_max_threads()
+#else /* the fuzz build compiles this file without OpenMP (fuzz/CMakeLists.txt) */
+#define OPS_MAX_THREADS() 1
+#endif
 
 #include "core/arena.h"
 
@@ -497,7 +502,7 @@ void op_patchify(float *patches, const float *images, int B, int C, int S, int p
  * their few columns still split across the threads. */
 #define BIAS_BLOCK 128
 void op_bias_grad(float *db, const float *dy, int M, int N) {
-    int bw = N >= 2 * BIAS_BLOCK * omp_get_max_threads() ? BIAS_BLOCK : 16, nb = (N + bw - 1) / bw;
+    int bw = N >= 2 * BIAS_BLOCK * OPS_MAX_THREADS() ? BIAS_BLOCK : 16, nb = (N + bw - 1) / bw;
 #pragma omp parallel for schedule(static) if ((size_t)M * N > OPS_PAR_MIN)
     for (int blk = 0; blk < nb; blk++) {
         int j0 = blk * bw, w = j0 + bw < N ? bw : N - j0;
