@@ -201,6 +201,17 @@ def bench_pass(model, images, pass_name, reps):
     return statistics.median(times), min(times)
 
 
+def batch_list(text):
+    """--batches: one or two sizes in [1, 4096], as vit_bench takes them"""
+    try:
+        sizes = [int(b) for b in text.split(",")]
+    except ValueError:
+        sizes = []
+    if not 1 <= len(sizes) <= 2 or not all(1 <= b <= 4096 for b in sizes):
+        raise argparse.ArgumentTypeError("wants one or two sizes in [1, 4096], got '%s'" % text)
+    return sizes
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=0)
@@ -208,7 +219,7 @@ def main():
     ap.add_argument("--csv")
     ap.add_argument("--configs", default="vision8,vitb32")
     ap.add_argument("--passes", default=",".join(PASSES), help="subset of fwd,fwd_bwd_all,fwd_bwd_attn,eval")
-    ap.add_argument("--batches", help="comma-separated batch sizes for every config (default: the config's own)")
+    ap.add_argument("--batches", type=batch_list, help="comma-separated batch sizes for every config (default: the config's own)")
     ap.add_argument("--peak-gflops", type=float, default=0.0,
                     help="measured peak for this thread count (from vit_bench) for pct_peak_measured")
     ap.add_argument("--allow-reference-blas", action="store_true", help="run even if torch is not on OpenBLAS")
@@ -242,7 +253,7 @@ def main():
                                                        "heads", "mlp_ratio", "output_dim")})
         model.eval()  # dropout is 0 anyway; fwd under no_grad may take nn.MultiheadAttention's fast path
         reps = args.reps or c["reps"]
-        for batch in ([int(b) for b in args.batches.split(",")] if args.batches else c["batches"]):
+        for batch in args.batches or c["batches"]:
             images = torch.rand(batch, c["channels"], c["image_size"], c["image_size"]) * 2 - 1
             flops = forward_flops(c, batch)
             for ps in [p for p in PASSES if p in passes]:

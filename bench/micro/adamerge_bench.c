@@ -255,9 +255,12 @@ static int run(const run_opts *ro, tt_err *err) {
         tt_fail(err, TT_ENOMEM, "out of memory");
         goto done;
     }
-    printf("# step_seconds:");
-    for (int i = 0; i < ro->steps; i++) printf(" %.6f", t[i] = res.curve[ro->warmup + i].seconds);
-    printf("\n"); /* every timed step, in order: run_all.sh pools them over rounds */
+    printf("# step_seconds:"); /* every timed step, in order: run_all.sh pools them over rounds */
+    for (int i = 0; i < ro->steps; i++) {
+        t[i] = res.curve[ro->warmup + i].seconds;
+        printf(" %.6f", t[i]);
+    }
+    printf("\n");
     double med = bu_median(t, ro->steps), mn = t[0];
     int images = ctx.K * o.batch * o.accum;
     /* FLOPs of the ViT forward+backward only (3x forward); the merge and dots are memory-bound */
