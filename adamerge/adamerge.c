@@ -12,18 +12,13 @@
  *                     sign agrees with the elected sign — the official ties_merging_split's
  *                     "selected entries" — and the coefficients are learned on those.
  */
-#include <stdio.h>
-#include <string.h>
-
 #include "adamerge/adamerge.h"
 
-#include <math.h>
-#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
-#include "baselines/kernels.h"
-#include "baselines/select.h"
-#include "core/arena.h"
-#include "baselines/methods.h"
+#include "baselines/ties.h"
 
 static const merge_param ada_params[] = {ADA_PARAMS, {0}};
 
@@ -78,50 +73,6 @@ static int ada_run(merge_ctx *ctx, bool layerwise, tt_err *err) {
     return rc;
 }
 
-/* TIES trim + sign election applied to each of the K task vectors in tv [K][total], in place. */
-static int ties_select_in_place(merge_ctx *ctx, float *tv, double topk, tt_err *err) {
-    const vit_layout *lay = &ctx->pre.lay;
-    size_t total = lay->total;
-    uint64_t d = 0;
-    for (int l = 0; l < lay->count; l++) d += lay->t[l].numel;
-    float *sum = tt_calloc_aligned(total, sizeof(float), err);
-    int8_t *sign = tt_calloc_aligned(total, 1, err);
-    float thr[MERGE_MAX_TASKS];
-    int rc = -1;
-    if (!sum || !sign) goto done;
-    for (int k = 0; k < ctx->K; k++) {
-        const float *tk = tv + (size_t)k * total;
-        uint64_t rank;
-        thr[k] = 0;
-        if (ties_threshold_rank(d, topk, &rank)) { /* exact k-th magnitude over the real entries only */
-            select_ctx sel;
-            if (select_init(&sel, rank, true, err)) goto done;
-            do {
-                for (int l = 0; l < lay->count; l++) select_feed(&sel, tk + lay->t[l].offset, lay->t[l].numel);
-            } while (select_next_pass(&sel));
-            thr[k] = select_value(&sel);
-            select_free(&sel);
-        }
-        ties_trim_add(sum, tk, total, thr[k]);
-    }
-    long votes = 0;
-    for (size_t i = 0; i < total; i++) votes += (sum[i] > 0) - (sum[i] < 0);
-    ties_elect(sign, sum, total, votes >= 0 ? 1 : -1);
-    for (int k = 0; k < ctx->K; k++) {
-        float *tk = tv + (size_t)k * total;
-#pragma omp parallel for schedule(static)
-        for (size_t i = 0; i < total; i++) {
-            bool agree = (tk[i] > 0 && sign[i] > 0) || (tk[i] < 0 && sign[i] < 0);
-            if (!(fabsf(tk[i]) >= thr[k] && agree)) tk[i] = 0;
-        }
-    }
-    rc = 0;
-done:
-    free(sum);
-    free(sign);
-    return rc;
-}
-
 static int ada_pp_run(merge_ctx *ctx, tt_err *err) {
     adapt_opts o;
     double topk;
@@ -131,7 +82,7 @@ static int ada_pp_run(merge_ctx *ctx, tt_err *err) {
     float *tv = adapt_task_vectors(ctx, err);
     if (!tv) return -1;
     adapt_result r = {0};
-    int rc = ties_select_in_place(ctx, tv, topk, err);
+    int rc = ties_split_in_place(&ctx->pre.lay, ctx->K, tv, topk, err);
     if (!rc) rc = adamerge_finish(ctx, tv, &o, &r, err);
     adapt_result_free(&r);
     free(tv);

@@ -1,8 +1,14 @@
-/* adamerge.h — pieces of AdaMerging that Tinting and AWD-AdaMerging (baselines/awd.c) reuse. */
+/* adamerge.h — the AdaMerging methods (adamerge/adamerge.c, adamerge/awd_adamerging.c) and the
+ * pieces of them that Tinting reuses. */
 #ifndef TT_ADAMERGE_H
 #define TT_ADAMERGE_H
 
 #include "adamerge/adapt.h"
+
+extern const merge_method method_adamerging_task;
+extern const merge_method method_adamerging;    /* layer-wise */
+extern const merge_method method_adamerging_pp;
+extern const merge_method method_awd_adamerging;
 
 /* The parameters every AdaMerging variant shares (read by adamerge_opts). */
 #define ADA_PARAMS                                                                                 \

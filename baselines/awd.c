@@ -11,7 +11,7 @@
  *   τ̂_k = τ_k − δ                                   (one shared "redundant vector" δ)
  *   L   = L_O + α L_R,  L_O = 1/(K(K−1)) Σ_{i≠j} |cos(τ̂_i, τ̂_j)|,  L_R = ‖δ‖₂      (Eq. 9–11)
  *   awd:             θ = θ0 + λ Σ_k τ̂_k, λ searched on validation as `ta` does (baselines/search.c)
- *   awd-adamerging:  layer-wise AdaMerging (adamerge/adapt.c) on the τ̂_k, AdaMerging's defaults
+ *   awd-adamerging:  layer-wise AdaMerging on the τ̂_k (adamerge/awd_adamerging.c)
  * Defaults (paper Sec. 4.3 as quoted): α = 0.1, β = 0.01, 300 iterations.
  *
  * Exact reduction to K coefficients: ∇_δ |cos(τ̂_i, τ̂_j)| is a combination of τ̂_i and τ̂_j, and
@@ -34,12 +34,12 @@
  * Record: L_O and L before/after, L_O along the iterations, ‖δ‖, mean ‖τ_k‖ and their ratio,
  * the coefficients b per task; the tensor `ttmerge.awd_coef` [groups, K] holds every b.
  */
-#include "baselines/methods.h"
+#include "baselines/awd.h"
 
 #include <math.h>
 #include <string.h>
 
-#include "adamerge/adamerge.h"
+#include "baselines/methods.h"
 #include "baselines/kernels.h"
 #include "baselines/merge_util.h"
 #include "baselines/search.h"
@@ -171,15 +171,8 @@ static const char *const init_words[] = {"zero", "mean"};
 static const char *const cosine_words[] = {"global", "layer"};
 static const char *const update_words[] = {"gd", "prox"};
 
-typedef struct awd_fit {
-    awd_opts o;
-    int init, cosine, K, groups;
-    double *G, *b;    /* [groups][K*K], [groups][K] */
-    double *trace;    /* L_O before each iteration and at the end [iters+1] */
-    double loss_before, loss_after, norm, tau_norm_mean;
-} awd_fit;
 
-static void awd_fit_free(awd_fit *f) {
+void awd_fit_free(awd_fit *f) {
     free(f->G);
     free(f->b);
     free(f->trace);
@@ -231,7 +224,7 @@ static int awd_gram(merge_ctx *ctx, awd_fit *f, tt_err *err) {
 }
 
 /* Read the parameters, build the Gram matrices and run the iteration: f->b is δ's coefficients. */
-static int awd_fit_run(merge_ctx *ctx, awd_fit *f, tt_err *err) {
+int awd_fit_run(merge_ctx *ctx, awd_fit *f, tt_err *err) {
     if (awd_fit_params(ctx, f, err)) return -1;
     int K = f->K = ctx->K;
     f->groups = f->cosine ? ctx->pre.lay.count : 1;
@@ -256,7 +249,7 @@ static int awd_fit_run(merge_ctx *ctx, awd_fit *f, tt_err *err) {
 }
 
 /* The coefficient matrix as the extra tensor ttmerge.awd_coef [groups, K]. */
-static int awd_fit_save_coef(merge_ctx *ctx, const awd_fit *f, tt_err *err) {
+int awd_fit_save_coef(merge_ctx *ctx, const awd_fit *f, tt_err *err) {
     size_t n = (size_t)f->groups * f->K;
     float *c = malloc(n * sizeof(float));
     if (!c) return tt_fail(err, TT_ENOMEM, "out of memory");
@@ -266,7 +259,7 @@ static int awd_fit_save_coef(merge_ctx *ctx, const awd_fit *f, tt_err *err) {
 }
 
 /* What the optimisation did, added to rec. */
-static void awd_fit_record(const merge_ctx *ctx, const awd_fit *f, json_t *rec) {
+void awd_fit_record(const merge_ctx *ctx, const awd_fit *f, json_t *rec) {
     json_object_set_new(rec, "cosine", json_string(cosine_words[f->cosine]));
     json_object_set_new(rec, "init", json_string(init_words[f->init]));
     json_object_set_new(rec, "update", json_string(update_words[f->o.prox]));
@@ -325,55 +318,7 @@ done:
     return rc;
 }
 
-/* ---- awd-adamerging: layer-wise AdaMerging on the disentangled task vectors ---- */
-
-static int awd_ada_run(merge_ctx *ctx, tt_err *err) {
-    const vit_layout *lay = &ctx->pre.lay;
-    int K = ctx->K;
-    adapt_opts o;
-    adapt_result r = {0};
-    awd_fit f = {0};
-    float *tv = NULL;
-    int rc = -1;
-    /* every parameter is checked before the Gram pass */
-    if (adamerge_opts(ctx, &o, err) || awd_fit_run(ctx, &f, err) || !(tv = adapt_task_vectors(ctx, err))) goto done;
-    o.layerwise = true;
-    size_t total = lay->total;
-    for (int l = 0; l < lay->count; l++) { /* τ̂_k = τ_k − Σ_m b_m τ_m, in place */
-        const double *b = f.b + (size_t)(f.cosine ? l : 0) * K;
-        size_t off = lay->t[l].offset, n = lay->t[l].numel;
-#pragma omp parallel for schedule(static) if (n > KERN_PAR_MIN)
-        for (size_t i = off; i < off + n; i++) {
-            double d = 0;
-            for (int m = 0; m < K; m++) d += b[m] * tv[(size_t)m * total + i];
-            for (int k = 0; k < K; k++) tv[(size_t)k * total + i] -= (float)d;
-        }
-    }
-    if (adamerge_finish(ctx, tv, &o, &r, err) || awd_fit_save_coef(ctx, &f, err)) goto done;
-    json_error_t je;
-    json_t *rec = json_loads(ctx->record_json, 0, &je);
-    if (!rec) {
-        tt_fail(err, TT_EINTERNAL, "adamerging record is not JSON: %s", je.text);
-        goto done;
-    }
-    awd_fit_record(ctx, &f, rec);
-    rc = mu_record_finish(ctx, rec, NULL, err);
-done:
-    adapt_result_free(&r);
-    awd_fit_free(&f);
-    free(tv);
-    return rc;
-}
-
 /* ---- the methods ---- */
-
-#define AWD_PARAMS                                                                                           \
-    {"alpha", "0.1", "weight of the norm term alpha*||delta|| (paper Sec. 4.3)"},                             \
-        {"beta", "0.01", "step size of the gradient steps on delta (paper Sec. 4.3)"},                        \
-        {"iters", "300", "gradient steps on delta, in [0, 1000000] (paper Sec. 4.3)"},                        \
-        {"init", "zero", "initial delta: zero (the reimplementation) | mean (the mean task vector)"},         \
-        {"cosine", "global", "cosines over the whole flattened model (global) | per tensor, averaged (layer)"}, \
-        {"update", "gd", "gd = plain (sub)gradient steps (Algorithm 1) | prox = proximal step on alpha*||delta||"}
 
 static const merge_param awd_params[] = {
     AWD_PARAMS, {"lambda", "auto", "scaling coefficient; auto = grid {0.1..1.0} on validation (as ta)"}, {0}};
@@ -384,14 +329,4 @@ const merge_method method_awd = {
     .needs = MERGE_NEEDS_VAL,
     .params = awd_params,
     .run = awd_ta_run,
-};
-
-static const merge_param awd_ada_params[] = {AWD_PARAMS, ADA_PARAMS, {0}};
-
-const merge_method method_awd_adamerging = {
-    .name = "awd-adamerging",
-    .summary = "AWD + layer-wise AdaMerging: entropy-learned coefficients on the disentangled task vectors",
-    .needs = MERGE_NEEDS_UNLABELED,
-    .params = awd_ada_params,
-    .run = awd_ada_run,
 };

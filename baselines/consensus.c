@@ -19,6 +19,7 @@
  * density, the α grid with scores and α.
  */
 #include "baselines/methods.h"
+#include "baselines/ties.h"
 
 #include <math.h>
 #include <string.h>

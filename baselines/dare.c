@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "baselines/kernels.h"
+#include "baselines/base_merge.h"
 #include "baselines/merge_util.h"
 #include "core/arena.h"
 
@@ -61,8 +62,8 @@ static void dare_tv(const merge_ctx *ctx, int k, int l, float *out, void *user) 
 
 static int dare_run(merge_ctx *ctx, tt_err *err) {
     double density;
-    mu_base base;
-    if (mu_param_range(ctx, "density", 0, 1, &density, err) || mu_base_params(ctx, &base, err)) return -1;
+    base_merge base;
+    if (mu_param_range(ctx, "density", 0, 1, &density, err) || base_merge_params(ctx, &base, err)) return -1;
     int L = ctx->pre.lay.count;
     dare_source ds = {.density = density, .kept = calloc((size_t)ctx->K * L, sizeof(uint64_t))};
     mu_tv_source src = {dare_tv, &ds};
@@ -71,8 +72,8 @@ static int dare_run(merge_ctx *ctx, tt_err *err) {
     double lam;
     int rc = -1;
     if (!ds.kept) tt_fail(err, TT_ENOMEM, "out of memory");
-    if (!delta || mu_base_merge(ctx, &base, &src, delta, err) ||
-        mu_base_search(ctx, &base, delta, &lam, frag, sizeof frag, err))
+    if (!delta || base_merge_run(ctx, &base, &src, delta, err) ||
+        base_merge_search(ctx, &base, delta, &lam, frag, sizeof frag, err))
         goto done;
     double kept[MERGE_MAX_TASKS], d = (double)mu_param_count(ctx);
     for (int k = 0; k < ctx->K; k++) {
@@ -82,7 +83,7 @@ static int dare_run(merge_ctx *ctx, tt_err *err) {
     }
     json_t *rec = json_object();
     json_object_set_new(rec, "density", json_real(density));
-    mu_base_record(rec, &base);
+    base_merge_record(rec, &base);
     json_object_set_new(rec, "kept", mu_json_per_task(ctx, kept));
     rc = mu_record_finish(ctx, rec, frag, err);
 done:
@@ -93,7 +94,7 @@ done:
 
 static const merge_param dare_params[] = {
     {"density", "0.5", "fraction of each task vector KEPT (= 1 - drop rate p); kept entries scaled by 1/density"},
-    MU_BASE_PARAMS,
+    BASE_MERGE_PARAMS,
     {"lambda", "auto", "scaling; auto = grid {0.1..1.0} ({0.1..1.5} for ties+mean) on validation"},
     {0}};
 

@@ -1,7 +1,7 @@
 /* merge.h — the one interface every merge method implements, and the context it runs in.
  *
  * A method is a `merge_method` value: a name, what data it needs, its parameter table and a
- * run function. The registry (baselines/registry.c) lists them all; the CLI, the bench grid
+ * run function. The registry (bench/registry.h) lists them all; the CLI, the bench grid
  * and the reports find methods only through it and treat them alike.
  *
  * A method sees θ0 (the pretrained model) and the K fine-tuned checkpoints (memory-mapped:
@@ -76,11 +76,6 @@ typedef struct merge_method {
     const merge_param *params;    /* terminated by {0} */
     int (*run)(merge_ctx *ctx, tt_err *err);
 } merge_method;
-
-/* ---- registry ---- */
-const merge_method *merge_find(const char *name);
-int merge_count(void);
-const merge_method *merge_at(int i);
 
 /* ---- context ---- */
 /* Resolve params (defaults of m + "k=v" strings; unknown keys are errors), load θ0 and map

@@ -140,36 +140,3 @@ int mu_record_finish(merge_ctx *ctx, json_t *rec, const char *search_fragment, t
     return rc;
 }
 
-/* ---- base merge ---- */
-
-static const char *const base_words[] = {"ta", "ties"};
-static const char *const merge_words[] = {"mean", "sum"};
-
-int mu_base_params(const merge_ctx *ctx, mu_base *b, tt_err *err) {
-    int base, merge;
-    if (mu_param_choice(ctx, "base", base_words, 2, &base, err) || mu_param_range(ctx, "topk", 0, 100, &b->topk, err) ||
-        mu_param_choice(ctx, "merge", merge_words, 2, &merge, err))
-        return -1;
-    b->ties = base == 1;
-    b->mean = merge == 0;
-    return 0;
-}
-
-int mu_base_merge(merge_ctx *ctx, const mu_base *b, const mu_tv_source *src, float *delta, tt_err *err) {
-    if (b->ties) return ties_merged_delta_src(ctx, src, b->topk, b->mean, delta, NULL, NULL, err);
-    memset(delta, 0, ctx->pre.lay.total * sizeof(float));
-    return mu_sum_task_vectors(ctx, src, delta, err);
-}
-
-int mu_base_search(merge_ctx *ctx, const mu_base *b, const float *delta, double *lam, char *frag, size_t cap,
-                   tt_err *err) {
-    if (b->ties && b->mean) return search_lambda(ctx, delta, "lambda", mu_grid_ties_mean, 15, lam, frag, cap, err);
-    return search_lambda(ctx, delta, "lambda", search_grid_default, 10, lam, frag, cap, err);
-}
-
-void mu_base_record(json_t *rec, const mu_base *b) {
-    json_object_set_new(rec, "base", json_string(b->ties ? "ties" : "ta"));
-    if (!b->ties) return;
-    json_object_set_new(rec, "topk", json_real(b->topk));
-    json_object_set_new(rec, "merge", json_string(b->mean ? "mean" : "sum"));
-}

@@ -53,31 +53,4 @@ json_t *mu_json_per_task_int(const merge_ctx *ctx, const int *v);
  * as the record (merge_record). Takes ownership of rec. */
 int mu_record_finish(merge_ctx *ctx, json_t *rec, const char *search_fragment, tt_err *err);
 
-/* ---- the base merge that plug-in methods (DARE, TATR) feed their modified task vectors to ----
- * Parameters (put MU_BASE_PARAMS in the method's table): base = ta | ties, topk, merge. */
-#define MU_BASE_PARAMS                                                                              \
-    {"base", "ta", "merge the modified task vectors with: ta (sum) | ties"},                          \
-        {"topk", "20", "base=ties: percent of each task vector kept"},                                \
-        {"merge", "mean", "base=ties: disjoint mean (lambda grid 0.1..1.5) | sum (0.1..1.0)"}
-typedef struct mu_base {
-    bool ties;   /* base=ties (else the TA sum) */
-    double topk; /* base=ties */
-    bool mean;   /* base=ties: dis-mean (else dis-sum) */
-} mu_base;
-int mu_base_params(const merge_ctx *ctx, mu_base *b, tt_err *err);
-/* delta = Σ_k src τ_k (ta) or TIES of them (delta fully overwritten). */
-int mu_base_merge(merge_ctx *ctx, const mu_base *b, const mu_tv_source *src, float *delta, tt_err *err);
-/* search_lambda on the grid that suits the base ({0.1..1.5} for TIES dis-mean, else {0.1..1.0}). */
-int mu_base_search(merge_ctx *ctx, const mu_base *b, const float *delta, double *lam, char *frag, size_t cap,
-                   tt_err *err);
-/* base (and topk, merge for ties) into the record. */
-void mu_base_record(json_t *rec, const mu_base *b);
-
-/* ---- implemented by method files, for reuse by other methods ---- */
-/* TIES (baselines/ties.c) over an arbitrary task-vector source: see ties_merged_delta in
- * baselines/methods.h. density_out [K] (may be NULL) gets each task's kept fraction, thr_out
- * [K] (may be NULL) its trim threshold. */
-int ties_merged_delta_src(merge_ctx *ctx, const mu_tv_source *src, double topk, bool mean, float *delta,
-                          double *density_out, float *thr_out, tt_err *err);
-
 #endif

@@ -1,5 +1,6 @@
-/* methods.h — every merge method value, for the registry (baselines/registry.c). Each method
- * lives in the file named after it: baselines/ta.c, baselines/ties.c, adamerge/adamerge.c, ... */
+/* methods.h — the data-free and data-light merge methods of baselines/, for the registry
+ * (bench/registry.c), and what grafting exposes to its tests. Each method lives in the file named
+ * after it: baselines/ta.c, baselines/ties.c, ... */
 #ifndef TT_METHODS_H
 #define TT_METHODS_H
 
@@ -15,15 +16,6 @@ extern const merge_method method_dare;
 extern const merge_method method_lata;
 extern const merge_method method_awd;
 extern const merge_method method_graft;
-extern const merge_method method_adamerging_task;
-extern const merge_method method_adamerging;
-extern const merge_method method_adamerging_pp;
-extern const merge_method method_awd_adamerging;
-extern const merge_method method_tinting;
-
-/* TIES (trim top-k% per task globally, elect sign, disjoint mean|sum) of the task vectors into delta
- * (layout of θ0, overwritten); density_out [K] (may be NULL) = kept fraction per task. baselines/ties.c */
-int ties_merged_delta(merge_ctx *ctx, double topk, bool mean, float *delta, double *density_out, tt_err *err);
 
 /* Grafting / Localize-and-Stitch (baselines/graft.c): what localising one task found. */
 typedef struct graft_info {

@@ -30,6 +30,7 @@
 #include <string.h>
 
 #include "baselines/kernels.h"
+#include "baselines/base_merge.h"
 #include "baselines/merge_util.h"
 #include "baselines/select.h"
 #include "core/arena.h"
@@ -185,9 +186,9 @@ static int tatr_run(merge_ctx *ctx, tt_err *err) {
     const vit_layout *lay = &ctx->pre.lay;
     long exemplars;
     double q;
-    mu_base base;
+    base_merge base;
     if (merge_param_int(ctx, "exemplars", &exemplars, err) || mu_param_range(ctx, "q", 0, 100, &q, err) ||
-        mu_base_params(ctx, &base, err))
+        base_merge_params(ctx, &base, err))
         return -1;
     if (exemplars < 0 || exemplars > 1000000)
         return tt_fail(err, TT_EINPUT, "parameter exemplars=%ld is out of range [0, 1000000]", exemplars);
@@ -220,7 +221,7 @@ static int tatr_run(merge_ctx *ctx, tt_err *err) {
     mask_source ms = {omega, thr, kept};
     mu_tv_source src = {masked_tv, &ms};
     float *delta = A; /* A is no longer needed */
-    if (mu_base_merge(ctx, &base, &src, delta, err) || mu_base_search(ctx, &base, delta, &lam, frag, sizeof frag, err))
+    if (base_merge_run(ctx, &base, &src, delta, err) || base_merge_search(ctx, &base, delta, &lam, frag, sizeof frag, err))
         goto done;
     uint64_t on = 0;
     for (int l = 0; l < lay->count; l++) on += kept[l];
@@ -230,7 +231,7 @@ static int tatr_run(merge_ctx *ctx, tt_err *err) {
     json_object_set_new(rec, "q", json_real(q));
     if (isfinite(thr)) json_object_set_new(rec, "threshold", json_real(thr));
     json_object_set_new(rec, "mask_density", json_real((double)on / (double)mu_param_count(ctx)));
-    mu_base_record(rec, &base);
+    base_merge_record(rec, &base);
     rc = mu_record_finish(ctx, rec, frag, err);
 done:
     free(A);
@@ -242,7 +243,7 @@ done:
 static const merge_param tatr_params[] = {
     {"exemplars", "0", "labeled validation images per task for the gradients; 0 = zero-shot (g = |tau|)"},
     {"q", "1", "percent of coordinates masked (largest conflict Omega)"},
-    MU_BASE_PARAMS,
+    BASE_MERGE_PARAMS,
     {"lambda", "auto", "scaling; auto = grid {0.1..1.0} ({0.1..1.5} for ties+mean) on validation"},
     {0}};
 

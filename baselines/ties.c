@@ -24,7 +24,7 @@
  * tall_masks: 0.1..1.0) — and over {0.1, ..., 1.0} for sum.
  * Record: topk, merge, per-task kept density and threshold, the grid with its scores, λ.
  */
-#include "baselines/methods.h"
+#include "baselines/ties.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -34,6 +34,8 @@
 
 #include "baselines/kernels.h"
 #include "baselines/merge_util.h"
+#include "baselines/methods.h"
+#include "baselines/search.h"
 #include "baselines/select.h"
 #include "core/arena.h"
 #include "core/cpu.h"
@@ -610,27 +612,72 @@ int ties_merged_delta(merge_ctx *ctx, double topk, bool mean, float *delta, doub
     return ties_merged_delta_src(ctx, NULL, topk, mean, delta, density_out, NULL, err);
 }
 
+/* ---- the per-task selected entries (AdaMerging++) ---- */
+
+int ties_split_in_place(const vit_layout *lay, int K, float *tv, double topk, tt_err *err) {
+    size_t total = lay->total;
+    uint64_t d = 0;
+    for (int l = 0; l < lay->count; l++) d += lay->t[l].numel;
+    float *sum = tt_calloc_aligned(total, sizeof(float), err);
+    int8_t *sign = tt_calloc_aligned(total, 1, err);
+    float thr[MERGE_MAX_TASKS];
+    int rc = -1;
+    if (!sum || !sign) goto done;
+    for (int k = 0; k < K; k++) {
+        const float *tk = tv + (size_t)k * total;
+        uint64_t rank;
+        thr[k] = 0;
+        if (ties_threshold_rank(d, topk, &rank)) { /* exact k-th magnitude over the real entries only */
+            select_ctx sel;
+            if (select_init(&sel, rank, true, err)) goto done;
+            do {
+                for (int l = 0; l < lay->count; l++) select_feed(&sel, tk + lay->t[l].offset, lay->t[l].numel);
+            } while (select_next_pass(&sel));
+            thr[k] = select_value(&sel);
+            select_free(&sel);
+        }
+        ties_trim_add(sum, tk, total, thr[k]);
+    }
+    long votes = 0;
+    for (size_t i = 0; i < total; i++) votes += (sum[i] > 0) - (sum[i] < 0);
+    ties_elect(sign, sum, total, votes >= 0 ? 1 : -1);
+    for (int k = 0; k < K; k++) {
+        float *tk = tv + (size_t)k * total;
+#pragma omp parallel for schedule(static)
+        for (size_t i = 0; i < total; i++) {
+            bool agree = (tk[i] > 0 && sign[i] > 0) || (tk[i] < 0 && sign[i] < 0);
+            if (!(fabsf(tk[i]) >= thr[k] && agree)) tk[i] = 0;
+        }
+    }
+    rc = 0;
+done:
+    free(sum);
+    free(sign);
+    return rc;
+}
+
+
 /* ---- the method ---- */
 
 static int ties_run(merge_ctx *ctx, tt_err *err) {
-    /* TIES is its own base: the shared base parameters minus "base" */
     static const char *const merge_words[] = {"mean", "sum"};
-    mu_base b = {.ties = true};
+    double topk;
     int merge;
-    if (mu_param_range(ctx, "topk", 0, 100, &b.topk, err) || mu_param_choice(ctx, "merge", merge_words, 2, &merge, err))
+    if (mu_param_range(ctx, "topk", 0, 100, &topk, err) || mu_param_choice(ctx, "merge", merge_words, 2, &merge, err))
         return -1;
-    b.mean = merge == 0;
+    bool mean = merge == 0;
     float *delta = tt_calloc_aligned(ctx->pre.lay.total, sizeof(float), err);
     double density[MERGE_MAX_TASKS], thr[MERGE_MAX_TASKS], lam;
     float thrf[MERGE_MAX_TASKS];
     char frag[2048];
-    int rc = !delta || ties_merged_delta_src(ctx, NULL, b.topk, b.mean, delta, density, thrf, err) ||
-             mu_base_search(ctx, &b, delta, &lam, frag, sizeof frag, err);
+    int rc = !delta || ties_merged_delta_src(ctx, NULL, topk, mean, delta, density, thrf, err) ||
+             (mean ? search_lambda(ctx, delta, "lambda", mu_grid_ties_mean, 15, &lam, frag, sizeof frag, err)
+                   : search_lambda(ctx, delta, "lambda", search_grid_default, 10, &lam, frag, sizeof frag, err));
     free(delta);
     if (rc) return -1;
     for (int k = 0; k < ctx->K; k++) thr[k] = thrf[k];
     json_t *rec = json_object();
-    json_object_set_new(rec, "topk", json_real(b.topk));
+    json_object_set_new(rec, "topk", json_real(topk));
     json_object_set_new(rec, "merge", json_string(merge_words[merge]));
     json_object_set_new(rec, "density", mu_json_per_task(ctx, density));
     json_object_set_new(rec, "threshold", mu_json_per_task(ctx, thr));

@@ -14,9 +14,10 @@
 #include <unistd.h>
 
 #include "baselines/merge.h"
-#include "bench/cli.h"
+#include "bench/registry.h"
 #include "core/fileio.h"
 #include "core/progress.h"
+#include "core/threads.h"
 #include "data/suite_build.h"
 #include "reports/results.h"
 
@@ -142,7 +143,7 @@ static void child_main(const grid_opts *o, const suite *s, const char *method, p
     memset(&co, 0, sizeof co);
     tt_err e = {0};
     char path[1200];
-    int rc = cli_threads_start(&e); /* here, not in the parent: libgomp's pool does not survive fork */
+    int rc = tt_threads_start(&e); /* here, not in the parent: libgomp's pool does not survive fork */
     if (!rc) rc = run_method(o, s, method, &co, &e);
     if (rc) {
         snprintf(path, sizeof path, "%s/rows/%s.err", o->out_dir, method);

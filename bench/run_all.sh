@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# run_all.sh — every speed benchmark of issue #7 in one run (estimated 6-9 minutes on a quiet 2-core machine,
+# run_all.sh — every speed benchmark in one run (estimated 6-9 minutes on a quiet 2-core machine,
 # about 3 of them for the whole-job bench when out/vision8 is built),
 # CSVs plus one Markdown summary table to paste (bench/README.md, "Speed").
 #
@@ -21,7 +21,7 @@
 #  4. merges: merge_bench (triad, TA, TIES at ViT-B/32 size, K = 8) at the highest thread count.
 #  5. whole job: `ttmerge bench` (all methods) on --job-suite (default: out/vision8 when built, else
 #     the tiny suite, built here in ~10 s): wall time, peak RSS, timings.csv per method.
-#  6. DIR/summary.md + DIR/summary.csv: the targets of issue #7 with ratios and met/missed.
+#  6. DIR/summary.md + DIR/summary.csv: the speed targets (bench/README.md) with ratios and met/missed.
 # --quick: fewer repetitions (a smoke test of the script; numbers noisier).
 # --wait-idle: wait for a quiet machine before each timed run and repeat runs that other
 #     processes disturbed (see bench/lib.sh). OMP_WAIT_POLICY is passed through as set (use passive
@@ -92,7 +92,7 @@ fi
     echo "libblas.so.3 -> $(readlink -f /etc/alternatives/libblas.so.3-x86_64-linux-gnu 2>/dev/null || echo '?')"
 } | tee "$out/machine.txt"
 # torch's BLAS, checked by the same function both torch scripts call (exits unless OpenBLAS)
-OMP_NUM_THREADS=1 "$python" "$here/torch_vit.py" --check-blas | grep -v '^torch ' | tee -a "$out/machine.txt"
+OMP_NUM_THREADS=1 "$python" "$here/pytorch/torch_vit.py" --check-blas | grep -v '^torch ' | tee -a "$out/machine.txt"
 
 # the oneDNN implementations one training step runs (the verbose exec lines of exactly one step)
 OMP_NUM_THREADS=$max_threads "$build/vit_bench" --threads "$max_threads" --passes fwd_bwd_all --reps 1 --verbose-step \
@@ -152,7 +152,7 @@ for arch in vision8 vitb32; do
     echo "-- $arch: the same computation? (adapt_objective vs torch, loss and dL/dlambda)"
     OMP_NUM_THREADS=$max_threads "$build/adamerge_bench" --suite "$sdir" --threads "$max_threads" --steps 1 --warmup 0 \
         --check-out "$out/adamerge/check-$arch.json" --config "$arch" >/dev/null
-    OMP_NUM_THREADS=$max_threads "$python" "$here/torch_adamerge.py" --suite "$sdir" --threads "$max_threads" \
+    OMP_NUM_THREADS=$max_threads "$python" "$here/pytorch/torch_adamerge.py" --suite "$sdir" --threads "$max_threads" \
         --check "$out/adamerge/check-$arch.json" | tee "$out/adamerge/check-$arch.log" | grep '^check'
     steps=$v8_steps
     [ "$arch" = vitb32 ] && steps=$vb_steps
@@ -166,7 +166,7 @@ for arch in vision8 vitb32; do
                 --threads "$n" --steps "$steps" --warmup 1 --config "$arch" --csv "$out/adamerge/ttmerge-$base.csv" \
                 | grep -E 'adamerging_step|^cpu|^== '
             peak=$(sed -n 's/^# peak_measured_gflops=\([0-9.]*\).*/\1/p' "$out/adamerge/ttmerge-$base.log")
-            guarded "$out/adamerge/torch-$base.log" env OMP_NUM_THREADS="$n" "$python" "$here/torch_adamerge.py" \
+            guarded "$out/adamerge/torch-$base.log" env OMP_NUM_THREADS="$n" "$python" "$here/pytorch/torch_adamerge.py" \
                 --suite "$sdir" --threads "$n" --steps "$steps" --warmup 1 --config "$arch" --peak-gflops "${peak:-0}" \
                 --csv "$out/adamerge/torch-$base.csv" | grep -E 'adamerging_step|^== '
         done

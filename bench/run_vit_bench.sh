@@ -62,7 +62,7 @@ for n in $threads_list; do
         "${rep_args[@]}" --csv "$out/ttmerge_${n}t.csv"
     peak=$(sed -n 's/^# peak_measured_gflops=\([0-9.]*\).*/\1/p' "$out/ttmerge_${n}t.log")
     echo "== $n thread(s): load before torch: $(cut -d' ' -f1-3 /proc/loadavg)"
-    guarded "$out/torch_${n}t.log" env OMP_NUM_THREADS="$n" OPENBLAS_NUM_THREADS="$n" "$python" "$here/torch_vit.py" \
+    guarded "$out/torch_${n}t.log" env OMP_NUM_THREADS="$n" OPENBLAS_NUM_THREADS="$n" "$python" "$here/pytorch/torch_vit.py" \
         --threads "$n" --configs "$configs" --passes "$passes" "${rep_args[@]}" --peak-gflops "${peak:-0}" --csv "$out/torch_${n}t.csv"
     echo "== $n thread(s): load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 done

@@ -36,7 +36,7 @@ void *tt_calloc_aligned(size_t n, size_t sz, tt_err *err);
 /* Fail with TT_ENOMEM "out of memory: WHAT needs ~N MB of address space, the limit (ulimit -v)
  * leaves M MB" unless `need` bytes fit under the address-space limit (RLIMIT_AS). For the
  * allocations that do not fail cleanly when they run out — oneDNN's JIT code buffers (see
- * dnn.h) and libgomp's thread stacks (libgomp exits; bench/cli.h) — checked before they are made. */
+ * dnn.h) and libgomp's thread stacks (libgomp exits; core/threads.h) — checked before they are made. */
 int tt_address_space_check(size_t need, const char *what, tt_err *err);
 
 #endif

@@ -85,7 +85,7 @@ int train_classifier(dnn *d, const vit_config *cfg, const vit_layout *lay, float
     /* one plan, not core/lanes: 2 lanes built the tiny suite 19% faster, but the fine-tuned
      * checkpoints then differ by rounding, and a vision8 suite built that way moved AdaMerging's
      * per-task accuracies by up to 6.5 points (its mean by -1.6, below consensus-ta): the goldens
-     * and the asserted ordering hold for the suite's exact bits only (issue #7 note, 2026-12-03) */
+     * and the asserted ordering hold for the suite's exact bits only; measured on vision8) */
     t.plan = vit_plan_create(d, cfg, B, err);
     if (!t.plan || vit_head_init(&t.head, d, cfg, B, classes, err)) goto done;
     t.grads = tt_calloc_aligned(lay->total, sizeof(float), err);

@@ -114,6 +114,29 @@ fail:
     return -1;
 }
 
+/* The distinct suite names of t, comma-separated, into buf (cap bytes). */
+static void suite_names(const results_table *t, char *buf, size_t cap) {
+    size_t len = 0;
+    buf[0] = 0;
+    for (size_t i = 0; i < t->n; i++) {
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++) seen = !strcmp(t->rows[j].suite, t->rows[i].suite);
+        if (seen) continue;
+        int w = snprintf(buf + len, cap - len, "%s%s", len ? ", " : "", t->rows[i].suite);
+        if (w < 0 || (size_t)w >= cap - len) return; /* truncated: enough to name them */
+        len += (size_t)w;
+    }
+}
+
+bool check_suites_disjoint(const results_table *golden, const results_table *results, char *gs, char *rs, size_t cap) {
+    suite_names(golden, gs, cap);
+    suite_names(results, rs, cap);
+    for (size_t i = 0; i < golden->n; i++)
+        for (size_t j = 0; j < results->n; j++)
+            if (!strcmp(golden->rows[i].suite, results->rows[j].suite)) return false;
+    return true;
+}
+
 bool check_passed(const check_report *r) {
     return r->drifted == 0 && r->missing == 0 && r->failed_methods == 0 && r->averages_drifted == 0;
 }

@@ -60,6 +60,10 @@ typedef struct check_report {
 /* Fill *out (zeroed first). Fails only when out of memory. tol must be >= 0. */
 int check_compare(const results_table *golden, const results_table *results, double tol, check_report *out, tt_err *err);
 
+/* True when no suite of the golden appears in the results (a golden for another suite: nothing
+ * to compare). The suite names of each table, comma-separated, go to gs / rs (truncated to cap). */
+bool check_suites_disjoint(const results_table *golden, const results_table *results, char *gs, char *rs, size_t cap);
+
 /* No drift, nothing missing, no failed method, no drifting average. */
 bool check_passed(const check_report *r);
 

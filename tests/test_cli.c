@@ -134,3 +134,27 @@ Test(cli, malformed_checkpoints_give_one_line_and_exit_2) {
     }
     free(bytes);
 }
+
+/* A golden for one suite checked against the results of another: one line naming both, exit 2
+ * (not 48 "missing" rows). A golden that shares a suite with the results is compared as usual. */
+Test(cli, check_names_a_golden_for_another_suite) {
+    const char *dir = tu_tmpdir("cli-check");
+    cr_assert_not_null(dir);
+    char d[512];
+    snprintf(d, sizeof d, "%s", dir);
+    const char *header = "suite,method,params,task,accuracy,normalized_accuracy,seconds,peak_rss_mb,git_revision,threads,"
+                         "seed,status,error\n";
+    char golden[1024], results[1024];
+    snprintf(golden, sizeof golden, "%sgtiny,ta,{},mnist,50.0000,0.6000,1.0,10.0,x,2,0,ok,\n", header);
+    snprintf(results, sizeof results, "%svision8,ta,{},mnist,70.0000,0.8000,1.0,10.0,x,2,0,ok,\n", header);
+    const char *g = put(d, "golden.csv", golden, strlen(golden));
+    const char *r = put(d, "results.csv", results, strlen(results));
+    char args[2048];
+    snprintf(args, sizeof args, "check --golden %s --results %s", g, r);
+    expect_one_line_error(args, 2, "gtiny");
+    char err[4096];
+    run(args, err, sizeof err);
+    cr_expect(strstr(err, "vision8") != NULL, "the results' suite is not named: %s", err);
+    snprintf(args, sizeof args, "check --golden %s --results %s --tol 100", g, g);
+    cr_expect_eq(run(args, err, sizeof err), 0, "a golden checked against itself: %s", err);
+}

@@ -8,6 +8,7 @@
 
 #include "adamerge/adamerge.h"
 #include "baselines/methods.h"
+#include "tint/tinting.h"
 #include "tests/testutil.h"
 
 typedef struct env {

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "adamerge/adamerge.h"
 #include "baselines/methods.h"
 #include "core/safetensors.h"
 #include "tests/testutil.h"

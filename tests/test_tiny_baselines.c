@@ -10,6 +10,7 @@
 
 #include "baselines/kernels.h"
 #include "baselines/methods.h"
+#include "baselines/ties.h"
 #include "tests/testutil.h"
 
 static suite S;

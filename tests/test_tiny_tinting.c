@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "baselines/methods.h"
+#include "tint/tinting.h"
 #include "core/checkpoint.h"
 #include "tests/testutil.h"
 

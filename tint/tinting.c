@@ -27,12 +27,13 @@
  *                final θ_l^(t) is stored as task.<task>.<open_clip name> beside the merged θ_l;
  *                `ttmerge eval` runs task t with it (ckpt_task_apply). The record names the tensor.
  */
+#include "tint/tinting.h"
+
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "adamerge/adamerge.h"
-#include "baselines/methods.h"
 
 static const merge_param tint_params[] = {
     {"lambda", "0.3", "initial coefficient (clamped to [0,1] when merging)"},

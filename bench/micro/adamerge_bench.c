@@ -1,4 +1,4 @@
-/* adamerge_bench.c — seconds per layer-wise AdaMerging step, the quantity bench/torch_adamerge.py
+/* adamerge_bench.c — seconds per layer-wise AdaMerging step, the quantity bench/pytorch/torch_adamerge.py
  * measures for the same step in PyTorch.
  *
  *   adamerge_bench --make-suite DIR --arch vision8|vitb32 [--tasks K] [--seed S]
@@ -29,6 +29,7 @@
 #include <string.h>
 
 #include "adamerge/adapt.h"
+#include "adamerge/adamerge.h"
 #include "baselines/methods.h"
 #include "bench/micro/bench_util.h"
 #include "core/arena.h"

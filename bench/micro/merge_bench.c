@@ -39,6 +39,7 @@
 #include <string.h>
 
 #include "baselines/merge_util.h"
+#include "baselines/ties.h"
 #include "baselines/search.h"
 #include "bench/micro/bench_util.h"
 #include "core/arena.h"

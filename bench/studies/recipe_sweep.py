@@ -1,7 +1,7 @@
 #!/usr/bin/python3
 """recipe_sweep.py — does AdaMerging beat Task Arithmetic on small suites? A sweep of recipes.
 
-    /usr/bin/python3 bench/recipe_sweep.py [--ttmerge build/ttmerge] [--out /tmp/recipe-sweep]
+    /usr/bin/python3 bench/studies/recipe_sweep.py [--ttmerge build/ttmerge] [--out /tmp/recipe-sweep]
                                            [--only NAME,NAME] [--threads 2]
 
 Each variant is a suite spec written from the parameters below (the tiny schema: data/suite_spec.h),
@@ -9,8 +9,8 @@ built with `ttmerge suite build`, then benched with `--methods ta,adamerging`; o
 with both averages is printed and appended to OUT/summary.csv. A variant's suite is reused when it is
 already built. Why it exists: AdaMerging's premise (lower entropy on unlabeled inputs = higher
 accuracy) holds on vision8's 24-epoch backbone but not on the tiny suite; this sweep is the evidence
-for where it starts to hold (README, "How AdaMerging's premise holds up"). The variants are the ones
-measured for issue #5 on 2026-12-02; a whole sweep takes about 25 minutes on 2 cores.
+for where it starts to hold (docs/suites.md, "Why vision8 looks like it does"). A whole sweep
+takes about 25 minutes on 2 cores.
 """
 import argparse
 import csv

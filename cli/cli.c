@@ -1,5 +1,5 @@
 /* cli.c — see cli.h. */
-#include "bench/cli.h"
+#include "cli/cli.h"
 
 #include <errno.h>
 #include <omp.h>
@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/arena.h"
+#include "core/threads.h"
 
 int cli_error(const char *verb, const char *fmt, ...) {
     va_list ap;
@@ -116,24 +117,9 @@ int cli_apply_common(const cli_common *c) {
     return 0;
 }
 
-int cli_threads_start(tt_err *err) {
-    int workers = omp_get_max_threads() - 1;
-    if (workers < 1) return 0;
-    struct rlimit rl; /* a worker's stack: the stack limit, or glibc's default when unlimited */
-    size_t stack = (size_t)32 << 20;
-    if (getrlimit(RLIMIT_STACK, &rl) == 0 && rl.rlim_cur != RLIM_INFINITY && rl.rlim_cur < ((rlim_t)1 << 30))
-        stack = (size_t)rl.rlim_cur;
-    if (tt_address_space_check((size_t)workers * stack + ((size_t)16 << 20), "starting the threads", err)) return -1;
-    int started = 0; /* a region with a body: GCC drops an empty one */
-#pragma omp parallel reduction(+ : started)
-    started++;
-    (void)started;
-    return 0;
-}
-
 int cli_start_threads(const char *verb) {
     tt_err e = {0};
-    if (cli_threads_start(&e)) {
+    if (tt_threads_start(&e)) {
         fprintf(stderr, "ttmerge %s: %s (try --threads 1)\n", verb, e.msg);
         return 3;
     }

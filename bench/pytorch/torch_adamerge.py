@@ -11,15 +11,15 @@ step of the official code (EnnengYang/AdaMerging, main_layer_wise_adamerging.py)
 
 The same computation as ttmerge's step (adamerge/adapt.c): each of the `accum` forwards runs all K task
 batches concatenated into one batch of K x 16, through torch_vit.py's VisionTransformer (the model of
-bench/torch_vit.py, open_clip tensor names) with the merged tensors swapped in by
+bench/pytorch/torch_vit.py, open_clip tensor names) with the merged tensors swapped in by
 torch.nn.utils.stateless.functional_call. One backward covers both forwards and the merge, so autograd
 forms dL/dλ_k,l = <dL/dθ_l, τ_k,l> once per step (ttmerge does the K dots after each forward).
 The merge of a tensor is one matrix-vector product clamp(λ[:, l]) @ T_l with the K task vectors
 stacked as T_l [K, numel] (--merge stacked, default; its backward is one more matrix-vector product),
 or the official Python sum Σ_k λ_k τ_k (--merge official): stacked is the faster of the two.
 
-  /usr/bin/python3 bench/torch_adamerge.py --suite DIR --threads 2 [--steps 10] [--warmup 2] [--csv F]
-  /usr/bin/python3 bench/torch_adamerge.py --suite DIR --check check.json   # from adamerge_bench --check-out
+  /usr/bin/python3 bench/pytorch/torch_adamerge.py --suite DIR --threads 2 [--steps 10] [--warmup 2] [--csv F]
+  /usr/bin/python3 bench/pytorch/torch_adamerge.py --suite DIR --check check.json   # from adamerge_bench --check-out
 
 --check recomputes the loss and dL/dλ at the coefficients adamerge_bench wrote (the first `batch` test
 images of every task, `accum` times, as adapt_objective) and exits 1 unless the loss agrees to 1e-4

@@ -2,7 +2,7 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "bench/commands.h"
+#include "cli/commands.h"
 #include "core/checkpoint.h"
 
 typedef struct verb {

@@ -3,8 +3,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "bench/cli.h"
-#include "bench/commands.h"
+#include "cli/cli.h"
+#include "cli/commands.h"
 #include "data/suite_build.h"
 
 #ifndef TTMERGE_SOURCE_DIR

@@ -4,8 +4,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "bench/cli.h"
-#include "bench/commands.h"
+#include "cli/cli.h"
+#include "cli/commands.h"
 #include "reports/report.h"
 
 #define MAX_ARGS 256

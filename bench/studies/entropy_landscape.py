@@ -9,7 +9,7 @@ average) the test accuracy and the mean entropy of softmax(logits). The λ with 
 entropy should be near the one with the highest accuracy, task by task, for entropy
 minimisation to help.
 
-  /usr/bin/python3 bench/entropy_landscape.py --suite out/vision8 [--bin build/ttmerge] [--csv F]
+  /usr/bin/python3 bench/studies/entropy_landscape.py --suite out/vision8 [--bin build/ttmerge] [--csv F]
 
 Needs numpy (Debian python3-numpy). Writes nothing but the optional CSV (task,lambda,accuracy,entropy).
 """

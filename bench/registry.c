@@ -1,7 +1,11 @@
-/* registry.c — the list of merge methods, by name. Adding a method = one line here. */
+/* registry.c — see registry.h. Adding a method = one line here. */
+#include "bench/registry.h"
+
 #include <string.h>
 
+#include "adamerge/adamerge.h"
 #include "baselines/methods.h"
+#include "tint/tinting.h"
 
 static const merge_method *const registry[] = {
     &method_zeroshot,

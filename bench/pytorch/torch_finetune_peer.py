@@ -2,13 +2,13 @@
 """torch_finetune_peer.py — fine-tune one task of a built suite in PyTorch, as a check of ttmerge's trainer.
 
 Loads the suite's pretrained.safetensors and heads/<task>.safetensors into the PyTorch ViT of
-bench/torch_vit.py, the task's train/test IDX files, and fine-tunes the whole backbone with the
+bench/pytorch/torch_vit.py, the task's train/test IDX files, and fine-tunes the whole backbone with the
 head frozen (AdamW, linear warm-up then cosine; batch, steps, lr, weight decay and warm-up from
 the suite's recipe in suite.json), then prints the zero-shot and fine-tuned test accuracies
 beside the ones `ttmerge suite build` recorded in suite.json. The batches are not the same
 images (different RNGs), so the two agree to within run-to-run noise (~1 point), not exactly.
 
-  /usr/bin/python3 bench/torch_finetune_peer.py --suite out/vision8 --task mnist [--threads 2]
+  /usr/bin/python3 bench/pytorch/torch_finetune_peer.py --suite out/vision8 --task mnist [--threads 2]
 
 Measured (fine-tuned test accuracy, PyTorch vs ttmerge): vision8 mnist 90.30 vs 90.30, mnist-inv
 75.70 vs 75.60; on the previous 4-epoch backbone, mnist 83.1 vs 83.7. Zero-shot agrees exactly.

@@ -1,12 +1,13 @@
 /* cmd_check.c — `ttmerge check --golden G.csv --results R.csv [--tol POINTS]`: golden
  * regression check of a results.csv (reports/check.h). Exit 0 when every golden row is present,
  * ok and within tol accuracy points (default 1.0) and so is every method average; 1 on drift,
- * a missing row or a failed method; 2 on bad usage or an unreadable/malformed file. */
+ * a missing row or a failed method; 2 on bad usage, an unreadable/malformed file, or a golden
+ * whose suites the results do not hold at all (one line: the two are for different suites). */
 #include <math.h>
 #include <stdio.h>
 
-#include "bench/cli.h"
-#include "bench/commands.h"
+#include "cli/cli.h"
+#include "cli/commands.h"
 #include "reports/check.h"
 #include "reports/results.h"
 
@@ -39,6 +40,12 @@ int cmd_check(int argc, char **argv) {
     }
     if (golden.n == 0) {
         status = cli_error("check", "%s: the golden has no rows (nothing to check against)", golden_path);
+        goto done;
+    }
+    char gs[256], rs[256];
+    if (res.n && check_suites_disjoint(&golden, &res, gs, rs, sizeof gs)) {
+        status = cli_error("check", "%s is for suite %s, but %s holds suite %s: nothing to compare (use that suite's golden)",
+                           golden_path, gs, results_path, rs);
         goto done;
     }
     if (check_compare(&golden, &res, tol, &r, &e)) {

@@ -13,7 +13,7 @@ ln_post on the class token, proj), the same configs and batches, eager mode:
 before each rep outside the timed region. FLOPs are counted exactly like vit_forward_flops() in
 core/vit.c (backward = 2x forward, so fwd+bwd = 3x forward).
 
-  /usr/bin/python3 bench/torch_vit.py --threads 1 --csv torch_1t.csv --peak-gflops 117
+  /usr/bin/python3 bench/pytorch/torch_vit.py --threads 1 --csv torch_1t.csv --peak-gflops 117
 """
 import argparse
 import collections

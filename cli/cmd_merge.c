@@ -3,8 +3,9 @@
 #include <string.h>
 
 #include "baselines/merge.h"
-#include "bench/cli.h"
-#include "bench/commands.h"
+#include "bench/registry.h"
+#include "cli/cli.h"
+#include "cli/commands.h"
 #include "core/progress.h"
 
 static void list_methods(void) {

@@ -48,13 +48,7 @@ typedef struct cli_common {
 int cli_parse(const char *verb, const char *summary, const cli_opt *opts, int argc, char **argv);
 /* Apply --threads (omp_set_num_threads). -1 on a bad value (message printed). */
 int cli_apply_common(const cli_common *c);
-/* Start the OpenMP worker threads now. libgomp creates them at the first parallel region and
- * exits the process (status 1) when it cannot map their stacks, which under ulimit -v could
- * happen anywhere later; here the room is checked first (TT_ENOMEM) and the pool started
- * before any large allocation. Never before a fork whose child uses OpenMP: libgomp's pool
- * does not survive fork (the child would wait for threads it does not have). */
-int cli_threads_start(tt_err *err);
-/* The same for a verb's main: 0, or 3 with "ttmerge VERB: out of memory: ..." printed. After
+/* Start the OpenMP workers for a verb's main (core/threads.h): 0, or 3 with "ttmerge VERB: out of memory: ..." printed. After
  * cli_apply_common; bench starts the threads in each method's child instead. */
 int cli_start_threads(const char *verb);
 /* Parse helpers: print "ttmerge VERB: --name: ..." and return -1 on bad values. */
