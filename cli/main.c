@@ -1,4 +1,4 @@
-/* main.c — the ttmerge command line: dispatch to one function per verb (bench/cmd_*.c). */
+/* main.c — the ttmerge command line: dispatch to one function per verb (cli/cmd_*.c). */
 #include <stdio.h>
 #include <string.h>
 
