@@ -385,7 +385,7 @@ static int open_results_dir(const grid_opts *o, const suite *s, char *work, size
     int fd;
     if (suite_mkdirs(o->out_dir, err) || resdir_lock(o->out_dir, &fd, err)) return -1;
     int rc = -1;
-    if (resdir_check_suite(o->out_dir, o->suite_dir, s->name, err)) goto done;
+    if (resdir_check_suite(o->out_dir, o->suite_dir, s->name, o->fresh, err)) goto done;
     const char *subdirs[] = {"/curves", "/models"};
     for (size_t i = 0; i < 2; i++) {
         snprintf(path, sizeof path, "%s%s", o->out_dir, subdirs[i]);
@@ -425,7 +425,7 @@ int grid_run(const grid_opts *o, int *n_failed, tt_err *err) {
     bool start_over = o->fresh;
     int rc = -1;
     /* refused before anything is written; checked again under the lock (a race with another suite) */
-    if (resdir_check_suite(o->out_dir, o->suite_dir, s.name, err) || open_results_dir(o, &s, work, sizeof work, err))
+    if (resdir_check_suite(o->out_dir, o->suite_dir, s.name, o->fresh, err) || open_results_dir(o, &s, work, sizeof work, err))
         goto done;
     interrupted = 0;
     struct sigaction sa = {.sa_handler = on_sigint}, old;

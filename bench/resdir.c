@@ -56,14 +56,15 @@ static int manifest_identity(const char *path, char *name, size_t cap, long long
     return rc;
 }
 
-int resdir_check_suite(const char *dir, const char *suite_dir, const char *suite_name, tt_err *err) {
+int resdir_check_suite(const char *dir, const char *suite_dir, const char *suite_name, bool fresh, tt_err *err) {
     char path[1200], theirs[256] = "", ours[256];
     long long their_seed = -1, our_seed = -1;
     const char *where = NULL;
     snprintf(path, sizeof path, "%s/results.csv", dir);
     if (access(path, F_OK) == 0) {
         results_table t = {0};
-        if (results_read(path, &t, err)) return -1;
+        tt_err ignored = {0};
+        if (results_read(path, &t, fresh ? &ignored : err) && !fresh) return -1;
         for (size_t i = 0; i < t.n && !where; i++)
             if (strcmp(t.rows[i].suite, suite_name)) {
                 results_printable(theirs, sizeof theirs, t.rows[i].suite);

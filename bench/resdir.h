@@ -19,6 +19,7 @@
 #ifndef TT_RESDIR_H
 #define TT_RESDIR_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "core/err.h"
@@ -35,9 +36,10 @@ void resdir_unlock(int fd);
 /* 0 when DIR holds no results or results of this suite; -1 (TT_EINPUT) when DIR's results.csv
  * rows or DIR/suite.json name another suite, or DIR/suite.json records the same name with
  * another build seed than SUITE_DIR/suite.json: "DIR holds results of suite 'a'; SUITE_DIR is
- * suite 'b' ...". A malformed DIR/results.csv is an error too (the reader's one line). Only
- * reads: call it before writing anything, and again under the lock. */
-int resdir_check_suite(const char *dir, const char *suite_dir, const char *suite_name, tt_err *err);
+ * suite 'b' ...". A malformed DIR/results.csv is an error too (the reader's one line), unless
+ * fresh (a bench that starts the tables over; DIR/suite.json still decides). Only reads: call
+ * it before writing anything, and again under the lock. */
+int resdir_check_suite(const char *dir, const char *suite_dir, const char *suite_name, bool fresh, tt_err *err);
 
 /* Under the lock: create DIR/rows/<pid>/ for this process (its path into work[cap]) and
  * remove the rows/<pid>/ of benches that no longer run (killed ones). */
