@@ -15,6 +15,7 @@
 
 #include "baselines/merge.h"
 #include "bench/registry.h"
+#include "bench/resdir.h"
 #include "core/fileio.h"
 #include "core/progress.h"
 #include "core/threads.h"
@@ -31,7 +32,7 @@ static void on_sigint(int sig) {
     interrupted = 1;
 }
 
-/* ---- the child: run one method, evaluate, write rows/<method>.csv ---- */
+/* ---- the child: run one method, evaluate, write rows/<pid>/<method>.csv ---- */
 
 typedef struct child_out {
     double seconds;
@@ -124,7 +125,7 @@ static void fill_rows(const grid_opts *o, const suite *s, const char *method, co
         const suite_task_info *ti = &s->tasks[t];
         rows[t] = (results_row){
             .suite = (char *)s->name, .method = (char *)method, .params = (char *)(co ? co->params : "{}"),
-            .task = (char *)ti->name, .accuracy = ok ? co->acc[t] : 0,
+            .task = (char *)ti->name, .accuracy = ok ? co->acc[t] : NAN, /* failed: empty, never a zero */
             .normalized_accuracy = ok && ti->finetuned_test > 0 ? 100.0 * co->acc[t] / ti->finetuned_test : NAN,
             .seconds = co ? co->seconds : NAN, .peak_rss_mb = rss_mb, .git_revision = (char *)ttmerge_git_rev(),
             .threads = o->threads, .seed = o->seed, .status = ok ? RESULTS_OK : RESULTS_FAILED,
@@ -132,9 +133,10 @@ static void fill_rows(const grid_opts *o, const suite *s, const char *method, co
     }
 }
 
-/* The child process: exit 0 after writing rows/<method>.tmp (rows with unknown RSS), else write
- * the error to rows/<method>.err and exit 2. */
-static void child_main(const grid_opts *o, const suite *s, const char *method, pid_t parent) {
+/* The child process: exit 0 after writing WORK/<method>.csv (rows with unknown RSS) and
+ * WORK/<method>.tim, else write the error to WORK/<method>.err and exit 2. WORK is the bench's
+ * own rows/<pid>/ (resdir.h). */
+static void child_main(const grid_opts *o, const suite *s, const char *method, pid_t parent, const char *work) {
     signal(SIGINT, SIG_IGN); /* Ctrl-C: the parent lets the running method finish */
     /* A bench killed outright (SIGKILL, the OOM killer) takes its running method with it: an
      * orphan would go on writing rows/, curves/ and models/ while a rerun resumes there. */
@@ -146,7 +148,7 @@ static void child_main(const grid_opts *o, const suite *s, const char *method, p
     int rc = tt_threads_start(&e); /* here, not in the parent: libgomp's pool does not survive fork */
     if (!rc) rc = run_method(o, s, method, &co, &e);
     if (rc) {
-        snprintf(path, sizeof path, "%s/rows/%s.err", o->out_dir, method);
+        snprintf(path, sizeof path, "%s/%s.err", work, method);
         fio_write_all(path, e.msg, strlen(e.msg), NULL);
         _exit(2);
     }
@@ -154,14 +156,14 @@ static void child_main(const grid_opts *o, const suite *s, const char *method, p
     /* the reference row `individual` merges nothing: its seconds are loading + evaluating the experts */
     int tn = snprintf(tim, sizeof tim, "%.6f,%.6f,%.6f,%.6f\n", co.load_s, strcmp(method, "individual") ? co.seconds : 0.0,
                       co.eval_s, co.save_s);
-    snprintf(path, sizeof path, "%s/rows/%s.tim", o->out_dir, method);
+    snprintf(path, sizeof path, "%s/%s.tim", work, method);
     if (fio_write_all(path, tim, (size_t)tn, &e)) _exit(3);
     results_table t = {0};
     results_row rows[MERGE_MAX_TASKS];
     fill_rows(o, s, method, &co, true, NULL, NAN, rows);
     for (int i = 0; i < s->n_tasks; i++)
         if (results_append_row(&t, &rows[i], &e)) _exit(3);
-    snprintf(path, sizeof path, "%s/rows/%s.csv", o->out_dir, method);
+    snprintf(path, sizeof path, "%s/%s.csv", work, method);
     _exit(results_write(path, &t, &e) ? 3 : 0);
 }
 
@@ -253,53 +255,96 @@ static bool finished(const results_table *t, const char *suite_name, const char 
     return ok >= n_tasks;
 }
 
-static int save_tables(const grid_opts *o, const results_table *t, const char *suite_name, tt_err *err) {
+/* Resume: is the method done in results.csv as it is now (read under the lock: another bench
+ * may have finished it since this one started)? */
+static int already_done(const grid_opts *o, const suite *s, const char *method, bool *done, tt_err *err) {
     char path[1200];
+    int fd;
+    *done = false;
+    if (resdir_lock(o->out_dir, &fd, err)) return -1;
     snprintf(path, sizeof path, "%s/results.csv", o->out_dir);
-    if (results_write(path, t, err)) return -1;
-    leaderboard lb;
-    if (results_leaderboard_for(t, suite_name, &lb, err)) return -1;
-    snprintf(path, sizeof path, "%s/leaderboard.csv", o->out_dir);
-    int rc = results_write_leaderboard(path, &lb, err);
-    results_leaderboard_free(&lb);
+    results_table t = {0};
+    int rc = access(path, F_OK) == 0 ? results_read(path, &t, err) : 0;
+    if (!rc) *done = finished(&t, s->name, method, s->n_tasks);
+    results_free(&t);
+    resdir_unlock(fd);
     return rc;
 }
 
-static void collect_timing(const grid_opts *o, const char *method, bool ok, double rss, double total, timing_table *tt) {
-    char path[1200], *text = NULL;
-    size_t n;
-    timing_row r = {.ok = ok, .load_s = NAN, .merge_s = NAN, .eval_s = NAN, .save_s = NAN, .total_s = total, .rss_mb = rss};
-    snprintf(r.method, sizeof r.method, "%s", method);
-    snprintf(path, sizeof path, "%s/rows/%s.tim", o->out_dir, method);
-    if (ok && fio_read_all(path, &text, &n, 1000, NULL) == 0 &&
-        sscanf(text, "%lf,%lf,%lf,%lf", &r.load_s, &r.merge_s, &r.eval_s, &r.save_s) != 4)
-        r.load_s = r.merge_s = r.eval_s = r.save_s = NAN;
-    free(text);
-    remove(path);
-    if (!o->keep_models) r.save_s = NAN;
-    timing_upsert(tt, &r);
+/* This bench's news — one method's rows (n may be 0) and timing rows — merged into the files
+ * under the lock: re-read results.csv and timings.csv as other benches left them, upsert, rewrite
+ * all three atomically. *start_over (--fresh, until the first save) starts from empty tables
+ * instead. Two benches saving the same method: the later save's rows replace the earlier ones,
+ * all tasks together (results_upsert), so a method's rows always come from one run. */
+static int save_merged(const grid_opts *o, const char *suite_name, const results_row *rows, size_t n,
+                       const timing_row *timing, int n_timing, bool *start_over, tt_err *err) {
+    char path[1200];
+    int fd;
+    if (resdir_lock(o->out_dir, &fd, err)) return -1;
+    results_table t = {0};
+    timing_table *tt = calloc(1, sizeof *tt);
+    int rc = -1;
+    if (!tt) {
+        tt_fail(err, TT_ENOMEM, "out of memory");
+        goto done;
+    }
+    snprintf(path, sizeof path, "%s/results.csv", o->out_dir);
+    if (!*start_over && access(path, F_OK) == 0 && results_read(path, &t, err)) goto done;
+    if (n && results_upsert(&t, rows, n, err)) goto done;
+    if (results_write(path, &t, err)) goto done;
+    leaderboard lb;
+    if (results_leaderboard_for(&t, suite_name, &lb, err)) goto done;
+    snprintf(path, sizeof path, "%s/leaderboard.csv", o->out_dir);
+    int lrc = results_write_leaderboard(path, &lb, err);
+    results_leaderboard_free(&lb);
+    if (lrc) goto done;
+    snprintf(path, sizeof path, "%s/timings.csv", o->out_dir);
+    if (!*start_over) timing_read(path, tt, o->quiet);
+    for (int i = 0; i < n_timing; i++) timing_upsert(tt, &timing[i]);
+    if (timing_write(path, suite_name, tt, err)) goto done;
+    *start_over = false;
+    rc = 0;
+done:
+    free(tt);
+    results_free(&t);
+    resdir_unlock(fd);
+    return rc;
 }
 
-static int collect(const grid_opts *o, const suite *s, const char *method, int status, const struct rusage *ru,
-                   results_table *table, double *avg, tt_err *err) {
+static void collect_timing(const grid_opts *o, const char *work, const char *method, bool ok, double rss, double total,
+                           timing_row *r) {
+    char path[1200], *text = NULL;
+    size_t n;
+    *r = (timing_row){.ok = ok, .load_s = NAN, .merge_s = NAN, .eval_s = NAN, .save_s = NAN, .total_s = total, .rss_mb = rss};
+    snprintf(r->method, sizeof r->method, "%s", method);
+    snprintf(path, sizeof path, "%s/%s.tim", work, method);
+    if (ok && fio_read_all(path, &text, &n, 1000, NULL) == 0 &&
+        sscanf(text, "%lf,%lf,%lf,%lf", &r->load_s, &r->merge_s, &r->eval_s, &r->save_s) != 4)
+        r->load_s = r->merge_s = r->eval_s = r->save_s = NAN;
+    free(text);
+    remove(path);
+    if (!o->keep_models) r->save_s = NAN;
+}
+
+/* The method's rows into *part (the child's, with the peak RSS; or failed rows carrying the
+ * child's error). *avg = mean accuracy, or -1 when the method failed. */
+static int collect(const grid_opts *o, const suite *s, const char *work, const char *method, int status,
+                   const struct rusage *ru, results_table *part, double *avg, tt_err *err) {
     char path[1200], msg[600] = "";
     double rss = (double)ru->ru_maxrss / 1024.0;
-    results_table part = {0};
-    snprintf(path, sizeof path, "%s/rows/%s.csv", o->out_dir, method);
-    bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 && results_read(path, &part, err) == 0;
+    snprintf(path, sizeof path, "%s/%s.csv", work, method);
+    bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 && results_read(path, part, err) == 0;
     remove(path);
     if (ok) {
         *avg = 0;
-        for (size_t i = 0; i < part.n; i++) {
-            part.rows[i].peak_rss_mb = rss;
-            *avg += part.rows[i].accuracy / (double)part.n;
+        for (size_t i = 0; i < part->n; i++) {
+            part->rows[i].peak_rss_mb = rss;
+            *avg += part->rows[i].accuracy / (double)part->n;
         }
-        int rc = results_upsert(table, part.rows, part.n, err);
-        results_free(&part);
-        return rc;
+        return 0;
     }
-    results_free(&part);
-    snprintf(path, sizeof path, "%s/rows/%s.err", o->out_dir, method);
+    results_free(part);
+    snprintf(path, sizeof path, "%s/%s.err", work, method);
     char *text = NULL;
     size_t n;
     if (fio_read_all(path, &text, &n, 500, NULL) == 0) snprintf(msg, sizeof msg, "%s", text);
@@ -312,7 +357,9 @@ static int collect(const grid_opts *o, const suite *s, const char *method, int s
     results_row rows[MERGE_MAX_TASKS];
     fill_rows(o, s, method, NULL, false, msg, rss, rows);
     *avg = -1;
-    return results_upsert(table, rows, (size_t)s->n_tasks, err);
+    for (int t = 0; t < s->n_tasks; t++)
+        if (results_append_row(part, &rows[t], err)) return -1;
+    return 0;
 }
 
 static int parse_methods(const char *spec, const char **list, int cap, char *buf, size_t bufsz, tt_err *err) {
@@ -332,44 +379,55 @@ static int parse_methods(const char *spec, const char **list, int cap, char *buf
     return n;
 }
 
+/* Under the lock: claim the directory for this suite (or refuse it), create curves/, models/ and
+ * this bench's rows/<pid>/, and copy the suite's manifest (the report reads it from here). */
+static int open_results_dir(const grid_opts *o, const suite *s, char *work, size_t cap, tt_err *err) {
+    char path[1200];
+    int fd;
+    if (suite_mkdirs(o->out_dir, err) || resdir_lock(o->out_dir, &fd, err)) return -1;
+    int rc = -1;
+    if (resdir_check_suite(o->out_dir, o->suite_dir, s->name, o->fresh, err)) goto done;
+    const char *subdirs[] = {"/curves", "/models"};
+    for (size_t i = 0; i < 2; i++) {
+        snprintf(path, sizeof path, "%s%s", o->out_dir, subdirs[i]);
+        if (suite_mkdirs(path, err)) goto done;
+    }
+    if (resdir_open_work(o->out_dir, work, cap, err)) goto done;
+    char src[1200], *text = NULL;
+    size_t len;
+    snprintf(src, sizeof src, "%s/suite.json", o->suite_dir);
+    snprintf(path, sizeof path, "%s/suite.json", o->out_dir);
+    rc = fio_read_all(src, &text, &len, 64 << 20, err) || fio_write_all(path, text, len, err) ? -1 : 0;
+    free(text);
+done:
+    resdir_unlock(fd);
+    return rc;
+}
+
+static void close_results_dir(const grid_opts *o, const char *work) {
+    int fd;
+    tt_err e = {0};
+    if (resdir_lock(o->out_dir, &fd, &e)) return; /* rows/<pid>/ stays; the next bench removes it */
+    resdir_close_work(o->out_dir, work);
+    resdir_unlock(fd);
+}
+
 int grid_run(const grid_opts *o, int *n_failed, tt_err *err) {
     const char *methods[64];
-    char mbuf[2048], path[1200];
+    char mbuf[2048], work[1300] = "";
     int n = parse_methods(o->methods, methods, 64, mbuf, sizeof mbuf, err);
     if (n < 0) return -1;
     suite s;
     double t_open = progress_now();
     if (suite_open(&s, o->suite_dir, o->mode, err)) return -1;
     t_open = progress_now() - t_open;
-    results_table table = {0};
-    timing_table *timings = calloc(1, sizeof *timings);
-    if (!timings) {
-        suite_close(&s);
-        return tt_fail(err, TT_ENOMEM, "out of memory");
-    }
+    timing_row suite_timing = {.method = "(suite)", .ok = true, .load_s = t_open, .merge_s = NAN, .eval_s = NAN,
+                               .save_s = NAN, .total_s = t_open, .rss_mb = NAN};
+    bool start_over = o->fresh;
     int rc = -1;
-    const char *subdirs[] = {"", "/rows", "/curves", "/models"};
-    for (size_t i = 0; i < 4; i++) {
-        snprintf(path, sizeof path, "%s%s", o->out_dir, subdirs[i]);
-        if (suite_mkdirs(path, err)) goto done;
-    }
-    snprintf(path, sizeof path, "%s/results.csv", o->out_dir);
-    if (!o->fresh && access(path, F_OK) == 0 && results_read(path, &table, err)) goto done;
-    snprintf(path, sizeof path, "%s/timings.csv", o->out_dir);
-    if (!o->fresh) timing_read(path, timings, o->quiet);
-    timing_upsert(timings, &(timing_row){.method = "(suite)", .ok = true, .load_s = t_open, .merge_s = NAN,
-                                         .eval_s = NAN, .save_s = NAN, .total_s = t_open, .rss_mb = NAN});
-    { /* the report reads the suite's manifest from the results directory */
-        char src[1200], *text = NULL;
-        size_t len;
-        snprintf(src, sizeof src, "%s/suite.json", o->suite_dir);
-        snprintf(path, sizeof path, "%s/suite.json", o->out_dir);
-        if (fio_read_all(src, &text, &len, 64 << 20, err) || fio_write_all(path, text, len, err)) {
-            free(text);
-            goto done;
-        }
-        free(text);
-    }
+    /* refused before anything is written; checked again under the lock (a race with another suite) */
+    if (resdir_check_suite(o->out_dir, o->suite_dir, s.name, o->fresh, err) || open_results_dir(o, &s, work, sizeof work, err))
+        goto done;
     interrupted = 0;
     struct sigaction sa = {.sa_handler = on_sigint}, old;
     sigaction(SIGINT, &sa, &old);
@@ -377,7 +435,9 @@ int grid_run(const grid_opts *o, int *n_failed, tt_err *err) {
     double t_start = progress_now();
     int ran = 0;
     for (int i = 0; i < n && !interrupted; i++) {
-        if (!o->fresh && finished(&table, s.name, methods[i], s.n_tasks)) {
+        bool done_before = false;
+        if (!o->fresh && already_done(o, &s, methods[i], &done_before, err)) goto restore;
+        if (done_before) {
             if (!o->quiet) fprintf(stderr, "bench: [%d/%d] %-16s already done (resume)\n", i + 1, n, methods[i]);
             continue;
         }
@@ -388,15 +448,21 @@ int grid_run(const grid_opts *o, int *n_failed, tt_err *err) {
             tt_fail(err, TT_EIO, "fork failed: %s", strerror(errno));
             goto restore;
         }
-        if (pid == 0) child_main(o, &s, methods[i], parent);
+        if (pid == 0) child_main(o, &s, methods[i], parent, work);
         int status;
         struct rusage ru;
         while (wait4(pid, &status, 0, &ru) < 0 && errno == EINTR) {}
         double avg;
-        if (collect(o, &s, methods[i], status, &ru, &table, &avg, err)) goto restore;
-        collect_timing(o, methods[i], avg >= 0, (double)ru.ru_maxrss / 1024.0, progress_now() - t0, timings);
-        snprintf(path, sizeof path, "%s/timings.csv", o->out_dir);
-        if (save_tables(o, &table, s.name, err) || timing_write(path, s.name, timings, err)) goto restore;
+        results_table part = {0};
+        timing_row tims[2] = {suite_timing};
+        if (collect(o, &s, work, methods[i], status, &ru, &part, &avg, err)) {
+            results_free(&part);
+            goto restore;
+        }
+        collect_timing(o, work, methods[i], avg >= 0, (double)ru.ru_maxrss / 1024.0, progress_now() - t0, &tims[1]);
+        int src = save_merged(o, s.name, part.rows, part.n, tims, 2, &start_over, err);
+        results_free(&part);
+        if (src) goto restore;
         ran++;
         double el = progress_now() - t_start, eta = el / ran * (n - i - 1);
         if (avg < 0) (*n_failed)++;
@@ -409,15 +475,11 @@ int grid_run(const grid_opts *o, int *n_failed, tt_err *err) {
         }
     }
     if (interrupted && !o->quiet) fprintf(stderr, "bench: interrupted; finished methods are saved, rerun to resume\n");
-    snprintf(path, sizeof path, "%s/timings.csv", o->out_dir);
-    rc = save_tables(o, &table, s.name, err) || timing_write(path, s.name, timings, err) ? -1 : 0;
+    rc = save_merged(o, s.name, NULL, 0, &suite_timing, 1, &start_over, err);
 restore:
     sigaction(SIGINT, &old, NULL);
 done:
-    snprintf(path, sizeof path, "%s/rows", o->out_dir);
-    rmdir(path);
-    results_free(&table);
-    free(timings);
+    if (work[0]) close_results_dir(o, work);
     suite_close(&s);
     return rc;
 }

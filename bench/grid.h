@@ -1,9 +1,11 @@
 /* grid.h — `ttmerge bench`: run every method on a suite and keep the results.
  *
  * Each method runs in a forked child process: a crash or an error becomes a `failed` row and
- * the grid goes on; the child's peak RSS is that method's peak memory. After every method the
- * rows are merged into RESULTS/results.csv and RESULTS/leaderboard.csv (atomic rewrites), so a
- * killed bench resumes from the finished methods (unless fresh). Ctrl-C lets the running method
+ * the grid goes on (its rows have an empty accuracy); the child's peak RSS is that method's peak
+ * memory. After every method its rows are merged into RESULTS/results.csv, leaderboard.csv and
+ * timings.csv under RESULTS/.lock (bench/resdir.h: re-read, upsert, atomic rewrite), so benches
+ * may share a directory and a killed bench resumes from the finished methods (unless fresh);
+ * a directory holds one suite's results (another suite is refused). Ctrl-C lets the running method
  * finish, records it and stops. Besides the CSVs: models/<method>.safetensors, curves/<method>.csv
  * for the test-time learners, a copy of suite.json for the report, and timings.csv: where each
  * method's wall time went (load = merge_ctx_open: θ0 and the mapped experts with their NaN scan;
@@ -28,7 +30,7 @@ typedef struct grid_opts {
     int n_sets;
     uint64_t seed;
     int threads;
-    bool fresh;            /* ignore finished rows in an existing results.csv */
+    bool fresh;            /* rerun every method; the first save starts the tables over */
     bool keep_models;      /* write models/<method>.safetensors */
     bool progress, quiet;
 } grid_opts;

@@ -198,6 +198,7 @@ if [ -z "$job_suite" ]; then
 fi
 if [ "$job_suite" != none ]; then
     echo "suite: $job_suite"
+    rm -rf "$out/job" # a results directory holds one suite, and the job suite may differ from the last run's
     guarded "$out/job.log" env OMP_NUM_THREADS="$max_threads" /usr/bin/time -o "$out/job.time" \
         -f "job_wall_s=%e job_peak_rss_kb=%M" "$build/ttmerge" bench --suite "$job_suite" --out "$out/job" --fresh \
         --threads "$max_threads" --quiet || echo "== ttmerge bench exited non-zero: failed methods are rows of $out/job/results.csv"
