@@ -54,7 +54,7 @@ typedef struct merge_ctx {
     const suite *s;
     int K;                        /* tasks */
     ckpt_vit pre;                 /* θ0 (owned) */
-    st_file *ft[MERGE_MAX_TASKS]; /* θ_k, memory-mapped (owned) */
+    cm_model *ft[MERGE_MAX_TASKS]; /* θ_k, memory-mapped, any checkpoint format (owned) */
     const float *ft_view[MERGE_MAX_TASKS][512]; /* per tensor: zero-copy F32 views (NULL: convert) */
     ckpt_vit out;                 /* the merged model (owned), starts as a copy of θ0 */
     merge_params params;          /* resolved parameters (defaults + --set) */
