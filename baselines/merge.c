@@ -125,6 +125,7 @@ int merge_ctx_open(merge_ctx *ctx, const suite *s, const merge_method *m, const 
             free(tmp);
         }
     }
+    ctx->out_format = ctx->pre.format;
     if (ckpt_vit_alloc(&ctx->out, &s->cfg, err)) goto fail;
     memcpy(ctx->out.params, ctx->pre.params, ctx->pre.lay.total * sizeof(float));
     if (dnn_create(&ctx->d, err)) goto fail;
@@ -208,7 +209,17 @@ int merge_ctx_save(const merge_ctx *ctx, const merge_method *m, const char *path
                         {"ttmerge.suite", ctx->s->name},
                         {"ttmerge.finetune_mode", ctx->s->mode}};
     int rc = ckpt_check_finite(&ctx->out, path, err);
-    if (!rc) rc = ckpt_save_vit(&ctx->out, path, ctx->extra, ctx->n_extra, meta, 5, err);
+    if (!rc && ctx->out_format == CM_TTMERGE) {
+        rc = ckpt_save_vit(&ctx->out, path, ctx->extra, ctx->n_extra, meta, 5, err);
+    } else if (!rc && ctx->n_extra) {
+        rc = tt_fail(err, TT_EINPUT, "%s: method %s stores %d task-specific tensors (%s, ...), which only the ttmerge "
+                     "format holds (--format ttmerge)", path, m->name, ctx->n_extra, ctx->extra[0].name);
+    } else if (!rc) {
+        ckpt_vit as_pre = ctx->out; /* the merged values, written as θ0 came: its projection and config.json */
+        as_pre.has_projection = ctx->pre.has_projection;
+        as_pre.hf_config = ctx->pre.hf_config;
+        rc = ckpt_save_vit_as(&as_pre, ctx->out_format, path, 0, meta, 5, err);
+    }
     free(ptext);
     return rc;
 }
