@@ -9,7 +9,7 @@ a text tower of the real shapes, position_ids buffers, logit_scale), runs
 `ttmerge eval --features-out` on N random 224x224 images and reports the max relative error
 (max |diff| / max |ref|) against the independent float64 PyTorch forward of tests/clip_ref.py; then
 BUILD_DIR/ckpt_open times opening the directory (headers only) and loading the image tower, with
-the peak RSS after each (getrusage ru_maxrss).
+the peak RSS after each (VmHWM), in interleaved rounds against the same tower as a ttmerge file.
 """
 import argparse
 import os
@@ -82,6 +82,15 @@ want = R.clip_vision_features(p, pixels, HEADS, "quick_gelu")
 err = R.rel_err(got, want)
 print(f"features [{got.shape[0]}, {got.shape[1]}]: max relative error {err:.3e} "
       f"(max |diff| / max |ref|; float64 PyTorch reference); ttmerge eval {t_eval:.1f}s")
-print(subprocess.run([os.path.join(a.build, "ckpt_open"), model, str(a.rounds)], check=True, env=env,
-                     capture_output=True, text=True).stdout, end="")
+# the peer: the same image tower as a ttmerge file (the reader before this layout support), in
+# interleaved rounds, one fresh process each
+ttm = os.path.join(a.work, "vitb32.ttmerge.safetensors")
+subprocess.run([os.path.join(a.build, "ttmerge"), "convert", model, "--to", "ttmerge", "--out", ttm, "--quiet"],
+               check=True, env=env)
+print("layout,round,open_s,open_peak_rss_mb,tensors,load_s,load_peak_rss_mb,params")
+for r in range(a.rounds):
+    for name, path in (("hf-clipmodel-605MB", model), ("ttmerge-vision-351MB", ttm)):
+        o = subprocess.run([os.path.join(a.build, "ckpt_open"), path, "1"], check=True, env=env,
+                           capture_output=True, text=True).stdout.strip().split("\n")[1]
+        print(f"{name},{r}," + o.split(",", 1)[1])
 sys.exit(0 if err <= 1e-4 else 1)

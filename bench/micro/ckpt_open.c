@@ -2,20 +2,24 @@
  *   ckpt_open PATH [ROUNDS]
  * prints, per round, the seconds of ts_open (headers only: nothing of the tensors is read), the
  * process's peak RSS after it, the seconds of ckpt_load_vit (the ViT read into one flat buffer,
- * tensor by tensor, pages given back as it goes) and the peak RSS after that. Used by
- * bench/clip_vitb32.py on a ViT-B/32-sized Hugging Face CLIPModel (605 MB with its text tower). */
+ * tensor by tensor, pages given back as it goes) and the peak RSS after that. Peak RSS is VmHWM of
+ * /proc/self/status (getrusage's ru_maxrss would carry the parent's peak across fork + exec). Used
+ * by bench/clip_vitb32.py on a ViT-B/32-sized Hugging Face CLIPModel (605 MB with its text tower). */
 #include <stdio.h>
 #include <stdlib.h>
-#include <sys/resource.h>
 
 #include "core/checkpoint.h"
 #include "core/progress.h"
 #include "core/tensorset.h"
 
 static double peak_rss_mb(void) {
-    struct rusage ru;
-    getrusage(RUSAGE_SELF, &ru);
-    return (double)ru.ru_maxrss / 1024.0;
+    FILE *f = fopen("/proc/self/status", "r");
+    char line[256];
+    double kb = -1;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmHWM: %lf kB", &kb) == 1) break;
+    if (f) fclose(f);
+    return kb / 1024.0;
 }
 
 int main(int argc, char **argv) {
