@@ -82,28 +82,34 @@ int merge_ctx_open(merge_ctx *ctx, const suite *s, const merge_method *m, const 
         tt_fail(err, TT_EINPUT, "%s: %d tensors (at most 512)", s->pretrained, ctx->pre.lay.count);
         goto fail;
     }
+    ckpt_adopt_head_settings(&ctx->pre, &s->cfg);
     if (memcmp(&ctx->pre.cfg, &s->cfg, sizeof s->cfg) != 0) {
         tt_fail(err, TT_EINPUT, "%s: architecture differs from %s/suite.json", s->pretrained, s->dir);
         goto fail;
     }
     for (int k = 0; k < ctx->K; k++) {
         const char *path = s->tasks[k].finetuned;
-        if (st_open(&ctx->ft[k], path, err)) goto fail;
-        const char *arch = st_meta(ctx->ft[k], "ttmerge.arch");
-        vit_config cfg;
-        if (!arch || vit_config_from_json(&cfg, arch, err) || memcmp(&cfg, &s->cfg, sizeof cfg) != 0) {
+        cm_model *ft = ctx->ft[k] = calloc(1, sizeof *ctx->ft[k]);
+        if (!ft) {
+            tt_fail(err, TT_ENOMEM, "out of memory");
+            goto fail;
+        }
+        if (cm_open(ft, path, NULL, err)) goto fail;
+        if (ft->format != CM_TTMERGE) { /* heads' settings are the suite's, as for θ0 */
+            ft->cfg.normalize_features = s->cfg.normalize_features;
+            ft->cfg.logit_scale = s->cfg.logit_scale;
+        }
+        if (memcmp(&ft->cfg, &s->cfg, sizeof ft->cfg) != 0) {
             tt_fail(err, TT_EINPUT, "%s: architecture differs from the pretrained model's", path);
             goto fail;
         }
         for (int l = 0; l < ctx->pre.lay.count; l++) {
             const vit_tensor_info *t = &ctx->pre.lay.t[l];
-            const st_tensor *st;
-            if (st_expect(ctx->ft[k], t->name, t->ndim, t->shape, &st, err)) goto fail;
-            const float *v = st_f32_view(st);
+            const float *v = cm_view(ft, l);
             ctx->ft_view[k][l] = v;
             /* NaN/Inf anywhere in an expert poisons every merge: name it now */
             float *tmp = v ? NULL : malloc(t->numel * sizeof(float));
-            if (!v && (!tmp || st_read_f32(ctx->ft[k], st, tmp, err))) {
+            if (!v && (!tmp || cm_read(ft, l, tmp, err))) {
                 free(tmp);
                 if (!tmp) tt_fail(err, TT_ENOMEM, "out of memory");
                 goto fail;
@@ -119,6 +125,7 @@ int merge_ctx_open(merge_ctx *ctx, const suite *s, const merge_method *m, const 
             free(tmp);
         }
     }
+    ctx->out_format = ctx->pre.format;
     if (ckpt_vit_alloc(&ctx->out, &s->cfg, err)) goto fail;
     memcpy(ctx->out.params, ctx->pre.params, ctx->pre.lay.total * sizeof(float));
     if (dnn_create(&ctx->d, err)) goto fail;
@@ -131,7 +138,11 @@ fail:
 void merge_ctx_close(merge_ctx *ctx) {
     ckpt_vit_free(&ctx->pre);
     ckpt_vit_free(&ctx->out);
-    for (int k = 0; k < MERGE_MAX_TASKS; k++) st_close(ctx->ft[k]);
+    for (int k = 0; k < MERGE_MAX_TASKS; k++)
+        if (ctx->ft[k]) {
+            cm_close(ctx->ft[k]);
+            free(ctx->ft[k]);
+        }
     for (int i = 0; i < ctx->n_extra; i++) {
         free(ctx->extra_owned[i]);
         free((char *)ctx->extra[i].name);
@@ -143,9 +154,8 @@ void merge_ctx_close(merge_ctx *ctx) {
 
 const float *merge_ft_tensor(const merge_ctx *ctx, int k, int l, float *scratch) {
     if (ctx->ft_view[k][l]) return ctx->ft_view[k][l];
-    const st_tensor *st = st_find(ctx->ft[k], ctx->pre.lay.t[l].name);
     tt_err e;
-    TT_ASSERT(st && st_read_f32(ctx->ft[k], st, scratch, &e) == 0); /* validated at open */
+    TT_ASSERT(cm_read(ctx->ft[k], l, scratch, &e) == 0); /* validated at open (a transpose may need memory) */
     return scratch;
 }
 
@@ -199,7 +209,17 @@ int merge_ctx_save(const merge_ctx *ctx, const merge_method *m, const char *path
                         {"ttmerge.suite", ctx->s->name},
                         {"ttmerge.finetune_mode", ctx->s->mode}};
     int rc = ckpt_check_finite(&ctx->out, path, err);
-    if (!rc) rc = ckpt_save_vit(&ctx->out, path, ctx->extra, ctx->n_extra, meta, 5, err);
+    if (!rc && ctx->out_format == CM_TTMERGE) {
+        rc = ckpt_save_vit(&ctx->out, path, ctx->extra, ctx->n_extra, meta, 5, err);
+    } else if (!rc && ctx->n_extra) {
+        rc = tt_fail(err, TT_EINPUT, "%s: method %s stores %d task-specific tensors (%s, ...), which only the ttmerge "
+                     "format holds (--format ttmerge)", path, m->name, ctx->n_extra, ctx->extra[0].name);
+    } else if (!rc) {
+        ckpt_vit as_pre = ctx->out; /* the merged values, written as θ0 came: its projection and config.json */
+        as_pre.has_projection = ctx->pre.has_projection;
+        as_pre.hf_config = ctx->pre.hf_config;
+        rc = ckpt_save_vit_as(&as_pre, ctx->out_format, path, 0, meta, 5, err);
+    }
     free(ptext);
     return rc;
 }

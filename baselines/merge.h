@@ -54,7 +54,7 @@ typedef struct merge_ctx {
     const suite *s;
     int K;                        /* tasks */
     ckpt_vit pre;                 /* θ0 (owned) */
-    st_file *ft[MERGE_MAX_TASKS]; /* θ_k, memory-mapped (owned) */
+    cm_model *ft[MERGE_MAX_TASKS]; /* θ_k, memory-mapped, any checkpoint format (owned) */
     const float *ft_view[MERGE_MAX_TASKS][512]; /* per tensor: zero-copy F32 views (NULL: convert) */
     ckpt_vit out;                 /* the merged model (owned), starts as a copy of θ0 */
     merge_params params;          /* resolved parameters (defaults + --set) */
@@ -67,6 +67,7 @@ typedef struct merge_ctx {
     float *extra_owned[MERGE_MAX_EXTRA];
     int n_extra;
     char curve_csv[1024];         /* input: where an adaptive method writes its curve ("" = nowhere) */
+    cm_format out_format;         /* merge_ctx_save's layout: θ0's (set by merge_ctx_open), or as the caller says */
 } merge_ctx;
 
 typedef struct merge_method {
@@ -84,7 +85,10 @@ int merge_ctx_open(merge_ctx *ctx, const suite *s, const merge_method *m, const 
                    uint64_t seed, tt_err *err);
 void merge_ctx_close(merge_ctx *ctx);
 /* Write ctx->out (+ extras) with metadata ttmerge.method, ttmerge.params (JSON of every
- * parameter used), ttmerge.record (what the method chose), ttmerge.suite. Atomic. */
+ * parameter used), ttmerge.record (what the method chose), ttmerge.suite. Atomic. In
+ * ctx->out_format: ttmerge (a file), open_clip (a file) or hf (a new directory, with θ0's
+ * config.json when it had one); task-specific tensors exist only in the ttmerge layout, so a
+ * method that stores some cannot be written in another (an error). */
 int merge_ctx_save(const merge_ctx *ctx, const merge_method *m, const char *path, tt_err *err);
 
 /* JSON object of every parameter used (strings) plus the seed; caller frees. */

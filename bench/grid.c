@@ -19,6 +19,7 @@
 #include "core/fileio.h"
 #include "core/progress.h"
 #include "core/threads.h"
+#include "core/version.h"
 #include "data/suite_build.h"
 #include "reports/results.h"
 

@@ -3,6 +3,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "cli/cli.h"
 #include "cli/commands.h"
@@ -19,8 +20,19 @@
 typedef struct eval_args {
     const char *suite, *split, *mode;
     const char *model, *input, *labels, *head, *logits_out, *mean_s, *std_s, *batch_s, *task;
+    const char *features_out, *act;
     cli_common common;
 } eval_args;
+
+/* --act: the activation of a checkpoint whose file does not say (see core/clipmap.h) */
+static int eval_load_opts(const eval_args *a, cm_opts *o, tt_err *e) {
+    o->act = CM_ACT_AUTO;
+    if (!a->act) return 0;
+    if (!strcmp(a->act, "gelu")) o->act = OP_ACT_GELU;
+    else if (!strcmp(a->act, "quick_gelu")) o->act = OP_ACT_QUICK_GELU;
+    else return tt_fail(e, TT_EINPUT, "--act must be gelu or quick_gelu, not '%s'", a->act);
+    return 0;
+}
 
 static int eval_run(const eval_args *a, float mean, float std, int batch, tt_err *e) {
     ckpt_vit m = {0};
@@ -31,10 +43,14 @@ static int eval_run(const eval_args *a, float mean, float std, int batch, tt_err
     dnn *d = NULL;
     infer_ctx ic = {0};
     vit_weights w = {0};
-    float *logits = NULL;
+    float *logits = NULL, *features = NULL;
+    cm_opts lo;
+    /* features alone need no head */
+    bool want_head = a->head || a->labels || a->logits_out || !a->features_out;
 
-    if (ckpt_load_vit(&m, a->model, e) || ckpt_check_finite(&m, a->model, e)) goto done;
-    if (ckpt_load_head(&h, a->head ? a->head : a->model, m.cfg.output_dim, e)) goto done;
+    if (eval_load_opts(a, &lo, e) || ckpt_load_vit_opts(&m, a->model, &lo, e) || ckpt_check_finite(&m, a->model, e))
+        goto done;
+    if (want_head && ckpt_load_head(&h, a->head ? a->head : a->model, m.cfg.output_dim, e)) goto done;
     if (idx_read_images(a->input, &im, e)) goto done;
     if (im.channels != m.cfg.channels || im.height != m.cfg.image_size || im.width != m.cfg.image_size) {
         tt_fail(e, TT_EINPUT, "%s: images are %dx%dx%d, the model expects %dx%dx%d", a->input, im.channels,
@@ -53,11 +69,22 @@ static int eval_run(const eval_args *a, float mean, float std, int batch, tt_err
                 goto done;
             }
     }
-    logits = tt_calloc_aligned((size_t)im.n * h.classes, sizeof(float), e);
-    if (!logits || dnn_create(&d, e) || infer_init(&ic, d, &m.cfg, batch < im.n ? batch : im.n, e) ||
-        vit_weights_bind(&w, &m.lay, m.params, NULL, e) ||
-        infer_logits(&ic, &w, h.W, h.b, h.classes, im.pixels, im.n, mean, std, logits, e))
+    if (dnn_create(&d, e) || infer_init(&ic, d, &m.cfg, batch < im.n ? batch : im.n, e) ||
+        vit_weights_bind(&w, &m.lay, m.params, NULL, e))
         goto done;
+    if (a->features_out) { /* the image features, before any head: ln_post(x[cls]) @ proj */
+        int64_t shape[2] = {im.n, m.cfg.output_dim};
+        features = tt_calloc_aligned((size_t)im.n * m.cfg.output_dim, sizeof(float), e);
+        if (!features) goto done;
+        infer_features(&ic, &w, im.pixels, im.n, mean, std, features);
+        if (npy_write_f32(a->features_out, 2, shape, features, e)) goto done;
+    }
+    if (!want_head) {
+        rc = 0;
+        goto done;
+    }
+    logits = tt_calloc_aligned((size_t)im.n * h.classes, sizeof(float), e);
+    if (!logits || infer_logits(&ic, &w, h.W, h.b, h.classes, im.pixels, im.n, mean, std, logits, e)) goto done;
     if (a->logits_out) {
         int64_t shape[2] = {im.n, h.classes};
         if (npy_write_f32(a->logits_out, 2, shape, logits, e)) goto done;
@@ -72,6 +99,7 @@ done:
     infer_free(&ic);
     dnn_free(d);
     free(logits);
+    free(features);
     free(labels);
     ds_images_free(&im);
     ckpt_head_free(&h);
@@ -161,14 +189,19 @@ static int eval_suite(const eval_args *a, int batch, tt_err *e) {
         tt_fail(e, TT_EINPUT, "--split must be test or val, not '%s'", a->split);
         return -1;
     }
-    if (suite_open(&s, a->suite, a->mode, e) || st_open(&f, a->model, e) || ckpt_read_vit(&m, f, e) ||
+    cm_opts lo;
+    if (eval_load_opts(a, &lo, e) || suite_open(&s, a->suite, a->mode, e) || ckpt_load_vit_opts(&m, a->model, &lo, e) ||
         ckpt_check_finite(&m, a->model, e))
         goto done;
+    ckpt_adopt_head_settings(&m, &s.cfg);
+    /* only ttmerge's own files hold task-specific tensors */
+    struct stat sb;
+    if (m.format == CM_TTMERGE && stat(a->model, &sb) == 0 && S_ISREG(sb.st_mode) && st_open(&f, a->model, e)) goto done;
     if (memcmp(&m.cfg, &s.cfg, sizeof m.cfg) != 0) {
         tt_fail(e, TT_EINPUT, "%s: architecture differs from the suite's (%s/suite.json)", a->model, a->suite);
         goto done;
     }
-    if (read_task_tensors(&s, &m, f, &x, &nx, e)) goto done;
+    if (f && read_task_tensors(&s, &m, f, &x, &nx, e)) goto done;
     int only = -1;
     if (a->task && (only = suite_find_task(&s, a->task)) < 0) {
         tt_fail(e, TT_EINPUT, "%s: no task '%s' in the suite", a->suite, a->task);
@@ -225,7 +258,7 @@ int cmd_eval(int argc, char **argv) {
     eval_args a = {.mean_s = "0.5", .std_s = "0.5", .batch_s = EVAL_STR(INFER_BATCH)};
     cli_opt opts[] = {
         {"suite", "DIR", "evaluate on the suite's tasks (per-task CSV)", .str = &a.suite},
-        {"model", "M.safetensors", "ViT checkpoint", .str = &a.model, .required = 1},
+        {"model", "M", "ViT checkpoint: ttmerge, open_clip or Hugging Face CLIP (file or directory)", .str = &a.model, .required = 1},
         {"split", "test|val", "suite split (default test)", .str = &a.split},
         {"mode", "full|attn-linear", "suite fine-tuning mode for normalisation (default: the first built)", .str = &a.mode},
         {"input", "IMAGES.idx", "images (IDX u8 [n,h,w] or [n,c,h,w], raw or .gz) instead of --suite", .str = &a.input},
@@ -236,6 +269,8 @@ int cmd_eval(int argc, char **argv) {
         {"mean", "M", "input normalisation mean (default 0.5)", .str = &a.mean_s},
         {"std", "S", "input normalisation std (default 0.5)", .str = &a.std_s},
         {"batch", "N", "batch size (default " EVAL_STR(INFER_BATCH) ")", .str = &a.batch_s},
+        {"features-out", "F.npy", "write the image features [n, output_dim] (before any head) as .npy", .str = &a.features_out},
+        {"act", "gelu|quick_gelu", "activation of a checkpoint that does not say (open_clip files; default quick_gelu)", .str = &a.act},
         CLI_COMMON(&a.common),
         {0}};
     int rc = cli_parse("eval", "Evaluate a checkpoint on a suite's tasks, or on IDX images: x = (pixel/255 - mean)/std.",

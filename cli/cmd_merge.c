@@ -25,7 +25,7 @@ static void method_help(const merge_method *m) {
 }
 
 int cmd_merge(int argc, char **argv) {
-    const char *suite_dir = NULL, *method = NULL, *out = NULL, *mode = NULL;
+    const char *suite_dir = NULL, *method = NULL, *out = NULL, *mode = NULL, *format = NULL;
     int list = 0, help = 0;
     cli_list sets = {0};
     cli_common common = {0};
@@ -33,7 +33,8 @@ int cmd_merge(int argc, char **argv) {
         {"suite", "DIR", "built suite directory", .str = &suite_dir},
         {"method", "NAME", "merge method (--list shows them)", .str = &method},
         {"set", "KEY=VALUE", "method parameter", .list = &sets},
-        {"out", "M.safetensors", "output checkpoint", .str = &out},
+        {"out", "M.safetensors", "output checkpoint (a new directory for --format hf)", .str = &out},
+        {"format", "hf|open_clip|ttmerge", "output layout (default: the pretrained checkpoint's)", .str = &format},
         {"mode", "full|attn-linear", "which fine-tuned checkpoints to merge (default: the first built)", .str = &mode},
         {"list", NULL, "list the methods", .flag = &list},
         {"method-help", NULL, "describe --method and its parameters", .flag = &help},
@@ -63,6 +64,8 @@ int cmd_merge(int argc, char **argv) {
         return 0;
     }
     if (!suite_dir || !out) return cli_error("merge", "--suite and --out are required");
+    cm_format fmt = CM_TTMERGE;
+    if (format && cm_format_parse(format, &fmt)) return cli_error("merge", "--format must be hf, open_clip or ttmerge");
     long seed = 0;
     if ((common.seed && cli_int("merge", "seed", common.seed, 0, 1L << 62, &seed)) || cli_apply_common(&common)) return 2;
     if ((rc = cli_start_threads("merge"))) return rc;
@@ -76,6 +79,7 @@ int cmd_merge(int argc, char **argv) {
         ctx.progress = cli_progress_enabled(&common);
         ctx.quiet = common.quiet;
         snprintf(ctx.curve_csv, sizeof ctx.curve_csv, "%s.curve.csv", out); /* written by adaptive methods */
+        if (format) ctx.out_format = fmt;
         rc = m->run(&ctx, &e);
         if (!rc) rc = merge_ctx_save(&ctx, m, out, &e);
         if (!rc && !common.quiet)

@@ -4,6 +4,7 @@
 
 #include "cli/commands.h"
 #include "core/checkpoint.h"
+#include "core/version.h"
 
 typedef struct verb {
     const char *name;
@@ -18,6 +19,7 @@ static const verb verbs[] = {
     {"merge", cmd_merge, "--suite DIR --method NAME [--set k=v ...] --out M.safetensors"},
     {"bench", cmd_bench, "--suite DIR [--methods a,b|all] --out RESULTS_DIR"},
     {"report", cmd_report, "RESULTS_DIR: report.md + report.html"},
+    {"convert", cmd_convert, "IN --to hf|open_clip|ttmerge --out OUT: CLIP checkpoint layouts (docs/checkpoints.md)"},
     {"check", cmd_check, "--golden G.csv --results R.csv [--tol POINTS]: exit 1 on accuracy drift"},
 };
 enum { N_VERBS = sizeof verbs / sizeof verbs[0] };

@@ -2,20 +2,16 @@
 #include "core/checkpoint.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/arena.h"
-
-#ifndef TTMERGE_GIT_REV
-#define TTMERGE_GIT_REV "unknown"
-#endif
-
-const char *ttmerge_version(void) { return "0.1.0"; }
-const char *ttmerge_git_rev(void) { return TTMERGE_GIT_REV; }
+#include "core/version.h"
 
 int ckpt_vit_alloc(ckpt_vit *m, const vit_config *cfg, tt_err *err) {
     memset(m, 0, sizeof *m);
     m->cfg = *cfg;
+    m->has_projection = true;
     if (vit_layout_init(&m->lay, cfg, err)) return -1;
     m->params = tt_calloc_aligned(m->lay.total, sizeof(float), err);
     if (!m->params) {
@@ -52,13 +48,43 @@ int ckpt_read_vit(ckpt_vit *m, const st_file *f, tt_err *err) {
     return 0;
 }
 
-int ckpt_load_vit(ckpt_vit *m, const char *path, tt_err *err) {
-    st_file *f;
+int ckpt_load_vit_opts(ckpt_vit *m, const char *path, const cm_opts *o, tt_err *err) {
     memset(m, 0, sizeof *m);
-    if (st_open(&f, path, err)) return -1;
-    int rc = ckpt_read_vit(m, f, err);
-    st_close(f);
+    cm_model cm;
+    if (cm_open(&cm, path, o, err)) return -1;
+    int rc = ckpt_vit_alloc(m, &cm.cfg, err);
+    /* tensor by tensor: the pages of one are given back before the next is read */
+    for (int l = 0; l < m->lay.count && !rc; l++) {
+        rc = cm_read(&cm, l, m->params + m->lay.t[l].offset, err);
+        for (int p = 0; p < 3 && cm.src[l].part[p]; p++) ts_release(cm.src[l].part[p]);
+    }
+    if (!rc) {
+        m->format = cm.format;
+        m->has_projection = cm.has_projection;
+        m->hf_config = cm.hf_config;
+        cm.hf_config = NULL;
+    }
+    cm_close(&cm);
+    if (rc) ckpt_vit_free(m);
     return rc;
+}
+
+int ckpt_load_vit(ckpt_vit *m, const char *path, tt_err *err) { return ckpt_load_vit_opts(m, path, NULL, err); }
+
+int ckpt_save_vit_as(const ckpt_vit *m, cm_format f, const char *path, size_t shard_size, const ckpt_meta *meta,
+                     int n_meta, tt_err *err) {
+    cm_kv *kv = calloc((size_t)n_meta + 1, sizeof *kv);
+    if (!kv) return tt_fail(err, TT_ENOMEM, "%s: out of memory", path);
+    for (int i = 0; i < n_meta; i++) kv[i] = (cm_kv){meta[i].key, meta[i].value};
+    int rc = cm_save(f, &m->cfg, &m->lay, m->params, m->has_projection, m->hf_config, kv, n_meta, path, shard_size, err);
+    free(kv);
+    return rc;
+}
+
+void ckpt_adopt_head_settings(ckpt_vit *m, const vit_config *ref) {
+    if (m->format == CM_TTMERGE) return; /* its own ttmerge.arch says */
+    m->cfg.normalize_features = ref->normalize_features;
+    m->cfg.logit_scale = ref->logit_scale;
 }
 
 int ckpt_save_vit(const ckpt_vit *m, const char *path, const ckpt_extra_tensor *extras, int n_extras,
@@ -85,6 +111,7 @@ int ckpt_save_vit(const ckpt_vit *m, const char *path, const ckpt_extra_tensor *
 
 void ckpt_vit_free(ckpt_vit *m) {
     free(m->params);
+    free(m->hf_config);
     vit_layout_free(&m->lay);
     memset(m, 0, sizeof *m);
 }

@@ -3,6 +3,9 @@
  * A ViT checkpoint holds every tensor of the vit_layout under its open_clip name and the
  * architecture as JSON in __metadata__["ttmerge.arch"]; F32, F16, BF16 and F64 tensors load
  * (converted to f32). Extra tensors (heads, "task.<task>.<name>") are ignored by ckpt_load_vit.
+ * ckpt_load_vit is the one way in for every checkpoint a verb accepts: it also reads Hugging Face
+ * CLIP (file, directory, sharded directory) and open_clip image towers through the name map of
+ * core/clipmap.h; m.format says which, and ckpt_save_vit_as writes any of them back.
  * A head file holds head.weight [classes, D] and head.bias [classes].
  *
  *   ckpt_vit m;
@@ -15,6 +18,7 @@
 #ifndef TT_CHECKPOINT_H
 #define TT_CHECKPOINT_H
 
+#include "core/clipmap.h"
 #include "core/safetensors.h"
 #include "core/vit.h"
 
@@ -22,6 +26,10 @@ typedef struct ckpt_vit {
     vit_config cfg;
     vit_layout lay;
     float *params; /* [lay.total], 64-byte aligned */
+    /* where it came from (ckpt_load_vit; ckpt_vit_alloc: ttmerge) */
+    cm_format format;
+    bool has_projection; /* false: an HF CLIPVisionModel, proj = identity */
+    char *hf_config;     /* the HF config.json it came with, or NULL (owned) */
 } ckpt_vit;
 
 /* An extra tensor or metadata entry to store beside the model. */
@@ -39,11 +47,20 @@ typedef struct ckpt_meta {
 /* Allocate a zeroed model of the given architecture. */
 int ckpt_vit_alloc(ckpt_vit *m, const vit_config *cfg, tt_err *err);
 int ckpt_load_vit(ckpt_vit *m, const char *path, tt_err *err);
+/* The same with options (o may be NULL): --act overrides the file's activation. */
+int ckpt_load_vit_opts(ckpt_vit *m, const char *path, const cm_opts *o, tt_err *err);
 /* Read the ViT from an already-open file (e.g. one that also holds heads). */
 int ckpt_read_vit(ckpt_vit *m, const st_file *f, tt_err *err);
 /* Writes atomically; extras and meta may be NULL/0. Adds ttmerge.arch and ttmerge.version. */
 int ckpt_save_vit(const ckpt_vit *m, const char *path, const ckpt_extra_tensor *extras, int n_extras,
                   const ckpt_meta *meta, int n_meta, tt_err *err);
+/* Write in format f (core/clipmap.h cm_save: HF directory, open_clip or ttmerge file), with the
+ * model's hf_config and has_projection; extra tensors are not written. */
+int ckpt_save_vit_as(const ckpt_vit *m, cm_format f, const char *path, size_t shard_size, const ckpt_meta *meta,
+                     int n_meta, tt_err *err);
+/* A foreign checkpoint (HF, open_clip) says nothing of how heads read its features: take
+ * normalize_features and logit_scale from ref (a suite's architecture) so that configs compare. */
+void ckpt_adopt_head_settings(ckpt_vit *m, const vit_config *ref);
 void ckpt_vit_free(ckpt_vit *m);
 
 /* NaN/Inf scan: names the first bad tensor ("PATH: tensor X holds NaN at [i]"). */
@@ -72,8 +89,5 @@ void ckpt_head_free(ckpt_head *h);
  * Returns how many tensors were substituted. */
 int ckpt_task_apply(const ckpt_vit *m, const ckpt_extra_tensor *x, int n, const char *task, vit_weights *w,
                     const float **W, const float **b);
-
-const char *ttmerge_version(void);
-const char *ttmerge_git_rev(void);
 
 #endif

@@ -367,6 +367,14 @@ const char *st_meta(const st_file *f, const char *key) {
     return f->meta ? json_string_value(json_object_get(f->meta, key)) : NULL;
 }
 
+const char *st_meta_key(const st_file *f, int i) {
+    if (!f->meta || i < 0) return NULL;
+    int k = 0;
+    for (void *it = json_object_iter((json_t *)f->meta); it; it = json_object_iter_next((json_t *)f->meta, it), k++)
+        if (k == i) return json_object_iter_key(it);
+    return NULL;
+}
+
 /* IEEE half -> float, exact for every input (subnormals, inf, NaN payloads). */
 static float f16_to_f32_(uint16_t h) {
     uint32_t sign = (uint32_t)(h & 0x8000u) << 16;

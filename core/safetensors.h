@@ -79,6 +79,8 @@ const st_tensor *st_at(const st_file *f, int i);
 const st_tensor *st_find(const st_file *f, const char *name);
 /* __metadata__[key], or NULL if absent. */
 const char *st_meta(const st_file *f, const char *key);
+/* The i-th __metadata__ key (jansson's order), or NULL when i is past the last. */
+const char *st_meta_key(const st_file *f, int i);
 
 /* Convert t (F32, F16, BF16 or F64) into out[t->numel] floats. Other dtypes: -1. F64 values
  * beyond float range become +-inf. */

@@ -11,6 +11,7 @@
 
 #include "core/arena.h"
 #include "core/checkpoint.h"
+#include "core/version.h"
 #include "core/fileio.h"
 #include "core/infer.h"
 #include "core/progress.h"

@@ -16,6 +16,7 @@
 
 #include "core/checkpoint.h"
 #include "core/fileio.h"
+#include "core/version.h"
 #include "reports/results.h"
 
 #define CURVE_MAX_FILE_BYTES ((size_t)256 << 20)
