@@ -19,6 +19,7 @@ static const verb verbs[] = {
     {"bench", cmd_bench, "--suite DIR [--methods a,b|all] --out RESULTS_DIR"},
     {"report", cmd_report, "RESULTS_DIR: report.md + report.html"},
     {"check", cmd_check, "--golden G.csv --results R.csv [--tol POINTS]: exit 1 on accuracy drift"},
+    {"tokenize", cmd_tokenize, "--vocab PATH --text S|--input FILE: CLIP token ids, one line per string"},
 };
 enum { N_VERBS = sizeof verbs / sizeof verbs[0] };
 
