@@ -57,6 +57,12 @@ def byte_alphabet():
 
 
 BYTE_CHAR = byte_alphabet()
+# latin-1 character of a byte -> its byte character, for str.translate
+LATIN1_TO_BYTE_CHAR = {b: c for b, c in BYTE_CHAR.items()}
+
+
+def byte_encode(token):
+    return token.encode("utf-8").decode("latin-1").translate(LATIN1_TO_BYTE_CHAR)
 
 
 def clean(text):
@@ -79,6 +85,7 @@ class Reference:
         self.vocab = vocab
         self.unk = unk
         self.specials = specials
+        self.cache = {}
         self.pattern = regex.compile(
             "|".join(regex.escape(s) for s in specials)
             + r"""|'s|'t|'re|'ve|'m|'ll|'d|[\p{L}]+|[\p{N}]|[^\s\p{L}\p{N}]+""", regex.IGNORECASE)
@@ -87,6 +94,11 @@ class Reference:
     def bpe(self, token):
         if token in self.specials:
             return [token]
+        if token not in self.cache:
+            self.cache[token] = self.bpe_uncached(token)
+        return self.cache[token]
+
+    def bpe_uncached(self, token):
         word = list(token[:-1]) + [token[-1] + "</w>"]
         while len(word) > 1:
             pairs = [(word[i], word[i + 1]) for i in range(len(word) - 1)]
@@ -107,8 +119,7 @@ class Reference:
     def encode(self, text):
         ids = []
         for token in self.pattern.findall(clean(text)):
-            chars = "".join(BYTE_CHAR[b] for b in token.encode("utf-8"))
-            for sym in self.bpe(chars):
+            for sym in self.bpe(byte_encode(token)):
                 ids.append(self.vocab[sym] if self.unk is None else self.vocab.get(sym, self.unk))
         return ids
 
@@ -184,7 +195,7 @@ def learn_merges(texts, n_merges):
     freq = {}
     for text in texts:
         for token in pat.findall(clean(text)):
-            chars = "".join(BYTE_CHAR[b] for b in token.encode("utf-8"))
+            chars = byte_encode(token)
             word = tuple(chars[:-1]) + (chars[-1] + "</w>",)
             freq[word] = freq.get(word, 0) + 1
     words = [list(w) for w in freq]
@@ -308,13 +319,14 @@ def cases(seed):
 def skipped_code_points():
     """Code points this `regex` module files under another category than unicodedata does
     (a newer Unicode version): the C tokenizer follows libunistring's Unicode 14."""
-    letter, number = regex.compile(r"[\p{L}]"), regex.compile(r"[\p{N}]")
+    cps = [cp for cp in range(0x110000) if not 0xD800 <= cp <= 0xDFFF]
+    text = "".join(map(chr, cps))
+    letters = {cps[m.start()] for m in regex.finditer(r"\p{L}", text)}
+    numbers = {cps[m.start()] for m in regex.finditer(r"\p{N}", text)}
     skip = set()
-    for cp in range(0x110000):
-        if 0xD800 <= cp <= 0xDFFF:
-            continue
+    for cp in cps:
         cat = unicodedata.category(chr(cp))
-        if bool(letter.match(chr(cp))) != cat.startswith("L") or bool(number.match(chr(cp))) != cat.startswith("N"):
+        if (cp in letters) != (cat[0] == "L") or (cp in numbers) != (cat[0] == "N"):
             skip.add(cp)
     return skip
 
@@ -323,8 +335,8 @@ def sweep_cases():
     skip = skipped_code_points()
     cps = [cp for cp in range(1, 0x110000) if not 0xD800 <= cp <= 0xDFFF and cp not in skip]
     out = []
-    for i in range(0, len(cps), 12):
-        out.append(" ".join("x%sx %s1%s Σ%s ." % ((chr(c),) * 4) for c in cps[i:i + 12]))
+    for i in range(0, len(cps), 16):
+        out.append(" ".join("x%sx %s1%sΣ%s." % ((chr(c),) * 4) for c in cps[i:i + 16]))
     return out, len(skip)
 
 
