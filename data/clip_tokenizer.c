@@ -15,6 +15,7 @@
 
 #define TOK_MAX_FILE ((size_t)256 << 20) /* vocab.json / merges files larger than this are refused */
 #define TOK_MAX_CACHE 65536              /* words remembered; the cache is emptied when full */
+#define TOK_FIRST_CACHE 256              /* first cache size (slots = 2x): it doubles as it fills */
 #define TOK_NO_ID (-1)
 
 /* ---------------------------------------------------------------- code point buffers ---- */
@@ -178,8 +179,8 @@ static size_t named_ref(const uint32_t *in, size_t n, size_t i, u32buf *out, int
     if (k < n && in[k] == ';') k++;
     size_t len = k - j;
     char name[40];
-    size_t ascii = 0; /* the longest ASCII prefix: a name with other characters is no entity */
-    while (ascii < len && in[j + ascii] < 0x80) {
+    size_t ascii = 0; /* the longest ASCII prefix without NUL: no entity name has other characters */
+    while (ascii < len && in[j + ascii] < 0x80 && in[j + ascii] != 0) {
         name[ascii] = (char)in[j + ascii];
         ascii++;
     }
@@ -360,7 +361,7 @@ struct tok_bpe {
     uint32_t pairs_cap, n_pairs;
 
     cache_slot *cache;
-    uint32_t cache_n;
+    uint32_t cache_n, cache_slots; /* entries; slots (a power of two, >= 2 * entries) */
     uint8_t *cache_keys;
     size_t cache_keys_n, cache_keys_cap;
     int32_t *cache_ids;
@@ -957,7 +958,7 @@ static void bpe_word(tok_bpe *t, size_t *n_io) {
 }
 
 static cache_slot *cache_slot_of(tok_bpe *t, const uint8_t *key, size_t n, uint64_t h) {
-    uint32_t mask = 2 * TOK_MAX_CACHE - 1;
+    uint32_t mask = t->cache_slots - 1;
     for (uint32_t i = (uint32_t)h & mask;; i = (i + 1) & mask) {
         cache_slot *s = &t->cache[i];
         if (!s->key_len) return s;
@@ -966,10 +967,34 @@ static cache_slot *cache_slot_of(tok_bpe *t, const uint8_t *key, size_t n, uint6
 }
 
 static void cache_clear(tok_bpe *t) {
-    memset(t->cache, 0, 2 * TOK_MAX_CACHE * sizeof *t->cache);
+    memset(t->cache, 0, t->cache_slots * sizeof *t->cache);
     t->cache_n = 0;
     t->cache_keys_n = 0;
     t->cache_ids_n = 0;
+}
+
+/* Make room for one more entry: double the slots (rehash) below TOK_MAX_CACHE entries, else
+ * start over empty. -1 when out of memory (the word is then not cached). */
+static int cache_make_room(tok_bpe *t) {
+    if (t->cache && (t->cache_n + 1) * 2 <= t->cache_slots) return 0;
+    if (t->cache && t->cache_n >= TOK_MAX_CACHE) {
+        cache_clear(t);
+        return 0;
+    }
+    uint32_t slots = t->cache ? t->cache_slots * 2 : 2 * TOK_FIRST_CACHE;
+    cache_slot *old = t->cache, *fresh = calloc(slots, sizeof *fresh);
+    if (!fresh) return -1;
+    uint32_t old_slots = t->cache_slots;
+    t->cache = fresh;
+    t->cache_slots = slots;
+    for (uint32_t i = 0; i < old_slots; i++) {
+        if (!old[i].key_len) continue;
+        uint32_t j = (uint32_t)old[i].hash & (slots - 1);
+        while (fresh[j].key_len) j = (j + 1) & (slots - 1);
+        fresh[j] = old[i];
+    }
+    free(old);
+    return 0;
 }
 
 static int grow(void **p, size_t *cap, size_t need, size_t elem) {
@@ -1013,7 +1038,6 @@ static int encode_word(tok_bpe *t, const uint32_t *s, size_t n, tok_ids *ids) {
     int rc = -1;
     uint64_t h = fnv1a(bytes, nb);
     cache_slot *slot = NULL;
-    if (!t->cache) t->cache = calloc(2 * TOK_MAX_CACHE, sizeof *t->cache);
     if (t->cache) {
         slot = cache_slot_of(t, bytes, nb, h);
         if (slot->key_len) {
@@ -1032,13 +1056,7 @@ static int encode_word(tok_bpe *t, const uint32_t *s, size_t n, tok_ids *ids) {
         int32_t id = t->sym_id[t->word[i]];
         if (ids_push(ids, id == TOK_NO_ID ? t->unk : id)) goto done;
     }
-    if (slot) {
-        if (t->cache_n >= TOK_MAX_CACHE) {
-            cache_clear(t);
-            slot = cache_slot_of(t, bytes, nb, h);
-        }
-        cache_put(t, slot, bytes, nb, h, ids->v + first, m);
-    }
+    if (!cache_make_room(t)) cache_put(t, cache_slot_of(t, bytes, nb, h), bytes, nb, h, ids->v + first, m);
     rc = 0;
 done:
     if (bytes != stack) free(bytes);
@@ -1087,7 +1105,7 @@ int tok_tokenize(tok_bpe *t, const char *text, size_t len, int context_length, i
     }
     size_t keep = ids.n < (size_t)context_length - 2 ? ids.n : (size_t)context_length - 2;
     row[0] = t->sot;
-    memcpy(row + 1, ids.v, keep * sizeof *row);
+    if (keep) memcpy(row + 1, ids.v, keep * sizeof *row);
     row[keep + 1] = t->eot;
     for (size_t i = keep + 2; i < (size_t)context_length; i++) row[i] = pad_id;
     if (n_used) *n_used = (int)keep + 2;
