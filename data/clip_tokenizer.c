@@ -360,6 +360,7 @@ struct tok_bpe {
     pair_slot *pairs;
     uint32_t pairs_cap, n_pairs;
 
+    int cache_off;
     cache_slot *cache;
     uint32_t cache_n, cache_slots; /* entries; slots (a power of two, >= 2 * entries) */
     uint8_t *cache_keys;
@@ -1038,7 +1039,7 @@ static int encode_word(tok_bpe *t, const uint32_t *s, size_t n, tok_ids *ids) {
     int rc = -1;
     uint64_t h = fnv1a(bytes, nb);
     cache_slot *slot = NULL;
-    if (t->cache) {
+    if (t->cache && !t->cache_off) {
         slot = cache_slot_of(t, bytes, nb, h);
         if (slot->key_len) {
             for (uint32_t i = 0; i < slot->ids_len; i++)
@@ -1056,12 +1057,14 @@ static int encode_word(tok_bpe *t, const uint32_t *s, size_t n, tok_ids *ids) {
         int32_t id = t->sym_id[t->word[i]];
         if (ids_push(ids, id == TOK_NO_ID ? t->unk : id)) goto done;
     }
-    if (!cache_make_room(t)) cache_put(t, cache_slot_of(t, bytes, nb, h), bytes, nb, h, ids->v + first, m);
+    if (!t->cache_off && !cache_make_room(t)) cache_put(t, cache_slot_of(t, bytes, nb, h), bytes, nb, h, ids->v + first, m);
     rc = 0;
 done:
     if (bytes != stack) free(bytes);
     return rc;
 }
+
+void tok_set_cache(tok_bpe *t, int on) { t->cache_off = !on; }
 
 int tok_encode(tok_bpe *t, const char *text, size_t len, tok_ids *ids, tt_err *err) {
     u32buf c = {0};

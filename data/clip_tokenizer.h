@@ -99,4 +99,7 @@ int tok_tokenize(tok_bpe *t, const char *text, size_t len, int context_length, i
 
 void tok_ids_free(tok_ids *ids);
 
+/* The word cache is on by default; off, every word goes through BPE again (same ids). */
+void tok_set_cache(tok_bpe *t, int on);
+
 #endif
