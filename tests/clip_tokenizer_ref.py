@@ -13,8 +13,9 @@ tokenizer against an independent Python implementation of open_clip's SimpleToke
         DIR/hf/vocab.json + DIR/hf/merges.txt      Hugging Face's format, the same ids, with
             <|startoftext|> / <|endoftext|> in place of <start_of_text> / <end_of_text>;
       the test strings DIR/cases.bin (NUL-separated; every class name, every template, every
-      template filled with every class name, hand-written edge cases, seeded random strings)
-      and the reference rows DIR/expected_openclip.txt (open_clip.tokenize: 77 ids, pad 0)
+      template filled with every class name, hand-written edge cases, seeded random strings),
+      DIR/cases_lines.txt (the edge cases without a newline and texts holding NUL, one a line),
+      and the reference rows DIR/expected_lines.txt and DIR/expected_openclip.txt (open_clip.tokenize: 77 ids, pad 0)
       and DIR/expected_hf.txt (the HF vocabulary, pad = eot).
   sweep DIR
       DIR/sweep.bin + DIR/expected_sweep.txt: every code point (but NUL, the surrogates and
@@ -285,6 +286,9 @@ EDGE = [
     "😀" * 40, "猫" * 100, "ΣΣΣ" * 30, "&amp;" * 50,
 ]
 
+NUL_CASES = ["\0", "a\0b", "x\0\0y", "&amp\0;", "&\0amp;", "&#\x30065;", "it'\0s", "<start_of_text>\0",
+             "\0 \0", "\u03a3\0", "A\u03a3\0"]
+
 POOL = ("abcxyzABCXYZ0123456789 '.,;:!?-_/()[]{}\"&#;<>|`~@$%^*+=\t\n" "áéíóúàèìòùâêîôûäëïöüçñßÆæØøÅå"
         "İıẞſ" "ΣσςΑΒΓαβγΩω\u0345" "КошкаЁёЖж" "قطةمرحبا" "बिल्लीनमस्ते" "猫写真中文日本語한국어" "😀👍🏽🇺🇸❤️"
         "①½Ⅻ٣४" "\u00a0\u2003\u3000\u200b\u00ad\u0301\u0300" "ﬁＡ１")
@@ -379,6 +383,13 @@ def main(argv):
         with open(os.path.join(directory, "expected_hf.txt"), "w") as f:
             for s in strings:
                 f.write(" ".join(map(str, hf.row(s, pad=hf.eot))) + "\n")
+        # Line mode: the edge cases without a newline, and texts holding NUL characters.
+        lines = [s for s in EDGE if "\n" not in s] + NUL_CASES
+        with open(os.path.join(directory, "cases_lines.txt"), "wb") as f:
+            f.write(b"".join(s.encode("utf-8") + b"\n" for s in lines))
+        with open(os.path.join(directory, "expected_lines.txt"), "w") as f:
+            for s in lines:
+                f.write(" ".join(map(str, oc.row(s))) + "\n")
         print("clip_tokenizer_ref: %d merges, %d strings (%d over the context), sot %d eot %d"
               % (len(merges), len(strings), sum(len(oc.encode(s)) > CONTEXT - 2 for s in strings), oc.sot, oc.eot))
     else:
