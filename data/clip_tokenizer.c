@@ -156,10 +156,7 @@ static size_t numeric_ref(const uint32_t *in, size_t n, size_t i, u32buf *out, i
         if (d < 0) break;
         num = num > 0x110000 ? 0x110000 : num * (uint32_t)base + (uint32_t)d;
     }
-    if (k == start) {
-        /* "&#x" not followed by hex: is "&#" + digits possible? No: 'x' is not a digit. */
-        return 0;
-    }
+    if (k == start) return 0; /* "&#" or "&#x" without digits: the '&' stays as it is */
     if (k < n && in[k] == ';') k++;
     *rc = push_charref(out, num);
     return k;
