@@ -21,6 +21,7 @@ static const verb verbs[] = {
     {"report", cmd_report, "RESULTS_DIR: report.md + report.html"},
     {"convert", cmd_convert, "IN --to hf|open_clip|ttmerge --out OUT: CLIP checkpoint layouts (docs/checkpoints.md)"},
     {"check", cmd_check, "--golden G.csv --results R.csv [--tol POINTS]: exit 1 on accuracy drift"},
+    {"tokenize", cmd_tokenize, "--vocab PATH --text S|--input FILE: CLIP token ids, one line per string"},
 };
 enum { N_VERBS = sizeof verbs / sizeof verbs[0] };
 

@@ -7,6 +7,7 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config git
       libdnnl-dev ocl-icd-opencl-dev       # oneDNN 2.6 (its CMake config needs the OpenCL headers)
       libcsv-dev libcriterion-dev libjansson-dev libyaml-dev zlib1g-dev
+      libunistring-dev                     # Unicode categories and lower case for the CLIP tokenizer
       clang-14 libclang-rt-14-dev valgrind # fuzzing (libFuzzer, ASan, UBSan runtimes) and memcheck
       dataset-fashion-mnist python3-sklearn)  # real data: Fashion-MNIST IDX, sklearn's digits CSV
 if [[ "${1:-}" == "--bench" ]]; then
