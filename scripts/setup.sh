@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # setup.sh — install what ttmerge needs on Debian 12 (run as root; quick when all is there).
 #   scripts/setup.sh           build + test dependencies and the packaged data sets
-#   scripts/setup.sh --bench   also PyTorch + OpenBLAS for the side-by-side benchmarks
+#   scripts/setup.sh --bench   also OpenBLAS (OpenMP) under PyTorch for the side-by-side benchmarks
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config git
@@ -9,9 +9,10 @@ pkgs=(build-essential cmake pkg-config git
       libcsv-dev libcriterion-dev libjansson-dev libyaml-dev zlib1g-dev
       libunistring-dev                     # Unicode categories and lower case for the CLIP tokenizer
       clang-14 libclang-rt-14-dev valgrind # fuzzing (libFuzzer, ASan, UBSan runtimes) and memcheck
-      dataset-fashion-mnist python3-sklearn)  # real data: Fashion-MNIST IDX, sklearn's digits CSV
+      dataset-fashion-mnist python3-sklearn  # real data: Fashion-MNIST IDX, sklearn's digits CSV
+      python3-torch python3-numpy python3-regex)  # test references: PyTorch CLIP, numpy, the tokenizer's regex
 if [[ "${1:-}" == "--bench" ]]; then
-  pkgs+=(python3-torch python3-numpy libopenblas0-openmp)
+  pkgs+=(libopenblas0-openmp)  # PyTorch on OpenBLAS's OpenMP build: the fair peer
 fi
 
 missing=()
