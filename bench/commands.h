@@ -10,5 +10,6 @@ int cmd_suite(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_report(int argc, char **argv);
 int cmd_check(int argc, char **argv);
+int cmd_data(int argc, char **argv);
 
 #endif

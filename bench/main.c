@@ -18,6 +18,7 @@ static const verb verbs[] = {
     {"merge", cmd_merge, "--suite DIR --method NAME [--set k=v ...] --out M.safetensors"},
     {"bench", cmd_bench, "--suite DIR [--methods a,b|all] --out RESULTS_DIR"},
     {"report", cmd_report, "RESULTS_DIR: report.md + report.html"},
+    {"data", cmd_data, "prepare --input FOLDER|MANIFEST --preprocess clip[:SIZE] --out X.npy: images -> tensors"},
     {"check", cmd_check, "--golden G.csv --results R.csv [--tol POINTS]: exit 1 on accuracy drift"},
 };
 enum { N_VERBS = sizeof verbs / sizeof verbs[0] };
