@@ -133,7 +133,25 @@ typedef struct png_ctx {
     char msg[256];
     uint8_t *raw;     /* decoded rows before the RGB conversion */
     png_bytep *rows;
+    long rows_expected, rows_seen; /* rows (of all Adam7 passes) to decode, decoded so far */
+    int depth, color_type;
+    uint8_t pal[256][3];
 } png_ctx;
+
+/* Called by libpng once per decoded row, before the row is stored: counts them. */
+static void png_count_row_(png_structp png, png_row_infop info, png_bytep data) {
+    (void)info, (void)data;
+    ((png_ctx *)png_get_error_ptr(png))->rows_seen++;
+}
+
+/* Rows libpng decodes: the image's height, or with Adam7 the rows of every non-empty pass. */
+static long png_rows_expected_(png_uint_32 w, png_uint_32 h, int interlace) {
+    if (interlace == PNG_INTERLACE_NONE) return (long)h;
+    long n = 0;
+    for (int p = 0; p < 7; p++)
+        if (PNG_PASS_COLS(w, p) > 0 && PNG_PASS_ROWS(h, p) > 0) n += (long)PNG_PASS_ROWS(h, p);
+    return n;
+}
 
 static void png_read_mem_(png_structp png, png_bytep data, png_size_t len) {
     png_ctx *c = png_get_io_ptr(png);
@@ -184,6 +202,7 @@ static void png_row_to_rgb_(const uint8_t *src, int w, int color_type, int depth
 
 static int decode_png_(const uint8_t *buf, size_t n, const char *name, long max_pixels, img_rgb *out,
                        tt_err *err) {
+    /* Everything read after a longjmp lives in ctx (memory), not in registers. */
     png_ctx ctx;
     memset(&ctx, 0, sizeof ctx);
     ctx.buf = buf, ctx.n = n;
@@ -194,6 +213,9 @@ static int decode_png_(const uint8_t *buf, size_t n, const char *name, long max_
         return tt_fail(err, TT_ENOMEM, "%s: out of memory", name);
     }
     if (setjmp(png_jmpbuf(png))) {
+        if (ctx.rows_expected > 0 && ctx.rows_seen == ctx.rows_expected)
+            goto convert; /* every row is in: what failed is the tail (zlib checksum, CRC, IEND),
+                           * which Pillow never reads either */
         png_destroy_read_struct(&png, &info, NULL);
         free(ctx.raw);
         free(ctx.rows);
@@ -203,20 +225,23 @@ static int decode_png_(const uint8_t *buf, size_t n, const char *name, long max_
     }
     png_set_read_fn(png, &ctx, png_read_mem_);
     png_set_user_limits(png, 0x7fffffff, 0x7fffffff); /* max_pixels below is the limit */
+    /* Pillow checks the CRC of every chunk before the image data, ancillary ones included. */
+    png_set_crc_action(png, PNG_CRC_DEFAULT, PNG_CRC_ERROR_QUIT);
     png_read_info(png, info);
     png_uint_32 w, h;
-    int depth, color_type, interlace;
-    png_get_IHDR(png, info, &w, &h, &depth, &color_type, &interlace, NULL, NULL);
-    uint8_t pal[256][3];
-    for (int i = 0; i < 256; i++) pal[i][0] = pal[i][1] = pal[i][2] = (uint8_t)i; /* Pillow's default */
-    if (color_type == PNG_COLOR_TYPE_PALETTE) {
+    int interlace;
+    png_get_IHDR(png, info, &w, &h, &ctx.depth, &ctx.color_type, &interlace, NULL, NULL);
+    for (int i = 0; i < 256; i++) ctx.pal[i][0] = ctx.pal[i][1] = ctx.pal[i][2] = (uint8_t)i; /* Pillow's default */
+    if (ctx.color_type == PNG_COLOR_TYPE_PALETTE) {
         png_colorp plte = NULL;
         int np = 0;
         if (!png_get_PLTE(png, info, &plte, &np) || np < 1) png_error(png, "palette image without PLTE");
-        for (int i = 0; i < np && i < 256; i++) pal[i][0] = plte[i].red, pal[i][1] = plte[i].green, pal[i][2] = plte[i].blue;
+        for (int i = 0; i < np && i < 256; i++)
+            ctx.pal[i][0] = plte[i].red, ctx.pal[i][1] = plte[i].green, ctx.pal[i][2] = plte[i].blue;
     }
-    if (depth < 8) png_set_packing(png);
+    if (ctx.depth < 8) png_set_packing(png);
     if (interlace != PNG_INTERLACE_NONE) png_set_interlace_handling(png);
+    png_set_read_user_transform_fn(png, png_count_row_);
     png_read_update_info(png, info);
     if (alloc_rgb_(out, (long)w, (long)h, max_pixels, name, "PNG", err)) {
         png_destroy_read_struct(&png, &info, NULL);
@@ -234,10 +259,14 @@ static int decode_png_(const uint8_t *buf, size_t n, const char *name, long max_
                        (unsigned long)h);
     }
     for (png_uint_32 y = 0; y < h; y++) ctx.rows[y] = ctx.raw + rowbytes * y;
+    /* From here on the image data chunks' CRCs are not checked, as Pillow does not check them. */
+    png_set_crc_action(png, PNG_CRC_QUIET_USE, PNG_CRC_QUIET_USE);
+    ctx.rows_expected = png_rows_expected_(w, h, interlace);
     png_read_image(png, ctx.rows);
-    for (png_uint_32 y = 0; y < h; y++)
-        png_row_to_rgb_(ctx.rows[y], (int)w, color_type, depth, (const uint8_t(*)[3])pal,
-                        out->rgb + (size_t)y * w * 3);
+convert:
+    for (int y = 0; y < out->height; y++)
+        png_row_to_rgb_(ctx.rows[y], out->width, ctx.color_type, ctx.depth, (const uint8_t(*)[3])ctx.pal,
+                        out->rgb + (size_t)y * out->width * 3);
     png_destroy_read_struct(&png, &info, NULL);
     free(ctx.raw);
     free(ctx.rows);

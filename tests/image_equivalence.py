@@ -130,7 +130,7 @@ def png_bytes(arr, color_type, depth, interlace=False, palette=None):
     out = b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, depth, color_type, 0, 0, int(interlace)))
     if palette is not None:
         out += chunk(b"PLTE", palette.astype(np.uint8).tobytes())
-    return out + chunk(b"IDAT", zlib.compress(raw, 6)) + chunk(b"IEND", b"")
+    return out + chunk(b"IDAT", zlib.compress(raw, 1)) + chunk(b"IEND", b"")
 
 
 # ---- image generation ------------------------------------------------------------------------
@@ -139,14 +139,14 @@ def colourise(g, rng):
     """Grey -> RGB through a random two-colour gradient plus a little per-channel texture."""
     c0, c1 = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
     t = g.astype(np.float64)[..., None] / 255
-    rgb = c0 * (1 - t) + c1 * t + rng.normal(0, 6, g.shape + (3,))
+    rgb = c0 * (1 - t) + c1 * t + rng.integers(-6, 7, g.shape + (3,))
     return np.clip(rgb, 0, 255).astype(np.uint8)
 
 
 def make_image(src, rng):
     """A PIL image ("L" or "RGB") of a random size in 20..1000 from a small grey source."""
     g = Image.fromarray(src)
-    w = int(rng.integers(20, 1001))
+    w = int(np.exp(rng.uniform(np.log(20), np.log(1001))))  # log-uniform: most images are small
     aspect = float(np.exp(rng.uniform(np.log(0.3), np.log(3.3))))
     h = int(np.clip(round(w * aspect), 20, 1000))
     big = g.resize((w + 8, h + 8), [Image.BILINEAR, Image.BICUBIC, Image.NEAREST, Image.LANCZOS][rng.integers(4)])
@@ -173,9 +173,9 @@ def save_variant(im, kind, path, rng):
     elif kind == "jpeg_cmyk":
         rgb.convert("CMYK").save(path, "JPEG", quality=int(rng.choice([75, 95])))
     elif kind == "png_rgb":
-        rgb.save(path, "PNG")
+        rgb.save(path, "PNG", compress_level=1)
     elif kind == "png_grey":
-        grey.save(path, "PNG")
+        grey.save(path, "PNG", compress_level=1)
     elif kind == "png_rgba":
         a = Image.fromarray(rng.integers(0, 256, (im.height, im.width), dtype=np.uint8))
         Image.merge("RGBA", (*rgb.split(), a)).save(path, "PNG")
