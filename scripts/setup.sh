@@ -7,6 +7,8 @@ set -euo pipefail
 pkgs=(build-essential cmake pkg-config git
       libdnnl-dev ocl-icd-opencl-dev       # oneDNN 2.6 (its CMake config needs the OpenCL headers)
       libcsv-dev libcriterion-dev libjansson-dev libyaml-dev zlib1g-dev
+      libjpeg62-turbo-dev libpng-dev       # image folders: Pillow's JPEG decoder, and PNG
+      python3-pil python3-torchvision python3-numpy  # the image test's reference (Pillow + torchvision)
       clang-14 libclang-rt-14-dev valgrind # fuzzing (libFuzzer, ASan, UBSan runtimes) and memcheck
       dataset-fashion-mnist python3-sklearn)  # real data: Fashion-MNIST IDX, sklearn's digits CSV
 if [[ "${1:-}" == "--bench" ]]; then
