@@ -207,6 +207,7 @@ typedef struct man_state {
     int rows;
     bool has_split, failed;
     strvec paths, labels;    /* labels as text until every row is read */
+    strvec all_labels;       /* the labels of every row, selected or not: they number the classes */
     tt_err *err;
 } man_state;
 
@@ -246,6 +247,11 @@ static void man_row_(int c, void *user) {
     if (!f0[0]) {
         st->failed = true;
         tt_fail(st->err, TT_EINPUT, "%s: line %zu: empty path", st->path, st->line);
+        goto out;
+    }
+    if (sv_push_(&st->all_labels, strdup(f1))) {
+        st->failed = true;
+        tt_fail(st->err, TT_ENOMEM, "out of memory");
         goto out;
     }
     if (st->split && (nf < 3 || strcmp(f2, st->split))) goto out;
@@ -336,17 +342,20 @@ int imls_manifest(const char *csv_path, const char *split, imls_list *out, tt_er
         tt_fail(err, TT_ENOMEM, "out of memory");
         goto done;
     }
+    /* Integer or named, over every row of the manifest (so that the splits of one manifest
+     * number the classes alike). */
     bool all_int = true;
-    int32_t maxl = -1;
-    for (int i = 0; i < st.labels.n && all_int; i++) {
-        all_int = label_int_(st.labels.v[i], &labels[i]);
-        if (all_int && labels[i] > maxl) maxl = labels[i];
+    int32_t maxl = -1, v;
+    for (int i = 0; i < st.all_labels.n && all_int; i++) {
+        all_int = label_int_(st.all_labels.v[i], &v);
+        if (all_int && v > maxl) maxl = v;
     }
     if (all_int) {
+        for (int i = 0; i < st.labels.n; i++) label_int_(st.labels.v[i], &labels[i]);
         out->n_classes = maxl + 1;
     } else { /* class names, numbered in sorted order */
-        for (int i = 0; i < st.labels.n; i++)
-            if (sv_push_(&classes, strdup(st.labels.v[i]))) {
+        for (int i = 0; i < st.all_labels.n; i++)
+            if (sv_push_(&classes, strdup(st.all_labels.v[i]))) {
                 tt_fail(err, TT_ENOMEM, "out of memory");
                 goto done;
             }
@@ -368,6 +377,7 @@ done:
     sv_free_(&classes);
     sv_free_(&st.paths);
     sv_free_(&st.labels);
+    sv_free_(&st.all_labels);
     free(st.dir);
     free(text);
     return rc;

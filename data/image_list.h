@@ -15,7 +15,8 @@
  *   quotes); a first row whose first field is "path" is a header. Relative paths are resolved
  *   against the manifest's directory. Labels: when every label is a non-negative integer
  *   (< 2^31) it is used as is; otherwise labels are class names, numbered in bytewise sorted
- *   order as ImageFolder numbers its folders. `split` (non-NULL) keeps the rows whose third
+ *   order as ImageFolder numbers its folders. Both are decided over every row, selected by
+ *   `split` or not, so that the splits of one manifest number the classes alike. `split` (non-NULL) keeps the rows whose third
  *   field equals it (an error when the manifest has no split column or no such row).
  *
  *   imls_list l = {0};
