@@ -141,8 +141,11 @@ static int prepare(const prep_args *a, int size, tt_err *e) {
                 skipped++;
                 continue;
             }
-            if (fio_write(&xs.f, x + npx * (size_t)i, npx * sizeof(float), e)) goto done;
-            if (have_p && fio_write(&ps.f, px + npx * (size_t)i, npx, e)) goto done;
+            if (fio_write(&xs.f, x + npx * (size_t)i, npx * sizeof(float), e) ||
+                (have_p && fio_write(&ps.f, px + npx * (size_t)i, npx, e))) {
+                progress_end(&pr);
+                goto done;
+            }
             labels[kept++] = l.labels[b0 + i];
         }
         progress_update(&pr, b0 + nb, "%d skipped", skipped);
