@@ -20,6 +20,7 @@ static const verb verbs[] = {
     {"bench", cmd_bench, "--suite DIR [--methods a,b|all] --out RESULTS_DIR"},
     {"report", cmd_report, "RESULTS_DIR: report.md + report.html"},
     {"convert", cmd_convert, "IN --to hf|open_clip|ttmerge --out OUT: CLIP checkpoint layouts (docs/checkpoints.md)"},
+    {"data", cmd_data, "prepare --input FOLDER|MANIFEST --preprocess clip[:SIZE] --out X.npy: images -> tensors"},
     {"check", cmd_check, "--golden G.csv --results R.csv [--tol POINTS]: exit 1 on accuracy drift"},
     {"tokenize", cmd_tokenize, "--vocab PATH --text S|--input FILE: CLIP token ids, one line per string"},
 };

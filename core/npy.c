@@ -33,32 +33,53 @@ static int numel_(int ndim, const int64_t *shape, size_t *out) {
     return 0;
 }
 
-int npy_write_f32(const char *path, int ndim, const int64_t *shape, const float *data, tt_err *err) {
+size_t npy_header(char *buf, size_t cap, const char *descr, int ndim, const int64_t *shape, size_t min_len) {
+    if (ndim < 0 || ndim > NPY_MAX_DIMS) return 0;
+    /* 10-byte prefix + dict + spaces + '\n' = a multiple of 64 (and at least min_len) */
+    char dict[512];
+    int k = snprintf(dict, sizeof dict, "{'descr': '%s', 'fortran_order': False, 'shape': (", descr);
+    for (int i = 0; i < ndim; i++)
+        k += snprintf(dict + k, sizeof dict - (size_t)k, i ? ", %" PRId64 : "%" PRId64, shape[i]);
+    k += snprintf(dict + k, sizeof dict - (size_t)k, ndim == 1 ? ",), }" : "), }");
+    if (k <= 0 || (size_t)k >= sizeof dict) return 0;
+    size_t total = (10 + (size_t)k + 1 + NPY_ALIGN - 1) / NPY_ALIGN * NPY_ALIGN;
+    if (min_len > total) total = (min_len + NPY_ALIGN - 1) / NPY_ALIGN * NPY_ALIGN;
+    size_t hlen = total - 10;
+    if (total > cap || hlen > 0xffff) return 0;
+    unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(hlen & 0xff),
+                             (unsigned char)(hlen >> 8)};
+    memcpy(buf, pre, sizeof pre);
+    memcpy(buf + 10, dict, (size_t)k);
+    memset(buf + 10 + k, ' ', hlen - 1 - (size_t)k);
+    buf[total - 1] = '\n';
+    return total;
+}
+
+static int write_(const char *path, const char *descr, size_t elem, int ndim, const int64_t *shape, const void *data,
+                  tt_err *err) {
     if (ndim < 0 || ndim > NPY_MAX_DIMS)
         return tt_fail(err, TT_EINPUT, "%s: cannot write %d dims (0..%d)", path, ndim, NPY_MAX_DIMS);
     size_t n;
-    if (numel_(ndim, shape, &n)) return tt_fail(err, TT_EINPUT, "%s: bad or overflowing shape", path);
-    /* 10-byte prefix + dict + spaces + '\n' = a multiple of 64 */
-    char hdr[512];
-    int k = snprintf(hdr, sizeof hdr, "{'descr': '<f4', 'fortran_order': False, 'shape': (");
-    for (int i = 0; i < ndim; i++)
-        k += snprintf(hdr + k, sizeof hdr - (size_t)k, i ? ", %" PRId64 : "%" PRId64, shape[i]);
-    k += snprintf(hdr + k, sizeof hdr - (size_t)k, ndim == 1 ? ",), }" : "), }");
-    size_t total = (10 + (size_t)k + 1 + NPY_ALIGN - 1) / NPY_ALIGN * NPY_ALIGN;
-    size_t hlen = total - 10;
-    TT_ASSERT(hlen < sizeof hdr);
-    memset(hdr + k, ' ', hlen - 1 - (size_t)k);
-    hdr[hlen - 1] = '\n';
-    unsigned char pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (unsigned char)(hlen & 0xff),
-                             (unsigned char)(hlen >> 8)};
+    if (numel_(ndim, shape, &n) || (n && n > SIZE_MAX / elem))
+        return tt_fail(err, TT_EINPUT, "%s: bad or overflowing shape", path);
+    char hdr[1024];
+    size_t hl = npy_header(hdr, sizeof hdr, descr, ndim, shape, 0);
+    TT_ASSERT(hl > 0);
     fio_file f;
     if (fio_open_atomic(&f, path, err)) return -1;
-    if (fio_write(&f, pre, sizeof pre, err) || fio_write(&f, hdr, hlen, err) ||
-        fio_write(&f, data, n * sizeof(float), err)) {
+    if (fio_write(&f, hdr, hl, err) || fio_write(&f, data, n * elem, err)) {
         fio_abort(&f);
         return -1;
     }
     return fio_commit(&f, err);
+}
+
+int npy_write_f32(const char *path, int ndim, const int64_t *shape, const float *data, tt_err *err) {
+    return write_(path, "<f4", sizeof(float), ndim, shape, data, err);
+}
+
+int npy_write_i64(const char *path, int ndim, const int64_t *shape, const int64_t *data, tt_err *err) {
+    return write_(path, "<i8", sizeof(int64_t), ndim, shape, data, err);
 }
 
 /* ---- reading: a small parser for the literal numpy writes ------------------------------- */

@@ -18,6 +18,7 @@
 #ifndef TT_NPY_H
 #define TT_NPY_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/err.h"
@@ -26,6 +27,16 @@
 
 /* data holds prod(shape) floats in C order; ndim 0 writes a scalar. */
 int npy_write_f32(const char *path, int ndim, const int64_t *shape, const float *data, tt_err *err);
+
+/* int64 ('<i8', numpy's default integer): class labels as numpy and PyTorch users expect. */
+int npy_write_i64(const char *path, int ndim, const int64_t *shape, const int64_t *data, tt_err *err);
+
+/* For writers that stream the data themselves: the complete header (magic, version 1.0, length,
+ * dict, spaces, '\n') of a `descr` array ("<f4", "<i8", "|u1") of the given shape, padded so the
+ * data starts at a multiple of 64 bytes, and at least min_len bytes (rounded up to 64): a header
+ * rewritten later with a smaller first dimension then keeps its length. Returns its length,
+ * 0 when it does not fit buf[cap] or ndim is out of range. */
+size_t npy_header(char *buf, size_t cap, const char *descr, int ndim, const int64_t *shape, size_t min_len);
 
 /* Read a '<f4' C-order array: *ndim dims into shape[NPY_MAX_DIMS], values into *data. */
 int npy_read_f32(const char *path, int *ndim, int64_t shape[NPY_MAX_DIMS], float **data, tt_err *err);

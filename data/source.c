@@ -11,6 +11,7 @@
 #include "data/csv_images.h"
 #include "data/digits_csv.h"
 #include "data/idx.h"
+#include "data/image_set.h"
 #include "data/mnist_json.h"
 
 /* Separates the test-file permutation's stream from the train side's ("TESTFILE"). */
@@ -24,7 +25,7 @@ static uint64_t fnv1a(const char *s) {
 
 int source_has_test_file(const suite_source *src) {
     return !strcmp(src->kind, "fashion-mnist") || !strcmp(src->kind, "idx") ||
-           (!strcmp(src->kind, "csv") && src->test_path[0]);
+           ((!strcmp(src->kind, "csv") || !strcmp(src->kind, "images")) && src->test_path[0]);
 }
 
 void source_split_free(source_split *s) {
@@ -186,6 +187,14 @@ int source_load_split(const suite_source *src, uint64_t seed, const char *mnist_
         what_main = path;
     } else if (!strcmp(src->kind, "csv")) {
         if (load_csv(src, image_size, channels, &all, &tst, err)) goto done;
+        what_main = src->path;
+        what_test = src->test_path;
+    } else if (!strcmp(src->kind, "images")) {
+        if (channels != 3)
+            return tt_fail(err, TT_EINPUT, "source '%s': kind images needs 3 channels, not %d", src->name, channels);
+        if (imset_load(src->path, image_size, &all, err) ||
+            (src->test_path[0] && imset_load(src->test_path, image_size, &tst, err)))
+            goto done;
         what_main = src->path;
         what_test = src->test_path;
     } else {

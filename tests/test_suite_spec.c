@@ -1017,7 +1017,7 @@ Test(suite_spec, csv_source_errors) {
     suite_spec bad = s;
     bad.sources[0].header = true;
     cr_assert_eq(suite_spec_validate(&bad, &e), -1);
-    cr_assert_not_null(strstr(e.msg, "are only for kind csv (this is fashion-mnist)"), "%s", e.msg);
+    cr_assert_not_null(strstr(e.msg, "are only for kinds csv and images (this is fashion-mnist)"), "%s", e.msg);
     bad = s;
     snprintf(bad.sources[1].kind, sizeof bad.sources[1].kind, "csv");
     snprintf(bad.sources[1].path, sizeof bad.sources[1].path, "x.csv");
