@@ -86,6 +86,17 @@ class VisionTransformer(nn.Module):
         return self.ln_post(x[:, 0, :]) @ self.proj
 
 
+def check_pct(prog, what, gflops, peak_gflops):
+    """The guard on every % of peak (as bench_util.h's bu_check_pct): above the measured FMA peak is
+    impossible, so the FLOP count or the peak is wrong: one line on stderr, exit status 70."""
+    if peak_gflops > 0 and 100.0 * gflops / peak_gflops > 100.0:
+        sys.stdout.flush()
+        sys.stderr.write("%s: benchmark bug: %s runs at %.1f GFLOP/s = %.0f%% of the measured FMA peak (%.1f GFLOP/s): "
+                         "its FLOP count or the peak is wrong\n" % (prog, what, gflops, 100.0 * gflops / peak_gflops,
+                                                                     peak_gflops))
+        sys.exit(70)
+
+
 def forward_flops(c, batch):
     """Same count as vit_forward_flops() in core/vit.c (multiply-add = 2)."""
     grid = c["image_size"] // c["patch_size"]
@@ -260,6 +271,8 @@ def main():
                 med, mn = bench_pass(model, images, ps, reps)
                 gflops = FLOP_FACTOR[ps] * flops / med / 1e9
                 pct = 100.0 * gflops / args.peak_gflops if args.peak_gflops > 0 else float("nan")
+                check_pct("torch_vit.py", "%s batch %d %s (%d threads)" % (n, batch, ps, threads), gflops,
+                          args.peak_gflops)
                 print("%-8s %5d %3d  %-13s %10.3f %10.3f %10.1f %8.2f %6.1f%%" % (
                     n, batch, threads, ps, med * 1e3, mn * 1e3, batch / med, gflops, pct), flush=True)
                 rows.append((n, batch, threads, ps, med, mn, batch / med, gflops, pct))
