@@ -30,6 +30,9 @@ CONFIGS = collections.OrderedDict(
                  output_dim=64, batches=(128, 16), reps=20),
     vitb32=dict(image_size=224, channels=3, patch_size=32, width=768, layers=2, heads=12, mlp_ratio=4.0,
                 output_dim=512, batches=(32,), reps=5),
+    # CLIP's ViT-B/32 image tower whole, evaluated at ttmerge's infer batch (INFER_BATCH, core/infer.h)
+    vitb32full=dict(image_size=224, channels=3, patch_size=32, width=768, layers=12, heads=12, mlp_ratio=4.0,
+                    output_dim=512, act="quick_gelu", batches=(256,), reps=3),
 )
 WARMUP = 3
 PASSES = ("fwd", "fwd_bwd_all", "fwd_bwd_attn", "eval")
@@ -226,7 +229,7 @@ def batch_list(text):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=0)
-    ap.add_argument("--reps", type=int, default=0, help="timed reps (default 20 vision8, 5 vitb32)")
+    ap.add_argument("--reps", type=int, default=0, help="timed reps (default 20 vision8, 5 vitb32, 3 vitb32full)")
     ap.add_argument("--csv")
     ap.add_argument("--configs", default="vision8,vitb32")
     ap.add_argument("--passes", default=",".join(PASSES), help="subset of fwd,fwd_bwd_all,fwd_bwd_attn,eval")
@@ -261,7 +264,8 @@ def main():
     for n in names:
         c = CONFIGS[n]
         model = VisionTransformer(**{k: c[k] for k in ("image_size", "channels", "patch_size", "width", "layers",
-                                                       "heads", "mlp_ratio", "output_dim")})
+                                                       "heads", "mlp_ratio", "output_dim")},
+                                  act=c.get("act", "gelu"))
         model.eval()  # dropout is 0 anyway; fwd under no_grad may take nn.MultiheadAttention's fast path
         reps = args.reps or c["reps"]
         for batch in args.batches or c["batches"]:
