@@ -5,6 +5,9 @@
 #                      shell's children). With wait_idle=1: wait for a quiet 5 s window first, and
 #                      repeat the run (up to 5 attempts, the last is kept) while others used >= 5%.
 # The caller sets wait_idle (0/1). The last run's share is left in $guarded_others.
+# pct_guard CSV...     every row's pct_peak_measured (the benchmark CSVs' column 9) must be at most 100:
+#                      above the measured FMA peak is a benchmark bug (a FLOP count or the peak);
+#                      prints the rows that are not, names them so, and returns 70.
 
 # /proc/stat aggregate: "total busy" jiffies
 cpu_jiffies() { awk '/^cpu / {t = 0; for (i = 2; i <= 9; i++) t += $i; print t, t - $5 - $6}' /proc/stat; }
@@ -42,4 +45,14 @@ guarded() {
         if awk -v o="$guarded_others" 'BEGIN { exit !(o < 5) }'; then break; fi
     done
     return 0
+}
+
+pct_guard() {
+    awk -F, 'FNR == 1 { if ($9 != "pct_peak_measured") { print "pct_guard: " FILENAME " has no pct_peak_measured column" > "/dev/stderr"; bad = 1; nextfile } next }
+        $9 + 0 > 100 {
+            printf "benchmark bug: %s, %s batch %s, %s threads, %s (%s) at %s%% of the measured FMA peak: its FLOP count or the peak is wrong\n",
+                FILENAME, $1, $2, $3, $4, $10, $9 > "/dev/stderr"
+            bad = 1
+        }
+        END { exit bad ? 70 : 0 }' "$@"
 }

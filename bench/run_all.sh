@@ -208,6 +208,8 @@ fi
 
 # ---------------------------------------------------------------- 6. summary
 step "6/6 summary"
+# no % of peak above 100 in any table below (the programs check their own; this checks the pooled rows too)
+pct_guard "$out/engine/all.csv" "$out/engine-eval/all.csv" "$out/adamerge.csv"
 awk -F, -v engine="$out/engine/all.csv" -v engine_eval="$out/engine-eval/all.csv" -v ada="$out/adamerge.csv" \
     -v rounds="$out/adamerge/rounds-vitb32-${max_threads}t.csv" -v merges="$out/merges.csv" -v job="$out/job.csv" \
     -v timings="$out/job/timings.csv" -v tmax="$max_threads" -v md="$out/summary.md" -v csv="$out/summary.csv" '

@@ -78,6 +78,8 @@ for n in $threads_list; do
     done
 done
 
+pct_guard "$all"
+
 echo
 echo "ttmerge vs torch (median images/s; ratio > 1 means ttmerge is faster; %pk = % of the measured FMA peak)"
 awk -F, 'NR > 1 {

@@ -35,7 +35,7 @@ int infer_init_lanes(infer_ctx *ic, dnn *d, const vit_config *cfg, int batch, in
         if (l == 0) ln->d = d;
         else if (dnn_create(&ln->d, err)) goto fail;
         int threads = vit_lanes_planning_begin(ic->lanes);
-        ln->plan = vit_plan_create(ln->d, cfg, ic->lane_batch, err);
+        ln->plan = vit_plan_create_inference(ln->d, cfg, ic->lane_batch, err);
         vit_lanes_planning_end(threads);
         if (!ln->plan) goto fail;
         ln->images = tt_calloc_aligned((size_t)ic->lane_batch * img, sizeof(float), err);

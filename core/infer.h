@@ -31,8 +31,12 @@
 #define INFER_LANE_MIN_BATCH 16 /* images per lane at least */
 /* The batch every evaluation in ttmerge runs at (merges' accuracies, `ttmerge eval`'s default, the
  * suite builder, AdaMerging's pseudo-labels): large enough that a wide model's matmuls are near
- * their best (ViT-B/32 shapes: 81% of peak at 256 images, 75% at 32), small enough that its
- * activations stay near 1 GB for ViT-B/32. bench/micro/vit_bench times `eval` at it. */
+ * their best (ViT-B/32 shapes: 81% of peak at 256 images, 75% at 32, on a quiet AVX-512 machine).
+ * Evaluation runs on inference plans (vit_plan_create_inference), which keep no activations: ViT-B/32
+ * at 224 px needs ~456 MB of workspace at 256 images (9.6 GB peak RSS for `ttmerge eval` on the
+ * training plan, 1.07 GB now). Logits do not depend on it (bit-identical at 32-256 images for ViT-B/32
+ * and the tiny shape), but a last partial pass is zero-padded to the full batch: n images cost
+ * ceil(n / INFER_BATCH) batches. bench/micro/vit_bench times `eval` at it. */
 #define INFER_BATCH 256
 
 typedef struct infer_lane {

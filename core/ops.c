@@ -44,7 +44,8 @@ static bool linear_pack(int M, int in, int out) {
     return env && (size_t)in * out >= LINEAR_PACK_MIN_WEIGHTS && M >= out;
 }
 
-int op_linear_init(op_linear *op, dnn *d, int M, int in, int out, bool has_bias, tt_err *err) {
+/* backward = false plans the forward matmul alone (no backward primitives, no scratch). */
+static int linear_init(op_linear *op, dnn *d, int M, int in, int out, bool has_bias, bool backward, tt_err *err) {
     memset(op, 0, sizeof *op);
     op->M = M;
     op->in = in;
@@ -56,6 +57,7 @@ int op_linear_init(op_linear *op, dnn *d, int M, int in, int out, bool has_bias,
     op->fwd = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = 1, .M = M, .K = in, .N = out,
                                                        .trans_b = true, .bias = has_bias, .pack_b = pack}, err);
     if (!op->fwd) goto fail;
+    if (!backward) return 0;
     op->dx_transposed = op->wide_in && !pack;
     if (!op->dx_transposed) /* dx[M,in] = dy[M,out] . w[out,in] */
         op->bwd_x = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = 1, .M = M, .K = out, .N = in, .pack_b = pack}, err);
@@ -73,11 +75,22 @@ int op_linear_init(op_linear *op, dnn *d, int M, int in, int out, bool has_bias,
     /* t holds dw^T [in, out], and dx^T [in, M] only when dx is transposed (a packed w needs no
      * transposed dx: 6400 x 3072 floats less for ViT-B/32's c_proj at batch 128) */
     size_t t_cols = op->dx_transposed && M > out ? (size_t)M : (size_t)out;
-    if (op->wide_in && !(op->t = tt_calloc_aligned((size_t)in * t_cols, sizeof(float), err))) goto fail;
+    if (op->wide_in) {
+        op->t_floats = (size_t)in * t_cols;
+        if (!(op->t = tt_calloc_aligned(op->t_floats, sizeof(float), err))) goto fail;
+    }
     return 0;
 fail:
     op_linear_free(op);
     return -1;
+}
+
+int op_linear_init(op_linear *op, dnn *d, int M, int in, int out, bool has_bias, tt_err *err) {
+    return linear_init(op, d, M, in, out, has_bias, true, err);
+}
+
+int op_linear_init_forward(op_linear *op, dnn *d, int M, int in, int out, bool has_bias, tt_err *err) {
+    return linear_init(op, d, M, in, out, has_bias, false, err);
 }
 
 /* dst[c, r] (=, or += when add) of src [rows, cols], in 32 x 32 tiles. */
@@ -104,6 +117,7 @@ void op_linear_forward(op_linear *op, float *y, const float *x, const float *w, 
 
 void op_linear_backward(op_linear *op, float *dx, float *dw, float *db, const float *dy,
                         const float *x, const float *w) {
+    TT_ASSERT(op->bwd_w != NULL); /* not planned by op_linear_init_forward */
     if (dx && !op->dx_transposed) {
         dnn_matmul_run(op->bwd_x, dy, w, NULL, dx);
     } else if (dx) {
@@ -342,7 +356,9 @@ void op_log_softmax(int rows, int cols, float *y, const float *x) {
 
 /* ------------------------------------------------------------------ attention */
 
-int op_attention_init(op_attention *op, dnn *d, int B, int T, int W, int H, tt_err *err) {
+/* backward = false plans the forward alone: no backward matmuls, and of the scratch only q, k, v
+ * and scores, with o sharing q's buffer (q is spent once the scores are computed). */
+static int attention_init(op_attention *op, dnn *d, int B, int T, int W, int H, bool backward, tt_err *err) {
     memset(op, 0, sizeof *op);
     if (H < 1 || W % H != 0) return tt_fail(err, TT_EINPUT, "width %d is not a multiple of heads %d", W, H);
     op->B = B;
@@ -355,6 +371,23 @@ int op_attention_init(op_attention *op, dnn *d, int B, int T, int W, int H, tt_e
     op->qk = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = BH, .M = T, .K = hd, .N = T, .trans_b = true}, err);
     /* o[T,hd] = p[T,T] . v[T,hd] */
     if (op->qk) op->pv = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = BH, .M = T, .K = T, .N = hd}, err);
+    if (!backward) {
+        if (!op->pv || op_softmax_init(&op->softmax, d, BH * T, T, err) != 0) {
+            op_attention_free(op);
+            return -1;
+        }
+        size_t head = (size_t)BH * T * hd, sc = (size_t)BH * T * T;
+        op->scratch_floats = 3 * head + sc;
+        if (!(op->q = tt_calloc_aligned(op->scratch_floats, sizeof(float), err))) {
+            op_attention_free(op);
+            return -1;
+        }
+        op->k = op->q + head;
+        op->v = op->k + head;
+        op->o = op->q;
+        op->scores = op->v + head;
+        return 0;
+    }
     /* dp[T,T] = do[T,hd] . v^T */
     if (op->pv) op->d_p = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = BH, .M = T, .K = hd, .N = T, .trans_b = true}, err);
     /* dv[T,hd] = p^T . do (p stored [K=T, M=T]) */
@@ -368,7 +401,8 @@ int op_attention_init(op_attention *op, dnn *d, int B, int T, int W, int H, tt_e
         return -1;
     }
     size_t head = (size_t)BH * T * hd, sc = (size_t)BH * T * T;
-    float *buf = tt_calloc_aligned(7 * head + 2 * sc, sizeof(float), err);
+    op->scratch_floats = 7 * head + 2 * sc;
+    float *buf = tt_calloc_aligned(op->scratch_floats, sizeof(float), err);
     if (!buf) {
         op_attention_free(op);
         return -1;
@@ -383,6 +417,14 @@ int op_attention_init(op_attention *op, dnn *d, int B, int T, int W, int H, tt_e
     op->scores = op->dv + head;
     op->dscores = op->scores + sc;
     return 0;
+}
+
+int op_attention_init(op_attention *op, dnn *d, int B, int T, int W, int H, tt_err *err) {
+    return attention_init(op, d, B, T, W, H, true, err);
+}
+
+int op_attention_init_forward(op_attention *op, dnn *d, int B, int T, int W, int H, tt_err *err) {
+    return attention_init(op, d, B, T, W, H, false, err);
 }
 
 /* qkv [B*T, 3W] -> q (scaled by `scale`), k, v [B*H, T, hd] */
@@ -441,6 +483,7 @@ static void attention_split_grad(const op_attention *op, float *heads, const flo
 
 void op_attention_backward(op_attention *op, float *dqkv, const float *dout, const float *qkv,
                            const float *probs) {
+    TT_ASSERT(op->d_k != NULL); /* not planned by op_attention_init_forward */
     float scale = 1.0f / sqrtf((float)op->hd);
     int rows = op->B * op->H * op->T;
     attention_split_heads(op, qkv, scale);           /* q (scaled), k, v */

@@ -31,8 +31,12 @@ typedef struct op_linear {
     bool pack_w;         /* forward and dx ask for w packed (dnn_matmul_desc.pack_b) */
     bool dx_transposed;  /* wide_in with plain (unpacked) weights */
     float *t;            /* wide_in: [in, out] scratch ([in, max(M, out)] when dx_transposed) */
+    size_t t_floats;     /* t's size (0 without t) */
 } op_linear;
 int op_linear_init(op_linear *op, dnn *d, int M, int in, int out, bool has_bias, tt_err *err);
+/* Forward only (inference): the same forward primitive, nothing for backward; op_linear_backward
+ * must not be called. */
+int op_linear_init_forward(op_linear *op, dnn *d, int M, int in, int out, bool has_bias, tt_err *err);
 void op_linear_forward(op_linear *op, float *y, const float *x, const float *w, const float *b);
 /* dx [M,in] (=, may be NULL), dw [out,in] (+=, may be NULL), db [out] (+=, may be NULL). */
 void op_linear_backward(op_linear *op, float *dx, float *dw, float *db, const float *dy,
@@ -99,8 +103,12 @@ typedef struct op_attention {
     float *q, *k, *v;             /* [B*H, T, hd] head-major copies (scratch) */
     float *o, *dq, *dk, *dv;      /* [B*H, T, hd] scratch */
     float *scores, *dscores;      /* [B*H, T, T] scratch */
+    size_t scratch_floats;        /* the scratch above, in one allocation */
 } op_attention;
 int op_attention_init(op_attention *op, dnn *d, int B, int T, int W, int H, tt_err *err);
+/* Forward only (inference): the same forward primitives; scratch q, k, v, scores (o shares q's
+ * buffer), no backward matmuls; op_attention_backward must not be called. */
+int op_attention_init_forward(op_attention *op, dnn *d, int B, int T, int W, int H, tt_err *err);
 /* probs [B*H, T, T] is saved for backward (softmax output). */
 void op_attention_forward(op_attention *op, float *out, float *probs, const float *qkv);
 /* dqkv [B*T, 3W] (=). Needs the same qkv and probs as forward. */

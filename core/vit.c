@@ -220,6 +220,7 @@ void vit_init_params(const vit_config *c, const vit_layout *lay, float *params, 
 struct vit_plan {
     vit_config cfg;
     int B, T, P, M, W, Mw, D, Cpp, L;
+    bool training; /* false: an inference plan (vit_plan_create_inference) */
     dnn *d;
     op_linear patch, qkv, out, fc, fc2;
     op_layernorm ln_tok, ln_cls;
@@ -227,7 +228,8 @@ struct vit_plan {
     op_act act;
     dnn_matmul *proj_fwd, *proj_dx, *proj_dw;
     arena mem;
-    /* activations saved by forward ([rows, cols]) */
+    /* activations saved by forward ([rows, cols]); an inference plan points every layer's entry
+     * at one shared set (inference_layout) */
     float *patches;              /* [B*P, Cpp] */
     float *emb;                  /* [B*P, W] */
     float *x_embed;              /* [M, W] cls + patches + pos */
@@ -281,7 +283,46 @@ static void plan_layout(vit_plan *p, arena *a) {
     p->d_patch = arena_floats(a, (size_t)p->B * p->P * W);
 }
 
-vit_plan *vit_plan_create(dnn *d, const vit_config *cfg, int batch, tt_err *err) {
+/* An inference plan's buffers: vit_forward's code unchanged, every layer's pointers the same.
+ * In a block, x = res is updated in place (mid = res + attention branch, then res = mid + MLP
+ * branch: op_add with y aliasing a, the same sums); ln1, the attention output and ln2 share one
+ * [M, W] buffer (each is spent by the next matmul before the following one is written); qkv and
+ * the MLP hidden share one `wide` buffer, the activation running in place. The embedding stage
+ * borrows the same buffers (patches in wide, emb in branch, x_embed in ln) before block 0. */
+static void inference_layout(vit_plan *p, arena *a) {
+    size_t M = (size_t)p->M, W = (size_t)p->W, Mw = (size_t)p->Mw, B = (size_t)p->B;
+    size_t patches = B * (size_t)p->P * (size_t)p->Cpp, wide = M * 3 * W;
+    if (M * Mw > wide) wide = M * Mw;
+    if (patches > wide) wide = patches;
+    float *res = arena_floats(a, M * W), *ln = arena_floats(a, M * W), *branch = arena_floats(a, M * W);
+    float *wbuf = arena_floats(a, wide), *probs = arena_floats(a, B * (size_t)p->cfg.heads * p->T * p->T);
+    float *mean = arena_floats(a, M), *var = arena_floats(a, M);
+    float ***lists[] = {&p->res, &p->ln1, &p->ln1_mean, &p->ln1_var, &p->qkvs, &p->probs, &p->att,
+                        &p->mid, &p->ln2, &p->ln2_mean, &p->ln2_var, &p->fcs, &p->acts};
+    for (size_t k = 0; k < sizeof lists / sizeof lists[0]; k++)
+        *lists[k] = arena_bytes(a, sizeof(float *) * (size_t)(p->L + 1));
+    p->cls = arena_floats(a, B * W);
+    p->post = arena_floats(a, B * W);
+    p->post_mean = arena_floats(a, B);
+    p->post_var = arena_floats(a, B);
+    if (!a->base) return;
+    p->patches = wbuf;
+    p->emb = branch;
+    p->x_embed = ln;
+    p->pre_mean = mean;
+    p->pre_var = var;
+    p->branch = branch;
+    for (int i = 0; i <= p->L; i++) {
+        p->res[i] = p->mid[i] = res;
+        p->ln1[i] = p->att[i] = p->ln2[i] = ln;
+        p->ln1_mean[i] = p->ln2_mean[i] = mean;
+        p->ln1_var[i] = p->ln2_var[i] = var;
+        p->qkvs[i] = p->fcs[i] = p->acts[i] = wbuf;
+        p->probs[i] = probs;
+    }
+}
+
+static vit_plan *plan_create(dnn *d, const vit_config *cfg, int batch, bool training, tt_err *err) {
     if (vit_config_validate(cfg, err)) return NULL;
     if (batch < 1 || batch > 65536) {
         tt_fail(err, TT_EINPUT, "batch %d out of range", batch);
@@ -294,6 +335,7 @@ vit_plan *vit_plan_create(dnn *d, const vit_config *cfg, int batch, tt_err *err)
     }
     p->cfg = *cfg;
     p->d = d;
+    p->training = training;
     p->B = batch;
     p->T = vit_tokens(cfg);
     p->P = p->T - 1;
@@ -303,18 +345,26 @@ vit_plan *vit_plan_create(dnn *d, const vit_config *cfg, int batch, tt_err *err)
     p->D = cfg->output_dim;
     p->Cpp = cfg->channels * cfg->patch_size * cfg->patch_size;
     p->L = cfg->layers;
-    int rc = op_linear_init(&p->patch, d, batch * p->P, p->Cpp, p->W, false, err);
+    /* an inference plan has the same forward primitives, and none for backward */
+    int (*linear_init)(op_linear *, dnn *, int, int, int, bool, tt_err *) =
+        training ? op_linear_init : op_linear_init_forward;
+    int rc = linear_init(&p->patch, d, batch * p->P, p->Cpp, p->W, false, err);
     if (!rc) rc = op_layernorm_init(&p->ln_tok, d, p->M, p->W, cfg->ln_eps, err);
     if (!rc) rc = op_layernorm_init(&p->ln_cls, d, batch, p->W, cfg->ln_eps, err);
     if (!rc && p->L > 0) {
-        rc = op_linear_init(&p->qkv, d, p->M, p->W, 3 * p->W, true, err);
-        if (!rc) rc = op_attention_init(&p->attn, d, batch, p->T, p->W, cfg->heads, err);
-        if (!rc) rc = op_linear_init(&p->out, d, p->M, p->W, p->W, true, err);
-        if (!rc) rc = op_linear_init(&p->fc, d, p->M, p->W, p->Mw, true, err);
+        rc = linear_init(&p->qkv, d, p->M, p->W, 3 * p->W, true, err);
+        if (!rc)
+            rc = training ? op_attention_init(&p->attn, d, batch, p->T, p->W, cfg->heads, err)
+                          : op_attention_init_forward(&p->attn, d, batch, p->T, p->W, cfg->heads, err);
+        if (!rc) rc = linear_init(&p->out, d, p->M, p->W, p->W, true, err);
+        if (!rc) rc = linear_init(&p->fc, d, p->M, p->W, p->Mw, true, err);
         if (!rc) rc = op_act_init(&p->act, d, (size_t)p->M * p->Mw, cfg->act, err);
-        if (!rc) rc = op_linear_init(&p->fc2, d, p->M, p->Mw, p->W, true, err);
+        if (!rc) rc = linear_init(&p->fc2, d, p->M, p->Mw, p->W, true, err);
     }
-    if (!rc) {
+    if (!rc && !training) {
+        p->proj_fwd = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = 1, .M = batch, .K = p->W, .N = p->D}, err);
+        rc = p->proj_fwd ? 0 : -1;
+    } else if (!rc) {
         p->proj_fwd = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = 1, .M = batch, .K = p->W, .N = p->D}, err);
         if (p->proj_fwd)
             p->proj_dx = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = 1, .M = batch, .K = p->D, .N = p->W, .trans_b = true}, err);
@@ -323,15 +373,30 @@ vit_plan *vit_plan_create(dnn *d, const vit_config *cfg, int batch, tt_err *err)
         rc = p->proj_dw ? 0 : -1;
     }
     if (!rc) {
-        plan_layout(p, &p->mem);
+        void (*layout)(vit_plan *, arena *) = training ? plan_layout : inference_layout;
+        layout(p, &p->mem);
         rc = arena_alloc(&p->mem, err);
-        if (!rc) plan_layout(p, &p->mem);
+        if (!rc) layout(p, &p->mem);
     }
     if (rc) {
         vit_plan_free(p);
         return NULL;
     }
     return p;
+}
+
+vit_plan *vit_plan_create(dnn *d, const vit_config *cfg, int batch, tt_err *err) {
+    return plan_create(d, cfg, batch, true, err);
+}
+
+vit_plan *vit_plan_create_inference(dnn *d, const vit_config *cfg, int batch, tt_err *err) {
+    return plan_create(d, cfg, batch, false, err);
+}
+
+size_t vit_plan_workspace_bytes(const vit_plan *p) {
+    size_t floats = p->attn.scratch_floats + p->patch.t_floats + p->qkv.t_floats + p->out.t_floats +
+                    p->fc.t_floats + p->fc2.t_floats;
+    return p->mem.cap + floats * sizeof(float);
 }
 
 void vit_plan_free(vit_plan *p) {
@@ -397,6 +462,7 @@ static bool block_trainable(const vit_block_weights *g) {
 }
 
 void vit_backward(vit_plan *p, const vit_weights *w, const vit_weights *g, const float *dfeatures) {
+    TT_ASSERT(p->training); /* an inference plan keeps no activations */
     int B = p->B, T = p->T, P = p->P, W = p->W;
     size_t MW = (size_t)p->M * W;
     /* lowest part that needs gradients: -1 = embeddings, L = only ln_post/proj */

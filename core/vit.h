@@ -104,12 +104,22 @@ void vit_init_params(const vit_config *cfg, const vit_layout *lay, float *params
 /* ---- the planned network for a fixed batch ---- */
 typedef struct vit_plan vit_plan;
 vit_plan *vit_plan_create(dnn *d, const vit_config *cfg, int batch, tt_err *err);
+/* A plan for forward only (evaluation): the same primitives and the same vit_forward code, so the
+ * same bits as vit_plan_create's forward, but no activation is kept for backward: one residual
+ * stream and one block's scratch serve every layer (ViT-B/32 at 224 px, 256 images: ~0.5 GB instead
+ * of ~8.5 GB). vit_backward must not be called on it. */
+vit_plan *vit_plan_create_inference(dnn *d, const vit_config *cfg, int batch, tt_err *err);
 void vit_plan_free(vit_plan *p);
 int vit_plan_batch(const vit_plan *p);
-/* images [B,C,S,S] (already normalised) -> features [B,D]. Saves activations for backward. */
+/* Bytes of activations and scratch the plan holds (its buffers and its ops' scratch; not oneDNN's
+ * primitives, packed weights or scratchpads). */
+size_t vit_plan_workspace_bytes(const vit_plan *p);
+/* images [B,C,S,S] (already normalised) -> features [B,D]. A training plan saves activations for
+ * backward. */
 void vit_forward(vit_plan *p, const vit_weights *w, const float *images, float *features);
 /* Accumulates dL/dtheta into grad's non-NULL members, given dL/dfeatures [B,D]. Must follow
- * the vit_forward of the same batch. Stops propagating below the lowest trainable tensor. */
+ * the vit_forward of the same batch on a plan from vit_plan_create. Stops propagating below the
+ * lowest trainable tensor. */
 void vit_backward(vit_plan *p, const vit_weights *w, const vit_weights *grad, const float *dfeatures);
 /* Floating-point operations of one forward (multiply-add = 2), for throughput reports. */
 double vit_forward_flops(const vit_config *cfg, int batch);

@@ -267,6 +267,9 @@ static int run(const run_opts *ro, tt_err *err) {
     /* FLOPs of the ViT forward+backward only (3x forward); the merge and dots are memory-bound */
     double gflops = 3.0 * o.accum * vit_forward_flops(cfg, ctx.K * o.batch) / med / 1e9;
     const char *config = ro->config ? ro->config : s.name;
+    char what[96];
+    snprintf(what, sizeof what, "%s adamerging_step (%d threads)", config, ro->threads);
+    bu_check_pct("adamerge_bench", what, gflops, pk.gflops);
     printf("%-14s %5s %3s  %-16s %10s %10s %10s %8s %7s\n", "config", "batch", "thr", "pass", "median_ms", "min_ms",
            "images/s", "GFLOP/s", "%peak");
     printf("%-14s %5d %3d  %-16s %10.3f %10.3f %10.1f %8.2f %6.1f%%\n", config, ctx.K * o.batch, ro->threads,

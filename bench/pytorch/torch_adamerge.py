@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from torch.nn.utils.stateless import functional_call
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from torch_vit import VisionTransformer, forward_flops, require_openblas  # noqa: E402
+from torch_vit import VisionTransformer, check_pct, forward_flops, require_openblas  # noqa: E402
 
 # ---------------------------------------------------------------- readers
 
@@ -287,6 +287,7 @@ def main():
     gflops = 3.0 * args.accum * forward_flops(c, K * B) / med / 1e9
     pct = 100.0 * gflops / args.peak_gflops if args.peak_gflops > 0 else float("nan")
     config = args.config or s.name
+    check_pct("torch_adamerge.py", "%s adamerging_step (%d threads)" % (config, threads), gflops, args.peak_gflops)
     images = K * B * args.accum
     print("suite %s: K=%d, %d tensors; merge %s; step = merge + %d x fwd of %d x %d + backward + Adam" % (
         s.name, K, len(names), args.merge, args.accum, K, B))

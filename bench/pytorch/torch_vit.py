@@ -30,6 +30,9 @@ CONFIGS = collections.OrderedDict(
                  output_dim=64, batches=(128, 16), reps=20),
     vitb32=dict(image_size=224, channels=3, patch_size=32, width=768, layers=2, heads=12, mlp_ratio=4.0,
                 output_dim=512, batches=(32,), reps=5),
+    # CLIP's ViT-B/32 image tower whole, evaluated at ttmerge's infer batch (INFER_BATCH, core/infer.h)
+    vitb32full=dict(image_size=224, channels=3, patch_size=32, width=768, layers=12, heads=12, mlp_ratio=4.0,
+                    output_dim=512, act="quick_gelu", batches=(256,), reps=3),
 )
 WARMUP = 3
 PASSES = ("fwd", "fwd_bwd_all", "fwd_bwd_attn", "eval")
@@ -84,6 +87,17 @@ class VisionTransformer(nn.Module):
         for blk in self.transformer.resblocks:
             x = blk(x)
         return self.ln_post(x[:, 0, :]) @ self.proj
+
+
+def check_pct(prog, what, gflops, peak_gflops):
+    """The guard on every % of peak (as bench_util.h's bu_check_pct): above the measured FMA peak is
+    impossible, so the FLOP count or the peak is wrong: one line on stderr, exit status 70."""
+    if peak_gflops > 0 and 100.0 * gflops / peak_gflops > 100.0:
+        sys.stdout.flush()
+        sys.stderr.write("%s: benchmark bug: %s runs at %.1f GFLOP/s = %.0f%% of the measured FMA peak (%.1f GFLOP/s): "
+                         "its FLOP count or the peak is wrong\n" % (prog, what, gflops, 100.0 * gflops / peak_gflops,
+                                                                     peak_gflops))
+        sys.exit(70)
 
 
 def forward_flops(c, batch):
@@ -215,7 +229,7 @@ def batch_list(text):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--threads", type=int, default=0)
-    ap.add_argument("--reps", type=int, default=0, help="timed reps (default 20 vision8, 5 vitb32)")
+    ap.add_argument("--reps", type=int, default=0, help="timed reps (default 20 vision8, 5 vitb32, 3 vitb32full)")
     ap.add_argument("--csv")
     ap.add_argument("--configs", default="vision8,vitb32")
     ap.add_argument("--passes", default=",".join(PASSES), help="subset of fwd,fwd_bwd_all,fwd_bwd_attn,eval")
@@ -250,7 +264,8 @@ def main():
     for n in names:
         c = CONFIGS[n]
         model = VisionTransformer(**{k: c[k] for k in ("image_size", "channels", "patch_size", "width", "layers",
-                                                       "heads", "mlp_ratio", "output_dim")})
+                                                       "heads", "mlp_ratio", "output_dim")},
+                                  act=c.get("act", "gelu"))
         model.eval()  # dropout is 0 anyway; fwd under no_grad may take nn.MultiheadAttention's fast path
         reps = args.reps or c["reps"]
         for batch in args.batches or c["batches"]:
@@ -260,6 +275,8 @@ def main():
                 med, mn = bench_pass(model, images, ps, reps)
                 gflops = FLOP_FACTOR[ps] * flops / med / 1e9
                 pct = 100.0 * gflops / args.peak_gflops if args.peak_gflops > 0 else float("nan")
+                check_pct("torch_vit.py", "%s batch %d %s (%d threads)" % (n, batch, ps, threads), gflops,
+                          args.peak_gflops)
                 print("%-8s %5d %3d  %-13s %10.3f %10.3f %10.1f %8.2f %6.1f%%" % (
                     n, batch, threads, ps, med * 1e3, mn * 1e3, batch / med, gflops, pct), flush=True)
                 rows.append((n, batch, threads, ps, med, mn, batch / med, gflops, pct))
