@@ -8,7 +8,9 @@ pkgs=(build-essential cmake pkg-config git
       libdnnl-dev ocl-icd-opencl-dev       # oneDNN 2.6 (its CMake config needs the OpenCL headers)
       libcsv-dev libcriterion-dev libjansson-dev libyaml-dev zlib1g-dev
       clang-14 libclang-rt-14-dev valgrind # fuzzing (libFuzzer, ASan, UBSan runtimes) and memcheck
-      dataset-fashion-mnist python3-sklearn)  # real data: Fashion-MNIST IDX, sklearn's digits CSV
+      dataset-fashion-mnist python3-sklearn  # real data: Fashion-MNIST IDX, sklearn's digits CSV
+      liblapacke-dev libblas-dev libopenblas0-pthread  # SVD merges: LAPACKE + CBLAS over OpenBLAS
+      python3-numpy)                       # tests/frontier_ref.py, the known answers of those merges
 if [[ "${1:-}" == "--bench" ]]; then
   pkgs+=(python3-torch python3-numpy libopenblas0-openmp)
 fi

@@ -1,0 +1,179 @@
+/* svd.c — see svd.h. */
+#include "baselines/svd.h"
+
+#include <cblas.h>
+#include <dlfcn.h>
+#include <lapacke.h>
+#include <string.h>
+
+#include "core/arena.h"
+#include "core/progress.h"
+
+const double svd_alpha_grid[30] = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4, 1.5,
+                                   1.6, 1.7, 1.8, 1.9, 2.0, 2.1, 2.2, 2.3, 2.4, 2.5, 2.6, 2.7, 2.8, 2.9, 3.0};
+
+int svd_rank_fraction(int k, int K) { return (int)((double)k * (1.0 / (double)K)); }
+
+static bool all_zero(const double *a, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != 0) return false;
+    return true;
+}
+
+int svd_thin(double *a, int m, int n, double *u, double *s, double *vt, tt_err *err) {
+    const int k = m < n ? m : n;
+    if (all_zero(a, (size_t)m * n)) {
+        memset(u, 0, (size_t)m * k * sizeof *u);
+        memset(vt, 0, (size_t)k * n * sizeof *vt);
+        for (int i = 0; i < k; i++) {
+            u[(size_t)i * k + i] = 1;
+            vt[(size_t)i * n + i] = 1;
+            s[i] = 0;
+        }
+        return 0;
+    }
+    /* a row-major [m×n] is aᵀ column-major [n×m]: its left factor (n×k, ld n) is our vt, its right
+     * factor (k×m, ld k) our u, both already row-major */
+    lapack_int info = LAPACKE_dgesdd(LAPACK_COL_MAJOR, 'S', n, m, a, n, s, vt, n, u, k);
+    if (info == LAPACK_WORK_MEMORY_ERROR) return tt_fail(err, TT_ENOMEM, "out of memory (SVD of %dx%d)", m, n);
+    if (info > 0) return tt_fail(err, TT_ENUMERIC, "SVD of a %dx%d matrix did not converge", m, n);
+    if (info < 0) return tt_fail(err, TT_EINTERNAL, "dgesdd: argument %d is invalid", (int)-info);
+    return 0;
+}
+
+double *svd_alloc(size_t n, tt_err *err) { return tt_calloc_aligned(n ? n : 1, sizeof(double), err); }
+
+void svd_widen(const float *src, size_t n, double *dst) {
+    for (size_t i = 0; i < n; i++) dst[i] = src[i];
+}
+
+int svd_polar(double *a, int m, int n, double *p, tt_err *err) {
+    const int k = m < n ? m : n;
+    double *u = svd_alloc((size_t)m * k, err);
+    double *s = u ? svd_alloc((size_t)k, err) : NULL;
+    double *vt = s ? svd_alloc((size_t)k * n, err) : NULL;
+    int rc = -1;
+    if (vt && !svd_thin(a, m, n, u, s, vt, err)) {
+        svd_gemm(false, false, m, n, k, 1.0, u, vt, 0.0, p);
+        rc = 0;
+    }
+    free(u);
+    free(s);
+    free(vt);
+    return rc;
+}
+
+void svd_gemm(bool ta, bool tb, int M, int N, int K, double alpha, const double *a, const double *b, double beta,
+              double *c) {
+    if (M == 0 || N == 0) return;
+    if (K == 0) {
+        for (size_t i = 0; i < (size_t)M * N; i++) c[i] = beta == 0 ? 0 : beta * c[i];
+        return;
+    }
+    cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, a,
+                ta ? M : K, b, tb ? K : N, beta, c, N);
+}
+
+int svd_reconstruct(double *pu, const double *s, const double *pv, int m, int k, int n, float *out, tt_err *err) {
+    double *prod = svd_alloc((size_t)m * n, err);
+    if (!prod) return -1;
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < k; j++) pu[(size_t)i * k + j] *= s[j];
+    svd_gemm(false, false, m, n, k, 1.0, pu, pv, 0.0, prod);
+    for (size_t i = 0; i < (size_t)m * n; i++) out[i] = (float)prod[i];
+    free(prod);
+    return 0;
+}
+
+/* ---- over a merge_ctx ---- */
+
+bool svd_tensor_selected(const vit_tensor_info *t) { return t->ndim == 2 && !strstr(t->name, "text_projection"); }
+
+/* OpenBLAS runs each call on its own thread pool; svd_merge_layers already runs one tensor per thread,
+ * so each call gets one thread (also the same bits at any thread count). Other LAPACKs: left alone. */
+static void blas_one_thread(void) {
+    void (*set)(int) = (void (*)(int))dlsym(RTLD_DEFAULT, "openblas_set_num_threads");
+    if (set) set(1);
+}
+
+static void running_mean(const merge_ctx *ctx, int l, float *scratch, float *out) {
+    size_t n = ctx->pre.lay.t[l].numel;
+    merge_task_vector(ctx, 0, l, out);
+    for (int t = 1; t < ctx->K; t++) {
+        merge_task_vector(ctx, t, l, scratch);
+        float div = (float)(t + 1);
+        for (size_t i = 0; i < n; i++) out[i] += (scratch[i] - out[i]) / div;
+    }
+}
+
+int svd_merge_layers(merge_ctx *ctx, svd_layer_fn fn, const void *user, float *delta, tt_err *err) {
+    const vit_layout *lay = &ctx->pre.lay;
+    const int K = ctx->K;
+    size_t most = 0;
+    for (int l = 0; l < lay->count; l++)
+        if (lay->t[l].numel > most) most = lay->t[l].numel;
+    memset(delta, 0, lay->total * sizeof(float));
+    blas_one_thread();
+    /* the largest tensors first, so that the last ones to start are short */
+    int order[1024];
+    int n_sel = 0;
+    TT_ASSERT(lay->count <= 1024);
+    for (int l = 0; l < lay->count; l++)
+        if (svd_tensor_selected(&lay->t[l])) order[n_sel++] = l;
+    for (int i = 1; i < n_sel; i++)
+        for (int j = i; j > 0 && lay->t[order[j]].numel > lay->t[order[j - 1]].numel; j--) {
+            int x = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = x;
+        }
+    volatile int failed = 0;
+    tt_err first = {0};
+    progress pg;
+    progress_start(&pg, "svd layers", n_sel, ctx->progress);
+    int done = 0;
+#pragma omp parallel
+    {
+        tt_err e = {0};
+        float *tau = tt_calloc_aligned((size_t)K * most, sizeof(float), &e);
+        if (!tau) {
+#pragma omp critical(svd_merge_err)
+            if (!failed) {
+                failed = 1;
+                first = e;
+            }
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (int i = 0; i < n_sel; i++) {
+            if (failed || !tau) continue;
+            int l = order[i];
+            const vit_tensor_info *t = &lay->t[l];
+            const float *views[MERGE_MAX_TASKS];
+            for (int k = 0; k < K; k++) {
+                merge_task_vector(ctx, k, l, tau + (size_t)k * most);
+                views[k] = tau + (size_t)k * most;
+            }
+            if (fn(views, K, (int)t->shape[0], (int)t->shape[1], delta + t->offset, user, &e)) {
+#pragma omp critical(svd_merge_err)
+                if (!failed) {
+                    failed = 1;
+                    first = e;
+                    tt_prefix(&first, "%s: ", t->name);
+                }
+            }
+#pragma omp critical(svd_merge_progress)
+            progress_update(&pg, ++done, "%s", t->name);
+        }
+        free(tau);
+    }
+    progress_end(&pg);
+    if (failed) {
+        if (err) *err = first;
+        return -1;
+    }
+    float *scratch = tt_calloc_aligned(most, sizeof(float), err);
+    if (!scratch) return -1;
+    for (int l = 0; l < lay->count; l++)
+        if (!svd_tensor_selected(&lay->t[l])) running_mean(ctx, l, scratch, delta + lay->t[l].offset);
+    free(scratch);
+    return 0;
+}
