@@ -6,6 +6,7 @@
 #include <lapacke.h>
 #include <string.h>
 
+#include "baselines/merge_util.h"
 #include "core/arena.h"
 #include "core/progress.h"
 
@@ -106,22 +107,19 @@ static void running_mean(const merge_ctx *ctx, int l, float *scratch, float *out
     }
 }
 
-int svd_merge_layers(merge_ctx *ctx, svd_layer_fn fn, const void *user, float *delta, tt_err *err) {
-    const vit_layout *lay = &ctx->pre.lay;
-    const int K = ctx->K;
+int svd_run_jobs(int n_jobs, const svd_job *jobs, int K, svd_tau_get get, const void *src, svd_layer_fn fn,
+                 const void *user, bool show_progress, tt_err *err) {
     size_t most = 0;
-    for (int l = 0; l < lay->count; l++)
-        if (lay->t[l].numel > most) most = lay->t[l].numel;
-    memset(delta, 0, lay->total * sizeof(float));
+    for (int i = 0; i < n_jobs; i++)
+        if ((size_t)jobs[i].m * jobs[i].n > most) most = (size_t)jobs[i].m * jobs[i].n;
     blas_one_thread();
-    /* the largest tensors first, so that the last ones to start are short */
-    int order[1024];
-    int n_sel = 0;
-    TT_ASSERT(lay->count <= 1024);
-    for (int l = 0; l < lay->count; l++)
-        if (svd_tensor_selected(&lay->t[l])) order[n_sel++] = l;
-    for (int i = 1; i < n_sel; i++)
-        for (int j = i; j > 0 && lay->t[order[j]].numel > lay->t[order[j - 1]].numel; j--) {
+    /* the largest matrices first, so that the last ones to start are short */
+    int *order = malloc((size_t)(n_jobs ? n_jobs : 1) * sizeof *order);
+    if (!order) return tt_fail(err, TT_ENOMEM, "out of memory");
+    for (int i = 0; i < n_jobs; i++) order[i] = i;
+    for (int i = 1; i < n_jobs; i++)
+        for (int j = i; j > 0 && (size_t)jobs[order[j]].m * jobs[order[j]].n >
+                                     (size_t)jobs[order[j - 1]].m * jobs[order[j - 1]].n; j--) {
             int x = order[j];
             order[j] = order[j - 1];
             order[j - 1] = x;
@@ -129,51 +127,86 @@ int svd_merge_layers(merge_ctx *ctx, svd_layer_fn fn, const void *user, float *d
     volatile int failed = 0;
     tt_err first = {0};
     progress pg;
-    progress_start(&pg, "svd layers", n_sel, ctx->progress);
+    progress_start(&pg, "svd layers", n_jobs, show_progress);
     int done = 0;
 #pragma omp parallel
     {
         tt_err e = {0};
-        float *tau = tt_calloc_aligned((size_t)K * most, sizeof(float), &e);
+        float *tau = tt_calloc_aligned((size_t)K * (most ? most : 1), sizeof(float), &e);
         if (!tau) {
-#pragma omp critical(svd_merge_err)
+#pragma omp critical(svd_run_err)
             if (!failed) {
                 failed = 1;
                 first = e;
             }
         }
 #pragma omp for schedule(dynamic, 1)
-        for (int i = 0; i < n_sel; i++) {
+        for (int i = 0; i < n_jobs; i++) {
             if (failed || !tau) continue;
-            int l = order[i];
-            const vit_tensor_info *t = &lay->t[l];
+            const svd_job *j = &jobs[order[i]];
             const float *views[MERGE_MAX_TASKS];
-            for (int k = 0; k < K; k++) {
-                merge_task_vector(ctx, k, l, tau + (size_t)k * most);
-                views[k] = tau + (size_t)k * most;
+            for (int t = 0; t < K; t++) {
+                get(src, order[i], t, tau + (size_t)t * most);
+                views[t] = tau + (size_t)t * most;
             }
-            if (fn(views, K, (int)t->shape[0], (int)t->shape[1], delta + t->offset, user, &e)) {
-#pragma omp critical(svd_merge_err)
+            if (fn(views, K, j->m, j->n, j->out, user, &e)) {
+#pragma omp critical(svd_run_err)
                 if (!failed) {
                     failed = 1;
                     first = e;
-                    tt_prefix(&first, "%s: ", t->name);
+                    tt_prefix(&first, "%s: ", j->name);
                 }
             }
-#pragma omp critical(svd_merge_progress)
-            progress_update(&pg, ++done, "%s", t->name);
+#pragma omp critical(svd_run_progress)
+            progress_update(&pg, ++done, "%s", j->name);
         }
         free(tau);
     }
     progress_end(&pg);
+    free(order);
     if (failed) {
         if (err) *err = first;
         return -1;
     }
-    float *scratch = tt_calloc_aligned(most, sizeof(float), err);
-    if (!scratch) return -1;
+    return 0;
+}
+
+typedef struct ctx_src {
+    const merge_ctx *ctx;
+    const int *layer; /* job -> layout tensor */
+} ctx_src;
+
+static void ctx_tau(const void *src, int job, int t, float *out) {
+    const ctx_src *c = src;
+    merge_task_vector(c->ctx, t, c->layer[job], out);
+}
+
+int svd_merge_layers(merge_ctx *ctx, svd_layer_fn fn, const void *user, float *delta, tt_err *err) {
+    const vit_layout *lay = &ctx->pre.lay;
+    memset(delta, 0, lay->total * sizeof(float));
+    svd_job *jobs = calloc((size_t)lay->count, sizeof *jobs);
+    int *layer = calloc((size_t)lay->count, sizeof *layer);
+    float *scratch = tt_calloc_aligned(mu_max_numel(ctx), sizeof(float), err);
+    int n = 0, rc = -1;
+    if (!scratch) goto done;
+    if (!jobs || !layer) {
+        tt_fail(err, TT_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (int l = 0; l < lay->count; l++) {
+        const vit_tensor_info *t = &lay->t[l];
+        if (!svd_tensor_selected(t)) continue;
+        jobs[n] = (svd_job){(int)t->shape[0], (int)t->shape[1], delta + t->offset, t->name};
+        layer[n++] = l;
+    }
+    ctx_src src = {ctx, layer};
+    if (svd_run_jobs(n, jobs, ctx->K, ctx_tau, &src, fn, user, ctx->progress, err)) goto done;
     for (int l = 0; l < lay->count; l++)
         if (!svd_tensor_selected(&lay->t[l])) running_mean(ctx, l, scratch, delta + lay->t[l].offset);
+    rc = 0;
+done:
+    free(jobs);
+    free(layer);
     free(scratch);
-    return 0;
+    return rc;
 }

@@ -56,6 +56,18 @@ int svd_rank_fraction(int k, int K);
 typedef int (*svd_layer_fn)(const float *const *tau, int K, int m, int n, float *out, const void *user,
                             tt_err *err);
 
+/* fn over n_jobs matrices in parallel, one per OpenMP thread (largest first, single-threaded BLAS in
+ * each): job i is [m×n] and writes out; get(src, i, t, buf) fills task t's matrix of job i (from several
+ * threads at once). On failure, err names the job. */
+typedef struct svd_job {
+    int m, n;
+    float *out;
+    const char *name;
+} svd_job;
+typedef void (*svd_tau_get)(const void *src, int job, int t, float *out);
+int svd_run_jobs(int n_jobs, const svd_job *jobs, int K, svd_tau_get get, const void *src, svd_layer_fn fn,
+                 const void *user, bool show_progress, tt_err *err);
+
 /* Which tensors get fn: every 2-D tensor (the official rule: `len(shape) == 2 and "text_projection"
  * not in key`; ttmerge's layout has no text tower). For ViT: positional_embedding, each block's
  * attn.in_proj_weight (the fused [3w, w] QKV, as open_clip's state dict holds it), attn.out_proj.weight,

@@ -15,7 +15,7 @@ vectors, whose signs and order within equal values are arbitrary): every tensor 
       svd_layer_run and checked
   frontier_ref.py suite --ttmerge build/ttmerge --suite build/suite-tiny
       the suite's real task vectors: `ttmerge merge --set alpha=A` per method, every tensor of the
-      merged checkpoint checked against θ0 + A · reference
+      merged checkpoint checked against θ0 + A · reference, and the same bits with --threads 1
 Exit 0 when everything matches, 1 with one line per mismatch otherwise, 2 on bad input.
 """
 import argparse
@@ -253,6 +253,13 @@ def run_suite(ttmerge, suite_dir, alphas):
                 failed += 1
             print(f"{'ok  ' if not failed else 'done'} {method} alpha={alpha}: {len(pre)} tensors ({n_svd} by SVD), "
                   f"worst relative error {worst:.2e}")
+            # one tensor per thread with single-threaded BLAS: the same bits on 1 thread
+            one = os.path.join(tmp, method + ".1.safetensors")
+            p = subprocess.run([ttmerge, "merge", "--suite", suite_dir, "--method", method, "--set", f"alpha={alpha}",
+                                "--threads", "1", "--out", one, "--quiet"], capture_output=True, text=True, env=env)
+            if p.returncode != 0 or any((read_safetensors(one)[0][k] != merged[k]).any() for k in merged):
+                print(f"FAIL {method}: --threads 1 gives other bits ({p.stderr.strip()})")
+                failed += 1
     return failed
 
 
