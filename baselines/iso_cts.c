@@ -74,9 +74,9 @@ int isocts_layer(const float *const *tau, int K, int m, int n, float *out, const
             svd_gemm(false, false, m, n, c, -1.0, uc, proj, 1.0, a); /* τ_t − U_c (U_cᵀ τ_t) */
         }
         if (s_t == 0) continue;
-        if (svd_thin(a, m, n, u, s, vt, err)) goto done;
+        if (svd_top(a, m, n, s_t, u, s, vt, err)) goto done; /* only the top s_t are kept */
         for (int i = 0; i < m; i++)
-            memcpy(ucat + (size_t)i * k + (size_t)t * s_t, u + (size_t)i * k, s_t * sizeof *u);
+            memcpy(ucat + (size_t)i * k + (size_t)t * s_t, u + (size_t)i * s_t, s_t * sizeof *u);
         memcpy(scat + (size_t)t * s_t, s, s_t * sizeof *s);
         memcpy(vcat + (size_t)t * s_t * n, vt, (size_t)s_t * n * sizeof *vt);
     }

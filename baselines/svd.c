@@ -42,6 +42,31 @@ int svd_thin(double *a, int m, int n, double *u, double *s, double *vt, tt_err *
     return 0;
 }
 
+int svd_top(double *a, int m, int n, int r, double *u, double *s, double *vt, tt_err *err) {
+    const int k = m < n ? m : n;
+    TT_ASSERT(r >= 1 && r <= k);
+    if (all_zero(a, (size_t)m * n)) {
+        memset(u, 0, (size_t)m * r * sizeof *u);
+        memset(vt, 0, (size_t)r * n * sizeof *vt);
+        for (int i = 0; i < r; i++) {
+            u[(size_t)i * r + i] = 1;
+            vt[(size_t)i * n + i] = 1;
+        }
+        memset(s, 0, (size_t)k * sizeof *s);
+        return 0;
+    }
+    lapack_int *superb = malloc((size_t)12 * k * sizeof *superb), ns = 0;
+    if (!superb) return tt_fail(err, TT_ENOMEM, "out of memory (SVD of %dx%d)", m, n);
+    /* on aᵀ as in svd_thin: its left vectors (n×r, ld n) are our vt, its right ones (r×m, ld r) our u */
+    lapack_int info = LAPACKE_dgesvdx(LAPACK_COL_MAJOR, 'V', 'V', 'I', n, m, a, n, 0, 0, 1, r, &ns, s, vt, n, u, r,
+                                      superb);
+    free(superb);
+    if (info == LAPACK_WORK_MEMORY_ERROR) return tt_fail(err, TT_ENOMEM, "out of memory (SVD of %dx%d)", m, n);
+    if (info > 0 || ns != r) return tt_fail(err, TT_ENUMERIC, "SVD of a %dx%d matrix did not converge", m, n);
+    if (info < 0) return tt_fail(err, TT_EINTERNAL, "dgesvdx: argument %d is invalid", (int)-info);
+    return 0;
+}
+
 double *svd_alloc(size_t n, tt_err *err) { return tt_calloc_aligned(n ? n : 1, sizeof(double), err); }
 
 void svd_widen(const float *src, size_t n, double *dst) {

@@ -31,6 +31,11 @@
  * of TSV-M and Iso-CTS see these vectors). Fails only when LAPACK does not converge or memory runs out. */
 int svd_thin(double *a, int m, int n, double *u, double *s, double *vt, tt_err *err);
 
+/* The r leading singular triplets only (1 <= r <= k; LAPACK dgesvdx, 1.5-3x faster than the whole
+ * SVD for r <= k/8): u [m×r], s [k] (s[0..r) filled, the rest is workspace), vt [r×n]. An all-zero a
+ * gives the same identity vectors as svd_thin. */
+int svd_top(double *a, int m, int n, int r, double *u, double *s, double *vt, tt_err *err);
+
 /* The orthogonal polar factor p [m×n] = A·B of a [m×n] (overwritten) from its thin SVD a = A·Σ·B:
  * the official "orthogonalise U and V" step of TSV-M and Iso-CTS. */
 int svd_polar(double *a, int m, int n, double *p, tt_err *err);

@@ -40,8 +40,8 @@ int tsvm_layer(const float *const *tau, int K, int m, int n, float *out, const v
     bool any = false;
     for (int t = 0; t < K; t++) {
         svd_widen(tau[t], mn, a);
-        if (svd_thin(a, m, n, u, s, vt, err)) goto done;
-        for (int i = 0; i < m; i++) memcpy(ucat + (size_t)i * k + (size_t)t * r, u + (size_t)i * k, r * sizeof *u);
+        if (svd_top(a, m, n, r, u, s, vt, err)) goto done; /* only the top r are kept */
+        for (int i = 0; i < m; i++) memcpy(ucat + (size_t)i * k + (size_t)t * r, u + (size_t)i * r, r * sizeof *u);
         memcpy(scat + (size_t)t * r, s, r * sizeof *s);
         memcpy(vcat + (size_t)t * r * n, vt, (size_t)r * n * sizeof *vt);
         for (int j = 0; j < r; j++) any |= s[j] != 0;
