@@ -4,11 +4,54 @@
 #include <cblas.h>
 #include <dlfcn.h>
 #include <lapacke.h>
+#include <pthread.h>
 #include <string.h>
 
 #include "baselines/merge_util.h"
 #include "core/arena.h"
 #include "core/progress.h"
+
+/* ---- LAPACKE and CBLAS, loaded on first use ----
+ * Linked normally, libopenblas would initialise in every ttmerge process, and under a low address-space
+ * limit (ulimit -v) its start-up buffer allocation spins instead of failing: `ttmerge --help` hung.
+ * So the libraries are opened only when an SVD merge runs. */
+typedef lapack_int (*gesdd_fn)(int, char, lapack_int, lapack_int, double *, lapack_int, double *, double *, lapack_int,
+                               double *, lapack_int);
+typedef lapack_int (*gesvdx_fn)(int, char, char, char, lapack_int, lapack_int, double *, lapack_int, double, double,
+                                lapack_int, lapack_int, lapack_int *, double *, double *, lapack_int, double *,
+                                lapack_int, lapack_int *);
+typedef void (*dgemm_fn)(enum CBLAS_ORDER, enum CBLAS_TRANSPOSE, enum CBLAS_TRANSPOSE, blasint, blasint, blasint,
+                         double, const double *, blasint, const double *, blasint, double, double *, blasint);
+static struct {
+    gesdd_fn gesdd;
+    gesvdx_fn gesvdx;
+    dgemm_fn dgemm;
+    void (*set_threads)(int);
+    char why[256];
+} lib;
+static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
+
+static void lib_load(void) {
+    void *lapacke = dlopen("liblapacke.so.3", RTLD_NOW | RTLD_GLOBAL);
+    void *blas = dlopen("libblas.so.3", RTLD_NOW | RTLD_GLOBAL);
+    if (!lapacke || !blas) {
+        snprintf(lib.why, sizeof lib.why, "the SVD merges need %s (Debian: %s)",
+                 lapacke ? "libblas.so.3" : "liblapacke.so.3", lapacke ? "libblas3" : "liblapacke");
+        return;
+    }
+    lib.gesdd = (gesdd_fn)dlsym(lapacke, "LAPACKE_dgesdd");
+    lib.gesvdx = (gesvdx_fn)dlsym(lapacke, "LAPACKE_dgesvdx");
+    lib.dgemm = (dgemm_fn)dlsym(blas, "cblas_dgemm");
+    lib.set_threads = (void (*)(int))dlsym(RTLD_DEFAULT, "openblas_set_num_threads");
+    if (!lib.gesdd || !lib.gesvdx || !lib.dgemm)
+        snprintf(lib.why, sizeof lib.why, "the SVD merges need LAPACKE_dgesdd, LAPACKE_dgesvdx and cblas_dgemm");
+}
+
+int svd_init(tt_err *err) {
+    pthread_once(&lib_once, lib_load);
+    if (lib.why[0]) return tt_fail(err, TT_EINPUT, "%s", lib.why);
+    return 0;
+}
 
 const double svd_alpha_grid[30] = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4, 1.5,
                                    1.6, 1.7, 1.8, 1.9, 2.0, 2.1, 2.2, 2.3, 2.4, 2.5, 2.6, 2.7, 2.8, 2.9, 3.0};
@@ -35,7 +78,7 @@ int svd_thin(double *a, int m, int n, double *u, double *s, double *vt, tt_err *
     }
     /* a row-major [m×n] is aᵀ column-major [n×m]: its left factor (n×k, ld n) is our vt, its right
      * factor (k×m, ld k) our u, both already row-major */
-    lapack_int info = LAPACKE_dgesdd(LAPACK_COL_MAJOR, 'S', n, m, a, n, s, vt, n, u, k);
+    lapack_int info = lib.gesdd(LAPACK_COL_MAJOR, 'S', n, m, a, n, s, vt, n, u, k);
     if (info == LAPACK_WORK_MEMORY_ERROR) return tt_fail(err, TT_ENOMEM, "out of memory (SVD of %dx%d)", m, n);
     if (info > 0) return tt_fail(err, TT_ENUMERIC, "SVD of a %dx%d matrix did not converge", m, n);
     if (info < 0) return tt_fail(err, TT_EINTERNAL, "dgesdd: argument %d is invalid", (int)-info);
@@ -58,7 +101,7 @@ int svd_top(double *a, int m, int n, int r, double *u, double *s, double *vt, tt
     lapack_int *superb = malloc((size_t)12 * k * sizeof *superb), ns = 0;
     if (!superb) return tt_fail(err, TT_ENOMEM, "out of memory (SVD of %dx%d)", m, n);
     /* on aᵀ as in svd_thin: its left vectors (n×r, ld n) are our vt, its right ones (r×m, ld r) our u */
-    lapack_int info = LAPACKE_dgesvdx(LAPACK_COL_MAJOR, 'V', 'V', 'I', n, m, a, n, 0, 0, 1, r, &ns, s, vt, n, u, r,
+    lapack_int info = lib.gesvdx(LAPACK_COL_MAJOR, 'V', 'V', 'I', n, m, a, n, 0, 0, 1, r, &ns, s, vt, n, u, r,
                                       superb);
     free(superb);
     if (info == LAPACK_WORK_MEMORY_ERROR) return tt_fail(err, TT_ENOMEM, "out of memory (SVD of %dx%d)", m, n);
@@ -96,7 +139,7 @@ void svd_gemm(bool ta, bool tb, int M, int N, int K, double alpha, const double 
         for (size_t i = 0; i < (size_t)M * N; i++) c[i] = beta == 0 ? 0 : beta * c[i];
         return;
     }
-    cblas_dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, a,
+    lib.dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, a,
                 ta ? M : K, b, tb ? K : N, beta, c, N);
 }
 
@@ -118,8 +161,7 @@ bool svd_tensor_selected(const vit_tensor_info *t) { return t->ndim == 2 && !str
 /* OpenBLAS runs each call on its own thread pool; svd_merge_layers already runs one tensor per thread,
  * so each call gets one thread (also the same bits at any thread count). Other LAPACKs: left alone. */
 static void blas_one_thread(void) {
-    void (*set)(int) = (void (*)(int))dlsym(RTLD_DEFAULT, "openblas_set_num_threads");
-    if (set) set(1);
+    if (lib.set_threads) lib.set_threads(1);
 }
 
 static void running_mean(const merge_ctx *ctx, int l, float *scratch, float *out) {
@@ -137,6 +179,7 @@ int svd_run_jobs(int n_jobs, const svd_job *jobs, int K, svd_tau_get get, const 
     size_t most = 0;
     for (int i = 0; i < n_jobs; i++)
         if ((size_t)jobs[i].m * jobs[i].n > most) most = (size_t)jobs[i].m * jobs[i].n;
+    if (svd_init(err)) return -1;
     blas_one_thread();
     /* the largest matrices first, so that the last ones to start are short */
     int *order = malloc((size_t)(n_jobs ? n_jobs : 1) * sizeof *order);

@@ -26,6 +26,10 @@
 
 #include "baselines/merge.h"
 
+/* Open LAPACKE and CBLAS (once; the functions below need it, svd_run_jobs and svd_merge_layers call
+ * it). Fails with one line naming the missing library. */
+int svd_init(tt_err *err);
+
 /* Economy SVD of a [m×n] (overwritten): u [m×k], s [k] (descending), vt [k×n]. An all-zero a gives
  * u = I[:, :k], s = 0, vt = I[:k, :] (what LAPACK returns; fixed here, because the polar factors
  * of TSV-M and Iso-CTS see these vectors). Fails only when LAPACK does not converge or memory runs out. */

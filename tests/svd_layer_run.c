@@ -25,6 +25,10 @@ int main(int argc, char **argv) {
         fprintf(stderr, "svd_layer_run: unknown method '%s'\n", argv[1]);
         return 2;
     }
+    if (svd_init(&e)) {
+        fprintf(stderr, "svd_layer_run: %s\n", e.msg);
+        return 2;
+    }
     double fraction = argc > 4 ? strtod(argv[4], NULL) : 0.8;
     int nd;
     int64_t sh[NPY_MAX_DIMS];
