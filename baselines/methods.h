@@ -16,6 +16,18 @@ extern const merge_method method_dare;
 extern const merge_method method_lata;
 extern const merge_method method_awd;
 extern const merge_method method_graft;
+extern const merge_method method_tsv_m;
+extern const merge_method method_iso_c;
+extern const merge_method method_iso_cts;
+
+/* The per-tensor merges of the SVD-based methods (svd.h's svd_layer_fn): the K task vectors tau[t]
+ * [m×n] of one 2-D tensor into out [m×n]. baselines/tsv_m.c, iso_c.c, iso_cts.c (user: the double
+ * common_space_fraction). isocts_dims: Iso-CTS's common and per-task subspace sizes for rank k
+ * (-1 when the fraction leaves a negative common subspace). */
+int tsvm_layer(const float *const *tau, int K, int m, int n, float *out, const void *user, tt_err *err);
+int isoc_layer(const float *const *tau, int K, int m, int n, float *out, const void *user, tt_err *err);
+int isocts_layer(const float *const *tau, int K, int m, int n, float *out, const void *user, tt_err *err);
+int isocts_dims(int k, int K, double fraction, int *common, int *per_task);
 
 /* Grafting / Localize-and-Stitch (baselines/graft.c): what localising one task found. */
 typedef struct graft_info {

@@ -25,7 +25,7 @@
 
 const char *const grid_all_methods[] = {"zeroshot", "individual", "ta", "ties", "consensus-ta", "consensus-ties",
                                         "tatr", "dare", "lata", "awd", "graft", "adamerging-task", "adamerging",
-                                        "adamerging++", "awd-adamerging", "tinting", NULL};
+                                        "adamerging++", "awd-adamerging", "tinting", "tsv-m", "iso-c", "iso-cts", NULL};
 
 static volatile sig_atomic_t interrupted;
 static void on_sigint(int sig) {

@@ -23,6 +23,9 @@ static const merge_method *const registry[] = {
     &method_adamerging_pp,
     &method_awd_adamerging,
     &method_tinting,
+    &method_tsv_m,
+    &method_iso_c,
+    &method_iso_cts,
 };
 
 int merge_count(void) { return (int)(sizeof registry / sizeof registry[0]); }

@@ -12,6 +12,7 @@ pkgs=(build-essential cmake pkg-config git
       python3-pil python3-torchvision      # the image test's reference (Pillow + torchvision)
       clang-14 libclang-rt-14-dev valgrind # fuzzing (libFuzzer, ASan, UBSan runtimes) and memcheck
       dataset-fashion-mnist python3-sklearn  # real data: Fashion-MNIST IDX, sklearn's digits CSV
+      liblapacke-dev libblas-dev libopenblas0-pthread  # SVD merges: LAPACKE + CBLAS over OpenBLAS
       python3-torch python3-numpy python3-regex)  # test references: PyTorch CLIP, numpy, the tokenizer's regex
 if [[ "${1:-}" == "--bench" ]]; then
   pkgs+=(libopenblas0-openmp)  # PyTorch on OpenBLAS's OpenMP build: the fair peer

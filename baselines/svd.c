@@ -1,0 +1,280 @@
+/* svd.c — see svd.h. */
+#include "baselines/svd.h"
+
+#include <cblas.h>
+#include <dlfcn.h>
+#include <lapacke.h>
+#include <pthread.h>
+#include <string.h>
+
+#include "baselines/merge_util.h"
+#include "core/arena.h"
+#include "core/progress.h"
+
+/* ---- LAPACKE and CBLAS, loaded on first use ----
+ * Linked normally, libopenblas would initialise in every ttmerge process, and under a low address-space
+ * limit (ulimit -v) its start-up buffer allocation spins instead of failing: `ttmerge --help` hung.
+ * So the libraries are opened only when an SVD merge runs. */
+typedef lapack_int (*gesdd_fn)(int, char, lapack_int, lapack_int, double *, lapack_int, double *, double *, lapack_int,
+                               double *, lapack_int);
+typedef lapack_int (*gesvdx_fn)(int, char, char, char, lapack_int, lapack_int, double *, lapack_int, double, double,
+                                lapack_int, lapack_int, lapack_int *, double *, double *, lapack_int, double *,
+                                lapack_int, lapack_int *);
+typedef void (*dgemm_fn)(enum CBLAS_ORDER, enum CBLAS_TRANSPOSE, enum CBLAS_TRANSPOSE, blasint, blasint, blasint,
+                         double, const double *, blasint, const double *, blasint, double, double *, blasint);
+static struct {
+    gesdd_fn gesdd;
+    gesvdx_fn gesvdx;
+    dgemm_fn dgemm;
+    void (*set_threads)(int);
+    char why[256];
+} lib;
+static pthread_once_t lib_once = PTHREAD_ONCE_INIT;
+
+static void lib_load(void) {
+    void *lapacke = dlopen("liblapacke.so.3", RTLD_NOW | RTLD_GLOBAL);
+    void *blas = dlopen("libblas.so.3", RTLD_NOW | RTLD_GLOBAL);
+    if (!lapacke || !blas) {
+        snprintf(lib.why, sizeof lib.why, "the SVD merges need %s (Debian: %s)",
+                 lapacke ? "libblas.so.3" : "liblapacke.so.3", lapacke ? "libblas3" : "liblapacke");
+        return;
+    }
+    lib.gesdd = (gesdd_fn)dlsym(lapacke, "LAPACKE_dgesdd");
+    lib.gesvdx = (gesvdx_fn)dlsym(lapacke, "LAPACKE_dgesvdx");
+    lib.dgemm = (dgemm_fn)dlsym(blas, "cblas_dgemm");
+    lib.set_threads = (void (*)(int))dlsym(RTLD_DEFAULT, "openblas_set_num_threads");
+    if (!lib.gesdd || !lib.gesvdx || !lib.dgemm)
+        snprintf(lib.why, sizeof lib.why, "the SVD merges need LAPACKE_dgesdd, LAPACKE_dgesvdx and cblas_dgemm");
+}
+
+int svd_init(tt_err *err) {
+    pthread_once(&lib_once, lib_load);
+    if (lib.why[0]) return tt_fail(err, TT_EINPUT, "%s", lib.why);
+    return 0;
+}
+
+const double svd_alpha_grid[30] = {0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4, 1.5,
+                                   1.6, 1.7, 1.8, 1.9, 2.0, 2.1, 2.2, 2.3, 2.4, 2.5, 2.6, 2.7, 2.8, 2.9, 3.0};
+
+int svd_rank_fraction(int k, int K) { return (int)((double)k * (1.0 / (double)K)); }
+
+static bool all_zero(const double *a, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (a[i] != 0) return false;
+    return true;
+}
+
+int svd_thin(double *a, int m, int n, double *u, double *s, double *vt, tt_err *err) {
+    const int k = m < n ? m : n;
+    if (all_zero(a, (size_t)m * n)) {
+        memset(u, 0, (size_t)m * k * sizeof *u);
+        memset(vt, 0, (size_t)k * n * sizeof *vt);
+        for (int i = 0; i < k; i++) {
+            u[(size_t)i * k + i] = 1;
+            vt[(size_t)i * n + i] = 1;
+            s[i] = 0;
+        }
+        return 0;
+    }
+    /* a row-major [m×n] is aᵀ column-major [n×m]: its left factor (n×k, ld n) is our vt, its right
+     * factor (k×m, ld k) our u, both already row-major */
+    lapack_int info = lib.gesdd(LAPACK_COL_MAJOR, 'S', n, m, a, n, s, vt, n, u, k);
+    if (info == LAPACK_WORK_MEMORY_ERROR) return tt_fail(err, TT_ENOMEM, "out of memory (SVD of %dx%d)", m, n);
+    if (info > 0) return tt_fail(err, TT_ENUMERIC, "SVD of a %dx%d matrix did not converge", m, n);
+    if (info < 0) return tt_fail(err, TT_EINTERNAL, "dgesdd: argument %d is invalid", (int)-info);
+    return 0;
+}
+
+int svd_top(double *a, int m, int n, int r, double *u, double *s, double *vt, tt_err *err) {
+    const int k = m < n ? m : n;
+    TT_ASSERT(r >= 1 && r <= k);
+    if (all_zero(a, (size_t)m * n)) {
+        memset(u, 0, (size_t)m * r * sizeof *u);
+        memset(vt, 0, (size_t)r * n * sizeof *vt);
+        for (int i = 0; i < r; i++) {
+            u[(size_t)i * r + i] = 1;
+            vt[(size_t)i * n + i] = 1;
+        }
+        memset(s, 0, (size_t)k * sizeof *s);
+        return 0;
+    }
+    lapack_int *superb = malloc((size_t)12 * k * sizeof *superb), ns = 0;
+    if (!superb) return tt_fail(err, TT_ENOMEM, "out of memory (SVD of %dx%d)", m, n);
+    /* on aᵀ as in svd_thin: its left vectors (n×r, ld n) are our vt, its right ones (r×m, ld r) our u */
+    lapack_int info = lib.gesvdx(LAPACK_COL_MAJOR, 'V', 'V', 'I', n, m, a, n, 0, 0, 1, r, &ns, s, vt, n, u, r,
+                                      superb);
+    free(superb);
+    if (info == LAPACK_WORK_MEMORY_ERROR) return tt_fail(err, TT_ENOMEM, "out of memory (SVD of %dx%d)", m, n);
+    if (info > 0 || ns != r) return tt_fail(err, TT_ENUMERIC, "SVD of a %dx%d matrix did not converge", m, n);
+    if (info < 0) return tt_fail(err, TT_EINTERNAL, "dgesvdx: argument %d is invalid", (int)-info);
+    return 0;
+}
+
+double *svd_alloc(size_t n, tt_err *err) { return tt_calloc_aligned(n ? n : 1, sizeof(double), err); }
+
+void svd_widen(const float *src, size_t n, double *dst) {
+    for (size_t i = 0; i < n; i++) dst[i] = src[i];
+}
+
+int svd_polar(double *a, int m, int n, double *p, tt_err *err) {
+    const int k = m < n ? m : n;
+    double *u = svd_alloc((size_t)m * k, err);
+    double *s = u ? svd_alloc((size_t)k, err) : NULL;
+    double *vt = s ? svd_alloc((size_t)k * n, err) : NULL;
+    int rc = -1;
+    if (vt && !svd_thin(a, m, n, u, s, vt, err)) {
+        svd_gemm(false, false, m, n, k, 1.0, u, vt, 0.0, p);
+        rc = 0;
+    }
+    free(u);
+    free(s);
+    free(vt);
+    return rc;
+}
+
+void svd_gemm(bool ta, bool tb, int M, int N, int K, double alpha, const double *a, const double *b, double beta,
+              double *c) {
+    if (M == 0 || N == 0) return;
+    if (K == 0) {
+        for (size_t i = 0; i < (size_t)M * N; i++) c[i] = beta == 0 ? 0 : beta * c[i];
+        return;
+    }
+    lib.dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, a,
+                ta ? M : K, b, tb ? K : N, beta, c, N);
+}
+
+int svd_reconstruct(double *pu, const double *s, const double *pv, int m, int k, int n, float *out, tt_err *err) {
+    double *prod = svd_alloc((size_t)m * n, err);
+    if (!prod) return -1;
+    for (int i = 0; i < m; i++)
+        for (int j = 0; j < k; j++) pu[(size_t)i * k + j] *= s[j];
+    svd_gemm(false, false, m, n, k, 1.0, pu, pv, 0.0, prod);
+    for (size_t i = 0; i < (size_t)m * n; i++) out[i] = (float)prod[i];
+    free(prod);
+    return 0;
+}
+
+/* ---- over a merge_ctx ---- */
+
+bool svd_tensor_selected(const vit_tensor_info *t) { return t->ndim == 2 && !strstr(t->name, "text_projection"); }
+
+/* OpenBLAS runs each call on its own thread pool; svd_merge_layers already runs one tensor per thread,
+ * so each call gets one thread (also the same bits at any thread count). Other LAPACKs: left alone. */
+static void blas_one_thread(void) {
+    if (lib.set_threads) lib.set_threads(1);
+}
+
+static void running_mean(const merge_ctx *ctx, int l, float *scratch, float *out) {
+    size_t n = ctx->pre.lay.t[l].numel;
+    merge_task_vector(ctx, 0, l, out);
+    for (int t = 1; t < ctx->K; t++) {
+        merge_task_vector(ctx, t, l, scratch);
+        float div = (float)(t + 1);
+        for (size_t i = 0; i < n; i++) out[i] += (scratch[i] - out[i]) / div;
+    }
+}
+
+int svd_run_jobs(int n_jobs, const svd_job *jobs, int K, svd_tau_get get, const void *src, svd_layer_fn fn,
+                 const void *user, bool show_progress, tt_err *err) {
+    size_t most = 0;
+    for (int i = 0; i < n_jobs; i++)
+        if ((size_t)jobs[i].m * jobs[i].n > most) most = (size_t)jobs[i].m * jobs[i].n;
+    if (svd_init(err)) return -1;
+    blas_one_thread();
+    /* the largest matrices first, so that the last ones to start are short */
+    int *order = malloc((size_t)(n_jobs ? n_jobs : 1) * sizeof *order);
+    if (!order) return tt_fail(err, TT_ENOMEM, "out of memory");
+    for (int i = 0; i < n_jobs; i++) order[i] = i;
+    for (int i = 1; i < n_jobs; i++)
+        for (int j = i; j > 0 && (size_t)jobs[order[j]].m * jobs[order[j]].n >
+                                     (size_t)jobs[order[j - 1]].m * jobs[order[j - 1]].n; j--) {
+            int x = order[j];
+            order[j] = order[j - 1];
+            order[j - 1] = x;
+        }
+    volatile int failed = 0;
+    tt_err first = {0};
+    progress pg;
+    progress_start(&pg, "svd layers", n_jobs, show_progress);
+    int done = 0;
+#pragma omp parallel
+    {
+        tt_err e = {0};
+        float *tau = tt_calloc_aligned((size_t)K * (most ? most : 1), sizeof(float), &e);
+        if (!tau) {
+#pragma omp critical(svd_run_err)
+            if (!failed) {
+                failed = 1;
+                first = e;
+            }
+        }
+#pragma omp for schedule(dynamic, 1)
+        for (int i = 0; i < n_jobs; i++) {
+            if (failed || !tau) continue;
+            const svd_job *j = &jobs[order[i]];
+            const float *views[MERGE_MAX_TASKS];
+            for (int t = 0; t < K; t++) {
+                get(src, order[i], t, tau + (size_t)t * most);
+                views[t] = tau + (size_t)t * most;
+            }
+            if (fn(views, K, j->m, j->n, j->out, user, &e)) {
+#pragma omp critical(svd_run_err)
+                if (!failed) {
+                    failed = 1;
+                    first = e;
+                    tt_prefix(&first, "%s: ", j->name);
+                }
+            }
+#pragma omp critical(svd_run_progress)
+            progress_update(&pg, ++done, "%s", j->name);
+        }
+        free(tau);
+    }
+    progress_end(&pg);
+    free(order);
+    if (failed) {
+        if (err) *err = first;
+        return -1;
+    }
+    return 0;
+}
+
+typedef struct ctx_src {
+    const merge_ctx *ctx;
+    const int *layer; /* job -> layout tensor */
+} ctx_src;
+
+static void ctx_tau(const void *src, int job, int t, float *out) {
+    const ctx_src *c = src;
+    merge_task_vector(c->ctx, t, c->layer[job], out);
+}
+
+int svd_merge_layers(merge_ctx *ctx, svd_layer_fn fn, const void *user, float *delta, tt_err *err) {
+    const vit_layout *lay = &ctx->pre.lay;
+    memset(delta, 0, lay->total * sizeof(float));
+    svd_job *jobs = calloc((size_t)lay->count, sizeof *jobs);
+    int *layer = calloc((size_t)lay->count, sizeof *layer);
+    float *scratch = tt_calloc_aligned(mu_max_numel(ctx), sizeof(float), err);
+    int n = 0, rc = -1;
+    if (!scratch) goto done;
+    if (!jobs || !layer) {
+        tt_fail(err, TT_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (int l = 0; l < lay->count; l++) {
+        const vit_tensor_info *t = &lay->t[l];
+        if (!svd_tensor_selected(t)) continue;
+        jobs[n] = (svd_job){(int)t->shape[0], (int)t->shape[1], delta + t->offset, t->name};
+        layer[n++] = l;
+    }
+    ctx_src src = {ctx, layer};
+    if (svd_run_jobs(n, jobs, ctx->K, ctx_tau, &src, fn, user, ctx->progress, err)) goto done;
+    for (int l = 0; l < lay->count; l++)
+        if (!svd_tensor_selected(&lay->t[l])) running_mean(ctx, l, scratch, delta + lay->t[l].offset);
+    rc = 0;
+done:
+    free(jobs);
+    free(layer);
+    free(scratch);
+    return rc;
+}
