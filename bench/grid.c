@@ -19,7 +19,9 @@
 #include "core/progress.h"
 #include "core/threads.h"
 #include "data/suite_build.h"
+#include "reports/predictions.h"
 #include "reports/results.h"
+#include "reports/stats.h"
 
 const char *const grid_all_methods[] = {"zeroshot", "individual", "ta", "ties", "consensus-ta", "consensus-ties",
                                         "tatr", "dare", "lata", "awd", "graft", "adamerging-task", "adamerging",
@@ -38,7 +40,25 @@ typedef struct child_out {
     double acc[MERGE_MAX_TASKS];
     char params[4096];
     double load_s, eval_s, save_s; /* phases besides the method run (seconds) */
+    predictions pred;              /* which test examples each task got right */
 } child_out;
+
+/* Keep task t's per-example correctness from its test logits (the argmax rule of infer_accuracy:
+ * the first of equal maxima), so that predictions/<method>.bits reproduces the accuracy exactly. */
+static int keep_predictions(child_out *co, const suite_task_info *ti, int t, const float *logits, tt_err *err) {
+    uint8_t *correct = malloc((size_t)(ti->test.n ? ti->test.n : 1));
+    if (!correct) return tt_fail(err, TT_ENOMEM, "out of memory");
+    for (int i = 0; i < ti->test.n; i++) {
+        const float *z = logits + (size_t)i * ti->classes;
+        int best = 0;
+        for (int c = 1; c < ti->classes; c++)
+            if (z[c] > z[best]) best = c;
+        correct[i] = best == ti->test.labels[i];
+    }
+    int rc = predictions_task_set(&co->pred.tasks[t], ti->name, correct, (uint32_t)ti->test.n, err);
+    free(correct);
+    return rc;
+}
 
 static int eval_individual(const suite *s, child_out *co, tt_err *err) {
     dnn *d;
@@ -65,6 +85,7 @@ static int eval_individual(const suite *s, child_out *co, tt_err *err) {
                                s->std, logits, err);
         co->eval_s += progress_now() - te;
         if (!lrc) co->acc[t] = infer_accuracy(logits, ti->test.labels, ti->test.n, ti->classes);
+        if (!lrc) lrc = keep_predictions(co, ti, t, logits, err);
         vit_weights_free(&w);
         ckpt_vit_free(&m);
         free(logits);
@@ -107,7 +128,10 @@ static int run_method(const grid_opts *o, const suite *s, const char *name, chil
     merge_eval ev;
     t0 = progress_now();
     if (!rc && !(rc = merge_eval_init(&ev, &ctx, err))) { /* with the tints the method stored */
-        merge_eval_tasks(&ev, &ctx, true, co->acc, NULL);
+        for (int t = 0; t < s->n_tasks && !rc; t++) {
+            co->acc[t] = merge_eval_task(&ev, &ctx, t, true); /* leaves the test logits in ev.logits */
+            rc = keep_predictions(co, &s->tasks[t], t, ev.logits, err);
+        }
         merge_eval_free(&ev);
     }
     co->eval_s = progress_now() - t0;
@@ -143,7 +167,10 @@ static void child_main(const grid_opts *o, const suite *s, const char *method, p
     memset(&co, 0, sizeof co);
     tt_err e = {0};
     char path[1200];
-    int rc = tt_threads_start(&e); /* here, not in the parent: libgomp's pool does not survive fork */
+    co.pred = (predictions){.suite = (char *)s->name, .method = (char *)method, .seed = o->seed, .n_tasks = s->n_tasks,
+                            .tasks = calloc((size_t)s->n_tasks, sizeof(predictions_task))};
+    int rc = co.pred.tasks ? tt_threads_start(&e) : tt_fail(&e, TT_ENOMEM, "out of memory");
+    /* tt_threads_start here, not in the parent: libgomp's pool does not survive fork */
     if (!rc) rc = run_method(o, s, method, &co, &e);
     if (rc) {
         snprintf(path, sizeof path, "%s/rows/%s.err", o->out_dir, method);
@@ -156,6 +183,8 @@ static void child_main(const grid_opts *o, const suite *s, const char *method, p
                       co.eval_s, co.save_s);
     snprintf(path, sizeof path, "%s/rows/%s.tim", o->out_dir, method);
     if (fio_write_all(path, tim, (size_t)tn, &e)) _exit(3);
+    snprintf(path, sizeof path, "%s/rows/%s.bits", o->out_dir, method);
+    if (predictions_write(path, &co.pred, &e)) _exit(3);
     results_table t = {0};
     results_row rows[MERGE_MAX_TASKS];
     fill_rows(o, s, method, &co, true, NULL, NAN, rows);
@@ -257,12 +286,8 @@ static int save_tables(const grid_opts *o, const results_table *t, const char *s
     char path[1200];
     snprintf(path, sizeof path, "%s/results.csv", o->out_dir);
     if (results_write(path, t, err)) return -1;
-    leaderboard lb;
-    if (results_leaderboard_for(t, suite_name, &lb, err)) return -1;
-    snprintf(path, sizeof path, "%s/leaderboard.csv", o->out_dir);
-    int rc = results_write_leaderboard(path, &lb, err);
-    results_leaderboard_free(&lb);
-    return rc;
+    stats_opts so = stats_defaults(); /* leaderboard.csv with intervals, stats.csv (reports/stats.h) */
+    return stats_dir_write(o->out_dir, t, suite_name, &so, err);
 }
 
 static void collect_timing(const grid_opts *o, const char *method, bool ok, double rss, double total, timing_table *tt) {
@@ -285,9 +310,21 @@ static int collect(const grid_opts *o, const suite *s, const char *method, int s
     char path[1200], msg[600] = "";
     double rss = (double)ru->ru_maxrss / 1024.0;
     results_table part = {0};
+    *avg = -1;
     snprintf(path, sizeof path, "%s/rows/%s.csv", o->out_dir, method);
     bool ok = WIFEXITED(status) && WEXITSTATUS(status) == 0 && results_read(path, &part, err) == 0;
     remove(path);
+    char bits[1200], kept[1200];
+    snprintf(bits, sizeof bits, "%s/rows/%s.bits", o->out_dir, method);
+    snprintf(kept, sizeof kept, "%s/predictions/%s.bits", o->out_dir, method);
+    if (ok && rename(bits, kept) != 0) { /* the rows and the predictions go together */
+        results_free(&part);
+        return tt_fail(err, TT_EIO, "%s: rename failed: %s", kept, strerror(errno));
+    }
+    if (!ok) {
+        remove(bits);
+        remove(kept); /* a failed rerun leaves no predictions of an earlier run */
+    }
     if (ok) {
         *avg = 0;
         for (size_t i = 0; i < part.n; i++) {
@@ -348,8 +385,8 @@ int grid_run(const grid_opts *o, int *n_failed, tt_err *err) {
         return tt_fail(err, TT_ENOMEM, "out of memory");
     }
     int rc = -1;
-    const char *subdirs[] = {"", "/rows", "/curves", "/models"};
-    for (size_t i = 0; i < 4; i++) {
+    const char *subdirs[] = {"", "/rows", "/curves", "/models", "/predictions"};
+    for (size_t i = 0; i < 5; i++) {
         snprintf(path, sizeof path, "%s%s", o->out_dir, subdirs[i]);
         if (suite_mkdirs(path, err)) goto done;
     }
