@@ -4,6 +4,7 @@
 #include <csv.h>
 #include <dirent.h>
 #include <errno.h>
+#include <jansson.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -454,4 +455,114 @@ done:
     results_leaderboard_free(&lb);
     results_free(&t);
     return rc;
+}
+
+/* ---- test counts ------------------------------------------------------------------------- */
+
+void stats_counts_free(stats_counts *c) {
+    if (!c) return;
+    for (int i = 0; i < c->n; i++) free(c->suite[i]), free(c->task[i]);
+    free(c->suite), free(c->task), free(c->count);
+    memset(c, 0, sizeof *c);
+}
+
+uint32_t stats_counts_get(void *counts, const char *suite, const char *task) {
+    const stats_counts *c = counts;
+    for (int i = 0; i < c->n; i++)
+        if (!strcmp(c->suite[i], suite) && !strcmp(c->task[i], task)) return c->count[i];
+    return 0;
+}
+
+static int counts_add(stats_counts *c, const char *suite, const char *task, uint32_t n) {
+    if (stats_counts_get(c, suite, task)) return 0;
+    char **s = realloc(c->suite, (size_t)(c->n + 1) * sizeof *s);
+    if (s) c->suite = s;
+    char **t = realloc(c->task, (size_t)(c->n + 1) * sizeof *t);
+    if (t) c->task = t;
+    uint32_t *k = realloc(c->count, (size_t)(c->n + 1) * sizeof *k);
+    if (k) c->count = k;
+    if (!s || !t || !k) return -1;
+    c->suite[c->n] = strdup(suite);
+    c->task[c->n] = strdup(task);
+    c->count[c->n] = n;
+    if (!c->suite[c->n] || !c->task[c->n]) {
+        free(c->suite[c->n]), free(c->task[c->n]);
+        return -1;
+    }
+    c->n++;
+    return 0;
+}
+
+/* Every DIR/<name>.bits (sorted by name). A malformed file is an error. */
+static int counts_from_predictions(const char *dir, stats_counts *c, tt_err *err) {
+    struct dirent **list = NULL;
+    int n = scandir(dir, &list, NULL, alphasort), rc = 0;
+    for (int i = 0; i < n; i++) {
+        size_t len = strlen(list[i]->d_name);
+        if (!rc && len > 5 && !strcmp(list[i]->d_name + len - 5, ".bits") && list[i]->d_name[0] != '.') {
+            char path[4400];
+            snprintf(path, sizeof path, "%s/%s", dir, list[i]->d_name);
+            predictions p;
+            if (predictions_read(path, &p, err)) rc = -1;
+            for (int t = 0; !rc && t < p.n_tasks; t++)
+                if (counts_add(c, p.suite, p.tasks[t].name, p.tasks[t].n)) rc = tt_fail(err, TT_ENOMEM, "out of memory");
+            predictions_free(&p);
+        }
+        free(list[i]);
+    }
+    free(list);
+    return rc;
+}
+
+static int counts_from_suite_json(const char *path, stats_counts *c, tt_err *err) {
+    json_error_t je;
+    json_t *root = json_load_file(path, JSON_REJECT_DUPLICATES, &je);
+    const char *name = json_string_value(json_object_get(root, "name"));
+    json_t *tasks = json_object_get(root, "tasks");
+    int rc = 0;
+    if (!name || !json_is_array(tasks)) rc = tt_fail(err, TT_EINPUT, "%s: not a suite manifest (no name or tasks)", path);
+    for (size_t i = 0; !rc && i < json_array_size(tasks); i++) {
+        json_t *t = json_array_get(tasks, i);
+        const char *tn = json_string_value(json_object_get(t, "name"));
+        json_int_t n = json_integer_value(json_object_get(json_object_get(t, "splits"), "test"));
+        if (!tn || n < 1 || n > PREDICTIONS_MAX_EXAMPLES) rc = tt_fail(err, TT_EINPUT, "%s: task %zu: no name or splits.test", path, i + 1);
+        else if (counts_add(c, name, tn, (uint32_t)n)) rc = tt_fail(err, TT_ENOMEM, "out of memory");
+    }
+    json_decref(root);
+    return rc;
+}
+
+static void dir_of(const char *path, char *dir, size_t cap) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) snprintf(dir, cap, ".");
+    else snprintf(dir, cap, "%.*s", (int)(slash - path) ? (int)(slash - path) : 1, path);
+}
+
+int stats_counts_load(const char *results_path, const char *golden_path, stats_counts *c, tt_err *err) {
+    memset(c, 0, sizeof *c);
+    char dir[4096], path[4200];
+    dir_of(results_path, dir, sizeof dir);
+    snprintf(path, sizeof path, "%s/predictions", dir);
+    struct stat st;
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        if (counts_from_predictions(path, c, err)) goto fail;
+        if (c->n) return snprintf(c->source, sizeof c->source, "%s/*.bits", path), 0;
+    }
+    snprintf(path, sizeof path, "%s/suite.json", dir);
+    if (access(path, F_OK) == 0) {
+        if (counts_from_suite_json(path, c, err)) goto fail;
+        if (c->n) return snprintf(c->source, sizeof c->source, "%s", path), 0;
+    }
+    size_t gl = strlen(golden_path);
+    snprintf(path, sizeof path, "%.*s.predictions", (int)(gl > 4 && !strcmp(golden_path + gl - 4, ".csv") ? gl - 4 : gl), golden_path);
+    if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+        if (counts_from_predictions(path, c, err)) goto fail;
+        if (c->n) return snprintf(c->source, sizeof c->source, "%s/*.bits", path), 0;
+    }
+    tt_fail(err, TT_EINPUT,
+            "--tol auto needs each task's test count: no %s/predictions/*.bits, no %s/suite.json and no %s (bench writes the first two)",
+            dir, dir, path);
+fail:
+    stats_counts_free(c);
+    return -1;
 }

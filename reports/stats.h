@@ -106,4 +106,21 @@ int stats_dir_write(const char *dir, const results_table *t, const char *suite, 
  * excluding 0. Prints one line per claim to fp; *held is false when any claim fails. */
 int stats_check_order(const char *dir, const char *claims, const stats_opts *o, FILE *fp, bool *held, tt_err *err);
 
+/* ---- test counts for `ttmerge check --tol auto` ---- */
+
+typedef struct stats_counts {
+    int n;
+    char **suite, **task; /* [n] */
+    uint32_t *count;      /* [n] test examples */
+    char source[4400];    /* where they came from, for the printout */
+} stats_counts;
+
+/* The test examples of every task, from the first source that has them: the predictions files
+ * next to results_path (DIR/predictions/<method>.bits), DIR/suite.json (splits.test per task), or the
+ * golden's own predictions (G.csv -> G.predictions/<method>.bits). Fails (one line) when none does. */
+int stats_counts_load(const char *results_path, const char *golden_path, stats_counts *c, tt_err *err);
+/* For check_noise.count: 0 when unknown. */
+uint32_t stats_counts_get(void *counts, const char *suite, const char *task);
+void stats_counts_free(stats_counts *c);
+
 #endif
