@@ -668,7 +668,7 @@ static void curve_panel(FILE *fp, const method_info *mi, double px, double py, d
         xmax = fmax(xmax, cv->step[i]), ymax = fmax(ymax, cv->entropy[i]);
         n_acc += !isnan(cv->acc[i]);
     }
-    double left = px + 58, right = px + pw - (n_acc ? 46 : 14), top = py + 24, bottom = py + ph - 38;
+    double left = px + 58, right = px + pw - (n_acc ? 66 : 14), top = py + 24, bottom = py + ph - 38;
     axis x = {.lo = 0, .hi = xmax > 0 ? xmax : 1, .p0 = left, .p1 = right};
     axis y = {.lo = 0, .hi = ymax > 0 ? ymax : 1, .p0 = bottom, .p1 = top};
     double xstep = nice_range(&x.lo, &x.hi, 5), ystep = nice_range(&y.lo, &y.hi, 4);
@@ -691,7 +691,7 @@ static void curve_panel(FILE *fp, const method_info *mi, double px, double py, d
         for (int v = 0; v <= 100; v += 25)
             fprintf(fp, "<text x=\"%.1f\" y=\"%.1f\" class=\"tick\">%d</text>\n", right + 5, ax(&ya, v) + 4, v);
         fprintf(fp, "<text transform=\"translate(%.1f,%.1f) rotate(90)\" class=\"tick\" text-anchor=\"middle\">accuracy (%%, ◆)</text>\n",
-                right + 36, (top + bottom) / 2);
+                right + 34, (top + bottom) / 2);
         for (size_t i = 0; i < cv->n; i++)
             if (!isnan(cv->acc[i]))
                 fprintf(fp, "<path d=\"M%.1f %.1fl4 4l-4 4l-4 -4z\" fill=\"#222\" transform=\"translate(0,-4)\"><title>step %.0f: %.2f%%</title></path>\n",
@@ -1003,7 +1003,7 @@ static const char css[] =
     "table{border-collapse:collapse;margin:.6em 0 1em;font-size:.9em;font-variant-numeric:tabular-nums}"
     "th,td{border-bottom:1px solid #e3e3e3;padding:4px 10px;text-align:right;white-space:nowrap}"
     "th{background:#f6f6f6;border-bottom:2px solid #bbb}td.l,th.l{text-align:left}"
-    "td.l{white-space:normal;max-width:26em;overflow-wrap:anywhere}.wide{overflow-x:auto}"
+    "td.l{white-space:normal;max-width:26em;overflow-wrap:anywhere}td.m{white-space:nowrap}.wide{overflow-x:auto}"
     "tr.ref td{color:#666;font-style:italic}tr.failed td{color:#b3261e}td.b{font-weight:700}"
     ".sw{display:inline-block;width:10px;height:10px;margin-right:6px;border-radius:2px;vertical-align:baseline}"
     "figure{margin:1em 0 1.6em}figcaption{color:#444;font-size:.9em;margin-top:.3em}"
@@ -1030,7 +1030,7 @@ static void html_suite_task(FILE *fp, const char *task, double zs, double ft, bo
 
 static void html_method_cell(FILE *fp, const ctx *c, const char *method) {
     const method_info *mi = method_of(c, method);
-    fprintf(fp, "<td class=\"l\"><span class=\"sw\" style=\"background:%s\"></span>", mi ? mi->color : "#000");
+    fprintf(fp, "<td class=\"l m\"><span class=\"sw\" style=\"background:%s\"></span>", mi ? mi->color : "#000");
     esc(fp, method);
     fputs("</td>", fp);
 }
