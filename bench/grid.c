@@ -290,10 +290,12 @@ static bool finished(const results_table *t, const char *suite_name, const char 
 
 static int save_tables(const grid_opts *o, const results_table *t, const char *suite_name, tt_err *err) {
     char path[1200];
+    /* leaderboard.csv with intervals and stats.csv (reports/stats.h) first: results.csv, the record a
+     * resume reads, is written last, right before the next method starts */
+    stats_opts so = stats_defaults();
+    if (stats_dir_write(o->out_dir, t, suite_name, &so, err)) return -1;
     snprintf(path, sizeof path, "%s/results.csv", o->out_dir);
-    if (results_write(path, t, err)) return -1;
-    stats_opts so = stats_defaults(); /* leaderboard.csv with intervals, stats.csv (reports/stats.h) */
-    return stats_dir_write(o->out_dir, t, suite_name, &so, err);
+    return results_write(path, t, err);
 }
 
 static void collect_timing(const grid_opts *o, const char *method, bool ok, double rss, double total, timing_table *tt) {

@@ -111,7 +111,7 @@ int cmd_check(int argc, char **argv) {
                        "only the problems and the verdict.",
                        opts, argc, argv);
     if (rc) return rc > 0 ? 0 : 2;
-    if (!golden_path && !order) return cli_error("check", "give --golden G.csv, --order A>B, or both (see --help)");
+    if (!golden_path && !order) return cli_error("check", "--golden is required unless --order is given (see --help)");
     int status = 0;
     if (golden_path) status = check_golden(golden_path, results_path, tol_s, k_s, common.quiet != 0);
     if (status != 2 && order) {

@@ -238,8 +238,8 @@ void check_print(FILE *fp, const check_report *r, const char *golden_path, const
     else
         snprintf(tol_text, sizeof tol_text, "%.2f points", r->tol);
     if (verbose)
-        fprintf(fp, "golden  %s (%zu rows)\nresults %s (%zu rows)\ntolerance %s\n", golden_path, r->golden_rows,
-                results_path, r->results_rows, tol_text);
+        fprintf(fp, "golden  %s (%zu rows)\nresults %s (%zu rows)\ntolerance %s%s\n", golden_path, r->golden_rows,
+                results_path, r->results_rows, tol_text, r->k > 0 ? "" : " of accuracy");
     char title[224];
     snprintf(title, sizeof title, "accuracy moved by more than %s", tol_text);
     print_kind(fp, r, CHECK_DRIFT, title, r->drifted);
