@@ -108,7 +108,7 @@ int stats_compute(const predictions *p, int n, const stats_opts *o, stats_board 
     for (int t = 0; t < K; t++) max_n = p[0].tasks[t].n > max_n ? p[0].tasks[t].n : max_n;
     const size_t uM = (size_t)(unsigned)M, uK = (size_t)(unsigned)K, uB = (size_t)(unsigned)B;
     uint8_t *unpacked = malloc(uM * max_n);   /* one task of every method, a byte per example */
-    uint32_t *idx = malloc((size_t)max_n * sizeof *idx);
+    uint32_t *idx = malloc((size_t)max_n * sizeof *idx); /* draws per example of one resample */
     double *acc = malloc(uB * uK * uM * sizeof *acc); /* resampled accuracy [b][t][m] */
     double *v = malloc(uB * sizeof *v), *d = malloc(uB * sizeof *d);
     if (!out->tasks || !out->m || !unpacked || !idx || !acc || !v || !d) goto oom;
@@ -125,11 +125,13 @@ int stats_compute(const predictions *p, int n, const stats_opts *o, stats_board 
         rng r;
         rng_init(&r, o->seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(t + 1)));
         for (int b = 0; b < B; b++) {
-            for (uint32_t j = 0; j < nt; j++) idx[j] = rng_below(&r, nt);
+            /* how often each example was drawn, then one sequential dot product per method */
+            memset(idx, 0, (size_t)nt * sizeof *idx);
+            for (uint32_t j = 0; j < nt; j++) idx[rng_below(&r, nt)]++;
             for (int i = 0; i < M; i++) {
                 const uint8_t *u = unpacked + (size_t)i * max_n;
-                long c = 0;
-                for (uint32_t j = 0; j < nt; j++) c += u[idx[j]];
+                uint32_t c = 0;
+                for (uint32_t j = 0; j < nt; j++) c += idx[j] * u[j];
                 acc[((size_t)b * K + t) * M + i] = 100.0 * (double)c / nt;
             }
         }
