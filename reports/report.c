@@ -616,7 +616,8 @@ static void chart_scatter(FILE *fp, const ctx *c, const leaderboard *lb) {
 
 /* ---- chart 3: entropy vs step, one panel per learner ------------------------------------ */
 
-/* Centred moving average of v[n] over `window` logged points (shrunk symmetrically at the ends),
+/* Centred moving average of v[n] over `window` logged points (cut at the ends: the first point
+ * averages itself and the window/2 after it),
  * into out[n]. Learners that cycle through the tasks (Tinting adapts one task's batch per step)
  * jump between the tasks' entropies every step; the average over a window of many steps shows
  * the trend the raw line hides. */
@@ -629,11 +630,9 @@ static void moving_average(const double *v, size_t n, size_t window, double *out
     pre[0] = 0;
     for (size_t i = 0; i < n; i++) pre[i + 1] = pre[i] + v[i];
     size_t h = window / 2;
-    for (size_t i = 0; i < n; i++) {
-        size_t r = h;
-        if (i < r) r = i;
-        if (n - 1 - i < r) r = n - 1 - i;
-        out[i] = (pre[i + r + 1] - pre[i - r]) / (double)(2 * r + 1);
+    for (size_t i = 0; i < n; i++) { /* near the ends the window is cut, not shrunk to one point */
+        size_t lo = i > h ? i - h : 0, hi = i + h < n ? i + h : n - 1;
+        out[i] = (pre[hi + 1] - pre[lo]) / (double)(hi - lo + 1);
     }
     free(pre);
 }
