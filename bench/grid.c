@@ -21,11 +21,19 @@
 #include "core/threads.h"
 #include "core/version.h"
 #include "data/suite_build.h"
+#include "reports/predictions.h"
 #include "reports/results.h"
+#include "reports/stats.h"
 
 const char *const grid_all_methods[] = {"zeroshot", "individual", "ta", "ties", "consensus-ta", "consensus-ties",
                                         "tatr", "dare", "lata", "awd", "graft", "adamerging-task", "adamerging",
                                         "adamerging++", "awd-adamerging", "tinting", "tsv-m", "iso-c", "iso-cts", NULL};
+
+/* The methods whose result depends on the seed (ctx->seed): DARE's drop masks, graft's initial
+ * shots, the test-time learners' batch and task order (adamerge/adapt.c). `bench --seeds` repeats
+ * only these; the others give the same bits for every seed. */
+const char *const grid_seeded_methods[] = {"dare", "graft", "adamerging-task", "adamerging", "adamerging++",
+                                           "awd-adamerging", "tinting", NULL};
 
 static volatile sig_atomic_t interrupted;
 static void on_sigint(int sig) {
@@ -40,7 +48,25 @@ typedef struct child_out {
     double acc[MERGE_MAX_TASKS];
     char params[4096];
     double load_s, eval_s, save_s; /* phases besides the method run (seconds) */
+    predictions pred;              /* which test examples each task got right */
 } child_out;
+
+/* Keep task t's per-example correctness from its test logits (the argmax rule of infer_accuracy:
+ * the first of equal maxima), so that predictions/<method>.bits reproduces the accuracy exactly. */
+static int keep_predictions(child_out *co, const suite_task_info *ti, int t, const float *logits, tt_err *err) {
+    uint8_t *correct = malloc((size_t)(ti->test.n ? ti->test.n : 1));
+    if (!correct) return tt_fail(err, TT_ENOMEM, "out of memory");
+    for (int i = 0; i < ti->test.n; i++) {
+        const float *z = logits + (size_t)i * ti->classes;
+        int best = 0;
+        for (int c = 1; c < ti->classes; c++)
+            if (z[c] > z[best]) best = c;
+        correct[i] = best == ti->test.labels[i];
+    }
+    int rc = predictions_task_set(&co->pred.tasks[t], ti->name, correct, (uint32_t)ti->test.n, err);
+    free(correct);
+    return rc;
+}
 
 static int eval_individual(const suite *s, child_out *co, tt_err *err) {
     dnn *d;
@@ -67,6 +93,7 @@ static int eval_individual(const suite *s, child_out *co, tt_err *err) {
                                s->std, logits, err);
         co->eval_s += progress_now() - te;
         if (!lrc) co->acc[t] = infer_accuracy(logits, ti->test.labels, ti->test.n, ti->classes);
+        if (!lrc) lrc = keep_predictions(co, ti, t, logits, err);
         vit_weights_free(&w);
         ckpt_vit_free(&m);
         free(logits);
@@ -109,7 +136,10 @@ static int run_method(const grid_opts *o, const suite *s, const char *name, chil
     merge_eval ev;
     t0 = progress_now();
     if (!rc && !(rc = merge_eval_init(&ev, &ctx, err))) { /* with the tints the method stored */
-        merge_eval_tasks(&ev, &ctx, true, co->acc, NULL);
+        for (int t = 0; t < s->n_tasks && !rc; t++) {
+            co->acc[t] = merge_eval_task(&ev, &ctx, t, true); /* leaves the test logits in ev.logits */
+            rc = keep_predictions(co, &s->tasks[t], t, ev.logits, err);
+        }
         merge_eval_free(&ev);
     }
     co->eval_s = progress_now() - t0;
@@ -146,7 +176,10 @@ static void child_main(const grid_opts *o, const suite *s, const char *method, p
     memset(&co, 0, sizeof co);
     tt_err e = {0};
     char path[1200];
-    int rc = tt_threads_start(&e); /* here, not in the parent: libgomp's pool does not survive fork */
+    co.pred = (predictions){.suite = (char *)s->name, .method = (char *)method, .seed = o->seed, .n_tasks = s->n_tasks,
+                            .tasks = calloc((size_t)s->n_tasks, sizeof(predictions_task))};
+    int rc = co.pred.tasks ? tt_threads_start(&e) : tt_fail(&e, TT_ENOMEM, "out of memory");
+    /* tt_threads_start here, not in the parent: libgomp's pool does not survive fork */
     if (!rc) rc = run_method(o, s, method, &co, &e);
     if (rc) {
         snprintf(path, sizeof path, "%s/%s.err", work, method);
@@ -159,6 +192,8 @@ static void child_main(const grid_opts *o, const suite *s, const char *method, p
                       co.eval_s, co.save_s);
     snprintf(path, sizeof path, "%s/%s.tim", work, method);
     if (fio_write_all(path, tim, (size_t)tn, &e)) _exit(3);
+    snprintf(path, sizeof path, "%s/%s.bits", work, method);
+    if (predictions_write(path, &co.pred, &e)) _exit(3);
     results_table t = {0};
     results_row rows[MERGE_MAX_TASKS];
     fill_rows(o, s, method, &co, true, NULL, NAN, rows);
@@ -272,16 +307,37 @@ static int already_done(const grid_opts *o, const suite *s, const char *method, 
     return rc;
 }
 
+/* Under the lock, with the method's rows: its predictions (the child's WORK/<method>.bits) move to
+ * predictions/<method>.bits, so that the rows and the predictions another bench reads always come
+ * from the same run; a failed method leaves no predictions of an earlier run. */
+static int hand_over_predictions(const grid_opts *o, const char *work, const char *method, bool ok, tt_err *err) {
+    char bits[1400], kept[1200];
+    snprintf(bits, sizeof bits, "%s/%s.bits", work, method);
+    snprintf(kept, sizeof kept, "%s/predictions/%s.bits", o->out_dir, method);
+    if (!ok) {
+        remove(bits);
+        remove(kept);
+        return 0;
+    }
+    if (rename(bits, kept) != 0) return tt_fail(err, TT_EIO, "%s: rename failed: %s", kept, strerror(errno));
+    return 0;
+}
+
 /* This bench's news — one method's rows (n may be 0) and timing rows — merged into the files
  * under the lock: re-read results.csv and timings.csv as other benches left them, upsert, rewrite
  * all three atomically. *start_over (--fresh, until the first save) starts from empty tables
  * instead. Two benches saving the same method: the later save's rows replace the earlier ones,
  * all tasks together (results_upsert), so a method's rows always come from one run. */
-static int save_merged(const grid_opts *o, const char *suite_name, const results_row *rows, size_t n,
-                       const timing_row *timing, int n_timing, bool *start_over, tt_err *err) {
+static int save_merged(const grid_opts *o, const char *suite_name, const char *work, const char *method, bool ok,
+                       const results_row *rows, size_t n, const timing_row *timing, int n_timing, bool *start_over,
+                       tt_err *err) {
     char path[1200];
     int fd;
     if (resdir_lock(o->out_dir, &fd, err)) return -1;
+    if (method && hand_over_predictions(o, work, method, ok, err)) {
+        resdir_unlock(fd);
+        return -1;
+    }
     results_table t = {0};
     timing_table *tt = calloc(1, sizeof *tt);
     int rc = -1;
@@ -292,13 +348,12 @@ static int save_merged(const grid_opts *o, const char *suite_name, const results
     snprintf(path, sizeof path, "%s/results.csv", o->out_dir);
     if (!*start_over && access(path, F_OK) == 0 && results_read(path, &t, err)) goto done;
     if (n && results_upsert(&t, rows, n, err)) goto done;
+    /* leaderboard.csv with intervals and stats.csv (reports/stats.h) first: results.csv, the record
+     * a resume reads, is written last */
+    stats_opts so = stats_defaults();
+    if (stats_dir_write(o->out_dir, &t, suite_name, &so, err)) goto done;
+    snprintf(path, sizeof path, "%s/results.csv", o->out_dir);
     if (results_write(path, &t, err)) goto done;
-    leaderboard lb;
-    if (results_leaderboard_for(&t, suite_name, &lb, err)) goto done;
-    snprintf(path, sizeof path, "%s/leaderboard.csv", o->out_dir);
-    int lrc = results_write_leaderboard(path, &lb, err);
-    results_leaderboard_free(&lb);
-    if (lrc) goto done;
     snprintf(path, sizeof path, "%s/timings.csv", o->out_dir);
     if (!*start_over) timing_read(path, tt, o->quiet);
     for (int i = 0; i < n_timing; i++) timing_upsert(tt, &timing[i]);
@@ -388,8 +443,8 @@ static int open_results_dir(const grid_opts *o, const suite *s, char *work, size
     if (suite_mkdirs(o->out_dir, err) || resdir_lock(o->out_dir, &fd, err)) return -1;
     int rc = -1;
     if (resdir_check_suite(o->out_dir, o->suite_dir, s->name, o->fresh, err)) goto done;
-    const char *subdirs[] = {"/curves", "/models"};
-    for (size_t i = 0; i < 2; i++) {
+    const char *subdirs[] = {"/curves", "/models", "/predictions"};
+    for (size_t i = 0; i < 3; i++) {
         snprintf(path, sizeof path, "%s%s", o->out_dir, subdirs[i]);
         if (suite_mkdirs(path, err)) goto done;
     }
@@ -461,7 +516,7 @@ int grid_run(const grid_opts *o, int *n_failed, tt_err *err) {
             goto restore;
         }
         collect_timing(o, work, methods[i], avg >= 0, (double)ru.ru_maxrss / 1024.0, progress_now() - t0, &tims[1]);
-        int src = save_merged(o, s.name, part.rows, part.n, tims, 2, &start_over, err);
+        int src = save_merged(o, s.name, work, methods[i], avg >= 0, part.rows, part.n, tims, 2, &start_over, err);
         results_free(&part);
         if (src) goto restore;
         ran++;
@@ -476,7 +531,7 @@ int grid_run(const grid_opts *o, int *n_failed, tt_err *err) {
         }
     }
     if (interrupted && !o->quiet) fprintf(stderr, "bench: interrupted; finished methods are saved, rerun to resume\n");
-    rc = save_merged(o, s.name, NULL, 0, &suite_timing, 1, &start_over, err);
+    rc = save_merged(o, s.name, work, NULL, false, NULL, 0, &suite_timing, 1, &start_over, err);
 restore:
     sigaction(SIGINT, &old, NULL);
 done:

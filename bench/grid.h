@@ -41,5 +41,7 @@ int grid_run(const grid_opts *o, int *n_failed, tt_err *err);
 
 /* The methods of "all", in leaderboard-reading order. */
 extern const char *const grid_all_methods[];
+/* The methods whose results depend on the seed (NULL-terminated). */
+extern const char *const grid_seeded_methods[];
 
 #endif

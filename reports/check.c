@@ -5,6 +5,8 @@
 #include <math.h>
 #include <string.h>
 
+#include "reports/stats.h"
+
 static int push(check_report *r, check_item it, tt_err *err) {
     if (r->n == r->cap) {
         size_t ncap = r->cap ? r->cap * 2 : 32;
@@ -29,8 +31,21 @@ static bool first_of_method(const results_table *t, size_t i) {
 }
 
 int check_compare(const results_table *golden, const results_table *res, double tol, check_report *out, tt_err *err) {
+    return check_compare_auto(golden, res, tol, NULL, out, err);
+}
+
+/* The allowed move of one golden row: tol, or k standard errors of a two-sample difference. */
+static double row_tol(const check_report *r, const check_noise *noise, const results_row *g) {
+    if (!noise) return r->tol;
+    uint32_t n = noise->count(noise->ctx, g->suite, g->task);
+    return n ? noise->k * M_SQRT2 * stats_binomial_se(g->accuracy, n) : NAN;
+}
+
+int check_compare_auto(const results_table *golden, const results_table *res, double tol, const check_noise *noise,
+                       check_report *out, tt_err *err) {
     memset(out, 0, sizeof *out);
     out->tol = tol;
+    out->k = noise ? noise->k : 0;
     out->golden_rows = golden->n;
     out->results_rows = res->n;
     const double nan = NAN;
@@ -47,16 +62,16 @@ int check_compare(const results_table *golden, const results_table *res, double 
             if (pass == 0) {
                 out->compared++;
                 if (k < 0 || res->rows[k].status != RESULTS_OK) continue;
-                double d = res->rows[k].accuracy - g->accuracy;
-                if (fabs(d) > tol) {
+                double d = res->rows[k].accuracy - g->accuracy, rt = row_tol(out, noise, g);
+                if (!(fabs(d) <= rt)) { /* an unknown count (NaN) cannot pass */
                     out->drifted++;
-                    if (push(out, (check_item){CHECK_DRIFT, g->suite, g->method, g->task, g->accuracy, res->rows[k].accuracy, d, true, 0, NULL}, err)) goto fail;
+                    if (push(out, (check_item){CHECK_DRIFT, g->suite, g->method, g->task, g->accuracy, res->rows[k].accuracy, d, true, 0, NULL, rt}, err)) goto fail;
                 } else {
                     out->within++;
                 }
             } else if (k < 0) {
                 out->missing++;
-                if (push(out, (check_item){CHECK_MISSING, g->suite, g->method, g->task, g->accuracy, nan, nan, true, 0, NULL}, err)) goto fail;
+                if (push(out, (check_item){CHECK_MISSING, g->suite, g->method, g->task, g->accuracy, nan, nan, true, 0, NULL, nan}, err)) goto fail;
             }
         }
     }
@@ -75,7 +90,7 @@ int check_compare(const results_table *golden, const results_table *res, double 
         }
         if (n_failed) {
             out->failed_methods++;
-            if (push(out, (check_item){CHECK_FAILED, r->suite, r->method, NULL, nan, nan, nan, true, n_failed, first_error}, err)) goto fail;
+            if (push(out, (check_item){CHECK_FAILED, r->suite, r->method, NULL, nan, nan, nan, true, n_failed, first_error, nan}, err)) goto fail;
         }
     }
     /* extra rows */
@@ -83,13 +98,13 @@ int check_compare(const results_table *golden, const results_table *res, double 
         const results_row *r = &res->rows[i];
         if (results_find(golden, r->suite, r->method, r->task) >= 0) continue;
         out->extra++;
-        if (push(out, (check_item){CHECK_EXTRA, r->suite, r->method, r->task, nan, r->status == RESULTS_OK ? r->accuracy : nan, nan, false, 0, NULL}, err)) goto fail;
+        if (push(out, (check_item){CHECK_EXTRA, r->suite, r->method, r->task, nan, r->status == RESULTS_OK ? r->accuracy : nan, nan, false, 0, NULL, nan}, err)) goto fail;
     }
     /* per-method averages over the golden's ok tasks */
     for (size_t i = 0; i < golden->n; i++) {
         const results_row *g = &golden->rows[i];
         if (!first_of_method(golden, i)) continue;
-        double sg = 0, sr = 0;
+        double sg = 0, sr = 0, tol2 = 0;
         size_t n = 0;
         bool comparable = true;
         for (size_t j = i; j < golden->n; j++) {
@@ -97,16 +112,20 @@ int check_compare(const results_table *golden, const results_table *res, double 
             if (!same_method(q, g) || q->status != RESULTS_OK) continue;
             long k = results_find(res, q->suite, q->method, q->task);
             sg += q->accuracy;
+            double rt = row_tol(out, noise, q);
+            tol2 += rt * rt;
             n++;
             if (k < 0 || res->rows[k].status != RESULTS_OK) comparable = false;
             else sr += res->rows[k].accuracy;
         }
         if (!n) continue;
+        /* auto: the average of independent tasks has sqrt(sum se^2) / n as its standard error */
         double ga = sg / (double)n, ra = comparable ? sr / (double)n : nan, d = ra - ga;
-        bool drift = !comparable || fabs(d) > tol;
+        double at = noise ? sqrt(tol2) / (double)n : tol;
+        bool drift = !comparable || !(fabs(d) <= at);
         out->averages++;
         if (drift) out->averages_drifted++;
-        if (push(out, (check_item){CHECK_AVERAGE, g->suite, g->method, NULL, ga, ra, d, drift, n, NULL}, err)) goto fail;
+        if (push(out, (check_item){CHECK_AVERAGE, g->suite, g->method, NULL, ga, ra, d, drift, n, NULL, at}, err)) goto fail;
     }
     return 0;
 fail:
@@ -172,26 +191,32 @@ static void print_kind(FILE *fp, const check_report *r, check_kind kind, const c
     switch (kind) {
     case CHECK_DRIFT:
     case CHECK_MISSING:
-        fprintf(fp, "  %-*s  %-*s  %-*s  %10s  %10s  %10s\n", ws, "suite", wm, "method", wt, "task", "golden", "got", "delta");
+        fprintf(fp, "  %-*s  %-*s  %-*s  %10s  %10s  %10s%s\n", ws, "suite", wm, "method", wt, "task", "golden", "got", "delta",
+                r->k > 0 && kind == CHECK_DRIFT ? "         tol" : "");
         break;
     case CHECK_EXTRA: fprintf(fp, "  %-*s  %-*s  %-*s  %10s\n", ws, "suite", wm, "method", wt, "task", "accuracy"); break;
     case CHECK_FAILED: fprintf(fp, "  %-*s  %-*s  %6s  %s\n", ws, "suite", wm, "method", "rows", "first error"); break;
     case CHECK_AVERAGE:
-        fprintf(fp, "  %-*s  %-*s  %6s  %10s  %10s  %10s\n", ws, "suite", wm, "method", "tasks", "golden", "got", "delta");
+        fprintf(fp, "  %-*s  %-*s  %6s  %10s  %10s  %10s%s\n", ws, "suite", wm, "method", "tasks", "golden", "got", "delta",
+                r->k > 0 ? "         tol" : "");
         break;
     }
     for (size_t i = 0; i < r->n; i++) {
         const check_item *it = &r->items[i];
         if (it->kind != kind) continue;
-        char g[32], o[32], d[32];
+        char g[32], o[32], d[32], tl[32] = "";
+        if (r->k > 0 && (kind == CHECK_DRIFT || kind == CHECK_AVERAGE)) {
+            tl[0] = ' ', tl[1] = ' ';
+            num(tl + 2, sizeof tl - 2, it->tol, false);
+        }
         num(g, sizeof g, it->golden, false);
         num(o, sizeof o, it->got, false);
         num(d, sizeof d, it->delta, true);
         switch (kind) {
         case CHECK_DRIFT:
         case CHECK_MISSING:
-            fprintf(fp, "  %-*.40s  %-*.40s  %-*.40s  %10s  %10s  %10s\n", ws, it->suite, wm, it->method, wt, it->task, g,
-                    kind == CHECK_MISSING ? "missing" : o, d);
+            fprintf(fp, "  %-*.40s  %-*.40s  %-*.40s  %10s  %10s  %10s%10s\n", ws, it->suite, wm, it->method, wt, it->task, g,
+                    kind == CHECK_MISSING ? "missing" : o, d, tl);
             break;
         case CHECK_EXTRA: fprintf(fp, "  %-*.40s  %-*.40s  %-*.40s  %10s\n", ws, it->suite, wm, it->method, wt, it->task, o); break;
         case CHECK_FAILED:
@@ -199,19 +224,24 @@ static void print_kind(FILE *fp, const check_report *r, check_kind kind, const c
                     it->error && *it->error ? it->error : "(no message)");
             break;
         case CHECK_AVERAGE:
-            fprintf(fp, "  %-*.40s  %-*.40s  %6zu  %10s  %10s  %10s%s\n", ws, it->suite, wm, it->method, it->n_rows, g, o, d,
-                    it->drift ? (isnan(it->got) ? "  NOT COMPARABLE" : "  DRIFT") : "");
+            fprintf(fp, "  %-*.40s  %-*.40s  %6zu  %10s  %10s  %10s%10s%s\n", ws, it->suite, wm, it->method, it->n_rows, g, o, d,
+                    tl, it->drift ? (isnan(it->got) ? "  NOT COMPARABLE" : "  DRIFT") : "");
             break;
         }
     }
 }
 
 void check_print(FILE *fp, const check_report *r, const char *golden_path, const char *results_path, bool verbose) {
+    char tol_text[160];
+    if (r->k > 0)
+        snprintf(tol_text, sizeof tol_text, "%g standard errors of a two-sample difference (sqrt(2) x the row's binomial SE)", r->k);
+    else
+        snprintf(tol_text, sizeof tol_text, "%.2f points", r->tol);
     if (verbose)
-        fprintf(fp, "golden  %s (%zu rows)\nresults %s (%zu rows)\ntolerance %.2f accuracy points\n", golden_path,
-                r->golden_rows, results_path, r->results_rows, r->tol);
-    char title[96];
-    snprintf(title, sizeof title, "accuracy moved by more than %.2f points", r->tol);
+        fprintf(fp, "golden  %s (%zu rows)\nresults %s (%zu rows)\ntolerance %s%s\n", golden_path, r->golden_rows,
+                results_path, r->results_rows, tol_text, r->k > 0 ? "" : " of accuracy");
+    char title[224];
+    snprintf(title, sizeof title, "accuracy moved by more than %s", tol_text);
     print_kind(fp, r, CHECK_DRIFT, title, r->drifted);
     print_kind(fp, r, CHECK_MISSING, "golden rows missing from the results", r->missing);
     print_kind(fp, r, CHECK_FAILED, "methods with failed rows", r->failed_methods);
@@ -221,11 +251,11 @@ void check_print(FILE *fp, const check_report *r, const char *golden_path, const
     if (verbose && r->known_failures)
         fprintf(fp, "\n%zu golden row(s) record a failed method: not compared\n", r->known_failures);
     if (check_passed(r)) {
-        fprintf(fp, "\nPASS: %zu rows and %zu method averages within %.2f points", r->within, r->averages, r->tol);
+        fprintf(fp, "\nPASS: %zu rows and %zu method averages within %s", r->within, r->averages, tol_text);
         if (r->extra) fprintf(fp, " (%zu extra rows)", r->extra);
         fputc('\n', fp);
     } else {
-        fprintf(fp, "\nFAIL: %zu drifted, %zu missing, %zu failed method(s), %zu average(s) drifted or not comparable; %zu of %zu rows within %.2f points\n",
-                r->drifted, r->missing, r->failed_methods, r->averages_drifted, r->within, r->compared, r->tol);
+        fprintf(fp, "\nFAIL: %zu drifted, %zu missing, %zu failed method(s), %zu average(s) drifted or not comparable; %zu of %zu rows within %s\n",
+                r->drifted, r->missing, r->failed_methods, r->averages_drifted, r->within, r->compared, tol_text);
     }
 }

@@ -24,6 +24,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <stdio.h>
 
 #include "core/err.h"
@@ -44,10 +45,12 @@ typedef struct check_item {
     bool drift;                        /* CHECK_AVERAGE: beyond tol (or not comparable) */
     size_t n_rows;                     /* CHECK_FAILED: failed rows of the method */
     const char *error;                 /* CHECK_FAILED: first failed row's message (borrowed) */
+    double tol;                        /* CHECK_DRIFT / CHECK_AVERAGE: the tolerance applied (points) */
 } check_item;
 
 typedef struct check_report {
     double tol;
+    double k; /* > 0: tolerances were k standard errors (check_compare_auto), tol unused */
     check_item *items; /* [n], grouped by kind in the order above */
     size_t n, cap;
     size_t golden_rows, results_rows;
@@ -59,6 +62,21 @@ typedef struct check_report {
 
 /* Fill *out (zeroed first). Fails only when out of memory. tol must be >= 0. */
 int check_compare(const results_table *golden, const results_table *results, double tol, check_report *out, tt_err *err);
+
+/* Tolerances that know the noise (`ttmerge check --tol auto`): a row may move by
+ * k · sqrt(2) · sqrt(p (100 − p) / n) points — k standard errors of the difference of two
+ * independent evaluations on n test examples at the golden's accuracy p — and a method's average
+ * by sqrt(sum of its rows' tolerances²) / tasks. count returns the test examples of a suite's
+ * task (0 = unknown: such a row cannot pass). */
+typedef struct check_noise {
+    double k;
+    uint32_t (*count)(void *ctx, const char *suite, const char *task);
+    void *ctx;
+} check_noise;
+
+/* check_compare with per-row tolerances from noise (NULL: the fixed tol). */
+int check_compare_auto(const results_table *golden, const results_table *results, double tol, const check_noise *noise,
+                       check_report *out, tt_err *err);
 
 /* True when no suite of the golden appears in the results (a golden for another suite: nothing
  * to compare). The suite names of each table, comma-separated, go to gs / rs (truncated to cap). */

@@ -18,6 +18,7 @@
 #include "core/fileio.h"
 #include "core/version.h"
 #include "reports/results.h"
+#include "reports/stats.h"
 
 #define CURVE_MAX_FILE_BYTES ((size_t)256 << 20)
 #define CURVE_MAX_POINTS 800 /* points drawn per polyline (evenly thinned) */
@@ -271,7 +272,27 @@ typedef struct ctx {
     char suite_note[600];
     const char **suites;
     long n_suites;
+    /* intervals and paired differences (reports/stats.h) of the one suite, when RESULTS_DIR has
+     * predictions/; sb.n_methods == 0 otherwise */
+    predictions *preds;
+    int n_preds;
+    stats_board sb;
 } ctx;
+
+static const stats_method *stats_of(const ctx *c, const char *method) {
+    for (int i = 0; i < c->sb.n_methods; i++)
+        if (!strcmp(c->sb.m[i].method, method)) return &c->sb.m[i];
+    return NULL;
+}
+
+/* The paired interval vs the reference excludes 0: +1 above, -1 below, 0 not shown (or no stats). */
+static int significance(const ctx *c, const char *method) {
+    const stats_method *sm = stats_of(c, method);
+    if (!sm || c->sb.ref < 0 || !strcmp(method, c->sb.m[c->sb.ref].method)) return 0;
+    return sm->avg.diff_low > 0 ? 1 : sm->avg.diff_high < 0 ? -1 : 0;
+}
+
+static const char *ref_name(const ctx *c) { return c->sb.ref >= 0 ? c->sb.m[c->sb.ref].method : NULL; }
 
 static const method_info *method_of(const ctx *c, const char *name) {
     for (size_t i = 0; i < c->n_methods; i++)
@@ -436,7 +457,20 @@ static void chart_bars(FILE *fp, const ctx *c, const leaderboard *lb) {
             esc(fp, names[i]);
             fputs(" · ", fp);
             esc(fp, avg ? "average" : lb->tasks[g]);
+            const stats_method *sm = stats_of(c, names[i]);
+            const stats_cell *sc = !sm ? NULL : avg ? &sm->avg : &sm->task[g];
+            if (sc) fprintf(fp, " (%.0f%% interval %.2f–%.2f)", 100 * c->sb.opts.level, sc->ci_low, sc->ci_high);
             fprintf(fp, ": %.2f%%</title></rect>\n", v);
+            if (sc && bar_w >= 2) { /* the bootstrap interval as an error bar */
+                double cx = x + (bar_w - (bar_w > 5 ? 1 : 0.3)) / 2, e0 = ax(&y, fmax(sc->ci_low, y.lo)), e1 = ax(&y, fmin(sc->ci_high, 100));
+                double cap = fmin(3, bar_w / 2 - 0.5);
+                fprintf(fp, "<path d=\"M%.1f %.1fV%.1fM%.1f %.1fH%.1fM%.1f %.1fH%.1f\" class=\"err\"/>\n", cx, e0, e1, cx - cap,
+                        e0, cx + cap, cx - cap, e1, cx + cap);
+            }
+            int sig = avg ? significance(c, names[i]) : 0;
+            if (sig) /* above (▲) or below (▼) the reference, the paired interval excluding 0 */
+                fprintf(fp, "<text x=\"%.1f\" y=\"%.1f\" class=\"sig\" text-anchor=\"middle\">%s</text>\n",
+                        x + bar_w / 2, ax(&y, fmin(sc ? sc->ci_high : v, 100)) - 3, sig > 0 ? "▲" : "▼");
         }
         double cx = g0 + group_w / 2, ly = top + plot_h + 18;
         const char *label = avg ? "average" : lb->tasks[g];
@@ -581,46 +615,109 @@ static void chart_scatter(FILE *fp, const ctx *c, const leaderboard *lb) {
     free(p);
 }
 
-/* ---- chart 3: entropy vs step ------------------------------------------------------------ */
+/* ---- chart 3: entropy vs step, one panel per learner ------------------------------------ */
+
+/* Centred moving average of v[n] over `window` logged points (cut at the ends: the first point
+ * averages itself and the window/2 after it),
+ * into out[n]. Learners that cycle through the tasks (Tinting adapts one task's batch per step)
+ * jump between the tasks' entropies every step; the average over a window of many steps shows
+ * the trend the raw line hides. */
+static void moving_average(const double *v, size_t n, size_t window, double *out) {
+    double *pre = malloc((n + 1) * sizeof *pre);
+    if (!pre) {
+        memcpy(out, v, n * sizeof *v);
+        return;
+    }
+    pre[0] = 0;
+    for (size_t i = 0; i < n; i++) pre[i + 1] = pre[i] + v[i];
+    size_t h = window / 2;
+    for (size_t i = 0; i < n; i++) { /* near the ends the window is cut, not shrunk to one point */
+        size_t lo = i > h ? i - h : 0, hi = i + h < n ? i + h : n - 1;
+        out[i] = (pre[hi + 1] - pre[lo]) / (double)(hi - lo + 1);
+    }
+    free(pre);
+}
+
+static size_t smoothing_window(size_t n) {
+    size_t w = n / 15;
+    if (w < 5) w = 5;
+    if (w > 201) w = 201;
+    return w | 1;
+}
+
+static void polyline(FILE *fp, const axis *x, const axis *y, const double *xs, const double *ys, size_t n, const char *cls,
+                     const char *color) {
+    size_t stride = n > CURVE_MAX_POINTS ? (n + CURVE_MAX_POINTS - 1) / CURVE_MAX_POINTS : 1;
+    fprintf(fp, "<polyline class=\"%s\" stroke=\"%s\" points=\"", cls, color);
+    for (size_t i = 0; i < n; i += stride) fprintf(fp, "%.1f,%.1f ", ax(x, xs[i]), ax(y, ys[i]));
+    if ((n - 1) % stride) fprintf(fp, "%.1f,%.1f", ax(x, xs[n - 1]), ax(y, ys[n - 1]));
+    fputs("\"/>\n", fp);
+}
+
+/* One panel: entropy (raw faint, moving average bold) against step on the panel's own scale,
+ * and accuracy (right axis, %) at the steps where the curve records it. */
+static void curve_panel(FILE *fp, const method_info *mi, double px, double py, double pw, double ph) {
+    const curve *cv = mi->crv;
+    double *sm = malloc(cv->n * sizeof *sm);
+    if (!sm) return;
+    size_t win = smoothing_window(cv->n);
+    moving_average(cv->entropy, cv->n, win, sm);
+    double xmax = 0, ymax = 0;
+    size_t n_acc = 0;
+    for (size_t i = 0; i < cv->n; i++) {
+        xmax = fmax(xmax, cv->step[i]), ymax = fmax(ymax, cv->entropy[i]);
+        n_acc += !isnan(cv->acc[i]);
+    }
+    double left = px + 58, right = px + pw - (n_acc ? 66 : 14), top = py + 24, bottom = py + ph - 38;
+    axis x = {.lo = 0, .hi = xmax > 0 ? xmax : 1, .p0 = left, .p1 = right};
+    axis y = {.lo = 0, .hi = ymax > 0 ? ymax : 1, .p0 = bottom, .p1 = top};
+    double xstep = nice_range(&x.lo, &x.hi, 5), ystep = nice_range(&y.lo, &y.hi, 4);
+    fprintf(fp, "<text x=\"%.1f\" y=\"%.1f\" class=\"panel-title\">", left, py + 14);
+    esc_n(fp, mi->name, 40);
+    fprintf(fp, "</text>\n<text x=\"%.1f\" y=\"%.1f\" class=\"tick\" text-anchor=\"end\">entropy %.3f → %.3f (average of %zu)</text>\n",
+            right, py + 14, sm[0], sm[cv->n - 1], win);
+    svg_y_axis(fp, &y, ystep, left, right, "entropy (nats)");
+    svg_x_ticks(fp, &x, xstep, &y);
+    fprintf(fp, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"axis\"/>\n", left, y.p0, right, y.p0);
+    fprintf(fp, "<text x=\"%.1f\" y=\"%.1f\" class=\"tick\" text-anchor=\"middle\">step</text>\n", (left + right) / 2, py + ph - 6);
+    polyline(fp, &x, &y, cv->step, cv->entropy, cv->n, "raw", mi->color);
+    fprintf(fp, "<g><title>");
+    esc(fp, mi->name);
+    fprintf(fp, ": entropy, moving average over %zu logged steps (raw: faint)</title>\n", win);
+    polyline(fp, &x, &y, cv->step, sm, cv->n, "smooth", mi->color);
+    fputs("</g>\n", fp);
+    if (n_acc) {
+        axis ya = {.lo = 0, .hi = 100, .p0 = bottom, .p1 = top};
+        for (int v = 0; v <= 100; v += 25)
+            fprintf(fp, "<text x=\"%.1f\" y=\"%.1f\" class=\"tick\">%d</text>\n", right + 5, ax(&ya, v) + 4, v);
+        fprintf(fp, "<text transform=\"translate(%.1f,%.1f) rotate(90)\" class=\"tick\" text-anchor=\"middle\">accuracy (%%, ◆)</text>\n",
+                right + 34, (top + bottom) / 2);
+        for (size_t i = 0; i < cv->n; i++)
+            if (!isnan(cv->acc[i]))
+                fprintf(fp, "<path d=\"M%.1f %.1fl4 4l-4 4l-4 -4z\" fill=\"#222\" transform=\"translate(0,-4)\"><title>step %.0f: %.2f%%</title></path>\n",
+                        ax(&x, cv->step[i]), ax(&ya, cv->acc[i]), cv->step[i], cv->acc[i]);
+    }
+    free(sm);
+}
 
 static void chart_curves(FILE *fp, const ctx *c, const leaderboard *lb) {
     const char **names = malloc((size_t)(lb->n_rows ? lb->n_rows : 1) * sizeof *names);
     if (!names) return;
     size_t m = 0;
-    double xmax = 0, ymax = 0;
     for (size_t k = 0; k < c->n_methods; k++) {
         const method_info *mi = &c->methods[k];
         if (!mi->crv || !mi->crv->n) continue;
         bool in_suite = false;
         for (int r = 0; r < lb->n_rows && !in_suite; r++) in_suite = !strcmp(lb->rows[r].method, mi->name);
-        if (!in_suite) continue;
-        names[m++] = mi->name;
-        for (size_t i = 0; i < mi->crv->n; i++) xmax = fmax(xmax, mi->crv->step[i]), ymax = fmax(ymax, mi->crv->entropy[i]);
+        if (in_suite) names[m++] = mi->name;
     }
-    double left = 80, right = 30, plot_w = 990, W = left + plot_w + right;
-    double legend_h = svg_legend(fp, c, names, m, true, left, W - right, 0, false);
-    double top = 16 + legend_h + 10, plot_h = 320, H = top + plot_h + 62;
-    axis x = {.lo = 0, .hi = xmax > 0 ? xmax : 1, .p0 = left, .p1 = left + plot_w};
-    axis y = {.lo = 0, .hi = ymax > 0 ? ymax : 1, .p0 = top + plot_h, .p1 = top};
-    double xstep = nice_range(&x.lo, &x.hi, 10), ystep = nice_range(&y.lo, &y.hi, 6);
-    svg_open(fp, W, H, "prediction entropy during test-time adaptation");
-    svg_legend(fp, c, names, m, true, left, W - right, 10, true);
-    svg_y_axis(fp, &y, ystep, left, left + plot_w, "mean entropy (nats)");
-    svg_x_ticks(fp, &x, xstep, &y);
-    fprintf(fp, "<line x1=\"%.1f\" y1=\"%.1f\" x2=\"%.1f\" y2=\"%.1f\" class=\"axis\"/>\n", left, y.p0, left + plot_w, y.p0);
-    fprintf(fp, "<text x=\"%.1f\" y=\"%.1f\" class=\"axis-title\" text-anchor=\"middle\">adaptation step</text>\n",
-            left + plot_w / 2, H - 12);
-    for (size_t k = 0; k < m; k++) {
-        const method_info *mi = method_of(c, names[k]);
-        const curve *cv = mi->crv;
-        size_t stride = cv->n > CURVE_MAX_POINTS ? (cv->n + CURVE_MAX_POINTS - 1) / CURVE_MAX_POINTS : 1;
-        fprintf(fp, "<polyline fill=\"none\" stroke=\"%s\" stroke-width=\"2.2\" stroke-linejoin=\"round\" points=\"", mi->color);
-        for (size_t i = 0; i < cv->n; i += stride) fprintf(fp, "%.1f,%.1f ", ax(&x, cv->step[i]), ax(&y, cv->entropy[i]));
-        if ((cv->n - 1) % stride) fprintf(fp, "%.1f,%.1f", ax(&x, cv->step[cv->n - 1]), ax(&y, cv->entropy[cv->n - 1]));
-        fputs("\"><title>", fp);
-        esc(fp, names[k]);
-        fprintf(fp, ": entropy %.4f → %.4f over %zu logged steps</title></polyline>\n", cv->entropy[0], cv->entropy[cv->n - 1], cv->n);
-    }
+    /* small multiples: each learner on its own scale, two panels a row */
+    const int cols = m > 1 ? 2 : 1;
+    const double W = 1100, pw = W / cols, ph = 250;
+    size_t rows = (m + (size_t)cols - 1) / (size_t)cols;
+    svg_open(fp, W, ph * (double)rows + 8, "prediction entropy during test-time adaptation, one panel per method");
+    for (size_t k = 0; k < m; k++)
+        curve_panel(fp, method_of(c, names[k]), (double)(k % (size_t)cols) * pw, 4 + (double)(k / (size_t)cols) * ph, pw, ph);
     fputs("</svg>\n", fp);
     free(names);
 }
@@ -718,6 +815,44 @@ static double best_of(const leaderboard *lb, int task /* -1: average */, bool no
     return best;
 }
 
+/* "[61.2, 62.9]", "+1.10 [+0.42, +1.80] ▲", "0.0010" for one leaderboard row. */
+static void stats_text(const ctx *c, const char *method, char *ci, char *diff, char *p, size_t cap) {
+    const stats_method *sm = stats_of(c, method);
+    ci[0] = diff[0] = p[0] = 0;
+    if (!sm) {
+        snprintf(ci, cap, "–"), snprintf(diff, cap, "–"), snprintf(p, cap, "–");
+        return;
+    }
+    snprintf(ci, cap, "[%.2f, %.2f]", sm->avg.ci_low, sm->avg.ci_high);
+    if (c->sb.ref < 0) return;
+    int sig = significance(c, method);
+    if (!strcmp(method, ref_name(c))) snprintf(diff, cap, "(reference)"), snprintf(p, cap, "–");
+    else {
+        snprintf(diff, cap, "%+.2f [%+.2f, %+.2f]%s", sm->avg.diff, sm->avg.diff_low, sm->avg.diff_high,
+                 sig > 0 ? " ▲" : sig < 0 ? " ▼" : "");
+        snprintf(p, cap, sm->avg.p < 0.0001 ? "%.1e" : "%.4f", sm->avg.p);
+    }
+}
+
+static void html_stats_cells(FILE *fp, const ctx *c, const char *method) {
+    char ci[96], diff[96], p[32];
+    stats_text(c, method, ci, diff, p, sizeof ci);
+    fprintf(fp, "<td>%s</td>", ci);
+    if (c->sb.ref >= 0) fprintf(fp, "<td>%s</td><td>%s</td>", diff, p);
+}
+
+/* The statistics note, Markdown or HTML list item. */
+static void notes_stats(FILE *fp, const ctx *c, bool html) {
+    fprintf(fp, "%sIntervals: %.0f%% percentile bootstrap over test examples (%d resamples, seed %llu; each task's examples "
+                "resampled independently, every method on the same draws, from <code>predictions/</code>). ",
+            html ? "<li>" : "- ", 100 * c->sb.opts.level, c->sb.opts.resamples, (unsigned long long)c->sb.opts.seed);
+    if (c->sb.ref >= 0)
+        fprintf(fp, "Δ is the paired difference of average accuracy with %s; p is the paired bootstrap's two-sided p-value; "
+                    "▲/▼ mark a difference whose interval excludes 0 (per-task exact McNemar p-values are in <code>stats.csv</code>).",
+                ref_name(c));
+    fputs(html ? "</li>\n" : "\n", fp);
+}
+
 /* ---- Markdown ---------------------------------------------------------------------------- */
 
 static void md_suite_task(FILE *fp, const char *task, double zs, double ft, bool first) {
@@ -786,16 +921,27 @@ static void write_md(FILE *fp, const ctx *c, leaderboard *lbs) {
         fputs("; seeds: ", fp);
         list_distinct(fp, c->t, lb->suite, 2, md_out);
         fprintf(fp, "; %d methods, %d tasks.\n\n", lb->n_rows, lb->n_tasks);
-        fputs("| rank | method | avg accuracy (%) | avg normalized (%) | seconds | peak RSS (MB) | status |\n"
-              "|---:|---|---:|---:|---:|---:|---|\n", fp);
+        fputs("| rank | method | avg accuracy (%) |", fp);
+        if (c->sb.n_methods) {
+            fprintf(fp, " %.0f%% interval |", 100 * c->sb.opts.level);
+            if (ref_name(c)) fputs(" Δ vs ", fp), md(fp, ref_name(c)), fprintf(fp, " (%.0f%% interval) | p |", 100 * c->sb.opts.level);
+        }
+        fprintf(fp, " avg normalized (%%) | seconds | peak RSS (MB) | status |\n|---:|---|---:|%s---:|---:|---:|---|\n",
+                !c->sb.n_methods ? "" : ref_name(c) ? "---:|---:|---:|" : "---:|");
         for (int r = 0; r < lb->n_rows; r++) {
             const leaderboard_row *row = &lb->rows[r];
             char a[32], b[32], sec[32], rss[32];
             const method_info *mi = method_of(c, row->method);
             fprintf(fp, "| %d | ", row->rank);
             md(fp, row->method);
-            fprintf(fp, " | %s | %s | %s | %s | %s |\n", fmt2(a, sizeof a, row->avg_accuracy),
-                    fmt2(b, sizeof b, row->avg_normalized_accuracy), fmt_seconds(sec, sizeof sec, row->seconds),
+            fprintf(fp, " | %s |", fmt2(a, sizeof a, row->avg_accuracy));
+            if (c->sb.n_methods) {
+                char ci[96], diff[96], p[32];
+                stats_text(c, row->method, ci, diff, p, sizeof ci);
+                fprintf(fp, " %s |", ci);
+                if (ref_name(c)) fprintf(fp, " %s | %s |", diff, p);
+            }
+            fprintf(fp, " %s | %s | %s | %s |\n", fmt2(b, sizeof b, row->avg_normalized_accuracy), fmt_seconds(sec, sizeof sec, row->seconds),
                     mi && !isnan(mi->peak_rss) ? (snprintf(rss, sizeof rss, "%.0f", mi->peak_rss), rss) : "–",
                     results_leaderboard_status_str(row->status));
         }
@@ -844,6 +990,7 @@ static void write_md(FILE *fp, const ctx *c, leaderboard *lbs) {
           "method's average covers only its tasks that succeeded.\n"
           "- Seconds = wall time of the method's merge or test-time adaptation; peak RSS = largest resident set seen.\n"
           "- Bold = best merging method per column (`zeroshot` and `individual` are references and excluded).\n", fp);
+    if (c->sb.n_methods) notes_stats(fp, c, false);
 }
 
 /* ---- HTML -------------------------------------------------------------------------------- */
@@ -856,7 +1003,7 @@ static const char css[] =
     "table{border-collapse:collapse;margin:.6em 0 1em;font-size:.9em;font-variant-numeric:tabular-nums}"
     "th,td{border-bottom:1px solid #e3e3e3;padding:4px 10px;text-align:right;white-space:nowrap}"
     "th{background:#f6f6f6;border-bottom:2px solid #bbb}td.l,th.l{text-align:left}"
-    "td.l{white-space:normal;max-width:26em;overflow-wrap:anywhere}.wide{overflow-x:auto}"
+    "td.l{white-space:normal;max-width:26em;overflow-wrap:anywhere}td.m{white-space:nowrap}.wide{overflow-x:auto}"
     "tr.ref td{color:#666;font-style:italic}tr.failed td{color:#b3261e}td.b{font-weight:700}"
     ".sw{display:inline-block;width:10px;height:10px;margin-right:6px;border-radius:2px;vertical-align:baseline}"
     "figure{margin:1em 0 1.6em}figcaption{color:#444;font-size:.9em;margin-top:.3em}"
@@ -864,6 +1011,9 @@ static const char css[] =
     "svg text{font-family:system-ui,-apple-system,'Segoe UI',Roboto,Arial,sans-serif}"
     "svg .tick{font-size:12px;fill:#444}svg .bold{font-weight:700}svg .legend{font-size:12.5px;fill:#222}"
     "svg .label{font-size:12.5px;fill:#222}svg .axis-title{font-size:13px;fill:#222}"
+    "svg .err{stroke:#222;stroke-width:1;fill:none}svg .sig{font-size:9px;fill:#222}"
+    "svg .raw{stroke-width:1;opacity:.22;fill:none}svg .smooth{stroke-width:2.4;fill:none;stroke-linejoin:round}"
+    "svg .panel-title{font-size:13px;font-weight:600;fill:#222}"
     "svg .grid{stroke:#e6e6e6;stroke-width:1}svg .minor{stroke:#f3f3f3}svg .axis{stroke:#444;stroke-width:1.2}"
     "code{background:#f4f4f4;padding:1px 4px;border-radius:3px;font-size:.88em;white-space:pre-wrap}"
     ".note{background:#fff8e1;border-left:3px solid #f0b400;padding:6px 10px}";
@@ -880,7 +1030,7 @@ static void html_suite_task(FILE *fp, const char *task, double zs, double ft, bo
 
 static void html_method_cell(FILE *fp, const ctx *c, const char *method) {
     const method_info *mi = method_of(c, method);
-    fprintf(fp, "<td class=\"l\"><span class=\"sw\" style=\"background:%s\"></span>", mi ? mi->color : "#000");
+    fprintf(fp, "<td class=\"l m\"><span class=\"sw\" style=\"background:%s\"></span>", mi ? mi->color : "#000");
     esc(fp, method);
     fputs("</td>", fp);
 }
@@ -943,8 +1093,12 @@ static void write_html(FILE *fp, const ctx *c, leaderboard *lbs) {
         fputs("; seeds: ", fp);
         list_distinct(fp, c->t, lb->suite, 2, html_out);
         fprintf(fp, "; %d methods, %d tasks.</p>\n", lb->n_rows, lb->n_tasks);
-        fputs("<div class=\"wide\"><table><tr><th>rank</th><th class=\"l\">method</th><th>avg accuracy (%)</th><th>avg normalized (%)</th>"
-              "<th>seconds</th><th>peak RSS (MB)</th><th class=\"l\">status</th></tr>\n", fp);
+        fputs("<div class=\"wide\"><table><tr><th>rank</th><th class=\"l\">method</th><th>avg accuracy (%)</th>", fp);
+        if (c->sb.n_methods) {
+            fprintf(fp, "<th>%.0f%% interval</th>", 100 * c->sb.opts.level);
+            if (ref_name(c)) fputs("<th>Δ vs ", fp), esc(fp, ref_name(c)), fprintf(fp, " (%.0f%% interval)</th><th>p</th>", 100 * c->sb.opts.level);
+        }
+        fputs("<th>avg normalized (%)</th><th>seconds</th><th>peak RSS (MB)</th><th class=\"l\">status</th></tr>\n", fp);
         double best = best_of(lb, -1, false), best_n = best_of(lb, -1, true);
         for (int r = 0; r < lb->n_rows; r++) {
             const leaderboard_row *row = &lb->rows[r];
@@ -954,8 +1108,9 @@ static void write_html(FILE *fp, const ctx *c, leaderboard *lbs) {
             bool ref = is_reference(row->method);
             fprintf(fp, "<tr%s><td>%d</td>", row_class(row), row->rank);
             html_method_cell(fp, c, row->method);
-            fprintf(fp, "<td%s>%s</td><td%s>%s</td><td>%s</td><td>%s</td><td class=\"l\">%s</td></tr>\n",
-                    !ref && row->avg_accuracy == best ? " class=\"b\"" : "", fmt2(a, sizeof a, row->avg_accuracy),
+            fprintf(fp, "<td%s>%s</td>", !ref && row->avg_accuracy == best ? " class=\"b\"" : "", fmt2(a, sizeof a, row->avg_accuracy));
+            if (c->sb.n_methods) html_stats_cells(fp, c, row->method);
+            fprintf(fp, "<td%s>%s</td><td>%s</td><td>%s</td><td class=\"l\">%s</td></tr>\n",
                     !ref && row->avg_normalized_accuracy == best_n ? " class=\"b\"" : "",
                     fmt2(b, sizeof b, row->avg_normalized_accuracy), fmt_seconds(sec, sizeof sec, row->seconds), rss,
                     results_leaderboard_status_str(row->status));
@@ -975,7 +1130,12 @@ static void write_html(FILE *fp, const ctx *c, leaderboard *lbs) {
         chart_bars(fp, c, lb);
         fprintf(fp, "<figcaption>Figure %d. Test accuracy (%%) per task and method; the shaded group is the average over "
                     "tasks. Methods in order of first appearance in results.csv; grey bars are the references "
-                    "(zeroshot, individual). Hover a bar for its value.</figcaption>\n</figure>\n", ++fig);
+                    "(zeroshot, individual). Hover a bar for its value.", ++fig);
+        if (c->sb.n_methods) {
+            fprintf(fp, " Error bars: %.0f%% bootstrap intervals over test examples.", 100 * c->sb.opts.level);
+            if (ref_name(c)) fputs(" ▲/▼ over an average bar: above/below ", fp), esc(fp, ref_name(c)), fputs(" with a paired interval that excludes 0.", fp);
+        }
+        fputs("</figcaption>\n</figure>\n", fp);
         html_per_task(fp, c, lb, false);
 
         fprintf(fp, "<%s>Accuracy against cost</%s>\n<figure>\n", h, h);
@@ -992,7 +1152,10 @@ static void write_html(FILE *fp, const ctx *c, leaderboard *lbs) {
             fprintf(fp, "<%s>Test-time adaptation</%s>\n<figure>\n", h, h);
             chart_curves(fp, c, lb);
             fprintf(fp, "<figcaption>Figure %d. Mean prediction entropy on the unlabeled test inputs during adaptation "
-                        "(from <code>curves/&lt;method&gt;.csv</code>).</figcaption>\n</figure>\n", ++fig);
+                        "(from <code>curves/&lt;method&gt;.csv</code>), one panel and scale per method: the faint line is every "
+                        "logged step, the bold one its centred moving average (Tinting adapts one task's batch per step, so "
+                        "its raw entropy jumps between the tasks'); diamonds are accuracy where the curve records it."
+                        "</figcaption>\n</figure>\n", ++fig);
         }
 
         fprintf(fp, "<%s>Normalized accuracy per task</%s>\n", h, h);
@@ -1015,7 +1178,9 @@ static void write_html(FILE *fp, const ctx *c, leaderboard *lbs) {
           "method's average covers only its tasks that succeeded.</li>\n"
           "<li>Seconds = wall time of the method's merge or test-time adaptation; peak RSS = largest resident set seen.</li>\n"
           "<li>Bold = best merging method per column (<code>zeroshot</code> and <code>individual</code> are references and "
-          "excluded).</li>\n</ul>\n</body></html>\n", fp);
+          "excluded).</li>\n", fp);
+    if (c->sb.n_methods) notes_stats(fp, c, true);
+    fputs("</ul>\n</body></html>\n", fp);
 }
 
 /* ---- driver ------------------------------------------------------------------------------ */
@@ -1079,6 +1244,11 @@ int report_write(const char *dir, const report_opts *opts, tt_err *err) {
     if (!lbs) goto oom;
     for (long s = 0; s < c.n_suites; s++)
         if (results_leaderboard_for(&t, c.suites[s], &lbs[s], err)) goto done;
+    if (c.n_suites == 1) { /* predictions/ belongs to the one suite a bench wrote */
+        stats_opts so = opts && opts->stats ? *opts->stats : stats_defaults();
+        if (stats_dir_load(dir, &lbs[0], &c.preds, &c.n_preds, err) || stats_compute(c.preds, c.n_preds, &so, &c.sb, err))
+            goto done;
+    }
 
     fio_file f;
     snprintf(path, sizeof path, "%s/report.md", dir);
@@ -1100,6 +1270,9 @@ done:
     free(c.curves);
     free(c.methods);
     free(c.suites);
+    stats_free(&c.sb);
+    for (int i = 0; i < c.n_preds; i++) predictions_free(&c.preds[i]);
+    free(c.preds);
     json_decref(c.suite_json);
     results_free(&t);
     return rc;

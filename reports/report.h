@@ -24,11 +24,13 @@
 #include <stdio.h>
 
 #include "core/err.h"
+#include "reports/stats.h"
 
 #define REPORT_MAX_CURVE_ROWS 1000000
 
 typedef struct report_opts {
-    FILE *warn; /* where warnings go (NULL: nowhere) */
+    FILE *warn;               /* where warnings go (NULL: nowhere) */
+    const stats_opts *stats;  /* intervals from RESULTS_DIR/predictions/ (NULL: stats_defaults()) */
 } report_opts;
 
 /* Write DIR/report.md and DIR/report.html. opts may be NULL. */

@@ -776,6 +776,10 @@ static void put_header_cell(FILE *fp, const char *s) {
 }
 
 int results_write_leaderboard(const char *path, const leaderboard *lb, tt_err *err) {
+    return results_write_leaderboard_ext(path, lb, NULL, err);
+}
+
+int results_write_leaderboard_ext(const char *path, const leaderboard *lb, const leaderboard_extra *x, tt_err *err) {
     fio_file f;
     if (fio_open_atomic(&f, path, err)) return -1;
     FILE *fp = f.fp;
@@ -784,7 +788,9 @@ int results_write_leaderboard(const char *path, const leaderboard *lb, tt_err *e
         fputc(',', fp);
         put_header_cell(fp, lb->tasks[j]);
     }
-    fputs(",seconds,status\n", fp);
+    fputs(",seconds,status", fp);
+    for (int c = 0; x && c < x->n_cols; c++) fputc(',', fp), put_header_cell(fp, x->names[c]);
+    fputc('\n', fp);
     for (int m = 0; m < lb->n_rows; m++) {
         const leaderboard_row *r = &lb->rows[m];
         fprintf(fp, "%d,", r->rank);
@@ -793,7 +799,14 @@ int results_write_leaderboard(const char *path, const leaderboard *lb, tt_err *e
         put_num(fp, r->avg_normalized_accuracy, 4), fputc(',', fp);
         for (int j = 0; j < lb->n_tasks; j++) put_num(fp, r->task_accuracy[j], 4), fputc(',', fp);
         put_num(fp, r->seconds, 3), fputc(',', fp);
-        put_text(fp, results_leaderboard_status_str(r->status)), fputc('\n', fp);
+        put_text(fp, results_leaderboard_status_str(r->status));
+        for (int c = 0; x && c < x->n_cols; c++) {
+            fputc(',', fp);
+            const char *text = x->text ? x->text[(size_t)m * x->n_cols + c] : NULL;
+            if (text) put_text(fp, text);
+            else put_num(fp, x->values[(size_t)m * x->n_cols + c], x->decimals[c]);
+        }
+        fputc('\n', fp);
     }
     return fio_commit(&f, err);
 }

@@ -146,6 +146,20 @@ int results_leaderboard_for(const results_table *t, const char *suite, leaderboa
  *   rank,method,avg_accuracy,avg_normalized_accuracy,<task...>,seconds,status */
 int results_write_leaderboard(const char *path, const leaderboard *lb, tt_err *err);
 
+/* Columns appended after `status` (reports/stats.h adds intervals and paired differences):
+ * cell (row m, column c) is text[m * n_cols + c] when text and that entry are non-NULL, else
+ * values[m * n_cols + c] with decimals[c] decimals (NaN: empty). Rows in the leaderboard's order. */
+typedef struct leaderboard_extra {
+    int n_cols;
+    const char *const *names;  /* [n_cols] */
+    const int *decimals;       /* [n_cols] */
+    const double *values;      /* [n_rows * n_cols] */
+    const char *const *text;   /* [n_rows * n_cols] or NULL */
+} leaderboard_extra;
+
+/* results_write_leaderboard plus the extra columns (x may be NULL). */
+int results_write_leaderboard_ext(const char *path, const leaderboard *lb, const leaderboard_extra *x, tt_err *err);
+
 /* "ok" / "incomplete" / "failed". */
 const char *results_leaderboard_status_str(leaderboard_status s);
 

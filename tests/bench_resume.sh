@@ -5,7 +5,8 @@
 #    once three methods are in results.csv, while the fourth (a 100-step AdaMerging) runs;
 #    its running method must die with it (no orphan left writing into the directory);
 # 3. the rerun says the three are "already done", runs the rest, and its results.csv matches
-#    the reference at tolerance 0 both ways (`ttmerge check`), row for row.
+#    the reference at tolerance 0 both ways (`ttmerge check`), row for row, and so do its
+#    predictions/ and stats.csv (the intervals; leaderboard.csv also holds wall times), byte for byte.
 set -euo pipefail
 bin=$1 suite=$2
 tmp=$(mktemp -d)
@@ -49,4 +50,7 @@ resumed=$(grep -c 'already done (resume)' "$tmp/rerun.log" || true)
 rows() { wc -l <"$1/results.csv"; }
 (($(rows "$tmp/ref") == $(rows "$tmp/run"))) || { echo "FAIL: row counts differ"; exit 1; }
 [[ ! -e $tmp/run/rows ]] || { echo "FAIL: rows/ left behind"; exit 1; }
+# the per-example predictions and the statistics computed from them resume to the same bytes
+diff -r "$tmp/ref/predictions" "$tmp/run/predictions" || { echo "FAIL: predictions/ differ"; exit 1; }
+cmp "$tmp/ref/stats.csv" "$tmp/run/stats.csv" || { echo "FAIL: stats.csv differs"; exit 1; }
 echo "resumed $resumed of 6 methods; results equal the uninterrupted run at tolerance 0"
