@@ -147,11 +147,11 @@ int imls_folder(const char *root, imls_list *out, tt_err *err) {
     for (int c = 0; c < classes.n; c++) {
         strvec dirs = {0};
         int before = paths.n, bad = walk_dirs_(classes.v[c], 0, &dirs, err);
-        if (!bad) qsort(dirs.v, (size_t)dirs.n, sizeof *dirs.v, cmp_str_);
+        if (!bad && dirs.n > 1) qsort(dirs.v, (size_t)dirs.n, sizeof *dirs.v, cmp_str_); /* qsort(NULL, 0) is UB */
         for (int d = 0; !bad && d < dirs.n; d++) {
             strvec sub = {0}, files = {0};
             bad = read_dir_(dirs.v[d], &sub, &files, err);
-            if (!bad) qsort(files.v, (size_t)files.n, sizeof *files.v, cmp_str_);
+            if (!bad && files.n > 1) qsort(files.v, (size_t)files.n, sizeof *files.v, cmp_str_);
             for (int f = 0; !bad && f < files.n; f++) {
                 const char *slash = strrchr(files.v[f], '/');
                 if (!has_image_ext_(slash ? slash + 1 : files.v[f])) continue;
@@ -359,7 +359,7 @@ int imls_manifest(const char *csv_path, const char *split, imls_list *out, tt_er
                 tt_fail(err, TT_ENOMEM, "out of memory");
                 goto done;
             }
-        qsort(classes.v, (size_t)classes.n, sizeof *classes.v, cmp_str_);
+        if (classes.n > 1) qsort(classes.v, (size_t)classes.n, sizeof *classes.v, cmp_str_);
         int u = 0;
         for (int i = 0; i < classes.n; i++) {
             if (u && !strcmp(classes.v[u - 1], classes.v[i])) free(classes.v[i]);
