@@ -5,7 +5,7 @@
 # fuzzes every parser with libFuzzer for TTMERGE_FUZZ_SECONDS (30) each (fuzz/README.md), then
 # runs the default benchmark end to end (tests/vision8_e2e.sh: builds vision8, benches every
 # method, checks reports/golden/vision8.csv and the published ordering; ~11 min).
-#   scripts/test.sh            everything (~30 min on 2 cores)
+#   scripts/test.sh            everything (~40 min on 2 cores)
 #   scripts/test.sh --quick    skip the sanitizer build, the fuzzing and vision8
 set -euo pipefail
 cd "$(dirname "$0")/.."
