@@ -189,8 +189,8 @@ int cm_hf_config_parse(cm_hf_vision *v, const char *text, size_t len, const char
     v->ln_eps = 1e-5f;
     if (eps) {
         double e = json_is_number(eps) ? json_number_value(eps) : -1;
-        if (!(e > 0 && e < 1)) {
-            tt_fail(err, TT_EINPUT, "%s: layer_norm_eps must be a number in (0, 1)", path);
+        if (!(e > 0 && e < 1) || !((float)e > 0)) { /* in float too: 1e-61 would become 0 */
+            tt_fail(err, TT_EINPUT, "%s: layer_norm_eps must be a number in (0, 1) that a float holds", path);
             goto done;
         }
         v->ln_eps = (float)e;
