@@ -54,9 +54,8 @@ done:
 }
 
 static int isoc_run(merge_ctx *ctx, tt_err *err) {
-    float *delta = tt_calloc_aligned(ctx->pre.lay.total, sizeof(float), err);
-    if (!delta || svd_merge_layers(ctx, isoc_layer, NULL, delta, err)) {
-        free(delta);
+    float *delta = svd_merged_delta(ctx, isoc_layer, NULL, err);
+    if (!delta) {
         return -1;
     }
     /* the official iso_c averages the other tensors as Σ/K, not as a running mean */

@@ -118,9 +118,8 @@ static int isocts_run(merge_ctx *ctx, tt_err *err) {
         snprintf(key, sizeof key, "k=%d", k);
         json_object_set_new(dims, key, json_pack("{s:i,s:i}", "common", c, "per_task", s));
     }
-    float *delta = tt_calloc_aligned(ctx->pre.lay.total, sizeof(float), err);
-    if (!delta || svd_merge_layers(ctx, isocts_layer, &fraction, delta, err)) {
-        free(delta);
+    float *delta = svd_merged_delta(ctx, isocts_layer, &fraction, err);
+    if (!delta) {
         json_decref(dims);
         return -1;
     }

@@ -5,6 +5,7 @@
 #include <dlfcn.h>
 #include <lapacke.h>
 #include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "baselines/merge_util.h"
@@ -277,4 +278,13 @@ done:
     free(layer);
     free(scratch);
     return rc;
+}
+
+float *svd_merged_delta(merge_ctx *ctx, svd_layer_fn fn, const void *user, tt_err *err) {
+    float *delta = tt_calloc_aligned(ctx->pre.lay.total, sizeof(float), err);
+    if (delta && svd_merge_layers(ctx, fn, user, delta, err)) {
+        free(delta);
+        return NULL;
+    }
+    return delta;
 }

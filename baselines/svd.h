@@ -86,6 +86,9 @@ bool svd_tensor_selected(const vit_tensor_info *t);
 /* delta (layout of θ0, overwritten) = fn on every selected tensor, and the running mean of τ_t
  * (mean += (τ_t − mean) / (t+1), in task order, fp32, as the official code) on every other one. */
 int svd_merge_layers(merge_ctx *ctx, svd_layer_fn fn, const void *user, float *delta, tt_err *err);
+/* The same into a new delta (tt_calloc_aligned; the caller frees it), or NULL with err set: the
+ * first step of every SVD merge. */
+float *svd_merged_delta(merge_ctx *ctx, svd_layer_fn fn, const void *user, tt_err *err);
 
 /* {0.1, 0.2, ..., 3.0}: np.linspace(0, 3, 31)[1:], the α grid of the TSV and Iso evaluation code. */
 extern const double svd_alpha_grid[30];

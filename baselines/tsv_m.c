@@ -79,9 +79,8 @@ static json_t *ranks_json(const merge_ctx *ctx) {
 }
 
 static int tsvm_run(merge_ctx *ctx, tt_err *err) {
-    float *delta = tt_calloc_aligned(ctx->pre.lay.total, sizeof(float), err);
-    if (!delta || svd_merge_layers(ctx, tsvm_layer, NULL, delta, err)) {
-        free(delta);
+    float *delta = svd_merged_delta(ctx, tsvm_layer, NULL, err);
+    if (!delta) {
         return -1;
     }
     char frag[4096];
