@@ -441,7 +441,7 @@ int am_run(const am_config *c, const char *out, uint64_t stats[3], tt_err *err) 
     progress pg;
     progress_start(&pg, am_method_name(c->method), e.ties ? 4 : 2, c->progress);
     if (e.ties) {
-        e.und_cap = (size_t)1 << 20;
+        e.und_cap = c->undecided_cap ? c->undecided_cap : (size_t)1 << 20;
         if (!(e.und = malloc(e.und_cap * sizeof *e.und))) {
             tt_fail(err, TT_ENOMEM, "out of memory");
             progress_end(&pg);

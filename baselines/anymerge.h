@@ -74,6 +74,8 @@ typedef struct am_config {
     size_t shard_size;  /* bytes of tensor data per output shard (0 = one file) */
     size_t slice;       /* elements per slice (0 = 1 Mi) */
     bool copy_files;    /* copy the base directory's non-tensor files */
+    size_t undecided_cap; /* TIES: entries awaiting the majority sign kept for the fix-up (0 = 1 Mi);
+                           * past it the merge pass is redone (tests set it small) */
     bool progress;
 } am_config;
 

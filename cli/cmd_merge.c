@@ -100,6 +100,8 @@ static int merge_any(int argc, char **argv) {
     }
     if (cli_apply_common(&common) || (rc = cli_start_threads("merge"))) return rc ? rc : 2;
     c.progress = cli_progress_enabled(&common);
+    const char *cap = getenv("TTMERGE_UNDECIDED_CAP"); /* tests: the TIES fix-up's overflow path */
+    if (cap) c.undecided_cap = (size_t)strtoull(cap, NULL, 10);
     signal(SIGXFSZ, SIG_IGN); /* a file-size limit is a write error (EFBIG) naming the file, not a kill */
     uint64_t st[3];
     double t0 = progress_now();

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # anymerge.sh BIN SOURCE_DIR [TINY_SUITE] — `ttmerge merge --base --models` / `--config` end to end.
-# 1. every method on generated BF16 sharded models (and an F16 set with --dtype f32 and tiny slices)
+# 1. every method on generated BF16 sharded models (and F16 and F32 sets, other dtypes, tiny slices)
 #    equals tests/anymerge_ref.py's numpy merge bit for bit (TIES: numpy's global order statistic);
 # 2. a MergeKit-style --config gives the same bits as the equivalent command line; a weight rule
 #    ({filter: mlp, value: 0}) leaves exactly the matching tensors at the base;
@@ -24,6 +24,7 @@ merge() { "$bin" merge --quiet "$@"; }
 
 gen "$tmp/m" --small --gb 0.002 --K 3 --shard-size 200KB --seed 1
 gen "$tmp/h" --small --gb 0.001 --K 2 --dtype f16 --shard-size 1GB --seed 2
+gen "$tmp/f" --small --gb 0.001 --K 3 --dtype f32 --shard-size 300KB --seed 3 # distinct magnitudes: a threshold off by one rank shows
 B=$tmp/m/base M=$tmp/m/ft0,$tmp/m/ft1,$tmp/m/ft2
 
 # 1. numpy reference
@@ -45,6 +46,39 @@ check ties-sum ties "$B" "$M" --set merge=sum --set topk=5 --set lambda=0.7 --dt
   --base "$B" --models "$M" --set merge=sum --set topk=5 --set lambda=0.7 --dtype f16
 check f16-f32 ties "$tmp/h/base" "$tmp/h/ft0,$tmp/h/ft1" --dtype f32 -- \
   --base "$tmp/h/base" --models "$tmp/h/ft0,$tmp/h/ft1" --dtype f32 --slice 100
+for m in ties consensus-ties; do
+  check "f32-$m" $m "$tmp/f/base" "$tmp/f/ft0,$tmp/f/ft1,$tmp/f/ft2" --set topk=10 -- \
+    --base "$tmp/f/base" --models "$tmp/f/ft0,$tmp/f/ft1,$tmp/f/ft2" --set topk=10 --slice 333
+done
+# exact cancellations under a positive majority: the entries the fused pass could not decide
+$py - "$src" "$tmp/f" "$tmp/c" <<'PY'
+import os, sys
+import numpy as np
+sys.path.insert(0, sys.argv[1] + "/bench/anymerge")
+from st_numpy import as_f32, read_set, write_file
+f, c = sys.argv[2], sys.argv[3]
+os.makedirs(c)
+base, ft = read_set(f + "/base"), [read_set(f"{f}/ft{k}") for k in range(2)]
+b = {n: as_f32(e) for n, e in base.items() if e[0] == "F32"}
+b["lm_head.weight"][:] = 0   # base 0 and τ1 = −τ0 there: every kept pair cancels exactly
+t0 = {n: as_f32(ft[0][n]) for n in b}
+m0 = {n: (b[n] + np.abs(t0[n] - b[n])).astype(np.float32) for n in b}
+m1 = {n: (b[n] + np.abs(as_f32(ft[1][n]) - b[n])).astype(np.float32) for n in b}
+m0["lm_head.weight"] = t0["lm_head.weight"]
+m1["lm_head.weight"] = -t0["lm_head.weight"]
+for name, d in (("base", b), ("ft0", m0), ("ft1", m1)):
+    write_file(f"{c}/{name}.safetensors", {n: ("F32", x.shape, np.ascontiguousarray(x)) for n, x in d.items()})
+PY
+C=(--base "$tmp/c/base.safetensors" --models "$tmp/c/ft0.safetensors,$tmp/c/ft1.safetensors" --set topk=30)
+for cap in 0 5; do
+  for m in ties consensus-ties; do
+    TTMERGE_UNDECIDED_CAP=$cap merge --method $m --out "$tmp/o_c$cap$m" "${C[@]}"
+    out=$($py "$src/tests/anymerge_ref.py" "$tmp/o_c$cap$m" "$tmp/c/base.safetensors" \
+          "$tmp/c/ft0.safetensors,$tmp/c/ft1.safetensors" $m --set topk=30) || fail "cancellations: $out"
+    grep -q "majority sign +1, [1-9]" <<<"$out" || fail "the cancellation case lost its point: $out"
+    echo "cancellations (cap $cap): $(tr '\n' ' ' <<<"$out")"
+  done
+done
 [[ $(ls "$tmp/o_ta" | grep -c '^model-.*-of-.*safetensors$') -ge 2 && -f $tmp/o_ta/model.safetensors.index.json ]] ||
   fail "--shard-size 500KB did not give an index and several shards"
 cmp -s "$B/config.json" "$tmp/o_ta/config.json" || fail "the base's config.json was not copied"

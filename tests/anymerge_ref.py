@@ -96,14 +96,19 @@ def main():
                 thr[k] = np.partition(mags, d - keep_n - 1)[d - keep_n - 1]  # kthvalue(d - keep)
                 del mags
         print("thresholds", " ".join(f"{float(t):.9g}" for t in thr))
-        bal = 0
+        bal = und = 0
         for n in merged:
             s = np.zeros(int(np.prod(base[n][1])), np.float32)
+            some = np.zeros(s.shape, bool)
             for k in range(K):
                 x = tv(n, k)
-                s += np.where((np.abs(x) >= thr[k]) & (x != 0), x, np.float32(0))
+                keep = (np.abs(x) >= thr[k]) & (x != 0)
+                s += np.where(keep, x, np.float32(0))
+                some |= keep
             bal += int(np.sign(s).sum())
+            und += int((some & (s == 0)).sum())
         majority = 1 if bal > 0 else -1 if bal < 0 else 0
+        print(f"majority sign {majority:+d}, {und} kept entries with a trimmed sum of exactly 0")
 
     def ties_merge(xs, use_mean):
         s = np.zeros_like(xs[0])
