@@ -8,8 +8,10 @@ writes OUT/base and OUT/ft0..ft{K-1}, each a sharded Hugging Face directory (mod
 decoder layers of q/k/v/o projections [hidden, hidden], gate/up/down MLP projections
 [inter, hidden] / [hidden, inter] (inter = 2.6875 hidden, Llama's ratio) and RMS norms, until the
 model holds about --gb GB, then the final norm and an lm_head [vocab, hidden] and an I64 buffer
-(copied, not merged). Base weights ~ N(0, 0.02); a fine-tune adds N(0, 0.002) plus a sparse
-task-specific 0.02 on 1% of entries (the heavy tail TIES trims towards). Deterministic for a seed.
+(copied, not merged). Base weights ~ N(0, 0.02); a fine-tune adds N(0, 0.002) noise (one draw
+per tensor, rotated differently per model: cheap to generate) plus its own sparse N(0, 0.02) on 1%
+of the entries (the heavy tail TIES keeps). Deterministic for a seed. All models' shard i are built
+together: memory is about (K + 1) x --shard-size.
 --small gives a tiny model (hidden 64) for tests.
 """
 import argparse
@@ -60,8 +62,7 @@ def encode(x, dtype):
     return "F32", x.astype(np.float32)
 
 
-def write_model(d, tensors, dtype, shard, config, rng_of):
-    os.makedirs(d, exist_ok=True)
+def plan_shards(tensors, dtype, shard):
     es = 4 if dtype == "f32" else 2
     shards, cur, cur_b = [], [], 0
     for name, shape in tensors:
@@ -72,25 +73,35 @@ def write_model(d, tensors, dtype, shard, config, rng_of):
         cur.append((name, shape))
         cur_b += nb
     shards.append(cur)
+    return shards
+
+
+def write_models(dirs, tensors, dtype, shard, config, values):
+    """values(name, shape) -> [array per model]; every model's shard i is written together."""
+    for d in dirs:
+        os.makedirs(d, exist_ok=True)
+    shards = plan_shards(tensors, dtype, shard)
     wm, total = {}, 0
     for i, names in enumerate(shards):
         fn = f"model-{i + 1:05d}-of-{len(shards):05d}.safetensors"
-        out = {}
+        outs = [{} for _ in dirs]
         for name, shape in names:
-            x = rng_of(name, shape)
-            dt, data = encode(x, dtype)
-            out[name] = (dt, shape, data)
+            for o, x in zip(outs, values(name, shape)):
+                dt, data = encode(x, dtype)
+                o[name] = (dt, shape, data)
             wm[name] = fn
             total += data.nbytes
         if i == len(shards) - 1:
-            ids = np.arange(16, dtype=np.int64)
-            out["model.position_ids"] = ("I64", (16,), ids)
+            for o in outs:
+                o["model.position_ids"] = ("I64", (16,), np.arange(16, dtype=np.int64))
             wm["model.position_ids"] = fn
-        write_file(os.path.join(d, fn), out, {"format": "pt"})
-        del out
-    json.dump({"metadata": {"total_size": total}, "weight_map": wm},
-              open(os.path.join(d, "model.safetensors.index.json"), "w"), indent=2, sort_keys=True)
-    json.dump(config, open(os.path.join(d, "config.json"), "w"), indent=2)
+        for d, o in zip(dirs, outs):
+            write_file(os.path.join(d, fn), o, {"format": "pt"})
+        del outs
+    for d in dirs:
+        json.dump({"metadata": {"total_size": total}, "weight_map": wm},
+                  open(os.path.join(d, "model.safetensors.index.json"), "w"), indent=2, sort_keys=True)
+        json.dump(config, open(os.path.join(d, "config.json"), "w"), indent=2)
 
 
 def main():
@@ -111,25 +122,24 @@ def main():
     config = {"architectures": ["LlamaForCausalLM"], "hidden_size": a.hidden, "intermediate_size": inter,
               "num_hidden_layers": n_layers, "vocab_size": a.vocab, "model_type": "llama"}
 
-    def base_rng(name, shape):
+    def values(name, shape):
         h = abs(hash((a.seed, name))) % (1 << 32)  # PYTHONHASHSEED is fixed below
         g = np.random.default_rng([a.seed, h])
         if name.endswith("norm.weight"):
-            return np.ones(shape, np.float32) + g.standard_normal(shape, np.float32) * 0.01
-        return g.standard_normal(shape, np.float32) * np.float32(0.02)
+            base = np.ones(shape, np.float32) + g.standard_normal(shape, np.float32) * 0.01
+        else:
+            base = g.standard_normal(shape, np.float32) * np.float32(0.02)
+        noise = g.standard_normal(shape, np.float32).reshape(-1) * np.float32(0.002)
+        out = [base]
+        for k in range(a.K):  # model k's noise: the shared draw rotated (cheap), plus its own sparse part
+            x = base.reshape(-1) + np.roll(noise, 7919 * (k + 1))
+            idx = g.integers(0, x.size, max(1, x.size // 100))
+            x[idx] += g.standard_normal(idx.size, np.float32) * np.float32(0.02)
+            out.append(x.reshape(shape))
+        return out
 
-    write_model(os.path.join(a.out, "base"), tensors, a.dtype, size(a.shard_size), config, base_rng)
-    for k in range(a.K):
-        def ft_rng(name, shape, k=k):
-            x = base_rng(name, shape)
-            h = abs(hash((a.seed, k, name))) % (1 << 32)
-            g = np.random.default_rng([a.seed + 1000 + k, h])
-            x += g.standard_normal(shape, np.float32) * np.float32(0.002)
-            flat = x.reshape(-1)
-            idx = g.integers(0, flat.size, max(1, flat.size // 100))
-            flat[idx] += g.standard_normal(idx.size, np.float32) * np.float32(0.02)
-            return x
-        write_model(os.path.join(a.out, f"ft{k}"), tensors, a.dtype, size(a.shard_size), config, ft_rng)
+    dirs = [os.path.join(a.out, "base")] + [os.path.join(a.out, f"ft{k}") for k in range(a.K)]
+    write_models(dirs, tensors, a.dtype, size(a.shard_size), config, values)
     print(f"{a.out}: base + {a.K} models, {n_layers} layers, hidden {a.hidden}, {a.dtype}")
 
 
