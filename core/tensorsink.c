@@ -219,11 +219,11 @@ int tsk_open(tsk_sink **out, const char *dir, const tsk_spec *spec, int n, size_
             sink_free(s);
             return -1;
         }
-    /* shards: greedy in name order, a tensor larger than shard_size alone in its shard */
+    /* shards: greedy in the order given, a tensor larger than shard_size alone in its shard */
     uint64_t cur = 0;
     int shards = 0;
     for (int j = 0; j < n; j++) {
-        tsk_entry *e = &s->e[order[j]];
+        tsk_entry *e = &s->e[j];
         if (j && shard_size && cur + e->nbytes > shard_size && cur > 0) shards++, cur = 0;
         e->shard = shards;
         cur += e->nbytes;

@@ -6,8 +6,9 @@
  * __metadata__, padded to an 8-byte data start, as st_writer_save writes it) is final before any
  * data: the data is then written at its offsets in any order and any slicing, converted from f32
  * to the tensor's dtype (BF16 and F16 rounded to nearest, ties to even), so a model larger than
- * memory streams through. Shards are filled greedily in name order up to shard_size bytes of
- * tensor data (a larger tensor sits alone in its shard; 0 = one file): one shard is
+ * memory streams through. Shards are filled greedily in the order of the specs up to shard_size
+ * bytes of tensor data (a larger tensor sits alone in its shard; 0 = one file), each shard's data
+ * in name order (as st_writer_save writes a file, byte for byte for F32): one shard is
  * OUT/model.safetensors, several are OUT/model-0000i-of-0000N.safetensors plus
  * model.safetensors.index.json (Hugging Face's layout: {"metadata": {"total_size"}, "weight_map"}).
  * Non-tensor files (config.json, tokenizer files) join with tsk_add_file / tsk_copy_file.
