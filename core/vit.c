@@ -453,6 +453,19 @@ void vit_forward(vit_plan *p, const vit_weights *w, const float *images, float *
     dnn_matmul_run(p->proj_fwd, p->post, w->proj, NULL, features);
 }
 
+const float *vit_plan_linear_input(const vit_plan *p, int block, vit_linear which, int *rows, int *cols) {
+    TT_ASSERT(p->training && block >= 0 && block < p->L); /* an inference plan reuses one set of buffers */
+    *rows = p->M;
+    *cols = which == VIT_LIN_FC2 ? p->Mw : p->W;
+    switch (which) {
+    case VIT_LIN_QKV: return p->ln1[block];
+    case VIT_LIN_OUT: return p->att[block];
+    case VIT_LIN_FC: return p->ln2[block];
+    case VIT_LIN_FC2: return p->acts[block];
+    }
+    return NULL;
+}
+
 static bool block_trainable(const vit_block_weights *g) {
     const float *const m[] = {g->ln1_g, g->ln1_b, g->qkv_w, g->qkv_b, g->out_w, g->out_b,
                               g->ln2_g, g->ln2_b, g->fc_w,  g->fc_b,  g->fc2_w, g->fc2_b};

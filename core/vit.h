@@ -121,6 +121,17 @@ void vit_forward(vit_plan *p, const vit_weights *w, const float *images, float *
  * the vit_forward of the same batch on a plan from vit_plan_create. Stops propagating below the
  * lowest trainable tensor. */
 void vit_backward(vit_plan *p, const vit_weights *w, const vit_weights *grad, const float *dfeatures);
+/* The four linear layers of a block, by the input they read. */
+typedef enum vit_linear {
+    VIT_LIN_QKV,  /* attn.in_proj_weight [3w,w]: reads ln_1(x) [M, w] */
+    VIT_LIN_OUT,  /* attn.out_proj.weight [w,w]: reads the attention output [M, w] */
+    VIT_LIN_FC,   /* mlp.c_fc.weight [m,w]: reads ln_2(x) [M, w] */
+    VIT_LIN_FC2,  /* mlp.c_proj.weight [w,m]: reads act(c_fc(.)) [M, m] */
+} vit_linear;
+/* The input of linear layer `which` of block `block` as the last vit_forward of a training plan
+ * saved it: [rows = B*T, *cols] row-major, image b's tokens at rows [b*T, (b+1)*T). Owned by the
+ * plan, valid until its next forward. For statistics of the activations (RegMean's Gram matrices). */
+const float *vit_plan_linear_input(const vit_plan *p, int block, vit_linear which, int *rows, int *cols);
 /* Floating-point operations of one forward (multiply-add = 2), for throughput reports. */
 double vit_forward_flops(const vit_config *cfg, int batch);
 
