@@ -142,7 +142,11 @@ int cmd_merge(int argc, char **argv) {
                     method_help(m);
                     return 0;
                 }
-    int rc = cli_parse("merge", "Merge the suite's fine-tuned models with one method.", opts, argc, argv);
+    int rc = cli_parse("merge",
+                       "Merge the suite's fine-tuned models with one method.\nAny safetensors models instead: "
+                       "--base B --models M1,M2,... or --config FILE.yaml\n(ttmerge merge --base x --help; "
+                       "docs/any-model.md).",
+                       opts, argc, argv);
     if (rc) return rc > 0 ? 0 : 2;
     if (list) {
         list_methods();
