@@ -185,11 +185,34 @@ static int plan(engine *e, tt_err *err) {
     return 0;
 }
 
+/* Index of the first inf or NaN in x[0..n), or n. */
+static size_t first_nonfinite(const float *x, size_t n) {
+    uint32_t any = 0;
+#pragma omp parallel for schedule(static) reduction(| : any) if (n > KERN_PAR_MIN)
+    for (size_t j = 0; j < n; j++) {
+        uint32_t u;
+        memcpy(&u, &x[j], sizeof u);
+        any |= (u & 0x7f800000u) == 0x7f800000u;
+    }
+    if (!any) return n;
+    size_t j = 0;
+    while (j < n && isfinite(x[j])) j++;
+    return j;
+}
+
+static int check_finite(const ts_tensor *t, const float *x, size_t first, size_t n, tt_err *err) {
+    size_t j = first_nonfinite(x, n);
+    if (j == n) return 0;
+    return tt_fail(err, TT_EINPUT, "%s: tensor %s: element %zu is %g (merges need finite values)", st_path(t->file),
+                   t->t->name, first + j, (double)x[j]);
+}
+
 /* Read slice [first, first + n) of tensor t: θ0 into fb, τ_k (or θ_k for average) into tv[k]. */
 static int load_slice(engine *e, const am_tensor *t, size_t first, size_t n, tt_err *err) {
-    if (ts_read_f32_range(t->base, first, n, e->fb, err)) return -1;
+    if (ts_read_f32_range(t->base, first, n, e->fb, err) || check_finite(t->base, e->fb, first, n, err)) return -1;
     for (int k = 0; k < e->K; k++)
-        if (ts_read_f32_range(t->m[k], first, n, e->tv[k], err)) return -1;
+        if (ts_read_f32_range(t->m[k], first, n, e->tv[k], err) || check_finite(t->m[k], e->tv[k], first, n, err))
+            return -1;
     if (e->c->method == AM_AVERAGE) return 0;
     for (int k = 0; k < e->K; k++) {
         float *x = e->tv[k], w = t->w[k];

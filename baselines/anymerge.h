@@ -24,7 +24,8 @@
  * Passes over the inputs: one (ta, dare+ta, consensus-ta, average) or three (the TIES methods: two
  * for the thresholds, one merge; entries whose elected sign needs the global majority, exact
  * cancellations, are rewritten after it).
- * Tensors that are not floating point (e.g. I64 position ids) are copied from the base.
+ * Tensors that are not floating point (e.g. I64 position ids) are copied from the base; an inf or
+ * NaN in a merged tensor is an error naming the file, the tensor and the element.
  * Errors are one line naming the tensor and both files ("tensor X has shape [..] in B but [..] in M").
  */
 #ifndef TT_ANYMERGE_H

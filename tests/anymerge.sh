@@ -163,6 +163,19 @@ truncate -s $(($(stat -c %s "$f") - 100)) "$f"
 expect_fail "$f" "$tmp/x3" -- --base "$B" --models "$tmp/trunc" --method ta
 expect_fail "missing from" "$tmp/x4" -- --base "$B" --models "$tmp/h/ft0" --method ta
 expect_fail "is not in the base" "$tmp/x7" -- --base "$tmp/h/base" --models "$tmp/m/ft0" --method ta
+cp -r "$tmp/m/ft2" "$tmp/nan"
+$py - "$src" "$tmp/nan" <<'PY'
+import json, sys
+import numpy as np
+sys.path.insert(0, sys.argv[1] + "/bench/anymerge")
+from st_numpy import read_file, write_file
+d = sys.argv[2]
+f = d + "/" + json.load(open(d + "/model.safetensors.index.json"))["weight_map"]["lm_head.weight"]
+t = {n: (e[0], e[1], np.array(e[2])) for n, e in read_file(f).items()}
+t["lm_head.weight"][2].view(np.uint16)[77] = 0x7fc0   # a BF16 NaN
+write_file(f, t)
+PY
+expect_fail "tensor lm_head.weight: element 77 is nan" "$tmp/x8" -- --base "$B" --models "$tmp/m/ft0,$tmp/nan" --method ties
 mkdir "$tmp/exists"
 expect_fail "already exists" "$tmp/exists" -- --base "$B" --models "$M" --method ta
 printf 'merge_method: ties\nbase_model: %s\nmodels:\n  - model: %s\n    parameters: {weight: [0.1, 0.5]}\n' "$B" "$tmp/m/ft0" >"$tmp/bad.yaml"
