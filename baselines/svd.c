@@ -23,10 +23,13 @@ typedef lapack_int (*gesvdx_fn)(int, char, char, char, lapack_int, lapack_int, d
                                 lapack_int, lapack_int *);
 typedef void (*dgemm_fn)(enum CBLAS_ORDER, enum CBLAS_TRANSPOSE, enum CBLAS_TRANSPOSE, blasint, blasint, blasint,
                          double, const double *, blasint, const double *, blasint, double, double *, blasint);
+typedef void (*sgemm_fn)(enum CBLAS_ORDER, enum CBLAS_TRANSPOSE, enum CBLAS_TRANSPOSE, blasint, blasint, blasint,
+                         float, const float *, blasint, const float *, blasint, float, float *, blasint);
 static struct {
     gesdd_fn gesdd;
     gesvdx_fn gesvdx;
     dgemm_fn dgemm;
+    sgemm_fn sgemm;
     void (*set_threads)(int);
     char why[256];
 } lib;
@@ -43,9 +46,11 @@ static void lib_load(void) {
     lib.gesdd = (gesdd_fn)dlsym(lapacke, "LAPACKE_dgesdd");
     lib.gesvdx = (gesvdx_fn)dlsym(lapacke, "LAPACKE_dgesvdx");
     lib.dgemm = (dgemm_fn)dlsym(blas, "cblas_dgemm");
+    lib.sgemm = (sgemm_fn)dlsym(blas, "cblas_sgemm");
     lib.set_threads = (void (*)(int))dlsym(RTLD_DEFAULT, "openblas_set_num_threads");
-    if (!lib.gesdd || !lib.gesvdx || !lib.dgemm)
-        snprintf(lib.why, sizeof lib.why, "the SVD merges need LAPACKE_dgesdd, LAPACKE_dgesvdx and cblas_dgemm");
+    if (!lib.gesdd || !lib.gesvdx || !lib.dgemm || !lib.sgemm)
+        snprintf(lib.why, sizeof lib.why,
+                 "the SVD merges need LAPACKE_dgesdd, LAPACKE_dgesvdx, cblas_dgemm and cblas_sgemm");
 }
 
 int svd_init(tt_err *err) {
@@ -142,6 +147,17 @@ void svd_gemm(bool ta, bool tb, int M, int N, int K, double alpha, const double 
     }
     lib.dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, a,
                 ta ? M : K, b, tb ? K : N, beta, c, N);
+}
+
+void svd_sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *a, const float *b, float beta,
+               float *c) {
+    if (M == 0 || N == 0) return;
+    if (K == 0) {
+        for (size_t i = 0; i < (size_t)M * N; i++) c[i] = beta == 0 ? 0 : beta * c[i];
+        return;
+    }
+    lib.sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, a,
+              ta ? M : K, b, tb ? K : N, beta, c, N);
 }
 
 int svd_reconstruct(double *pu, const double *s, const double *pv, int m, int k, int n, float *out, tt_err *err) {
@@ -243,11 +259,38 @@ int svd_run_jobs(int n_jobs, const svd_job *jobs, int K, svd_tau_get get, const 
 typedef struct ctx_src {
     const merge_ctx *ctx;
     const int *layer; /* job -> layout tensor */
+    svd_ctx_get get;  /* NULL: the plain task vectors */
+    const void *get_user;
 } ctx_src;
 
 static void ctx_tau(const void *src, int job, int t, float *out) {
     const ctx_src *c = src;
-    merge_task_vector(c->ctx, t, c->layer[job], out);
+    if (c->get) c->get(c->ctx, c->layer[job], t, out, c->get_user);
+    else merge_task_vector(c->ctx, t, c->layer[job], out);
+}
+
+int svd_merge_selected(merge_ctx *ctx, bool (*selected)(const vit_tensor_info *), svd_ctx_get get,
+                       const void *get_user, svd_layer_fn fn, const void *user, float *delta, tt_err *err) {
+    const vit_layout *lay = &ctx->pre.lay;
+    svd_job *jobs = calloc((size_t)lay->count, sizeof *jobs);
+    int *layer = calloc((size_t)lay->count, sizeof *layer);
+    int n = 0, rc = -1;
+    if (!jobs || !layer) {
+        tt_fail(err, TT_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (int l = 0; l < lay->count; l++) {
+        const vit_tensor_info *t = &lay->t[l];
+        if (t->ndim != 2 || !selected(t)) continue;
+        jobs[n] = (svd_job){(int)t->shape[0], (int)t->shape[1], delta + t->offset, t->name};
+        layer[n++] = l;
+    }
+    ctx_src src = {ctx, layer, get, get_user};
+    rc = svd_run_jobs(n, jobs, ctx->K, ctx_tau, &src, fn, user, ctx->progress, err);
+done:
+    free(jobs);
+    free(layer);
+    return rc;
 }
 
 int svd_merge_layers(merge_ctx *ctx, svd_layer_fn fn, const void *user, float *delta, tt_err *err) {
@@ -268,7 +311,7 @@ int svd_merge_layers(merge_ctx *ctx, svd_layer_fn fn, const void *user, float *d
         jobs[n] = (svd_job){(int)t->shape[0], (int)t->shape[1], delta + t->offset, t->name};
         layer[n++] = l;
     }
-    ctx_src src = {ctx, layer};
+    ctx_src src = {ctx, layer, NULL, NULL};
     if (svd_run_jobs(n, jobs, ctx->K, ctx_tau, &src, fn, user, ctx->progress, err)) goto done;
     for (int l = 0; l < lay->count; l++)
         if (!svd_tensor_selected(&lay->t[l])) running_mean(ctx, l, scratch, delta + lay->t[l].offset);
