@@ -71,8 +71,10 @@ static void centred_task(const merge_ctx *ctx, int l, int t, float *out, const v
 
 static int cart_run(merge_ctx *ctx, tt_err *err) {
     double ratio, lambda;
-    if (mu_param_range(ctx, "rank_ratio", 1e-9, 1, &ratio, err) || mu_param_range(ctx, "lambda", -100, 100, &lambda, err))
+    if (mu_param_range(ctx, "rank_ratio", 0, 1, &ratio, err) || mu_param_range(ctx, "lambda", -100, 100, &lambda, err))
         return -1;
+    if (ratio <= 0) /* the official 0 zeroes every task vector, the weight average itself included */
+        return tt_fail(err, TT_EINPUT, "parameter rank_ratio=%g is out of range (0, 1]", ratio);
     const vit_layout *lay = &ctx->pre.lay;
     float *avg = tt_calloc_aligned(lay->total, sizeof(float), err);
     float *sum = avg ? tt_calloc_aligned(lay->total, sizeof(float), err) : NULL;

@@ -397,6 +397,24 @@ def run_suite(ttmerge, suite_dir, alphas):
     return failed
 
 
+def run_bad_params(ttmerge, suite_dir):
+    """Parameters out of range: one line on stderr, exit 2, no output file."""
+    failed = 0
+    env = dict(os.environ, OMP_WAIT_POLICY="passive")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "bad.safetensors")
+        for method, kv in (("cart", "rank_ratio=0"), ("cart", "rank_ratio=1.5"), ("pcb", "keep=0"),
+                           ("pcb", "clamp=0.6"), ("wudi", "iters=-1"), ("wudi", "lr=x")):
+            p = subprocess.run([ttmerge, "merge", "--suite", suite_dir, "--method", method, "--set", kv, "--out", out,
+                                "--quiet"], capture_output=True, text=True, env=env)
+            if p.returncode != 2 or os.path.exists(out) or len(p.stderr.strip().splitlines()) != 1:
+                print(f"FAIL {method} --set {kv}: exit {p.returncode}, stderr {p.stderr!r}")
+                failed += 1
+            else:
+                print(f"ok   {method} --set {kv}: {p.stderr.strip()}")
+    return failed
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     sub = ap.add_subparsers(dest="mode", required=True)
@@ -412,6 +430,7 @@ def main():
         else:
             failed = run_suite(a.ttmerge, a.suite, {"tsv-m": 0.7, "iso-c": 1.3, "iso-cts": 1.5, "wudi": None,
                                                     "cart": None, "pcb": None})
+            failed += run_bad_params(a.ttmerge, a.suite)
     except (OSError, ValueError, KeyError) as e:
         print(f"frontier_ref: {e}", file=sys.stderr)
         return 2
