@@ -52,7 +52,7 @@ int vit_lanes_init(vit_lanes *vl, dnn *d, const vit_config *cfg, const vit_layou
     for (int l = 0; l < lanes; l++) {
         /* a stream per lane: oneDNN streams are not to be shared between threads */
         if (l == 0) vl->d[0] = d;
-        else if (dnn_create(&vl->d[l], err)) goto fail;
+        else if (dnn_create_like(&vl->d[l], d, err)) goto fail;
         int threads = vit_lanes_planning_begin(lanes);
         vl->plan[l] = vit_plan_create(vl->d[l], cfg, vl->lane_batch, err);
         vit_lanes_planning_end(threads);
