@@ -81,6 +81,10 @@ void vit_lanes_free(vit_lanes *vl) {
     memset(vl, 0, sizeof *vl);
 }
 
+void vit_lanes_reuse_weights(vit_lanes *vl, bool reuse) {
+    for (int l = 0; l < vl->lanes; l++) vit_plan_reuse_weights(vl->plan[l], reuse);
+}
+
 void vit_lanes_forward(vit_lanes *vl, const vit_weights *w, const float *images, float *features) {
     if (vl->lanes == 1) {
         vit_forward(vl->plan[0], w, images, features);
