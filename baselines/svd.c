@@ -21,15 +21,14 @@ typedef lapack_int (*gesdd_fn)(int, char, lapack_int, lapack_int, double *, lapa
 typedef lapack_int (*gesvdx_fn)(int, char, char, char, lapack_int, lapack_int, double *, lapack_int, double, double,
                                 lapack_int, lapack_int, lapack_int *, double *, double *, lapack_int, double *,
                                 lapack_int, lapack_int *);
+typedef lapack_int (*gesv_fn)(int, lapack_int, lapack_int, double *, lapack_int, lapack_int *, double *, lapack_int);
 typedef void (*dgemm_fn)(enum CBLAS_ORDER, enum CBLAS_TRANSPOSE, enum CBLAS_TRANSPOSE, blasint, blasint, blasint,
                          double, const double *, blasint, const double *, blasint, double, double *, blasint);
-typedef void (*sgemm_fn)(enum CBLAS_ORDER, enum CBLAS_TRANSPOSE, enum CBLAS_TRANSPOSE, blasint, blasint, blasint,
-                         float, const float *, blasint, const float *, blasint, float, float *, blasint);
 static struct {
     gesdd_fn gesdd;
     gesvdx_fn gesvdx;
+    gesv_fn gesv;
     dgemm_fn dgemm;
-    sgemm_fn sgemm;
     void (*set_threads)(int);
     char why[256];
 } lib;
@@ -45,12 +44,11 @@ static void lib_load(void) {
     }
     lib.gesdd = (gesdd_fn)dlsym(lapacke, "LAPACKE_dgesdd");
     lib.gesvdx = (gesvdx_fn)dlsym(lapacke, "LAPACKE_dgesvdx");
+    lib.gesv = (gesv_fn)dlsym(lapacke, "LAPACKE_dgesv");
     lib.dgemm = (dgemm_fn)dlsym(blas, "cblas_dgemm");
-    lib.sgemm = (sgemm_fn)dlsym(blas, "cblas_sgemm");
     lib.set_threads = (void (*)(int))dlsym(RTLD_DEFAULT, "openblas_set_num_threads");
-    if (!lib.gesdd || !lib.gesvdx || !lib.dgemm || !lib.sgemm)
-        snprintf(lib.why, sizeof lib.why,
-                 "the SVD merges need LAPACKE_dgesdd, LAPACKE_dgesvdx, cblas_dgemm and cblas_sgemm");
+    if (!lib.gesdd || !lib.gesvdx || !lib.gesv || !lib.dgemm)
+        snprintf(lib.why, sizeof lib.why, "the SVD merges need LAPACKE_dgesdd, LAPACKE_dgesvdx, LAPACKE_dgesv and cblas_dgemm");
 }
 
 int svd_init(tt_err *err) {
@@ -116,6 +114,17 @@ int svd_top(double *a, int m, int n, int r, double *u, double *s, double *vt, tt
     return 0;
 }
 
+int svd_solve(double *a, int n, double *b, int nrhs, tt_err *err) {
+    if (n == 0 || nrhs == 0) return 0;
+    lapack_int *ipiv = malloc((size_t)n * sizeof *ipiv);
+    if (!ipiv) return tt_fail(err, TT_ENOMEM, "out of memory");
+    lapack_int info = lib.gesv(LAPACK_ROW_MAJOR, n, nrhs, a, n, ipiv, b, nrhs);
+    free(ipiv);
+    if (info > 0) return tt_fail(err, TT_ENUMERIC, "the %dx%d system is singular (pivot %d is 0)", n, n, (int)info);
+    if (info < 0) return tt_fail(err, TT_EINPUT, "LAPACKE_dgesv: argument %d is invalid", (int)-info);
+    return 0;
+}
+
 double *svd_alloc(size_t n, tt_err *err) { return tt_calloc_aligned(n ? n : 1, sizeof(double), err); }
 
 void svd_widen(const float *src, size_t n, double *dst) {
@@ -147,17 +156,6 @@ void svd_gemm(bool ta, bool tb, int M, int N, int K, double alpha, const double 
     }
     lib.dgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, a,
                 ta ? M : K, b, tb ? K : N, beta, c, N);
-}
-
-void svd_sgemm(bool ta, bool tb, int M, int N, int K, float alpha, const float *a, const float *b, float beta,
-               float *c) {
-    if (M == 0 || N == 0) return;
-    if (K == 0) {
-        for (size_t i = 0; i < (size_t)M * N; i++) c[i] = beta == 0 ? 0 : beta * c[i];
-        return;
-    }
-    lib.sgemm(CblasRowMajor, ta ? CblasTrans : CblasNoTrans, tb ? CblasTrans : CblasNoTrans, M, N, K, alpha, a,
-              ta ? M : K, b, tb ? K : N, beta, c, N);
 }
 
 int svd_reconstruct(double *pu, const double *s, const double *pv, int m, int k, int n, float *out, tt_err *err) {
