@@ -111,6 +111,14 @@ vit_plan *vit_plan_create(dnn *d, const vit_config *cfg, int batch, tt_err *err)
 vit_plan *vit_plan_create_inference(dnn *d, const vit_config *cfg, int batch, tt_err *err);
 void vit_plan_free(vit_plan *p);
 int vit_plan_batch(const vit_plan *p);
+/* A plan made on a DNN_BF16 engine computes its matmuls in bf16. vit_forward then first converts
+ * the weight matrices it reads (conv1, every block's four, proj) into the plan's bf16 copies, once
+ * per forward (vit_backward reads the same copies), i.e. once per step of a test-time learner after
+ * its weight update. vit_plan_reuse_weights(p, true) says the next vit_forward's weights hold the
+ * same values as the last one's (evaluation of many batches with one model): only matrices whose
+ * pointers changed are converted again; (p, false) takes that back. No effect on an f32 plan. */
+bool vit_plan_bf16(const vit_plan *p);
+void vit_plan_reuse_weights(vit_plan *p, bool reuse);
 /* Bytes of activations and scratch the plan holds (its buffers and its ops' scratch; not oneDNN's
  * primitives, packed weights or scratchpads). */
 size_t vit_plan_workspace_bytes(const vit_plan *p);
@@ -142,6 +150,8 @@ typedef struct vit_head {
     float scale;
     op_linear lin;
     float *fn, *norm, *dfn; /* [B,D], [B], [B,D] scratch */
+    uint16_t *w16;          /* [K,D] bf16 copy of W on a bf16 engine, converted at each call (W is small
+                             * and a test-time learner may train it) */
 } vit_head;
 int vit_head_init(vit_head *h, dnn *d, const vit_config *cfg, int batch, int classes, tt_err *err);
 void vit_head_forward(vit_head *h, float *logits, const float *features, const float *W, const float *b);
