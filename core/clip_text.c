@@ -133,7 +133,7 @@ static int json_positive_int(const json_t *o, const char *key, int *out, const c
 }
 
 /* config.json text_config (legacy text_config_dict): hidden_act, layer_norm_eps, num_attention_heads. */
-static int hf_text_config(ct_config *c, const char *text, size_t len, const char *path, tt_err *err) {
+int ct_hf_text_config_parse(ct_config *c, const char *text, size_t len, const char *path, tt_err *err) {
     json_error_t je;
     char b[100];
     json_t *root = json_loadb(text, len, 0, &je);
@@ -176,7 +176,7 @@ done:
 }
 
 /* open_clip_config.json: model_cfg.quick_gelu (default false), model_cfg.text_cfg.heads. */
-static int open_clip_text_config(ct_config *c, const char *text, size_t len, const char *path, tt_err *err) {
+int ct_open_clip_text_config_parse(ct_config *c, const char *text, size_t len, const char *path, tt_err *err) {
     json_error_t je;
     char b[100];
     json_t *root = json_loadb(text, len, 0, &je);
@@ -249,7 +249,8 @@ static int derive_config(ct_open_state *s, ct_model *m, const ct_opts *o, tt_err
         if (read_optional(dir, hf ? "config.json" : "open_clip_config.json", cpath, sizeof cpath, &text, &len, err))
             return -1;
         if (text) {
-            int rc = hf ? hf_text_config(&c, text, len, cpath, err) : open_clip_text_config(&c, text, len, cpath, err);
+            int rc = hf ? ct_hf_text_config_parse(&c, text, len, cpath, err)
+                        : ct_open_clip_text_config_parse(&c, text, len, cpath, err);
             free(text);
             if (rc) return -1;
         }

@@ -31,6 +31,7 @@
 #define TT_CLIP_TEXT_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "core/clipmap.h"
@@ -67,6 +68,14 @@ typedef struct ct_model {
 
 int ct_open(ct_model *m, const char *path, const ct_opts *o, tt_err *err);
 void ct_close(ct_model *m);
+
+/* ---- configuration files, parsed on their own (fuzz/fuzz_clip_json.c drives these) ----
+ * Each sets only what its file says: Hugging Face config.json's text_config (or legacy
+ * text_config_dict): num_attention_heads -> heads, hidden_act (quick_gelu|gelu) -> act,
+ * layer_norm_eps -> ln_eps; open_clip_config.json: model_cfg.quick_gelu (absent: gelu) -> act,
+ * model_cfg.text_cfg.heads -> heads. Errors start with "PATH: ". */
+int ct_hf_text_config_parse(ct_config *c, const char *text, size_t len, const char *path, tt_err *err);
+int ct_open_clip_text_config_parse(ct_config *c, const char *text, size_t len, const char *path, tt_err *err);
 
 /* The pooled position of one row of ids [n]: the first position of the largest id. */
 int ct_eot_position(const int32_t *ids, int n);

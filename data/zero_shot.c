@@ -1,6 +1,5 @@
 /* zero_shot.c — see zero_shot.h. */
 #define _POSIX_C_SOURCE 200809L
-#define _GNU_SOURCE /* memmem */
 #include "data/zero_shot.h"
 
 #include <math.h>
@@ -17,85 +16,10 @@
 #include "core/fileio.h"
 #include "core/progress.h"
 #include "data/clip_tokenizer.h"
+#include "data/prompt_files.h"
 
 #define ZS_MAX_FILE (64u << 20)
-#define ZS_MAX_ENTRIES 1000000
-
-/* ---- the text files ------------------------------------------------------------------------- */
-
-void zs_lines_free(zs_lines *l) {
-    for (int i = 0; i < l->n; i++) free(l->v[i]);
-    free(l->v);
-    memset(l, 0, sizeof *l);
-}
-
-int zs_lines_parse(zs_lines *out, const char *text, size_t len, const char *path, bool templates, tt_err *err) {
-    memset(out, 0, sizeof *out);
-    size_t lines = 1;
-    for (size_t i = 0; i < len; i++) lines += text[i] == '\n';
-    if (lines > ZS_MAX_ENTRIES) return tt_fail(err, TT_EINPUT, "%s: more than %d lines", path, ZS_MAX_ENTRIES);
-    out->v = calloc(lines, sizeof *out->v);
-    if (!out->v) return tt_fail(err, TT_ENOMEM, "%s: out of memory", path);
-    size_t start = 0;
-    for (int line = 1; start < len; line++) {
-        const char *nl = memchr(text + start, '\n', len - start);
-        size_t end = nl ? (size_t)(nl - text) : len, n = end - start;
-        if (n && text[start + n - 1] == '\r') n--;
-        const char *s = text + start;
-        if (!n) {
-            zs_lines_free(out);
-            return tt_fail(err, TT_EINPUT, "%s:%d: empty line (one %s per line)", path, line,
-                           templates ? "template" : "class name");
-        }
-        if (memchr(s, '\0', n)) {
-            zs_lines_free(out);
-            return tt_fail(err, TT_EINPUT, "%s:%d: holds a NUL byte", path, line);
-        }
-        if (templates) {
-            const char *a = memmem(s, n, "{}", 2);
-            const char *b = a ? memmem(a + 2, n - (size_t)(a + 2 - s), "{}", 2) : NULL;
-            if (!a || b) {
-                zs_lines_free(out);
-                return tt_fail(err, TT_EINPUT, "%s:%d: a template needs exactly one \"{}\" (%s)", path, line,
-                               a ? "found two" : "found none");
-            }
-        }
-        if (!(out->v[out->n] = strndup(s, n))) {
-            zs_lines_free(out);
-            return tt_fail(err, TT_ENOMEM, "%s: out of memory", path);
-        }
-        out->n++;
-        start = end + 1;
-    }
-    if (!out->n) {
-        zs_lines_free(out);
-        return tt_fail(err, TT_EINPUT, "%s: no %s", path, templates ? "templates" : "class names");
-    }
-    return 0;
-}
-
-int zs_lines_read(zs_lines *out, const char *path, bool templates, tt_err *err) {
-    char *text;
-    size_t len;
-    memset(out, 0, sizeof *out);
-    if (fio_read_all(path, &text, &len, ZS_MAX_FILE, err)) return -1;
-    int rc = zs_lines_parse(out, text, len, path, templates, err);
-    free(text);
-    return rc;
-}
-
-char *zs_fill(const char *t, const char *name) {
-    const char *mark = strstr(t, "{}");
-    size_t tl = strlen(t), nl = strlen(name);
-    if (!mark) return strdup(t);
-    char *s = malloc(tl - 2 + nl + 1);
-    if (!s) return NULL;
-    size_t pre = (size_t)(mark - t);
-    memcpy(s, t, pre);
-    memcpy(s + pre, name, nl);
-    memcpy(s + pre + nl, mark + 2, tl - pre - 2 + 1);
-    return s;
-}
+#define PF_MAX_ENTRIES 1000000
 
 /* ---- tokens --------------------------------------------------------------------------------- */
 
@@ -111,7 +35,7 @@ static int load_tokenizer(const char *model, const zs_opts *o, tok_bpe **t, tt_e
 
 /* rows [n, context] of every prompt (class-major: prompt c*K + k is template k of class c), and the
  * longest row in use (its end-of-text token included). */
-static int tokenize_prompts(tok_bpe *t, const zs_lines *cls, const zs_lines *tpl, const ct_config *cfg,
+static int tokenize_prompts(tok_bpe *t, const pf_lines *cls, const pf_lines *tpl, const ct_config *cfg,
                             const char *model, int32_t *rows, int *longest, tt_err *err) {
     int K = tpl->n, ctx = cfg->context;
     *longest = 1;
@@ -121,7 +45,7 @@ static int tokenize_prompts(tok_bpe *t, const zs_lines *cls, const zs_lines *tpl
                        (int)tok_vocab_size(t), (int)tok_eot(t), cfg->vocab);
     for (int c = 0; c < cls->n; c++)
         for (int k = 0; k < K; k++) {
-            char *prompt = zs_fill(tpl->v[k], cls->v[c]);
+            char *prompt = pf_fill(tpl->v[k], cls->v[c]);
             if (!prompt) return tt_fail(err, TT_ENOMEM, "out of memory (prompts)");
             int used = 0;
             int rc = tok_tokenize(t, prompt, strlen(prompt), ctx, 0, rows + ((size_t)c * K + k) * ctx, &used, err);
@@ -206,7 +130,7 @@ int zs_head_build_opts(const char *model, const char *classes_file, const char *
     zs_opts dflt = {.act = CM_ACT_AUTO};
     if (!o) o = &dflt;
     memset(out, 0, sizeof *out);
-    zs_lines cls = {0}, tpl = {0};
+    pf_lines cls = {0}, tpl = {0};
     tok_bpe *t = NULL;
     ct_model m = {0};
     int32_t *rows = NULL;
@@ -214,7 +138,7 @@ int zs_head_build_opts(const char *model, const char *classes_file, const char *
     int rc = -1, saved_threads = omp_get_max_threads();
     if (o->threads > 0) omp_set_num_threads(o->threads);
     ct_opts co = {.act = o->act};
-    if (zs_lines_read(&cls, classes_file, false, err) || zs_lines_read(&tpl, templates_file, true, err) ||
+    if (pf_lines_read(&cls, classes_file, false, err) || pf_lines_read(&tpl, templates_file, true, err) ||
         load_tokenizer(model, o, &t, err) || ct_open(&m, model, &co, err))
         goto done;
     if (!m.has_logit_scale || !isfinite(m.logit_scale) || !(expf(m.logit_scale) > 0) ||
@@ -224,7 +148,7 @@ int zs_head_build_opts(const char *model, const char *classes_file, const char *
         goto done;
     }
     int C = cls.n, K = tpl.n, n = C * K, D = m.cfg.output_dim, longest;
-    if ((long)C * K > ZS_MAX_ENTRIES) {
+    if ((long)C * K > PF_MAX_ENTRIES) {
         tt_fail(err, TT_EINPUT, "%s x %s: %d x %d prompts is too many", classes_file, templates_file, C, K);
         goto done;
     }
@@ -257,8 +181,8 @@ done:
     free(features);
     ct_close(&m);
     tok_free(t);
-    zs_lines_free(&cls);
-    zs_lines_free(&tpl);
+    pf_lines_free(&cls);
+    pf_lines_free(&tpl);
     return rc;
 }
 

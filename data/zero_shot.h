@@ -8,8 +8,7 @@
  * into the rows, as FusionBench), so that logits = exp(logit_scale) · (f/‖f‖) · Wᵀ with f the image
  * features: CLIP's logits_per_image.
  *
- * Files: one entry per line, UTF-8; a final newline and a '\r' before each '\n' are ignored; an empty
- * line, an empty file, a template without exactly one "{}" are errors naming FILE:LINE.
+ * The two files are read by data/prompt_files.h (one entry per line; errors name FILE:LINE).
  *
  *   zs_head h;
  *   if (zs_head_build("clip-vit-base-patch32/", "suites/clip/sun397/classnames.txt",
@@ -17,7 +16,7 @@
  *   zs_head_save(&h, "sun397_head.safetensors", &e);   // head.weight, head.bias = 0, ttmerge.head
  *   zs_head_free(&h);
  *
- * Ownership: zs_head owns weight and prompt_features (zs_head_free); zs_lines owns its strings (zs_lines_free).
+ * Ownership: zs_head owns weight and prompt_features (zs_head_free).
  */
 #ifndef TT_ZERO_SHOT_H
 #define TT_ZERO_SHOT_H
@@ -59,18 +58,5 @@ void zs_head_free(zs_head *h);
 /* The head file `ttmerge eval --head` reads: head.weight, head.bias = 0, and ttmerge.head =
  * {"normalize_features": true, "logit_scale": s} (core/checkpoint.h). Atomic. */
 int zs_head_save(const zs_head *h, const char *path, tt_err *err);
-
-/* ---- the two text files ---- */
-typedef struct zs_lines {
-    int n;
-    char **v; /* [n] NUL-terminated */
-} zs_lines;
-/* One entry per line (see above); templates = true checks for exactly one "{}" per line. */
-int zs_lines_read(zs_lines *out, const char *path, bool templates, tt_err *err);
-/* The same from memory (path labels the messages): what the fuzz target drives. */
-int zs_lines_parse(zs_lines *out, const char *text, size_t len, const char *path, bool templates, tt_err *err);
-void zs_lines_free(zs_lines *l);
-/* template with its "{}" replaced by name (malloc'd), or NULL when out of memory. */
-char *zs_fill(const char *template_, const char *name);
 
 #endif
