@@ -51,6 +51,7 @@ static int eval_run(const eval_args *a, float mean, float std, int batch, tt_err
     if (eval_load_opts(a, &lo, e) || ckpt_load_vit_opts(&m, a->model, &lo, e) || ckpt_check_finite(&m, a->model, e))
         goto done;
     if (want_head && ckpt_load_head(&h, a->head ? a->head : a->model, m.cfg.output_dim, e)) goto done;
+    ckpt_head_apply_settings(&h, &m.cfg); /* a zero-shot head: CLIP's normalised, scaled logits */
     if (idx_read_images(a->input, &im, e)) goto done;
     if (im.channels != m.cfg.channels || im.height != m.cfg.image_size || im.width != m.cfg.image_size) {
         tt_fail(e, TT_EINPUT, "%s: images are %dx%dx%d, the model expects %dx%dx%d", a->input, im.channels,

@@ -22,6 +22,7 @@ static const verb verbs[] = {
     {"convert", cmd_convert, "IN --to hf|open_clip|ttmerge --out OUT: CLIP checkpoint layouts (docs/checkpoints.md)"},
     {"data", cmd_data, "prepare --input FOLDER|MANIFEST --preprocess clip[:SIZE] --out X.npy: images -> tensors"},
     {"check", cmd_check, "--golden G.csv --results R.csv [--tol POINTS]: exit 1 on accuracy drift"},
+    {"heads", cmd_heads, "--clip MODEL --classes C.txt --templates T.txt --out H.safetensors: CLIP zero-shot head"},
     {"tokenize", cmd_tokenize, "--vocab PATH --text S|--input FILE: CLIP token ids, one line per string"},
 };
 enum { N_VERBS = sizeof verbs / sizeof verbs[0] };

@@ -117,6 +117,21 @@ cm_op cm_name(cm_format f, const char *prefix, const vit_layout *lay, int l, int
     return r->op;
 }
 
+cm_op cm_block_name(cm_format f, const char *block, int j, int part, char *buf, size_t cap) {
+    TT_ASSERT(j >= 0 && j < N_BLOCK);
+    const cm_row *r = &block_rows[j];
+    if (f != CM_HF) {
+        snprintf(buf, cap, "%s%s", block, r->ttmerge);
+        return CM_COPY;
+    }
+    const char *mark = strstr(r->hf, "%s");
+    if (mark)
+        snprintf(buf, cap, "%s%.*s%s%s", block, (int)(mark - r->hf), r->hf, qkv_parts[part < 0 || part > 2 ? 0 : part],
+                 mark + 2);
+    else snprintf(buf, cap, "%s%s", block, r->hf);
+    return r->op;
+}
+
 /* ---- small JSON helpers ---- */
 
 static const char *show(const char *s, char *buf) { return tt_printable(s, strlen(s), buf, 96); }
