@@ -400,10 +400,12 @@ static double test_accuracy(adapt_state *s, merge_eval *ev) {
         const suite_task_info *ti = &s->ctx->s->tasks[k];
         tt_err e;
         if (s->o->train_tensor) tensor_in(s, &ev->w, k);
-        TT_ASSERT(infer_logits(&ev->ic, &ev->w, head_W(s, k), head_b(s, k), ti->classes, ti->test.pixels, ti->test.n,
-                               s->ctx->s->mean, s->ctx->s->std, ev->logits, &e) == 0);
+        double acc; /* sharded over the MPI ranks when there are several: the same accuracy */
+        TT_ASSERT(infer_accuracy_sharded(&ev->ic, &ev->w, head_W(s, k), head_b(s, k), ti->classes, ti->test.pixels,
+                                         ti->test.labels, ti->test.n, s->ctx->s->mean, s->ctx->s->std, ev->logits, &acc,
+                                         &e) == 0);
         if (s->o->train_tensor) tensor_out(s, &ev->w);
-        sum += infer_accuracy(ev->logits, ti->test.labels, ti->test.n, ti->classes);
+        sum += acc;
     }
     return sum / s->K;
 }

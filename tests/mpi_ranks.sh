@@ -42,7 +42,7 @@ learn() { # name, extra args...
 learn adamerging --method adamerging --set steps=15
 learn adamerging-task --method adamerging-task --set steps=15
 learn adamerging++ --method adamerging++ --set steps=10
-learn tinting --method tinting --set epochs=4
+learn tinting --method tinting --set epochs=4 --set eval_every=4
 learn tinting-tensor --method tinting --set epochs=3 --set layer=block1.c_proj
 
 echo "== 3. sharded evaluation on 3 ranks"
