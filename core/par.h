@@ -26,8 +26,9 @@
 
 /* Initialise MPI when launched by mpirun (else nothing); returns 0, or 3 after printing why.
  * Call once per process, and par_finalize(exit status) at the end: a rank that fails (status
- * != 0) with peers ends the job (MPI_Abort with that status), since its peers may be waiting
- * for it in a collective. */
+ * 2 or 3: bad input, an internal error) with peers ends the job (MPI_Abort with that status),
+ * since its peers may be waiting for it in a collective; status 1 (a failed method in `bench`,
+ * which rank 0 shares with every rank) finalises normally. */
 int par_init(int *argc, char ***argv);
 void par_finalize(int status);
 /* Built with MPI support (whether or not this run uses it). */

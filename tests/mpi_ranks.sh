@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # mpi_ranks.sh BIN TINY_SUITE — ttmerge built with -DTTMERGE_MPI=ON, under mpirun (docs/mpi.md):
 # 1. the grid on 2 ranks == the grid in one process (same threads per process): `ttmerge check
-#    --tol 0` both ways, predictions/ byte for byte;
+#    --tol 0` both ways, predictions/ byte for byte; a method failing on a rank is a failed row;
 # 2. data-parallel learners on 2 ranks x 1 thread == one process x 2 threads (2 lanes): every
 #    tensor of the merged model bit for bit (adamerging, adamerging-task, adamerging++, tinting of
 #    the head and of a backbone tensor), and the same loss curve;
@@ -27,6 +27,15 @@ gargs=(--suite "$suite" --methods $methods --set adamerging-task.steps=20 --set 
 "$bin" check --golden "$tmp/g2/results.csv" --results "$tmp/g1/results.csv" --tol 0 >/dev/null
 for m in ${methods//,/ }; do cmp "$tmp/g1/predictions/$m.bits" "$tmp/g2/predictions/$m.bits"; done
 [[ $(grep -c ',ok,' "$tmp/g2/timings.csv") -eq 8 ]] || { echo "FAIL: timings.csv lacks rows"; exit 1; }
+
+# a method that fails on a worker rank is a failed row with its error, and bench exits 1
+st=0
+"${mpi[@]}" "$bin" bench --suite "$suite" --methods zeroshot,ta,lata --set ta.lambda=abc --threads 1 --quiet \
+  --out "$tmp/gf" 2>"$tmp/gf.log" || st=$?
+((st == 1)) || { cat "$tmp/gf.log"; echo "FAIL: bench with a failed method exited $st, not 1"; exit 1; }
+[[ $(grep -c '"ta",.*"failed","parameter lambda=abc is not a number"' "$tmp/gf/results.csv") -ge 1 ]] \
+  || { echo "FAIL: no failed row for ta"; exit 1; }
+[[ $(grep -c '"ok"' "$tmp/gf/results.csv") -ge 2 ]] || { echo "FAIL: zeroshot and lata are missing"; exit 1; }
 
 echo "== 2. data-parallel learners: 2 ranks x 1 thread vs 1 process x 2 threads"
 learn() { # name, extra args...
