@@ -52,6 +52,11 @@ static int run_verb(int argc, char **argv) {
     }
     for (int i = 0; i < N_VERBS; i++) {
         if (strcmp(argv[1], verbs[i].name) != 0) continue;
+        if (par_size() > 1 && strcmp(argv[1], "bench") && strcmp(argv[1], "merge") && strcmp(argv[1], "eval")) {
+            /* every rank would do the whole work and write the same files */
+            if (par_rank() == 0) fprintf(stderr, "ttmerge %s: runs as one process; start it without mpirun\n", argv[1]);
+            return 2;
+        }
         if (!verbs[i].run) {
             fprintf(stderr, "ttmerge: '%s' is not available in this build yet\n", argv[1]);
             return 2;
