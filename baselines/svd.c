@@ -21,11 +21,13 @@ typedef lapack_int (*gesdd_fn)(int, char, lapack_int, lapack_int, double *, lapa
 typedef lapack_int (*gesvdx_fn)(int, char, char, char, lapack_int, lapack_int, double *, lapack_int, double, double,
                                 lapack_int, lapack_int, lapack_int *, double *, double *, lapack_int, double *,
                                 lapack_int, lapack_int *);
+typedef lapack_int (*gesv_fn)(int, lapack_int, lapack_int, double *, lapack_int, lapack_int *, double *, lapack_int);
 typedef void (*dgemm_fn)(enum CBLAS_ORDER, enum CBLAS_TRANSPOSE, enum CBLAS_TRANSPOSE, blasint, blasint, blasint,
                          double, const double *, blasint, const double *, blasint, double, double *, blasint);
 static struct {
     gesdd_fn gesdd;
     gesvdx_fn gesvdx;
+    gesv_fn gesv;
     dgemm_fn dgemm;
     void (*set_threads)(int);
     char why[256];
@@ -42,10 +44,11 @@ static void lib_load(void) {
     }
     lib.gesdd = (gesdd_fn)dlsym(lapacke, "LAPACKE_dgesdd");
     lib.gesvdx = (gesvdx_fn)dlsym(lapacke, "LAPACKE_dgesvdx");
+    lib.gesv = (gesv_fn)dlsym(lapacke, "LAPACKE_dgesv");
     lib.dgemm = (dgemm_fn)dlsym(blas, "cblas_dgemm");
     lib.set_threads = (void (*)(int))dlsym(RTLD_DEFAULT, "openblas_set_num_threads");
-    if (!lib.gesdd || !lib.gesvdx || !lib.dgemm)
-        snprintf(lib.why, sizeof lib.why, "the SVD merges need LAPACKE_dgesdd, LAPACKE_dgesvdx and cblas_dgemm");
+    if (!lib.gesdd || !lib.gesvdx || !lib.gesv || !lib.dgemm)
+        snprintf(lib.why, sizeof lib.why, "the SVD merges need LAPACKE_dgesdd, LAPACKE_dgesvdx, LAPACKE_dgesv and cblas_dgemm");
 }
 
 int svd_init(tt_err *err) {
@@ -108,6 +111,17 @@ int svd_top(double *a, int m, int n, int r, double *u, double *s, double *vt, tt
     if (info == LAPACK_WORK_MEMORY_ERROR) return tt_fail(err, TT_ENOMEM, "out of memory (SVD of %dx%d)", m, n);
     if (info > 0 || ns != r) return tt_fail(err, TT_ENUMERIC, "SVD of a %dx%d matrix did not converge", m, n);
     if (info < 0) return tt_fail(err, TT_EINTERNAL, "dgesvdx: argument %d is invalid", (int)-info);
+    return 0;
+}
+
+int svd_solve(double *a, int n, double *b, int nrhs, tt_err *err) {
+    if (n == 0 || nrhs == 0) return 0;
+    lapack_int *ipiv = malloc((size_t)n * sizeof *ipiv);
+    if (!ipiv) return tt_fail(err, TT_ENOMEM, "out of memory");
+    lapack_int info = lib.gesv(LAPACK_ROW_MAJOR, n, nrhs, a, n, ipiv, b, nrhs);
+    free(ipiv);
+    if (info > 0) return tt_fail(err, TT_ENUMERIC, "the %dx%d system is singular (pivot %d is 0)", n, n, (int)info);
+    if (info < 0) return tt_fail(err, TT_EINPUT, "LAPACKE_dgesv: argument %d is invalid", (int)-info);
     return 0;
 }
 

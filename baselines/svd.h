@@ -48,6 +48,10 @@ int svd_polar(double *a, int m, int n, double *p, tt_err *err);
 void svd_gemm(bool ta, bool tb, int M, int N, int K, double alpha, const double *a, const double *b, double beta,
               double *c);
 
+/* Solve a x = b in place (LAPACK dgesv: LU with partial pivoting): a [n×n] is overwritten by its
+ * factors, b [n×nrhs] by x. Fails (TT_ENUMERIC) when a pivot is exactly 0. RegMean's closed form. */
+int svd_solve(double *a, int n, double *b, int nrhs, tt_err *err);
+
 /* out [m×n] = pu [m×k] · diag(s) · pv [k×n], rounded to float32 (pu is overwritten by pu·diag(s)). */
 int svd_reconstruct(double *pu, const double *s, const double *pv, int m, int k, int n, float *out, tt_err *err);
 
