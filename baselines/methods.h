@@ -21,6 +21,9 @@ extern const merge_method method_iso_c;
 extern const merge_method method_iso_cts;
 extern const merge_method method_fisher;
 extern const merge_method method_regmean;
+extern const merge_method method_wudi;
+extern const merge_method method_cart;
+extern const merge_method method_pcb;
 
 /* The per-tensor merges of the SVD-based methods (svd.h's svd_layer_fn): the K task vectors tau[t]
  * [m×n] of one 2-D tensor into out [m×n]. baselines/tsv_m.c, iso_c.c, iso_cts.c (user: the double
@@ -30,6 +33,29 @@ int tsvm_layer(const float *const *tau, int K, int m, int n, float *out, const v
 int isoc_layer(const float *const *tau, int K, int m, int n, float *out, const void *user, tt_err *err);
 int isocts_layer(const float *const *tau, int K, int m, int n, float *out, const void *user, tt_err *err);
 int isocts_dims(int k, int K, double fraction, int *common, int *per_task);
+
+/* WUDI (baselines/wudi.c): its matrices (the four weight matrices of each block), and the per-matrix
+ * optimisation as an svd_layer_fn (user: wudi_opts). */
+typedef struct wudi_opts {
+    int iters;
+    double lr;
+} wudi_opts;
+bool wudi_tensor_selected(const vit_tensor_info *t);
+int wudi_layer(const float *const *tau, int K, int m, int n, float *out, const void *user, tt_err *err);
+
+/* CART (baselines/cart.c): its matrices (attn/mlp weights), and the per-matrix sum of the rank-r
+ * truncations of the K centred task vectors c_t (tau[t] here) as an svd_layer_fn (user: the double
+ * rank ratio). cart_rank: the official max(1, int(ratio · k)). */
+bool cart_tensor_selected(const vit_tensor_info *t);
+int cart_layer(const float *const *centred, int K, int m, int n, float *out, const void *user, tt_err *err);
+int cart_rank(int k, double ratio);
+
+/* PCB (baselines/pcb.c) on K task vectors flattened into one [K × d] array (task t at x + t·d): the
+ * merged vector into out [d]. For known-answer tests; the method streams the model instead. */
+typedef struct pcb_opts {
+    double lambda, clamp_ratio, keep_ratio;
+} pcb_opts;
+int pcb_flat(const float *x, int K, size_t d, const pcb_opts *o, float *out, tt_err *err);
 
 /* Grafting / Localize-and-Stitch (baselines/graft.c): what localising one task found. */
 typedef struct graft_info {

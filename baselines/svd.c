@@ -257,11 +257,38 @@ int svd_run_jobs(int n_jobs, const svd_job *jobs, int K, svd_tau_get get, const 
 typedef struct ctx_src {
     const merge_ctx *ctx;
     const int *layer; /* job -> layout tensor */
+    svd_ctx_get get;  /* NULL: the plain task vectors */
+    const void *get_user;
 } ctx_src;
 
 static void ctx_tau(const void *src, int job, int t, float *out) {
     const ctx_src *c = src;
-    merge_task_vector(c->ctx, t, c->layer[job], out);
+    if (c->get) c->get(c->ctx, c->layer[job], t, out, c->get_user);
+    else merge_task_vector(c->ctx, t, c->layer[job], out);
+}
+
+int svd_merge_selected(merge_ctx *ctx, bool (*selected)(const vit_tensor_info *), svd_ctx_get get,
+                       const void *get_user, svd_layer_fn fn, const void *user, float *delta, tt_err *err) {
+    const vit_layout *lay = &ctx->pre.lay;
+    svd_job *jobs = calloc((size_t)lay->count, sizeof *jobs);
+    int *layer = calloc((size_t)lay->count, sizeof *layer);
+    int n = 0, rc = -1;
+    if (!jobs || !layer) {
+        tt_fail(err, TT_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (int l = 0; l < lay->count; l++) {
+        const vit_tensor_info *t = &lay->t[l];
+        if (t->ndim != 2 || !selected(t)) continue;
+        jobs[n] = (svd_job){(int)t->shape[0], (int)t->shape[1], delta + t->offset, t->name};
+        layer[n++] = l;
+    }
+    ctx_src src = {ctx, layer, get, get_user};
+    rc = svd_run_jobs(n, jobs, ctx->K, ctx_tau, &src, fn, user, ctx->progress, err);
+done:
+    free(jobs);
+    free(layer);
+    return rc;
 }
 
 int svd_merge_layers(merge_ctx *ctx, svd_layer_fn fn, const void *user, float *delta, tt_err *err) {
@@ -282,7 +309,7 @@ int svd_merge_layers(merge_ctx *ctx, svd_layer_fn fn, const void *user, float *d
         jobs[n] = (svd_job){(int)t->shape[0], (int)t->shape[1], delta + t->offset, t->name};
         layer[n++] = l;
     }
-    ctx_src src = {ctx, layer};
+    ctx_src src = {ctx, layer, NULL, NULL};
     if (svd_run_jobs(n, jobs, ctx->K, ctx_tau, &src, fn, user, ctx->progress, err)) goto done;
     for (int l = 0; l < lay->count; l++)
         if (!svd_tensor_selected(&lay->t[l])) running_mean(ctx, l, scratch, delta + lay->t[l].offset);

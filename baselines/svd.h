@@ -87,6 +87,14 @@ int svd_run_jobs(int n_jobs, const svd_job *jobs, int K, svd_tau_get get, const 
  * mlp.c_fc.weight, mlp.c_proj.weight, and proj. */
 bool svd_tensor_selected(const vit_tensor_info *t);
 
+/* fn on the 2-D tensors that `selected` accepts, in parallel as svd_run_jobs, each writing its slice of
+ * delta (layout of θ0); every other tensor of delta is left as it is. get(ctx, l, t, out, get_user)
+ * gives task t's matrix of layout tensor l (NULL: the plain τ_t): WUDI and CART, whose tensor rules
+ * and inputs differ from the SVD merges'. */
+typedef void (*svd_ctx_get)(const merge_ctx *ctx, int l, int t, float *out, const void *user);
+int svd_merge_selected(merge_ctx *ctx, bool (*selected)(const vit_tensor_info *), svd_ctx_get get,
+                       const void *get_user, svd_layer_fn fn, const void *user, float *delta, tt_err *err);
+
 /* delta (layout of θ0, overwritten) = fn on every selected tensor, and the running mean of τ_t
  * (mean += (τ_t − mean) / (t+1), in task order, fp32, as the official code) on every other one. */
 int svd_merge_layers(merge_ctx *ctx, svd_layer_fn fn, const void *user, float *delta, tt_err *err);

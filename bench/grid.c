@@ -29,7 +29,7 @@
 const char *const grid_all_methods[] = {"zeroshot", "individual", "ta", "ties", "consensus-ta", "consensus-ties",
                                         "tatr", "dare", "lata", "awd", "graft", "adamerging-task", "adamerging",
                                         "adamerging++", "awd-adamerging", "tinting", "tsv-m", "iso-c", "iso-cts", "fisher",
-                                        "regmean", NULL};
+                                        "regmean", "wudi", "cart", "pcb", NULL};
 
 /* The methods whose result depends on the seed (ctx->seed): DARE's drop masks, graft's initial
  * shots, the training images Fisher and RegMean draw, the test-time learners' batch and task order
