@@ -11,6 +11,7 @@
 #include "bench/registry.h"
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "core/par.h"
 #include "core/progress.h"
 
 static void list_methods(void) {
@@ -177,11 +178,20 @@ int cmd_merge(int argc, char **argv) {
     if (!rc) {
         ctx.progress = cli_progress_enabled(&common);
         ctx.quiet = common.quiet;
-        snprintf(ctx.curve_csv, sizeof ctx.curve_csv, "%s.curve.csv", out); /* written by adaptive methods */
+        /* under mpirun every rank runs the method (the learners and the evaluations share the work,
+         * docs/mpi.md) and holds the same result; rank 0 writes it */
+        bool lead = par_rank() == 0;
+        if (lead) snprintf(ctx.curve_csv, sizeof ctx.curve_csv, "%s.curve.csv", out); /* written by adaptive methods */
         if (format) ctx.out_format = fmt;
+        par_stats_reset();
         rc = m->run(&ctx, &e);
-        if (!rc) rc = merge_ctx_save(&ctx, m, out, &e);
-        if (!rc && !common.quiet)
+        par_stats comm;
+        par_stats_get(&comm);
+        if (!rc && lead) rc = merge_ctx_save(&ctx, m, out, &e);
+        if (!rc && par_size() > 1 && !common.quiet)
+            fprintf(stderr, "ttmerge merge: rank %d of %d: %llu MPI calls, %.3f MB sent, %.3fs in MPI\n", par_rank(),
+                    par_size(), (unsigned long long)comm.calls, (double)comm.bytes / 1e6, comm.seconds);
+        if (!rc && lead && !common.quiet)
             fprintf(stderr, "ttmerge merge: %s on %s (%d tasks) in %.1fs -> %s %s\n", m->name, s.name, ctx.K,
                     progress_now() - t0, out, ctx.record_json ? ctx.record_json : "");
         merge_ctx_close(&ctx);

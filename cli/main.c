@@ -4,6 +4,7 @@
 
 #include "cli/commands.h"
 #include "core/checkpoint.h"
+#include "core/par.h"
 #include "core/version.h"
 
 typedef struct verb {
@@ -37,7 +38,7 @@ static void usage(FILE *out) {
                  "2 bad usage or input, 3 internal or resource error.\n");
 }
 
-int main(int argc, char **argv) {
+static int run_verb(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
         return 2;
@@ -52,6 +53,11 @@ int main(int argc, char **argv) {
     }
     for (int i = 0; i < N_VERBS; i++) {
         if (strcmp(argv[1], verbs[i].name) != 0) continue;
+        if (par_size() > 1 && strcmp(argv[1], "bench") && strcmp(argv[1], "merge") && strcmp(argv[1], "eval")) {
+            /* every rank would do the whole work and write the same files */
+            if (par_rank() == 0) fprintf(stderr, "ttmerge %s: runs as one process; start it without mpirun\n", argv[1]);
+            return 2;
+        }
         if (!verbs[i].run) {
             fprintf(stderr, "ttmerge: '%s' is not available in this build yet\n", argv[1]);
             return 2;
@@ -60,4 +66,14 @@ int main(int argc, char **argv) {
     }
     fprintf(stderr, "ttmerge: unknown verb '%s' (see ttmerge --help)\n", argv[1]);
     return 2;
+}
+
+/* Under mpirun (an MPI build) every rank runs the same verb; the verbs that know ranks share the
+ * work (docs/mpi.md), rank 0 writes the outputs. */
+int main(int argc, char **argv) {
+    int rc = par_init(&argc, &argv);
+    if (rc) return rc;
+    rc = run_verb(argc, argv);
+    par_finalize(rc);
+    return rc;
 }
