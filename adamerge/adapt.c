@@ -181,8 +181,7 @@ static int expert_labels(adapt_state *s, infer_ctx *ic, int k, tt_err *err) {
     if (!logits || !s->pseudo[k] || !s->pseudo_conf[k]) {
         tt_fail(err, TT_ENOMEM, "out of memory");
     } else if (!vit_weights_bind(&w, &ex.lay, ex.params, NULL, err)) {
-        rc = infer_logits(ic, &w, ti->head.W, ti->head.b, ti->classes, ti->test.pixels, ti->test.n, ctx->s->mean,
-                          ctx->s->std, logits, err);
+        rc = infer_logits(ic, &w, ti->head.W, ti->head.b, ti->classes, ti->test.pixels, ti->test.n, &ctx->s->norm, logits, err);
         vit_weights_free(&w);
         for (int i = 0; !rc && i < ti->test.n; i++) {
             const float *z = logits + (size_t)i * ti->classes;
@@ -315,7 +314,7 @@ static double forward_backward(adapt_state *s, const int *tasks, int n, double *
         const ds_images *im = &s->ctx->s->tasks[k].test;
         for (int b = 0; b < B; b++)
             infer_normalize(s->images + ((size_t)j * B + b) * s->img, im->pixels + (size_t)idx[b] * s->img, 1, 1,
-                            s->img, s->ctx->s->mean, s->ctx->s->std);
+                            s->img, &s->ctx->s->norm);
     }
     /* a per-task plan is planned for exactly one task's batch; the joint plan for all K */
     TT_ASSERT(n * B == s->plan_batch);
@@ -382,7 +381,7 @@ static double test_accuracy(adapt_state *s, merge_eval *ev) {
         tt_err e;
         if (s->o->train_tensor) tensor_in(s, &ev->w, k);
         TT_ASSERT(infer_logits(&ev->ic, &ev->w, head_W(s, k), head_b(s, k), ti->classes, ti->test.pixels, ti->test.n,
-                               s->ctx->s->mean, s->ctx->s->std, ev->logits, &e) == 0);
+                               &s->ctx->s->norm, ev->logits, &e) == 0);
         if (s->o->train_tensor) tensor_out(s, &ev->w);
         sum += infer_accuracy(ev->logits, ti->test.labels, ti->test.n, ti->classes);
     }

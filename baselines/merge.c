@@ -263,7 +263,7 @@ double merge_eval_task(merge_eval *ev, merge_ctx *ctx, int t, bool test) {
     bool swapped = ckpt_task_apply(&ctx->out, ctx->extra, ctx->n_extra, ti->name, &ev->w, &W, &b) > 0;
     tt_err e;
     /* every head was planned by merge_eval_init's callers before; a failure here is a bug */
-    TT_ASSERT(infer_logits(&ev->ic, &ev->w, W, b, ti->classes, im->pixels, im->n, s->mean, s->std, ev->logits, &e) == 0);
+    TT_ASSERT(infer_logits(&ev->ic, &ev->w, W, b, ti->classes, im->pixels, im->n, &s->norm, ev->logits, &e) == 0);
     if (swapped) vit_weights_repoint(&ev->w, &ctx->out.lay, ctx->out.params, NULL);
     return infer_accuracy(ev->logits, im->labels, im->n, ti->classes);
 }

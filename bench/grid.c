@@ -89,8 +89,7 @@ static int eval_individual(const suite *s, child_out *co, tt_err *err) {
         double te = progress_now();
         co->load_s += te - tl;
         int lrc = vit_weights_bind(&w, &m.lay, m.params, NULL, err) ||
-                  infer_logits(&ic, &w, ti->head.W, ti->head.b, ti->classes, ti->test.pixels, ti->test.n, s->mean,
-                               s->std, logits, err);
+                  infer_logits(&ic, &w, ti->head.W, ti->head.b, ti->classes, ti->test.pixels, ti->test.n, &s->norm, logits, err);
         co->eval_s += progress_now() - te;
         if (!lrc) co->acc[t] = infer_accuracy(logits, ti->test.labels, ti->test.n, ti->classes);
         if (!lrc) lrc = keep_predictions(co, ti, t, logits, err);
