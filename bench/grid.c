@@ -121,6 +121,9 @@ static int run_method(const grid_opts *o, const suite *s, const char *name, chil
     double t0 = progress_now();
     if (merge_ctx_open(&ctx, s, m, sets, n, o->seed, err)) return -1;
     co->load_s = progress_now() - t0;
+    /* models/<method>.safetensors: one ttmerge file whatever θ0's format (an imported suite's may be
+     * Hugging Face or open_clip), which also holds the task-specific tensors of the learners */
+    ctx.out_format = CM_TTMERGE;
     ctx.progress = o->progress;
     ctx.quiet = true;
     snprintf(ctx.curve_csv, sizeof ctx.curve_csv, "%s/curves/%s.csv", o->out_dir, name);

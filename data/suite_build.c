@@ -18,7 +18,6 @@
 #include "core/train.h"
 #include "data/idx.h"
 #include "data/source.h"
-#include "data/suite_import.h"
 #include "data/transform.h"
 
 enum { SPLIT_TRAIN, SPLIT_VAL, SPLIT_TEST, N_SPLITS };
@@ -388,7 +387,7 @@ static int write_manifest(build_ctx *c, tt_err *err) {
 /* ---- the build ---- */
 
 int suite_build(const suite_spec *spec, const suite_build_opts *o, tt_err *err) {
-    if (spec->import.on) return suite_import_build(spec, o, err); /* nothing to train: data/suite_import.h */
+    if (spec->import.on) return tt_fail(err, TT_EINPUT, "suite %s imports its models: build it with suite_import_build", spec->name);
     build_ctx *c = calloc(1, sizeof *c);
     if (!c) return tt_fail(err, TT_ENOMEM, "out of memory");
     c->spec = spec;
