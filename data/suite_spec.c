@@ -908,10 +908,10 @@ static int parse_float3(pctx *c, const yaml_node_t *n, const char *what, float o
 static int parse_import_normalize(pctx *c, const yaml_node_t *n) {
     suite_import *im = &c->s->import;
     if (n->type == YAML_SCALAR_NODE) {
-        char v[sizeof im->normalize];
+        char v[32];
         if (get_str(c, n, "import.normalize", v, sizeof v)) return -1;
         if (strcmp(v, "model") && strcmp(v, "clip")) return pfail(c, n, "import.normalize must be model, clip or {mean: [..], std: [..]}");
-        snprintf(im->normalize, sizeof im->normalize, "%s", v);
+        memcpy(im->normalize, v, strlen(v) + 1); /* "model" or "clip": fits */
         return 0;
     }
     map_iter it;
