@@ -26,6 +26,11 @@ static const merge_method *const registry[] = {
     &method_tsv_m,
     &method_iso_c,
     &method_iso_cts,
+    &method_fisher,
+    &method_regmean,
+    &method_wudi,
+    &method_cart,
+    &method_pcb,
 };
 
 int merge_count(void) { return (int)(sizeof registry / sizeof registry[0]); }
