@@ -183,8 +183,7 @@ static int expert_labels(adapt_state *s, infer_ctx *ic, int k, tt_err *err) {
     if (!logits || !s->pseudo[k] || !s->pseudo_conf[k]) {
         tt_fail(err, TT_ENOMEM, "out of memory");
     } else if (!vit_weights_bind(&w, &ex.lay, ex.params, NULL, err)) {
-        rc = infer_logits(ic, &w, ti->head.W, ti->head.b, ti->classes, ti->test.pixels, ti->test.n, ctx->s->mean,
-                          ctx->s->std, logits, err);
+        rc = infer_logits(ic, &w, ti->head.W, ti->head.b, ti->classes, ti->test.pixels, ti->test.n, &ctx->s->norm, logits, err);
         vit_weights_free(&w);
         for (int i = 0; !rc && i < ti->test.n; i++) {
             const float *z = logits + (size_t)i * ti->classes;
@@ -331,7 +330,7 @@ static double forward_backward(adapt_state *s, const int *tasks, int n, double *
             size_t at = (size_t)j * B + (size_t)b;
             if (at >= lo && at < hi) /* this rank's slice only */
                 infer_normalize(s->images + at * s->img, im->pixels + (size_t)idx[b] * s->img, 1, 1, s->img,
-                                s->ctx->s->mean, s->ctx->s->std);
+                                &s->ctx->s->norm);
         }
     }
     /* a per-task plan is planned for exactly one task's batch; the joint plan for all K */
@@ -402,7 +401,7 @@ static double test_accuracy(adapt_state *s, merge_eval *ev) {
         if (s->o->train_tensor) tensor_in(s, &ev->w, k);
         double acc; /* sharded over the MPI ranks when there are several: the same accuracy */
         TT_ASSERT(infer_accuracy_sharded(&ev->ic, &ev->w, head_W(s, k), head_b(s, k), ti->classes, ti->test.pixels,
-                                         ti->test.labels, ti->test.n, s->ctx->s->mean, s->ctx->s->std, ev->logits, &acc,
+                                         ti->test.labels, ti->test.n, &s->ctx->s->norm, ev->logits, &acc,
                                          &e) == 0);
         if (s->o->train_tensor) tensor_out(s, &ev->w);
         sum += acc;

@@ -268,8 +268,7 @@ static int load_shots(localizer *L, tt_err *err) {
     L->labels = tt_calloc_aligned((size_t)n, sizeof(int32_t), err);
     if (!L->images || !L->labels) goto done;
     for (int j = 0; j < n; j++) {
-        infer_normalize(L->images + (size_t)j * L->img, im->pixels + (size_t)idx[j] * L->img, 1, 1, L->img, ctx->s->mean,
-                        ctx->s->std);
+        infer_normalize(L->images + (size_t)j * L->img, im->pixels + (size_t)idx[j] * L->img, 1, 1, L->img, &ctx->s->norm);
         L->labels[j] = im->labels[idx[j]];
     }
     rc = 0;

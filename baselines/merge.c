@@ -267,7 +267,7 @@ double merge_eval_task(merge_eval *ev, merge_ctx *ctx, int t, bool test) {
     /* every head was planned by merge_eval_init's callers before; a failure here is a bug */
     /* sharded over the MPI ranks when there are several (core/par.h): the same accuracy */
     double acc;
-    TT_ASSERT(infer_accuracy_sharded(&ev->ic, &ev->w, W, b, ti->classes, im->pixels, im->labels, im->n, s->mean, s->std,
+    TT_ASSERT(infer_accuracy_sharded(&ev->ic, &ev->w, W, b, ti->classes, im->pixels, im->labels, im->n, &s->norm,
                                      ev->logits, &acc, &e) == 0);
     if (swapped) vit_weights_repoint(&ev->w, &ctx->out.lay, ctx->out.params, NULL);
     return acc;

@@ -169,7 +169,7 @@ int mu_train_sample(const merge_ctx *ctx, int t, int n, int batch, float **image
     size_t padded = ((size_t)*got + batch - 1) / batch * batch;
     if (!(*images = tt_calloc_aligned(padded * img, sizeof(float), err))) goto done;
     for (int j = 0; j < *got; j++)
-        infer_normalize(*images + (size_t)j * img, train.pixels + (size_t)perm[j] * img, 1, 1, img, s->mean, s->std);
+        infer_normalize(*images + (size_t)j * img, train.pixels + (size_t)perm[j] * img, 1, 1, img, &s->norm);
     if (idx) {
         *idx = perm, perm = NULL;
     }

@@ -92,8 +92,7 @@ static int eval_individual(const suite *s, child_out *co, tt_err *err) {
         double te = progress_now();
         co->load_s += te - tl;
         int lrc = vit_weights_bind(&w, &m.lay, m.params, NULL, err) ||
-                  infer_logits(&ic, &w, ti->head.W, ti->head.b, ti->classes, ti->test.pixels, ti->test.n, s->mean,
-                               s->std, logits, err);
+                  infer_logits(&ic, &w, ti->head.W, ti->head.b, ti->classes, ti->test.pixels, ti->test.n, &s->norm, logits, err);
         co->eval_s += progress_now() - te;
         if (!lrc) co->acc[t] = infer_accuracy(logits, ti->test.labels, ti->test.n, ti->classes);
         if (!lrc) lrc = keep_predictions(co, ti, t, logits, err);
@@ -125,6 +124,9 @@ static int run_method(const grid_opts *o, const suite *s, const char *name, chil
     double t0 = progress_now();
     if (merge_ctx_open(&ctx, s, m, sets, n, o->seed, err)) return -1;
     co->load_s = progress_now() - t0;
+    /* models/<method>.safetensors: one ttmerge file whatever θ0's format (an imported suite's may be
+     * Hugging Face or open_clip), which also holds the task-specific tensors of the learners */
+    ctx.out_format = CM_TTMERGE;
     ctx.progress = o->progress;
     ctx.quiet = true;
     snprintf(ctx.curve_csv, sizeof ctx.curve_csv, "%s/curves/%s.csv", o->out_dir, name);

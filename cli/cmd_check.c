@@ -32,7 +32,7 @@ static int check_golden(const char *golden_path, const char *results_path, const
     check_report r = {0};
     stats_counts counts = {0};
     int status = 2;
-    if (results_read(golden_path, &golden, &e) || results_read(results_path, &res, &e)) {
+    if (results_read_golden(golden_path, &golden, &e) || results_read(results_path, &res, &e)) {
         fprintf(stderr, "ttmerge check: %s\n", e.msg);
         status = tt_exit_status(&e);
         goto done;

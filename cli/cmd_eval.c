@@ -2,6 +2,7 @@
  * stdout), or a checkpoint + head on any IDX images; logits as .npy. */
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -35,7 +36,43 @@ static int eval_load_opts(const eval_args *a, cm_opts *o, tt_err *e) {
     return 0;
 }
 
-static int eval_run(const eval_args *a, float mean, float std, int batch, tt_err *e) {
+/* --mean/--std: one value for every channel, or one per channel ("0.481,0.458,0.408"). */
+typedef struct eval_norm_arg {
+    int n;
+    float v[INFER_MAX_CHANNELS];
+} eval_norm_arg;
+
+static int parse_norm_arg(const char *opt, const char *s, bool positive, eval_norm_arg *out) {
+    out->n = 0;
+    for (const char *p = s;;) {
+        char *end = NULL;
+        double v = strtod(p, &end);
+        if (end == p || (*end && *end != ',') || !isfinite(v) || (positive && !(v > 0)) || fabs(v) > 1000)
+            return cli_error("eval", "--%s: '%s' is not a %snumber or a comma-separated list of them", opt, s,
+                             positive ? "positive " : "");
+        if (out->n == INFER_MAX_CHANNELS) return cli_error("eval", "--%s: more than %d values", opt, INFER_MAX_CHANNELS);
+        out->v[out->n++] = (float)v;
+        if (!*end) return 0;
+        p = end + 1;
+    }
+}
+
+/* The normalisation for a model of `channels` channels: 1 value = every channel. */
+static int norm_for(const eval_norm_arg *mean, const eval_norm_arg *std, int channels, infer_norm *nm, tt_err *e) {
+    const eval_norm_arg *both[2] = {mean, std};
+    for (int k = 0; k < 2; k++)
+        if (both[k]->n != 1 && both[k]->n != channels)
+            return tt_fail(e, TT_EINPUT, "--%s has %d values; the model has %d channels (give 1 or %d)",
+                           k ? "std" : "mean", both[k]->n, channels, channels);
+    nm->channels = channels;
+    for (int c = 0; c < channels; c++) {
+        nm->mean[c] = mean->v[mean->n == 1 ? 0 : c];
+        nm->std[c] = std->v[std->n == 1 ? 0 : c];
+    }
+    return 0;
+}
+
+static int eval_run(const eval_args *a, const eval_norm_arg *mean, const eval_norm_arg *std, int batch, tt_err *e) {
     ckpt_vit m = {0};
     ckpt_head h = {0};
     ds_images im = {0};
@@ -49,7 +86,9 @@ static int eval_run(const eval_args *a, float mean, float std, int batch, tt_err
     /* features alone need no head */
     bool want_head = a->head || a->labels || a->logits_out || !a->features_out;
 
-    if (eval_load_opts(a, &lo, e) || ckpt_load_vit_opts(&m, a->model, &lo, e) || ckpt_check_finite(&m, a->model, e))
+    infer_norm nm;
+    if (eval_load_opts(a, &lo, e) || ckpt_load_vit_opts(&m, a->model, &lo, e) || ckpt_check_finite(&m, a->model, e) ||
+        norm_for(mean, std, m.cfg.channels, &nm, e))
         goto done;
     if (want_head && ckpt_load_head(&h, a->head ? a->head : a->model, m.cfg.output_dim, e)) goto done;
     ckpt_head_apply_settings(&h, &m.cfg); /* a zero-shot head: CLIP's normalised, scaled logits */
@@ -78,7 +117,7 @@ static int eval_run(const eval_args *a, float mean, float std, int batch, tt_err
         int64_t shape[2] = {im.n, m.cfg.output_dim};
         features = tt_calloc_aligned((size_t)im.n * m.cfg.output_dim, sizeof(float), e);
         if (!features) goto done;
-        infer_features(&ic, &w, im.pixels, im.n, mean, std, features);
+        infer_features(&ic, &w, im.pixels, im.n, &nm, features);
         if (npy_write_f32(a->features_out, 2, shape, features, e)) goto done;
     }
     if (!want_head) {
@@ -86,7 +125,7 @@ static int eval_run(const eval_args *a, float mean, float std, int batch, tt_err
         goto done;
     }
     logits = tt_calloc_aligned((size_t)im.n * h.classes, sizeof(float), e);
-    if (!logits || infer_logits(&ic, &w, h.W, h.b, h.classes, im.pixels, im.n, mean, std, logits, e)) goto done;
+    if (!logits || infer_logits(&ic, &w, h.W, h.b, h.classes, im.pixels, im.n, &nm, logits, e)) goto done;
     if (a->logits_out) {
         int64_t shape[2] = {im.n, h.classes};
         if (npy_write_f32(a->logits_out, 2, shape, logits, e)) goto done;
@@ -228,8 +267,8 @@ static int eval_suite(const eval_args *a, int batch, tt_err *e) {
         free(logits);
         logits = malloc((size_t)im->n * ti->classes * sizeof(float));
         double acc = 0; /* sharded over the MPI ranks when there are several; rank 0 prints */
-        int lrc = logits ? infer_accuracy_sharded(&ic, &w, W, b, ti->classes, im->pixels, im->labels, im->n, s.mean,
-                                                  s.std, logits, &acc, e)
+        int lrc = logits ? infer_accuracy_sharded(&ic, &w, W, b, ti->classes, im->pixels, im->labels, im->n, &s.norm,
+                                                  logits, &acc, e)
                          : tt_fail(e, TT_ENOMEM, "out of memory");
         if (swapped) vit_weights_repoint(&w, &m.lay, m.params, NULL);
         if (lrc) goto done;
@@ -270,28 +309,27 @@ int cmd_eval(int argc, char **argv) {
         {"labels", "LABELS.idx", "labels: print accuracy as CSV", .str = &a.labels},
         {"logits-out", "F.npy", "write logits [n, classes] as .npy", .str = &a.logits_out},
         {"task", "NAME", "task name for the CSV row", .str = &a.task},
-        {"mean", "M", "input normalisation mean (default 0.5)", .str = &a.mean_s},
-        {"std", "S", "input normalisation std (default 0.5)", .str = &a.std_s},
+        {"mean", "M[,M,...]", "input normalisation mean, one value or one per channel (default 0.5)", .str = &a.mean_s},
+        {"std", "S[,S,...]", "input normalisation std, one value or one per channel (default 0.5)", .str = &a.std_s},
         {"batch", "N", "batch size (default " EVAL_STR(INFER_BATCH) ")", .str = &a.batch_s},
         {"features-out", "F.npy", "write the image features [n, output_dim] (before any head) as .npy", .str = &a.features_out},
         {"act", "gelu|quick_gelu", "activation of a checkpoint that does not say (open_clip files; default quick_gelu)", .str = &a.act},
         CLI_PRECISION(&a.precision),
         CLI_COMMON(&a.common),
         {0}};
-    int rc = cli_parse("eval", "Evaluate a checkpoint on a suite's tasks, or on IDX images: x = (pixel/255 - mean)/std.",
+    int rc = cli_parse("eval", "Evaluate a checkpoint on a suite's tasks, or on IDX images: x = (pixel/255 - mean[c])/std[c].",
                        opts, argc, argv);
     if (rc) return rc > 0 ? 0 : 2;
     if (!a.suite == !a.input) return cli_error("eval", "give exactly one of --suite DIR or --input IMAGES.idx");
-    double mean, std;
+    eval_norm_arg mean, std;
     long batch;
-    if (cli_float("eval", "mean", a.mean_s, &mean) || cli_float("eval", "std", a.std_s, &std) ||
+    if (parse_norm_arg("mean", a.mean_s, false, &mean) || parse_norm_arg("std", a.std_s, true, &std) ||
         cli_int("eval", "batch", a.batch_s, 1, 4096, &batch) || cli_apply_common(&a.common) ||
         cli_apply_precision("eval", a.precision))
         return 2;
     if ((rc = cli_start_threads("eval"))) return rc;
-    if (!(std > 0)) return cli_error("eval", "--std must be positive");
     tt_err e = {0};
-    if (a.suite ? eval_suite(&a, (int)batch, &e) : eval_run(&a, (float)mean, (float)std, (int)batch, &e)) {
+    if (a.suite ? eval_suite(&a, (int)batch, &e) : eval_run(&a, &mean, &std, (int)batch, &e)) {
         fprintf(stderr, "ttmerge eval: %s\n", e.msg);
         return tt_exit_status(&e);
     }

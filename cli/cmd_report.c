@@ -67,10 +67,12 @@ static int refresh_stats(const char *dir, const stats_opts *so, tt_err *e) {
 
 int cmd_report(int argc, char **argv) {
     cli_common common = {0};
-    const char *out = NULL, *ref = "ta", *resamples_s = "1000";
+    const char *out = NULL, *ref = "ta", *resamples_s = "1000", *published = NULL;
     cli_opt opts[] = {
         {"out", "DIR", "with several RESULTS_DIRs: where across.csv and report.md go", .str = &out},
         {"ref", "METHOD", "reference for paired differences (default ta; \"\" for none)", .str = &ref},
+        {"published", "G.csv", "a published golden (reports/golden/published/RECIPE.csv): the papers' numbers beside ours",
+         .str = &published},
         {"resamples", "B", "bootstrap resamples (default 1000; --seed seeds them, default 0)", .str = &resamples_s},
         CLI_COMMON(&common),
         {0}};
@@ -107,7 +109,7 @@ int cmd_report(int argc, char **argv) {
         if (!common.quiet) printf("wrote %s/across.csv and %s/report.md (%d runs)\n", out, out, n_dirs);
         return 0;
     }
-    report_opts ro = {.warn = stderr, .stats = &so};
+    report_opts ro = {.warn = stderr, .stats = &so, .published = published};
     if (refresh_stats(dirs[0], &so, &e) || report_write(dirs[0], &ro, &e)) {
         fprintf(stderr, "ttmerge report: %s\n", e.msg);
         return tt_exit_status(&e);

@@ -6,6 +6,7 @@
 #include "cli/cli.h"
 #include "cli/commands.h"
 #include "data/suite_build.h"
+#include "data/suite_import.h"
 
 #ifndef TTMERGE_SOURCE_DIR
 #define TTMERGE_SOURCE_DIR "."
@@ -40,7 +41,9 @@ int cmd_suite(int argc, char **argv) {
     }
     int rc = cli_parse("suite build",
                        "Build a task suite: data (IDX), pretrained backbone, zero-shot heads, fine-tuned checkpoints.\n"
-                       "NAME is a built-in suite (suites/NAME.yaml: vision8, tiny) or a YAML/JSON file.",
+                       "NAME is a built-in suite (suites/NAME.yaml: vision8, tiny) or a YAML/JSON file. A file with an\n"
+                       "import: section (suites/clip-*.yaml) trains nothing: it reads your pretrained and fine-tuned\n"
+                       "checkpoints, heads and image folders (paths may use ${TTMERGE_MODELS}, ${TTMERGE_DATA}).",
                        opts, argc - first, argv + first);
     if (rc) return rc > 0 ? 0 : 2;
     if (!name) return cli_error("suite build", "missing the suite NAME or FILE.yaml");
@@ -57,6 +60,7 @@ int cmd_suite(int argc, char **argv) {
     }
     suite_build_opts o = {.out_dir = out, .mnist_dir = mnist ? mnist : default_mnist_dir(),
                           .progress = cli_progress_enabled(&common), .quiet = common.quiet != 0};
-    if (suite_build(&spec, &o, &e)) return fprintf(stderr, "ttmerge suite build: %s\n", e.msg), tt_exit_status(&e);
+    /* an import: section: the user's checkpoints and images, nothing trained (data/suite_import.h) */
+    if (spec.import.on ? suite_import_build(&spec, &o, &e) : suite_build(&spec, &o, &e)) return fprintf(stderr, "ttmerge suite build: %s\n", e.msg), tt_exit_status(&e);
     return 0;
 }

@@ -68,12 +68,25 @@ void infer_free(infer_ctx *ic) {
     memset(ic, 0, sizeof *ic);
 }
 
-void infer_normalize(float *dst, const uint8_t *pixels, int n_img, int batch, size_t img_size, float mean,
-                     float std) {
-    float a = 1.0f / (255.0f * std), b = -mean / std;
-    size_t n = (size_t)n_img * img_size;
+infer_norm infer_norm_scalar(float mean, float std, int channels) {
+    infer_norm nm = {.channels = channels};
+    for (int c = 0; c < INFER_MAX_CHANNELS; c++) nm.mean[c] = mean, nm.std[c] = std;
+    return nm;
+}
+
+void infer_normalize(float *dst, const uint8_t *pixels, int n_img, int batch, size_t img_size, const infer_norm *nm) {
+    int C = nm->channels;
+    TT_ASSERT(C >= 1 && C <= INFER_MAX_CHANNELS && img_size % (size_t)C == 0);
+    float a[INFER_MAX_CHANNELS], b[INFER_MAX_CHANNELS];
+    for (int c = 0; c < C; c++) a[c] = 1.0f / (255.0f * nm->std[c]), b[c] = -nm->mean[c] / nm->std[c];
+    size_t plane = img_size / (size_t)C, planes = (size_t)n_img * C, n = (size_t)n_img * img_size;
 #pragma omp parallel for schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++) dst[i] = (float)pixels[i] * a + b;
+    for (size_t q = 0; q < planes; q++) {
+        float ac = a[q % C], bc = b[q % C];
+        const uint8_t *src = pixels + q * plane;
+        float *out = dst + q * plane;
+        for (size_t i = 0; i < plane; i++) out[i] = (float)src[i] * ac + bc;
+    }
     memset(dst + n, 0, ((size_t)batch * img_size - n) * sizeof(float));
 }
 
@@ -85,41 +98,41 @@ static int lane_count(const infer_ctx *ic, int l, int k) {
 }
 
 /* Normalise and run the backbone (and head h >= 0) for lane l's share of a pass. */
-static void lane_run(infer_ctx *ic, int l, const vit_weights *w, const uint8_t *pixels, int k, float mean,
-                     float std, int h, const float *head_W, const float *head_b) {
+static void lane_run(infer_ctx *ic, int l, const vit_weights *w, const uint8_t *pixels, int k, const infer_norm *nm,
+                     int h, const float *head_W, const float *head_b) {
     infer_lane *ln = &ic->lane[l];
     size_t img = (size_t)ic->cfg.channels * ic->cfg.image_size * ic->cfg.image_size;
     int m = lane_count(ic, l, k);
     if (m == 0) return;
-    infer_normalize(ln->images, pixels + (size_t)l * ic->lane_batch * img, m, ic->lane_batch, img, mean, std);
+    infer_normalize(ln->images, pixels + (size_t)l * ic->lane_batch * img, m, ic->lane_batch, img, nm);
     vit_forward(ln->plan, w, ln->images, ln->features);
     if (h >= 0) vit_head_forward(&ln->heads[h], ln->logits, ln->features, head_W, head_b);
 }
 
 /* One pass over images [0, k) of pixels: every lane on its own thread (nested OpenMP regions in the
  * ops and oneDNN then run single-threaded), or the one lane with parallel ops. */
-static void run_pass(infer_ctx *ic, const vit_weights *w, const uint8_t *pixels, int k, float mean, float std,
+static void run_pass(infer_ctx *ic, const vit_weights *w, const uint8_t *pixels, int k, const infer_norm *nm,
                      int h, const float *head_W, const float *head_b) {
     if (ic->lanes == 1) {
-        lane_run(ic, 0, w, pixels, k, mean, std, h, head_W, head_b);
+        lane_run(ic, 0, w, pixels, k, nm, h, head_W, head_b);
         return;
     }
 #pragma omp parallel for schedule(static, 1) num_threads(ic->lanes)
-    for (int l = 0; l < ic->lanes; l++) lane_run(ic, l, w, pixels, k, mean, std, h, head_W, head_b);
+    for (int l = 0; l < ic->lanes; l++) lane_run(ic, l, w, pixels, k, nm, h, head_W, head_b);
 }
 
 static void reuse_weights(infer_ctx *ic, bool reuse) {
     for (int l = 0; l < ic->lanes; l++) vit_plan_reuse_weights(ic->lane[l].plan, reuse);
 }
 
-void infer_features(infer_ctx *ic, const vit_weights *w, const uint8_t *pixels, int n, float mean, float std,
+void infer_features(infer_ctx *ic, const vit_weights *w, const uint8_t *pixels, int n, const infer_norm *nm,
                     float *features) {
     size_t img = (size_t)ic->cfg.channels * ic->cfg.image_size * ic->cfg.image_size;
     int D = ic->cfg.output_dim;
     for (int i0 = 0; i0 < n; i0 += ic->batch) {
         int k = n - i0 < ic->batch ? n - i0 : ic->batch;
         reuse_weights(ic, i0 > 0); /* one model for the whole call: a bf16 plan converts it once */
-        run_pass(ic, w, pixels + (size_t)i0 * img, k, mean, std, -1, NULL, NULL);
+        run_pass(ic, w, pixels + (size_t)i0 * img, k, nm, -1, NULL, NULL);
         for (int l = 0; l < ic->lanes; l++)
             memcpy(features + ((size_t)i0 + (size_t)l * ic->lane_batch) * D, ic->lane[l].features,
                    (size_t)lane_count(ic, l, k) * D * sizeof(float));
@@ -164,14 +177,14 @@ int infer_plan_heads(infer_ctx *ic, const int *classes, int n, tt_err *err) {
 }
 
 int infer_logits(infer_ctx *ic, const vit_weights *w, const float *head_W, const float *head_b, int classes,
-                 const uint8_t *pixels, int n, float mean, float std, float *logits, tt_err *err) {
+                 const uint8_t *pixels, int n, const infer_norm *nm, float *logits, tt_err *err) {
     int h = ensure_head(ic, classes, err);
     if (h < 0) return -1;
     size_t img = (size_t)ic->cfg.channels * ic->cfg.image_size * ic->cfg.image_size;
     for (int i0 = 0; i0 < n; i0 += ic->batch) {
         int k = n - i0 < ic->batch ? n - i0 : ic->batch;
         reuse_weights(ic, i0 > 0); /* one model for the whole call: a bf16 plan converts it once */
-        run_pass(ic, w, pixels + (size_t)i0 * img, k, mean, std, h, head_W, head_b);
+        run_pass(ic, w, pixels + (size_t)i0 * img, k, nm, h, head_W, head_b);
         for (int l = 0; l < ic->lanes; l++)
             memcpy(logits + ((size_t)i0 + (size_t)l * ic->lane_batch) * classes, ic->lane[l].logits,
                    (size_t)lane_count(ic, l, k) * classes * sizeof(float));
@@ -193,11 +206,11 @@ double infer_accuracy(const float *logits, const int32_t *labels, int n, int cla
 }
 
 int infer_accuracy_sharded(infer_ctx *ic, const vit_weights *w, const float *head_W, const float *head_b, int classes,
-                           const uint8_t *pixels, const int32_t *labels, int n, float mean, float std, float *logits,
-                           double *acc, tt_err *err) {
+                           const uint8_t *pixels, const int32_t *labels, int n, const infer_norm *nm,
+                           float *logits, double *acc, tt_err *err) {
     int R = par_size(), me = par_rank();
     if (R == 1) {
-        if (infer_logits(ic, w, head_W, head_b, classes, pixels, n, mean, std, logits, err)) return -1;
+        if (infer_logits(ic, w, head_W, head_b, classes, pixels, n, nm, logits, err)) return -1;
         *acc = infer_accuracy(logits, labels, n, classes);
         return 0;
     }
@@ -205,7 +218,7 @@ int infer_accuracy_sharded(infer_ctx *ic, const vit_weights *w, const float *hea
     par_share((size_t)n, me, R, &lo, &hi);
     float *mine = logits + lo * (size_t)classes;
     int64_t tally[2] = {0, 0}; /* correct, ranks that failed */
-    bool failed = infer_logits(ic, w, head_W, head_b, classes, pixels + lo * img, (int)(hi - lo), mean, std, mine, err);
+    bool failed = infer_logits(ic, w, head_W, head_b, classes, pixels + lo * img, (int)(hi - lo), nm, mine, err);
     if (failed)
         tally[1] = 1;
     else

@@ -1,11 +1,13 @@
 /* infer.h — batched inference of a ViT + head over uint8 images (eval, λ search, suite build).
  *
  * Pixels are stored as uint8 [n, C, S, S] (exactly what the suite's IDX files hold) and are
- * normalised on the fly: x = (p/255 - mean) / std. The last partial batch is zero-padded so
+ * normalised on the fly, per channel c: x = (p/255 - mean[c]) / std[c] (infer_norm; a scalar
+ * mean/std is the same value in every channel). The last partial batch is zero-padded so
  * that one planned batch size serves any n.
  *
  *   infer_ctx ic; infer_init(&ic, d, &cfg, INFER_BATCH, &e);
- *   infer_logits(&ic, &w, head_W, head_b, classes, pixels, n, 0.5f, 0.5f, logits);  // [n, classes]
+ *   infer_norm nm = infer_norm_scalar(0.5f, 0.5f, cfg.channels);
+ *   infer_logits(&ic, &w, head_W, head_b, classes, pixels, n, &nm, logits);  // [n, classes]
  *   infer_free(&ic);
  * Ownership: the caller owns every array passed in; infer_ctx owns its plans, engines (but the
  * caller's d) and scratch. Results are deterministic for a fixed thread count (the lane split
@@ -39,6 +41,15 @@
  * ceil(n / INFER_BATCH) batches. bench/micro/vit_bench times `eval` at it. */
 #define INFER_BATCH 256
 
+/* Input normalisation, per channel (at most VIT's 16 channels). */
+#define INFER_MAX_CHANNELS 16
+typedef struct infer_norm {
+    int channels;
+    float mean[INFER_MAX_CHANNELS], std[INFER_MAX_CHANNELS];
+} infer_norm;
+/* The same mean and std in each of `channels` channels. */
+infer_norm infer_norm_scalar(float mean, float std, int channels);
+
 typedef struct infer_lane {
     dnn *d;                          /* lane 0: the caller's engine; the others own theirs */
     vit_plan *plan;                  /* planned for lane_batch images */
@@ -70,17 +81,17 @@ void infer_free(infer_ctx *ic);
  * a head on first use otherwise: oneDNN primitives and memory, which can run out). */
 int infer_plan_heads(infer_ctx *ic, const int *classes, int n, tt_err *err);
 
-/* Normalise pixels [n_img, C, S, S] into dst [batch, C, S, S], zero-padding rows past n_img. */
-void infer_normalize(float *dst, const uint8_t *pixels, int n_img, int batch, size_t img_size, float mean,
-                     float std);
+/* Normalise pixels [n_img, C, S, S] into dst [batch, C, S, S], zero-padding rows past n_img;
+ * img_size = C·S·S with C = nm->channels. Per element: p · (1/(255·std[c])) + (−mean[c]/std[c]). */
+void infer_normalize(float *dst, const uint8_t *pixels, int n_img, int batch, size_t img_size, const infer_norm *nm);
 
 /* features [n, D]. */
-void infer_features(infer_ctx *ic, const vit_weights *w, const uint8_t *pixels, int n, float mean,
-                    float std, float *features);
+void infer_features(infer_ctx *ic, const vit_weights *w, const uint8_t *pixels, int n, const infer_norm *nm,
+                    float *features);
 /* logits [n, classes] = head(features(pixels)). Returns -1 only if the head cannot be planned
  * (never after infer_plan_heads with this class count). */
 int infer_logits(infer_ctx *ic, const vit_weights *w, const float *head_W, const float *head_b, int classes,
-                 const uint8_t *pixels, int n, float mean, float std, float *logits, tt_err *err);
+                 const uint8_t *pixels, int n, const infer_norm *nm, float *logits, tt_err *err);
 
 /* Top-1 accuracy (%) of logits [n, classes] against labels [n]. */
 double infer_accuracy(const float *logits, const int32_t *labels, int n, int classes);
@@ -92,7 +103,7 @@ double infer_accuracy(const float *logits, const int32_t *labels, int n, int cla
  * logits do not depend on the batch it runs in (infer.h above). Every rank must call it; a rank's
  * failure fails all of them (the others say so). */
 int infer_accuracy_sharded(infer_ctx *ic, const vit_weights *w, const float *head_W, const float *head_b, int classes,
-                           const uint8_t *pixels, const int32_t *labels, int n, float mean, float std, float *logits,
-                           double *acc, tt_err *err);
+                           const uint8_t *pixels, const int32_t *labels, int n, const infer_norm *nm,
+                           float *logits, double *acc, tt_err *err);
 
 #endif

@@ -19,7 +19,17 @@
 
 #include "core/err.h"
 #include "data/dataset.h"
+#include "data/image_list.h"
+
+#include <stdbool.h>
 
 int imset_load(const char *path, int size, ds_images *out, tt_err *err);
+
+/* Images idx[0..n) of an opened list (image_list.h), in that order, with their labels, into
+ * `channels` planes: 3 = RGB; 1 = the red plane, which for a greyscale file is its grey value
+ * (Pillow's convert("RGB") copies it to the three planes; convert("L") of that gives it back).
+ * label names the progress line (images, rate, ETA) drawn when progress is true. */
+int imset_load_list(const imls_list *l, const int *idx, int n, int size, int channels, const char *label,
+                    bool progress, ds_images *out, tt_err *err);
 
 #endif

@@ -2,6 +2,7 @@
 #include "data/suite.h"
 
 #include <jansson.h>
+#include <math.h>
 #include <string.h>
 
 #include "data/idx.h"
@@ -16,6 +17,34 @@ static int load_split(const suite *s, const char *task, const char *split, ds_im
 
 int suite_load_train(const suite *s, int task, ds_images *out, tt_err *err) {
     return load_split(s, s->tasks[task].name, "train", out, err);
+}
+
+/* A path from suite.json: absolute as given (an imported suite references the user's
+ * checkpoints), else relative to the suite directory. */
+static void resolve(char *out, size_t cap, const char *dir, const char *p) {
+    if (p[0] == '/') snprintf(out, cap, "%s", p);
+    else snprintf(out, cap, "%s/%s", dir, p);
+}
+
+/* normalize.mean / .std: a number (every channel) or a list of one number per channel. */
+static int read_norm(json_t *v, const char *key, int channels, float *out, const char *path, tt_err *err) {
+    if (json_is_number(v)) {
+        for (int c = 0; c < channels; c++) out[c] = (float)json_number_value(v);
+    } else if (json_is_array(v) && json_array_size(v) == (size_t)channels) {
+        for (int c = 0; c < channels; c++) {
+            json_t *x = json_array_get(v, (size_t)c);
+            if (!json_is_number(x)) return tt_fail(err, TT_EINPUT, "%s: normalize.%s[%d] is not a number", path, key, c);
+            out[c] = (float)json_number_value(x);
+        }
+    } else {
+        return tt_fail(err, TT_EINPUT, "%s: normalize.%s must be a number or a list of %d numbers (one per channel)", path,
+                       key, channels);
+    }
+    for (int c = 0; c < channels; c++)
+        if (!isfinite(out[c]) || (!strcmp(key, "std") && !(out[c] > 0)))
+            return tt_fail(err, TT_EINPUT, "%s: normalize.%s must be %s", path, key,
+                           strcmp(key, "std") ? "finite" : "positive");
+    return 0;
 }
 
 static double acc_of(json_t *acc, const char *mode, const char *split) {
@@ -65,13 +94,12 @@ int suite_open(suite *s, const char *dir, const char *mode, tt_err *err) {
         tt_prefix(err, "%s: ", path);
         goto done;
     }
-    s->mean = (float)json_number_value(json_object_get(norm, "mean"));
-    s->std = (float)json_number_value(json_object_get(norm, "std"));
-    if (!(s->std > 0)) {
-        tt_fail(err, TT_EINPUT, "%s: normalize.std must be positive", path);
+    s->norm.channels = s->cfg.channels;
+    if (read_norm(json_object_get(norm, "mean"), "mean", s->cfg.channels, s->norm.mean, path, err) ||
+        read_norm(json_object_get(norm, "std"), "std", s->cfg.channels, s->norm.std, path, err))
         goto done;
-    }
-    snprintf(s->pretrained, sizeof s->pretrained, "%s/pretrained.safetensors", dir);
+    const char *pre = json_string_value(json_object_get(root, "pretrained"));
+    resolve(s->pretrained, sizeof s->pretrained, dir, pre ? pre : "pretrained.safetensors");
     s->n_tasks = (int)json_array_size(tasks);
     s->tasks = calloc((size_t)s->n_tasks, sizeof *s->tasks);
     if (!s->tasks) {
@@ -89,7 +117,7 @@ int suite_open(suite *s, const char *dir, const char *mode, tt_err *err) {
             goto done;
         }
         snprintf(ti->name, sizeof ti->name, "%s", tn);
-        snprintf(ti->finetuned, sizeof ti->finetuned, "%s/%s", dir, fp);
+        resolve(ti->finetuned, sizeof ti->finetuned, dir, fp);
         char head_path[1200];
         snprintf(head_path, sizeof head_path, "%s/%s", dir, hp);
         if (ckpt_load_head(&ti->head, head_path, s->cfg.output_dim, err)) goto done;

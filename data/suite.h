@@ -11,6 +11,7 @@
 #define TT_SUITE_H
 
 #include "core/checkpoint.h"
+#include "core/infer.h"
 #include "data/dataset.h"
 
 typedef struct suite_task_info {
@@ -18,7 +19,8 @@ typedef struct suite_task_info {
     int classes;
     ds_images val, test;
     ckpt_head head;
-    char finetuned[1024];  /* path of this task's fine-tuned checkpoint (selected mode) */
+    char finetuned[1024];  /* path of this task's fine-tuned checkpoint (selected mode): in the suite, or
+                            * the user's own file that an imported suite references */
     double zeroshot_val, zeroshot_test, finetuned_val, finetuned_test; /* from the manifest (%) */
 } suite_task_info;
 
@@ -27,8 +29,8 @@ typedef struct suite {
     char name[64];
     char mode[16];         /* fine-tuning mode of the `finetuned` paths: "full" or "attn-linear" */
     vit_config cfg;
-    float mean, std;
-    char pretrained[1024];
+    infer_norm norm;       /* input normalisation per channel (suite.json: numbers or per-channel lists) */
+    char pretrained[1024]; /* suite.json "pretrained": relative to dir, or an absolute path */
     int n_tasks;
     suite_task_info *tasks;
 } suite;

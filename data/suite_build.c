@@ -196,7 +196,8 @@ static int prototype_head(build_ctx *c, infer_ctx *ic, const vit_weights *w, tas
         return -1;
     }
     ts->head.b = ts->head.W + (size_t)K * D;
-    infer_features(ic, w, tr->pixels, tr->n, c->spec->norm_mean, c->spec->norm_std, f);
+    infer_norm nm = infer_norm_scalar(c->spec->norm_mean, c->spec->norm_std, c->spec->arch.channels);
+    infer_features(ic, w, tr->pixels, tr->n, &nm, f);
     for (int i = 0; i < tr->n; i++) {
         float *fi = f + (size_t)i * D;
         double nn = 0;
@@ -237,11 +238,12 @@ static int logreg_head(build_ctx *c, task_state *ts, tt_err *err) {
 }
 
 static int evaluate(build_ctx *c, infer_ctx *ic, const vit_weights *w, task_state *ts, double acc[N_SPLITS], tt_err *err) {
+    const infer_norm nm = infer_norm_scalar(c->spec->norm_mean, c->spec->norm_std, c->spec->arch.channels);
     for (int s = SPLIT_VAL; s < N_SPLITS; s++) {
         const ds_images *im = &ts->split[s];
         float *logits = tt_calloc_aligned((size_t)im->n * ts->head.classes, sizeof(float), err);
-        if (!logits || infer_logits(ic, w, ts->head.W, ts->head.b, ts->head.classes, im->pixels, im->n,
-                                    c->spec->norm_mean, c->spec->norm_std, logits, err)) {
+        if (!logits || infer_logits(ic, w, ts->head.W, ts->head.b, ts->head.classes, im->pixels, im->n, &nm,
+                                    logits, err)) {
             free(logits);
             return -1;
         }
@@ -385,6 +387,7 @@ static int write_manifest(build_ctx *c, tt_err *err) {
 /* ---- the build ---- */
 
 int suite_build(const suite_spec *spec, const suite_build_opts *o, tt_err *err) {
+    if (spec->import.on) return tt_fail(err, TT_EINPUT, "suite %s imports its models: build it with suite_import_build", spec->name);
     build_ctx *c = calloc(1, sizeof *c);
     if (!c) return tt_fail(err, TT_ENOMEM, "out of memory");
     c->spec = spec;

@@ -339,11 +339,61 @@ static int check_task(const suite_spec *s, int i, const spec_lines *L, tt_err *e
     return 0;
 }
 
+/* An imported suite: names, paths present, the import options in range; the files themselves
+ * are checked by the build (suite_import.h). */
+static int check_import(const suite_spec *s, const spec_lines *L, tt_err *err) {
+    const suite_import *im = &s->import;
+    if (!cstr_ok(im->pretrained, sizeof im->pretrained) || !im->pretrained[0])
+        return vfail(err, 0, "import.pretrained is required");
+    if (im->preprocess_size < 0 || im->preprocess_size > 4096)
+        return vfail(err, 0, "import.preprocess size %d out of range [1, 4096]", im->preprocess_size);
+    if (!cstr_ok(im->normalize, sizeof im->normalize) ||
+        (strcmp(im->normalize, "model") && strcmp(im->normalize, "clip") && strcmp(im->normalize, "given")))
+        return vfail(err, 0, "import.normalize must be model, clip or {mean, std}");
+    for (int c = 0; c < 3; c++) {
+        if (!(isfinite(im->mean[c]) && fabsf(im->mean[c]) <= 1000))
+            return vfail(err, 0, "import.normalize.mean[%d] %g out of range [-1000, 1000]", c, (double)im->mean[c]);
+        if (!strcmp(im->normalize, "given") && !(im->std[c] > 0 && im->std[c] <= 1000))
+            return vfail(err, 0, "import.normalize.std[%d] %g out of range (0, 1000]", c, (double)im->std[c]);
+    }
+    if (!(im->logit_scale > 0 && im->logit_scale <= 1e4f))
+        return vfail(err, 0, "import.logit_scale %g out of range (0, 10000]", (double)im->logit_scale);
+    if (!(im->val_fraction > 0 && im->val_fraction < 1))
+        return vfail(err, 0, "import.val_fraction %g out of range (0, 1)", (double)im->val_fraction);
+    if (im->val_max < 1) return vfail(err, 0, "import.val_max %d must be >= 1", im->val_max);
+    if (s->n_sources != 0) return vfail(err, 0, "an imported suite has no sources");
+    if (s->n_tasks < 1 || s->n_tasks > SUITE_MAX_TASKS)
+        return vfail(err, 0, "%d tasks (need 1..%d)", s->n_tasks, SUITE_MAX_TASKS);
+    for (int i = 0; i < s->n_tasks; i++) {
+        const suite_task *t = &s->tasks[i];
+        const suite_import_task *it = &im->tasks[i];
+        int line = L ? L->task[i] : 0;
+        if (!name_ok(t->name, sizeof t->name, false))
+            return vfail(err, line, "task %d: name must be 1..%d characters of [a-z0-9_-], starting with [a-z0-9]", i + 1,
+                         SUITE_NAME_MAX - 1);
+        for (int j = 0; j < i; j++)
+            if (!strcmp(s->tasks[j].name, t->name)) return vfail(err, line, "duplicate task name '%s'", t->name);
+        const char *const paths[] = {it->finetuned, it->head, it->text_classes, it->text_templates, it->test, it->train, it->val};
+        for (size_t k = 0; k < sizeof paths / sizeof *paths; k++)
+            if (!cstr_ok(paths[k], SUITE_PATH_MAX)) return vfail(err, line, "task '%s': bad path", t->name);
+        if (!it->finetuned[0] || !it->test[0] || !it->train[0] || (!it->head[0] == !it->text_classes[0]) ||
+            !it->text_classes[0] != !it->text_templates[0])
+            return vfail(err, line, "task '%s': needs finetuned, one head (file or text) and data.test, data.train", t->name);
+        if (t->source[0] || t->n_tf || t->labels != SUITE_LABELS_IDENTITY)
+            return vfail(err, line, "task '%s': an imported task has no source, transforms or labels", t->name);
+        if (t->classes < 0 || t->classes == 1) return vfail(err, line, "task '%s': classes must be >= 2", t->name);
+        if (t->train < 0 || t->val < 0 || t->test < 0)
+            return vfail(err, line, "task '%s': split sizes must be >= 0", t->name);
+    }
+    return 0;
+}
+
 static int check_spec(const suite_spec *s, const spec_lines *L, tt_err *err) {
     if (!name_ok(s->name, sizeof s->name, true))
         return vfail(err, 0, "suite name must be 1..%d characters of [A-Za-z0-9._-], starting with a letter or digit",
                      SUITE_NAME_MAX - 1);
     if (s->seed > (uint64_t)INT64_MAX) return vfail(err, 0, "seed out of range [0, 2^63-1]");
+    if (s->import.on) return check_import(s, L, err);
     if (vit_config_validate(&s->arch, err)) return tt_prefix(err, "arch: ");
     if (!(isfinite(s->norm_mean) && fabsf(s->norm_mean) <= 1000))
         return vfail(err, 0, "normalize.mean %g out of range [-1000, 1000]", (double)s->norm_mean);
@@ -404,6 +454,11 @@ typedef struct pctx {
     spec_lines lines;
     int task_classes[SUITE_MAX_TASKS]; /* given "classes" (0 = absent) */
     bool have_pretrain_sources;
+    const yaml_node_t *trained_key;    /* the first top-level key only a trained suite takes */
+    const yaml_node_t *task_source[SUITE_MAX_TASKS];   /* the task's "source" key, or NULL */
+    const yaml_node_t *task_import[SUITE_MAX_TASKS];   /* its first import-only key, or NULL */
+    const yaml_node_t *task_trained[SUITE_MAX_TASKS];  /* its first trained-only key (transforms, labels) */
+    bool task_train_given[SUITE_MAX_TASKS];
 } pctx;
 
 static int pfail(pctx *c, const yaml_node_t *n, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -508,6 +563,42 @@ static int get_bool(pctx *c, const yaml_node_t *n, const char *what, bool *out) 
     }
     char b[48];
     return pfail(c, n, "%s must be true or false, not '%s'", what, tt_printable(t, strlen(t), b, sizeof b));
+}
+
+/* A path with ${VAR} expanded from the environment: an unset or empty variable, or an
+ * unterminated ${, is an error naming it. */
+static int get_path(pctx *c, const yaml_node_t *n, const char *what, char *dst, size_t cap) {
+    char raw[SUITE_PATH_MAX];
+    if (get_str(c, n, what, raw, sizeof raw)) return -1;
+    size_t o = 0;
+    for (const char *p = raw; *p;) {
+        const char *piece = p;
+        size_t len = 1;
+        if (p[0] == '$' && p[1] == '{') {
+            const char *end = strchr(p + 2, '}');
+            if (!end) return pfail(c, n, "%s: '${' without a closing '}'", what);
+            char var[128];
+            if ((size_t)(end - p - 2) >= sizeof var || end == p + 2) return pfail(c, n, "%s: bad variable name", what);
+            memcpy(var, p + 2, (size_t)(end - p - 2));
+            var[end - p - 2] = 0;
+            piece = getenv(var);
+            if (!piece || !*piece) {
+                char b[80];
+                return pfail(c, n, "%s: ${%s} is not set (export it: the folder that holds your data or models)", what,
+                             tt_printable(var, strlen(var), b, sizeof b));
+            }
+            len = strlen(piece);
+            p = end + 1;
+        } else {
+            p++;
+        }
+        if (o + len >= cap) return pfail(c, n, "%s is longer than %zu characters once expanded", what, cap - 1);
+        memcpy(dst + o, piece, len);
+        o += len;
+    }
+    dst[o] = 0;
+    if (!o) return pfail(c, n, "%s is empty", what);
+    return 0;
 }
 
 /* Iterate a mapping: for each pair, *key is the key text (checked: scalar, no NUL, not
@@ -802,6 +893,128 @@ static int parse_transform(pctx *c, const yaml_node_t *n, suite_transform *t) {
                  tt_printable(name, kn->data.scalar.length, b, sizeof b));
 }
 
+static int parse_float3(pctx *c, const yaml_node_t *n, const char *what, float out[3]) {
+    if (want_type(c, n, YAML_SEQUENCE_NODE, what)) return -1;
+    int k = 0;
+    for (yaml_node_item_t *i = n->data.sequence.items.start; i < n->data.sequence.items.top; i++, k++) {
+        yaml_node_t *x = node_at(c, *i);
+        if (!x || k == 3) return pfail(c, n, "%s must be a list of 3 numbers (red, green, blue)", what);
+        if (get_float(c, x, what, &out[k])) return -1;
+    }
+    if (k != 3) return pfail(c, n, "%s must be a list of 3 numbers (red, green, blue)", what);
+    return 0;
+}
+
+static int parse_import_normalize(pctx *c, const yaml_node_t *n) {
+    suite_import *im = &c->s->import;
+    if (n->type == YAML_SCALAR_NODE) {
+        char v[32];
+        if (get_str(c, n, "import.normalize", v, sizeof v)) return -1;
+        if (strcmp(v, "model") && strcmp(v, "clip")) return pfail(c, n, "import.normalize must be model, clip or {mean: [..], std: [..]}");
+        memcpy(im->normalize, v, strlen(v) + 1); /* "model" or "clip": fits */
+        return 0;
+    }
+    map_iter it;
+    if (map_begin(c, n, "import.normalize", &it)) return -1;
+    const char *k;
+    yaml_node_t *kn, *v;
+    int r;
+    bool has[2] = {false, false};
+    while ((r = map_next(c, &it, &k, &kn, &v)) > 0) {
+        int rc;
+        if (!strcmp(k, "mean")) rc = parse_float3(c, v, "import.normalize.mean", im->mean), has[0] = true;
+        else if (!strcmp(k, "std")) rc = parse_float3(c, v, "import.normalize.std", im->std), has[1] = true;
+        else rc = unknown_key(c, kn, k, "import.normalize");
+        if (rc) return -1;
+    }
+    if (r < 0) return -1;
+    if (!has[0] || !has[1]) return pfail(c, n, "import.normalize needs both mean and std");
+    snprintf(im->normalize, sizeof im->normalize, "given");
+    return 0;
+}
+
+static int parse_import(pctx *c, const yaml_node_t *n) {
+    suite_import *im = &c->s->import;
+    map_iter it;
+    if (map_begin(c, n, "import", &it)) return -1;
+    const char *k;
+    yaml_node_t *kn, *v;
+    int r;
+    bool has_pre = false;
+    while ((r = map_next(c, &it, &k, &kn, &v)) > 0) {
+        int rc = 0;
+        if (!strcmp(k, "pretrained")) rc = get_path(c, v, "import.pretrained", im->pretrained, sizeof im->pretrained), has_pre = true;
+        else if (!strcmp(k, "preprocess")) {
+            char pp[32];
+            rc = get_str(c, v, "import.preprocess", pp, sizeof pp);
+            if (!rc && !strcmp(pp, "clip")) im->preprocess_size = 0;
+            else if (!rc) {
+                char *end = NULL;
+                long sz = strncmp(pp, "clip:", 5) ? -1 : strtol(pp + 5, &end, 10);
+                if (sz < 1 || sz > 4096 || !end || *end)
+                    rc = pfail(c, v, "import.preprocess must be clip or clip:SIZE with SIZE in [1, 4096]");
+                else im->preprocess_size = (int)sz;
+            }
+        } else if (!strcmp(k, "normalize")) rc = parse_import_normalize(c, v);
+        else if (!strcmp(k, "normalize_features")) rc = get_bool(c, v, "import.normalize_features", &im->normalize_features);
+        else if (!strcmp(k, "logit_scale")) rc = get_float(c, v, "import.logit_scale", &im->logit_scale);
+        else if (!strcmp(k, "val_fraction")) rc = get_float(c, v, "import.val_fraction", &im->val_fraction);
+        else if (!strcmp(k, "val_max")) rc = get_int(c, v, "import.val_max", &im->val_max);
+        else rc = unknown_key(c, kn, k, "import");
+        if (rc) return -1;
+    }
+    if (r < 0) return -1;
+    if (!has_pre) return pfail(c, n, "import needs the pretrained checkpoint (import.pretrained)");
+    return 0;
+}
+
+/* head: FILE | {text: {classes: FILE, templates: FILE}} */
+static int parse_import_head(pctx *c, const yaml_node_t *n, suite_import_task *it_) {
+    if (n->type == YAML_SCALAR_NODE) return get_path(c, n, "task head", it_->head, sizeof it_->head);
+    map_iter it;
+    if (map_begin(c, n, "task head", &it)) return -1;
+    const char *k;
+    yaml_node_t *kn, *v;
+    int r, n_keys = 0;
+    while ((r = map_next(c, &it, &k, &kn, &v)) > 0) {
+        if (strcmp(k, "text")) return unknown_key(c, kn, k, "task head (a head file, or {text: {classes, templates}})");
+        n_keys++;
+        map_iter t;
+        if (map_begin(c, v, "head.text", &t)) return -1;
+        bool has[2] = {false, false};
+        int r2;
+        while ((r2 = map_next(c, &t, &k, &kn, &v)) > 0) {
+            int rc;
+            if (!strcmp(k, "classes")) rc = get_path(c, v, "head.text.classes", it_->text_classes, SUITE_PATH_MAX), has[0] = true;
+            else if (!strcmp(k, "templates")) rc = get_path(c, v, "head.text.templates", it_->text_templates, SUITE_PATH_MAX), has[1] = true;
+            else rc = unknown_key(c, kn, k, "head.text");
+            if (rc) return -1;
+        }
+        if (r2 < 0) return -1;
+        if (!has[0] || !has[1]) return pfail(c, n, "head.text needs classes and templates files");
+    }
+    if (r < 0) return -1;
+    if (!n_keys) return pfail(c, n, "task head: a head file or {text: {classes, templates}}");
+    return 0;
+}
+
+static int parse_import_data(pctx *c, const yaml_node_t *n, suite_import_task *t) {
+    map_iter it;
+    if (map_begin(c, n, "task data", &it)) return -1;
+    const char *k;
+    yaml_node_t *kn, *v;
+    int r;
+    while ((r = map_next(c, &it, &k, &kn, &v)) > 0) {
+        int rc;
+        if (!strcmp(k, "test")) rc = get_path(c, v, "data.test", t->test, sizeof t->test);
+        else if (!strcmp(k, "train")) rc = get_path(c, v, "data.train", t->train, sizeof t->train);
+        else if (!strcmp(k, "val")) rc = get_path(c, v, "data.val", t->val, sizeof t->val);
+        else rc = unknown_key(c, kn, k, "task data (test, train, val)");
+        if (rc) return -1;
+    }
+    return r < 0 ? -1 : 0;
+}
+
 static int parse_task(pctx *c, const yaml_node_t *n, int ti) {
     suite_task *t = &c->s->tasks[ti];
     map_iter it;
@@ -814,9 +1027,18 @@ static int parse_task(pctx *c, const yaml_node_t *n, int ti) {
         int rc = 0;
         char what[48];
         snprintf(what, sizeof what, "task.%.20s", k);
+        suite_import_task *imt = &c->s->import.tasks[ti];
+        bool import_key = !strcmp(k, "finetuned") || !strcmp(k, "head") || !strcmp(k, "data");
+        if (import_key && !c->task_import[ti]) c->task_import[ti] = kn;
+        if ((!strcmp(k, "transforms") || !strcmp(k, "labels")) && !c->task_trained[ti]) c->task_trained[ti] = kn;
         if (!strcmp(k, "name")) rc = get_str(c, v, "task name", t->name, sizeof t->name), has_name = true;
-        else if (!strcmp(k, "source")) rc = get_str(c, v, "task source", t->source, sizeof t->source), has_source = true;
-        else if (!strcmp(k, "train")) rc = get_int(c, v, what, &t->train);
+        else if (!strcmp(k, "source")) {
+            rc = get_str(c, v, "task source", t->source, sizeof t->source), has_source = true;
+            c->task_source[ti] = kn;
+        } else if (!strcmp(k, "finetuned")) rc = get_path(c, v, "task finetuned", imt->finetuned, sizeof imt->finetuned);
+        else if (!strcmp(k, "head")) rc = parse_import_head(c, v, imt);
+        else if (!strcmp(k, "data")) rc = parse_import_data(c, v, imt);
+        else if (!strcmp(k, "train")) rc = get_int(c, v, what, &t->train), c->task_train_given[ti] = true;
         else if (!strcmp(k, "val")) rc = get_int(c, v, what, &t->val);
         else if (!strcmp(k, "test")) rc = get_int(c, v, what, &t->test);
         else if (!strcmp(k, "classes")) {
@@ -845,7 +1067,7 @@ static int parse_task(pctx *c, const yaml_node_t *n, int ti) {
     }
     if (r < 0) return -1;
     if (!has_name) return pfail(c, n, "a task needs a name");
-    if (!has_source) return pfail(c, n, "task '%s' needs a source", t->name);
+    (void)has_source; /* a source or the import keys: checked in finish, once the import section is known */
     return 0;
 }
 
@@ -859,8 +1081,20 @@ static int parse_top(pctx *c, const yaml_node_t *root) {
     int r;
     while ((r = map_next(c, &it, &k, &kn, &v)) > 0) {
         int rc = 0;
+        if (!c->trained_key && strcmp(k, "name") && strcmp(k, "seed") && strcmp(k, "import") && strcmp(k, "tasks"))
+            c->trained_key = kn;
         if (!strcmp(k, "name")) rc = get_str(c, v, "name", s->name, sizeof s->name);
         else if (!strcmp(k, "seed")) rc = get_u64(c, v, "seed", &s->seed);
+        else if (!strcmp(k, "import")) {
+            suite_import *im = &s->import;
+            im->on = true;
+            snprintf(im->normalize, sizeof im->normalize, "model");
+            im->normalize_features = true;
+            im->logit_scale = 1.0f;
+            im->val_fraction = 0.1f;
+            im->val_max = 5000;
+            rc = parse_import(c, v);
+        }
         else if (!strcmp(k, "arch")) rc = parse_arch(c, v);
         else if (!strcmp(k, "normalize")) rc = parse_normalize(c, v);
         else if (!strcmp(k, "heads")) rc = get_str(c, v, "heads", s->heads, sizeof s->heads);
@@ -900,8 +1134,41 @@ static int parse_top(pctx *c, const yaml_node_t *root) {
 }
 
 /* After the walk: defaults that depend on other parts, computed task classes. */
+static int finish_import(pctx *c) {
+    suite_spec *s = c->s;
+    if (c->trained_key) {
+        char b[80];
+        const char *k = scalar(c->trained_key);
+        return pfail(c, c->trained_key, "'%s' belongs to a trained suite; an imported suite (import:) takes only name, "
+                     "seed, import and tasks", tt_printable(k, strlen(k), b, sizeof b));
+    }
+    for (int i = 0; i < s->n_tasks; i++) {
+        suite_task *t = &s->tasks[i];
+        const suite_import_task *it = &s->import.tasks[i];
+        if (c->task_source[i]) return pfail(c, c->task_source[i], "task '%s': an imported task has no source", t->name);
+        if (c->task_trained[i])
+            return pfail(c, c->task_trained[i], "task '%s': an imported task takes no transforms or labels", t->name);
+        const char *missing = !it->finetuned[0] ? "finetuned" : !it->head[0] && !it->text_classes[0] ? "head"
+                              : !it->test[0] ? "data.test" : !it->train[0] ? "data.train" : NULL;
+        if (missing) return vfail(c->err, c->lines.task[i], "task '%s': an imported task needs %s", t->name, missing);
+        t->classes = c->task_classes[i]; /* 0 = the head's, read at build time */
+        if (!c->task_train_given[i]) t->train = SUITE_IMPORT_TRAIN_DEFAULT;
+    }
+    return 0;
+}
+
 static int finish(pctx *c) {
     suite_spec *s = c->s;
+    if (s->import.on) return finish_import(c);
+    for (int i = 0; i < s->n_tasks; i++) {
+        if (c->task_import[i]) {
+            char b[80];
+            const char *k = scalar(c->task_import[i]);
+            return pfail(c, c->task_import[i], "task '%s': '%s' is for imported suites (add an import: section)",
+                         s->tasks[i].name, tt_printable(k, strlen(k), b, sizeof b));
+        }
+        if (!c->task_source[i]) return vfail(c->err, c->lines.task[i], "task '%s' needs a source", s->tasks[i].name);
+    }
     if (!c->have_pretrain_sources) {
         for (int i = 0; i < s->n_sources; i++)
             if (s->sources[i].pool > 0)
@@ -1121,11 +1388,62 @@ static json_t *stage_json(jb *b, const suite_stage *st) {
     return o;
 }
 
+static json_t *float3(jb *b, const float v[3]) {
+    json_t *a = json_array();
+    for (int c = 0; c < 3; c++) push(b, a, jfloat(v[c]));
+    return a;
+}
+
+/* name, seed, import and the imported tasks: what an imported suite file holds. */
+static json_t *import_json(jb *b, const suite_spec *s, json_t *root) {
+    const suite_import *im = &s->import;
+    json_t *o = json_object();
+    put(b, o, "pretrained", json_string(im->pretrained));
+    char pp[32];
+    if (im->preprocess_size) snprintf(pp, sizeof pp, "clip:%d", im->preprocess_size);
+    else snprintf(pp, sizeof pp, "clip");
+    put(b, o, "preprocess", json_string(pp));
+    if (!strcmp(im->normalize, "given")) put(b, o, "normalize", json_pack("{s:o,s:o}", "mean", float3(b, im->mean), "std", float3(b, im->std)));
+    else put(b, o, "normalize", json_string(im->normalize));
+    put(b, o, "normalize_features", json_boolean(im->normalize_features));
+    put(b, o, "logit_scale", jfloat(im->logit_scale));
+    put(b, o, "val_fraction", jfloat(im->val_fraction));
+    put(b, o, "val_max", json_integer(im->val_max));
+    put(b, root, "import", o);
+    json_t *tasks = json_array();
+    for (int i = 0; i < s->n_tasks && i < SUITE_MAX_TASKS; i++) {
+        const suite_task *t = &s->tasks[i];
+        const suite_import_task *it = &im->tasks[i];
+        json_t *to = json_object(), *data = json_object();
+        put(b, to, "name", json_string(t->name));
+        put(b, to, "finetuned", json_string(it->finetuned));
+        if (it->head[0]) put(b, to, "head", json_string(it->head));
+        else put(b, to, "head", json_pack("{s:{s:s,s:s}}", "text", "classes", it->text_classes, "templates", it->text_templates));
+        put(b, data, "test", json_string(it->test));
+        put(b, data, "train", json_string(it->train));
+        if (it->val[0]) put(b, data, "val", json_string(it->val));
+        put(b, to, "data", data);
+        if (t->classes) put(b, to, "classes", json_integer(t->classes));
+        put(b, to, "train", json_integer(t->train));
+        put(b, to, "val", json_integer(t->val));
+        put(b, to, "test", json_integer(t->test));
+        push(b, tasks, to);
+    }
+    put(b, root, "tasks", tasks);
+    return root;
+}
+
 char *suite_spec_to_json(const suite_spec *s) {
     jb b = {false};
     json_t *root = json_object();
     put(&b, root, "name", json_string(s->name));
     put(&b, root, "seed", json_integer((json_int_t)s->seed));
+    if (s->import.on) {
+        import_json(&b, s, root);
+        char *out = b.bad ? NULL : json_dumps(root, JSON_INDENT(2) | JSON_REAL_PRECISION(9));
+        json_decref(root);
+        return out;
+    }
     json_t *a = json_object();
     const vit_config *c = &s->arch;
     put(&b, a, "image_size", json_integer(c->image_size));

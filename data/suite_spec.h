@@ -80,6 +80,37 @@
  *   attn_linear_lr: 4.0e-4        # lr of fine-tuning mode attn-linear, (0, 10]
  *   finetune_modes: [full]        # 1..2 distinct of full | attn-linear
  *
+ * ---- Imported suites: the published benchmarks from the user's own checkpoints and images
+ * A file with an `import` section trains nothing: it names the pretrained checkpoint, one
+ * fine-tuned checkpoint, one head and image folders per task (docs/suites.md). Then arch,
+ * normalize, sources, pretrain, heads, finetune, attn_linear_lr and finetune_modes must be
+ * absent (the architecture is the checkpoint's) and each task takes only the keys below.
+ * Every path may use ${VAR} (an unset or empty variable is an error), e.g. ${TTMERGE_MODELS}.
+ *
+ *   import:
+ *     pretrained: ${TTMERGE_MODELS}/ViT-B-32/zeroshot   # required; any checkpoint ttmerge reads
+ *     preprocess: clip            # clip | clip:SIZE (SIZE = the model's image_size, the default)
+ *     normalize: model            # model: the checkpoint's preprocessor_config.json (HF) or
+ *                                 #   open_clip_config.json (preprocess_cfg) mean/std, else CLIP's
+ *                                 #   constants | clip | {mean: [r, g, b], std: [r, g, b]}
+ *     normalize_features: true    # heads read L2-normalised features (CLIP's zero-shot heads)
+ *     logit_scale: 1.0            # logits = logit_scale * head(features); head files usually
+ *                                 #   hold the scale already (task_vectors: 100 x class embeddings)
+ *     val_fraction: 0.1           # validation carved from train when a task gives no val data:
+ *     val_max: 5000               #   min(val_fraction * n_train, val_max) images, seeded (as
+ *                                 #   task_vectors' XVal splits; not the same images)
+ *   tasks:
+ *     - name: sun397
+ *       finetuned: ${TTMERGE_MODELS}/ViT-B-32/SUN397/finetuned   # required
+ *       head: ${TTMERGE_MODELS}/ViT-B-32/heads/SUN397.safetensors  # head.weight [classes, D], head.bias
+ *       # or head: {text: {classes: suites/clip/sun397.classes.txt, templates: suites/clip/sun397.templates.txt}}
+ *       data: {test: DIR|MANIFEST, train: DIR|MANIFEST, val: DIR|MANIFEST}  # test, train required
+ *       test: 0      # 0 = every test image; else a seeded subsample
+ *       val: 0       # 0 = the carve above (or every given val image); else that many
+ *       train: 1024  # labeled train images kept for methods that train on them (graft's shots),
+ *                    # disjoint from val; at most what is left
+ *       classes: 0   # optional check: the head's class count
+ *
  * Built-in sources default their split sizes to A4: fashion-mnist {30000, 10000, 1000, 2000},
  * mnist {3000, 4000, 1000, 2000}, uci-digits {0, 1000, 200, 597}. Limits checked by
  * suite_spec_validate: fashion-mnist pool+train+val <= 60000 and test <= 10000 (separate test
@@ -157,6 +188,29 @@ typedef struct suite_task {
     int train, val, test; /* 0 = all of the source's split; else a subsample (<= the source's) */
 } suite_task;
 
+#define SUITE_PATH_MAX 512
+#define SUITE_IMPORT_TRAIN_DEFAULT 1024
+
+typedef struct suite_import_task { /* the files of one imported task (empty strings: absent) */
+    char finetuned[SUITE_PATH_MAX];
+    char head[SUITE_PATH_MAX];                                         /* head file, or "" with text heads */
+    char text_classes[SUITE_PATH_MAX], text_templates[SUITE_PATH_MAX]; /* head: {text: {...}} */
+    char test[SUITE_PATH_MAX], train[SUITE_PATH_MAX], val[SUITE_PATH_MAX]; /* folders or manifests */
+} suite_import_task;
+
+typedef struct suite_import {
+    bool on;                           /* the file has an import section */
+    char pretrained[SUITE_PATH_MAX];
+    int preprocess_size;               /* clip:SIZE; 0 = the model's image_size */
+    char normalize[8];                 /* "model", "clip" or "given" (then mean, std) */
+    float mean[3], std[3];
+    bool normalize_features;
+    float logit_scale;
+    float val_fraction;
+    int val_max;
+    suite_import_task tasks[SUITE_MAX_TASKS];
+} suite_import;
+
 typedef struct suite_stage {
     int epochs, steps;
     float lr, weight_decay, warmup; /* warmup = fraction of steps */
@@ -182,6 +236,7 @@ typedef struct suite_spec {
     float attn_linear_lr;   /* lr for mode attn-linear */
     char finetune_modes[2][16];
     int n_finetune_modes;   /* "full", "attn-linear" */
+    suite_import import;    /* import.on: an imported suite; the trained-suite fields above are unused */
 } suite_spec;
 
 /* Load a suite file. name_or_path ending in .yaml/.yml/.json is a path; anything else is a

@@ -30,6 +30,25 @@ static bool first_of_method(const results_table *t, size_t i) {
     return true;
 }
 
+static bool is_average(const results_row *g) { return !strcmp(g->task, "average"); }
+
+/* The results' mean accuracy over every task of g's suite × method: NaN when the method is
+ * absent or a row failed. *n_tasks = its rows. */
+static double results_average(const results_table *res, const results_row *g, size_t *n_tasks) {
+    double sum = 0;
+    size_t n = 0;
+    bool ok = true;
+    for (size_t j = 0; j < res->n; j++) {
+        const results_row *q = &res->rows[j];
+        if (!same_method(q, g)) continue;
+        n++;
+        if (q->status != RESULTS_OK) ok = false;
+        else sum += q->accuracy;
+    }
+    *n_tasks = n;
+    return n && ok ? sum / (double)n : NAN;
+}
+
 int check_compare(const results_table *golden, const results_table *res, double tol, check_report *out, tt_err *err) {
     return check_compare_auto(golden, res, tol, NULL, out, err);
 }
@@ -56,6 +75,17 @@ int check_compare_auto(const results_table *golden, const results_table *res, do
             const results_row *g = &golden->rows[i];
             if (g->status != RESULTS_OK) {
                 if (pass == 0) out->known_failures++;
+                continue;
+            }
+            if (is_average(g)) { /* a published mean: the results' mean over the suite's tasks */
+                if (pass == 1) continue;
+                size_t n_tasks;
+                double ra = results_average(res, g, &n_tasks), d = ra - g->accuracy;
+                bool drift = !(fabs(d) <= tol);
+                out->averages++;
+                if (drift) out->averages_drifted++;
+                if (push(out, (check_item){CHECK_AVERAGE, g->suite, g->method, NULL, g->accuracy, ra, d, drift, n_tasks, NULL, tol}, err))
+                    goto fail;
                 continue;
             }
             long k = results_find(res, g->suite, g->method, g->task);
@@ -109,7 +139,7 @@ int check_compare_auto(const results_table *golden, const results_table *res, do
         bool comparable = true;
         for (size_t j = i; j < golden->n; j++) {
             const results_row *q = &golden->rows[j];
-            if (!same_method(q, g) || q->status != RESULTS_OK) continue;
+            if (!same_method(q, g) || q->status != RESULTS_OK || is_average(q)) continue;
             long k = results_find(res, q->suite, q->method, q->task);
             sg += q->accuracy;
             double rt = row_tol(out, noise, q);

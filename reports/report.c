@@ -277,6 +277,8 @@ typedef struct ctx {
     predictions *preds;
     int n_preds;
     stats_board sb;
+    const results_table *pub; /* report_opts.published, or NULL */
+    const char *pub_path;
 } ctx;
 
 static const stats_method *stats_of(const ctx *c, const char *method) {
@@ -888,6 +890,108 @@ static void md_per_task(FILE *fp, const leaderboard *lb, bool normalized) {
 
 static void md_out(FILE *fp, const char *s) { md(fp, s); }
 
+/* The source of a published row: params' "source" when params is JSON with one, else params. */
+static const char *pub_source(const results_row *g, char *b, size_t cap) {
+    json_t *j = json_loads(g->params, 0, NULL);
+    const char *src = j ? json_string_value(json_object_get(j, "source")) : NULL;
+    snprintf(b, cap, "%s", src ? src : g->params);
+    json_decref(j);
+    return b;
+}
+
+/* Ours beside the papers': per method of the published golden (for this suite), our average over
+ * the suite's tasks, the published average (its `average` row, else the mean of its task rows,
+ * marked with their count when the paper gives fewer tasks than we ran), the difference, and
+ * the published per-task numbers next to ours. */
+static void write_published(FILE *fp, const ctx *c, const leaderboard *lb, bool html) {
+    const results_table *g = c->pub;
+    bool any = false;
+    for (size_t i = 0; i < g->n; i++) {
+        const results_row *r = &g->rows[i];
+        if (strcmp(r->suite, lb->suite) || r->status != RESULTS_OK) continue;
+        bool first = true;
+        for (size_t j = 0; j < i; j++)
+            if (!strcmp(g->rows[j].suite, r->suite) && !strcmp(g->rows[j].method, r->method)) first = false;
+        if (!first) continue;
+        if (!any) {
+            if (html) {
+                fputs("<h3>Published</h3>\n<p class=\"meta\">From <code>", fp);
+                esc(fp, c->pub_path);
+                fputs("</code>: the papers' numbers on this benchmark beside ours (other checkpoints and data "
+                      "copies: compare with care).</p>\n<div class=\"wide\"><table><tr><th class=\"l\">method</th>"
+                      "<th>ours avg</th><th>published avg</th><th>Δ</th><th class=\"l\">per task: ours / published</th>"
+                      "<th class=\"l\">source</th></tr>\n", fp);
+            } else {
+                fputs("\n### Published\n\nFrom `", fp);
+                md(fp, c->pub_path);
+                fputs("`: the papers' numbers on this benchmark beside ours (other checkpoints and data copies: compare "
+                      "with care).\n\n| method | ours avg | published avg | Δ | per task: ours / published | source |\n"
+                      "|---|---:|---:|---:|---|---|\n", fp);
+            }
+            any = true;
+        }
+        double pub_avg = NAN, sum = 0;
+        int n_task = 0;
+        char per[2048] = "", b[64], src[512];
+        size_t used = 0;
+        for (size_t j = i; j < g->n; j++) {
+            const results_row *q = &g->rows[j];
+            if (strcmp(q->suite, r->suite) || strcmp(q->method, r->method) || q->status != RESULTS_OK) continue;
+            if (!strcmp(q->task, "average")) {
+                pub_avg = q->accuracy;
+                continue;
+            }
+            sum += q->accuracy;
+            n_task++;
+            double ours = NAN;
+            for (int t = 0; t < lb->n_tasks; t++)
+                if (!strcmp(lb->tasks[t], q->task))
+                    for (int k = 0; k < lb->n_rows; k++)
+                        if (!strcmp(lb->rows[k].method, q->method)) ours = lb->rows[k].task_accuracy[t];
+            char o[32];
+            int w = snprintf(per + used, sizeof per - used, "%s%s %s / %.1f", n_task > 1 ? ", " : "", q->task,
+                             isnan(ours) ? "—" : (snprintf(o, sizeof o, "%.1f", ours), o), q->accuracy);
+            if (w > 0 && (size_t)w < sizeof per - used) used += (size_t)w;
+        }
+        char pa[64];
+        if (!isnan(pub_avg)) snprintf(pa, sizeof pa, "%.1f", pub_avg);
+        else if (n_task == lb->n_tasks) snprintf(pa, sizeof pa, "%.1f", pub_avg = sum / n_task);
+        else if (n_task) snprintf(pa, sizeof pa, "(%.1f over %d tasks)", sum / n_task, n_task);
+        else snprintf(pa, sizeof pa, "—");
+        double ours = NAN;
+        for (int k = 0; k < lb->n_rows; k++)
+            if (!strcmp(lb->rows[k].method, r->method)) ours = lb->rows[k].avg_accuracy;
+        char oa[32], d[32];
+        fmt2(oa, sizeof oa, ours);
+        if (!isnan(ours) && !isnan(pub_avg)) snprintf(d, sizeof d, "%+.1f", ours - pub_avg);
+        else snprintf(d, sizeof d, "—");
+        pub_source(r, src, sizeof src);
+        if (html) {
+            fputs("<tr><td class=\"l\">", fp);
+            esc(fp, r->method);
+            fprintf(fp, "</td><td>%s</td><td>", oa);
+            esc(fp, pa);
+            fprintf(fp, "</td><td>%s</td><td class=\"l\">", d);
+            esc(fp, per);
+            fputs("</td><td class=\"l\">", fp);
+            esc(fp, src);
+            fputs("</td></tr>\n", fp);
+        } else {
+            fputs("| ", fp);
+            md(fp, r->method);
+            fprintf(fp, " | %s | ", oa);
+            md(fp, pa);
+            fprintf(fp, " | %s | ", d);
+            md(fp, per);
+            fputs(" | ", fp);
+            md(fp, src);
+            fputs(" |\n", fp);
+        }
+        (void)b;
+    }
+    if (any && html) fputs("</table></div>\n", fp);
+}
+
 static void write_md(FILE *fp, const ctx *c, leaderboard *lbs) {
     fputs("# ttmerge report", fp);
     if (c->n_suites == 1) fputs(": ", fp), md(fp, c->suites[0]);
@@ -973,6 +1077,7 @@ static void write_md(FILE *fp, const ctx *c, leaderboard *lbs) {
             md(fp, mi->name);
             fprintf(fp, " | %zu | %.4f | %.4f |\n", mi->crv->n, mi->crv->entropy[0], mi->crv->entropy[mi->crv->n - 1]);
         }
+        if (c->pub) write_published(fp, c, lb, false);
         fprintf(fp, "\n%s Parameters\n\n| method | params |\n|---|---|\n", h);
         for (int r = 0; r < lb->n_rows; r++) {
             fputs("| ", fp);
@@ -1169,6 +1274,7 @@ static void write_html(FILE *fp, const ctx *c, leaderboard *lbs) {
             fputs("</code></td></tr>\n", fp);
         }
         fputs("</table></div>\n", fp);
+        if (c->pub) write_published(fp, c, lb, true);
     }
     fputs("<h2>Notes</h2>\n<ul>\n"
           "<li>Accuracy is top-1 accuracy (%) on each task's test split.</li>\n"
@@ -1212,10 +1318,19 @@ int report_write(const char *dir, const report_opts *opts, tt_err *err) {
     char path[4200];
     snprintf(path, sizeof path, "%s/results.csv", dir);
     results_table t = {0};
+    results_table pub = {0};
     ctx c = {.dir = dir, .t = &t};
     leaderboard *lbs = NULL;
     int rc = -1;
-    if (results_read(path, &t, err)) return -1;
+    if (opts && opts->published) {
+        if (results_read_golden(opts->published, &pub, err)) return -1;
+        c.pub = &pub;
+        c.pub_path = opts->published;
+    }
+    if (results_read(path, &t, err)) {
+        results_free(&pub);
+        return -1;
+    }
     if (t.n == 0) {
         tt_fail(err, TT_EINPUT, "%s: no result rows (nothing to report)", path);
         goto done;
@@ -1275,5 +1390,6 @@ done:
     free(c.preds);
     json_decref(c.suite_json);
     results_free(&t);
+    results_free(&pub);
     return rc;
 }

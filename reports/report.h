@@ -31,6 +31,7 @@
 typedef struct report_opts {
     FILE *warn;               /* where warnings go (NULL: nowhere) */
     const stats_opts *stats;  /* intervals from RESULTS_DIR/predictions/ (NULL: stats_defaults()) */
+    const char *published;    /* a published golden (results_read_golden) shown beside ours, or NULL */
 } report_opts;
 
 /* Write DIR/report.md and DIR/report.html. opts may be NULL. */

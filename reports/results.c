@@ -132,7 +132,7 @@ static bool has_ctrl(const char *s) {
  * and problem into why and returns -1. Appended rows may carry control characters in `error`
  * (a crash message with a newline or tab): row_copy turns them into spaces rather than refusing
  * to record a failure; a file holding them is refused. */
-static int row_check(const results_row *r, bool from_file, char *why, size_t cap) {
+static int row_check(const results_row *r, bool from_file, bool allow_average, char *why, size_t cap) {
     const struct {
         int col;
         const char *v;
@@ -145,7 +145,7 @@ static int row_check(const results_row *r, bool from_file, char *why, size_t cap
         if (has_ctrl(v) && (from_file || text[i].col != C_ERROR))
             return snprintf(why, cap, "%s: contains a control character (must be one line)", results_columns[text[i].col]), -1;
     }
-    if (!strcmp(r->task, "average"))
+    if (!allow_average && !strcmp(r->task, "average"))
         return snprintf(why, cap, "task: 'average' is reserved (averages are computed, not stored)"), -1;
     if (r->status != RESULTS_OK && r->status != RESULTS_FAILED) return snprintf(why, cap, "status: invalid"), -1;
     if (r->status == RESULTS_OK && isnan(r->accuracy))
@@ -214,7 +214,7 @@ static const char *key_str(char *b, size_t cap, const results_row *r) {
 int results_append_row(results_table *t, const results_row *r, tt_err *err) {
     char why[256], key[200];
     if (!r->suite || !r->method || !r->task) return tt_fail(err, TT_EINTERNAL, "results: row without suite/method/task");
-    if (row_check(r, false, why, sizeof why)) return tt_fail(err, TT_EINPUT, "results row %s: %s", key_str(key, sizeof key, r), why);
+    if (row_check(r, false, false, why, sizeof why)) return tt_fail(err, TT_EINPUT, "results row %s: %s", key_str(key, sizeof key, r), why);
     if (results_find(t, r->suite, r->method, r->task) >= 0)
         return tt_fail(err, TT_EINPUT, "results row %s: already in the table (use upsert)", key_str(key, sizeof key, r));
     if (reserve(t, t->n + 1) || row_copy(&t->rows[t->n], r)) return tt_fail(err, TT_ENOMEM, "results: out of memory");
@@ -228,7 +228,7 @@ int results_upsert(results_table *t, const results_row *rows, size_t n, tt_err *
     for (size_t i = 0; i < n; i++) {
         const results_row *r = &rows[i];
         if (!r->suite || !r->method || !r->task) return tt_fail(err, TT_EINTERNAL, "results: row without suite/method/task");
-        if (row_check(r, false, why, sizeof why)) return tt_fail(err, TT_EINPUT, "results row %s: %s", key_str(key, sizeof key, r), why);
+        if (row_check(r, false, false, why, sizeof why)) return tt_fail(err, TT_EINPUT, "results row %s: %s", key_str(key, sizeof key, r), why);
         if (strcmp(r->suite, rows[0].suite) || strcmp(r->method, rows[0].method))
             return tt_fail(err, TT_EINTERNAL, "results_upsert: rows %s and %s of different methods in one call",
                            key_str(key0, sizeof key0, &rows[0]), key_str(key, sizeof key, r));
@@ -313,6 +313,7 @@ typedef struct rd_state {
     char *f[RESULTS_NCOLS];      /* this record's fields (owned until moved into a row) */
     char *hdr[MAX_HEADER_COLS];  /* header names (owned) */
     hmap keys;                   /* suite × method × task already read */
+    bool allow_average;          /* a golden: `average` rows are published means */
 } rd_state;
 
 static void rd_fail(rd_state *s, tt_code code, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -533,7 +534,7 @@ static void rd_row(int term, void *user) {
     r.git_revision = s->f[C_GIT];
     r.error = s->f[C_ERROR];
     char why[256];
-    if (row_check(&r, true, why, sizeof why)) {
+    if (row_check(&r, true, s->allow_average, why, sizeof why)) {
         rd_fail(s, TT_EINPUT, "record %zu: %s", s->record, why);
         return;
     }
@@ -559,12 +560,18 @@ static void rd_row(int term, void *user) {
     s->record++;
 }
 
-int results_read(const char *path, results_table *t, tt_err *err) {
+static int read_table(const char *path, bool allow_average, results_table *t, tt_err *err);
+
+int results_read(const char *path, results_table *t, tt_err *err) { return read_table(path, false, t, err); }
+
+int results_read_golden(const char *path, results_table *t, tt_err *err) { return read_table(path, true, t, err); }
+
+static int read_table(const char *path, bool allow_average, results_table *t, tt_err *err) {
     memset(t, 0, sizeof *t);
     char *buf = NULL;
     size_t n = 0;
     if (fio_read_all(path, &buf, &n, RESULTS_MAX_FILE_BYTES, err)) return -1;
-    rd_state s = {.path = path, .t = t, .err = err, .record = 1};
+    rd_state s = {.path = path, .t = t, .err = err, .record = 1, .allow_average = allow_average};
     struct csv_parser p;
     if (csv_init(&p, CSV_STRICT | CSV_STRICT_FINI | CSV_APPEND_NULL) != 0) {
         free(buf);

@@ -71,6 +71,11 @@ typedef struct results_table {
 /* Read PATH into *t (which must be zeroed or freed; on failure it is left empty). */
 int results_read(const char *path, results_table *t, tt_err *err);
 
+/* A golden (`ttmerge check --golden`, `report --published`): results_read, and rows whose task
+ * is `average` are accepted too — a published mean over the suite's tasks, for papers that give
+ * no per-task numbers (reports/golden/published/). */
+int results_read_golden(const char *path, results_table *t, tt_err *err);
+
 /* Atomically write *t to PATH (header + rows in table order). */
 int results_write(const char *path, const results_table *t, tt_err *err);
 

@@ -61,9 +61,10 @@ static void run_lanes(fixture *f, const vit_config *cfg, int batch, int lanes, f
     infer_ctx ic;
     cr_assert_eq(infer_init_lanes(&ic, f->d, cfg, batch, lanes, &e), 0, "%s", e.msg);
     *lanes_used = ic.lanes;
-    cr_assert_eq(infer_logits(&ic, &f->w, f->head_W, f->head_b, CLASSES, f->pixels, N_IMG, 0.5f, 0.5f, logits, &e),
+    const infer_norm nm = infer_norm_scalar(0.5f, 0.5f, cfg->channels);
+    cr_assert_eq(infer_logits(&ic, &f->w, f->head_W, f->head_b, CLASSES, f->pixels, N_IMG, &nm, logits, &e),
                  0, "%s", e.msg);
-    infer_features(&ic, &f->w, f->pixels, N_IMG, 0.5f, 0.5f, features);
+    infer_features(&ic, &f->w, f->pixels, N_IMG, &nm, features);
     infer_free(&ic);
 }
 
@@ -150,4 +151,31 @@ Test(infer, lane_policy) {
     }
     cr_expect_eq(inside, 1);
     omp_set_num_threads(saved);
+}
+
+/* Per-channel normalisation: every element against (p/255 - mean[c]) / std[c] computed by hand in
+ * double, channel c = (element / plane) % C; padding rows are zero; a scalar norm is the same
+ * arithmetic in every channel (so the goldens of single-value suites keep their bits). */
+Test(infer, normalize_per_channel) {
+    enum { C = 3, S = 5, N = 4, BATCH = 6 };
+    const size_t img = (size_t)C * S * S;
+    uint8_t px[N * C * S * S];
+    for (size_t i = 0; i < sizeof px; i++) px[i] = (uint8_t)(i * 37 + 11);
+    infer_norm nm = {.channels = C, .mean = {0.48145466f, 0.4578275f, 0.40821073f},
+                     .std = {0.26862954f, 0.26130258f, 0.27577711f}};
+    float *dst = malloc(BATCH * img * sizeof(float));
+    for (size_t i = 0; i < BATCH * img; i++) dst[i] = 1e9f;
+    infer_normalize(dst, px, N, BATCH, img, &nm);
+    for (size_t i = 0; i < (size_t)N * img; i++) {
+        int c = (int)((i / (S * S)) % C);
+        double want = (px[i] / 255.0 - nm.mean[c]) / nm.std[c];
+        cr_assert(fabs(dst[i] - want) <= 1e-5 * (1 + fabs(want)), "element %zu (channel %d): %g vs %g", i, c, dst[i], want);
+    }
+    for (size_t i = (size_t)N * img; i < BATCH * img; i++) cr_assert_eq(dst[i], 0.0f, "padding at %zu", i);
+    infer_norm one = infer_norm_scalar(0.5f, 0.5f, C);
+    float *d1 = malloc(img * sizeof(float));
+    infer_normalize(d1, px, 1, 1, img, &one);
+    for (size_t i = 0; i < img; i++) cr_assert_eq(d1[i], (float)px[i] * (1.0f / (255.0f * 0.5f)) + (-0.5f / 0.5f));
+    free(d1);
+    free(dst);
 }

@@ -90,7 +90,8 @@ static void reference(model *m, const vit_config *cfg, int batch, int lanes, con
     cr_assert(images && feat && z);
     for (int i0 = 0; i0 < n; i0 += batch) {
         int k = n - i0 < batch ? n - i0 : batch;
-        infer_normalize(images, pixels + (size_t)i0 * img, k, batch, img, MEAN, STD);
+        infer_norm nm = infer_norm_scalar(MEAN, STD, cfg->channels);
+        infer_normalize(images, pixels + (size_t)i0 * img, k, batch, img, &nm);
         vit_lanes_forward(&vl, &m->w, images, feat);
         if (lanes == 1) {
             vit_head_forward(&heads[0], z, feat, m->head_W, m->head_b);
@@ -130,13 +131,14 @@ static void check_bits(const vit_config *cfg, int batch, int n) {
             reference(&m, cfg, batch, lanes, pixels, n, want_l, want_f);
             tt_err e = {0};
             infer_ctx ic;
+            const infer_norm nm = infer_norm_scalar(MEAN, STD, cfg->channels);
             cr_assert_eq(infer_init_lanes(&ic, m.d, cfg, batch, lanes, &e), 0, "%s", e.msg);
             cr_assert_eq(ic.lanes, lanes);
             memset(got_l, 0xff, nl * sizeof(float));
             memset(got_f, 0xff, nf * sizeof(float));
-            cr_assert_eq(infer_logits(&ic, &m.w, m.head_W, m.head_b, CLASSES, pixels, n, MEAN, STD, got_l, &e), 0,
+            cr_assert_eq(infer_logits(&ic, &m.w, m.head_W, m.head_b, CLASSES, pixels, n, &nm, got_l, &e), 0,
                          "%s", e.msg);
-            infer_features(&ic, &m.w, pixels, n, MEAN, STD, got_f);
+            infer_features(&ic, &m.w, pixels, n, &nm, got_f);
             infer_free(&ic);
             cr_expect(memcmp(got_l, want_l, nl * sizeof(float)) == 0,
                       "width %d: logits differ from the training plan's (%d threads, %d lanes)", cfg->width,

@@ -31,8 +31,7 @@ typedef struct ctx {
 static void predict(ctx *c, int task, int *pred) {
     const suite_task_info *ti = &c->s.tasks[task];
     tt_err e;
-    TT_ASSERT(infer_logits(&c->ic, &c->w, ti->head.W, ti->head.b, ti->classes, ti->test.pixels, c->n, c->s.mean,
-                           c->s.std, c->logits, &e) == 0);
+    TT_ASSERT(infer_logits(&c->ic, &c->w, ti->head.W, ti->head.b, ti->classes, ti->test.pixels, c->n, &c->s.norm, c->logits, &e) == 0);
     for (int i = 0; i < c->n; i++) {
         const float *z = c->logits + (size_t)i * ti->classes;
         int best = 0;

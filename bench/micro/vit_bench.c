@@ -119,7 +119,8 @@ typedef struct pass_io {
 
 static void run_pass(const pass_io *io, int pass, const vit_weights *w, const vit_weights *g) {
     if (pass == PASS_EVAL) {
-        infer_features(io->ic, w, io->pixels, io->batch, 0.5f, 0.5f, io->features);
+        infer_norm nm = infer_norm_scalar(0.5f, 0.5f, io->ic->cfg.channels);
+        infer_features(io->ic, w, io->pixels, io->batch, &nm, io->features);
         return;
     }
     vit_lanes_forward(io->lanes, w, io->images, io->features);
