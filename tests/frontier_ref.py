@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""frontier_ref.py — known answers for the SVD-based merges (TSV-M, Iso-C, Iso-CTS).
+"""frontier_ref.py — known answers for the SVD-based merges (TSV-M, Iso-C, Iso-CTS) and EMR-Merging.
 
 Numpy transcriptions (float64) of the official code, line for line where it matters:
   TSV-M    AntoAndGar/task_singular_vectors  src/utils/TSVM_utils.py::compute_and_sum_svd_mem_reduction
@@ -16,6 +16,14 @@ vectors, whose signs and order within equal values are arbitrary): every tensor 
   frontier_ref.py suite --ttmerge build/ttmerge --suite build/suite-tiny
       the suite's real task vectors: `ttmerge merge --set alpha=A` per method, every tensor of the
       merged checkpoint checked against θ0 + A · reference, and the same bits with --threads 1
+  frontier_ref.py emr-handmade --runner build/emr_run
+      EMR-Merging (harveyhuang18/EMR_Merging merge_vit/src/main_emr_merging.py::emr_merge) per tensor on
+      hand-made task vectors (K = 1, an all-zero task vector, sums of exactly 0, ties of |τ|): unified
+      vector and masks exact, per-task mean|τ| and mean|m ⊙ τ_uni| to 1e-12 relative
+  frontier_ref.py emr-suite --ttmerge build/ttmerge --suite build/suite-tiny
+      `ttmerge merge --method emr` on the suite: every delta.<tensor> and task.<task>.mask.<tensor>
+      exact, the rescalers to 1e-6; then `ttmerge eval` of the compact file gives each task the same
+      logits, bit for bit, as its model θ0 + λ_k (m_k ⊙ τ_uni) written out in full
 Exit 0 when everything matches, 1 with one line per mismatch otherwise, 2 on bad input.
 """
 import argparse
@@ -122,6 +130,144 @@ def mismatch(got, ref, taus):
     return None
 
 
+# ---- EMR-Merging, as emr_merge in the official code (float64 sums: exact for K float32 values) ----
+
+def emr_merge(taus):
+    """taus: {key: [K arrays]} -> (unified {key}, masks {key: [K bool]}, rescalers [K])."""
+    K = len(next(iter(taus.values())))
+    unified, masks = {}, {}
+    scales, new_scales = np.zeros(K), np.zeros(K)
+    for n, tk in taus.items():
+        mean = np.stack([t.astype(np.float64) for t in tk]).mean(0)
+        flag = (mean > 0) * 2 - 1
+        param_max = np.zeros_like(tk[0])
+        masks[n] = []
+        for m in range(K):
+            mask = (tk[m] * flag) > 0
+            masks[n].append(mask)
+            param_abs = np.abs(mask * tk[m])
+            param_max = np.where(param_abs > param_max, param_abs, param_max)
+            scales[m] += np.mean(np.abs(tk[m].astype(np.float64)))
+        unified[n] = (param_max * flag).astype(np.float32)
+    for m in range(K):
+        for n in unified:
+            new_scales[m] += np.mean(np.abs(unified[n].astype(np.float64) * masks[n][m]))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rescalers = scales / new_scales
+    # ttmerge: a task with nothing kept runs as θ0 (λ = 0) where the official code gives 0/0
+    return unified, masks, np.where(new_scales > 0, rescalers, 0.0), scales, new_scales
+
+
+def emr_handmade_cases():
+    rng = np.random.default_rng(20250202)
+    cases = []
+    for K, n in ((3, 50), (8, 1000), (1, 17), (64, 33)):
+        cases.append((f"K={K} n={n}", rng.standard_normal((K, n)).astype(np.float32)))
+    z = rng.standard_normal((4, 40)).astype(np.float32)
+    z[1] = 0
+    cases.append(("K=4, task 1 all zero", z))
+    cases.append(("K=3 all zero (flag -1, nothing kept)", np.zeros((3, 9), np.float32)))
+    a = rng.standard_normal((1, 24)).astype(np.float32)
+    cases.append(("K=2, τ_2 = -τ_1 (sums of exactly 0)", np.concatenate([a, -a])))
+    t = np.round(rng.standard_normal((5, 30)) * 2).astype(np.float32)  # ties of |τ| and zeros
+    cases.append(("K=5 integer-valued (ties, zeros)", t))
+    return cases
+
+
+def run_emr_handmade(runner):
+    failed = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, taus in emr_handmade_cases():
+            src, dst = os.path.join(tmp, "tau.npy"), os.path.join(tmp, "out.npy")
+            np.save(src, taus)
+            p = subprocess.run([runner, src, dst], capture_output=True, text=True)
+            if p.returncode != 0:
+                print(f"FAIL emr {name}: emr_run exit {p.returncode}: {p.stderr.strip()}")
+                failed += 1
+                continue
+            got = np.load(dst)
+            stats = np.array([[float(v) for v in line.split()] for line in p.stdout.strip().splitlines()])
+            uni, masks, _, scales, new_scales = emr_merge({"w": list(taus)})
+            bad = []
+            if not np.array_equal(got[0], uni["w"]):
+                bad.append("unified vector")
+            if not all(np.array_equal(got[1 + k] != 0, masks["w"][k]) for k in range(len(taus))):
+                bad.append("masks")
+            if not np.allclose(stats[:, 0], scales, rtol=1e-12, atol=0):
+                bad.append(f"mean|tau| {stats[:, 0]} != {scales}")
+            if not np.allclose(stats[:, 1], new_scales, rtol=1e-12, atol=0):
+                bad.append(f"mean|m*tau_uni| {stats[:, 1]} != {new_scales}")
+            print(f"FAIL emr {name}: {', '.join(bad)}" if bad else f"ok   emr {name}")
+            failed += bool(bad)
+    return failed
+
+
+def write_safetensors(path, tensors, metadata):
+    header, off, blobs = {}, 0, []
+    for name in sorted(tensors):
+        b = np.ascontiguousarray(tensors[name], dtype="<f4").tobytes()
+        header[name] = {"dtype": "F32", "shape": list(tensors[name].shape), "data_offsets": [off, off + len(b)]}
+        off += len(b)
+        blobs.append(b)
+    header["__metadata__"] = metadata
+    h = json.dumps(header).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+def run_emr_suite(ttmerge, suite_dir):
+    with open(os.path.join(suite_dir, "suite.json")) as f:
+        spec = json.load(f)
+    tasks = [t["name"] for t in spec["tasks"]]
+    pre, pre_meta = read_safetensors(os.path.join(suite_dir, "pretrained.safetensors"))
+    fts = [read_safetensors(os.path.join(suite_dir, t["finetuned"]["full"]))[0] for t in spec["tasks"]]
+    taus = {key: [ft[key] - pre[key] for ft in fts] for key in pre}
+    uni, masks, lam, _, _ = emr_merge(taus)
+    failed = 0
+    env = dict(os.environ, OMP_WAIT_POLICY="passive")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "emr.safetensors")
+        p = subprocess.run([ttmerge, "merge", "--suite", suite_dir, "--method", "emr", "--out", out, "--quiet"],
+                           capture_output=True, text=True, env=env)
+        if p.returncode != 0:
+            print(f"FAIL emr: ttmerge merge exit {p.returncode}: {p.stderr.strip()}")
+            return 1
+        got, meta = read_safetensors(out)
+        for key in pre:
+            if not np.array_equal(got[key], pre[key]):
+                print(f"FAIL emr {key}: the backbone is not θ0")
+                failed += 1
+            if not np.array_equal(got["delta." + key], uni[key]):
+                print(f"FAIL emr delta.{key}: unified vector differs")
+                failed += 1
+            for k, t in enumerate(tasks):
+                bits = np.unpackbits(got[f"task.{t}.mask.{key}"], bitorder="little")[:pre[key].size]
+                if not np.array_equal(bits.astype(bool), masks[key][k].reshape(-1)):
+                    print(f"FAIL emr task.{t}.mask.{key}: mask differs")
+                    failed += 1
+        got_lam = np.array([got[f"task.{t}.scale"][0] for t in tasks], np.float64)
+        if not np.allclose(got_lam, lam, rtol=1e-6, atol=0):
+            print(f"FAIL emr rescalers {got_lam} != {lam}")
+            failed += 1
+        rec = json.loads(meta.get("ttmerge.record", "{}"))
+        print(f"{'ok  ' if not failed else 'done'} emr: {len(pre)} tensors, rescalers {np.round(lam, 6).tolist()}, "
+              f"file {os.path.getsize(out)} bytes, masks {rec.get('mask_bytes')} bytes")
+        # eval of the compact file == eval of each task's model in full (θ0 + (τ_uni·m)·λ in float32)
+        for k, t in enumerate(tasks):
+            full = {key: pre[key] + (uni[key] * masks[key][k]) * np.float32(got_lam[k]) for key in pre}
+            fpath, a, b = (os.path.join(tmp, f"{t}.{x}") for x in ("safetensors", "a.npy", "b.npy"))
+            write_safetensors(fpath, full, {k2: v for k2, v in pre_meta.items() if k2 == "ttmerge.arch"})
+            rcs = [subprocess.run([ttmerge, "eval", "--suite", suite_dir, "--model", m, "--task", t, "--logits-out", o],
+                                  capture_output=True, text=True, env=env) for m, o in ((out, a), (fpath, b))]
+            if any(r.returncode for r in rcs) or not np.array_equal(np.load(a), np.load(b)):
+                print(f"FAIL emr eval {t}: compact file's logits differ from the full model's "
+                      f"({' '.join(r.stderr.strip() for r in rcs)})")
+                failed += 1
+        print(f"{'ok  ' if not failed else 'done'} emr eval: every task's logits equal its full model's")
+    return failed
+
+
 # ---- safetensors (8-byte little-endian header length, JSON header, raw data) ----
 
 def read_safetensors(path):
@@ -138,10 +284,11 @@ def read_safetensors(path):
     for name, info in header.items():
         if name == "__metadata__":
             continue
-        if info["dtype"] != "F32":
-            raise ValueError(f"{path}: {name} is {info['dtype']}, expected F32")
+        if info["dtype"] not in ("F32", "U8"):
+            raise ValueError(f"{path}: {name} is {info['dtype']}, expected F32 or U8")
         b, e = info["data_offsets"]
-        out[name] = np.frombuffer(raw[base + b:base + e], dtype="<f4").reshape(info["shape"])
+        dt = "<f4" if info["dtype"] == "F32" else np.uint8
+        out[name] = np.frombuffer(raw[base + b:base + e], dtype=dt).reshape(info["shape"])
     return out, header.get("__metadata__", {})
 
 
@@ -271,10 +418,19 @@ def main():
     s = sub.add_parser("suite")
     s.add_argument("--ttmerge", required=True)
     s.add_argument("--suite", required=True)
+    eh = sub.add_parser("emr-handmade")
+    eh.add_argument("--runner", required=True)
+    es = sub.add_parser("emr-suite")
+    es.add_argument("--ttmerge", required=True)
+    es.add_argument("--suite", required=True)
     a = ap.parse_args()
     try:
         if a.mode == "handmade":
             failed = run_handmade(a.runner)
+        elif a.mode == "emr-handmade":
+            failed = run_emr_handmade(a.runner)
+        elif a.mode == "emr-suite":
+            failed = run_emr_suite(a.ttmerge, a.suite)
         else:
             failed = run_suite(a.ttmerge, a.suite, {"tsv-m": 0.7, "iso-c": 1.3, "iso-cts": 1.5})
     except (OSError, ValueError, KeyError) as e:
