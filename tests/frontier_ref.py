@@ -24,6 +24,12 @@ vectors, whose signs and order within equal values are arbitrary): every tensor 
       `ttmerge merge --method emr` on the suite: every delta.<tensor> and task.<task>.mask.<tensor>
       exact, the rescalers to 1e-6; then `ttmerge eval` of the compact file gives each task the same
       logits, bit for bit, as its model θ0 + λ_k (m_k ⊙ τ_uni) written out in full
+  frontier_ref.py surgery-torch --runner build/surgery_run
+      Representation Surgery's map z − up·relu(down·z) and L1 loss against PyTorch autograd (float64): loss
+      and both gradients to 1e-6 relative, then 5 Adam steps (torch.optim.Adam, lr 1e-3) on one batch to 1e-6
+  frontier_ref.py surgery-suite --ttmerge build/ttmerge --suite build/suite-tiny
+      `ttmerge merge --method surgery` on the suite: each task's logits from `ttmerge eval` equal the base
+      backbone's features (eval --features-out) through the stored map and the task's head, in numpy (1e-4)
 Exit 0 when everything matches, 1 with one line per mismatch otherwise, 2 on bad input.
 """
 import argparse
@@ -268,6 +274,114 @@ def run_emr_suite(ttmerge, suite_dir):
     return failed
 
 
+# ---- Representation Surgery, as the official AlphaWrapper's feature map and L1Loss ----
+
+def surgery_torch(z, f, down, up):
+    import torch
+    d = torch.tensor(down, dtype=torch.float64, requires_grad=True)
+    u = torch.tensor(up, dtype=torch.float64, requires_grad=True)
+    zt = torch.tensor(z, dtype=torch.float64)
+    feat = zt - torch.relu(zt @ d.T) @ u.T
+    loss = torch.nn.L1Loss()(feat, torch.tensor(f, dtype=torch.float64))
+    loss.backward()
+    return loss.item(), d.grad.numpy(), u.grad.numpy()
+
+
+def surgery_adam(z, f, down, up, lr, steps):
+    import torch
+    d = torch.tensor(down, requires_grad=True)
+    u = torch.tensor(up, requires_grad=True)
+    opt = torch.optim.Adam([d, u], lr=lr, betas=(0.9, 0.999), weight_decay=0.)
+    zt, ft = torch.tensor(z), torch.tensor(f)
+    for _ in range(steps):
+        loss = torch.nn.L1Loss()(zt - torch.relu(zt @ d.T) @ u.T, ft)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return d.detach().numpy(), u.detach().numpy()
+
+
+def run_surgery_torch(runner):
+    rng = np.random.default_rng(20250303)
+    failed = 0
+    cases = [("B=16 D=32 r=16", 16, 32, 16, 1.0), ("B=5 D=12 r=3", 5, 12, 3, 1.0), ("B=1 D=8 r=1", 1, 8, 1, 1.0),
+             ("B=16 D=32 r=16, up = 0 (the initial map)", 16, 32, 16, 0.0), ("B=24 D=64 r=40 (r > D/2)", 24, 64, 40, 1.0)]
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, B, D, r, up_scale in cases:
+            z = rng.standard_normal((B, D)).astype(np.float32)
+            f = (z + 0.5 * rng.standard_normal((B, D))).astype(np.float32)
+            down = rng.uniform(-1 / np.sqrt(D), 1 / np.sqrt(D), (r, D)).astype(np.float32)
+            up = (up_scale * 0.3 * rng.standard_normal((D, r))).astype(np.float32)
+            paths = [os.path.join(tmp, x + ".npy") for x in ("z", "f", "down", "up")]
+            for pth, arr in zip(paths, (z, f, down, up)):
+                np.save(pth, arr)
+            pre = os.path.join(tmp, "out")
+            p = subprocess.run([runner, *paths, "1e-3", "5", pre], capture_output=True, text=True)
+            if p.returncode != 0:
+                print(f"FAIL surgery {name}: surgery_run exit {p.returncode}: {p.stderr.strip()}")
+                failed += 1
+                continue
+            loss, gd, gu = surgery_torch(z, f, down, up)
+            td, tu = surgery_adam(z, f, down, up, 1e-3, 5)
+            got = {x: np.load(f"{pre}.{x}.npy") for x in ("gdown", "gup", "down", "up")}
+            bad = []
+            if abs(float(p.stdout) - loss) > 1e-6 * abs(loss):
+                bad.append(f"loss {float(p.stdout)} != {loss}")
+            for key, ref in (("gdown", gd), ("gup", gu)):
+                if np.abs(got[key] - ref).max() > 1e-6 * max(np.abs(ref).max(), 1e-12) + 1e-12:
+                    bad.append(f"{key} off by {np.abs(got[key] - ref).max():.3g}")
+            for key, ref in (("down", td), ("up", tu)):
+                if np.abs(got[key] - ref).max() > 1e-6:
+                    bad.append(f"{key} after 5 Adam steps off by {np.abs(got[key] - ref).max():.3g}")
+            print(f"FAIL surgery {name}: {', '.join(bad)}" if bad else f"ok   surgery {name}")
+            failed += bool(bad)
+    return failed
+
+
+def run_surgery_suite(ttmerge, suite_dir):
+    with open(os.path.join(suite_dir, "suite.json")) as f:
+        spec = json.load(f)
+    arch, norm = spec["arch"], spec["normalize"]
+    failed = 0
+    env = dict(os.environ, OMP_WAIT_POLICY="passive")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "surgery.safetensors")
+        p = subprocess.run([ttmerge, "merge", "--suite", suite_dir, "--method", "surgery", "--set", "steps=200",
+                            "--out", out, "--quiet"], capture_output=True, text=True, env=env)
+        if p.returncode != 0:
+            print(f"FAIL surgery: ttmerge merge exit {p.returncode}: {p.stderr.strip()}")
+            return 1
+        got, _ = read_safetensors(out)
+        for t in spec["tasks"]:
+            name = t["name"]
+            images = os.path.join(suite_dir, "data", name, "test-images.idx")
+            feats, logits = os.path.join(tmp, "f.npy"), os.path.join(tmp, "l.npy")
+            r1 = subprocess.run([ttmerge, "eval", "--model", out, "--input", images, "--features-out", feats, "--mean",
+                                 str(norm["mean"]), "--std", str(norm["std"])], capture_output=True, text=True, env=env)
+            r2 = subprocess.run([ttmerge, "eval", "--suite", suite_dir, "--model", out, "--task", name, "--logits-out",
+                                 logits], capture_output=True, text=True, env=env)
+            if r1.returncode or r2.returncode:
+                print(f"FAIL surgery eval {name}: {r1.stderr.strip()} {r2.stderr.strip()}")
+                failed += 1
+                continue
+            z = np.load(feats).astype(np.float64)
+            down = got[f"task.{name}.surgery.down"].astype(np.float64)
+            up = got[f"task.{name}.surgery.up"].astype(np.float64)
+            zs = z - np.maximum(z @ down.T, 0) @ up.T
+            head, _ = read_safetensors(os.path.join(suite_dir, "heads", name + ".safetensors"))
+            if arch.get("normalize_features"):
+                zs = arch["logit_scale"] * zs / np.linalg.norm(zs, axis=1, keepdims=True)
+            ref = zs @ head["head.weight"].astype(np.float64).T + head["head.bias"]
+            err = np.abs(np.load(logits) - ref).max()
+            moved = np.abs(up).max() > 0
+            if not err <= 1e-4 * max(1.0, np.abs(ref).max()) or not moved:
+                print(f"FAIL surgery eval {name}: logits off by {err:.3g} (map trained: {moved})")
+                failed += 1
+            else:
+                print(f"ok   surgery eval {name}: logits = numpy's map + head on the base's features ({err:.2e})")
+    return failed
+
+
 # ---- safetensors (8-byte little-endian header length, JSON header, raw data) ----
 
 def read_safetensors(path):
@@ -423,12 +537,21 @@ def main():
     es = sub.add_parser("emr-suite")
     es.add_argument("--ttmerge", required=True)
     es.add_argument("--suite", required=True)
+    st = sub.add_parser("surgery-torch")
+    st.add_argument("--runner", required=True)
+    ss = sub.add_parser("surgery-suite")
+    ss.add_argument("--ttmerge", required=True)
+    ss.add_argument("--suite", required=True)
     a = ap.parse_args()
     try:
         if a.mode == "handmade":
             failed = run_handmade(a.runner)
         elif a.mode == "emr-handmade":
             failed = run_emr_handmade(a.runner)
+        elif a.mode == "surgery-torch":
+            failed = run_surgery_torch(a.runner)
+        elif a.mode == "surgery-suite":
+            failed = run_surgery_suite(a.ttmerge, a.suite)
         elif a.mode == "emr-suite":
             failed = run_emr_suite(a.ttmerge, a.suite)
         else:
