@@ -68,6 +68,9 @@ typedef struct merge_ctx {
     int n_extra;
     char curve_csv[1024];         /* input: where an adaptive method writes its curve ("" = nowhere) */
     cm_format out_format;         /* merge_ctx_save's layout: θ0's (set by merge_ctx_open), or as the caller says */
+    /* the method registry (bench/registry.h merge_find), set by the caller that has it: a method
+     * that runs another by name (surgery's base) finds it here; NULL = none */
+    const struct merge_method *(*find_method)(const char *name);
 } merge_ctx;
 
 typedef struct merge_method {

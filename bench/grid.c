@@ -121,6 +121,7 @@ static int run_method(const grid_opts *o, const suite *s, const char *name, chil
     merge_ctx ctx;
     double t0 = progress_now();
     if (merge_ctx_open(&ctx, s, m, sets, n, o->seed, err)) return -1;
+    ctx.find_method = merge_find;
     co->load_s = progress_now() - t0;
     ctx.progress = o->progress;
     ctx.quiet = true;

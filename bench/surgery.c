@@ -1,7 +1,8 @@
 /* surgery.c — the `surgery` method: Representation Surgery (tint/surgery.h) on top of any registered
  * merge. It runs the base method (`base=`, with its own parameters from `base_set=`) in the same
  * context, then trains one feature map per task on that merge's features and stores the maps beside
- * whatever the base stored. It lives beside the registry because it finds its base there.
+ * whatever the base stored. It finds its base through the registry the caller put in the context
+ * (ctx->find_method), so any registered merge can be the base.
  * Official base: Task Arithmetic with λ = 0.3 (merging_cofficient.py's prior), hence base_set=auto.
  */
 #include "bench/surgery.h"
@@ -11,7 +12,6 @@
 #include <string.h>
 
 #include "baselines/merge_util.h"
-#include "bench/registry.h"
 #include "tint/surgery.h"
 
 static const merge_param surgery_params[] = {
@@ -36,7 +36,7 @@ static int split_sets(const char *base, const char *spec, char *buf, size_t cap,
 
 static int surgery_run(merge_ctx *ctx, tt_err *err) {
     const char *base_name = merge_param_str(ctx, "base");
-    const merge_method *base = merge_find(base_name);
+    const merge_method *base = ctx->find_method ? ctx->find_method(base_name) : NULL;
     if (!base || !strcmp(base_name, "surgery"))
         return tt_fail(err, TT_EINPUT, "base=%s: expected a merge method other than surgery (ttmerge merge --list)",
                        base_name);
