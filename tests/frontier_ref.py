@@ -211,8 +211,10 @@ def run_emr_handmade(runner):
 def write_safetensors(path, tensors, metadata):
     header, off, blobs = {}, 0, []
     for name in sorted(tensors):
-        b = np.ascontiguousarray(tensors[name], dtype="<f4").tobytes()
-        header[name] = {"dtype": "F32", "shape": list(tensors[name].shape), "data_offsets": [off, off + len(b)]}
+        u8 = tensors[name].dtype == np.uint8
+        b = np.ascontiguousarray(tensors[name], dtype=np.uint8 if u8 else "<f4").tobytes()
+        header[name] = {"dtype": "U8" if u8 else "F32", "shape": list(tensors[name].shape),
+                        "data_offsets": [off, off + len(b)]}
         off += len(b)
         blobs.append(b)
     header["__metadata__"] = metadata
@@ -271,6 +273,35 @@ def run_emr_suite(ttmerge, suite_dir):
                       f"({' '.join(r.stderr.strip() for r in rcs)})")
                 failed += 1
         print(f"{'ok  ' if not failed else 'done'} emr eval: every task's logits equal its full model's")
+        # broken compact files: one line naming the file, exit 2
+        t0, key = tasks[0], "proj"
+        mask = f"task.{t0}.mask.{key}"
+        D = pre[key].shape[1]
+        cases = [
+            ("a mask without its delta", lambda d: d.pop("delta." + key), "without delta." + key),
+            ("a mask without its scale", lambda d: d.pop(f"task.{t0}.scale"), f"without task.{t0}.scale"),
+            ("a mask stored as F32", lambda d: d.__setitem__(mask, d[mask].astype(np.float32)), "is F32, expected U8"),
+            ("a mask one byte short", lambda d: d.__setitem__(mask, d[mask][:-1].copy()), "has shape"),
+            ("a mask of no tensor", lambda d: d.__setitem__(f"task.{t0}.mask.nope", d[mask]), "'nope' is not a tensor"),
+            ("a surgery map without its up half",
+             lambda d: d.__setitem__(f"task.{t0}.surgery.down", np.zeros((4, D), np.float32)), "without task."),
+            ("surgery halves of different ranks", lambda d: d.update({f"task.{t0}.surgery.down": np.zeros((4, D), np.float32),
+                                                                       f"task.{t0}.surgery.up": np.zeros((D, 5), np.float32)}),
+             "disagree on the rank"),
+        ]
+        for what, edit, phrase in cases:
+            d = dict(got)
+            edit(d)
+            bad = os.path.join(tmp, "bad.safetensors")
+            write_safetensors(bad, d, meta)
+            r = subprocess.run([ttmerge, "eval", "--suite", suite_dir, "--model", bad], capture_output=True, text=True,
+                               env=env)
+            lines = r.stderr.strip().splitlines()
+            if r.returncode != 2 or len(lines) != 1 or bad not in lines[0] or phrase not in lines[0]:
+                print(f"FAIL emr bad file, {what}: exit {r.returncode}, stderr {r.stderr!r}")
+                failed += 1
+            else:
+                print(f"ok   emr bad file, {what}: {lines[0].split(': ', 2)[-1]}")
     return failed
 
 
