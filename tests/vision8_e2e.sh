@@ -5,10 +5,12 @@
 #   2. bench every method, 2 threads, seed 0;
 #   3. every accuracy of reports/golden/vision8.csv within TOL (`ttmerge check`; default auto: 4
 #      standard errors of a two-sample difference per row, from the 2,000 test images per task);
-#   4. the published ViT-B/32 ordering (methods.md) as statements with evidence: layer-wise
-#      AdaMerging above TA, TIES and both Consensus merges, and Model Tinting above layer-wise
-#      AdaMerging, each with a paired bootstrap interval of the average difference that excludes
-#      0 (`ttmerge check --order`, from the run's predictions/).
+#   4. the orderings that hold on vision8 built at each of three suite seeds (bench/studies/
+#      vision8_seeds.sh): Model Tinting above layer-wise AdaMerging and TA, the SVD merges (TSV-M,
+#      Iso-C, Iso-CTS) above TA, TA above TIES — each with a paired bootstrap interval of the
+#      average difference that excludes 0 (`ttmerge check --order`, from the run's predictions/).
+#      Layer-wise AdaMerging above TA/TIES/Consensus holds at suite seeds 0 and 2 and is reversed
+#      at seed 1 (entropy minimisation collapses on the two inverted tasks), so it is not asserted.
 # About 11 minutes on 2 quiet cores; run by scripts/test.sh (not --quick), not by ctest.
 #   tests/vision8_e2e.sh BUILD/ttmerge [OUT_DIR] [TOL]
 set -euo pipefail
@@ -27,5 +29,5 @@ echo "vision8: every method benched in $((SECONDS - start)) s"
 
 # Each claim holds when the 95% paired bootstrap interval of A - B (1000 resamples, seed 0) is above 0.
 "$bin" check --results "$out/results/results.csv" \
-  --order "adamerging>ta,adamerging>ties,adamerging>consensus-ta,adamerging>consensus-ties,tinting>adamerging"
-echo "vision8 end to end: accuracies within tolerance ($tol) of the golden, published ordering shown by paired intervals"
+  --order "tinting>adamerging,tinting>ta,iso-cts>ta,iso-c>ta,tsv-m>ta,ta>ties"
+echo "vision8 end to end: accuracies within tolerance ($tol) of the golden, the seed-robust orderings shown by paired intervals"
