@@ -429,6 +429,9 @@ int adapt_run(merge_ctx *ctx, const float *tv, const adapt_opts *o, adapt_result
             n_tasks = s.K;
         }
         for (int a = 0; a < o->accum; a++) {
+            /* the merged weights change once per step: a bf16 plan converts them for the first forward
+             * only (a trained backbone tensor is swapped in per forward: converted every time) */
+            vit_lanes_reuse_weights(&s.lanes, a > 0 && !o->train_tensor);
             loss += forward_backward(&s, tasks, n_tasks, &e);
             ent += e / (n_tasks * o->accum);
         }

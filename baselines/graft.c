@@ -323,6 +323,7 @@ static double shots_pass(localizer *L, bool backward, double *acc) {
     long correct = 0;
     for (int at = 0; at < L->N; at += B) {
         int nb = L->N - at < B ? L->N - at : B;
+        vit_plan_reuse_weights(L->plan, at > 0); /* one model per pass: a bf16 plan converts it once */
         vit_forward(L->plan, &L->w, L->images + (size_t)at * L->img, L->feat);
         vit_head_forward(&L->head, L->logits, L->feat, ti->head.W, ti->head.b);
         for (int r = 0; r < nb; r++) {

@@ -215,6 +215,8 @@ char *merge_params_json(const merge_ctx *ctx) {
     char seed[32];
     snprintf(seed, sizeof seed, "%llu", (unsigned long long)ctx->seed);
     json_object_set_new(params, "seed", json_string(seed));
+    /* bf16 evaluations and adaptations are another configuration of the method (f32 rows stay as they were) */
+    if (ctx->d && ctx->d->precision == DNN_BF16) json_object_set_new(params, "precision", json_string("bf16"));
     char *text = json_dumps(params, JSON_COMPACT | JSON_SORT_KEYS);
     json_decref(params);
     return text;

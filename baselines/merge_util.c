@@ -140,3 +140,43 @@ int mu_record_finish(merge_ctx *ctx, json_t *rec, const char *search_fragment, t
     return rc;
 }
 
+
+int mu_train_sample(const merge_ctx *ctx, int t, int n, int batch, float **images, int **idx, int *got, tt_err *err) {
+    const suite *s = ctx->s;
+    const vit_config *cfg = &s->cfg;
+    size_t img = (size_t)cfg->channels * cfg->image_size * cfg->image_size;
+    ds_images train = {0};
+    *images = NULL;
+    if (idx) *idx = NULL;
+    if (suite_load_train(s, t, &train, err)) return -1;
+    int rc = -1, *perm = malloc(((size_t)train.n + 1) * sizeof(int));
+    if (!perm) {
+        tt_fail(err, TT_ENOMEM, "out of memory");
+        goto done;
+    }
+    if (train.n == 0) {
+        tt_fail(err, TT_EINPUT, "%s/data/%s: the train split is empty", s->dir, s->tasks[t].name);
+        goto done;
+    }
+    /* Fisher-Yates with counter-based draws: the same permutation for every thread count */
+    for (int i = 0; i < train.n; i++) perm[i] = i;
+    for (int i = train.n - 1; i > 0; i--) {
+        int j = (int)(kern_hash_u01(ctx->seed, 0x73616d70u, (uint64_t)t, (uint64_t)i) * (i + 1));
+        int tmp = perm[i];
+        perm[i] = perm[j], perm[j] = tmp;
+    }
+    *got = n < train.n ? n : train.n;
+    size_t padded = ((size_t)*got + batch - 1) / batch * batch;
+    if (!(*images = tt_calloc_aligned(padded * img, sizeof(float), err))) goto done;
+    for (int j = 0; j < *got; j++)
+        infer_normalize(*images + (size_t)j * img, train.pixels + (size_t)perm[j] * img, 1, 1, img, s->mean, s->std);
+    if (idx) {
+        *idx = perm, perm = NULL;
+    }
+    rc = 0;
+done:
+    if (rc) free(*images), *images = NULL;
+    free(perm);
+    ds_images_free(&train);
+    return rc;
+}

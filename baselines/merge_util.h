@@ -42,6 +42,13 @@ int mu_param_int_range(const merge_ctx *ctx, const char *name, long lo, long hi,
 /* A parameter that must be one of n words; *idx = its position. */
 int mu_param_choice(const merge_ctx *ctx, const char *name, const char *const *words, int n, int *idx, tt_err *err);
 
+/* Task t's training sample for the data-based merges (Fisher, RegMean): min(n, |train|) images of
+ * its train split drawn without replacement by a shuffle seeded with ctx->seed (FusionBench draws
+ * from a shuffled DataLoader), normalised, in draw order. *images [ceil(*got/batch)·batch × image]
+ * (rows past *got are zero), *idx [*got] the train indices (idx may be NULL); the caller frees both.
+ * The same seed and task give the same sample to every method. */
+int mu_train_sample(const merge_ctx *ctx, int t, int n, int batch, float **images, int **idx, int *got, tt_err *err);
+
 /* {0.1, 0.2, ..., 1.5}: the λ grid for dis-mean TIES (λ ≈ 1 is its natural scale; the official
  * README recipe searches 0.8..2.5, tall_masks 0.1..1.0 — this covers both regions we can afford). */
 extern const double mu_grid_ties_mean[15];

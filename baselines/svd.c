@@ -21,11 +21,13 @@ typedef lapack_int (*gesdd_fn)(int, char, lapack_int, lapack_int, double *, lapa
 typedef lapack_int (*gesvdx_fn)(int, char, char, char, lapack_int, lapack_int, double *, lapack_int, double, double,
                                 lapack_int, lapack_int, lapack_int *, double *, double *, lapack_int, double *,
                                 lapack_int, lapack_int *);
+typedef lapack_int (*gesv_fn)(int, lapack_int, lapack_int, double *, lapack_int, lapack_int *, double *, lapack_int);
 typedef void (*dgemm_fn)(enum CBLAS_ORDER, enum CBLAS_TRANSPOSE, enum CBLAS_TRANSPOSE, blasint, blasint, blasint,
                          double, const double *, blasint, const double *, blasint, double, double *, blasint);
 static struct {
     gesdd_fn gesdd;
     gesvdx_fn gesvdx;
+    gesv_fn gesv;
     dgemm_fn dgemm;
     void (*set_threads)(int);
     char why[256];
@@ -42,10 +44,11 @@ static void lib_load(void) {
     }
     lib.gesdd = (gesdd_fn)dlsym(lapacke, "LAPACKE_dgesdd");
     lib.gesvdx = (gesvdx_fn)dlsym(lapacke, "LAPACKE_dgesvdx");
+    lib.gesv = (gesv_fn)dlsym(lapacke, "LAPACKE_dgesv");
     lib.dgemm = (dgemm_fn)dlsym(blas, "cblas_dgemm");
     lib.set_threads = (void (*)(int))dlsym(RTLD_DEFAULT, "openblas_set_num_threads");
-    if (!lib.gesdd || !lib.gesvdx || !lib.dgemm)
-        snprintf(lib.why, sizeof lib.why, "the SVD merges need LAPACKE_dgesdd, LAPACKE_dgesvdx and cblas_dgemm");
+    if (!lib.gesdd || !lib.gesvdx || !lib.gesv || !lib.dgemm)
+        snprintf(lib.why, sizeof lib.why, "the SVD merges need LAPACKE_dgesdd, LAPACKE_dgesvdx, LAPACKE_dgesv and cblas_dgemm");
 }
 
 int svd_init(tt_err *err) {
@@ -108,6 +111,17 @@ int svd_top(double *a, int m, int n, int r, double *u, double *s, double *vt, tt
     if (info == LAPACK_WORK_MEMORY_ERROR) return tt_fail(err, TT_ENOMEM, "out of memory (SVD of %dx%d)", m, n);
     if (info > 0 || ns != r) return tt_fail(err, TT_ENUMERIC, "SVD of a %dx%d matrix did not converge", m, n);
     if (info < 0) return tt_fail(err, TT_EINTERNAL, "dgesvdx: argument %d is invalid", (int)-info);
+    return 0;
+}
+
+int svd_solve(double *a, int n, double *b, int nrhs, tt_err *err) {
+    if (n == 0 || nrhs == 0) return 0;
+    lapack_int *ipiv = malloc((size_t)n * sizeof *ipiv);
+    if (!ipiv) return tt_fail(err, TT_ENOMEM, "out of memory");
+    lapack_int info = lib.gesv(LAPACK_ROW_MAJOR, n, nrhs, a, n, ipiv, b, nrhs);
+    free(ipiv);
+    if (info > 0) return tt_fail(err, TT_ENUMERIC, "the %dx%d system is singular (pivot %d is 0)", n, n, (int)info);
+    if (info < 0) return tt_fail(err, TT_EINPUT, "LAPACKE_dgesv: argument %d is invalid", (int)-info);
     return 0;
 }
 
@@ -243,11 +257,38 @@ int svd_run_jobs(int n_jobs, const svd_job *jobs, int K, svd_tau_get get, const 
 typedef struct ctx_src {
     const merge_ctx *ctx;
     const int *layer; /* job -> layout tensor */
+    svd_ctx_get get;  /* NULL: the plain task vectors */
+    const void *get_user;
 } ctx_src;
 
 static void ctx_tau(const void *src, int job, int t, float *out) {
     const ctx_src *c = src;
-    merge_task_vector(c->ctx, t, c->layer[job], out);
+    if (c->get) c->get(c->ctx, c->layer[job], t, out, c->get_user);
+    else merge_task_vector(c->ctx, t, c->layer[job], out);
+}
+
+int svd_merge_selected(merge_ctx *ctx, bool (*selected)(const vit_tensor_info *), svd_ctx_get get,
+                       const void *get_user, svd_layer_fn fn, const void *user, float *delta, tt_err *err) {
+    const vit_layout *lay = &ctx->pre.lay;
+    svd_job *jobs = calloc((size_t)lay->count, sizeof *jobs);
+    int *layer = calloc((size_t)lay->count, sizeof *layer);
+    int n = 0, rc = -1;
+    if (!jobs || !layer) {
+        tt_fail(err, TT_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (int l = 0; l < lay->count; l++) {
+        const vit_tensor_info *t = &lay->t[l];
+        if (t->ndim != 2 || !selected(t)) continue;
+        jobs[n] = (svd_job){(int)t->shape[0], (int)t->shape[1], delta + t->offset, t->name};
+        layer[n++] = l;
+    }
+    ctx_src src = {ctx, layer, get, get_user};
+    rc = svd_run_jobs(n, jobs, ctx->K, ctx_tau, &src, fn, user, ctx->progress, err);
+done:
+    free(jobs);
+    free(layer);
+    return rc;
 }
 
 int svd_merge_layers(merge_ctx *ctx, svd_layer_fn fn, const void *user, float *delta, tt_err *err) {
@@ -268,7 +309,7 @@ int svd_merge_layers(merge_ctx *ctx, svd_layer_fn fn, const void *user, float *d
         jobs[n] = (svd_job){(int)t->shape[0], (int)t->shape[1], delta + t->offset, t->name};
         layer[n++] = l;
     }
-    ctx_src src = {ctx, layer};
+    ctx_src src = {ctx, layer, NULL, NULL};
     if (svd_run_jobs(n, jobs, ctx->K, ctx_tau, &src, fn, user, ctx->progress, err)) goto done;
     for (int l = 0; l < lay->count; l++)
         if (!svd_tensor_selected(&lay->t[l])) running_mean(ctx, l, scratch, delta + lay->t[l].offset);

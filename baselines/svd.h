@@ -48,6 +48,10 @@ int svd_polar(double *a, int m, int n, double *p, tt_err *err);
 void svd_gemm(bool ta, bool tb, int M, int N, int K, double alpha, const double *a, const double *b, double beta,
               double *c);
 
+/* Solve a x = b in place (LAPACK dgesv: LU with partial pivoting): a [n×n] is overwritten by its
+ * factors, b [n×nrhs] by x. Fails (TT_ENUMERIC) when a pivot is exactly 0. RegMean's closed form. */
+int svd_solve(double *a, int n, double *b, int nrhs, tt_err *err);
+
 /* out [m×n] = pu [m×k] · diag(s) · pv [k×n], rounded to float32 (pu is overwritten by pu·diag(s)). */
 int svd_reconstruct(double *pu, const double *s, const double *pv, int m, int k, int n, float *out, tt_err *err);
 
@@ -82,6 +86,14 @@ int svd_run_jobs(int n_jobs, const svd_job *jobs, int K, svd_tau_get get, const 
  * attn.in_proj_weight (the fused [3w, w] QKV, as open_clip's state dict holds it), attn.out_proj.weight,
  * mlp.c_fc.weight, mlp.c_proj.weight, and proj. */
 bool svd_tensor_selected(const vit_tensor_info *t);
+
+/* fn on the 2-D tensors that `selected` accepts, in parallel as svd_run_jobs, each writing its slice of
+ * delta (layout of θ0); every other tensor of delta is left as it is. get(ctx, l, t, out, get_user)
+ * gives task t's matrix of layout tensor l (NULL: the plain τ_t): WUDI and CART, whose tensor rules
+ * and inputs differ from the SVD merges'. */
+typedef void (*svd_ctx_get)(const merge_ctx *ctx, int l, int t, float *out, const void *user);
+int svd_merge_selected(merge_ctx *ctx, bool (*selected)(const vit_tensor_info *), svd_ctx_get get,
+                       const void *get_user, svd_layer_fn fn, const void *user, float *delta, tt_err *err);
 
 /* delta (layout of θ0, overwritten) = fn on every selected tensor, and the running mean of τ_t
  * (mean += (τ_t − mean) / (t+1), in task order, fp32, as the official code) on every other one. */

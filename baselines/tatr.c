@@ -120,6 +120,7 @@ static int exemplar_grads(merge_ctx *ctx, grad_state *s, int t, long want, float
     for (int j = 0; j < n; j++) {
         int y = ti->val.labels[j];
         infer_normalize(s->img, ti->val.pixels + (size_t)j * img, 1, 1, img, ctx->s->mean, ctx->s->std);
+        vit_plan_reuse_weights(s->plan, j > 0); /* θ0 throughout: a bf16 plan converts it once per task */
         vit_forward(s->plan, &s->w0, s->img, s->feat);
         vit_head_forward(&h, s->logits, s->feat, ti->head.W, ti->head.b);
         op_cross_entropy(1, ti->classes, s->dlogits, s->logits, &y, 1.0f);

@@ -27,14 +27,15 @@
 
 const char *const grid_all_methods[] = {"zeroshot", "individual", "ta", "ties", "consensus-ta", "consensus-ties",
                                         "tatr", "dare", "lata", "awd", "graft", "adamerging-task", "adamerging",
-                                        "adamerging++", "awd-adamerging", "tinting", "tsv-m", "iso-c", "iso-cts", "emr",
-                                        "surgery", NULL};
+                                        "adamerging++", "awd-adamerging", "tinting", "tsv-m", "iso-c", "iso-cts", "fisher",
+                                        "regmean", "wudi", "cart", "pcb", "emr", "surgery", NULL};
 
 /* The methods whose result depends on the seed (ctx->seed): DARE's drop masks, graft's initial
- * shots, the test-time learners' batch and task order (adamerge/adapt.c), surgery's initial maps and batches. `bench --seeds` repeats
+ * shots, the training images Fisher and RegMean draw, the test-time learners' batch and task order
+ * (adamerge/adapt.c), surgery's initial maps and batches. `bench --seeds` repeats
  * only these; the others give the same bits for every seed. */
-const char *const grid_seeded_methods[] = {"dare", "graft", "adamerging-task", "adamerging", "adamerging++",
-                                           "awd-adamerging", "tinting", "surgery", NULL};
+const char *const grid_seeded_methods[] = {"dare", "graft", "fisher", "regmean", "adamerging-task", "adamerging",
+                                           "adamerging++", "awd-adamerging", "tinting", "surgery", NULL};
 
 static volatile sig_atomic_t interrupted;
 static void on_sigint(int sig) {

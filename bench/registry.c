@@ -29,6 +29,11 @@ static const merge_method *const registry[] = {
     &method_iso_cts,
     &method_emr,
     &method_surgery,
+    &method_fisher,
+    &method_regmean,
+    &method_wudi,
+    &method_cart,
+    &method_pcb,
 };
 
 int merge_count(void) { return (int)(sizeof registry / sizeof registry[0]); }

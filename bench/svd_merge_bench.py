@@ -1,8 +1,9 @@
 #!/usr/bin/python3
-"""svd_merge_bench.py — TSV-M and Iso-CTS at ViT-B/32 layer sizes: ttmerge against PyTorch.
+"""svd_merge_bench.py — TSV-M, Iso-CTS and WUDI at ViT-B/32 layer sizes: ttmerge against PyTorch.
 
   OMP_WAIT_POLICY=passive bench/svd_merge_bench.py --bench build/svd_merge_bench [--threads 2]
-      [--blocks 1] [--rounds 3] [--tasks 8] [--seed 0] [--csv out.csv]
+      [--blocks 1] [--rounds 3] [--tasks 8] [--seed 0] [--methods tsv-m,iso-cts,wudi] [--wudi-iters 300]
+      [--csv out.csv]
 
 Writes seeded task vectors (numpy, float32; a shared rank-8 part plus noise, per task) for ViT-B/32's
 matrix shapes into a temporary directory, then runs interleaved rounds: per round and method,
@@ -10,7 +11,9 @@ ttmerge's svd_merge_bench (one matrix per OpenMP thread, float64 inside, the `tt
 and the same computation in PyTorch (torch.linalg.svd, one tensor after the other as the official
 code, `threads` torch/OpenBLAS threads) in float64 and in float32 (the official precision). One merge
 = `blocks` transformer blocks (in_proj 2304x768, out_proj 768x768, c_fc 3072x768, c_proj 768x3072)
-plus positional_embedding 50x768 and proj 768x512. Every peer is a fresh process. Before timing,
+plus positional_embedding 50x768 and proj 768x512 (WUDI: the 4 block matrices only, `wudi-iters` Adam
+steps each; the PyTorch peer is the official autograd loop, torch.optim.Adam on the summed loss, which
+forms (τ_m − τ_t) τ_tᵀ for every task at every step). Every peer is a fresh process. Before timing,
 the float64 peers' merged attn.out_proj.weight are compared (relative Frobenius error), the proof
 that both compute the same thing. Prints a table of per-merge seconds (median, min over rounds) and
 the ratios torch / ttmerge.
@@ -85,6 +88,20 @@ def torch_isocts(taus, torch, fraction=0.8):
     return torch.linalg.multi_dot((a @ b, torch.diag(S), c @ d))
 
 
+def torch_wudi(taus, torch, iters):
+    """get_redundant_task_vector (vit/wudi_main.py) for one matrix."""
+    with torch.enable_grad():
+        merged = sum(taus).clone().requires_grad_(True)
+        opt = torch.optim.Adam([merged], lr=1e-5)
+        norms = [torch.norm(t) ** 2 for t in taus]
+        for _ in range(iters):
+            opt.zero_grad()
+            loss = sum(torch.norm((merged - t) @ t.T) ** 2 / n for t, n in zip(taus, norms))
+            loss.backward()
+            opt.step()
+    return merged.detach()
+
+
 def torch_peer(a):
     import numpy as np
     import torch
@@ -94,8 +111,11 @@ def torch_peer(a):
     for m, n in SHAPES:
         x = torch.from_numpy(np.load(os.path.join(a.data, f"tau_{m}x{n}.npy")))
         data[(m, n)] = [x[t].to(dtype) for t in range(x.shape[0])]
-    fn = torch_tsvm if a.method == "tsv-m" else torch_isocts
-    jobs = [SHAPES[j % PER_BLOCK] for j in range(a.blocks * PER_BLOCK)] + SHAPES[PER_BLOCK:]
+    fn = {"tsv-m": torch_tsvm, "iso-cts": torch_isocts,
+          "wudi": lambda taus, torch: torch_wudi(taus, torch, a.wudi_iters)}[a.method]
+    jobs = [SHAPES[j % PER_BLOCK] for j in range(a.blocks * PER_BLOCK)]
+    if a.method != "wudi":
+        jobs += SHAPES[PER_BLOCK:]
     t0 = time.perf_counter()
     outs = []
     with torch.no_grad():
@@ -130,6 +150,8 @@ def main():
     ap.add_argument("--rounds", type=int, default=3)
     ap.add_argument("--tasks", type=int, default=8)
     ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--methods", default="tsv-m,iso-cts,wudi")
+    ap.add_argument("--wudi-iters", type=int, default=300)
     ap.add_argument("--csv")
     a = ap.parse_args()
     if a.peer == "torch":
@@ -140,15 +162,16 @@ def main():
                OMP_WAIT_POLICY=os.environ.get("OMP_WAIT_POLICY", "passive"))
     me = os.path.abspath(__file__)
     peers = {
-        "ttmerge": lambda d, m, extra: [a.bench, "--data", d, "--method", m, "--blocks", str(a.blocks)] + extra,
+        "ttmerge": lambda d, m, extra: [a.bench, "--data", d, "--method", m, "--blocks", str(a.blocks),
+                                        "--iters", str(a.wudi_iters)] + extra,
         "torch-float64": lambda d, m, extra: [sys.executable, me, "--peer", "torch", "--data", d, "--method", m,
                                               "--dtype", "float64", "--blocks", str(a.blocks),
-                                              "--threads", str(a.threads)] + extra,
+                                              "--threads", str(a.threads), "--wudi-iters", str(a.wudi_iters)] + extra,
         "torch-float32": lambda d, m, extra: [sys.executable, me, "--peer", "torch", "--data", d, "--method", m,
                                               "--dtype", "float32", "--blocks", str(a.blocks),
-                                              "--threads", str(a.threads)] + extra,
+                                              "--threads", str(a.threads), "--wudi-iters", str(a.wudi_iters)] + extra,
     }
-    methods = ["tsv-m", "iso-cts"]
+    methods = a.methods.split(",")
     times = {(p, m): [] for p in peers for m in methods}
     with tempfile.TemporaryDirectory() as d:
         import numpy as np
@@ -169,7 +192,8 @@ def main():
                     times[(p, m)].append(res["seconds"])
                     print(f"round {r + 1} {m:8s} {p:14s} {res['seconds']:8.3f} s", flush=True)
     cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
-    print(f"\n{cpu}, {os.cpu_count()} CPUs, {a.threads} threads, K={a.tasks}, {a.blocks} block(s) + pos + proj, "
+    print(f"\n{cpu}, {os.cpu_count()} CPUs, {a.threads} threads, K={a.tasks}, {a.blocks} block(s) + pos + proj "
+          f"(WUDI: the blocks, {a.wudi_iters} steps), "
           f"{a.rounds} interleaved rounds, load average {os.getloadavg()[0]:.1f}")
     print(f"{'method':8s} {'peer':14s} {'median s':>9s} {'min s':>8s} {'torch/ttmerge (median)':>24s}")
     rows = []
@@ -181,9 +205,9 @@ def main():
             rows.append((m, p, med, lo, med / base))
     if a.csv:
         with open(a.csv, "w") as f:
-            f.write("method,peer,threads,blocks,K,median_s,min_s,ratio_to_ttmerge\n")
+            f.write("method,peer,threads,blocks,K,wudi_iters,median_s,min_s,ratio_to_ttmerge\n")
             for m, p, med, lo, ratio in rows:
-                f.write(f"{m},{p},{a.threads},{a.blocks},{a.tasks},{med:.3f},{lo:.3f},{ratio:.3f}\n")
+                f.write(f"{m},{p},{a.threads},{a.blocks},{a.tasks},{a.wudi_iters},{med:.3f},{lo:.3f},{ratio:.3f}\n")
 
 
 if __name__ == "__main__":

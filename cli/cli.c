@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "core/arena.h"
+#include "core/dnn.h"
 #include "core/threads.h"
 
 int cli_error(const char *verb, const char *fmt, ...) {
@@ -114,6 +115,18 @@ int cli_apply_common(const cli_common *c) {
         if (cli_int("", "threads", c->threads, 1, 4096, &n)) return -1;
         omp_set_num_threads((int)n);
     }
+    return 0;
+}
+
+int cli_apply_precision(const char *verb, const char *precision) {
+    dnn_precision want = DNN_F32;
+    if (precision && dnn_precision_parse(precision, &want)) {
+        cli_error(verb, "--precision: '%s' is not f32 or bf16", precision);
+        return -1;
+    }
+    if (dnn_set_default_precision(want) != want)
+        fprintf(stderr, "ttmerge %s: --precision bf16: no native bf16 on this CPU (oneDNN ISA %s%s); computing in f32\n",
+                verb, dnn_isa_name(), dnn_bf16_native() ? "" : getenv("TTMERGE_NO_BF16") ? ", TTMERGE_NO_BF16 set" : "");
     return 0;
 }
 

@@ -44,6 +44,14 @@ typedef struct cli_common {
         {"seed", "S", "random seed", .str = &(c)->seed},                                          \
         {"quiet", NULL, "no progress output", .flag = &(c)->quiet}
 
+/* --precision for the verbs that evaluate or adapt (eval, bench, merge): core/dnn.h DNN_BF16. */
+#define CLI_PRECISION(s)                                                                            \
+    {"precision", "f32|bf16", "matmul inputs in bf16 with f32 accumulation, where the CPU has native bf16 " \
+                              "(default f32)", .str = (s)}
+/* Apply --precision (NULL = f32): -1 on a bad value (message printed). bf16 on a CPU without native
+ * bf16 prints one line saying so and computes in f32. */
+int cli_apply_precision(const char *verb, const char *precision);
+
 /* 0 = parsed, 1 = help printed (exit 0), -1 = bad usage (message printed, exit 2). */
 int cli_parse(const char *verb, const char *summary, const cli_opt *opts, int argc, char **argv);
 /* Apply --threads (omp_set_num_threads). -1 on a bad value (message printed). */

@@ -54,7 +54,7 @@ done:
 }
 
 int cmd_bench(int argc, char **argv) {
-    const char *suite_dir = NULL, *out = NULL, *methods = "all", *mode = NULL, *seeds_s = NULL;
+    const char *suite_dir = NULL, *out = NULL, *methods = "all", *mode = NULL, *seeds_s = NULL, *precision = NULL;
     int fresh = 0, no_models = 0;
     cli_list sets = {0};
     cli_common common = {0};
@@ -67,12 +67,15 @@ int cmd_bench(int argc, char **argv) {
         {"fresh", NULL, "ignore finished rows of an earlier run", .flag = &fresh},
         {"no-models", NULL, "do not keep models/<method>.safetensors", .flag = &no_models},
         {"seeds", "S0,S1,...", "run at S0, then repeat the seeded methods at S1... in RESULTS_DIR/seeds/S (mean, sd)", .str = &seeds_s},
+        CLI_PRECISION(&precision),
         CLI_COMMON(&common),
         {0}};
     int rc = cli_parse("bench", "Run every method on a suite: results.csv, leaderboard.csv, curves/, models/.", opts, argc, argv);
     if (rc) return rc > 0 ? 0 : 2;
     long seed = 0;
-    if ((common.seed && cli_int("bench", "seed", common.seed, 0, 1L << 62, &seed)) || cli_apply_common(&common)) return 2;
+    if ((common.seed && cli_int("bench", "seed", common.seed, 0, 1L << 62, &seed)) || cli_apply_common(&common) ||
+        cli_apply_precision("bench", precision))
+        return 2;
     long seeds[MAX_SEEDS];
     int n_seeds = 1;
     seeds[0] = seed;

@@ -20,7 +20,7 @@
 typedef struct eval_args {
     const char *suite, *split, *mode;
     const char *model, *input, *labels, *head, *logits_out, *mean_s, *std_s, *batch_s, *task;
-    const char *features_out, *act;
+    const char *features_out, *act, *precision;
     cli_common common;
 } eval_args;
 
@@ -338,6 +338,7 @@ int cmd_eval(int argc, char **argv) {
         {"batch", "N", "batch size (default " EVAL_STR(INFER_BATCH) ")", .str = &a.batch_s},
         {"features-out", "F.npy", "write the image features [n, output_dim] (before any head) as .npy", .str = &a.features_out},
         {"act", "gelu|quick_gelu", "activation of a checkpoint that does not say (open_clip files; default quick_gelu)", .str = &a.act},
+        CLI_PRECISION(&a.precision),
         CLI_COMMON(&a.common),
         {0}};
     int rc = cli_parse("eval", "Evaluate a checkpoint on a suite's tasks, or on IDX images: x = (pixel/255 - mean)/std.",
@@ -347,7 +348,8 @@ int cmd_eval(int argc, char **argv) {
     double mean, std;
     long batch;
     if (cli_float("eval", "mean", a.mean_s, &mean) || cli_float("eval", "std", a.std_s, &std) ||
-        cli_int("eval", "batch", a.batch_s, 1, 4096, &batch) || cli_apply_common(&a.common))
+        cli_int("eval", "batch", a.batch_s, 1, 4096, &batch) || cli_apply_common(&a.common) ||
+        cli_apply_precision("eval", a.precision))
         return 2;
     if ((rc = cli_start_threads("eval"))) return rc;
     if (!(std > 0)) return cli_error("eval", "--std must be positive");

@@ -25,7 +25,7 @@ static void method_help(const merge_method *m) {
 }
 
 int cmd_merge(int argc, char **argv) {
-    const char *suite_dir = NULL, *method = NULL, *out = NULL, *mode = NULL, *format = NULL;
+    const char *suite_dir = NULL, *method = NULL, *out = NULL, *mode = NULL, *format = NULL, *precision = NULL;
     int list = 0, help = 0;
     cli_list sets = {0};
     cli_common common = {0};
@@ -38,6 +38,7 @@ int cmd_merge(int argc, char **argv) {
         {"mode", "full|attn-linear", "which fine-tuned checkpoints to merge (default: the first built)", .str = &mode},
         {"list", NULL, "list the methods", .flag = &list},
         {"method-help", NULL, "describe --method and its parameters", .flag = &help},
+        CLI_PRECISION(&precision),
         CLI_COMMON(&common),
         {0}};
     /* `--method X --help` describes the method rather than the verb */
@@ -67,7 +68,9 @@ int cmd_merge(int argc, char **argv) {
     cm_format fmt = CM_TTMERGE;
     if (format && cm_format_parse(format, &fmt)) return cli_error("merge", "--format must be hf, open_clip or ttmerge");
     long seed = 0;
-    if ((common.seed && cli_int("merge", "seed", common.seed, 0, 1L << 62, &seed)) || cli_apply_common(&common)) return 2;
+    if ((common.seed && cli_int("merge", "seed", common.seed, 0, 1L << 62, &seed)) || cli_apply_common(&common) ||
+        cli_apply_precision("merge", precision))
+        return 2;
     if ((rc = cli_start_threads("merge"))) return rc;
     tt_err e = {0};
     suite s;

@@ -2,6 +2,7 @@
 #include "core/dnn.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "core/arena.h"
 
@@ -25,6 +26,64 @@ const char *dnn_status_str(dnnl_status_t st) {
 
 int dnn_headroom(const char *what, tt_err *err) { return tt_address_space_check(DNN_HEADROOM, what, err); }
 
+static dnn_precision default_precision = DNN_F32;
+
+int dnn_precision_parse(const char *s, dnn_precision *out) {
+    if (!strcmp(s, "f32")) *out = DNN_F32;
+    else if (!strcmp(s, "bf16")) *out = DNN_BF16;
+    else return -1;
+    return 0;
+}
+
+const char *dnn_precision_name(dnn_precision p) { return p == DNN_BF16 ? "bf16" : "f32"; }
+
+const char *dnn_isa_name(void) {
+    switch (dnnl_get_effective_cpu_isa()) {
+    case dnnl_cpu_isa_sse41: return "sse41";
+    case dnnl_cpu_isa_avx: return "avx";
+    case dnnl_cpu_isa_avx2: return "avx2";
+    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
+    case dnnl_cpu_isa_avx512_mic: return "avx512_mic";
+    case dnnl_cpu_isa_avx512_mic_4ops: return "avx512_mic_4ops";
+    case dnnl_cpu_isa_avx512_core: return "avx512_core";
+    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
+    default: return "other";
+    }
+}
+
+bool dnn_bf16_native(void) {
+    const char *no = getenv("TTMERGE_NO_BF16");
+    if (no && *no && strcmp(no, "0")) return false;
+    /* the ISA values are nested bit sets: bf16 and AMX both contain avx512_core_bf16's bits */
+    unsigned isa = (unsigned)dnnl_get_effective_cpu_isa(), need = (unsigned)dnnl_cpu_isa_avx512_core_bf16;
+    return (isa & need) == need;
+}
+
+dnn_precision dnn_set_default_precision(dnn_precision want) {
+    default_precision = want == DNN_BF16 && dnn_bf16_native() ? DNN_BF16 : DNN_F32;
+    return default_precision;
+}
+
+dnn_precision dnn_default_precision(void) { return default_precision; }
+
+void dnn_to_bf16(uint16_t *dst, const float *src, size_t n) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &src[i], sizeof u);
+        if ((u & 0x7fffffffu) > 0x7f800000u) dst[i] = (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
+        else dst[i] = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+    }
+}
+
+int dnn_create_like(dnn **out, const dnn *like, tt_err *err) {
+    if (dnn_create(out, err)) return -1;
+    (*out)->precision = like->precision;
+    return 0;
+}
+
 int dnn_create(dnn **out, tt_err *err) {
     *out = NULL;
     if (dnn_headroom("the oneDNN engine", err)) return -1;
@@ -36,6 +95,7 @@ int dnn_create(dnn **out, tt_err *err) {
         dnn_free(d);
         return tt_fail(err, TT_EDNN, "oneDNN: cannot create the CPU engine: %s", dnn_status_str(st));
     }
+    d->precision = default_precision;
     *out = d;
     return 0;
 }
@@ -73,19 +133,41 @@ struct dnn_matmul {
     dnnl_primitive_t pack;
     dnnl_memory_t m_b_packed;
     dnnl_exec_arg_t pack_args[2];
+    /* bf16: operand i (0 = A, 1 = B) given in f32 is reordered from m_a / m_b into m_cvt[i] (the
+     * matmul's own bf16 buffer, allocated once) before every run */
+    bool bf16;
+    dnnl_primitive_t cvt[2];
+    dnnl_memory_t m_cvt[2];
+    dnnl_exec_arg_t cvt_args[2][2];
     char impl[64];
 };
 
 /* A [batch, rows, cols] view of a buffer stored [batch, rows, cols] (or transposed); ndims 2
  * drops the batch (which must be 1). */
-static int matrix_md(dnnl_memory_desc_t *md, int ndims, int batch, int rows, int cols, int trans, tt_err *err) {
+static int matrix_md_typed(dnnl_memory_desc_t *md, dnnl_data_type_t dt, int ndims, int batch, int rows, int cols,
+                           int trans, tt_err *err) {
     dnnl_dims_t dims = {batch, rows, cols};
     dnnl_dims_t strides;
     strides[0] = (dnnl_dim_t)rows * cols;
     if (trans) { strides[1] = 1; strides[2] = rows; }  /* stored [cols, rows] */
     else { strides[1] = cols; strides[2] = 1; }
     int drop = 3 - ndims;
-    DNN_TRY(dnnl_memory_desc_init_by_strides(md, ndims, dims + drop, dnnl_f32, strides + drop));
+    DNN_TRY(dnnl_memory_desc_init_by_strides(md, ndims, dims + drop, dt, strides + drop));
+    return 0;
+}
+
+static int matrix_md(dnnl_memory_desc_t *md, int ndims, int batch, int rows, int cols, int trans, tt_err *err) {
+    return matrix_md_typed(md, dnnl_f32, ndims, batch, rows, cols, trans, err);
+}
+
+/* The reorder of an f32 operand (user) into the bf16 layout the matmul chose, and its buffer. */
+static int cvt_plan(dnn_matmul *mm, int i, const dnnl_memory_desc_t *user, const dnnl_memory_desc_t *bf, tt_err *err) {
+    dnnl_primitive_desc_t rpd;
+    DNN_TRY(dnnl_reorder_primitive_desc_create(&rpd, user, mm->d->engine, bf, mm->d->engine, NULL));
+    dnnl_status_t st = dnnl_primitive_create(&mm->cvt[i], rpd);
+    dnnl_primitive_desc_destroy(rpd);
+    if (st != dnnl_success) return tt_fail(err, TT_EDNN, "oneDNN: bf16 reorder primitive: %s", dnn_status_str(st));
+    DNN_TRY(dnnl_memory_create(&mm->m_cvt[i], bf, mm->d->engine, DNNL_MEMORY_ALLOCATE));
     return 0;
 }
 
@@ -107,18 +189,28 @@ static int matmul_plan(dnn_matmul *mm, tt_err *err) {
      * then (3-D "any" came back plain abc, i.e. no packing) */
     int nd = s->batch == 1 && !s->b_broadcast ? 2 : 3;
     dnnl_memory_desc_t a_md, b_md, c_md, bias_md;
-    if (matrix_md(&a_md, nd, s->batch, s->M, s->K, s->trans_a, err)) return -1;
-    if (matrix_md(&b_md, nd, s->b_broadcast ? 1 : s->batch, s->K, s->N, s->trans_b, err)) return -1;
+    /* a bf16 matmul reads a given bf16 operand in place, and an f32 one through its reorder into
+     * the layout oneDNN picks ("any") */
+    bool bf = mm->bf16, a_given = bf && s->a_bf16, b_given = bf && s->b_bf16;
+    if (matrix_md_typed(&a_md, a_given ? dnnl_bf16 : dnnl_f32, nd, s->batch, s->M, s->K, s->trans_a, err)) return -1;
+    if (matrix_md_typed(&b_md, b_given ? dnnl_bf16 : dnnl_f32, nd, s->b_broadcast ? 1 : s->batch, s->K, s->N,
+                        s->trans_b, err))
+        return -1;
     if (matrix_md(&c_md, nd, s->batch, s->M, s->N, 0, err)) return -1;
     if (s->bias && matrix_md(&bias_md, nd, 1, 1, s->N, 0, err)) return -1;
 
-    dnnl_memory_desc_t b_any = b_md;
-    if (s->pack_b) {
+    dnnl_memory_desc_t a_any = a_md, b_any = b_md;
+    bool pack = s->pack_b && !bf;
+    if (pack || (bf && !b_given)) {
         dnnl_dims_t dims = {s->b_broadcast ? 1 : s->batch, s->K, s->N};
-        DNN_TRY(dnnl_memory_desc_init_by_tag(&b_any, nd, dims + 3 - nd, dnnl_f32, dnnl_format_tag_any));
+        DNN_TRY(dnnl_memory_desc_init_by_tag(&b_any, nd, dims + 3 - nd, bf ? dnnl_bf16 : dnnl_f32, dnnl_format_tag_any));
+    }
+    if (bf && !a_given) {
+        dnnl_dims_t dims = {s->batch, s->M, s->K};
+        DNN_TRY(dnnl_memory_desc_init_by_tag(&a_any, nd, dims + 3 - nd, dnnl_bf16, dnnl_format_tag_any));
     }
     dnnl_matmul_desc_t op;
-    DNN_TRY(dnnl_matmul_desc_init(&op, &a_md, &b_any, s->bias ? &bias_md : NULL, &c_md));
+    DNN_TRY(dnnl_matmul_desc_init(&op, &a_any, &b_any, s->bias ? &bias_md : NULL, &c_md));
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t po = NULL;
     if (s->accumulate) {
@@ -138,11 +230,16 @@ static int matmul_plan(dnn_matmul *mm, tt_err *err) {
     dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
     snprintf(mm->impl, sizeof mm->impl, "%s", impl ? impl : "?");
     const dnnl_memory_desc_t *b_packed = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
-    if (s->pack_b && !dnnl_memory_desc_equal(b_packed, &b_md)) {
+    if (pack && !dnnl_memory_desc_equal(b_packed, &b_md)) {
         if (pack_plan(mm, &b_md, b_packed, err)) {
             dnnl_primitive_desc_destroy(pd);
             return -1;
         }
+    }
+    if ((bf && !a_given && cvt_plan(mm, 0, &a_md, dnnl_primitive_desc_query_md(pd, dnnl_query_src_md, 0), err)) ||
+        (bf && !b_given && cvt_plan(mm, 1, &b_md, b_packed, err))) {
+        dnnl_primitive_desc_destroy(pd);
+        return -1;
     }
     st = dnnl_primitive_create(&mm->prim, pd);
     dnnl_primitive_desc_destroy(pd);
@@ -152,8 +249,12 @@ static int matmul_plan(dnn_matmul *mm, tt_err *err) {
     DNN_TRY(dnnl_memory_create(&mm->m_a, &a_md, mm->d->engine, DNNL_MEMORY_NONE));
     DNN_TRY(dnnl_memory_create(&mm->m_b, &b_md, mm->d->engine, DNNL_MEMORY_NONE));
     DNN_TRY(dnnl_memory_create(&mm->m_c, &c_md, mm->d->engine, DNNL_MEMORY_NONE));
-    mm->args[0] = (dnnl_exec_arg_t){DNNL_ARG_SRC, mm->m_a};
-    mm->args[1] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, mm->pack ? mm->m_b_packed : mm->m_b};
+    mm->args[0] = (dnnl_exec_arg_t){DNNL_ARG_SRC, mm->cvt[0] ? mm->m_cvt[0] : mm->m_a};
+    mm->args[1] = (dnnl_exec_arg_t){DNNL_ARG_WEIGHTS, mm->pack ? mm->m_b_packed : mm->cvt[1] ? mm->m_cvt[1] : mm->m_b};
+    mm->cvt_args[0][0] = (dnnl_exec_arg_t){DNNL_ARG_FROM, mm->m_a};
+    mm->cvt_args[0][1] = (dnnl_exec_arg_t){DNNL_ARG_TO, mm->m_cvt[0]};
+    mm->cvt_args[1][0] = (dnnl_exec_arg_t){DNNL_ARG_FROM, mm->m_b};
+    mm->cvt_args[1][1] = (dnnl_exec_arg_t){DNNL_ARG_TO, mm->m_cvt[1]};
     mm->pack_args[0] = (dnnl_exec_arg_t){DNNL_ARG_FROM, mm->m_b};
     mm->pack_args[1] = (dnnl_exec_arg_t){DNNL_ARG_TO, mm->m_b_packed};
     mm->args[2] = (dnnl_exec_arg_t){DNNL_ARG_DST, mm->m_c};
@@ -178,6 +279,7 @@ dnn_matmul *dnn_matmul_create(dnn *d, const dnn_matmul_desc *desc, tt_err *err) 
     }
     mm->d = d;
     mm->desc = *desc;
+    mm->bf16 = d->precision == DNN_BF16;
     if (matmul_plan(mm, err) != 0) {
         dnn_matmul_free(mm);
         return NULL;
@@ -185,7 +287,7 @@ dnn_matmul *dnn_matmul_create(dnn *d, const dnn_matmul_desc *desc, tt_err *err) 
     return mm;
 }
 
-void dnn_matmul_run(dnn_matmul *mm, const float *A, const float *B, const float *bias, float *C) {
+void dnn_matmul_run(dnn_matmul *mm, const void *A, const void *B, const float *bias, float *C) {
     /* oneDNN takes non-const handles; it does not write SRC/WEIGHTS/BIAS. */
     DNN_RUN(dnnl_memory_set_data_handle(mm->m_a, (void *)A));
     DNN_RUN(dnnl_memory_set_data_handle(mm->m_b, (void *)B));
@@ -195,17 +297,24 @@ void dnn_matmul_run(dnn_matmul *mm, const float *A, const float *B, const float 
         DNN_RUN(dnnl_memory_set_data_handle(mm->m_bias, (void *)bias));
     }
     if (mm->pack) dnn_exec(mm->d, mm->pack, 2, mm->pack_args);
+    for (int i = 0; i < 2; i++)
+        if (mm->cvt[i]) dnn_exec(mm->d, mm->cvt[i], 2, mm->cvt_args[i]);
     dnn_exec(mm->d, mm->prim, mm->nargs, mm->args);
 }
 
 const char *dnn_matmul_impl(const dnn_matmul *mm) { return mm->impl; }
 bool dnn_matmul_packed(const dnn_matmul *mm) { return mm->pack != NULL; }
+bool dnn_matmul_bf16(const dnn_matmul *mm) { return mm->bf16; }
 
 void dnn_matmul_free(dnn_matmul *mm) {
     if (!mm) return;
     if (mm->prim) dnnl_primitive_destroy(mm->prim);
     if (mm->pack) dnnl_primitive_destroy(mm->pack);
     if (mm->m_b_packed) dnnl_memory_destroy(mm->m_b_packed);
+    for (int i = 0; i < 2; i++) {
+        if (mm->cvt[i]) dnnl_primitive_destroy(mm->cvt[i]);
+        if (mm->m_cvt[i]) dnnl_memory_destroy(mm->m_cvt[i]);
+    }
     if (mm->m_a) dnnl_memory_destroy(mm->m_a);
     if (mm->m_b) dnnl_memory_destroy(mm->m_b);
     if (mm->m_bias) dnnl_memory_destroy(mm->m_bias);

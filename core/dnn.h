@@ -14,17 +14,45 @@
 #define TT_DNN_H
 
 #include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <oneapi/dnnl/dnnl.h>
 
 #include "core/err.h"
 
+/* The precision of the matmuls planned on an engine. DNN_BF16: every matmul (and the patch
+ * embedding, a matmul) reads its two inputs in bfloat16 and accumulates and writes in f32;
+ * everything else (LayerNorm, softmax, GELU, residual sums, losses, optimisers) stays f32. */
+typedef enum { DNN_F32 = 0, DNN_BF16 = 1 } dnn_precision;
+
 typedef struct dnn {
     dnnl_engine_t engine;
     dnnl_stream_t stream;
+    dnn_precision precision; /* of the matmuls planned on it, from dnn_default_precision() */
 } dnn;
 
+/* A new engine computes at dnn_default_precision(). */
 int dnn_create(dnn **out, tt_err *err);
+/* Another engine (a lane's own stream) at like's precision. */
+int dnn_create_like(dnn **out, const dnn *like, tt_err *err);
 void dnn_free(dnn *d); /* NULL is a no-op */
+
+/* "f32" / "bf16" <-> dnn_precision; parse returns -1 on anything else. */
+int dnn_precision_parse(const char *s, dnn_precision *out);
+const char *dnn_precision_name(dnn_precision p);
+/* The CPU ISA oneDNN dispatches to (dnnl_get_effective_cpu_isa), e.g. "avx512_core_bf16". */
+const char *dnn_isa_name(void);
+/* bf16 runs only where the CPU multiplies it natively (oneDNN ISA avx512_core_bf16 or AMX); elsewhere
+ * oneDNN would emulate it, slower than f32. TTMERGE_NO_BF16=1 in the environment says "not native"
+ * (the tests' way to reach the fallback). */
+bool dnn_bf16_native(void);
+/* Set the precision of the engines created from now on (the CLI's --precision) and return the one
+ * in force: DNN_F32 when bf16 is asked for but not native (the caller says so). */
+dnn_precision dnn_set_default_precision(dnn_precision want);
+dnn_precision dnn_default_precision(void);
+
+/* f32 -> bf16, round to nearest even (as oneDNN's reorders), NaN stays NaN; OpenMP over n. */
+void dnn_to_bf16(uint16_t *dst, const float *src, size_t n);
 
 /* Check a dnnl call inside a function returning int with a tt_err *err in scope. */
 #define DNN_TRY(call)                                                                     \
@@ -70,12 +98,20 @@ typedef struct dnn_matmul_desc {
     bool accumulate; /* C += A.B (oneDNN sum post-op) */
     bool pack_b;     /* let oneDNN pick B's layout; each run reorders B into it first (for weights:
                       * a 768x3072 f32 matmul on M = 6400 rows ran 4-10% faster on packed B with the
-                      * reorder counted, since brgemm otherwise copies B blocks for every row block) */
+                      * reorder counted, since brgemm otherwise copies B blocks for every row block);
+                      * f32 only (a bf16 matmul reads a caller's bf16 weights as they are) */
+    /* On a DNN_BF16 engine: the caller passes A (B) already in bf16, laid out as the f32 operand
+     * would be (a weight converted once, dnn_to_bf16). Every other operand is passed in f32 and
+     * converted into the matmul's own bf16 buffer by a oneDNN reorder at each run. Ignored in f32. */
+    bool a_bf16, b_bf16;
 } dnn_matmul_desc;
 
 typedef struct dnn_matmul dnn_matmul;
 dnn_matmul *dnn_matmul_create(dnn *d, const dnn_matmul_desc *desc, tt_err *err);
-void dnn_matmul_run(dnn_matmul *mm, const float *A, const float *B, const float *bias, float *C);
+/* A and B are float arrays, or uint16_t bf16 arrays where the desc says a_bf16 / b_bf16 on a bf16
+ * engine (dnn_matmul_bf16). */
+void dnn_matmul_run(dnn_matmul *mm, const void *A, const void *B, const float *bias, float *C);
+bool dnn_matmul_bf16(const dnn_matmul *mm); /* planned on a DNN_BF16 engine */
 const char *dnn_matmul_impl(const dnn_matmul *mm); /* oneDNN's implementation name, e.g. "gemm:jit" */
 bool dnn_matmul_packed(const dnn_matmul *mm);      /* pack_b, and oneDNN chose a layout other than B's own */
 void dnn_matmul_free(dnn_matmul *mm);

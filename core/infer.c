@@ -33,7 +33,7 @@ int infer_init_lanes(infer_ctx *ic, dnn *d, const vit_config *cfg, int batch, in
         infer_lane *ln = &ic->lane[l];
         /* a stream per lane: oneDNN streams are not to be shared between threads */
         if (l == 0) ln->d = d;
-        else if (dnn_create(&ln->d, err)) goto fail;
+        else if (dnn_create_like(&ln->d, d, err)) goto fail;
         int threads = vit_lanes_planning_begin(ic->lanes);
         ln->plan = vit_plan_create_inference(ln->d, cfg, ic->lane_batch, err);
         vit_lanes_planning_end(threads);
@@ -107,12 +107,17 @@ static void run_pass(infer_ctx *ic, const vit_weights *w, const uint8_t *pixels,
     for (int l = 0; l < ic->lanes; l++) lane_run(ic, l, w, pixels, k, mean, std, h, head_W, head_b);
 }
 
+static void reuse_weights(infer_ctx *ic, bool reuse) {
+    for (int l = 0; l < ic->lanes; l++) vit_plan_reuse_weights(ic->lane[l].plan, reuse);
+}
+
 void infer_features(infer_ctx *ic, const vit_weights *w, const uint8_t *pixels, int n, float mean, float std,
                     float *features) {
     size_t img = (size_t)ic->cfg.channels * ic->cfg.image_size * ic->cfg.image_size;
     int D = ic->cfg.output_dim;
     for (int i0 = 0; i0 < n; i0 += ic->batch) {
         int k = n - i0 < ic->batch ? n - i0 : ic->batch;
+        reuse_weights(ic, i0 > 0); /* one model for the whole call: a bf16 plan converts it once */
         run_pass(ic, w, pixels + (size_t)i0 * img, k, mean, std, -1, NULL, NULL);
         for (int l = 0; l < ic->lanes; l++)
             memcpy(features + ((size_t)i0 + (size_t)l * ic->lane_batch) * D, ic->lane[l].features,
@@ -164,6 +169,7 @@ int infer_logits(infer_ctx *ic, const vit_weights *w, const float *head_W, const
     size_t img = (size_t)ic->cfg.channels * ic->cfg.image_size * ic->cfg.image_size;
     for (int i0 = 0; i0 < n; i0 += ic->batch) {
         int k = n - i0 < ic->batch ? n - i0 : ic->batch;
+        reuse_weights(ic, i0 > 0); /* one model for the whole call: a bf16 plan converts it once */
         run_pass(ic, w, pixels + (size_t)i0 * img, k, mean, std, h, head_W, head_b);
         for (int l = 0; l < ic->lanes; l++)
             memcpy(logits + ((size_t)i0 + (size_t)l * ic->lane_batch) * classes, ic->lane[l].logits,

@@ -52,7 +52,7 @@ int vit_lanes_init(vit_lanes *vl, dnn *d, const vit_config *cfg, const vit_layou
     for (int l = 0; l < lanes; l++) {
         /* a stream per lane: oneDNN streams are not to be shared between threads */
         if (l == 0) vl->d[0] = d;
-        else if (dnn_create(&vl->d[l], err)) goto fail;
+        else if (dnn_create_like(&vl->d[l], d, err)) goto fail;
         int threads = vit_lanes_planning_begin(lanes);
         vl->plan[l] = vit_plan_create(vl->d[l], cfg, vl->lane_batch, err);
         vit_lanes_planning_end(threads);
@@ -79,6 +79,10 @@ void vit_lanes_free(vit_lanes *vl) {
     free(vl->trainable);
     free(vl->grad_offset);
     memset(vl, 0, sizeof *vl);
+}
+
+void vit_lanes_reuse_weights(vit_lanes *vl, bool reuse) {
+    for (int l = 0; l < vl->lanes; l++) vit_plan_reuse_weights(vl->plan[l], reuse);
 }
 
 void vit_lanes_forward(vit_lanes *vl, const vit_weights *w, const float *images, float *features) {

@@ -72,6 +72,8 @@ void vit_lanes_free(vit_lanes *vl);
 
 /* images [batch,C,S,S] (normalised) -> features [batch,D]; saves activations for backward. */
 void vit_lanes_forward(vit_lanes *vl, const vit_weights *w, const float *images, float *features);
+/* vit_plan_reuse_weights on every lane's plan: the next forward's weights are unchanged (bf16 plans). */
+void vit_lanes_reuse_weights(vit_lanes *vl, bool reuse);
 /* g's non-NULL members (each must be trainable at init) += dL/dθ for the batch of the last
  * forward, given dfeatures [batch,D]. */
 void vit_lanes_backward(vit_lanes *vl, const vit_weights *w, const vit_weights *g, const float *dfeatures);

@@ -52,15 +52,19 @@ static int linear_init(op_linear *op, dnn *d, int M, int in, int out, bool has_b
     op->out = out;
     op->has_bias = has_bias;
     op->wide_in = linear_wide_in(in, out);
-    bool pack = op->pack_w = linear_pack(M, in, out);
+    /* bf16: the caller's bf16 copy of w is read as it is (no packing); its rows are 2·in bytes apart,
+     * so the 4 KiB-stride slowdown of dx does not arise at in = 1024·k and dx is never transposed */
+    bool bf = op->w_bf16 = d->precision == DNN_BF16;
+    bool pack = op->pack_w = !bf && linear_pack(M, in, out);
     /* y[M,out] = x[M,in] . (w[out,in])^T: w seen as B [in,out] stored transposed. */
-    op->fwd = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = 1, .M = M, .K = in, .N = out,
-                                                       .trans_b = true, .bias = has_bias, .pack_b = pack}, err);
+    op->fwd = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = 1, .M = M, .K = in, .N = out, .trans_b = true,
+                                                       .bias = has_bias, .pack_b = pack, .b_bf16 = bf}, err);
     if (!op->fwd) goto fail;
     if (!backward) return 0;
-    op->dx_transposed = op->wide_in && !pack;
+    op->dx_transposed = op->wide_in && !pack && !bf;
     if (!op->dx_transposed) /* dx[M,in] = dy[M,out] . w[out,in] */
-        op->bwd_x = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = 1, .M = M, .K = out, .N = in, .pack_b = pack}, err);
+        op->bwd_x = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = 1, .M = M, .K = out, .N = in, .pack_b = pack,
+                                                             .b_bf16 = bf}, err);
     else /* dx^T[in,M] = (w[out,in])^T . (dy[M,out])^T: both seen transposed */
         op->bwd_x = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = 1, .M = in, .K = out, .N = M, .trans_a = true,
                                                              .trans_b = true}, err);
@@ -111,12 +115,12 @@ static void transpose_into(float *dst, const float *src, int rows, int cols, boo
         }
 }
 
-void op_linear_forward(op_linear *op, float *y, const float *x, const float *w, const float *b) {
+void op_linear_forward(op_linear *op, float *y, const float *x, const void *w, const float *b) {
     dnn_matmul_run(op->fwd, x, w, op->has_bias ? b : NULL, y);
 }
 
 void op_linear_backward(op_linear *op, float *dx, float *dw, float *db, const float *dy,
-                        const float *x, const float *w) {
+                        const float *x, const void *w) {
     TT_ASSERT(op->bwd_w != NULL); /* not planned by op_linear_init_forward */
     if (dx && !op->dx_transposed) {
         dnn_matmul_run(op->bwd_x, dy, w, NULL, dx);

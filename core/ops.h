@@ -32,15 +32,18 @@ typedef struct op_linear {
     bool dx_transposed;  /* wide_in with plain (unpacked) weights */
     float *t;            /* wide_in: [in, out] scratch ([in, max(M, out)] when dx_transposed) */
     size_t t_floats;     /* t's size (0 without t) */
+    bool w_bf16;         /* planned on a bf16 engine: w is passed as bf16 (uint16_t, dnn_to_bf16), converted
+                          * once by the caller; x, dy are f32 and converted by the matmuls */
 } op_linear;
 int op_linear_init(op_linear *op, dnn *d, int M, int in, int out, bool has_bias, tt_err *err);
 /* Forward only (inference): the same forward primitive, nothing for backward; op_linear_backward
  * must not be called. */
 int op_linear_init_forward(op_linear *op, dnn *d, int M, int in, int out, bool has_bias, tt_err *err);
-void op_linear_forward(op_linear *op, float *y, const float *x, const float *w, const float *b);
-/* dx [M,in] (=, may be NULL), dw [out,in] (+=, may be NULL), db [out] (+=, may be NULL). */
+/* w: float [out,in], or its bf16 copy when op->w_bf16. */
+void op_linear_forward(op_linear *op, float *y, const float *x, const void *w, const float *b);
+/* dx [M,in] (=, may be NULL), dw [out,in] (+=, may be NULL, always f32), db [out] (+=, may be NULL). */
 void op_linear_backward(op_linear *op, float *dx, float *dw, float *db, const float *dy,
-                        const float *x, const float *w);
+                        const float *x, const void *w);
 void op_linear_free(op_linear *op);
 
 /* ---- layer norm over the last dim: y = (x - mean) * rstd * g + b, biased variance ---- */

@@ -240,7 +240,84 @@ struct vit_plan {
     float *cls, *post, *post_mean, *post_var; /* [B, W], [B] */
     /* backward scratch */
     float *d_res, *d_tmp, *d_ln, *d_att, *d_qkv, *d_fc, *d_act, *d_cls, *d_post, *d_patch;
+    /* bf16 plans: the bf16 copies of the weight matrices (W16_* order), each with the f32 array it
+     * was converted from by the last vit_forward */
+    bool bf16, w16_reuse;
+    int n16;
+    uint16_t *w16;         /* one buffer, n16 matrices */
+    uint16_t **w16_at;     /* [n16] */
+    size_t *w16_n;         /* [n16] elements */
+    const float **w16_src; /* [n16] */
 };
+
+/* The weight matrices of a bf16 plan: conv1, proj, then per block qkv, out, fc, fc2. */
+enum { W16_CONV1 = 0, W16_PROJ = 1, W16_BLOCKS = 2, W16_PER_BLOCK = 4 };
+static int w16_index(int block, int k) { return W16_BLOCKS + W16_PER_BLOCK * block + k; }
+
+static int w16_alloc(vit_plan *p, tt_err *err) {
+    p->n16 = W16_BLOCKS + W16_PER_BLOCK * p->L;
+    size_t n = (size_t)p->n16;
+    p->w16_at = calloc(n, sizeof *p->w16_at);
+    p->w16_n = calloc(n, sizeof *p->w16_n);
+    p->w16_src = calloc(n, sizeof *p->w16_src);
+    if (!p->w16_at || !p->w16_n || !p->w16_src) return tt_fail(err, TT_ENOMEM, "out of memory (bf16 weights)");
+    size_t W = (size_t)p->W, Mw = (size_t)p->Mw, total = 0;
+    p->w16_n[W16_CONV1] = W * (size_t)p->Cpp;
+    p->w16_n[W16_PROJ] = W * (size_t)p->D;
+    for (int i = 0; i < p->L; i++) {
+        p->w16_n[w16_index(i, 0)] = 3 * W * W;
+        p->w16_n[w16_index(i, 1)] = W * W;
+        p->w16_n[w16_index(i, 2)] = Mw * W;
+        p->w16_n[w16_index(i, 3)] = W * Mw;
+    }
+    for (int j = 0; j < p->n16; j++) total += (p->w16_n[j] + 31) & ~(size_t)31; /* 64-byte starts */
+    p->w16 = tt_calloc_aligned(total, sizeof(uint16_t), err);
+    if (!p->w16) return -1;
+    for (int j = 0, at = 0; j < p->n16; j++) {
+        p->w16_at[j] = p->w16 + at;
+        at += (int)((p->w16_n[j] + 31) & ~(size_t)31);
+    }
+    return 0;
+}
+
+static void w16_free(vit_plan *p) {
+    free(p->w16);
+    free(p->w16_at);
+    free(p->w16_n);
+    free(p->w16_src);
+}
+
+/* The f32 source of weight matrix j in w. */
+static const float *w16_source(const vit_weights *w, int j) {
+    if (j == W16_CONV1) return w->conv1;
+    if (j == W16_PROJ) return w->proj;
+    const vit_block_weights *b = &w->blocks[(j - W16_BLOCKS) / W16_PER_BLOCK];
+    const float *m[W16_PER_BLOCK] = {b->qkv_w, b->out_w, b->fc_w, b->fc2_w};
+    return m[(j - W16_BLOCKS) % W16_PER_BLOCK];
+}
+
+/* Convert w's matrices into the plan's bf16 copies (all of them, or the re-pointed ones only). */
+static void w16_sync(vit_plan *p, const vit_weights *w) {
+    for (int j = 0; j < p->n16; j++) {
+        const float *src = w16_source(w, j);
+        if (p->w16_reuse && src == p->w16_src[j]) continue;
+        dnn_to_bf16(p->w16_at[j], src, p->w16_n[j]);
+        p->w16_src[j] = src;
+    }
+    p->w16_reuse = false;
+}
+
+/* What a matmul reads for weight matrix j: f32 as given, or its bf16 copy (made from the same array
+ * by the forward of this step). */
+static const void *wmat(const vit_plan *p, const vit_weights *w, int j) {
+    const float *src = w16_source(w, j);
+    if (!p->bf16) return src;
+    TT_ASSERT(src == p->w16_src[j]);
+    return p->w16_at[j];
+}
+
+bool vit_plan_bf16(const vit_plan *p) { return p->bf16; }
+void vit_plan_reuse_weights(vit_plan *p, bool reuse) { p->w16_reuse = reuse; }
 
 static void plan_layout(vit_plan *p, arena *a) {
     size_t M = (size_t)p->M, W = (size_t)p->W, Mw = (size_t)p->Mw, B = (size_t)p->B;
@@ -336,6 +413,7 @@ static vit_plan *plan_create(dnn *d, const vit_config *cfg, int batch, bool trai
     p->cfg = *cfg;
     p->d = d;
     p->training = training;
+    p->bf16 = d->precision == DNN_BF16;
     p->B = batch;
     p->T = vit_tokens(cfg);
     p->P = p->T - 1;
@@ -361,17 +439,20 @@ static vit_plan *plan_create(dnn *d, const vit_config *cfg, int batch, bool trai
         if (!rc) rc = op_act_init(&p->act, d, (size_t)p->M * p->Mw, cfg->act, err);
         if (!rc) rc = linear_init(&p->fc2, d, p->M, p->Mw, p->W, true, err);
     }
+    bool bf = p->bf16;
     if (!rc && !training) {
-        p->proj_fwd = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = 1, .M = batch, .K = p->W, .N = p->D}, err);
+        p->proj_fwd = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = 1, .M = batch, .K = p->W, .N = p->D, .b_bf16 = bf}, err);
         rc = p->proj_fwd ? 0 : -1;
     } else if (!rc) {
-        p->proj_fwd = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = 1, .M = batch, .K = p->W, .N = p->D}, err);
+        p->proj_fwd = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = 1, .M = batch, .K = p->W, .N = p->D, .b_bf16 = bf}, err);
         if (p->proj_fwd)
-            p->proj_dx = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = 1, .M = batch, .K = p->D, .N = p->W, .trans_b = true}, err);
+            p->proj_dx = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = 1, .M = batch, .K = p->D, .N = p->W, .trans_b = true,
+                                                                  .b_bf16 = bf}, err);
         if (p->proj_dx)
             p->proj_dw = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = 1, .M = p->W, .K = batch, .N = p->D, .trans_a = true, .accumulate = true}, err);
         rc = p->proj_dw ? 0 : -1;
     }
+    if (!rc && bf) rc = w16_alloc(p, err);
     if (!rc) {
         void (*layout)(vit_plan *, arena *) = training ? plan_layout : inference_layout;
         layout(p, &p->mem);
@@ -396,7 +477,9 @@ vit_plan *vit_plan_create_inference(dnn *d, const vit_config *cfg, int batch, tt
 size_t vit_plan_workspace_bytes(const vit_plan *p) {
     size_t floats = p->attn.scratch_floats + p->patch.t_floats + p->qkv.t_floats + p->out.t_floats +
                     p->fc.t_floats + p->fc2.t_floats;
-    return p->mem.cap + floats * sizeof(float);
+    size_t w16 = 0;
+    for (int j = 0; j < p->n16; j++) w16 += p->w16_n[j] * sizeof(uint16_t);
+    return p->mem.cap + floats * sizeof(float) + w16;
 }
 
 void vit_plan_free(vit_plan *p) {
@@ -414,6 +497,7 @@ void vit_plan_free(vit_plan *p) {
     dnn_matmul_free(p->proj_dx);
     dnn_matmul_free(p->proj_dw);
     arena_free(&p->mem);
+    w16_free(p);
     free(p);
 }
 
@@ -422,8 +506,9 @@ int vit_plan_batch(const vit_plan *p) { return p->B; }
 void vit_forward(vit_plan *p, const vit_weights *w, const float *images, float *features) {
     const vit_config *c = &p->cfg;
     int B = p->B, T = p->T, P = p->P, W = p->W;
+    if (p->bf16) w16_sync(p, w);
     op_patchify(p->patches, images, B, c->channels, c->image_size, c->patch_size);
-    op_linear_forward(&p->patch, p->emb, p->patches, w->conv1, NULL);
+    op_linear_forward(&p->patch, p->emb, p->patches, wmat(p, w, W16_CONV1), NULL);
 #pragma omp parallel for collapse(2) schedule(static) if ((size_t)B * T * W > 32768)
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
@@ -437,20 +522,33 @@ void vit_forward(vit_plan *p, const vit_weights *w, const float *images, float *
     for (int i = 0; i < p->L; i++) {
         const vit_block_weights *bw = &w->blocks[i];
         op_layernorm_forward(&p->ln_tok, p->ln1[i], p->ln1_mean[i], p->ln1_var[i], p->res[i], bw->ln1_g, bw->ln1_b);
-        op_linear_forward(&p->qkv, p->qkvs[i], p->ln1[i], bw->qkv_w, bw->qkv_b);
+        op_linear_forward(&p->qkv, p->qkvs[i], p->ln1[i], wmat(p, w, w16_index(i, 0)), bw->qkv_b);
         op_attention_forward(&p->attn, p->att[i], p->probs[i], p->qkvs[i]);
-        op_linear_forward(&p->out, p->branch, p->att[i], bw->out_w, bw->out_b);
+        op_linear_forward(&p->out, p->branch, p->att[i], wmat(p, w, w16_index(i, 1)), bw->out_b);
         op_add(p->mid[i], p->res[i], p->branch, MW);
         op_layernorm_forward(&p->ln_tok, p->ln2[i], p->ln2_mean[i], p->ln2_var[i], p->mid[i], bw->ln2_g, bw->ln2_b);
-        op_linear_forward(&p->fc, p->fcs[i], p->ln2[i], bw->fc_w, bw->fc_b);
+        op_linear_forward(&p->fc, p->fcs[i], p->ln2[i], wmat(p, w, w16_index(i, 2)), bw->fc_b);
         op_act_forward(&p->act, p->acts[i], p->fcs[i]);
-        op_linear_forward(&p->fc2, p->branch, p->acts[i], bw->fc2_w, bw->fc2_b);
+        op_linear_forward(&p->fc2, p->branch, p->acts[i], wmat(p, w, w16_index(i, 3)), bw->fc2_b);
         op_add(p->res[i + 1], p->mid[i], p->branch, MW);
     }
     for (int b = 0; b < B; b++)
         memcpy(p->cls + (size_t)b * W, p->res[p->L] + (size_t)b * T * W, (size_t)W * sizeof(float));
     op_layernorm_forward(&p->ln_cls, p->post, p->post_mean, p->post_var, p->cls, w->ln_post_g, w->ln_post_b);
-    dnn_matmul_run(p->proj_fwd, p->post, w->proj, NULL, features);
+    dnn_matmul_run(p->proj_fwd, p->post, wmat(p, w, W16_PROJ), NULL, features);
+}
+
+const float *vit_plan_linear_input(const vit_plan *p, int block, vit_linear which, int *rows, int *cols) {
+    TT_ASSERT(p->training && block >= 0 && block < p->L); /* an inference plan reuses one set of buffers */
+    *rows = p->M;
+    *cols = which == VIT_LIN_FC2 ? p->Mw : p->W;
+    switch (which) {
+    case VIT_LIN_QKV: return p->ln1[block];
+    case VIT_LIN_OUT: return p->att[block];
+    case VIT_LIN_FC: return p->ln2[block];
+    case VIT_LIN_FC2: return p->acts[block];
+    }
+    return NULL;
 }
 
 static bool block_trainable(const vit_block_weights *g) {
@@ -474,7 +572,7 @@ void vit_backward(vit_plan *p, const vit_weights *w, const vit_weights *g, const
 
     if (g->proj) dnn_matmul_run(p->proj_dw, p->post, dfeatures, NULL, g->proj);
     if (lo == p->L && !g->ln_post_g && !g->ln_post_b) return;
-    dnn_matmul_run(p->proj_dx, dfeatures, w->proj, NULL, p->d_post);
+    dnn_matmul_run(p->proj_dx, dfeatures, wmat(p, w, W16_PROJ), NULL, p->d_post);
     op_layernorm_backward(&p->ln_cls, lo == p->L ? NULL : p->d_cls, g->ln_post_g, g->ln_post_b, p->d_post,
                           p->cls, p->post_mean, p->post_var, w->ln_post_g);
     if (lo == p->L) return;
@@ -485,16 +583,16 @@ void vit_backward(vit_plan *p, const vit_weights *w, const vit_weights *g, const
     for (int i = p->L - 1; i >= (lo < 0 ? 0 : lo); i--) {
         const vit_block_weights *bw = &w->blocks[i], *bg = &g->blocks[i];
         /* MLP branch: res[i+1] = mid + fc2(act(fc(ln2(mid)))) */
-        op_linear_backward(&p->fc2, p->d_act, bg->fc2_w, bg->fc2_b, p->d_res, p->acts[i], bw->fc2_w);
+        op_linear_backward(&p->fc2, p->d_act, bg->fc2_w, bg->fc2_b, p->d_res, p->acts[i], wmat(p, w, w16_index(i, 3)));
         op_act_backward(&p->act, p->d_fc, p->d_act, p->fcs[i]);
-        op_linear_backward(&p->fc, p->d_ln, bg->fc_w, bg->fc_b, p->d_fc, p->ln2[i], bw->fc_w);
+        op_linear_backward(&p->fc, p->d_ln, bg->fc_w, bg->fc_b, p->d_fc, p->ln2[i], wmat(p, w, w16_index(i, 2)));
         op_layernorm_backward(&p->ln_tok, p->d_tmp, bg->ln2_g, bg->ln2_b, p->d_ln, p->mid[i], p->ln2_mean[i],
                               p->ln2_var[i], bw->ln2_g);
         op_add_inplace(p->d_res, p->d_tmp, MW); /* d mid */
         /* attention branch: mid = res[i] + out(attn(qkv(ln1(res[i])))) */
-        op_linear_backward(&p->out, p->d_att, bg->out_w, bg->out_b, p->d_res, p->att[i], bw->out_w);
+        op_linear_backward(&p->out, p->d_att, bg->out_w, bg->out_b, p->d_res, p->att[i], wmat(p, w, w16_index(i, 1)));
         op_attention_backward(&p->attn, p->d_qkv, p->d_att, p->qkvs[i], p->probs[i]);
-        op_linear_backward(&p->qkv, p->d_ln, bg->qkv_w, bg->qkv_b, p->d_qkv, p->ln1[i], bw->qkv_w);
+        op_linear_backward(&p->qkv, p->d_ln, bg->qkv_w, bg->qkv_b, p->d_qkv, p->ln1[i], wmat(p, w, w16_index(i, 0)));
         bool last = i == lo;
         op_layernorm_backward(&p->ln_tok, last ? NULL : p->d_tmp, bg->ln1_g, bg->ln1_b, p->d_ln, p->res[i],
                               p->ln1_mean[i], p->ln1_var[i], bw->ln1_g);
@@ -515,7 +613,7 @@ void vit_backward(vit_plan *p, const vit_weights *w, const vit_weights *g, const
     if (g->conv1) {
         for (int b = 0; b < B; b++)
             memcpy(p->d_patch + (size_t)b * P * W, p->d_tmp + ((size_t)b * T + 1) * W, (size_t)P * W * sizeof(float));
-        op_linear_backward(&p->patch, NULL, g->conv1, NULL, p->d_patch, p->patches, w->conv1);
+        op_linear_backward(&p->patch, NULL, g->conv1, NULL, p->d_patch, p->patches, wmat(p, w, W16_CONV1));
     }
 }
 
@@ -539,8 +637,9 @@ int vit_head_init(vit_head *h, dnn *d, const vit_config *cfg, int batch, int cla
     if (op_linear_init(&h->lin, d, batch, h->D, classes, false, err)) return -1;
     size_t BD = (size_t)batch * h->D;
     h->fn = tt_calloc_aligned(2 * BD + (size_t)batch + (size_t)batch * classes, sizeof(float), err);
-    if (!h->fn) {
-        op_linear_free(&h->lin);
+    if (h->fn && h->lin.w_bf16) h->w16 = tt_calloc_aligned((size_t)classes * h->D, sizeof(uint16_t), err);
+    if (!h->fn || (h->lin.w_bf16 && !h->w16)) {
+        vit_head_free(h);
         return -1;
     }
     h->dfn = h->fn + BD;
@@ -550,6 +649,13 @@ int vit_head_init(vit_head *h, dnn *d, const vit_config *cfg, int batch, int cla
 
 static float *head_dlogits_scratch(vit_head *h) { return h->norm + h->B; }
 
+/* W as the head's matmuls read it: f32, or converted into w16 now. */
+static const void *head_weights(vit_head *h, const float *W) {
+    if (!h->lin.w_bf16) return W;
+    dnn_to_bf16(h->w16, W, (size_t)h->K * h->D);
+    return h->w16;
+}
+
 void vit_head_forward(vit_head *h, float *logits, const float *features, const float *W, const float *b) {
     const float *f = features;
     if (h->normalize) {
@@ -558,7 +664,7 @@ void vit_head_forward(vit_head *h, float *logits, const float *features, const f
     } else {
         memcpy(h->fn, features, (size_t)h->B * h->D * sizeof(float));
     }
-    op_linear_forward(&h->lin, logits, f, W, NULL);
+    op_linear_forward(&h->lin, logits, f, head_weights(h, W), NULL);
     for (int i = 0; i < h->B; i++)
         for (int k = 0; k < h->K; k++) {
             float *z = &logits[(size_t)i * h->K + k];
@@ -571,7 +677,7 @@ void vit_head_backward(vit_head *h, float *dfeatures, float *dW, float *db, cons
     size_t BK = (size_t)h->B * h->K;
     for (size_t i = 0; i < BK; i++) dz[i] = h->scale * dlogits[i];
     if (db) op_bias_grad(db, dlogits, h->B, h->K);
-    op_linear_backward(&h->lin, dfeatures ? h->dfn : NULL, dW, NULL, dz, h->fn, W);
+    op_linear_backward(&h->lin, dfeatures ? h->dfn : NULL, dW, NULL, dz, h->fn, dfeatures ? head_weights(h, W) : W);
     if (!dfeatures) return;
     if (h->normalize) op_l2norm_backward(h->B, h->D, dfeatures, h->dfn, h->fn, h->norm);
     else memcpy(dfeatures, h->dfn, (size_t)h->B * h->D * sizeof(float));
@@ -580,5 +686,6 @@ void vit_head_backward(vit_head *h, float *dfeatures, float *dW, float *db, cons
 void vit_head_free(vit_head *h) {
     op_linear_free(&h->lin);
     free(h->fn);
+    free(h->w16);
     memset(h, 0, sizeof *h);
 }

@@ -111,6 +111,14 @@ vit_plan *vit_plan_create(dnn *d, const vit_config *cfg, int batch, tt_err *err)
 vit_plan *vit_plan_create_inference(dnn *d, const vit_config *cfg, int batch, tt_err *err);
 void vit_plan_free(vit_plan *p);
 int vit_plan_batch(const vit_plan *p);
+/* A plan made on a DNN_BF16 engine computes its matmuls in bf16. vit_forward then first converts
+ * the weight matrices it reads (conv1, every block's four, proj) into the plan's bf16 copies, once
+ * per forward (vit_backward reads the same copies), i.e. once per step of a test-time learner after
+ * its weight update. vit_plan_reuse_weights(p, true) says the next vit_forward's weights hold the
+ * same values as the last one's (evaluation of many batches with one model): only matrices whose
+ * pointers changed are converted again; (p, false) takes that back. No effect on an f32 plan. */
+bool vit_plan_bf16(const vit_plan *p);
+void vit_plan_reuse_weights(vit_plan *p, bool reuse);
 /* Bytes of activations and scratch the plan holds (its buffers and its ops' scratch; not oneDNN's
  * primitives, packed weights or scratchpads). */
 size_t vit_plan_workspace_bytes(const vit_plan *p);
@@ -121,6 +129,17 @@ void vit_forward(vit_plan *p, const vit_weights *w, const float *images, float *
  * the vit_forward of the same batch on a plan from vit_plan_create. Stops propagating below the
  * lowest trainable tensor. */
 void vit_backward(vit_plan *p, const vit_weights *w, const vit_weights *grad, const float *dfeatures);
+/* The four linear layers of a block, by the input they read. */
+typedef enum vit_linear {
+    VIT_LIN_QKV,  /* attn.in_proj_weight [3w,w]: reads ln_1(x) [M, w] */
+    VIT_LIN_OUT,  /* attn.out_proj.weight [w,w]: reads the attention output [M, w] */
+    VIT_LIN_FC,   /* mlp.c_fc.weight [m,w]: reads ln_2(x) [M, w] */
+    VIT_LIN_FC2,  /* mlp.c_proj.weight [w,m]: reads act(c_fc(.)) [M, m] */
+} vit_linear;
+/* The input of linear layer `which` of block `block` as the last vit_forward of a training plan
+ * saved it: [rows = B*T, *cols] row-major, image b's tokens at rows [b*T, (b+1)*T). Owned by the
+ * plan, valid until its next forward. For statistics of the activations (RegMean's Gram matrices). */
+const float *vit_plan_linear_input(const vit_plan *p, int block, vit_linear which, int *rows, int *cols);
 /* Floating-point operations of one forward (multiply-add = 2), for throughput reports. */
 double vit_forward_flops(const vit_config *cfg, int batch);
 
@@ -131,6 +150,8 @@ typedef struct vit_head {
     float scale;
     op_linear lin;
     float *fn, *norm, *dfn; /* [B,D], [B], [B,D] scratch */
+    uint16_t *w16;          /* [K,D] bf16 copy of W on a bf16 engine, converted at each call (W is small
+                             * and a test-time learner may train it) */
 } vit_head;
 int vit_head_init(vit_head *h, dnn *d, const vit_config *cfg, int batch, int classes, tt_err *err);
 void vit_head_forward(vit_head *h, float *logits, const float *features, const float *W, const float *b);

@@ -52,6 +52,9 @@ run 0 --help
 run 0 merge --suite "$suite" --method ta --set lambda=0.3 --out "$tmp/ta.safetensors" --threads 2 --quiet
 run 0 merge --suite "$suite" --method adamerging --set steps=2 --set batch=4 --set accum=1 \
       --out "$tmp/ada.safetensors" --threads 1 --quiet
+# Fisher merging: backward through the fine-tuned models on a partial last batch (6 = 4 + 2 images)
+run 0 merge --suite "$suite" --method fisher --set samples=6 --set batch=4 --out "$tmp/fisher.safetensors" \
+      --threads 2 --quiet
 run 0 eval --model "$tmp/ta.safetensors" --input "$tmp/images.idx" --labels "$tmp/labels.idx" \
       --head "$suite/heads/mnist.safetensors" --threads 1
 run 0 check --golden "$src/reports/golden/tiny.csv" --results "$src/reports/golden/tiny.csv" --tol 0 --quiet

@@ -1,7 +1,7 @@
 /* adamerge_bench.c — seconds per layer-wise AdaMerging step, the quantity bench/pytorch/torch_adamerge.py
  * measures for the same step in PyTorch.
  *
- *   adamerge_bench --make-suite DIR --arch vision8|vitb32 [--tasks K] [--seed S]
+ *   adamerge_bench --make-suite DIR --arch vision8|vitb32|vitb32full|vitb16full [--tasks K] [--seed S]
  *   adamerge_bench --suite DIR [--threads N] [--steps R] [--warmup W] [--batch 16] [--accum 2]
  *                  [--task-wise] [--lanes N] [--csv FILE] [--check-out FILE.json] [--config NAME]
  *
@@ -57,6 +57,15 @@ static const synth_arch arches[] = {
     {"vitb32",
      {.image_size = 224, .channels = 3, .patch_size = 32, .width = 768, .layers = 2, .heads = 12, .mlp_ratio = 4,
       .output_dim = 512, .act = OP_ACT_GELU, .ln_eps = 1e-5f, .normalize_features = true, .logit_scale = 100},
+     10, 32, 16},
+    /* CLIP's ViT-B/32 and ViT-B/16 image towers whole (12 blocks, QuickGELU) */
+    {"vitb32full",
+     {.image_size = 224, .channels = 3, .patch_size = 32, .width = 768, .layers = 12, .heads = 12, .mlp_ratio = 4,
+      .output_dim = 512, .act = OP_ACT_QUICK_GELU, .ln_eps = 1e-5f, .normalize_features = true, .logit_scale = 100},
+     10, 32, 16},
+    {"vitb16full",
+     {.image_size = 224, .channels = 3, .patch_size = 16, .width = 768, .layers = 12, .heads = 12, .mlp_ratio = 4,
+      .output_dim = 512, .act = OP_ACT_QUICK_GELU, .ln_eps = 1e-5f, .normalize_features = true, .logit_scale = 100},
      10, 32, 16},
 };
 #define NARCH ((int)(sizeof arches / sizeof arches[0]))
@@ -170,6 +179,7 @@ done:
 
 typedef struct run_opts {
     const char *suite_dir, *csv, *check_out, *config;
+    dnn_precision precision;
     int threads, steps, warmup, batch, accum, lanes;
     bool layerwise;
 } run_opts;
@@ -232,6 +242,12 @@ static int run(const run_opts *ro, tt_err *err) {
     adapt_opts o = {.layerwise = ro->layerwise, .lambda_init = 0.3f, .lr = 1e-3f, .steps = ro->warmup + ro->steps,
                     .batch = ro->batch, .accum = ro->accum, .loss = ADAPT_ENTROPY, .lanes = ro->lanes};
     bu_peak pk = bu_measure_peak(ro->threads, 3);
+    if (ro->precision == DNN_BF16) { /* a bf16 step's % of peak is of the bf16 dot-product peak */
+        double w16;
+        pk.gflops = bu_peak_gflops_width(ro->threads, 3, 16, &w16);
+        printf("peak bf16: measured %.1f GFLOP/s (vdpbf16ps loop; wall clock %.1f)\n", pk.gflops, w16);
+    }
+    printf("# precision=%s\n", dnn_precision_name(ro->precision));
     bu_print_loadavg("at start");
     bu_print_machine(ro->threads);
     printf("# peak_measured_gflops=%.3f threads=%d\n", pk.gflops, ro->threads);
@@ -284,8 +300,8 @@ static int run(const run_opts *ro, tt_err *err) {
             goto done;
         }
         fprintf(csv, "config,batch,threads,pass,median_s,min_s,images_per_s,gflops,pct_peak_measured,peer\n");
-        fprintf(csv, "%s,%d,%d,adamerging_step,%.6g,%.6g,%.6g,%.6g,%.4g,ttmerge\n", config, ctx.K * o.batch, ro->threads,
-                med, mn, images / med, gflops, 100 * gflops / pk.gflops);
+        fprintf(csv, "%s,%d,%d,adamerging_step,%.6g,%.6g,%.6g,%.6g,%.4g,%s\n", config, ctx.K * o.batch, ro->threads,
+                med, mn, images / med, gflops, 100 * gflops / pk.gflops, ro->precision == DNN_BF16 ? "ttmerge-bf16" : "ttmerge");
         if (fclose(csv)) {
             csv = NULL;
             tt_fail(err, TT_EIO, "%s: write failed", ro->csv);
@@ -306,9 +322,10 @@ done:
 
 static void usage(FILE *f) {
     fprintf(f,
-            "usage: adamerge_bench --make-suite DIR --arch vision8|vitb32 [--tasks K] [--seed S]\n"
+            "usage: adamerge_bench --make-suite DIR --arch vision8|vitb32|vitb32full|vitb16full [--tasks K] [--seed S]\n"
             "       adamerge_bench --suite DIR [--threads N] [--steps R] [--warmup W] [--batch B] [--accum A]\n"
             "                      [--task-wise] [--lanes N] [--csv FILE] [--check-out FILE.json] [--config NAME]\n"
+            "                      [--precision f32|bf16]\n"
             "  --steps R      timed steps (default 10); --warmup W untimed first steps (default 2)\n"
             "  --batch/--accum  test images per task per forward / forwards per step (AdaMerging: 16 / 2)\n"
             "  --lanes N      forward+backward lanes (core/lanes.h; default 0: one per thread when the batch allows)\n"
@@ -345,6 +362,7 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--csv")) ro.csv = v;
         else if (!strcmp(a, "--check-out")) ro.check_out = v;
         else if (!strcmp(a, "--config")) ro.config = v;
+        else if (!strcmp(a, "--precision")) bad = dnn_precision_parse(v, &ro.precision) ? 1 : 0;
         else if (!strcmp(a, "--tasks")) bad = parse_int(a, v, 1, MERGE_MAX_TASKS, &tasks);
         else if (!strcmp(a, "--seed")) bad = parse_int(a, v, 0, 1 << 30, &seed);
         else if (!strcmp(a, "--threads")) bad = parse_int(a, v, 1, 4096, &ro.threads);
@@ -363,12 +381,16 @@ int main(int argc, char **argv) {
     }
     if (ro.threads > 0) omp_set_num_threads(ro.threads);
     ro.threads = omp_get_max_threads();
+    if (dnn_set_default_precision(ro.precision) != ro.precision) {
+        fprintf(stderr, "adamerge_bench: --precision bf16: no native bf16 on this CPU (oneDNN ISA %s)\n", dnn_isa_name());
+        return 2;
+    }
     tt_err e = {0};
     if (make) {
         int k = 0;
         while (arch && k < NARCH && strcmp(arches[k].name, arch)) k++;
         if (!arch || k == NARCH) {
-            fprintf(stderr, "adamerge_bench: --arch must be vision8 or vitb32\n");
+            fprintf(stderr, "adamerge_bench: --arch must be vision8, vitb32, vitb32full or vitb16full\n");
             return 2;
         }
         double t0 = bu_now();

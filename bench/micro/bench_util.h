@@ -32,6 +32,7 @@
 
 #include <oneapi/dnnl/dnnl.h>
 
+#include "core/dnn.h"
 #include "core/rng.h"
 
 static inline double bu_now(void) {
@@ -127,6 +128,19 @@ __attribute__((target("avx512f"), noinline, unused)) static float bu_fma512(long
     return _mm512_reduce_add_ps(t);
 }
 
+/* bf16 dot products (AVX512_BF16 vdpbf16ps: 16 lanes x 2 products x 2 FLOP): 768 FLOP per iteration of
+ * 12 chains, the peak of a bf16 matmul with f32 accumulation (oneDNN's avx512_core_bf16 brgemm). */
+__attribute__((target("avx512f,avx512bf16"), noinline, unused)) static float bu_dpbf16(long iters, float seed) {
+    const __m512bh a = (__m512bh)_mm512_set1_epi16(0x3f7f), b = (__m512bh)_mm512_set1_epi16(0x3500);
+    __m512 x[12];
+    for (int j = 0; j < 12; j++) x[j] = _mm512_set1_ps(seed + 0.01f * (float)(j + 1));
+    for (long i = 0; i < iters; i++)
+        for (int j = 0; j < 12; j++) x[j] = _mm512_dpbf16_ps(x[j], a, b);
+    __m512 t = x[0];
+    for (int j = 1; j < 12; j++) t = _mm512_add_ps(t, x[j]);
+    return _mm512_reduce_add_ps(t);
+}
+
 static volatile float bu_sink;
 
 static inline double bu_thread_cpu_now(void) {
@@ -137,17 +151,18 @@ static inline double bu_thread_cpu_now(void) {
 
 #define BU_MAX_PEAK_THREADS 1024
 
-/* Best of `trials` runs of the width-bit kernel (256 or 512) on every thread at once, GFLOP/s over
- * all threads; NAN when the CPU lacks the ISA. ~3.8 GFLOP per thread per trial. A trial's rate is
+/* Best of `trials` runs of the width-bit kernel (256 or 512; 16: the bf16 dot-product loop) on every
+ * thread at once, GFLOP/s over all threads; NAN when the CPU lacks the ISA. ~3.8 GFLOP per thread per trial. A trial's rate is
  * the sum of its threads' rates on their CPU clocks, scaled down when there are more threads than
  * CPUs (they then share cores); *wall (optional) gets the best wall-clock rate, for comparison. */
 static inline double bu_peak_gflops_width(int threads, int trials, int width, double *wall) {
     if (wall) *wall = NAN;
     if (width == 256 && (!__builtin_cpu_supports("avx2") || !__builtin_cpu_supports("fma"))) return NAN;
     if (width == 512 && !__builtin_cpu_supports("avx512f")) return NAN;
+    if (width == 16 && !dnn_bf16_native()) return NAN;
     if (threads > BU_MAX_PEAK_THREADS) threads = BU_MAX_PEAK_THREADS;
-    const long iters = (width == 256 ? 20L : 10L) * 1000 * 1000;
-    const double flop = (double)iters * (width == 256 ? 192.0 : 384.0);
+    const long iters = (width == 256 ? 20L : width == 512 ? 10L : 5L) * 1000 * 1000;
+    const double flop = (double)iters * (width == 256 ? 192.0 : width == 512 ? 384.0 : 768.0);
     static double rate[BU_MAX_PEAK_THREADS];
     double best = 0, best_wall = 0, share = threads > omp_get_num_procs() ? (double)omp_get_num_procs() / threads : 1;
     for (int tr = 0; tr < trials; tr++) {
@@ -162,7 +177,7 @@ static inline double bu_peak_gflops_width(int threads, int trials, int width, do
             t0 = bu_now();
             float seed = (float)omp_get_thread_num() * 0.5f + (float)tr;
             double c0 = bu_thread_cpu_now();
-            acc += width == 256 ? bu_fma256(iters, seed) : bu_fma512(iters, seed);
+            acc += width == 256 ? bu_fma256(iters, seed) : width == 512 ? bu_fma512(iters, seed) : bu_dpbf16(iters, seed);
             rate[omp_get_thread_num()] = flop / (bu_thread_cpu_now() - c0);
 #pragma omp barrier
 #pragma omp master

@@ -1,14 +1,15 @@
-/* svd_merge_bench.c — seconds per TSV-M or Iso-CTS merge of the 2-D tensors of ViT-B/32-sized layers,
- * the quantity bench/svd_merge_bench.py also measures for the same computation in PyTorch.
+/* svd_merge_bench.c — seconds per TSV-M, Iso-CTS or WUDI merge of the 2-D tensors of ViT-B/32-sized
+ * layers, the quantity bench/svd_merge_bench.py also measures for the same computation in PyTorch.
  *
- *   svd_merge_bench --data DIR --method tsv-m|iso-cts [--blocks B] [--check-out F.npy]
+ *   svd_merge_bench --data DIR --method tsv-m|iso-cts|wudi [--blocks B] [--iters N] [--check-out F.npy]
  *
  * DIR holds tau_<m>x<n>.npy (float32 [K, m, n]) for ViT-B/32's matrix shapes, written by
  * bench/svd_merge_bench.py: 2304x768 (attn.in_proj_weight), 768x768 (attn.out_proj.weight),
  * 3072x768 (mlp.c_fc.weight), 768x3072 (mlp.c_proj.weight), 50x768 (positional_embedding),
  * 768x512 (proj). One merge = B blocks of 4 matrices (every block reuses the same task vectors)
  * plus positional_embedding and proj, through svd_run_jobs (one matrix per OpenMP thread, the path
- * of `ttmerge merge`). Prints one JSON line: method, blocks, K, threads, seconds. --check-out writes
+ * of `ttmerge merge`); WUDI optimises only the 4 block matrices (N Adam steps each, default 300).
+ * Prints one JSON line: method, blocks, K, threads, seconds. --check-out writes
  * the merged first block's attn.out_proj.weight, which the PyTorch peer compares with its own. */
 #include <omp.h>
 #include <stdio.h>
@@ -41,22 +42,25 @@ static void get_tau(const void *src, int job, int t, float *out) {
 
 int main(int argc, char **argv) {
     const char *dir = NULL, *method = NULL, *check = NULL;
-    int blocks = 1;
+    int blocks = 1, iters = 300;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--data") && i + 1 < argc) dir = argv[++i];
         else if (!strcmp(argv[i], "--method") && i + 1 < argc) method = argv[++i];
         else if (!strcmp(argv[i], "--blocks") && i + 1 < argc) blocks = atoi(argv[++i]);
         else if (!strcmp(argv[i], "--check-out") && i + 1 < argc) check = argv[++i];
+        else if (!strcmp(argv[i], "--iters") && i + 1 < argc) iters = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: svd_merge_bench --data DIR --method tsv-m|iso-cts [--blocks B] [--check-out F.npy]\n");
+            fprintf(stderr, "usage: svd_merge_bench --data DIR --method tsv-m|iso-cts|wudi [--blocks B] [--iters N] "
+                            "[--check-out F.npy]\n");
             return 2;
         }
     }
     svd_layer_fn fn = method && !strcmp(method, "tsv-m") ? tsvm_layer
                       : method && !strcmp(method, "iso-cts") ? isocts_layer
+                      : method && !strcmp(method, "wudi")    ? wudi_layer
                                                              : NULL;
-    if (!dir || !fn || blocks < 1 || blocks > 48) {
-        fprintf(stderr, "svd_merge_bench: need --data DIR, --method tsv-m|iso-cts and 1 <= --blocks <= 48\n");
+    if (!dir || !fn || blocks < 1 || blocks > 48 || iters < 0) {
+        fprintf(stderr, "svd_merge_bench: need --data DIR, --method tsv-m|iso-cts|wudi, 1 <= --blocks <= 48, --iters >= 0\n");
         return 2;
     }
     data d = {0};
@@ -78,7 +82,7 @@ int main(int argc, char **argv) {
         }
         d.K = (int)sh[0];
     }
-    int n_jobs = blocks * PER_BLOCK + 2;
+    int n_jobs = blocks * PER_BLOCK + (fn == wudi_layer ? 0 : 2); /* WUDI leaves pos and proj at θ0 */
     svd_job *jobs = calloc((size_t)n_jobs, sizeof *jobs);
     int *shape_of = calloc((size_t)n_jobs, sizeof *shape_of);
     float **outs = calloc((size_t)n_jobs, sizeof *outs);
@@ -92,8 +96,10 @@ int main(int argc, char **argv) {
     }
     d.shape_of = shape_of;
     double fraction = 0.8;
+    wudi_opts wo = {iters, 1e-5};
+    const void *user = fn == wudi_layer ? (const void *)&wo : &fraction;
     double t0 = bu_now();
-    if (svd_run_jobs(n_jobs, jobs, d.K, get_tau, &d, fn, &fraction, false, &e)) {
+    if (svd_run_jobs(n_jobs, jobs, d.K, get_tau, &d, fn, user, false, &e)) {
         fprintf(stderr, "svd_merge_bench: %s\n", e.msg);
         return tt_exit_status(&e);
     }

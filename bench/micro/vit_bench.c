@@ -1,7 +1,7 @@
 /* vit_bench.c — engine microbenchmark: forward and forward+backward throughput of the ViT.
  *
  *   vit_bench [--threads N] [--reps R] [--lanes N] [--csv FILE] [--configs vision8,vitb32,vitb32full] [--passes LIST]
- *             [--batches LIST] [--verbose-step]
+ *             [--batches LIST] [--verbose-step] [--precision f32|bf16]
  *
  * For each config and batch the plan is created once, 3 untimed warm-up runs follow, then R timed
  * reps of each pass (median and min seconds):
@@ -59,6 +59,11 @@ static const bench_config configs[] = {
      {.image_size = 224, .channels = 3, .patch_size = 32, .width = 768, .layers = 12, .heads = 12, .mlp_ratio = 4,
       .output_dim = 512, .act = OP_ACT_QUICK_GELU, .ln_eps = 1e-5f, .normalize_features = false, .logit_scale = 1},
      {INFER_BATCH, 0}, 1, 3},
+    /* ViT-B/16 likewise (197 tokens: ~4.4x ViT-B/32's FLOPs per image) */
+    {"vitb16full",
+     {.image_size = 224, .channels = 3, .patch_size = 16, .width = 768, .layers = 12, .heads = 12, .mlp_ratio = 4,
+      .output_dim = 512, .act = OP_ACT_QUICK_GELU, .ln_eps = 1e-5f, .normalize_features = false, .logit_scale = 1},
+     {INFER_BATCH, 0}, 1, 3},
 };
 #define NCONFIGS ((int)(sizeof configs / sizeof configs[0]))
 
@@ -93,6 +98,8 @@ typedef struct bench_ctx {
     int batches[2];      /* --batches: instead of every config's own (nbatches = 0: the config's) */
     int nbatches;
     double peak_measured, peak_nominal;
+    int warmup;       /* untimed runs before the timed ones (WARMUP unless --warmup) */
+    const char *peer; /* the CSV's peer column: "ttmerge", or "ttmerge-bf16" with --precision bf16 */
 } bench_ctx;
 
 static void fill_uniform(float *x, size_t n, uint64_t seed, float lo, float hi) {
@@ -181,7 +188,7 @@ static int bench_one(bench_ctx *bx, const bench_config *bc, int batch) {
     const vit_weights *grads[NPASS] = {NULL, &g_all, &g_attn, NULL};
     for (int ps = 0; ps < NPASS; ps++) {
         if (!bx->pass_on[ps]) continue;
-        for (int i = 0; i < WARMUP; i++) run_pass(&io, ps, &w, grads[ps]);
+        for (int i = 0; i < bx->warmup; i++) run_pass(&io, ps, &w, grads[ps]);
         for (int i = 0; i < reps; i++) {
             double t0 = bu_now();
             run_pass(&io, ps, &w, grads[ps]);
@@ -214,8 +221,8 @@ static int bench_one(bench_ctx *bx, const bench_config *bc, int batch) {
                100.0 * xgflops / bx->peak_measured);
         fflush(stdout);
         if (bx->csv)
-            fprintf(bx->csv, "%s,%d,%d,%s,%.6g,%.6g,%.6g,%.6g,%.4g,ttmerge\n", bc->name, batch, bx->threads,
-                    pass_names[ps], med, mn, batch / med, gflops, pct);
+            fprintf(bx->csv, "%s,%d,%d,%s,%.6g,%.6g,%.6g,%.6g,%.4g,%s\n", bc->name, batch, bx->threads,
+                    pass_names[ps], med, mn, batch / med, gflops, pct, bx->peer);
     }
     free(times);
     /* keep the results observable (and sanity-check them) */
@@ -246,13 +253,14 @@ done:
 
 static void usage(FILE *f) {
     fprintf(f, "usage: vit_bench [--threads N] [--reps R] [--lanes N] [--csv FILE] [--configs LIST] [--passes LIST]\n"
-               "                 [--batches LIST] [--verbose-step]\n"
+               "                 [--batches LIST] [--verbose-step] [--precision f32|bf16] [--warmup W]\n"
                "  --threads N   OpenMP threads (default: OMP_NUM_THREADS or all CPUs)\n"
                "  --reps R      timed reps per pass (default: 20 for vision8, 5 for vitb32, 3 for vitb32full)\n"
                "  --lanes N     forward+backward lanes (default 0: one per thread when the batch allows)\n"
                "  --csv FILE    also write config,batch,threads,pass,median_s,min_s,images_per_s,gflops,\n"
                "                pct_peak_measured,peer\n"
-               "  --configs L   comma-separated subset of: vision8, vitb32, vitb32full (default: vision8,vitb32)\n"
+               "  --configs L   comma-separated subset of: vision8, vitb32, vitb32full, vitb16full (default: vision8,vitb32)\n"
+               "  --precision P f32 (default) or bf16 (matmul inputs in bf16; CSV peer ttmerge-bf16, %%peak of the bf16 peak)\n"
                "  --passes L    comma-separated subset of: fwd, fwd_bwd_all, fwd_bwd_attn, eval (default: all)\n"
                "  --batches L   one or two comma-separated batch sizes for every config (default: vision8 128,16;\n"
                "                vitb32 32; vitb32full 256, the infer batch)\n"
@@ -261,10 +269,10 @@ static void usage(FILE *f) {
 }
 
 int main(int argc, char **argv) {
-    int threads = 0, reps = 0, lanes = 0;
+    int threads = 0, reps = 0, lanes = 0, warmup = WARMUP;
     bool verbose_step = false;
     const char *csv_path = NULL, *config_list = "vision8,vitb32", *pass_list = "fwd,fwd_bwd_all,fwd_bwd_attn,eval";
-    const char *batch_list = NULL;
+    const char *batch_list = NULL, *precision = "f32";
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         bool has_val = i + 1 < argc;
@@ -275,6 +283,8 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--configs") && has_val) config_list = argv[++i];
         else if (!strcmp(a, "--passes") && has_val) pass_list = argv[++i];
         else if (!strcmp(a, "--batches") && has_val) batch_list = argv[++i];
+        else if (!strcmp(a, "--precision") && has_val) precision = argv[++i];
+        else if (!strcmp(a, "--warmup") && has_val) warmup = atoi(argv[++i]);
         else if (!strcmp(a, "--verbose-step")) verbose_step = true;
         else if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             usage(stdout);
@@ -297,7 +307,7 @@ int main(int argc, char **argv) {
             int k = 0;
             while (k < NCONFIGS && strcmp(configs[k].name, tok)) k++;
             if (k == NCONFIGS) {
-                fprintf(stderr, "vit_bench: unknown config '%s' (vision8, vitb32, vitb32full)\n", tok);
+                fprintf(stderr, "vit_bench: unknown config '%s' (vision8, vitb32, vitb32full, vitb16full)\n", tok);
                 return 2;
             }
             want[k] = true;
@@ -317,7 +327,17 @@ int main(int argc, char **argv) {
             pass_on[k] = true;
         }
     }
-    bench_ctx bx = {.reps_override = reps, .lanes = lanes, .verbose_step = verbose_step};
+    dnn_precision prec;
+    if (dnn_precision_parse(precision, &prec)) {
+        fprintf(stderr, "vit_bench: --precision must be f32 or bf16\n");
+        return 2;
+    }
+    if (dnn_set_default_precision(prec) != prec) {
+        fprintf(stderr, "vit_bench: --precision bf16: no native bf16 on this CPU (oneDNN ISA %s)\n", dnn_isa_name());
+        return 2;
+    }
+    bench_ctx bx = {.reps_override = reps, .lanes = lanes, .verbose_step = verbose_step, .warmup = warmup < 0 ? 0 : warmup,
+                    .peer = prec == DNN_BF16 ? "ttmerge-bf16" : "ttmerge"};
     memcpy(bx.pass_on, pass_on, sizeof pass_on);
     if (batch_list) {
         char buf[256], *end;
@@ -342,6 +362,15 @@ int main(int argc, char **argv) {
     double flop_per_cycle = pk.gflops512 > 1.3 * pk.gflops256 ? 64 : 32;
     bx.peak_nominal = threads * mhz * 1e-3 * flop_per_cycle;
     bx.peak_measured = pk.gflops;
+    if (prec == DNN_BF16) { /* a bf16 matmul's % of peak is of the bf16 dot-product peak */
+        double w16;
+        double g16 = bu_peak_gflops_width(threads, 5, 16, &w16);
+        printf("peak bf16: measured %.1f GFLOP/s (12-chain vdpbf16ps loop on each thread's CPU clock; wall clock %.1f);"
+               " every %%peak below is of it\n", g16, w16);
+        bx.peak_measured = g16;
+        bx.peak_nominal = 2 * bx.peak_nominal;
+    }
+    printf("# precision=%s\n", dnn_precision_name(prec));
     bu_print_loadavg("at start");
     bu_print_machine(threads);
     printf("peak f32: measured %.1f GFLOP/s (12-chain FMA loop on each thread's CPU clock, %d-bit vectors; 256-bit %.1f,"
@@ -359,7 +388,7 @@ int main(int argc, char **argv) {
     printf("%%peak: of the measured FMA peak; %%nomin: of the nominal peak; xGFLOP/s, x%%peak: the matmul FLOPs the\n"
            "engine really executes (no patch-embedding dX; attention-only skips most weight gradients).\n"
            "A %%peak or x%%peak above 100 stops the run (bu_check_pct: a benchmark bug).\n");
-    printf("warm-up %d, then median/min of %s reps per pass\n\n", WARMUP,
+    printf("warm-up %d, then median/min of %s reps per pass\n\n", bx.warmup,
            reps ? "--reps" : "20 (vision8) / 5 (vitb32) / 3 (vitb32full)");
     printf("%-8s %5s %3s  %-13s %10s %10s %10s %8s %7s %7s %8s %7s\n", "config", "batch", "thr", "pass",
            "median_ms", "min_ms", "images/s", "GFLOP/s", "%peak", "%nomin", "xGFLOP/s", "x%peak");

@@ -33,6 +33,9 @@ CONFIGS = collections.OrderedDict(
     # CLIP's ViT-B/32 image tower whole, evaluated at ttmerge's infer batch (INFER_BATCH, core/infer.h)
     vitb32full=dict(image_size=224, channels=3, patch_size=32, width=768, layers=12, heads=12, mlp_ratio=4.0,
                     output_dim=512, act="quick_gelu", batches=(256,), reps=3),
+    # ViT-B/16 likewise (197 tokens)
+    vitb16full=dict(image_size=224, channels=3, patch_size=16, width=768, layers=12, heads=12, mlp_ratio=4.0,
+                    output_dim=512, act="quick_gelu", batches=(256,), reps=3),
 )
 WARMUP = 3
 PASSES = ("fwd", "fwd_bwd_all", "fwd_bwd_attn", "eval")
@@ -190,7 +193,7 @@ def require_openblas(allow_reference):
     print("# torch_blas=openblas\n# openblas_core=%s" % core)
 
 
-def bench_pass(model, images, pass_name, reps):
+def bench_pass(model, images, pass_name, reps, warmup=WARMUP):
     params = list(model.parameters())
     if pass_name in ("fwd", "eval"):  # PyTorch's evaluation is the same no_grad forward
         def step():
@@ -204,13 +207,13 @@ def bench_pass(model, images, pass_name, reps):
         def step():
             model(images).sum().backward()
     times = []
-    for i in range(WARMUP + reps):
+    for i in range(warmup + reps):
         for p in params:
             p.grad = None
         t0 = time.perf_counter()
         step()
         dt = time.perf_counter() - t0
-        if i >= WARMUP:
+        if i >= warmup:
             times.append(dt)
     return statistics.median(times), min(times)
 
@@ -231,6 +234,7 @@ def main():
     ap.add_argument("--threads", type=int, default=0)
     ap.add_argument("--reps", type=int, default=0, help="timed reps (default 20 vision8, 5 vitb32, 3 vitb32full)")
     ap.add_argument("--csv")
+    ap.add_argument("--warmup", type=int, default=WARMUP, help="untimed runs before the timed ones (default 3)")
     ap.add_argument("--configs", default="vision8,vitb32")
     ap.add_argument("--passes", default=",".join(PASSES), help="subset of fwd,fwd_bwd_all,fwd_bwd_attn,eval")
     ap.add_argument("--batches", type=batch_list, help="comma-separated batch sizes for every config (default: the config's own)")
@@ -272,7 +276,7 @@ def main():
             images = torch.rand(batch, c["channels"], c["image_size"], c["image_size"]) * 2 - 1
             flops = forward_flops(c, batch)
             for ps in [p for p in PASSES if p in passes]:
-                med, mn = bench_pass(model, images, ps, reps)
+                med, mn = bench_pass(model, images, ps, reps, args.warmup)
                 gflops = FLOP_FACTOR[ps] * flops / med / 1e9
                 pct = 100.0 * gflops / args.peak_gflops if args.peak_gflops > 0 else float("nan")
                 check_pct("torch_vit.py", "%s batch %d %s (%d threads)" % (n, batch, ps, threads), gflops,
