@@ -7,6 +7,7 @@
 #include "core/arena.h"
 #include "core/fileio.h"
 #include "core/lanes.h"
+#include "core/par.h"
 #include "core/progress.h"
 #include "core/rng.h"
 #include "core/train.h"
@@ -20,6 +21,7 @@ typedef struct adapt_state {
     const adapt_opts *o;
     const float *tv;
     int K, L, n_coef, plan_batch;
+    int rank, ranks, local;    /* data parallel (core/par.h): this rank runs images [rank*local, +local) of a batch */
     size_t total, img;
     float *lam_raw;            /* [K * n_coef] Adam parameters (unclamped) */
     float *lam_grad;
@@ -233,6 +235,12 @@ static int state_init(adapt_state *s, merge_ctx *ctx, const float *tv, const ada
     const vit_config *cfg = &ctx->s->cfg;
     s->img = (size_t)cfg->channels * cfg->image_size * cfg->image_size;
     s->plan_batch = o->per_task_steps ? o->batch : o->batch * s->K;
+    s->rank = par_rank();
+    s->ranks = par_size();
+    if (s->plan_batch % s->ranks)
+        return tt_fail(err, TT_EINPUT, "a batch of %d images does not split evenly over %d MPI ranks", s->plan_batch,
+                       s->ranks);
+    s->local = s->plan_batch / s->ranks;
     int D = cfg->output_dim, maxC = 0;
     if (o->batch < 1 || o->batch > 1024 || o->steps < 0 || o->accum < 1)
         return tt_fail(err, TT_EINPUT, "batch must be in [1,1024], steps >= 0, accum >= 1");
@@ -260,7 +268,7 @@ static int state_init(adapt_state *s, merge_ctx *ctx, const float *tv, const ada
         return -1;
     for (int c = 0; c < s->K * s->n_coef; c++) s->lam_raw[c] = o->lambda_init;
     if (adamw_init(&s->lam_opt, (size_t)s->K * s->n_coef, err)) return -1;
-    if (vit_lanes_init(&s->lanes, ctx->d, cfg, &ctx->out.lay, s->plan_batch, o->lanes, NULL, err) ||
+    if (vit_lanes_init(&s->lanes, ctx->d, cfg, &ctx->out.lay, s->local, o->lanes, NULL, err) ||
         vit_weights_bind(&s->w, &ctx->out.lay, ctx->out.params, NULL, err) ||
         vit_weights_bind(&s->g, &ctx->out.lay, s->grad, NULL, err))
         return -1;
@@ -305,22 +313,32 @@ static int state_init(adapt_state *s, merge_ctx *ctx, const float *tv, const ada
 }
 
 /* One forward+backward over the tasks in `tasks` (n of them), each with o->batch images.
- * Accumulates λ gradients (and head gradients); returns the loss, entropy sum via *ent. */
+ * Accumulates λ gradients (and head gradients); returns the loss, entropy sum via *ent.
+ * Data parallel over R ranks: every rank draws the same batch (the same rng), runs the network on
+ * its contiguous slice of it — exactly what lane `rank` of R lanes runs in one process — and the
+ * slices' features are gathered, so that every rank computes the heads, the loss and dL/dfeatures
+ * of the whole batch; the parameter gradients of the slices are summed in rank order (par_sum_f32,
+ * the lanes' order). Every rank then holds the same gradients and takes the same Adam step. */
 static double forward_backward(adapt_state *s, const int *tasks, int n, double *ent) {
     int B = s->o->batch, D = s->ctx->s->cfg.output_dim;
+    size_t lo = (size_t)s->rank * s->local, hi = lo + (size_t)s->local;
     for (int j = 0; j < n; j++) {
         int k = tasks[j];
         int *idx = s->batch_idx + (size_t)j * B;
         stream_next(s, k, B, idx);
         const ds_images *im = &s->ctx->s->tasks[k].test;
-        for (int b = 0; b < B; b++)
-            infer_normalize(s->images + ((size_t)j * B + b) * s->img, im->pixels + (size_t)idx[b] * s->img, 1, 1,
-                            s->img, s->ctx->s->mean, s->ctx->s->std);
+        for (int b = 0; b < B; b++) {
+            size_t at = (size_t)j * B + (size_t)b;
+            if (at >= lo && at < hi) /* this rank's slice only */
+                infer_normalize(s->images + at * s->img, im->pixels + (size_t)idx[b] * s->img, 1, 1, s->img,
+                                s->ctx->s->mean, s->ctx->s->std);
+        }
     }
     /* a per-task plan is planned for exactly one task's batch; the joint plan for all K */
     TT_ASSERT(n * B == s->plan_batch);
     if (s->o->train_tensor) tensor_in(s, &s->w, tasks[0]); /* n == 1: per-task steps */
-    vit_lanes_forward(&s->lanes, &s->w, s->images, s->features);
+    vit_lanes_forward(&s->lanes, &s->w, s->images + lo * s->img, s->features + lo * (size_t)D);
+    par_allgather_f32(s->features, (size_t)s->local * D);
     double loss = 0;
     *ent = 0;
     for (int j = 0; j < n; j++) {
@@ -335,7 +353,8 @@ static double forward_backward(adapt_state *s, const int *tasks, int n, double *
         vit_head_backward(&s->head[k], df, gw, gw ? gw + (size_t)C * D : NULL, s->dlogits, head_W(s, k));
     }
     memset(s->grad, 0, s->total * sizeof(float));
-    vit_lanes_backward(&s->lanes, &s->w, &s->g, s->dfeat);
+    vit_lanes_backward(&s->lanes, &s->w, &s->g, s->dfeat + lo * (size_t)D);
+    par_sum_f32(s->grad, s->total);
     coefficient_grads(s);
     if (s->o->train_tensor) { /* dL/dΔ_k = dL/dθ_l^(k) */
         const vit_tensor_info *t = &s->ctx->out.lay.t[s->o->tensor];
@@ -381,10 +400,12 @@ static double test_accuracy(adapt_state *s, merge_eval *ev) {
         const suite_task_info *ti = &s->ctx->s->tasks[k];
         tt_err e;
         if (s->o->train_tensor) tensor_in(s, &ev->w, k);
-        TT_ASSERT(infer_logits(&ev->ic, &ev->w, head_W(s, k), head_b(s, k), ti->classes, ti->test.pixels, ti->test.n,
-                               s->ctx->s->mean, s->ctx->s->std, ev->logits, &e) == 0);
+        double acc; /* sharded over the MPI ranks when there are several: the same accuracy */
+        TT_ASSERT(infer_accuracy_sharded(&ev->ic, &ev->w, head_W(s, k), head_b(s, k), ti->classes, ti->test.pixels,
+                                         ti->test.labels, ti->test.n, s->ctx->s->mean, s->ctx->s->std, ev->logits, &acc,
+                                         &e) == 0);
         if (s->o->train_tensor) tensor_out(s, &ev->w);
-        sum += infer_accuracy(ev->logits, ti->test.labels, ti->test.n, ti->classes);
+        sum += acc;
     }
     return sum / s->K;
 }

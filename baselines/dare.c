@@ -28,6 +28,10 @@
 #include "core/arena.h"
 
 size_t dare_apply(float *tv, size_t n, double density, uint64_t seed, int task, int tensor) {
+    return dare_apply_at(tv, n, density, seed, task, tensor, 0);
+}
+
+size_t dare_apply_at(float *tv, size_t n, double density, uint64_t seed, int task, int tensor, size_t first) {
     if (density <= 0) {
         memset(tv, 0, n * sizeof(float));
         return 0;
@@ -36,7 +40,7 @@ size_t dare_apply(float *tv, size_t n, double density, uint64_t seed, int task, 
     size_t kept = 0;
 #pragma omp parallel for schedule(static) reduction(+ : kept) if (n > KERN_PAR_MIN)
     for (size_t i = 0; i < n; i++) {
-        if (kern_hash_u01(seed, (uint64_t)task, (uint64_t)tensor, i) < density) {
+        if (kern_hash_u01(seed, (uint64_t)task, (uint64_t)tensor, first + i) < density) {
             tv[i] /= rho;
             kept++;
         } else {

@@ -96,6 +96,8 @@ size_t consensus_apply(float *mtl, const uint8_t *count, size_t n, int k);
 /* Drop-and-rescale in place: tv[i] kept with probability density (hash of seed, task, tensor,
  * i) and divided by density; density 0 zeroes tv. Returns the entries kept. */
 size_t dare_apply(float *tv, size_t n, double density, uint64_t seed, int task, int tensor);
+/* The same for elements [first, first + n) of the tensor (tv holds those n): a tensor in slices. */
+size_t dare_apply_at(float *tv, size_t n, double density, uint64_t seed, int task, int tensor, size_t first);
 
 /* ---- TATR (tatr.c) ---- */
 /* omega += g ⊙ (abs_sum − |tv|), where abs_sum = Σ_j |τ_j| and tv = τ_i: the j ≠ i terms of

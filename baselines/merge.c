@@ -289,10 +289,13 @@ double merge_eval_task(merge_eval *ev, merge_ctx *ctx, int t, bool test) {
     ev->ic.feature_hook = ev->st.down ? ckpt_surgery_hook : NULL;
     ev->ic.feature_user = &ev->st;
     /* every head was planned by merge_eval_init's callers before; a failure here is a bug */
-    TT_ASSERT(infer_logits(&ev->ic, &ev->w, W, b, ti->classes, im->pixels, im->n, s->mean, s->std, ev->logits, &e) == 0);
+    /* sharded over the MPI ranks when there are several (core/par.h): the same accuracy */
+    double acc;
+    TT_ASSERT(infer_accuracy_sharded(&ev->ic, &ev->w, W, b, ti->classes, im->pixels, im->labels, im->n, s->mean, s->std,
+                                     ev->logits, &acc, &e) == 0);
     ev->ic.feature_hook = NULL;
     if (swapped) vit_weights_repoint(&ev->w, &ctx->out.lay, ctx->out.params, NULL);
-    return infer_accuracy(ev->logits, im->labels, im->n, ti->classes);
+    return acc;
 }
 
 double merge_eval_tasks(merge_eval *ev, merge_ctx *ctx, bool test, double *acc, double *norm) {

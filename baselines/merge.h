@@ -133,7 +133,9 @@ double merge_eval_tasks(merge_eval *ev, merge_ctx *ctx, bool test, double *acc, 
 /* Accuracy (%) of task t on its val (or test) split. Both evaluate each task with what the method
  * stored for it among ctx->extra (task.<task>.head.*: its tinted head; task.<task>.<tensor>: its
  * own copy of that backbone tensor; masks of a shared delta; a surgery map: see ckpt_task_apply),
- * else ctx->out and the zero-shot head. merge_eval_init must come after the method stored them. */
+ * else ctx->out and the zero-shot head. merge_eval_init must come after the method stored them.
+ * Under MPI every rank calls them: the split is sharded (infer_accuracy_sharded) and ev->logits
+ * holds the whole split's logits on rank 0 only. */
 double merge_eval_task(merge_eval *ev, merge_ctx *ctx, int t, bool test);
 
 #endif

@@ -17,6 +17,7 @@
 #include "bench/registry.h"
 #include "bench/resdir.h"
 #include "core/fileio.h"
+#include "core/par.h"
 #include "core/progress.h"
 #include "core/threads.h"
 #include "core/version.h"
@@ -172,6 +173,7 @@ static void fill_rows(const grid_opts *o, const suite *s, const char *method, co
  * own rows/<pid>/ (resdir.h). */
 static void child_main(const grid_opts *o, const suite *s, const char *method, pid_t parent, const char *work) {
     signal(SIGINT, SIG_IGN); /* Ctrl-C: the parent lets the running method finish */
+    par_detach();            /* the method runs alone: its parent's MPI state is not the child's */
     /* A bench killed outright (SIGKILL, the OOM killer) takes its running method with it: an
      * orphan would go on writing rows/, curves/ and models/ while a rerun resumes there. */
     if (prctl(PR_SET_PDEATHSIG, SIGKILL) != 0 || getppid() != parent) _exit(3);
@@ -471,7 +473,224 @@ static void close_results_dir(const grid_opts *o, const char *work) {
     resdir_unlock(fd);
 }
 
+/* Start method `name` in a forked child writing into work/ (child_main); -1 when fork fails. */
+static pid_t start_child(const grid_opts *o, const suite *s, const char *name, const char *work, tt_err *err) {
+    fflush(NULL);
+    pid_t parent = getpid(), pid = fork();
+    if (pid < 0) {
+        tt_fail(err, TT_EIO, "fork failed: %s", strerror(errno));
+        return -1;
+    }
+    if (pid == 0) child_main(o, s, name, parent, work);
+    return pid;
+}
+
+typedef struct grid_tally {
+    int n, ran, failed;
+    double t_start;
+} grid_tally;
+
+/* A finished child's outcome (exit status, peak RSS in KiB, wall seconds; its files in work/)
+ * into the results directory, and one progress line. */
+static int record_method(const grid_opts *o, const suite *s, const char *work, const char *method, int i, int status,
+                         long maxrss_kb, double total_s, const timing_row *suite_timing, bool *start_over,
+                         grid_tally *g, tt_err *err) {
+    struct rusage ru = {.ru_maxrss = maxrss_kb};
+    double avg;
+    results_table part = {0};
+    timing_row tims[2] = {*suite_timing};
+    if (collect(o, s, work, method, status, &ru, &part, &avg, err)) {
+        results_free(&part);
+        return -1;
+    }
+    collect_timing(o, work, method, avg >= 0, (double)maxrss_kb / 1024.0, total_s, &tims[1]);
+    int src = save_merged(o, s->name, work, method, avg >= 0, part.rows, part.n, tims, 2, start_over, err);
+    results_free(&part);
+    if (src) return -1;
+    g->ran++;
+    double el = progress_now() - g->t_start, eta = el / g->ran * (g->n - g->ran);
+    if (avg < 0) g->failed++;
+    if (!o->quiet) {
+        if (avg >= 0)
+            fprintf(stderr, "bench: [%d/%d] %-16s avg %6.2f%%  %7.1fs  (elapsed %.0fs, ETA %.0fs)\n", i + 1, g->n, method,
+                    avg, total_s, el, eta);
+        else
+            fprintf(stderr, "bench: [%d/%d] %-16s FAILED (see results.csv)\n", i + 1, g->n, method);
+    }
+    return 0;
+}
+
+/* ---- the grid over MPI ranks (core/par.h) ----
+ * Rank 0 keeps the queue of methods, runs methods itself too (a forked child, as alone), and is
+ * the only rank that touches the results files. A worker rank asks for a method, runs it in a
+ * forked child in a private work directory (mkdtemp under TMPDIR), and sends back the child's
+ * exit status, peak RSS, wall time and its files (rows, timings, predictions, error); rank 0 puts
+ * them in its own work directory and records them exactly as its own child's. Models and curves
+ * are written by the children straight into RESULTS/ (a directory every rank can reach). */
+enum { TAG_REPORT = 7101, TAG_JOB = 7102 };
+static const char *const report_ext[] = {"csv", "tim", "bits", "err"};
+#define N_REPORT_FILES 4
+
+typedef struct job_report { /* the head of a worker's message; file bodies follow */
+    int32_t method;         /* index into the method list; -1: ready, no result yet */
+    int32_t status;
+    int64_t maxrss_kb;
+    double total_s;
+    uint64_t len[N_REPORT_FILES];
+} job_report;
+
+/* A worker: ask, run, report, until rank 0 sends -1. */
+static int work_for_lead(const grid_opts *o, const suite *s, tt_err *err) {
+    const char *methods[64];
+    char mbuf[2048], work[512];
+    int n = parse_methods(o->methods, methods, 64, mbuf, sizeof mbuf, err);
+    if (n < 0) return -1;
+    const char *tmp = getenv("TMPDIR");
+    snprintf(work, sizeof work, "%s/ttmerge-rank%d-XXXXXX", tmp && *tmp ? tmp : "/tmp", par_rank());
+    if (!mkdtemp(work)) return tt_fail(err, TT_EIO, "%s: cannot create a work directory: %s", work, strerror(errno));
+    par_barrier(); /* rank 0 has created RESULTS/ and its subdirectories */
+    job_report rep = {.method = -1};
+    char *msg = malloc(sizeof rep);
+    size_t msg_len = sizeof rep;
+    int rc = -1;
+    if (!msg) {
+        tt_fail(err, TT_ENOMEM, "out of memory");
+        goto done;
+    }
+    memcpy(msg, &rep, sizeof rep);
+    for (;;) {
+        par_send(msg, msg_len, 0, TAG_REPORT);
+        int32_t job;
+        par_recv(&job, sizeof job, 0, TAG_JOB);
+        if (job < 0 || job >= n) break;
+        double t0 = progress_now();
+        pid_t pid = start_child(o, s, methods[job], work, err);
+        if (pid < 0) goto done;
+        int status;
+        struct rusage ru;
+        while (wait4(pid, &status, 0, &ru) < 0 && errno == EINTR) {}
+        rep = (job_report){.method = job, .status = status, .maxrss_kb = ru.ru_maxrss, .total_s = progress_now() - t0};
+        char *body[N_REPORT_FILES] = {0};
+        size_t total = sizeof rep;
+        for (int f = 0; f < N_REPORT_FILES; f++) {
+            char path[1200];
+            size_t len = 0;
+            snprintf(path, sizeof path, "%s/%s.%s", work, methods[job], report_ext[f]);
+            if (fio_read_all(path, &body[f], &len, (size_t)64 << 20, NULL) == 0) rep.len[f] = len;
+            remove(path);
+            total += rep.len[f];
+        }
+        char *grown = realloc(msg, total);
+        if (grown) {
+            msg = grown;
+            memcpy(msg, &rep, sizeof rep);
+            size_t at = sizeof rep;
+            for (int f = 0; f < N_REPORT_FILES; f++) {
+                if (rep.len[f]) memcpy(msg + at, body[f], rep.len[f]);
+                at += rep.len[f];
+            }
+            msg_len = total;
+        }
+        for (int f = 0; f < N_REPORT_FILES; f++) free(body[f]);
+        if (!grown) {
+            tt_fail(err, TT_ENOMEM, "out of memory");
+            goto done;
+        }
+    }
+    rc = 0;
+done:
+    free(msg);
+    rmdir(work);
+    return rc;
+}
+
+/* Rank 0: the next method of the queue that is not done yet (resume), or -1. */
+static int next_method(const grid_opts *o, const suite *s, const char **methods, int n, int *next, tt_err *err) {
+    while (*next < n && !interrupted) {
+        int i = (*next)++;
+        bool done_before = false;
+        if (!o->fresh && already_done(o, s, methods[i], &done_before, err)) return -2;
+        if (!done_before) return i;
+        if (!o->quiet) fprintf(stderr, "bench: [%d/%d] %-16s already done (resume)\n", i + 1, n, methods[i]);
+    }
+    return -1;
+}
+
+/* Rank 0: a worker's report into work/ and the results directory. */
+static int take_report(const grid_opts *o, const suite *s, const char **methods, int n, const char *work,
+                       const char *msg, size_t len, const timing_row *suite_timing, bool *start_over, grid_tally *g,
+                       tt_err *err) {
+    job_report rep;
+    if (len < sizeof rep) return tt_fail(err, TT_EINTERNAL, "a worker's report is too short");
+    memcpy(&rep, msg, sizeof rep);
+    if (rep.method < 0) return 0; /* ready: nothing ran yet */
+    if (rep.method >= n) return tt_fail(err, TT_EINTERNAL, "a worker reported method %d of %d", rep.method, n);
+    size_t at = sizeof rep;
+    for (int f = 0; f < N_REPORT_FILES; f++) {
+        if (rep.len[f] > len - at) return tt_fail(err, TT_EINTERNAL, "a worker's report is truncated");
+        char path[1400];
+        snprintf(path, sizeof path, "%s/%s.%s", work, methods[rep.method], report_ext[f]);
+        if (rep.len[f] && fio_write_all(path, msg + at, rep.len[f], err)) return -1;
+        at += rep.len[f];
+    }
+    return record_method(o, s, work, methods[rep.method], rep.method, rep.status, (long)rep.maxrss_kb, rep.total_s,
+                         suite_timing, start_over, g, err);
+}
+
+/* Rank 0 with workers: hand out methods in list order to whichever rank is free (itself included),
+ * record each as it finishes. */
+static int lead_queue(const grid_opts *o, const suite *s, const char **methods, int n, const char *work,
+                      const timing_row *suite_timing, bool *start_over, grid_tally *g, tt_err *err) {
+    par_barrier(); /* the workers may start: RESULTS/ is ready */
+    int next = 0, workers = par_size() - 1, mine = -1;
+    pid_t child = -1;
+    double t_mine = 0;
+    while (workers > 0 || child > 0) {
+        bool busy = false;
+        if (child < 0) { /* rank 0's own share */
+            int i = next_method(o, s, methods, n, &next, err);
+            if (i == -2) return -1;
+            if (i >= 0) {
+                t_mine = progress_now();
+                if ((child = start_child(o, s, methods[i], work, err)) < 0) return -1;
+                mine = i;
+                busy = true;
+            }
+        }
+        int src;
+        size_t len;
+        if (workers > 0 && par_poll(TAG_REPORT, &src, &len)) {
+            char *msg = malloc(len ? len : 1);
+            if (!msg) return tt_fail(err, TT_ENOMEM, "out of memory");
+            par_recv(msg, len, src, TAG_REPORT);
+            int trc = take_report(o, s, methods, n, work, msg, len, suite_timing, start_over, g, err);
+            free(msg);
+            if (trc) return -1;
+            int32_t job = next_method(o, s, methods, n, &next, err);
+            if (job == -2) return -1;
+            par_send(&job, sizeof job, src, TAG_JOB);
+            if (job < 0) workers--;
+            busy = true;
+        }
+        if (child > 0) {
+            int status;
+            struct rusage ru;
+            pid_t w = wait4(child, &status, WNOHANG, &ru);
+            if (w == child) {
+                child = -1;
+                if (record_method(o, s, work, methods[mine], mine, status, ru.ru_maxrss, progress_now() - t_mine,
+                                  suite_timing, start_over, g, err))
+                    return -1;
+                busy = true;
+            }
+        }
+        if (!busy) usleep(2000); /* 2 ms: polling costs nothing measurable next to a method */
+    }
+    return 0;
+}
+
 int grid_run(const grid_opts *o, int *n_failed, tt_err *err) {
+    *n_failed = 0;
     const char *methods[64];
     char mbuf[2048], work[1300] = "";
     int n = parse_methods(o->methods, methods, 64, mbuf, sizeof mbuf, err);
@@ -485,54 +704,38 @@ int grid_run(const grid_opts *o, int *n_failed, tt_err *err) {
     bool start_over = o->fresh;
     int rc = -1;
     /* refused before anything is written; checked again under the lock (a race with another suite) */
+    if (par_rank() > 0) { /* a worker rank: methods from rank 0's queue, until it says stop */
+        rc = work_for_lead(o, &s, err);
+        goto done;
+    }
     if (resdir_check_suite(o->out_dir, o->suite_dir, s.name, o->fresh, err) || open_results_dir(o, &s, work, sizeof work, err))
         goto done;
     interrupted = 0;
     struct sigaction sa = {.sa_handler = on_sigint}, old;
     sigaction(SIGINT, &sa, &old);
-    *n_failed = 0;
-    double t_start = progress_now();
-    int ran = 0;
-    for (int i = 0; i < n && !interrupted; i++) {
-        bool done_before = false;
-        if (!o->fresh && already_done(o, &s, methods[i], &done_before, err)) goto restore;
-        if (done_before) {
-            if (!o->quiet) fprintf(stderr, "bench: [%d/%d] %-16s already done (resume)\n", i + 1, n, methods[i]);
-            continue;
-        }
-        double t0 = progress_now();
-        fflush(NULL);
-        pid_t parent = getpid(), pid = fork();
-        if (pid < 0) {
-            tt_fail(err, TT_EIO, "fork failed: %s", strerror(errno));
-            goto restore;
-        }
-        if (pid == 0) child_main(o, &s, methods[i], parent, work);
-        int status;
-        struct rusage ru;
-        while (wait4(pid, &status, 0, &ru) < 0 && errno == EINTR) {}
-        double avg;
-        results_table part = {0};
-        timing_row tims[2] = {suite_timing};
-        if (collect(o, &s, work, methods[i], status, &ru, &part, &avg, err)) {
-            results_free(&part);
-            goto restore;
-        }
-        collect_timing(o, work, methods[i], avg >= 0, (double)ru.ru_maxrss / 1024.0, progress_now() - t0, &tims[1]);
-        int src = save_merged(o, s.name, work, methods[i], avg >= 0, part.rows, part.n, tims, 2, &start_over, err);
-        results_free(&part);
-        if (src) goto restore;
-        ran++;
-        double el = progress_now() - t_start, eta = el / ran * (n - i - 1);
-        if (avg < 0) (*n_failed)++;
-        if (!o->quiet) {
-            if (avg >= 0)
-                fprintf(stderr, "bench: [%d/%d] %-16s avg %6.2f%%  %7.1fs  (elapsed %.0fs, ETA %.0fs)\n", i + 1, n,
-                        methods[i], avg, progress_now() - t0, el, eta);
-            else
-                fprintf(stderr, "bench: [%d/%d] %-16s FAILED (see results.csv)\n", i + 1, n, methods[i]);
+    grid_tally tally = {.n = n, .t_start = progress_now()};
+    if (par_size() > 1) {
+        if (lead_queue(o, &s, methods, n, work, &suite_timing, &start_over, &tally, err)) goto restore;
+    } else {
+        for (int i = 0; i < n && !interrupted; i++) {
+            bool done_before = false;
+            if (!o->fresh && already_done(o, &s, methods[i], &done_before, err)) goto restore;
+            if (done_before) {
+                if (!o->quiet) fprintf(stderr, "bench: [%d/%d] %-16s already done (resume)\n", i + 1, n, methods[i]);
+                continue;
+            }
+            double t0 = progress_now();
+            pid_t pid = start_child(o, &s, methods[i], work, err);
+            if (pid < 0) goto restore;
+            int status;
+            struct rusage ru;
+            while (wait4(pid, &status, 0, &ru) < 0 && errno == EINTR) {}
+            if (record_method(o, &s, work, methods[i], i, status, ru.ru_maxrss, progress_now() - t0, &suite_timing,
+                              &start_over, &tally, err))
+                goto restore;
         }
     }
+    *n_failed = tally.failed;
     if (interrupted && !o->quiet) fprintf(stderr, "bench: interrupted; finished methods are saved, rerun to resume\n");
     rc = save_merged(o, s.name, work, NULL, false, NULL, 0, &suite_timing, 1, &start_over, err);
 restore:
@@ -540,5 +743,12 @@ restore:
 done:
     if (work[0]) close_results_dir(o, work);
     suite_close(&s);
+    if (par_size() > 1) { /* every rank returns rank 0's outcome (a failing rank ends the job: par.h) */
+        if (rc) return rc; /* cli/main.c ends the job */
+        int64_t outcome[2] = {rc, *n_failed};
+        par_bcast(outcome, sizeof outcome, 0);
+        *n_failed = (int)outcome[1];
+        rc = (int)outcome[0];
+    }
     return rc;
 }

@@ -9,6 +9,7 @@
 
 #include "cli/cli.h"
 #include "cli/commands.h"
+#include "core/par.h"
 #include "bench/grid.h"
 #include "reports/results.h"
 #include "reports/stats.h"
@@ -105,10 +106,11 @@ int cmd_bench(int argc, char **argv) {
         snprintf(sub_out, sizeof sub_out, "%s/seeds/%ld", out, seeds[i]);
         grid_opts os = o;
         os.out_dir = sub_out, os.methods = subset, os.seed = (uint64_t)seeds[i], os.keep_models = false;
-        if (!common.quiet) fprintf(stderr, "ttmerge bench: seed %ld: %s in %s\n", seeds[i], subset, sub_out);
+        if (!common.quiet && par_rank() == 0) fprintf(stderr, "ttmerge bench: seed %ld: %s in %s\n", seeds[i], subset, sub_out);
         if (grid_run(&os, &failed_s, &e)) return fprintf(stderr, "ttmerge bench: %s\n", e.msg), tt_exit_status(&e);
         failed += failed_s;
     }
+    if (par_rank() > 0) return failed ? 1 : 0; /* rank 0 alone writes and reports (docs/mpi.md) */
     if (n_seeds > 1 && refresh_leaderboard(out, &e)) return fprintf(stderr, "ttmerge bench: %s\n", e.msg), tt_exit_status(&e);
     if (!common.quiet) fprintf(stderr, "ttmerge bench: results in %s/results.csv and %s/leaderboard.csv\n", out, out);
     return failed ? 1 : 0;

@@ -11,6 +11,7 @@
 #include "core/checkpoint.h"
 #include "core/infer.h"
 #include "core/npy.h"
+#include "core/par.h"
 #include "data/idx.h"
 #include "data/suite.h"
 
@@ -51,6 +52,7 @@ static int eval_run(const eval_args *a, float mean, float std, int batch, tt_err
     if (eval_load_opts(a, &lo, e) || ckpt_load_vit_opts(&m, a->model, &lo, e) || ckpt_check_finite(&m, a->model, e))
         goto done;
     if (want_head && ckpt_load_head(&h, a->head ? a->head : a->model, m.cfg.output_dim, e)) goto done;
+    ckpt_head_apply_settings(&h, &m.cfg); /* a zero-shot head: CLIP's normalised, scaled logits */
     if (idx_read_images(a->input, &im, e)) goto done;
     if (im.channels != m.cfg.channels || im.height != m.cfg.image_size || im.width != m.cfg.image_size) {
         tt_fail(e, TT_EINPUT, "%s: images are %dx%dx%d, the model expects %dx%dx%d", a->input, im.channels,
@@ -277,7 +279,8 @@ static int eval_suite(const eval_args *a, int batch, tt_err *e) {
     }
     if (dnn_create(&d, e) || infer_init(&ic, d, &m.cfg, batch, e) || vit_weights_bind(&w, &m.lay, m.params, NULL, e))
         goto done;
-    printf("task,split,n,accuracy,zeroshot,finetuned,normalized\n");
+    bool lead = par_rank() == 0; /* the one rank that prints and writes */
+    if (lead) printf("task,split,n,accuracy,zeroshot,finetuned,normalized\n");
     double sum = 0, sum_norm = 0;
     int counted = 0;
     for (int t = 0; t < s.n_tasks; t++) {
@@ -290,23 +293,24 @@ static int eval_suite(const eval_args *a, int batch, tt_err *e) {
         ic.feature_user = &st;
         free(logits);
         logits = malloc((size_t)im->n * ti->classes * sizeof(float));
-        int lrc = logits ? infer_logits(&ic, &w, W, b, ti->classes, im->pixels, im->n, s.mean, s.std, logits, e)
+        double acc = 0; /* sharded over the MPI ranks when there are several; rank 0 prints */
+        int lrc = logits ? infer_accuracy_sharded(&ic, &w, W, b, ti->classes, im->pixels, im->labels, im->n, s.mean,
+                                                  s.std, logits, &acc, e)
                          : tt_fail(e, TT_ENOMEM, "out of memory");
         if (swapped) vit_weights_repoint(&w, &m.lay, m.params, NULL);
         if (lrc) goto done;
-        double acc = infer_accuracy(logits, im->labels, im->n, ti->classes);
         double ft = test ? ti->finetuned_test : ti->finetuned_val, zs = test ? ti->zeroshot_test : ti->zeroshot_val;
         double norm = ft > 0 ? 100.0 * acc / ft : 0;
-        printf("%s,%s,%d,%.4f,%.4f,%.4f,%.4f\n", ti->name, test ? "test" : "val", im->n, acc, zs, ft, norm);
+        if (lead) printf("%s,%s,%d,%.4f,%.4f,%.4f,%.4f\n", ti->name, test ? "test" : "val", im->n, acc, zs, ft, norm);
         sum += acc;
         sum_norm += norm;
         counted++;
-        if (a->logits_out) {
+        if (a->logits_out && lead) {
             int64_t shape[2] = {im->n, ti->classes};
             if (npy_write_f32(a->logits_out, 2, shape, logits, e)) goto done;
         }
     }
-    if (counted > 1) printf("average,%s,,%.4f,,,%.4f\n", test ? "test" : "val", sum / counted, sum_norm / counted);
+    if (counted > 1 && lead) printf("average,%s,,%.4f,,,%.4f\n", test ? "test" : "val", sum / counted, sum_norm / counted);
     rc = 0;
 done:
     free_extras(x, nx);

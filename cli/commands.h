@@ -12,6 +12,7 @@ int cmd_report(int argc, char **argv);
 int cmd_check(int argc, char **argv);
 int cmd_convert(int argc, char **argv);
 int cmd_tokenize(int argc, char **argv);
+int cmd_heads(int argc, char **argv);
 int cmd_data(int argc, char **argv);
 
 #endif

@@ -4,6 +4,7 @@
 
 #include "cli/commands.h"
 #include "core/checkpoint.h"
+#include "core/par.h"
 #include "core/version.h"
 
 typedef struct verb {
@@ -22,6 +23,7 @@ static const verb verbs[] = {
     {"convert", cmd_convert, "IN --to hf|open_clip|ttmerge --out OUT: CLIP checkpoint layouts (docs/checkpoints.md)"},
     {"data", cmd_data, "prepare --input FOLDER|MANIFEST --preprocess clip[:SIZE] --out X.npy: images -> tensors"},
     {"check", cmd_check, "--golden G.csv --results R.csv [--tol POINTS]: exit 1 on accuracy drift"},
+    {"heads", cmd_heads, "--clip MODEL --classes C.txt --templates T.txt --out H.safetensors: CLIP zero-shot head"},
     {"tokenize", cmd_tokenize, "--vocab PATH --text S|--input FILE: CLIP token ids, one line per string"},
 };
 enum { N_VERBS = sizeof verbs / sizeof verbs[0] };
@@ -36,7 +38,7 @@ static void usage(FILE *out) {
                  "2 bad usage or input, 3 internal or resource error.\n");
 }
 
-int main(int argc, char **argv) {
+static int run_verb(int argc, char **argv) {
     if (argc < 2) {
         usage(stderr);
         return 2;
@@ -51,6 +53,11 @@ int main(int argc, char **argv) {
     }
     for (int i = 0; i < N_VERBS; i++) {
         if (strcmp(argv[1], verbs[i].name) != 0) continue;
+        if (par_size() > 1 && strcmp(argv[1], "bench") && strcmp(argv[1], "merge") && strcmp(argv[1], "eval")) {
+            /* every rank would do the whole work and write the same files */
+            if (par_rank() == 0) fprintf(stderr, "ttmerge %s: runs as one process; start it without mpirun\n", argv[1]);
+            return 2;
+        }
         if (!verbs[i].run) {
             fprintf(stderr, "ttmerge: '%s' is not available in this build yet\n", argv[1]);
             return 2;
@@ -59,4 +66,14 @@ int main(int argc, char **argv) {
     }
     fprintf(stderr, "ttmerge: unknown verb '%s' (see ttmerge --help)\n", argv[1]);
     return 2;
+}
+
+/* Under mpirun (an MPI build) every rank runs the same verb; the verbs that know ranks share the
+ * work (docs/mpi.md), rank 0 writes the outputs. */
+int main(int argc, char **argv) {
+    int rc = par_init(&argc, &argv);
+    if (rc) return rc;
+    rc = run_verb(argc, argv);
+    par_finalize(rc);
+    return rc;
 }

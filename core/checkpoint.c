@@ -1,6 +1,7 @@
 /* checkpoint.c — see checkpoint.h. */
 #include "core/checkpoint.h"
 
+#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -8,6 +9,8 @@
 
 #include "core/arena.h"
 #include "core/version.h"
+
+#define HEAD_SETTINGS_KEY "ttmerge.head"
 
 int ckpt_vit_alloc(ckpt_vit *m, const vit_config *cfg, tt_err *err) {
     memset(m, 0, sizeof *m);
@@ -154,13 +157,44 @@ int ckpt_read_head(ckpt_head *h, const st_file *f, const char *prefix, int dim, 
     return 0;
 }
 
+/* __metadata__["ttmerge.head"] = {"normalize_features": bool, "logit_scale": number in (0, 1e6)} */
+static int read_head_settings(ckpt_head *h, const st_file *f, tt_err *err) {
+    const char *text = st_meta(f, HEAD_SETTINGS_KEY);
+    if (!text) return 0;
+    json_error_t je;
+    json_t *o = json_loads(text, 0, &je);
+    const json_t *nf = json_object_get(o, "normalize_features"), *ls = json_object_get(o, "logit_scale");
+    double s = json_is_number(ls) ? json_number_value(ls) : -1;
+    int rc = 0;
+    if (!json_is_object(o) || !json_is_boolean(nf) || !(s > 0 && s < 1e6))
+        rc = tt_fail(err, TT_EINPUT, "%s: __metadata__ %s must be {\"normalize_features\": true|false, "
+                     "\"logit_scale\": a number in (0, 1e6)}", st_path(f), HEAD_SETTINGS_KEY);
+    else {
+        h->has_settings = true;
+        h->normalize_features = json_is_true(nf);
+        h->logit_scale = (float)s;
+    }
+    json_decref(o);
+    return rc;
+}
+
 int ckpt_load_head(ckpt_head *h, const char *path, int dim, tt_err *err) {
     st_file *f;
     memset(h, 0, sizeof *h);
     if (st_open(&f, path, err)) return -1;
     int rc = ckpt_read_head(h, f, "head.", dim, err);
+    if (!rc && read_head_settings(h, f, err)) {
+        ckpt_head_free(h);
+        rc = -1;
+    }
     st_close(f);
     return rc;
+}
+
+void ckpt_head_apply_settings(const ckpt_head *h, vit_config *cfg) {
+    if (!h->has_settings) return;
+    cfg->normalize_features = h->normalize_features;
+    cfg->logit_scale = h->logit_scale;
 }
 
 int ckpt_save_head(const ckpt_head *h, const char *path, tt_err *err) {
@@ -170,6 +204,12 @@ int ckpt_save_head(const ckpt_head *h, const char *path, tt_err *err) {
     int rc = st_writer_add(w, "head.weight", 2, ws, h->W, err);
     if (!rc) rc = st_writer_add(w, "head.bias", 1, bs, h->b, err);
     if (!rc) rc = st_writer_meta(w, "ttmerge.version", ttmerge_version(), err);
+    if (!rc && h->has_settings) {
+        char settings[128];
+        snprintf(settings, sizeof settings, "{\"logit_scale\":%.9g,\"normalize_features\":%s}", (double)h->logit_scale,
+                 h->normalize_features ? "true" : "false");
+        rc = st_writer_meta(w, HEAD_SETTINGS_KEY, settings, err);
+    }
     if (!rc) rc = st_writer_save(w, path, err);
     st_writer_free(w);
     return rc;

@@ -6,7 +6,9 @@
  * ckpt_load_vit is the one way in for every checkpoint a verb accepts: it also reads Hugging Face
  * CLIP (file, directory, sharded directory) and open_clip image towers through the name map of
  * core/clipmap.h; m.format says which, and ckpt_save_vit_as writes any of them back.
- * A head file holds head.weight [classes, D] and head.bias [classes].
+ * A head file holds head.weight [classes, D] and head.bias [classes]; a zero-shot head also says how it
+ * reads the features, in __metadata__["ttmerge.head"] = {"normalize_features": true, "logit_scale": s}
+ * (logits = s · (f/‖f‖) @ head.weightᵀ + head.bias), which then overrides the model's settings.
  *
  *   ckpt_vit m;
  *   if (ckpt_load_vit(&m, "pretrained.safetensors", &e)) ...;   // m.params: m.lay.total floats
@@ -75,6 +77,9 @@ typedef struct ckpt_head {
     int classes, dim;
     float *W; /* [classes, dim] */
     float *b; /* [classes] */
+    bool has_settings;       /* the file's ttmerge.head: how the head reads features */
+    bool normalize_features; /* when has_settings */
+    float logit_scale;       /* when has_settings */
 } ckpt_head;
 
 /* Reads PREFIX"weight"/PREFIX"bias" (prefix "head." for head files, "task.T.head." for tinted
@@ -83,6 +88,8 @@ int ckpt_read_head(ckpt_head *h, const st_file *f, const char *prefix, int dim, 
 int ckpt_load_head(ckpt_head *h, const char *path, int dim, tt_err *err);
 int ckpt_save_head(const ckpt_head *h, const char *path, tt_err *err);
 void ckpt_head_free(ckpt_head *h);
+/* A head file's settings, when it has them, replace cfg's normalize_features and logit_scale. */
+void ckpt_head_apply_settings(const ckpt_head *h, vit_config *cfg);
 
 /* Task-specific tensors of a merged checkpoint, "task.<task>.<name>" (docs/formats.md):
  *   head.weight [classes, D] / head.bias [classes]   the task's own head (Model Tinting)

@@ -17,6 +17,7 @@
 
 #include "core/arena.h"
 #include "core/fileio.h"
+#include "core/tensorsink.h"
 #include "core/version.h"
 
 
@@ -113,6 +114,21 @@ cm_op cm_name(cm_format f, const char *prefix, const vit_layout *lay, int l, int
     else snprintf(rel, sizeof rel, "%s", r->hf);
     if (b >= 0) snprintf(buf, cap, "%s%d.%s", HF_BLOCK, b, rel);
     else snprintf(buf, cap, "%s", rel);
+    return r->op;
+}
+
+cm_op cm_block_name(cm_format f, const char *block, int j, int part, char *buf, size_t cap) {
+    TT_ASSERT(j >= 0 && j < N_BLOCK);
+    const cm_row *r = &block_rows[j];
+    if (f != CM_HF) {
+        snprintf(buf, cap, "%s%s", block, r->ttmerge);
+        return CM_COPY;
+    }
+    const char *mark = strstr(r->hf, "%s");
+    if (mark)
+        snprintf(buf, cap, "%s%.*s%s%s", block, (int)(mark - r->hf), r->hf, qkv_parts[part < 0 || part > 2 ? 0 : part],
+                 mark + 2);
+    else snprintf(buf, cap, "%s%s", block, r->hf);
     return r->op;
 }
 
@@ -592,107 +608,34 @@ static int save_file(const out_tensor *t, int n, const cm_kv *meta, int n_meta, 
     return rc;
 }
 
-static void fsync_path(const char *p) {
-    int fd = open(p, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        (void)fsync(fd);
-        close(fd);
-    }
-}
-
-/* The HF directory: shards (or one file), index, config.json, in tmp; renamed to out at the end. */
+/* The HF directory through a tensor sink (core/tensorsink.h): shards (or one file), index,
+ * config.json, in a temporary directory renamed to out at the end. */
 static int save_hf_dir(const out_tensor *t, int n, const cm_kv *meta, int n_meta, const char *config, const char *out,
                        size_t shard_size, tt_err *err) {
-    struct stat sb;
-    if (stat(out, &sb) == 0) return tt_fail(err, TT_EINPUT, "%s: already exists (an HF checkpoint is a new directory)", out);
-    size_t ol = strlen(out);
-    char *tmp = malloc(ol + 16);
-    if (!tmp) return tt_fail(err, TT_ENOMEM, "%s: out of memory", out);
-    while (ol > 1 && out[ol - 1] == '/') ol--;
-    snprintf(tmp, ol + 16, "%.*s.tmp.XXXXXX", (int)ol, out);
-    if (!mkdtemp(tmp)) {
-        int e = errno;
-        free(tmp);
-        return tt_fail(err, TT_EIO, "%s: cannot create a temporary directory: %s", out, strerror(e));
+    tsk_spec *spec = calloc((size_t)(n ? n : 1), sizeof *spec);
+    tsk_kv *kv = calloc((size_t)(n_meta ? n_meta : 1), sizeof *kv);
+    if (!spec || !kv) {
+        free(spec);
+        free(kv);
+        return tt_fail(err, TT_ENOMEM, "%s: out of memory", out);
     }
-    /* shards: greedy in map order, a tensor larger than shard_size alone in its shard */
-    int *shard_of = calloc((size_t)n + 1, sizeof *shard_of);
-    int n_shards = 0, rc = -1;
-    size_t total = 0;
-    char file[4096], name[128];
-    if (!shard_of) {
-        tt_fail(err, TT_ENOMEM, "%s: out of memory", out);
-        goto done;
+    for (int i = 0; i < n; i++) {
+        spec[i] = (tsk_spec){.name = t[i].name, .dtype = ST_F32, .ndim = t[i].ndim};
+        memcpy(spec[i].shape, t[i].shape, sizeof t[i].shape);
     }
-    for (int i = 0, cur = 0; i < n; i++) {
-        if (i && shard_size && cur + t[i].nbytes > shard_size && cur > 0) n_shards++, cur = 0;
-        shard_of[i] = n_shards;
-        cur += t[i].nbytes;
-        total += t[i].nbytes;
+    for (int i = 0; i < n_meta; i++) kv[i] = (tsk_kv){meta[i].key, meta[i].value};
+    tsk_sink *s;
+    int rc = tsk_open(&s, out, spec, n, shard_size, kv, n_meta, err);
+    free(spec);
+    free(kv);
+    if (rc) return -1;
+    for (int i = 0; i < n && !rc; i++) rc = tsk_write_f32(s, i, 0, t[i].data, t[i].nbytes / sizeof(float), err);
+    if (!rc) rc = tsk_add_file(s, "config.json", config, strlen(config), err);
+    if (rc) {
+        tsk_abort(s);
+        return -1;
     }
-    n_shards++;
-    json_t *wm = json_object();
-    out_tensor *sub = malloc((size_t)(n ? n : 1) * sizeof *sub);
-    if (!wm || !sub) {
-        json_decref(wm);
-        free(sub);
-        tt_fail(err, TT_ENOMEM, "%s: out of memory", out);
-        goto done;
-    }
-    int bad = 0;
-    for (int s = 0; s < n_shards && !bad; s++) {
-        if (n_shards == 1) snprintf(name, sizeof name, "model.safetensors");
-        else snprintf(name, sizeof name, "model-%05d-of-%05d.safetensors", s + 1, n_shards);
-        int k = 0;
-        for (int i = 0; i < n; i++)
-            if (shard_of[i] == s) {
-                sub[k++] = t[i];
-                json_object_set_new(wm, t[i].name, json_string(name));
-            }
-        snprintf(file, sizeof file, "%s/%s", tmp, name);
-        bad = save_file(sub, k, meta, n_meta, file, err);
-    }
-    free(sub);
-    if (!bad && n_shards > 1) {
-        json_t *ix = json_pack("{s:{s:I},s:o}", "metadata", "total_size", (json_int_t)total, "weight_map", wm);
-        wm = NULL;
-        char *text = ix ? json_dumps(ix, JSON_INDENT(2) | JSON_SORT_KEYS) : NULL;
-        json_decref(ix);
-        snprintf(file, sizeof file, "%s/model.safetensors.index.json", tmp);
-        bad = !text ? tt_fail(err, TT_ENOMEM, "%s: out of memory", out) : fio_write_all(file, text, strlen(text), err);
-        free(text);
-    }
-    json_decref(wm);
-    if (!bad) {
-        snprintf(file, sizeof file, "%s/config.json", tmp);
-        bad = fio_write_all(file, config, strlen(config), err);
-    }
-    if (bad) goto done;
-    fsync_path(tmp);
-    if (rename(tmp, out) != 0) {
-        tt_fail(err, TT_EIO, "%s: rename from %s failed: %s", out, tmp, strerror(errno));
-        goto done;
-    }
-    /* the parent, for a durable rename (best effort) */
-    snprintf(file, sizeof file, "%s", out);
-    char *slash = strrchr(file, '/');
-    if (slash && slash != file) *slash = 0;
-    else snprintf(file, sizeof file, "%s", slash ? "/" : ".");
-    fsync_path(file);
-    rc = 0;
-done:
-    if (rc) { /* nothing of a failed conversion stays: the files ttmerge may have put there, then the directory */
-        static const char *const fixed[] = {"config.json", "model.safetensors", "model.safetensors.index.json"};
-        for (int i = 0; i < 3; i++) snprintf(file, sizeof file, "%s/%s", tmp, fixed[i]), unlink(file);
-        for (int s = 0; s < n_shards; s++) {
-            snprintf(file, sizeof file, "%s/model-%05d-of-%05d.safetensors", tmp, s + 1, n_shards);
-            unlink(file);
-        }
-        rmdir(tmp);
-    }
-    free(shard_of);
-    free(tmp);
-    return rc;
+    return tsk_commit(s, err);
 }
 
 int cm_save(cm_format f, const vit_config *cfg, const vit_layout *lay, const float *params, bool has_projection,

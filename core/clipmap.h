@@ -79,6 +79,12 @@ const float *cm_view(const cm_model *m, int l);
 cm_op cm_name(cm_format f, const char *prefix, const vit_layout *lay, int l, int part, bool has_projection,
               char *buf, size_t cap);
 
+/* Name of tensor j (0..11, core/vit.h's block order: ln_1.weight ... mlp.c_proj.bias) of a pre-LN
+ * block whose tensors start with `block` ("transformer.resblocks.3.", "text_model.encoder.layers.3."),
+ * in format f (part 0..2 = q, k, v when CM_QKV). The same rows as the image tower's blocks: the text
+ * tower (core/clip_text.h) reads its blocks through them. */
+cm_op cm_block_name(cm_format f, const char *block, int j, int part, char *buf, size_t cap);
+
 /* ---- configuration files, parsed on their own (the fuzz target drives these) ---- */
 typedef struct cm_hf_vision {
     int hidden_size, intermediate_size, projection_dim, layers, heads, channels, image_size, patch_size;

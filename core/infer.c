@@ -2,9 +2,11 @@
 #include "core/infer.h"
 
 #include <omp.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/arena.h"
+#include "core/par.h"
 
 int infer_auto_lanes(const vit_config *cfg, int batch) {
     int t = omp_get_max_threads();
@@ -189,4 +191,43 @@ double infer_accuracy(const float *logits, const int32_t *labels, int n, int cla
         correct += best == labels[i];
     }
     return 100.0 * correct / n;
+}
+
+int infer_accuracy_sharded(infer_ctx *ic, const vit_weights *w, const float *head_W, const float *head_b, int classes,
+                           const uint8_t *pixels, const int32_t *labels, int n, float mean, float std, float *logits,
+                           double *acc, tt_err *err) {
+    int R = par_size(), me = par_rank();
+    if (R == 1) {
+        if (infer_logits(ic, w, head_W, head_b, classes, pixels, n, mean, std, logits, err)) return -1;
+        *acc = infer_accuracy(logits, labels, n, classes);
+        return 0;
+    }
+    size_t lo, hi, img = (size_t)ic->cfg.channels * ic->cfg.image_size * ic->cfg.image_size;
+    par_share((size_t)n, me, R, &lo, &hi);
+    float *mine = logits + lo * (size_t)classes;
+    int64_t tally[2] = {0, 0}; /* correct, ranks that failed */
+    bool failed = infer_logits(ic, w, head_W, head_b, classes, pixels + lo * img, (int)(hi - lo), mean, std, mine, err);
+    if (failed)
+        tally[1] = 1;
+    else
+        for (size_t i = lo; i < hi; i++) {
+            const float *z = logits + i * (size_t)classes;
+            int best = 0; /* the argmax rule of infer_accuracy: the first of equal maxima */
+            for (int c = 1; c < classes; c++)
+                if (z[c] > z[best]) best = c;
+            tally[0] += best == labels[i];
+        }
+    par_sum_i64(tally, 2);
+    if (tally[1]) return failed ? -1 : tt_fail(err, TT_EINTERNAL, "evaluation failed on another rank");
+    size_t counts[64], *cnt = R <= 64 ? counts : malloc((size_t)R * sizeof(size_t));
+    if (!cnt) par_fatal("out of memory");
+    for (int r = 0; r < R; r++) {
+        size_t a, b;
+        par_share((size_t)n, r, R, &a, &b);
+        cnt[r] = (b - a) * (size_t)classes;
+    }
+    par_gatherv_f32(logits, cnt);
+    if (cnt != counts) free(cnt);
+    *acc = n > 0 ? 100.0 * (double)tally[0] / n : 0;
+    return 0;
 }

@@ -89,4 +89,14 @@ int infer_logits(infer_ctx *ic, const vit_weights *w, const float *head_W, const
 /* Top-1 accuracy (%) of logits [n, classes] against labels [n]. */
 double infer_accuracy(const float *logits, const int32_t *labels, int n, int classes);
 
+/* infer_logits + infer_accuracy sharded over the MPI ranks (core/par.h; one rank: exactly those
+ * two): rank r runs its contiguous share of the n images, the correct counts are summed over the
+ * ranks and the logits [n, classes] gathered in order on rank 0 (another rank holds only its own
+ * share, at its offset). *acc is the same on every rank and equal to one process's: an image's
+ * logits do not depend on the batch it runs in (infer.h above). Every rank must call it; a rank's
+ * failure fails all of them (the others say so). */
+int infer_accuracy_sharded(infer_ctx *ic, const vit_weights *w, const float *head_W, const float *head_b, int classes,
+                           const uint8_t *pixels, const int32_t *labels, int n, float mean, float std, float *logits,
+                           double *acc, tt_err *err);
+
 #endif

@@ -464,10 +464,24 @@ static void attention_merge_heads(const op_attention *op, float *rows, int ld, i
         }
 }
 
+void op_attention_set_causal(op_attention *op, bool causal) { op->causal = causal; }
+
+/* scores [B*H, T, T]: -inf above the diagonal */
+static void attention_mask_causal(const op_attention *op) {
+    int BH = op->B * op->H, T = op->T;
+#pragma omp parallel for schedule(static) if ((size_t)BH * T * T > OPS_PAR_MIN)
+    for (int bh = 0; bh < BH; bh++)
+        for (int i = 0; i < T - 1; i++) {
+            float *row = op->scores + ((size_t)bh * T + i) * T;
+            for (int j = i + 1; j < T; j++) row[j] = -INFINITY;
+        }
+}
+
 void op_attention_forward(op_attention *op, float *out, float *probs, const float *qkv) {
     float scale = 1.0f / sqrtf((float)op->hd);
     attention_split_heads(op, qkv, scale);
     dnn_matmul_run(op->qk, op->q, op->k, NULL, op->scores);
+    if (op->causal) attention_mask_causal(op);
     op_softmax_forward(&op->softmax, probs, op->scores);
     dnn_matmul_run(op->pv, probs, op->v, NULL, op->o);
     attention_merge_heads(op, out, op->W, 0, op->o, 1.0f);

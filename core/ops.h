@@ -107,11 +107,15 @@ typedef struct op_attention {
     float *o, *dq, *dk, *dv;      /* [B*H, T, hd] scratch */
     float *scores, *dscores;      /* [B*H, T, T] scratch */
     size_t scratch_floats;        /* the scratch above, in one allocation */
+    bool causal;                  /* token t attends to tokens <= t only (CLIP's text tower) */
 } op_attention;
 int op_attention_init(op_attention *op, dnn *d, int B, int T, int W, int H, tt_err *err);
 /* Forward only (inference): the same forward primitives; scratch q, k, v, scores (o shares q's
  * buffer), no backward matmuls; op_attention_backward must not be called. */
 int op_attention_init_forward(op_attention *op, dnn *d, int B, int T, int W, int H, tt_err *err);
+/* Causal masking (op_attention_set_causal): scores above the diagonal are -inf before the softmax,
+ * as open_clip's build_causal_mask adds them, so their probabilities are exactly 0. */
+void op_attention_set_causal(op_attention *op, bool causal);
 /* probs [B*H, T, T] is saved for backward (softmax output). */
 void op_attention_forward(op_attention *op, float *out, float *probs, const float *qkv);
 /* dqkv [B*T, 3W] (=). Needs the same qkv and probs as forward. */

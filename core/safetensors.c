@@ -392,9 +392,12 @@ static float f16_to_f32_(uint16_t h) {
     return f;
 }
 
-int st_read_f32(const st_file *f, const st_tensor *t, float *out, tt_err *err) {
-    const unsigned char *p = t->data;
-    size_t n = (size_t)t->numel;
+int st_read_f32_range(const st_file *f, const st_tensor *t, size_t first, size_t n, float *out, tt_err *err) {
+    char nb[SHOW_CAP];
+    if (first > (size_t)t->numel || n > (size_t)t->numel - first)
+        return tt_fail(err, TT_EINPUT, "%s: tensor %s: elements [%zu, %zu) are past its %lld",
+                       f ? f->path : "(safetensors)", show_(t->name, nb), first, first + n, (long long)t->numel);
+    const unsigned char *p = (const unsigned char *)t->data + first * st_dtype_size(t->dtype);
     switch (t->dtype) {
     case ST_F32:
         if (n) memcpy(out, p, n * sizeof(float));
@@ -422,12 +425,42 @@ int st_read_f32(const st_file *f, const st_tensor *t, float *out, tt_err *err) {
             out[i] = d > FLT_MAX ? INFINITY : d < -FLT_MAX ? -INFINITY : (float)d;
         }
         return 0;
-    default: {
-        char nb[SHOW_CAP];
+    default:
         return tt_fail(err, TT_EINPUT, "%s: tensor %s has dtype %s, which cannot be read as f32",
                        f ? f->path : "(safetensors)", show_(t->name, nb), st_dtype_name(t->dtype));
     }
+}
+
+int st_read_f32(const st_file *f, const st_tensor *t, float *out, tt_err *err) {
+    return st_read_f32_range(f, t, 0, (size_t)t->numel, out, err);
+}
+
+uint16_t st_f32_to_bf16(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u); /* NaN stays a (quiet) NaN */
+    u += 0x7fffu + ((u >> 16) & 1u);                                            /* to nearest, ties to even */
+    return (uint16_t)(u >> 16);
+}
+
+uint16_t st_f32_to_f16(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);
+    uint32_t a = u & 0x7fffffffu;
+    if (a > 0x7f800000u) return (uint16_t)(sign | 0x7e00u | ((a >> 13) & 0x3ffu)); /* NaN: quiet, payload kept */
+    if (a >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u); /* >= 65520 (half max + half ulp): inf */
+    if (a < 0x38800000u) {                                    /* below 2^-14: a subnormal half (or 0) */
+        /* the value in units of 2^-24, rounded to nearest even: exact in float arithmetic */
+        float v;
+        memcpy(&v, &a, sizeof v);
+        float q = v * 0x1p24f; /* exact: a power-of-two scaling of a float below 2^-14 */
+        float r = nearbyintf(q); /* the current rounding mode: to nearest, ties to even */
+        return (uint16_t)(sign | (uint16_t)r);
     }
+    /* normal: drop 13 mantissa bits, to nearest even; a carry into the exponent is right */
+    uint32_t h = ((a - 0x38000000u) + 0xfffu + ((a >> 13) & 1u)) >> 13;
+    return (uint16_t)(sign | h);
 }
 
 const float *st_f32_view(const st_tensor *t) {

@@ -85,6 +85,13 @@ const char *st_meta_key(const st_file *f, int i);
 /* Convert t (F32, F16, BF16 or F64) into out[t->numel] floats. Other dtypes: -1. F64 values
  * beyond float range become +-inf. */
 int st_read_f32(const st_file *f, const st_tensor *t, float *out, tt_err *err);
+/* Elements [first, first + n) of t as f32 (the conversions of st_read_f32): a large tensor read a
+ * slice at a time. A range past the tensor is an error. */
+int st_read_f32_range(const st_file *f, const st_tensor *t, size_t first, size_t n, float *out, tt_err *err);
+/* f32 -> BF16 / F16 bits, rounded to nearest, ties to even (IEEE's default); NaN stays a quiet
+ * NaN; F16: overflow (|x| >= 65520) gives inf, small values become subnormals or zero. */
+uint16_t st_f32_to_bf16(float x);
+uint16_t st_f32_to_f16(float x);
 /* Zero-copy view when t is F32 and its data is 4-byte aligned, else NULL. */
 const float *st_f32_view(const st_tensor *t);
 /* Find NAME and check its shape: "PATH: tensor NAME missing" or "PATH: tensor NAME has shape

@@ -314,10 +314,17 @@ const char *ts_meta(const ts_set *s, const char *key) {
 
 int ts_read_f32(const ts_tensor *t, float *out, tt_err *err) { return st_read_f32(t->file, t->t, out, err); }
 
-void ts_release(const ts_tensor *t) {
+int ts_read_f32_range(const ts_tensor *t, size_t first, size_t n, float *out, tt_err *err) {
+    return st_read_f32_range(t->file, t->t, first, n, out, err);
+}
+
+void ts_release(const ts_tensor *t) { ts_release_range(t, 0, t->t->nbytes); }
+
+void ts_release_range(const ts_tensor *t, size_t offset, size_t nbytes) {
     long page = sysconf(_SC_PAGESIZE);
-    if (page <= 0 || !t->t->nbytes) return;
-    uintptr_t b = (uintptr_t)t->t->data, e = b + t->t->nbytes;
+    if (page <= 0 || !nbytes || offset >= t->t->nbytes) return;
+    if (nbytes > t->t->nbytes - offset) nbytes = t->t->nbytes - offset;
+    uintptr_t b = (uintptr_t)t->t->data + offset, e = b + nbytes;
     uintptr_t pb = (b + (uintptr_t)page - 1) & ~((uintptr_t)page - 1), pe = e & ~((uintptr_t)page - 1);
     if (pe > pb) madvise((void *)pb, pe - pb, MADV_DONTNEED); /* read-only private map: refetched on demand */
 }

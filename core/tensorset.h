@@ -56,9 +56,13 @@ const st_file *ts_shard(const ts_set *s, int i);
 /* t as f32 (F32, F16, BF16, F64; exact except F64 beyond float range). Errors name the shard
  * file and the tensor. */
 int ts_read_f32(const ts_tensor *t, float *out, tt_err *err);
+/* Elements [first, first + n) of t as f32: a large tensor a slice at a time. */
+int ts_read_f32_range(const ts_tensor *t, size_t first, size_t n, float *out, tt_err *err);
 /* Give the tensor's pages back to the kernel (they are read again from the file if needed):
  * bounded RSS when a large checkpoint is read tensor by tensor. */
 void ts_release(const ts_tensor *t);
+/* The same for bytes [offset, offset + nbytes) of its data (only the pages wholly inside). */
+void ts_release_range(const ts_tensor *t, size_t offset, size_t nbytes);
 
 /* ---- the index file, parsed on its own (also what the fuzz target drives) ---- */
 typedef struct ts_index {

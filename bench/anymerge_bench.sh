@@ -1,0 +1,68 @@
+#!/usr/bin/env bash
+# anymerge_bench.sh DIR [ROUNDS] [METHODS] — `ttmerge merge --base --models` against PyTorch.
+#
+# DIR holds base/ and ft0..ftK-1/ from bench/anymerge/gen_models.py (e.g. K = 8 BF16 models of
+# 0.5 / 1 / 2 GB). In each of ROUNDS (default 3) interleaved rounds, for each method of METHODS
+# (default ta,ties,dare), it runs and times (wall seconds, peak RSS from /usr/bin/time):
+#   ttmerge  ttmerge merge --base --models (2 threads, output in the base's BF16);
+#   lazy     bench/anymerge/torch_merge.py --mode lazy: MergeKit's tensor-by-tensor way;
+#   eager    the same with every model loaded whole first (skipped when the inputs exceed 70% of
+#            MemAvailable);
+#   read     cat of every input file to /dev/null: the time to read the inputs once (warm cache).
+# PyTorch rows also give merge_s: the time after the interpreter and torch were imported.
+# Writes DIR/bench.csv (round,method,impl,seconds,merge_s,peak_rss_mb) and prints a summary (medians).
+# Run it under the shared lock:  flock /work/briefs/heavy.lock bench/anymerge_bench.sh DIR
+set -euo pipefail
+dir=$1 rounds=${2:-3} methods=${3:-ta,ties,dare}
+here=$(cd "$(dirname "$0")" && pwd)
+bin=${TTMERGE:-$here/../build/ttmerge}
+py=/usr/bin/python3
+export OMP_WAIT_POLICY=passive OMP_NUM_THREADS=2
+K=$(ls -d "$dir"/ft* | wc -l)
+models=$(ls -d "$dir"/ft* | sort -V | paste -sd,)
+inputs=$(du -sb "$dir"/base "$dir"/ft* | awk '{s += $1} END {print s}')
+avail=$(awk '/MemAvailable/ {print $2 * 1024}' /proc/meminfo)
+eager=1
+((inputs < avail * 7 / 10)) || eager=0
+out=$dir/bench.csv
+echo "round,method,impl,seconds,merge_s,peak_rss_mb" >"$out"
+run() { # ROUND METHOD IMPL CMD...
+  local r=$1 m=$2 impl=$3; shift 3
+  rm -rf "$dir/out"
+  /usr/bin/time -f "%e %M" -o "$dir/time.txt" "$@" 2>"$dir/err.txt" >/dev/null || { cat "$dir/err.txt"; exit 1; }
+  read -r sec kb <"$dir/time.txt"
+  ms=$(awk '/^merge_seconds/ {print $2}' "$dir/err.txt")
+  echo "$r,$m,$impl,$sec,${ms:-$sec},$((kb / 1024))" | tee -a "$out"
+}
+cat "$dir"/base/* "$dir"/ft*/* >/dev/null # warm the page cache
+for ((r = 1; r <= rounds; r++)); do
+  run "$r" - read cat "$dir"/base/*.safetensors "$dir"/ft*/*.safetensors
+  for m in ${methods//,/ }; do
+    run "$r" "$m" ttmerge "$bin" merge --quiet --threads 2 --base "$dir/base" --models "$models" --method "$m" \
+      --set lambda=0.3 --shard-size 2GB --out "$dir/out"
+    run "$r" "$m" lazy $py "$here/anymerge/torch_merge.py" --mode lazy --method "$m" "$dir/base" "$models" "$dir/out" \
+      --shard-size 2000000000
+    ((eager)) && run "$r" "$m" eager $py "$here/anymerge/torch_merge.py" --mode eager --method "$m" "$dir/base" \
+      "$models" "$dir/out" --shard-size 2000000000
+  done
+done
+rm -rf "$dir/out" "$dir/time.txt" "$dir/err.txt"
+$py - "$out" "$K" "$inputs" <<'PY'
+import csv, statistics, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+med = lambda xs: statistics.median(xs)
+print(f"K = {sys.argv[2]} models, inputs {int(sys.argv[3]) / 1e9:.2f} GB; medians over rounds")
+read = med([float(r["seconds"]) for r in rows if r["impl"] == "read"])
+print(f"read the inputs once (warm cache): {read:.2f} s")
+for m in sorted({r["method"] for r in rows} - {"-"}):
+    line = {}
+    for impl in ("ttmerge", "lazy", "eager"):
+        rs = [r for r in rows if r["method"] == m and r["impl"] == impl]
+        if rs:
+            line[impl] = (med([float(r["seconds"]) for r in rs]), med([float(r["merge_s"]) for r in rs]),
+                          max(int(r["peak_rss_mb"]) for r in rs))
+    t = line["ttmerge"][0]
+    parts = [f"{i} {s:.1f}s (merge {ms:.1f}s) {rss} MB" for i, (s, ms, rss) in line.items()]
+    ratio = f"lazy/ttmerge {line['lazy'][1] / t:.1f}x" if "lazy" in line else ""
+    print(f"{m}: " + "; ".join(parts) + f"; {ratio}; ttmerge/read {t / read:.1f}x")
+PY

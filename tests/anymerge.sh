@@ -1,0 +1,231 @@
+#!/usr/bin/env bash
+# anymerge.sh BIN SOURCE_DIR [TINY_SUITE] — `ttmerge merge --base --models` / `--config` end to end.
+# 1. every method on generated BF16 sharded models (and F16 and F32 sets, other dtypes, tiny slices)
+#    equals tests/anymerge_ref.py's numpy merge bit for bit (TIES: numpy's global order statistic);
+# 2. a MergeKit-style --config gives the same bits as the equivalent command line; a weight rule
+#    ({filter: mlp, value: 0}) leaves exactly the matching tensors at the base;
+# 3. bad input (shape, missing tensor, missing or truncated shard, existing OUT, bad config) is one
+#    line naming the problem, exit 2, and leaves nothing at OUT nor a temporary directory;
+# 4. a file-size limit (RLIMIT_FSIZE), a full tmpfs (when mount works) and SIGKILL mid-merge leave no
+#    model at OUT;
+# 5. with TINY_SUITE: the suite's checkpoints merged this way equal `merge --suite` bit for bit
+#    (ta, ties, consensus-ta, consensus-ties at fixed λ).
+set -euo pipefail
+bin=$1 src=$2 suite=${3:-}
+py=/usr/bin/python3
+tmp=$(mktemp -d -p "$([[ -d /dev/shm && -w /dev/shm ]] && echo /dev/shm || echo "${TMPDIR:-/tmp}")")  # fsync is free in memory
+cleanup() { mountpoint -q "$tmp/full" 2>/dev/null && umount "$tmp/full"; rm -rf "$tmp"; }
+trap cleanup EXIT
+export OMP_WAIT_POLICY=passive
+fail() { echo "FAIL: $*"; exit 1; }
+gen() { $py "$src/bench/anymerge/gen_models.py" "$@" >/dev/null; }
+ref() { $py "$src/tests/anymerge_ref.py" "$@" | tail -1; }
+merge() { "$bin" merge --quiet "$@"; }
+
+gen "$tmp/m" --small --gb 0.002 --K 3 --shard-size 200KB --seed 1
+gen "$tmp/h" --small --gb 0.001 --K 2 --dtype f16 --shard-size 1GB --seed 2
+gen "$tmp/f" --small --gb 0.001 --K 3 --dtype f32 --shard-size 300KB --seed 3 # distinct magnitudes: a threshold off by one rank shows
+B=$tmp/m/base M=$tmp/m/ft0,$tmp/m/ft1,$tmp/m/ft2
+
+# 1. numpy reference
+check() { # NAME METHOD REF_ARGS -- MERGE_ARGS
+  local name=$1 method=$2; shift 2
+  local refargs=() mergeargs=()
+  while [[ $1 != -- ]]; do refargs+=("$1"); shift; done; shift
+  mergeargs=("$@")
+  merge --method "$method" --out "$tmp/o_$name" "${mergeargs[@]}"
+  out=$(ref "$tmp/o_$name" "${refargs[@]}" "$method") || fail "$name: $out"
+  echo "$name: $out"
+}
+for m in ta ties dare consensus-ta consensus-ties average; do
+  check "$m" "$m" "$B" "$M" --seed 5 -- --base "$B" --models "$M" --shard-size 500KB --seed 5
+done
+check dare-ties dare "$B" "$M" --seed 9 --set base=ties --set topk=30 --set density=0.7 -- \
+  --base "$B" --models "$M" --seed 9 --set base=ties --set topk=30 --set density=0.7 --slice 777
+check ties-sum ties "$B" "$M" --set merge=sum --set topk=5 --set lambda=0.7 --dtype f16 -- \
+  --base "$B" --models "$M" --set merge=sum --set topk=5 --set lambda=0.7 --dtype f16
+check f16-f32 ties "$tmp/h/base" "$tmp/h/ft0,$tmp/h/ft1" --dtype f32 -- \
+  --base "$tmp/h/base" --models "$tmp/h/ft0,$tmp/h/ft1" --dtype f32 --slice 100
+for m in ties consensus-ties; do
+  check "f32-$m" $m "$tmp/f/base" "$tmp/f/ft0,$tmp/f/ft1,$tmp/f/ft2" --set topk=10 -- \
+    --base "$tmp/f/base" --models "$tmp/f/ft0,$tmp/f/ft1,$tmp/f/ft2" --set topk=10 --slice 333
+done
+# exact cancellations under a positive majority: the entries the fused pass could not decide
+$py - "$src" "$tmp/f" "$tmp/c" <<'PY'
+import os, sys
+import numpy as np
+sys.path.insert(0, sys.argv[1] + "/bench/anymerge")
+from st_numpy import as_f32, read_set, write_file
+f, c = sys.argv[2], sys.argv[3]
+os.makedirs(c)
+base, ft = read_set(f + "/base"), [read_set(f"{f}/ft{k}") for k in range(2)]
+b = {n: as_f32(e) for n, e in base.items() if e[0] == "F32"}
+b["lm_head.weight"][:] = 0   # base 0 and τ1 = −τ0 there: every kept pair cancels exactly
+t0 = {n: as_f32(ft[0][n]) for n in b}
+m0 = {n: (b[n] + np.abs(t0[n] - b[n])).astype(np.float32) for n in b}
+m1 = {n: (b[n] + np.abs(as_f32(ft[1][n]) - b[n])).astype(np.float32) for n in b}
+m0["lm_head.weight"] = t0["lm_head.weight"]
+m1["lm_head.weight"] = -t0["lm_head.weight"]
+for name, d in (("base", b), ("ft0", m0), ("ft1", m1)):
+    write_file(f"{c}/{name}.safetensors", {n: ("F32", x.shape, np.ascontiguousarray(x)) for n, x in d.items()})
+PY
+C=(--base "$tmp/c/base.safetensors" --models "$tmp/c/ft0.safetensors,$tmp/c/ft1.safetensors" --set topk=30)
+for cap in 0 5; do
+  for m in ties consensus-ties; do
+    TTMERGE_UNDECIDED_CAP=$cap merge --method $m --out "$tmp/o_c$cap$m" "${C[@]}"
+    out=$($py "$src/tests/anymerge_ref.py" "$tmp/o_c$cap$m" "$tmp/c/base.safetensors" \
+          "$tmp/c/ft0.safetensors,$tmp/c/ft1.safetensors" $m --set topk=30) || fail "cancellations: $out"
+    grep -q "majority sign +1, [1-9]" <<<"$out" || fail "the cancellation case lost its point: $out"
+    echo "cancellations (cap $cap): $(tr '\n' ' ' <<<"$out")"
+  done
+done
+[[ $(ls "$tmp/o_ta" | grep -c '^model-.*-of-.*safetensors$') -ge 2 && -f $tmp/o_ta/model.safetensors.index.json ]] ||
+  fail "--shard-size 500KB did not give an index and several shards"
+cmp -s "$B/config.json" "$tmp/o_ta/config.json" || fail "the base's config.json was not copied"
+[[ -f $tmp/o_f16-f32/model.safetensors ]] || fail "one shard is not model.safetensors"
+
+# 2. --config
+cat >"$tmp/c.yaml" <<YAML
+merge_method: ties
+base_model: $B
+models:
+  - model: $B
+  - model: $tmp/m/ft0
+    parameters: {weight: 0.5}
+  - model: $tmp/m/ft1
+    parameters: {weight: 1.5}
+  - model: $tmp/m/ft2
+parameters:
+  density: 0.3
+  lambda: 0.9
+dtype: bfloat16
+out_shard_size: 1MB
+YAML
+merge --config "$tmp/c.yaml" --out "$tmp/o_cfg"
+out=$(ref "$tmp/o_cfg" "$B" "$M" ties --weights 0.5,1.5,1 --set topk=30 --set lambda=0.9) || fail "config: $out"
+echo "config: $out"
+cat >"$tmp/r.yaml" <<YAML
+merge_method: task_arithmetic
+base_model: $B
+models:
+  - {model: $tmp/m/ft0, parameters: {weight: [{filter: mlp, value: 0}, {value: 1}]}}
+  - {model: $tmp/m/ft1, parameters: {weight: [{filter: mlp, value: 0}]}}
+YAML
+merge --config "$tmp/r.yaml" --out "$tmp/o_rule"
+merge --base "$B" --models "$tmp/m/ft0,$tmp/m/ft1" --method ta --set lambda=1 --out "$tmp/o_norule"
+$py - "$src" "$B" "$tmp/o_rule" "$tmp/o_norule" <<'PY' || fail "weight rules"
+import sys
+sys.path.insert(0, sys.argv[1] + "/bench/anymerge")
+from st_numpy import read_set
+base, rule, norule = (read_set(p) for p in sys.argv[2:])
+bad = 0
+for n in base:
+    want = base[n] if ".mlp." in n else norule[n]
+    if bytes(want[2]) != bytes(rule[n][2]):
+        print(f"{n}: not the {'base' if '.mlp.' in n else 'rule-free merge'}")
+        bad += 1
+print(f"weight rules: {len(base)} tensors, {bad} wrong")
+sys.exit(1 if bad else 0)
+PY
+
+# 3. bad input: one line, exit 2, nothing left
+expect_fail() { # WANT_SUBSTRING OUT -- ARGS
+  local want=$1 out=$2; shift 3
+  local st=0
+  "$bin" merge --quiet --out "$out" "$@" 2>"$tmp/err" || st=$?
+  ((st == 2)) || fail "exit $st (want 2) for: $* : $(cat "$tmp/err")"
+  [[ $(wc -l <"$tmp/err") -eq 1 ]] || fail "not one line: $(cat "$tmp/err")"
+  grep -qF -- "$want" "$tmp/err" || fail "message lacks '$want': $(cat "$tmp/err")"
+  [[ ! -e $out ]] || [[ $want == "already exists" ]] || fail "$out was written"
+  ! ls -d "$out".tmp.* 2>/dev/null || fail "a temporary directory was left"
+  echo "refused: $(cat "$tmp/err")"
+}
+cp -r "$tmp/m/ft2" "$tmp/bad"
+$py - "$src" "$tmp/bad" <<'PY'
+import json, os, sys
+sys.path.insert(0, sys.argv[1] + "/bench/anymerge")
+from st_numpy import read_file, write_file
+d = sys.argv[2]
+ix = json.load(open(d + "/model.safetensors.index.json"))
+f = d + "/" + ix["weight_map"]["model.norm.weight"]
+t = {n: (e[0], e[1], bytes(e[2])) for n, e in read_file(f).items()}
+dt, shape, raw = t["model.norm.weight"]
+t["model.norm.weight"] = (dt, (shape[0] // 2, 2), raw)   # same bytes, another shape
+write_file(f, t)
+PY
+expect_fail "tensor model.norm.weight has shape [64] in" "$tmp/x1" -- --base "$B" --models "$tmp/m/ft0,$tmp/bad" --method ta
+cp -r "$tmp/m/ft2" "$tmp/miss"
+rm "$tmp/miss/$(ls "$tmp/miss" | grep -m1 'of-.*safetensors')"
+expect_fail "$tmp/miss" "$tmp/x2" -- --base "$B" --models "$tmp/miss" --method ties
+cp -r "$tmp/m/ft2" "$tmp/trunc"
+f=$tmp/trunc/$(ls "$tmp/trunc" | grep -m1 'of-.*safetensors')
+truncate -s $(($(stat -c %s "$f") - 100)) "$f"
+expect_fail "$f" "$tmp/x3" -- --base "$B" --models "$tmp/trunc" --method ta
+expect_fail "missing from" "$tmp/x4" -- --base "$B" --models "$tmp/h/ft0" --method ta
+expect_fail "is not in the base" "$tmp/x7" -- --base "$tmp/h/base" --models "$tmp/m/ft0" --method ta
+cp -r "$tmp/m/ft2" "$tmp/nan"
+$py - "$src" "$tmp/nan" <<'PY'
+import json, sys
+import numpy as np
+sys.path.insert(0, sys.argv[1] + "/bench/anymerge")
+from st_numpy import read_file, write_file
+d = sys.argv[2]
+f = d + "/" + json.load(open(d + "/model.safetensors.index.json"))["weight_map"]["lm_head.weight"]
+t = {n: (e[0], e[1], np.array(e[2])) for n, e in read_file(f).items()}
+t["lm_head.weight"][2].view(np.uint16)[77] = 0x7fc0   # a BF16 NaN
+write_file(f, t)
+PY
+expect_fail "tensor lm_head.weight: element 77 is nan" "$tmp/x8" -- --base "$B" --models "$tmp/m/ft0,$tmp/nan" --method ties
+mkdir "$tmp/exists"
+expect_fail "already exists" "$tmp/exists" -- --base "$B" --models "$M" --method ta
+printf 'merge_method: ties\nbase_model: %s\nmodels:\n  - model: %s\n    parameters: {weight: [0.1, 0.5]}\n' "$B" "$tmp/m/ft0" >"$tmp/bad.yaml"
+expect_fail "line 5" "$tmp/x5" -- --config "$tmp/bad.yaml"
+printf 'merge_method: ties\nbase_model: %s\nslices: []\nmodels: []\n' "$B" >"$tmp/bad2.yaml"
+expect_fail "slices" "$tmp/x6" -- --config "$tmp/bad2.yaml"
+
+# 4. interrupted writes leave no model
+st=0
+(ulimit -f 200; exec "$bin" merge --quiet --base "$B" --models "$M" --method ta --out "$tmp/fsz") 2>"$tmp/err" || st=$?
+((st != 0)) || fail "a 100 KiB file-size limit did not stop the merge"
+grep -q "File too large" "$tmp/err" || fail "RLIMIT_FSIZE: $(cat "$tmp/err")"
+[[ ! -e $tmp/fsz ]] && ! ls -d "$tmp"/fsz.tmp.* 2>/dev/null || fail "RLIMIT_FSIZE left output"
+echo "file-size limit: $(cat "$tmp/err")"
+mkdir "$tmp/full"
+if mount -t tmpfs -o size=1M tmpfs "$tmp/full" 2>/dev/null; then
+  st=0
+  "$bin" merge --quiet --base "$B" --models "$M" --method ties --out "$tmp/full/o" 2>"$tmp/err" || st=$?
+  ((st != 0)) && grep -q "No space left" "$tmp/err" || fail "full disk: exit $st: $(cat "$tmp/err")"
+  [[ -z $(ls -A "$tmp/full") ]] || fail "full disk left $(ls "$tmp/full")"
+  echo "full disk: $(cat "$tmp/err")"
+  umount "$tmp/full"
+else
+  echo "full disk: skipped (no tmpfs mount here)"
+fi
+"$bin" merge --quiet --base "$B" --models "$M" --method ties --slice 64 --out "$tmp/killed" &
+pid=$!
+for ((i = 0; i < 500; i++)); do ls -d "$tmp"/killed.tmp.* >/dev/null 2>&1 && break; sleep 0.01; done
+sleep 0.2
+kill -0 $pid 2>/dev/null || fail "the merge ended before SIGKILL"
+kill -9 $pid
+wait $pid || true
+[[ ! -e $tmp/killed ]] || fail "SIGKILL mid-merge left a model at OUT"
+echo "SIGKILL mid-merge: nothing at OUT ($(ls -d "$tmp"/killed.tmp.* | wc -l) temporary directory left)"
+
+# 5. the suite's merges
+if [[ -n $suite ]]; then
+  models=$($py -c "import json,sys; s=json.load(open(sys.argv[1]+'/suite.json')); print(','.join(sys.argv[1]+'/'+t['finetuned']['full'] for t in s['tasks']))" "$suite")
+  for m in ta ties consensus-ta consensus-ties; do
+    merge --suite "$suite" --method $m --set lambda=0.3 $([[ $m == consensus* ]] && echo --set tall_lambda=0.6) --out "$tmp/s_$m.safetensors"
+    merge --base "$suite/pretrained.safetensors" --models "$models" --method $m --set lambda=0.3 --out "$tmp/a_$m"
+    $py - "$src" "$tmp/s_$m.safetensors" "$tmp/a_$m" "$m" <<'PY' || fail "suite path differs"
+import sys
+sys.path.insert(0, sys.argv[1] + "/bench/anymerge")
+from st_numpy import read_set
+a, b = read_set(sys.argv[2]), read_set(sys.argv[3])
+bad = [n for n in a if n not in b or bytes(a[n][2]) != bytes(b[n][2])]
+print(f"suite {sys.argv[4]}: {len(a)} tensors, {len(bad)} differ {bad[:3]}")
+sys.exit(1 if bad or len(a) != len(b) else 0)
+PY
+  done
+fi
+echo "anymerge: OK"

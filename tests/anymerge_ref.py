@@ -1,0 +1,174 @@
+#!/usr/bin/python3
+"""anymerge_ref.py — numpy reference of `ttmerge merge --base --models` (baselines/anymerge.h).
+
+  anymerge_ref.py OUT BASE M1,M2,... METHOD [--set k=v ...] [--seed S] [--dtype bf16|f16|f32]
+                  [--sample N] [--weights w1,w2,...]
+
+recomputes the merge in numpy (float32, the same operation order as the C kernels) and compares
+OUT's tensors with it: every tensor, or N sampled ones (--sample; the TIES thresholds are still
+global: numpy's order statistic over every merged element, one model at a time), bit for bit after
+rounding to the output dtype (BF16: round to nearest even, computed here with integer ops).
+Prints one line per problem and exits 1 if any; the thresholds are printed for the log.
+"""
+import argparse
+import os
+import random
+import sys
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench", "anymerge"))
+from st_numpy import as_f32, bf16_rne, read_set  # noqa: E402
+
+M64 = (1 << 64) - 1
+
+
+def mix64(z):
+    z = (z + 0x9E3779B97F4A7C15) & M64
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & M64
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & M64
+    return z ^ (z >> 31)
+
+
+def mix64_np(z):
+    with np.errstate(over="ignore"):
+        z = z + np.uint64(0x9E3779B97F4A7C15)
+        z = (z ^ (z >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        z = (z ^ (z >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+        return z ^ (z >> np.uint64(31))
+
+
+def dare_keep(seed, task, tensor, n, density):
+    """kern_hash_u01(seed, task, tensor, i) < density for i < n."""
+    h = mix64(mix64(mix64(seed) ^ task) ^ tensor)
+    i = np.arange(n, dtype=np.uint64)
+    u = (mix64_np(np.uint64(h) ^ i) >> np.uint64(11)).astype(np.float64) * 2.0 ** -53
+    return u < density
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("out")
+    ap.add_argument("base")
+    ap.add_argument("models")
+    ap.add_argument("method")
+    ap.add_argument("--set", action="append", default=[])
+    ap.add_argument("--seed", type=int, default=0)
+    ap.add_argument("--dtype", default=None)
+    ap.add_argument("--sample", type=int, default=0)
+    ap.add_argument("--weights", default=None)
+    a = ap.parse_args()
+    p = {"topk": 20.0, "density": 0.5, "base": "ta", "merge": "mean", "k": 2, "tall_lambda": 0.6, "lambda": None}
+    for kv in a.set:
+        k, v = kv.split("=", 1)
+        p[k] = v if k in ("base", "merge") else float(v)
+    ties = a.method in ("ties", "consensus-ties") or (a.method == "dare" and p["base"] == "ties")
+    mean = p["merge"] == "mean" and a.method != "consensus-ties"
+    lam = p["lambda"] if p["lambda"] is not None else (1.0 if ties and mean and a.method != "consensus-ties" else 0.3)
+    lam = np.float32(lam)
+    base = read_set(a.base)
+    models = [read_set(m) for m in a.models.split(",")]
+    K = len(models)
+    w = [float(x) for x in a.weights.split(",")] if a.weights else [1.0] * K
+    out = read_set(a.out)
+    names = sorted(base)
+    index = {n: i for i, n in enumerate(names)}
+    merged = [n for n in names if base[n][0] in ("F32", "F16", "BF16", "F64")]
+
+    def tv(name, k):
+        b = as_f32(base[name]).reshape(-1)
+        x = as_f32(models[k][name]).reshape(-1) - b
+        if w[k] != 1.0:
+            x = np.float32(w[k]) * x
+        if a.method == "dare":
+            keep = dare_keep(a.seed, k, index[name], x.size, p["density"])
+            x = np.where(keep, x / np.float32(p["density"]), np.float32(0)).astype(np.float32)
+        return x
+
+    thr = [np.float32(0)] * K
+    majority = 0
+    if ties:
+        d = sum(int(np.prod(base[n][1])) for n in merged)
+        keep_n = int(d * (p["topk"] / 100.0))
+        if keep_n < d:
+            for k in range(K):
+                mags = np.concatenate([np.abs(tv(n, k)) for n in merged])
+                thr[k] = np.partition(mags, d - keep_n - 1)[d - keep_n - 1]  # kthvalue(d - keep)
+                del mags
+        print("thresholds", " ".join(f"{float(t):.9g}" for t in thr))
+        bal = und = 0
+        for n in merged:
+            s = np.zeros(int(np.prod(base[n][1])), np.float32)
+            some = np.zeros(s.shape, bool)
+            for k in range(K):
+                x = tv(n, k)
+                keep = (np.abs(x) >= thr[k]) & (x != 0)
+                s += np.where(keep, x, np.float32(0))
+                some |= keep
+            bal += int(np.sign(s).sum())
+            und += int((some & (s == 0)).sum())
+        majority = 1 if bal > 0 else -1 if bal < 0 else 0
+        print(f"majority sign {majority:+d}, {und} kept entries with a trimmed sum of exactly 0")
+
+    def ties_merge(xs, use_mean):
+        s = np.zeros_like(xs[0])
+        for k in range(K):
+            s += np.where((np.abs(xs[k]) >= thr[k]) & (xs[k] != 0), xs[k], np.float32(0))
+        sign = np.where(s > 0, 1, np.where(s < 0, -1, majority))
+        o = np.zeros_like(s)
+        cnt = np.zeros(s.shape, np.int32)
+        for k in range(K):
+            x = xs[k]
+            agree = (np.abs(x) >= thr[k]) & np.where(sign > 0, x > 0, x < 0)
+            o += np.where(agree, x, np.float32(0))
+            cnt += agree
+        if use_mean:
+            o = np.where(cnt > 1, o / np.maximum(cnt, 1).astype(np.float32), o)
+        return o.astype(np.float32)
+
+    check = merged if not a.sample else random.Random(0).sample(merged, min(a.sample, len(merged)))
+    bad = 0
+    for n in check:
+        b = as_f32(base[n]).reshape(-1)
+        if a.method == "average":
+            acc = np.zeros_like(b)
+            for k in range(K):
+                acc += np.float32(w[k]) * as_f32(models[k][n]).reshape(-1)
+            ref = acc * np.float32(1.0 / sum(w))
+        else:
+            xs = [tv(n, k) for k in range(K)]
+            if ties:
+                mtl = ties_merge(xs, mean)
+            else:
+                mtl = np.zeros_like(b)
+                for x in xs:
+                    mtl += x
+            if a.method.startswith("consensus"):
+                cnt = np.zeros(b.shape, np.int32)
+                for x in xs:
+                    cnt += np.abs(x) > np.float32(p["tall_lambda"]) * np.abs(mtl - x)
+                mtl = np.where(cnt >= int(p["k"]), mtl, np.float32(0))
+            ref = b + lam * mtl
+        dt = a.dtype or {"BF16": "bf16", "F16": "f16", "F32": "f32"}[base[n][0]]
+        got_e = out[n]
+        if dt == "bf16":
+            want_bits, got_bits = bf16_rne(ref), got_e[2].view(np.uint16)
+        elif dt == "f16":
+            want_bits, got_bits = ref.astype(np.float16).view(np.uint16), got_e[2].view(np.uint16)
+        else:
+            want_bits, got_bits = ref.view(np.uint32), got_e[2].view(np.uint32)
+        diff = np.nonzero(want_bits != got_bits)[0]
+        if diff.size:
+            i = diff[0]
+            print(f"{n}: {diff.size} of {ref.size} differ; first [{i}]: want {ref[i]!r} got bits {got_bits[i]:#x}")
+            bad += 1
+    for n in names:
+        if n not in merged and bytes(base[n][2]) != bytes(out[n][2]):
+            print(f"{n}: not copied from the base")
+            bad += 1
+    print(f"{a.method}: {len(check)} tensors checked, {bad} differ")
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
