@@ -56,6 +56,25 @@ int merge_param_int(const merge_ctx *ctx, const char *name, long *out, tt_err *e
     return 0;
 }
 
+int merge_params_resolve(merge_params *p, const merge_method *m, const char *const *sets, int n_sets, tt_err *err) {
+    memset(p, 0, sizeof *p);
+    for (const merge_param *d = m->params; d && d->name; d++)
+        if (params_set(p, d->name, d->dflt, err)) return -1;
+    for (int i = 0; i < n_sets; i++) {
+        const char *eq = strchr(sets[i], '=');
+        if (!eq || eq == sets[i]) return tt_fail(err, TT_EINPUT, "--set %s: expected key=value", sets[i]);
+        char key[64];
+        snprintf(key, sizeof key, "%.*s", (int)(eq - sets[i]), sets[i]);
+        bool known = false;
+        for (int j = 0; j < p->n && !known; j++) known = !strcmp(p->key[j], key);
+        if (!known)
+            return tt_fail(err, TT_EINPUT, "method %s has no parameter '%s' (see ttmerge merge --method %s --help)",
+                           m->name, key, m->name);
+        if (params_set(p, key, eq + 1, err)) return -1;
+    }
+    return 0;
+}
+
 /* ---- context ---- */
 
 int merge_ctx_open(merge_ctx *ctx, const suite *s, const merge_method *m, const char *const *sets, int n_sets,
@@ -65,18 +84,7 @@ int merge_ctx_open(merge_ctx *ctx, const suite *s, const merge_method *m, const 
     ctx->K = s->n_tasks;
     ctx->seed = seed;
     if (ctx->K > MERGE_MAX_TASKS) return tt_fail(err, TT_EINPUT, "%s: %d tasks (at most %d)", s->dir, ctx->K, MERGE_MAX_TASKS);
-    for (const merge_param *p = m->params; p && p->name; p++)
-        if (params_set(&ctx->params, p->name, p->dflt, err)) return -1;
-    for (int i = 0; i < n_sets; i++) {
-        const char *eq = strchr(sets[i], '=');
-        if (!eq || eq == sets[i]) return tt_fail(err, TT_EINPUT, "--set %s: expected key=value", sets[i]);
-        char key[64];
-        snprintf(key, sizeof key, "%.*s", (int)(eq - sets[i]), sets[i]);
-        if (!merge_param_str(ctx, key))
-            return tt_fail(err, TT_EINPUT, "method %s has no parameter '%s' (see ttmerge merge --method %s --help)",
-                           m->name, key, m->name);
-        if (params_set(&ctx->params, key, eq + 1, err)) return -1;
-    }
+    if (merge_params_resolve(&ctx->params, m, sets, n_sets, err)) return -1;
     if (ckpt_load_vit(&ctx->pre, s->pretrained, err) || ckpt_check_finite(&ctx->pre, s->pretrained, err)) goto fail;
     if (ctx->pre.lay.count > 512) {
         tt_fail(err, TT_EINPUT, "%s: %d tensors (at most 512)", s->pretrained, ctx->pre.lay.count);
@@ -175,18 +183,30 @@ int merge_record(merge_ctx *ctx, const char *json, tt_err *err) {
     return 0;
 }
 
-int merge_add_extra(merge_ctx *ctx, const char *name, int ndim, const int64_t *shape, float *data, tt_err *err) {
+static int add_extra(merge_ctx *ctx, const char *name, int ndim, const int64_t *shape, void *data, st_dtype dt,
+                     tt_err *err) {
     if (ctx->n_extra >= MERGE_MAX_EXTRA || ndim > 4) {
         free(data);
         return tt_fail(err, TT_EINTERNAL, "too many extra tensors");
     }
     ckpt_extra_tensor *x = &ctx->extra[ctx->n_extra];
+    memset(x, 0, sizeof *x);
     x->name = strdup(name);
     x->ndim = ndim;
     for (int i = 0; i < ndim; i++) x->shape[i] = shape[i];
-    x->data = data;
+    x->dtype = dt;
+    if (dt == ST_U8) x->bytes = data;
+    else x->data = data;
     ctx->extra_owned[ctx->n_extra++] = data;
     return x->name ? 0 : tt_fail(err, TT_ENOMEM, "out of memory");
+}
+
+int merge_add_extra(merge_ctx *ctx, const char *name, int ndim, const int64_t *shape, float *data, tt_err *err) {
+    return add_extra(ctx, name, ndim, shape, data, ST_F32, err);
+}
+
+int merge_add_extra_u8(merge_ctx *ctx, const char *name, int ndim, const int64_t *shape, uint8_t *data, tt_err *err) {
+    return add_extra(ctx, name, ndim, shape, data, ST_U8, err);
 }
 
 char *merge_params_json(const merge_ctx *ctx) {
@@ -243,7 +263,8 @@ int merge_eval_init(merge_eval *ev, merge_ctx *ctx, tt_err *err) {
     /* every head planned here: evaluating later cannot fail (merge_eval_tasks asserts it) */
     if (!ev->logits || infer_init(&ev->ic, ctx->d, &ctx->s->cfg, INFER_BATCH, err) ||
         infer_plan_heads(&ev->ic, classes, ctx->K, err) ||
-        vit_weights_bind(&ev->w, &ctx->out.lay, ctx->out.params, NULL, err)) {
+        vit_weights_bind(&ev->w, &ctx->out.lay, ctx->out.params, NULL, err) ||
+        ckpt_task_state_init(&ev->st, &ctx->out, ctx->extra, ctx->n_extra, err)) {
         merge_eval_free(ev);
         return -1;
     }
@@ -253,6 +274,7 @@ int merge_eval_init(merge_eval *ev, merge_ctx *ctx, tt_err *err) {
 void merge_eval_free(merge_eval *ev) {
     infer_free(&ev->ic);
     vit_weights_free(&ev->w);
+    ckpt_task_state_free(&ev->st);
     free(ev->logits);
     memset(ev, 0, sizeof *ev);
 }
@@ -262,13 +284,16 @@ double merge_eval_task(merge_eval *ev, merge_ctx *ctx, int t, bool test) {
     const suite_task_info *ti = &s->tasks[t];
     const ds_images *im = test ? &ti->test : &ti->val;
     const float *W = ti->head.W, *b = ti->head.b;
-    bool swapped = ckpt_task_apply(&ctx->out, ctx->extra, ctx->n_extra, ti->name, &ev->w, &W, &b) > 0;
+    bool swapped = ckpt_task_apply(&ctx->out, ctx->extra, ctx->n_extra, ti->name, &ev->w, &W, &b, &ev->st) > 0;
     tt_err e;
+    ev->ic.feature_hook = ev->st.down ? ckpt_surgery_hook : NULL;
+    ev->ic.feature_user = &ev->st;
     /* every head was planned by merge_eval_init's callers before; a failure here is a bug */
     /* sharded over the MPI ranks when there are several (core/par.h): the same accuracy */
     double acc;
     TT_ASSERT(infer_accuracy_sharded(&ev->ic, &ev->w, W, b, ti->classes, im->pixels, im->labels, im->n, &s->norm,
                                      ev->logits, &acc, &e) == 0);
+    ev->ic.feature_hook = NULL;
     if (swapped) vit_weights_repoint(&ev->w, &ctx->out.lay, ctx->out.params, NULL);
     return acc;
 }

@@ -41,7 +41,7 @@ typedef struct merge_param {
 
 #define MERGE_MAX_PARAMS 24
 #define MERGE_MAX_TASKS 64
-#define MERGE_MAX_EXTRA 256
+#define MERGE_MAX_EXTRA 4096 /* EMR: a mask per task and tensor */
 
 /* --set key=value pairs after defaults are applied; every value as given (string). */
 typedef struct merge_params {
@@ -64,10 +64,13 @@ typedef struct merge_ctx {
     /* outputs besides `out` */
     char *record_json;            /* JSON object with what the method chose (merge_record) */
     ckpt_extra_tensor extra[MERGE_MAX_EXTRA];
-    float *extra_owned[MERGE_MAX_EXTRA];
+    void *extra_owned[MERGE_MAX_EXTRA];
     int n_extra;
     char curve_csv[1024];         /* input: where an adaptive method writes its curve ("" = nowhere) */
     cm_format out_format;         /* merge_ctx_save's layout: θ0's (set by merge_ctx_open), or as the caller says */
+    /* the method registry (bench/registry.h merge_find), set by the caller that has it: a method
+     * that runs another by name (surgery's base) finds it here; NULL = none */
+    const struct merge_method *(*find_method)(const char *name);
 } merge_ctx;
 
 typedef struct merge_method {
@@ -91,6 +94,9 @@ void merge_ctx_close(merge_ctx *ctx);
  * method that stores some cannot be written in another (an error). */
 int merge_ctx_save(const merge_ctx *ctx, const merge_method *m, const char *path, tt_err *err);
 
+/* m's parameters: its defaults, then "k=v" strings (unknown keys are errors). merge_ctx_open uses it;
+ * a method that runs another (surgery's base) resolves the other's with it. */
+int merge_params_resolve(merge_params *p, const merge_method *m, const char *const *sets, int n_sets, tt_err *err);
 /* JSON object of every parameter used (strings) plus the seed; caller frees. */
 char *merge_params_json(const merge_ctx *ctx);
 /* Parameter lookup (after merge_ctx_open every declared parameter has a value). */
@@ -108,12 +114,15 @@ void merge_task_vector(const merge_ctx *ctx, int k, int l, float *out);
 int merge_record(merge_ctx *ctx, const char *json, tt_err *err);
 /* Add an owned extra tensor (the context frees data). */
 int merge_add_extra(merge_ctx *ctx, const char *name, int ndim, const int64_t *shape, float *data, tt_err *err);
+/* The same for a U8 tensor (packed bit masks, docs/formats.md). */
+int merge_add_extra_u8(merge_ctx *ctx, const char *name, int ndim, const int64_t *shape, uint8_t *data, tt_err *err);
 
 /* ---- evaluation helpers for methods that pick hyper-parameters on validation data ---- */
 typedef struct merge_eval {
     infer_ctx ic;
     float *logits;     /* scratch: max split size x max classes */
     vit_weights w;     /* bound to ctx->out.params */
+    ckpt_task_state st; /* a task's masked tensors and surgery map (ckpt_task_apply) */
 } merge_eval;
 int merge_eval_init(merge_eval *ev, merge_ctx *ctx, tt_err *err);
 void merge_eval_free(merge_eval *ev);
@@ -123,7 +132,8 @@ void merge_eval_free(merge_eval *ev);
 double merge_eval_tasks(merge_eval *ev, merge_ctx *ctx, bool test, double *acc, double *norm);
 /* Accuracy (%) of task t on its val (or test) split. Both evaluate each task with what the method
  * stored for it among ctx->extra (task.<task>.head.*: its tinted head; task.<task>.<tensor>: its
- * own copy of that backbone tensor, see ckpt_task_apply), else ctx->out and the zero-shot head.
+ * own copy of that backbone tensor; masks of a shared delta; a surgery map: see ckpt_task_apply),
+ * else ctx->out and the zero-shot head. merge_eval_init must come after the method stored them.
  * Under MPI every rank calls them: the split is sharded (infer_accuracy_sharded) and ev->logits
  * holds the whole split's logits on rank 0 only. */
 double merge_eval_task(merge_eval *ev, merge_ctx *ctx, int t, bool test);

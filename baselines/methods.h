@@ -19,6 +19,13 @@ extern const merge_method method_graft;
 extern const merge_method method_tsv_m;
 extern const merge_method method_iso_c;
 extern const merge_method method_iso_cts;
+extern const merge_method method_emr;
+
+/* EMR-Merging's per-tensor step (baselines/emr.c): from the K task vectors tau[k] [n], the unified
+ * vector uni [n], the sign masks mask[k] [(n+7)/8] (packed bits, element j = bit j&7 of byte j>>3),
+ * and per task mean|τ_k| (abs_tau[k]) and mean|m_k ⊙ τ_uni| (abs_kept[k]). */
+int emr_tensor(const float *const *tau, int K, size_t n, float *uni, uint8_t *const *mask, double *abs_tau,
+               double *abs_kept);
 extern const merge_method method_fisher;
 extern const merge_method method_regmean;
 extern const merge_method method_wudi;

@@ -29,14 +29,14 @@
 const char *const grid_all_methods[] = {"zeroshot", "individual", "ta", "ties", "consensus-ta", "consensus-ties",
                                         "tatr", "dare", "lata", "awd", "graft", "adamerging-task", "adamerging",
                                         "adamerging++", "awd-adamerging", "tinting", "tsv-m", "iso-c", "iso-cts", "fisher",
-                                        "regmean", "wudi", "cart", "pcb", NULL};
+                                        "regmean", "wudi", "cart", "pcb", "emr", "surgery", NULL};
 
 /* The methods whose result depends on the seed (ctx->seed): DARE's drop masks, graft's initial
  * shots, the training images Fisher and RegMean draw, the test-time learners' batch and task order
- * (adamerge/adapt.c). `bench --seeds` repeats
+ * (adamerge/adapt.c), surgery's initial maps and batches. `bench --seeds` repeats
  * only these; the others give the same bits for every seed. */
 const char *const grid_seeded_methods[] = {"dare", "graft", "fisher", "regmean", "adamerging-task", "adamerging",
-                                           "adamerging++", "awd-adamerging", "tinting", NULL};
+                                           "adamerging++", "awd-adamerging", "tinting", "surgery", NULL};
 
 static volatile sig_atomic_t interrupted;
 static void on_sigint(int sig) {
@@ -123,6 +123,7 @@ static int run_method(const grid_opts *o, const suite *s, const char *name, chil
     merge_ctx ctx;
     double t0 = progress_now();
     if (merge_ctx_open(&ctx, s, m, sets, n, o->seed, err)) return -1;
+    ctx.find_method = merge_find;
     co->load_s = progress_now() - t0;
     /* models/<method>.safetensors: one ttmerge file whatever θ0's format (an imported suite's may be
      * Hugging Face or open_clip), which also holds the task-specific tensors of the learners */

@@ -5,6 +5,7 @@
 
 #include "adamerge/adamerge.h"
 #include "baselines/methods.h"
+#include "bench/surgery.h"
 #include "tint/tinting.h"
 
 static const merge_method *const registry[] = {
@@ -26,6 +27,8 @@ static const merge_method *const registry[] = {
     &method_tsv_m,
     &method_iso_c,
     &method_iso_cts,
+    &method_emr,
+    &method_surgery,
     &method_fisher,
     &method_regmean,
     &method_wudi,

@@ -148,14 +148,33 @@ done:
     return rc;
 }
 
-/* Every task-specific tensor "task.<task>.<name>" of the model file f, checked against the suite
- * and the architecture (see ckpt_task_apply) and read as f32 into x[*n] (owned; free_extras). */
+/* Every task-specific tensor "task.<task>.<name>" of the model file f and every shared delta
+ * "delta.<tensor>", checked against the suite and the architecture (see ckpt_task_apply) and read
+ * (f32, or the bytes of a U8 mask) into x[*n] (owned; free_extras). */
 static void free_extras(ckpt_extra_tensor *x, int n) {
     for (int i = 0; x && i < n; i++) {
         free((char *)x[i].name);
-        free((float *)x[i].data);
+        free((void *)x[i].data);
     }
     free(x);
+}
+
+/* The partner a tensor needs in the file, "" when none: a head's other half, a mask's delta and
+ * scale, a surgery map's other half. */
+static int check_partners(const st_file *f, const char *task, const char *rest, tt_err *e) {
+    char need[2][ST_MAX_NAME + 64] = {"", ""};
+    if (!strcmp(rest, "head.weight")) snprintf(need[0], sizeof need[0], "task.%s.head.bias", task);
+    else if (!strcmp(rest, "head.bias")) snprintf(need[0], sizeof need[0], "task.%s.head.weight", task);
+    else if (!strcmp(rest, "surgery.down")) snprintf(need[0], sizeof need[0], "task.%s.surgery.up", task);
+    else if (!strcmp(rest, "surgery.up")) snprintf(need[0], sizeof need[0], "task.%s.surgery.down", task);
+    else if (!strncmp(rest, "mask.", 5)) {
+        snprintf(need[0], sizeof need[0], "delta.%s", rest + 5);
+        snprintf(need[1], sizeof need[1], "task.%s.scale", task);
+    }
+    for (int i = 0; i < 2; i++)
+        if (need[i][0] && !st_find(f, need[i]))
+            return tt_fail(e, TT_EINPUT, "%s: tensor task.%s.%s without %s", st_path(f), task, rest, need[i]);
+    return 0;
 }
 
 static int read_task_tensors(const suite *s, const ckpt_vit *m, const st_file *f, ckpt_extra_tensor **out, int *n,
@@ -166,54 +185,98 @@ static int read_task_tensors(const suite *s, const ckpt_vit *m, const st_file *f
     if (!*out) return tt_fail(e, TT_ENOMEM, "out of memory");
     for (int i = 0; i < st_count(f); i++) {
         const st_tensor *t = st_at(f, i);
-        if (strncmp(t->name, "task.", 5)) continue;
-        const char *dot = strchr(t->name + 5, '.');
-        char task[64];
-        int k = -1;
-        if (dot && dot - (t->name + 5) < (int)sizeof task) {
-            snprintf(task, sizeof task, "%.*s", (int)(dot - (t->name + 5)), t->name + 5);
-            k = suite_find_task(s, task);
+        bool shared = !strncmp(t->name, "delta.", 6);
+        if (strncmp(t->name, "task.", 5) && !shared) continue;
+        char task[64] = "";
+        const char *rest;
+        if (shared) {
+            rest = t->name + 6;
+        } else {
+            const char *dot = strchr(t->name + 5, '.');
+            int k = -1;
+            if (dot && dot - (t->name + 5) < (int)sizeof task) {
+                snprintf(task, sizeof task, "%.*s", (int)(dot - (t->name + 5)), t->name + 5);
+                k = suite_find_task(s, task);
+            }
+            if (k < 0) return tt_fail(e, TT_EINPUT, "%s: tensor %s names no task of suite %s", path, t->name, s->name);
+            rest = dot + 1;
         }
-        if (k < 0) return tt_fail(e, TT_EINPUT, "%s: tensor %s names no task of suite %s", path, t->name, s->name);
-        const char *rest = dot + 1;
-        int64_t shape[4];
-        int ndim, l = vit_layout_find(&m->lay, rest);
-        char other[160] = "";
-        if (!strcmp(rest, "head.weight") || !strcmp(rest, "head.bias")) { /* a tinted head: both tensors */
+        int64_t shape[4] = {0};
+        int ndim;
+        st_dtype dt = ST_F32;
+        int k = shared ? -1 : suite_find_task(s, task);
+        int l = vit_layout_find(&m->lay, shared ? rest : !strncmp(rest, "mask.", 5) ? rest + 5 : rest);
+        if (shared || !strncmp(rest, "mask.", 5)) {
+            if (l < 0)
+                return tt_fail(e, TT_EINPUT, "%s: tensor %s: '%s' is not a tensor of the architecture", path, t->name,
+                               shared ? rest : rest + 5);
+            if (shared) {
+                ndim = m->lay.t[l].ndim;
+                memcpy(shape, m->lay.t[l].shape, sizeof shape);
+            } else {
+                ndim = 1;
+                shape[0] = (int64_t)((m->lay.t[l].numel + 7) / 8);
+                dt = ST_U8;
+            }
+        } else if (!strcmp(rest, "head.weight") || !strcmp(rest, "head.bias")) { /* a tinted head: both tensors */
             bool weight = rest[5] == 'w';
             ndim = weight ? 2 : 1;
             shape[0] = s->tasks[k].classes;
             shape[1] = m->cfg.output_dim;
-            snprintf(other, sizeof other, "task.%s.head.%s", task, weight ? "bias" : "weight");
+        } else if (!strcmp(rest, "scale")) {
+            ndim = 1;
+            shape[0] = 1;
+        } else if (!strcmp(rest, "surgery.down") || !strcmp(rest, "surgery.up")) {
+            bool down = rest[8] == 'd';
+            int64_t r = t->ndim == 2 ? t->shape[down ? 0 : 1] : 0;
+            if (r < 1 || r > 1024)
+                return tt_fail(e, TT_EINPUT, "%s: tensor %s: expected a 2-D map of rank 1..1024", path, t->name);
+            char other[160];
+            snprintf(other, sizeof other, "task.%s.surgery.%s", task, down ? "up" : "down");
+            const st_tensor *o = st_find(f, other);
+            if (o && (o->ndim != 2 || o->shape[down ? 1 : 0] != r))
+                return tt_fail(e, TT_EINPUT, "%s: tensors %s and %s disagree on the rank", path, t->name, other);
+            ndim = 2;
+            shape[0] = down ? r : m->cfg.output_dim;
+            shape[1] = down ? m->cfg.output_dim : r;
         } else if (l >= 0) {
             ndim = m->lay.t[l].ndim;
             memcpy(shape, m->lay.t[l].shape, sizeof shape);
         } else {
-            return tt_fail(e, TT_EINPUT, "%s: tensor %s: '%s' is neither head.weight/head.bias nor a tensor of the "
-                           "architecture (open_clip names, e.g. transformer.resblocks.0.mlp.c_proj.weight)",
-                           path, t->name, rest);
+            return tt_fail(e, TT_EINPUT, "%s: tensor %s: '%s' is neither head.weight/head.bias, scale, mask.<tensor>, "
+                           "surgery.down/up nor a tensor of the architecture (open_clip names, e.g. "
+                           "transformer.resblocks.0.mlp.c_proj.weight)", path, t->name, rest);
         }
         if (st_expect(f, t->name, ndim, shape, NULL, e)) return -1;
-        if (other[0] && !st_find(f, other))
-            return tt_fail(e, TT_EINPUT, "%s: tensor %s without %s", path, t->name, other);
+        if (t->dtype != dt && (dt == ST_U8 || t->dtype == ST_U8 || t->dtype == ST_BOOL || t->dtype >= ST_I64))
+            return tt_fail(e, TT_EINPUT, "%s: tensor %s is %s, expected %s", path, t->name, st_dtype_name(t->dtype),
+                           st_dtype_name(dt));
+        if (!shared && check_partners(f, task, rest, e)) return -1;
         ckpt_extra_tensor *x = &(*out)[(*n)++];
-        float *data = tt_calloc_aligned((size_t)t->numel, sizeof(float), e);
+        void *data = tt_calloc_aligned((size_t)t->numel, dt == ST_U8 ? 1 : sizeof(float), e);
         x->data = data;
+        x->dtype = dt;
         x->name = strdup(t->name);
         x->ndim = ndim;
         memcpy(x->shape, shape, sizeof shape);
         if (!data || !x->name) return tt_fail(e, TT_ENOMEM, "out of memory");
+        if (dt == ST_U8) {
+            memcpy(data, t->data, t->nbytes);
+            continue;
+        }
         if (st_read_f32(f, t, data, e)) return -1;
+        const float *v = data;
         for (int64_t j = 0; j < t->numel; j++)
-            if (!isfinite(data[j]))
+            if (!isfinite(v[j]))
                 return tt_fail(e, TT_ENUMERIC, "%s: tensor %s holds %s at [%lld]", path, t->name,
-                               isnan(data[j]) ? "NaN" : "Inf", (long long)j);
+                               isnan(v[j]) ? "NaN" : "Inf", (long long)j);
     }
     return 0;
 }
 
 /* Per task of the suite: the model with what it stores for the task (task.<task>.head.*: a tinted
- * head, task.<task>.<tensor>: its own copy of a backbone tensor; ckpt_task_apply), else the
+ * head, task.<task>.<tensor>: its own copy of a backbone tensor, masks of a shared delta, a surgery
+ * map; ckpt_task_apply), else the
  * task's zero-shot head, on the task's test (or val) split. */
 static int eval_suite(const eval_args *a, int batch, tt_err *e) {
     suite s = {0};
@@ -223,7 +286,8 @@ static int eval_suite(const eval_args *a, int batch, tt_err *e) {
     infer_ctx ic = {0};
     vit_weights w = {0};
     float *logits = NULL;
-    ckpt_extra_tensor *x = NULL; /* the model's task.<task>.* tensors */
+    ckpt_extra_tensor *x = NULL; /* the model's task.<task>.* and delta.* tensors */
+    ckpt_task_state st = {0};
     int nx = 0, rc = -1;
     bool test = !a->split || !strcmp(a->split, "test");
     if (a->split && strcmp(a->split, "test") && strcmp(a->split, "val")) {
@@ -242,7 +306,7 @@ static int eval_suite(const eval_args *a, int batch, tt_err *e) {
         tt_fail(e, TT_EINPUT, "%s: architecture differs from the suite's (%s/suite.json)", a->model, a->suite);
         goto done;
     }
-    if (f && read_task_tensors(&s, &m, f, &x, &nx, e)) goto done;
+    if (f && (read_task_tensors(&s, &m, f, &x, &nx, e) || ckpt_task_state_init(&st, &m, x, nx, e))) goto done;
     int only = -1;
     if (a->task && (only = suite_find_task(&s, a->task)) < 0) {
         tt_fail(e, TT_EINPUT, "%s: no task '%s' in the suite", a->suite, a->task);
@@ -263,7 +327,9 @@ static int eval_suite(const eval_args *a, int batch, tt_err *e) {
         suite_task_info *ti = &s.tasks[t];
         const ds_images *im = test ? &ti->test : &ti->val;
         const float *W = ti->head.W, *b = ti->head.b;
-        bool swapped = ckpt_task_apply(&m, x, nx, ti->name, &w, &W, &b) > 0;
+        bool swapped = ckpt_task_apply(&m, x, nx, ti->name, &w, &W, &b, &st) > 0;
+        ic.feature_hook = st.down ? ckpt_surgery_hook : NULL;
+        ic.feature_user = &st;
         free(logits);
         logits = malloc((size_t)im->n * ti->classes * sizeof(float));
         double acc = 0; /* sharded over the MPI ranks when there are several; rank 0 prints */
@@ -287,6 +353,7 @@ static int eval_suite(const eval_args *a, int batch, tt_err *e) {
     rc = 0;
 done:
     free_extras(x, nx);
+    ckpt_task_state_free(&st);
     free(logits);
     vit_weights_free(&w);
     infer_free(&ic);

@@ -175,6 +175,7 @@ int cmd_merge(int argc, char **argv) {
     if (suite_open(&s, suite_dir, mode, &e)) return fprintf(stderr, "ttmerge merge: %s\n", e.msg), tt_exit_status(&e);
     double t0 = progress_now();
     rc = merge_ctx_open(&ctx, &s, m, sets.v, sets.n, (uint64_t)seed, &e);
+    ctx.find_method = merge_find;
     if (!rc) {
         ctx.progress = cli_progress_enabled(&common);
         ctx.quiet = common.quiet;

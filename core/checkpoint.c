@@ -101,7 +101,9 @@ int ckpt_save_vit(const ckpt_vit *m, const char *path, const ckpt_extra_tensor *
         rc = st_writer_add(w, t->name, t->ndim, t->shape, m->params + t->offset, err);
     }
     for (int i = 0; i < n_extras && !rc; i++)
-        rc = st_writer_add(w, extras[i].name, extras[i].ndim, extras[i].shape, extras[i].data, err);
+        rc = extras[i].dtype == ST_U8
+                 ? st_writer_add_u8(w, extras[i].name, extras[i].ndim, extras[i].shape, extras[i].bytes, err)
+                 : st_writer_add(w, extras[i].name, extras[i].ndim, extras[i].shape, extras[i].data, err);
     char *arch = vit_config_to_json(&m->cfg);
     if (!arch && !rc) rc = tt_fail(err, TT_ENOMEM, "out of memory (arch JSON)");
     if (!rc) rc = st_writer_meta(w, "ttmerge.arch", arch, err);
@@ -218,17 +220,67 @@ void ckpt_head_free(ckpt_head *h) {
     memset(h, 0, sizeof *h);
 }
 
+/* The extra named PREFIX + rest (PREFIX may be "task.T." pieces), or NULL. */
+static const ckpt_extra_tensor *find_extra(const ckpt_extra_tensor *x, int n, const char *a, const char *b,
+                                           const char *c) {
+    size_t la = strlen(a), lb = strlen(b);
+    for (int i = 0; i < n; i++) {
+        const char *nm = x[i].name;
+        if (!strncmp(nm, a, la) && !strncmp(nm + la, b, lb) && !strcmp(nm + la + lb, c)) return &x[i];
+    }
+    return NULL;
+}
+
+int ckpt_task_state_init(ckpt_task_state *st, const ckpt_vit *m, const ckpt_extra_tensor *x, int n, tt_err *err) {
+    memset(st, 0, sizeof *st);
+    for (int i = 0; i < n; i++)
+        if (x[i].dtype == ST_U8) {
+            st->scratch = tt_calloc_aligned(m->lay.total, sizeof(float), err);
+            return st->scratch ? 0 : -1;
+        }
+    return 0;
+}
+
+void ckpt_task_state_free(ckpt_task_state *st) {
+    free(st->scratch);
+    memset(st, 0, sizeof *st);
+}
+
 int ckpt_task_apply(const ckpt_vit *m, const ckpt_extra_tensor *x, int n, const char *task, vit_weights *w,
-                    const float **W, const float **b) {
+                    const float **W, const float **b, ckpt_task_state *st) {
     size_t tl = strlen(task);
     int used = 0;
+    if (st) st->down = st->up = NULL;
+    char prefix[96];
+    snprintf(prefix, sizeof prefix, "task.%s.", task);
     for (int i = 0; i < n; i++) {
         const char *name = x[i].name;
         if (strncmp(name, "task.", 5) || strncmp(name + 5, task, tl) || name[5 + tl] != '.') continue;
         const char *rest = name + 6 + tl;
         if (!strcmp(rest, "head.weight")) *W = x[i].data;
         else if (!strcmp(rest, "head.bias")) *b = x[i].data;
-        else {
+        else if (!strcmp(rest, "scale") || !strcmp(rest, "surgery.up")) continue; /* read with their partners */
+        else if (!strcmp(rest, "surgery.down")) {
+            const ckpt_extra_tensor *up = find_extra(x, n, prefix, "surgery.up", "");
+            TT_ASSERT(st != NULL && up != NULL && x[i].ndim == 2); /* checked by the callers */
+            st->down = x[i].data;
+            st->up = up->data;
+            st->rank = (int)x[i].shape[0];
+        } else if (!strncmp(rest, "mask.", 5)) {
+            int l = vit_layout_find(&m->lay, rest + 5);
+            const ckpt_extra_tensor *delta = find_extra(x, n, "delta.", rest + 5, "");
+            const ckpt_extra_tensor *scale = find_extra(x, n, prefix, "scale", "");
+            TT_ASSERT(l >= 0 && st != NULL && st->scratch != NULL && delta != NULL && scale != NULL &&
+                      x[i].dtype == ST_U8);
+            const vit_tensor_info *t = &m->lay.t[l];
+            const float *base = m->params + t->offset, *d = delta->data;
+            const uint8_t *bits = x[i].bytes;
+            float lam = scale->data[0], *out = st->scratch + t->offset;
+            /* official order: θ0 + (τ_uni · mask) · λ */
+#pragma omp parallel for schedule(static) if (t->numel > 65536)
+            for (size_t j = 0; j < t->numel; j++) out[j] = base[j] + ((bits[j >> 3] >> (j & 7)) & 1 ? d[j] * lam : 0.0f);
+            *vit_weights_slot(w, l) = out;
+        } else {
             int l = vit_layout_find(&m->lay, rest);
             /* the callers check names and shapes (files) or wrote them (methods) */
             TT_ASSERT(l >= 0 && x[i].ndim == m->lay.t[l].ndim);
@@ -238,4 +290,27 @@ int ckpt_task_apply(const ckpt_vit *m, const ckpt_extra_tensor *x, int n, const 
         used++;
     }
     return used;
+}
+
+void ckpt_surgery_map(const float *down, const float *up, int rank, int dim, float *features, int rows) {
+    for (int r = 0; r < rows; r++) {
+        float *z = features + (size_t)r * dim;
+        float a[1024];
+        TT_ASSERT(rank <= 1024); /* checked by the callers */
+        for (int k = 0; k < rank; k++) {
+            double h = 0;
+            for (int j = 0; j < dim; j++) h += (double)down[(size_t)k * dim + j] * z[j];
+            a[k] = h > 0 ? (float)h : 0.0f;
+        }
+        for (int j = 0; j < dim; j++) {
+            double u = 0;
+            for (int k = 0; k < rank; k++) u += (double)up[(size_t)j * rank + k] * a[k];
+            z[j] = (float)(z[j] - u);
+        }
+    }
+}
+
+void ckpt_surgery_hook(float *features, int rows, int dim, const void *state) {
+    const ckpt_task_state *st = state;
+    if (st && st->down) ckpt_surgery_map(st->down, st->up, st->rank, dim, features, rows);
 }

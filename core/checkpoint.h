@@ -34,12 +34,17 @@ typedef struct ckpt_vit {
     char *hf_config;     /* the HF config.json it came with, or NULL (owned) */
 } ckpt_vit;
 
-/* An extra tensor or metadata entry to store beside the model. */
+/* An extra tensor or metadata entry to store beside the model: F32 (data) or, with dtype ST_U8,
+ * bytes (packed bit masks). */
 typedef struct ckpt_extra_tensor {
     const char *name;
     int ndim;
     int64_t shape[4];
-    const float *data;
+    union {
+        const float *data;
+        const uint8_t *bytes;
+    };
+    st_dtype dtype; /* ST_F32 (0) or ST_U8 */
 } ckpt_extra_tensor;
 
 typedef struct ckpt_meta {
@@ -86,15 +91,33 @@ void ckpt_head_free(ckpt_head *h);
 /* A head file's settings, when it has them, replace cfg's normalize_features and logit_scale. */
 void ckpt_head_apply_settings(const ckpt_head *h, vit_config *cfg);
 
-/* Task-specific tensors of a merged checkpoint, "task.<task>.<name>" (Model Tinting writes them):
- * <name> = head.weight [classes, D] / head.bias [classes] is the task's tinted head; <name> = an
- * open_clip tensor name of the architecture (same shape) is a task-specific copy of that backbone
- * tensor, used instead of the shared one when the model runs task <task>.
+/* Task-specific tensors of a merged checkpoint, "task.<task>.<name>" (docs/formats.md):
+ *   head.weight [classes, D] / head.bias [classes]   the task's own head (Model Tinting)
+ *   <tensor> (an open_clip name, same shape)          the task's own copy of that backbone tensor
+ *   mask.<tensor> U8 [ceil(numel/8)] + scale F32 [1]  a masked shared delta (EMR-Merging): the task
+ *                 runs with θ_l + scale · (m ⊙ δ_l), δ_l = the shared tensor "delta.<tensor>", m the
+ *                 mask's bits, element j = bit (j & 7) of byte j >> 3 (numpy packbits, little order)
+ *   surgery.down [r, D] + surgery.up [D, r]            a feature map (Representation Surgery): the
+ *                 features z become z − up · relu(down · z) before the head
  * Among x[n] (e.g. a merge context's extras, already checked), ckpt_task_apply points w's members
- * at task's backbone copies (zero-copy: vit_weights_slot) and *W / *b at its tinted head; they stay
- * as they were where the task has none. Undo with vit_weights_repoint(w, &m->lay, m->params, NULL).
- * Returns how many tensors were substituted. */
+ * at task's backbone copies (zero-copy: vit_weights_slot) or at its masked tensors (materialised in
+ * st->scratch), *W / *b at its head, and st's surgery map at the task's (NULL when it has none);
+ * they stay as they were where the task has none. Undo with vit_weights_repoint(w, &m->lay,
+ * m->params, NULL). st may be NULL when x holds no masks. Returns how many tensors were applied. */
+typedef struct ckpt_task_state {
+    float *scratch;         /* [lay.total] the current task's masked tensors (owned; NULL: x has no masks) */
+    const float *down, *up; /* the current task's surgery map (borrowed from x), or NULL */
+    int rank;
+} ckpt_task_state;
+/* Allocates st->scratch when x holds a mask (so that applying cannot fail later). */
+int ckpt_task_state_init(ckpt_task_state *st, const ckpt_vit *m, const ckpt_extra_tensor *x, int n, tt_err *err);
+void ckpt_task_state_free(ckpt_task_state *st);
 int ckpt_task_apply(const ckpt_vit *m, const ckpt_extra_tensor *x, int n, const char *task, vit_weights *w,
-                    const float **W, const float **b);
+                    const float **W, const float **b, ckpt_task_state *st);
+/* The surgery map in place on features [rows, dim]: z −= up · relu(down · z) (up [dim, rank], down
+ * [rank, dim]), row by row in float with double accumulation. */
+void ckpt_surgery_map(const float *down, const float *up, int rank, int dim, float *features, int rows);
+/* infer_ctx's feature hook (core/infer.h) for a ckpt_task_state with a surgery map. */
+void ckpt_surgery_hook(float *features, int rows, int dim, const void *state);
 
 #endif

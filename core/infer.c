@@ -106,6 +106,7 @@ static void lane_run(infer_ctx *ic, int l, const vit_weights *w, const uint8_t *
     if (m == 0) return;
     infer_normalize(ln->images, pixels + (size_t)l * ic->lane_batch * img, m, ic->lane_batch, img, nm);
     vit_forward(ln->plan, w, ln->images, ln->features);
+    if (h >= 0 && ic->feature_hook) ic->feature_hook(ln->features, m, ic->cfg.output_dim, ic->feature_user);
     if (h >= 0) vit_head_forward(&ln->heads[h], ln->logits, ln->features, head_W, head_b);
 }
 

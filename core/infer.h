@@ -69,6 +69,10 @@ typedef struct infer_ctx {
     int head_classes[INFER_MAX_HEADS]; /* planned once per class count, on first use */
     int n_heads;
     int logits_classes; /* the largest class count planned */
+    /* optional: applied in place to every lane's features [rows, D] before the head (infer_logits
+     * only), e.g. a task's surgery map (ckpt_surgery_hook); must be thread-safe across lanes */
+    void (*feature_hook)(float *features, int rows, int dim, const void *user);
+    const void *feature_user;
 } infer_ctx;
 
 /* lanes = 0: the policy above (one lane per OpenMP thread for narrow models, batch allowing). */

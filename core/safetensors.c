@@ -493,8 +493,9 @@ typedef struct st_wentry {
     char *name; /* owned copy */
     int ndim;
     int64_t shape[ST_MAX_DIMS];
-    const float *data; /* borrowed until save */
+    const void *data; /* borrowed until save */
     size_t nbytes;
+    st_dtype dtype;   /* ST_F32 or ST_U8 */
 } st_wentry;
 
 struct st_writer {
@@ -529,8 +530,8 @@ static int valid_utf8_(const char *s) {
     return j != NULL;
 }
 
-int st_writer_add(st_writer *w, const char *name, int ndim, const int64_t *shape, const float *data,
-                  tt_err *err) {
+static int writer_add_(st_writer *w, const char *name, int ndim, const int64_t *shape, const void *data,
+                       st_dtype dtype, tt_err *err) {
     char nb[SHOW_CAP];
     if (!name || !*name) return tt_fail(err, TT_EINPUT, "safetensors writer: empty tensor name");
     const char *nm = show_(name, nb);
@@ -543,7 +544,8 @@ int st_writer_add(st_writer *w, const char *name, int ndim, const int64_t *shape
     if (ndim < 0 || ndim > ST_MAX_DIMS)
         return tt_fail(err, TT_EINPUT, "safetensors writer: tensor %s: ndim %d outside 0..%d", nm, ndim,
                        ST_MAX_DIMS);
-    st_wentry e = {.ndim = ndim, .data = data};
+    st_wentry e = {.ndim = ndim, .data = data, .dtype = dtype};
+    size_t elem = st_dtype_size(dtype);
     int has_zero = 0;
     for (int i = 0; i < ndim; i++) {
         if (shape[i] < 0)
@@ -557,8 +559,8 @@ int st_writer_add(st_writer *w, const char *name, int ndim, const int64_t *shape
         if (shape[i] > INT64_MAX / numel) goto overflow;
         numel *= shape[i];
     }
-    if ((uint64_t)numel > SIZE_MAX / sizeof(float) || numel > INT64_MAX / (int64_t)sizeof(float)) goto overflow;
-    e.nbytes = (size_t)numel * sizeof(float);
+    if ((uint64_t)numel > SIZE_MAX / elem || numel > INT64_MAX / (int64_t)elem) goto overflow;
+    e.nbytes = (size_t)numel * elem;
     if (e.nbytes && !data) return tt_fail(err, TT_EINPUT, "safetensors writer: tensor %s: data is NULL", nm);
     if (w->n == w->cap) {
         int cap = w->cap ? 2 * w->cap : 64;
@@ -572,6 +574,16 @@ int st_writer_add(st_writer *w, const char *name, int ndim, const int64_t *shape
     return 0;
 overflow:
     return tt_fail(err, TT_EINPUT, "safetensors writer: tensor %s: size overflows", nm);
+}
+
+int st_writer_add(st_writer *w, const char *name, int ndim, const int64_t *shape, const float *data,
+                  tt_err *err) {
+    return writer_add_(w, name, ndim, shape, data, ST_F32, err);
+}
+
+int st_writer_add_u8(st_writer *w, const char *name, int ndim, const int64_t *shape, const uint8_t *data,
+                     tt_err *err) {
+    return writer_add_(w, name, ndim, shape, data, ST_U8, err);
 }
 
 int st_writer_meta(st_writer *w, const char *key, const char *value, tt_err *err) {
@@ -609,7 +621,7 @@ static char *build_header_(const st_writer *w, const char *path, tt_err *err) {
             goto oom;
         }
         /* "o" steals shape, also on failure (jansson >= 2.11) */
-        json_t *ent = json_pack("{s:s, s:o, s:[I,I]}", "dtype", "F32", "shape", shape, "data_offsets",
+        json_t *ent = json_pack("{s:s, s:o, s:[I,I]}", "dtype", st_dtype_name(e->dtype), "shape", shape, "data_offsets",
                                 (json_int_t)off, (json_int_t)(off + e->nbytes));
         if (!ent || json_object_set_new(root, e->name, ent)) {
             json_decref(root);

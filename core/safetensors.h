@@ -9,7 +9,7 @@
  * no duplicates, string-only metadata), so a st_file that opened is safe to index. Files are
  * treated as hostile: any problem is a -1 with "PATH: problem" in err, never a crash.
  * (A file truncated by another process *after* st_open can still raise SIGBUS: mmap's rule.)
- * Writing: st_writer collects F32 tensors by pointer, st_writer_save writes them sorted by name
+ * Writing: st_writer collects F32 (and U8) tensors by pointer, st_writer_save writes them sorted by name
  * with a compact, key-sorted JSON header padded with spaces so the data section starts 8-byte
  * aligned. Same inputs give byte-identical files. Little-endian hosts only.
  *
@@ -108,6 +108,9 @@ st_writer *st_writer_create(tt_err *err);
  * names are reported by st_writer_save. */
 int st_writer_add(st_writer *w, const char *name, int ndim, const int64_t *shape, const float *data,
                   tt_err *err);
+/* The same for a U8 tensor (data holds numel bytes): packed bit masks (docs/formats.md). */
+int st_writer_add_u8(st_writer *w, const char *name, int ndim, const int64_t *shape, const uint8_t *data,
+                     tt_err *err);
 /* Set __metadata__[key] = value (copied; a later call with the same key replaces it). */
 int st_writer_meta(st_writer *w, const char *key, const char *value, tt_err *err);
 /* Write all queued tensors to PATH atomically (PATH.tmp.PID, fsync, rename). Can be called

@@ -1,6 +1,6 @@
 #!/usr/bin/python3
 """frontier_ref.py — known answers for the SVD-based and data-free frontier merges (TSV-M, Iso-C, Iso-CTS,
-WUDI, CART, PCB).
+WUDI, CART, PCB) and EMR-Merging, Representation Surgery.
 
 Numpy transcriptions (float64) of the official code, line for line where it matters:
   TSV-M    AntoAndGar/task_singular_vectors  src/utils/TSVM_utils.py::compute_and_sum_svd_mem_reduction
@@ -18,6 +18,22 @@ vectors, whose signs and order within equal values are arbitrary): every tensor 
       cannot give, an all-zero task vector, an all-zero tensor, 1×n and n×1 matrices), each run through
       svd_layer_run and checked
   frontier_ref.py suite --ttmerge build/ttmerge --suite build/suite-tiny
+      the suite's real task vectors: `ttmerge merge --set alpha=A` per method, every tensor of the
+      merged checkpoint checked against θ0 + A · reference, and the same bits with --threads 1
+  frontier_ref.py emr-handmade --runner build/emr_run
+      EMR-Merging (harveyhuang18/EMR_Merging merge_vit/src/main_emr_merging.py::emr_merge) per tensor on
+      hand-made task vectors (K = 1, an all-zero task vector, sums of exactly 0, ties of |τ|): unified
+      vector and masks exact, per-task mean|τ| and mean|m ⊙ τ_uni| to 1e-12 relative
+  frontier_ref.py emr-suite --ttmerge build/ttmerge --suite build/suite-tiny
+      `ttmerge merge --method emr` on the suite: every delta.<tensor> and task.<task>.mask.<tensor>
+      exact, the rescalers to 1e-6; then `ttmerge eval` of the compact file gives each task the same
+      logits, bit for bit, as its model θ0 + λ_k (m_k ⊙ τ_uni) written out in full
+  frontier_ref.py surgery-torch --runner build/surgery_run
+      Representation Surgery's map z − up·relu(down·z) and L1 loss against PyTorch autograd (float64): loss
+      and both gradients to 1e-6 relative, then 5 Adam steps (torch.optim.Adam, lr 1e-3) on one batch to 1e-6
+  frontier_ref.py surgery-suite --ttmerge build/ttmerge --suite build/suite-tiny
+      `ttmerge merge --method surgery` on the suite: each task's logits from `ttmerge eval` equal the base
+      backbone's features (eval --features-out) through the stored map and the task's head, in numpy (1e-4)
       the suite's real task vectors: `ttmerge merge --set alpha=A` per method (WUDI, CART and PCB at their
       official defaults), every tensor of the merged checkpoint checked against θ0 + A · reference, and
       the same bits with --threads 1
@@ -227,6 +243,283 @@ def mismatch(got, ref, taus):
     return None
 
 
+# ---- EMR-Merging, as emr_merge in the official code (float64 sums: exact for K float32 values) ----
+
+def emr_merge(taus):
+    """taus: {key: [K arrays]} -> (unified {key}, masks {key: [K bool]}, rescalers [K])."""
+    K = len(next(iter(taus.values())))
+    unified, masks = {}, {}
+    scales, new_scales = np.zeros(K), np.zeros(K)
+    for n, tk in taus.items():
+        mean = np.stack([t.astype(np.float64) for t in tk]).mean(0)
+        flag = (mean > 0) * 2 - 1
+        param_max = np.zeros_like(tk[0])
+        masks[n] = []
+        for m in range(K):
+            mask = (tk[m] * flag) > 0
+            masks[n].append(mask)
+            param_abs = np.abs(mask * tk[m])
+            param_max = np.where(param_abs > param_max, param_abs, param_max)
+            scales[m] += np.mean(np.abs(tk[m].astype(np.float64)))
+        unified[n] = (param_max * flag).astype(np.float32)
+    for m in range(K):
+        for n in unified:
+            new_scales[m] += np.mean(np.abs(unified[n].astype(np.float64) * masks[n][m]))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        rescalers = scales / new_scales
+    # ttmerge: a task with nothing kept runs as θ0 (λ = 0) where the official code gives 0/0
+    return unified, masks, np.where(new_scales > 0, rescalers, 0.0), scales, new_scales
+
+
+def emr_handmade_cases():
+    rng = np.random.default_rng(20250202)
+    cases = []
+    for K, n in ((3, 50), (8, 1000), (1, 17), (64, 33)):
+        cases.append((f"K={K} n={n}", rng.standard_normal((K, n)).astype(np.float32)))
+    z = rng.standard_normal((4, 40)).astype(np.float32)
+    z[1] = 0
+    cases.append(("K=4, task 1 all zero", z))
+    cases.append(("K=3 all zero (flag -1, nothing kept)", np.zeros((3, 9), np.float32)))
+    a = rng.standard_normal((1, 24)).astype(np.float32)
+    cases.append(("K=2, τ_2 = -τ_1 (sums of exactly 0)", np.concatenate([a, -a])))
+    t = np.round(rng.standard_normal((5, 30)) * 2).astype(np.float32)  # ties of |τ| and zeros
+    cases.append(("K=5 integer-valued (ties, zeros)", t))
+    return cases
+
+
+def run_emr_handmade(runner):
+    failed = 0
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, taus in emr_handmade_cases():
+            src, dst = os.path.join(tmp, "tau.npy"), os.path.join(tmp, "out.npy")
+            np.save(src, taus)
+            p = subprocess.run([runner, src, dst], capture_output=True, text=True)
+            if p.returncode != 0:
+                print(f"FAIL emr {name}: emr_run exit {p.returncode}: {p.stderr.strip()}")
+                failed += 1
+                continue
+            got = np.load(dst)
+            stats = np.array([[float(v) for v in line.split()] for line in p.stdout.strip().splitlines()])
+            uni, masks, _, scales, new_scales = emr_merge({"w": list(taus)})
+            bad = []
+            if not np.array_equal(got[0], uni["w"]):
+                bad.append("unified vector")
+            if not all(np.array_equal(got[1 + k] != 0, masks["w"][k]) for k in range(len(taus))):
+                bad.append("masks")
+            if not np.allclose(stats[:, 0], scales, rtol=1e-12, atol=0):
+                bad.append(f"mean|tau| {stats[:, 0]} != {scales}")
+            if not np.allclose(stats[:, 1], new_scales, rtol=1e-12, atol=0):
+                bad.append(f"mean|m*tau_uni| {stats[:, 1]} != {new_scales}")
+            print(f"FAIL emr {name}: {', '.join(bad)}" if bad else f"ok   emr {name}")
+            failed += bool(bad)
+    return failed
+
+
+def write_safetensors(path, tensors, metadata):
+    header, off, blobs = {}, 0, []
+    for name in sorted(tensors):
+        u8 = tensors[name].dtype == np.uint8
+        b = np.ascontiguousarray(tensors[name], dtype=np.uint8 if u8 else "<f4").tobytes()
+        header[name] = {"dtype": "U8" if u8 else "F32", "shape": list(tensors[name].shape),
+                        "data_offsets": [off, off + len(b)]}
+        off += len(b)
+        blobs.append(b)
+    header["__metadata__"] = metadata
+    h = json.dumps(header).encode()
+    h += b" " * ((8 - len(h) % 8) % 8)
+    with open(path, "wb") as f:
+        f.write(struct.pack("<Q", len(h)) + h + b"".join(blobs))
+
+
+def run_emr_suite(ttmerge, suite_dir):
+    with open(os.path.join(suite_dir, "suite.json")) as f:
+        spec = json.load(f)
+    tasks = [t["name"] for t in spec["tasks"]]
+    pre, pre_meta = read_safetensors(os.path.join(suite_dir, "pretrained.safetensors"))
+    fts = [read_safetensors(os.path.join(suite_dir, t["finetuned"]["full"]))[0] for t in spec["tasks"]]
+    taus = {key: [ft[key] - pre[key] for ft in fts] for key in pre}
+    uni, masks, lam, _, _ = emr_merge(taus)
+    failed = 0
+    env = dict(os.environ, OMP_WAIT_POLICY="passive")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "emr.safetensors")
+        p = subprocess.run([ttmerge, "merge", "--suite", suite_dir, "--method", "emr", "--out", out, "--quiet"],
+                           capture_output=True, text=True, env=env)
+        if p.returncode != 0:
+            print(f"FAIL emr: ttmerge merge exit {p.returncode}: {p.stderr.strip()}")
+            return 1
+        got, meta = read_safetensors(out)
+        for key in pre:
+            if not np.array_equal(got[key], pre[key]):
+                print(f"FAIL emr {key}: the backbone is not θ0")
+                failed += 1
+            if not np.array_equal(got["delta." + key], uni[key]):
+                print(f"FAIL emr delta.{key}: unified vector differs")
+                failed += 1
+            for k, t in enumerate(tasks):
+                bits = np.unpackbits(got[f"task.{t}.mask.{key}"], bitorder="little")[:pre[key].size]
+                if not np.array_equal(bits.astype(bool), masks[key][k].reshape(-1)):
+                    print(f"FAIL emr task.{t}.mask.{key}: mask differs")
+                    failed += 1
+        got_lam = np.array([got[f"task.{t}.scale"][0] for t in tasks], np.float64)
+        if not np.allclose(got_lam, lam, rtol=1e-6, atol=0):
+            print(f"FAIL emr rescalers {got_lam} != {lam}")
+            failed += 1
+        rec = json.loads(meta.get("ttmerge.record", "{}"))
+        print(f"{'ok  ' if not failed else 'done'} emr: {len(pre)} tensors, rescalers {np.round(lam, 6).tolist()}, "
+              f"file {os.path.getsize(out)} bytes, masks {rec.get('mask_bytes')} bytes")
+        # eval of the compact file == eval of each task's model in full (θ0 + (τ_uni·m)·λ in float32)
+        for k, t in enumerate(tasks):
+            full = {key: pre[key] + (uni[key] * masks[key][k]) * np.float32(got_lam[k]) for key in pre}
+            fpath, a, b = (os.path.join(tmp, f"{t}.{x}") for x in ("safetensors", "a.npy", "b.npy"))
+            write_safetensors(fpath, full, {k2: v for k2, v in pre_meta.items() if k2 == "ttmerge.arch"})
+            rcs = [subprocess.run([ttmerge, "eval", "--suite", suite_dir, "--model", m, "--task", t, "--logits-out", o],
+                                  capture_output=True, text=True, env=env) for m, o in ((out, a), (fpath, b))]
+            if any(r.returncode for r in rcs) or not np.array_equal(np.load(a), np.load(b)):
+                print(f"FAIL emr eval {t}: compact file's logits differ from the full model's "
+                      f"({' '.join(r.stderr.strip() for r in rcs)})")
+                failed += 1
+        print(f"{'ok  ' if not failed else 'done'} emr eval: every task's logits equal its full model's")
+        # broken compact files: one line naming the file, exit 2
+        t0, key = tasks[0], "proj"
+        mask = f"task.{t0}.mask.{key}"
+        D = pre[key].shape[1]
+        cases = [
+            ("a mask without its delta", lambda d: d.pop("delta." + key), "without delta." + key),
+            ("a mask without its scale", lambda d: d.pop(f"task.{t0}.scale"), f"without task.{t0}.scale"),
+            ("a mask stored as F32", lambda d: d.__setitem__(mask, d[mask].astype(np.float32)), "is F32, expected U8"),
+            ("a mask one byte short", lambda d: d.__setitem__(mask, d[mask][:-1].copy()), "has shape"),
+            ("a mask of no tensor", lambda d: d.__setitem__(f"task.{t0}.mask.nope", d[mask]), "'nope' is not a tensor"),
+            ("a surgery map without its up half",
+             lambda d: d.__setitem__(f"task.{t0}.surgery.down", np.zeros((4, D), np.float32)), "without task."),
+            ("surgery halves of different ranks", lambda d: d.update({f"task.{t0}.surgery.down": np.zeros((4, D), np.float32),
+                                                                       f"task.{t0}.surgery.up": np.zeros((D, 5), np.float32)}),
+             "disagree on the rank"),
+        ]
+        for what, edit, phrase in cases:
+            d = dict(got)
+            edit(d)
+            bad = os.path.join(tmp, "bad.safetensors")
+            write_safetensors(bad, d, meta)
+            r = subprocess.run([ttmerge, "eval", "--suite", suite_dir, "--model", bad], capture_output=True, text=True,
+                               env=env)
+            lines = r.stderr.strip().splitlines()
+            if r.returncode != 2 or len(lines) != 1 or bad not in lines[0] or phrase not in lines[0]:
+                print(f"FAIL emr bad file, {what}: exit {r.returncode}, stderr {r.stderr!r}")
+                failed += 1
+            else:
+                print(f"ok   emr bad file, {what}: {lines[0].split(': ', 2)[-1]}")
+    return failed
+
+
+# ---- Representation Surgery, as the official AlphaWrapper's feature map and L1Loss ----
+
+def surgery_torch(z, f, down, up):
+    import torch
+    d = torch.tensor(down, dtype=torch.float64, requires_grad=True)
+    u = torch.tensor(up, dtype=torch.float64, requires_grad=True)
+    zt = torch.tensor(z, dtype=torch.float64)
+    feat = zt - torch.relu(zt @ d.T) @ u.T
+    loss = torch.nn.L1Loss()(feat, torch.tensor(f, dtype=torch.float64))
+    loss.backward()
+    return loss.item(), d.grad.numpy(), u.grad.numpy()
+
+
+def surgery_adam(z, f, down, up, lr, steps):
+    import torch
+    d = torch.tensor(down, requires_grad=True)
+    u = torch.tensor(up, requires_grad=True)
+    opt = torch.optim.Adam([d, u], lr=lr, betas=(0.9, 0.999), weight_decay=0.)
+    zt, ft = torch.tensor(z), torch.tensor(f)
+    for _ in range(steps):
+        loss = torch.nn.L1Loss()(zt - torch.relu(zt @ d.T) @ u.T, ft)
+        opt.zero_grad()
+        loss.backward()
+        opt.step()
+    return d.detach().numpy(), u.detach().numpy()
+
+
+def run_surgery_torch(runner):
+    rng = np.random.default_rng(20250303)
+    failed = 0
+    cases = [("B=16 D=32 r=16", 16, 32, 16, 1.0), ("B=5 D=12 r=3", 5, 12, 3, 1.0), ("B=1 D=8 r=1", 1, 8, 1, 1.0),
+             ("B=16 D=32 r=16, up = 0 (the initial map)", 16, 32, 16, 0.0), ("B=24 D=64 r=40 (r > D/2)", 24, 64, 40, 1.0)]
+    with tempfile.TemporaryDirectory() as tmp:
+        for name, B, D, r, up_scale in cases:
+            z = rng.standard_normal((B, D)).astype(np.float32)
+            f = (z + 0.5 * rng.standard_normal((B, D))).astype(np.float32)
+            down = rng.uniform(-1 / np.sqrt(D), 1 / np.sqrt(D), (r, D)).astype(np.float32)
+            up = (up_scale * 0.3 * rng.standard_normal((D, r))).astype(np.float32)
+            paths = [os.path.join(tmp, x + ".npy") for x in ("z", "f", "down", "up")]
+            for pth, arr in zip(paths, (z, f, down, up)):
+                np.save(pth, arr)
+            pre = os.path.join(tmp, "out")
+            p = subprocess.run([runner, *paths, "1e-3", "5", pre], capture_output=True, text=True)
+            if p.returncode != 0:
+                print(f"FAIL surgery {name}: surgery_run exit {p.returncode}: {p.stderr.strip()}")
+                failed += 1
+                continue
+            loss, gd, gu = surgery_torch(z, f, down, up)
+            td, tu = surgery_adam(z, f, down, up, 1e-3, 5)
+            got = {x: np.load(f"{pre}.{x}.npy") for x in ("gdown", "gup", "down", "up")}
+            bad = []
+            if abs(float(p.stdout) - loss) > 1e-6 * abs(loss):
+                bad.append(f"loss {float(p.stdout)} != {loss}")
+            for key, ref in (("gdown", gd), ("gup", gu)):
+                if np.abs(got[key] - ref).max() > 1e-6 * max(np.abs(ref).max(), 1e-12) + 1e-12:
+                    bad.append(f"{key} off by {np.abs(got[key] - ref).max():.3g}")
+            for key, ref in (("down", td), ("up", tu)):
+                if np.abs(got[key] - ref).max() > 1e-6:
+                    bad.append(f"{key} after 5 Adam steps off by {np.abs(got[key] - ref).max():.3g}")
+            print(f"FAIL surgery {name}: {', '.join(bad)}" if bad else f"ok   surgery {name}")
+            failed += bool(bad)
+    return failed
+
+
+def run_surgery_suite(ttmerge, suite_dir):
+    with open(os.path.join(suite_dir, "suite.json")) as f:
+        spec = json.load(f)
+    arch, norm = spec["arch"], spec["normalize"]
+    failed = 0
+    env = dict(os.environ, OMP_WAIT_POLICY="passive")
+    with tempfile.TemporaryDirectory() as tmp:
+        out = os.path.join(tmp, "surgery.safetensors")
+        p = subprocess.run([ttmerge, "merge", "--suite", suite_dir, "--method", "surgery", "--set", "steps=200",
+                            "--out", out, "--quiet"], capture_output=True, text=True, env=env)
+        if p.returncode != 0:
+            print(f"FAIL surgery: ttmerge merge exit {p.returncode}: {p.stderr.strip()}")
+            return 1
+        got, _ = read_safetensors(out)
+        for t in spec["tasks"]:
+            name = t["name"]
+            images = os.path.join(suite_dir, "data", name, "test-images.idx")
+            feats, logits = os.path.join(tmp, "f.npy"), os.path.join(tmp, "l.npy")
+            r1 = subprocess.run([ttmerge, "eval", "--model", out, "--input", images, "--features-out", feats, "--mean",
+                                 str(norm["mean"]), "--std", str(norm["std"])], capture_output=True, text=True, env=env)
+            r2 = subprocess.run([ttmerge, "eval", "--suite", suite_dir, "--model", out, "--task", name, "--logits-out",
+                                 logits], capture_output=True, text=True, env=env)
+            if r1.returncode or r2.returncode:
+                print(f"FAIL surgery eval {name}: {r1.stderr.strip()} {r2.stderr.strip()}")
+                failed += 1
+                continue
+            z = np.load(feats).astype(np.float64)
+            down = got[f"task.{name}.surgery.down"].astype(np.float64)
+            up = got[f"task.{name}.surgery.up"].astype(np.float64)
+            zs = z - np.maximum(z @ down.T, 0) @ up.T
+            head, _ = read_safetensors(os.path.join(suite_dir, "heads", name + ".safetensors"))
+            if arch.get("normalize_features"):
+                zs = arch["logit_scale"] * zs / np.linalg.norm(zs, axis=1, keepdims=True)
+            ref = zs @ head["head.weight"].astype(np.float64).T + head["head.bias"]
+            err = np.abs(np.load(logits) - ref).max()
+            moved = np.abs(up).max() > 0
+            if not err <= 1e-4 * max(1.0, np.abs(ref).max()) or not moved:
+                print(f"FAIL surgery eval {name}: logits off by {err:.3g} (map trained: {moved})")
+                failed += 1
+            else:
+                print(f"ok   surgery eval {name}: logits = numpy's map + head on the base's features ({err:.2e})")
+    return failed
+
+
 # ---- safetensors (8-byte little-endian header length, JSON header, raw data) ----
 
 def read_safetensors(path):
@@ -243,10 +536,11 @@ def read_safetensors(path):
     for name, info in header.items():
         if name == "__metadata__":
             continue
-        if info["dtype"] != "F32":
-            raise ValueError(f"{path}: {name} is {info['dtype']}, expected F32")
+        if info["dtype"] not in ("F32", "U8"):
+            raise ValueError(f"{path}: {name} is {info['dtype']}, expected F32 or U8")
         b, e = info["data_offsets"]
-        out[name] = np.frombuffer(raw[base + b:base + e], dtype="<f4").reshape(info["shape"])
+        dt = "<f4" if info["dtype"] == "F32" else np.uint8
+        out[name] = np.frombuffer(raw[base + b:base + e], dtype=dt).reshape(info["shape"])
     return out, header.get("__metadata__", {})
 
 
@@ -423,10 +717,28 @@ def main():
     s = sub.add_parser("suite")
     s.add_argument("--ttmerge", required=True)
     s.add_argument("--suite", required=True)
+    eh = sub.add_parser("emr-handmade")
+    eh.add_argument("--runner", required=True)
+    es = sub.add_parser("emr-suite")
+    es.add_argument("--ttmerge", required=True)
+    es.add_argument("--suite", required=True)
+    st = sub.add_parser("surgery-torch")
+    st.add_argument("--runner", required=True)
+    ss = sub.add_parser("surgery-suite")
+    ss.add_argument("--ttmerge", required=True)
+    ss.add_argument("--suite", required=True)
     a = ap.parse_args()
     try:
         if a.mode == "handmade":
             failed = run_handmade(a.runner)
+        elif a.mode == "emr-handmade":
+            failed = run_emr_handmade(a.runner)
+        elif a.mode == "surgery-torch":
+            failed = run_surgery_torch(a.runner)
+        elif a.mode == "surgery-suite":
+            failed = run_surgery_suite(a.ttmerge, a.suite)
+        elif a.mode == "emr-suite":
+            failed = run_emr_suite(a.ttmerge, a.suite)
         else:
             failed = run_suite(a.ttmerge, a.suite, {"tsv-m": 0.7, "iso-c": 1.3, "iso-cts": 1.5, "wudi": None,
                                                     "cart": None, "pcb": None})

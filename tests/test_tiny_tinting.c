@@ -245,19 +245,19 @@ Test(tinting_layer, bad_task_tensors_are_one_line_errors, .timeout = 120) {
     static float data[32 * 128], nan_data[32 * 32];
     nan_data[17] = NAN;
     ckpt_extra_tensor x[][2] = {
-        {{"task.mnist.transformer.resblocks.7.mlp.c_proj.weight", 2, {32, 128}, data}},
-        {{"task.mnist." C_PROJ, 2, {128, 32}, data}},
-        {{"task.mnist.proj", 1, {32}, data}},
-        {{"task.nosuch.proj", 2, {32, 32}, data}},
-        {{"task.mnist.head.weight", 2, {10, 32}, data}},
-        {{"task.mnist.head.weight", 2, {5, 32}, data}, {"task.mnist.head.bias", 1, {5}, data}},
-        {{"task.mnist.proj", 2, {32, 32}, nan_data}},
+        {{"task.mnist.transformer.resblocks.7.mlp.c_proj.weight", 2, {32, 128}, {data}, ST_F32}},
+        {{"task.mnist." C_PROJ, 2, {128, 32}, {data}, ST_F32}},
+        {{"task.mnist.proj", 1, {32}, {data}, ST_F32}},
+        {{"task.nosuch.proj", 2, {32, 32}, {data}, ST_F32}},
+        {{"task.mnist.head.weight", 2, {10, 32}, {data}, ST_F32}},
+        {{"task.mnist.head.weight", 2, {5, 32}, {data}, ST_F32}, {"task.mnist.head.bias", 1, {5}, {data}, ST_F32}},
+        {{"task.mnist.proj", 2, {32, 32}, {nan_data}, ST_F32}},
     };
     struct {
         int n, status;
         const char *phrase;
     } want[] = {
-        {1, 2, "'transformer.resblocks.7.mlp.c_proj.weight' is neither head.weight/head.bias nor a tensor of the architecture"},
+        {1, 2, "'transformer.resblocks.7.mlp.c_proj.weight' is neither head.weight/head.bias, scale, mask.<tensor>, surgery.down/up nor a tensor of the architecture"},
         {1, 2, "tensor task.mnist." C_PROJ " has shape [128,32], expected [32,128]"},
         {1, 2, "tensor task.mnist.proj has shape [32], expected [32,32]"},
         {1, 2, "tensor task.nosuch.proj names no task of suite tiny"},
