@@ -24,6 +24,7 @@
 #include "data/idx.h"
 #include "data/image_list.h"
 #include "data/image_set.h"
+#include "data/zero_shot.h"
 
 enum { SPLIT_TRAIN, SPLIT_VAL, SPLIT_TEST, N_SPLITS };
 static const char *const split_names[N_SPLITS] = {"train", "val", "test"};
@@ -159,15 +160,33 @@ static int open_arch(const imp_ctx *c, const char *path, vit_config *cfg, tt_err
     return 0;
 }
 
-/* Heads from class names and templates need CLIP's text tower. This is where
- * zs_head_build(model, classes, templates, threads, ...) builds the head once the text tower
- * exists; until then such a suite cannot be built. */
-static int text_head(const imp_ctx *c, const imp_task *t, tt_err *err) {
-    (void)c;
-    return tt_fail(err, TT_EINPUT,
-                   "task %s: a head from class names and templates (%s, %s) needs the text tower, which this build "
-                   "does not have yet; give a head file (head: FILE.safetensors)",
-                   t->task->name, t->files->text_classes, t->files->text_templates);
+/* A head from class names and templates: CLIP's zero-shot head (data/zero_shot.h) of the pretrained
+ * checkpoint, which must then hold the text tower (a full CLIPModel or open_clip state dict) and its
+ * tokenizer files beside it. The logit scale exp(logit_scale) is folded into the rows, as
+ * task_vectors' heads hold 100 x the class embeddings, so the import's logit_scale stays 1. */
+static int text_head(const imp_ctx *c, imp_task *t, tt_err *err) {
+    zs_head z;
+    zs_opts o = {.act = CM_ACT_AUTO, .progress = c->o->progress && !c->o->quiet};
+    if (zs_head_build_opts(c->pretrained, t->files->text_classes, t->files->text_templates, &o, &z, err)) return -1;
+    if (z.dim != c->cfg.output_dim) {
+        int d = z.dim;
+        zs_head_free(&z);
+        return tt_fail(err, TT_EINPUT, "%s: text features have %d dimensions, the image features %d (task %s)",
+                       c->pretrained, d, c->cfg.output_dim, t->task->name);
+    }
+    ckpt_head *h = &t->head;
+    *h = (ckpt_head){.classes = z.n_classes, .dim = z.dim};
+    h->W = tt_calloc_aligned((size_t)z.n_classes * z.dim + (size_t)z.n_classes, sizeof(float), err);
+    if (!h->W) {
+        zs_head_free(&z);
+        return -1;
+    }
+    h->b = h->W + (size_t)z.n_classes * z.dim; /* one block, as ckpt_read_head: ckpt_head_free frees W */
+    for (size_t i = 0; i < (size_t)z.n_classes * z.dim; i++) h->W[i] = z.logit_scale * z.weight[i];
+    note(c, "task %s: zero-shot head from %d classes x %d templates in %.1fs\n", t->task->name, z.n_classes,
+         z.n_prompts / (z.n_classes > 0 ? z.n_classes : 1), z.encode_seconds);
+    zs_head_free(&z);
+    return 0;
 }
 
 static int check_labels(const imls_list *l, const char *path, int classes, tt_err *err) {
@@ -248,12 +267,13 @@ static int validate_task(imp_ctx *c, imp_task *t, tt_err *err) {
                        t->files->finetuned, a, b, nm);
     }
     if (absolute(t->files->finetuned, t->finetuned, err)) return -1;
-    if (!t->files->head[0]) return text_head(c, t, err);
-    if (ckpt_load_head(&t->head, t->files->head, c->cfg.output_dim, err)) return -1;
+    const char *head_src = t->files->head[0] ? t->files->head : t->files->text_classes;
+    if (t->files->head[0] ? ckpt_load_head(&t->head, t->files->head, c->cfg.output_dim, err) : text_head(c, t, err))
+        return -1;
     if (t->head.classes < 2)
-        return tt_fail(err, TT_EINPUT, "%s: %d class; a task needs at least 2", t->files->head, t->head.classes);
+        return tt_fail(err, TT_EINPUT, "%s: %d class; a task needs at least 2", head_src, t->head.classes);
     if (t->task->classes && t->task->classes != t->head.classes)
-        return tt_fail(err, TT_EINPUT, "%s: %d classes, but task %s says classes: %d", t->files->head, t->head.classes, nm,
+        return tt_fail(err, TT_EINPUT, "%s: %d classes, but task %s says classes: %d", head_src, t->head.classes, nm,
                        t->task->classes);
     const char *paths[N_SPLITS] = {t->files->train, t->files->val, t->files->test};
     for (int s = 0; s < N_SPLITS; s++) {

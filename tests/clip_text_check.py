@@ -33,6 +33,7 @@ import sys
 import time
 
 import numpy as np
+from PIL import Image
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
@@ -190,6 +191,51 @@ def check_bad_inputs(check, bin_, work, m):
               f"bad input, {what}: exit {rc}, {lines[0] if lines else '(no message)'}")
 
 
+def check_suite_text_head(check, bin_, work, m):
+    """An imported suite whose task head is `head: {text: {classes, templates}}`: suite build encodes
+    it with the pretrained CLIPModel's text tower; the stored head is `ttmerge heads`' rows times
+    exp(logit_scale) (folded in, as task_vectors' heads), and its zero-shot accuracy is what the
+    stored head gives on the stored images."""
+    data = os.path.join(work, "suite-data")
+    rng = np.random.RandomState(7)
+    for i, _ in enumerate(m["classes"]):
+        d = os.path.join(data, f"c{i:02d}")
+        os.makedirs(d, exist_ok=True)
+        for j in range(3):
+            Image.fromarray(rng.randint(0, 256, size=(S + 8 * j, S, 3)).astype(np.uint8)).save(
+                os.path.join(d, f"{j}.png"))
+    spec = os.path.join(work, "text-suite.yaml")
+    open(spec, "w").write(f"""name: texthead
+seed: 0
+import:
+  pretrained: {m['hf']}
+  preprocess: clip
+tasks:
+  - name: eurosat
+    finetuned: {m['hf']}
+    head: {{text: {{classes: {m['cls_file']}, templates: {m['tpl_file']}}}}}
+    data:
+      train: {data}
+      val: {data}
+      test: {data}
+""")
+    out = os.path.join(work, "text-suite")
+    rc, _, err = run(bin_, "suite", "build", spec, "--out", out, "--quiet")
+    check(rc == 0, f"suite build with a text head (rc {rc}) {err.strip()[:200]}")
+    if rc:
+        return
+    hfile = os.path.join(work, "text-suite-head.safetensors")
+    rc, _, err = run(bin_, "heads", "--clip", m["hf"], "--classes", m["cls_file"], "--templates", m["tpl_file"],
+                     "--out", hfile, "--quiet")
+    check(rc == 0, f"heads for the same classes (rc {rc}) {err.strip()[:200]}")
+    W, _, meta = read_head(hfile)
+    Ws, bs, _ = read_head(os.path.join(out, "heads", "eurosat.safetensors"))
+    scale = json.loads(meta["ttmerge.head"])["logit_scale"]
+    rel = float(np.abs(Ws - scale * W).max() / np.abs(scale * W).max())
+    check(Ws.shape == W.shape and rel <= 1e-6 and not bs.any() and abs(scale - 100.0) < 1e-2,
+          f"the suite's text head = exp(logit_scale) x the heads rows (rel {rel:.2e}, scale {scale:.4f})")
+
+
 def main(argv):
     ap = argparse.ArgumentParser()
     ap.add_argument("bin")
@@ -208,6 +254,7 @@ def main(argv):
                  ["--vocab", os.path.join(m["vocab_dir"], "openclip", "bpe_simple_vocab_16e6.txt.gz")])
     check_can_fail(check, a.bin, a.work, m, ref)
     check_bad_inputs(check, a.bin, a.work, m)
+    check_suite_text_head(check, a.bin, a.work, m)
     if check.failures:
         print(f"{len(check.failures)} check(s) failed")
         return 1

@@ -18,7 +18,7 @@ and checks:
   3. `bench` of every method -> `report --published` -> `check` against a published golden with
      per-task and `average` rows (within a wide tolerance: exit 0; a tight one: exit 1);
   4. bad imports are one line on stderr, exit 2, no suite.json: another architecture, a head whose
-     classes are not the folders', a text head (needs the text tower), an unset variable.
+     classes are not the folders', a text head on an image-only checkpoint, an unset variable.
 """
 import json
 import os
@@ -215,7 +215,10 @@ def bad(name, why, path, env=None, **kw):
 
 bad("arch", "differs from the pretrained", suite_file("b1", digits_ft="${TTMERGE_MODELS}/wider"))
 bad("classes", "classes, but the task's head has", suite_file("b2", parity_head="head: ${TTMERGE_MODELS}/head-digits.safetensors"))
-bad("text", "text tower", suite_file("b3", parity_head="head: {text: {classes: c.txt, templates: t.txt}}"))
+open(os.path.join(WORK, "c.txt"), "w").write("even\nodd\n")
+open(os.path.join(WORK, "t.txt"), "w").write("a photo of the number {}.\n")
+bad("text", "holds neither vocab.json", suite_file("b3", parity_head="head: {text: {classes: %s, templates: %s}}" %
+                                            (os.path.join(WORK, "c.txt"), os.path.join(WORK, "t.txt"))))
 bad("unset", "TTMERGE_MODELS", suite_file("b4"), env={"TTMERGE_MODELS": ""})
 
 print("FAILED: " + "; ".join(failures) if failures else "all import checks passed")

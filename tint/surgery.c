@@ -55,7 +55,7 @@ double surgery_loss_grad(const float *down, const float *up, int rank, int D, co
 
 /* Features [n, D] of the images of task k under weights w (no head, no surgery). */
 static void features_of(infer_ctx *ic, const vit_weights *w, const ds_images *im, const suite *s, float *out) {
-    infer_features(ic, w, im->pixels, im->n, s->mean, s->std, out);
+    infer_features(ic, w, im->pixels, im->n, &s->norm, out);
 }
 
 /* Train task k's map on merged features z and expert features f [n, D]; params = down [r, D] then up
