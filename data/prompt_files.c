@@ -24,7 +24,7 @@ int pf_lines_parse(pf_lines *out, const char *text, size_t len, const char *path
     for (int line = 1; start < len; line++) {
         const char *nl = memchr(text + start, '\n', len - start);
         size_t end = nl ? (size_t)(nl - text) : len, n = end - start;
-        if (n && text[start + n - 1] == '\r') n--;
+        while (n && text[start + n - 1] == '\r') n--; /* CRLF, and any stray CRs before the line end */
         const char *s = text + start;
         if (!n) {
             pf_lines_free(out);

@@ -1,6 +1,6 @@
 /* prompt_files.h — the class-name and template files of CLIP zero-shot heads (suites/clip/<dataset>/).
  *
- * One entry per line, UTF-8 (checked by the tokenizer); a final newline and a '\r' before each '\n'
+ * One entry per line, UTF-8 (checked by the tokenizer); a final newline and any '\r' before each line end
  * are ignored; an empty line, a NUL byte, an empty file, and a template without exactly one "{}" are
  * errors "FILE:LINE: problem". A template is filled by replacing its "{}" with the class name (a plain
  * substring replace, as suites/clip/README.md says: no other brace is special).
