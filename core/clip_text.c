@@ -97,21 +97,6 @@ static int matrix_shape(const ct_open_state *s, const char *name, int64_t max, i
     return 0;
 }
 
-/* Block count from names "<block>{i}.<rest>": 1 + the largest i. */
-static int count_blocks(const ts_set *s, const char *block) {
-    int L = 0;
-    size_t bl = strlen(block);
-    for (int i = 0; i < ts_count(s); i++) {
-        const char *n = ts_at(s, i)->t->name;
-        if (strncmp(n, block, bl)) continue;
-        const char *p = n + bl;
-        int v = 0, digits = 0;
-        while (*p >= '0' && *p <= '9' && digits < 5) v = v * 10 + (*p++ - '0'), digits++;
-        if (digits && *p == '.' && v < 4096 && v + 1 > L) L = v + 1;
-    }
-    return L;
-}
-
 /* ---- configuration files -------------------------------------------------------------------- */
 
 static int read_optional(const char *dir, const char *name, char *path, size_t cap, char **text, size_t *len,
@@ -229,7 +214,7 @@ static int derive_config(ct_open_state *s, ct_model *m, const ct_opts *o, tt_err
     ct_config c = {.vocab = (int)V, .context = (int)T, .width = (int)w, .act = OP_ACT_QUICK_GELU, .ln_eps = 1e-5f};
     char block[64];
     snprintf(block, sizeof block, "%s%s", s->prefix, s->n->block);
-    c.layers = count_blocks(s->set, block);
+    c.layers = cm_count_blocks(s->set, block);
     c.mlp = 4 * c.width;
     if (c.layers > 0) {
         char fc[64];

@@ -256,8 +256,7 @@ static bool in_list(const char *name, const char *const *names, const char *cons
     return false;
 }
 
-/* Block count from names "<block>{i}.<rest>": 1 + the largest i (digits only, < 4096). */
-static int count_blocks(const ts_set *s, const char *block) {
+int cm_count_blocks(const ts_set *s, const char *block) {
     int L = 0;
     size_t bl = strlen(block);
     for (int i = 0; i < ts_count(s); i++) {
@@ -346,7 +345,7 @@ static int derive_config(cm_model *m, const cm_opts *o, tt_err *err) {
     c.image_size = (int)g * c.patch_size;
     char block[64];
     snprintf(block, sizeof block, "%s%s", hf ? "" : P, hf ? HF_BLOCK : OC_BLOCK);
-    c.layers = count_blocks(s, block);
+    c.layers = cm_count_blocks(s, block);
     int mlp = 4 * c.width;
     if (c.layers > 0) {
         snprintf(name, sizeof name, "%s0.%s", block, hf ? "mlp.fc1.weight" : "mlp.c_fc.weight");

@@ -93,6 +93,9 @@ typedef struct cm_hf_vision {
 } cm_hf_vision;
 /* Hugging Face config.json of a CLIPModel (vision_config, legacy vision_config_dict) or of a
  * CLIPVisionModel[WithProjection]; CLIPVisionConfig's defaults for absent keys. */
+/* Block count of a tensor set from names "<block>{i}.<rest>": 1 + the largest i (digits only,
+ * < 4096); 0 when none. Shared by the image and text towers' readers. */
+int cm_count_blocks(const ts_set *s, const char *block);
 int cm_hf_config_parse(cm_hf_vision *v, const char *text, size_t len, const char *path, tt_err *err);
 /* open_clip_config.json: model_cfg.quick_gelu (default false) and vision_cfg.head_width (64). */
 int cm_open_clip_config_parse(int *act, int *head_width, const char *text, size_t len, const char *path,

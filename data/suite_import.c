@@ -183,7 +183,7 @@ static int text_head(const imp_ctx *c, imp_task *t, tt_err *err) {
     }
     h->b = h->W + (size_t)z.n_classes * z.dim; /* one block, as ckpt_read_head: ckpt_head_free frees W */
     for (size_t i = 0; i < (size_t)z.n_classes * z.dim; i++) h->W[i] = z.logit_scale * z.weight[i];
-    note(c, "task %s: zero-shot head from %d classes x %d templates in %.1fs\n", t->task->name, z.n_classes,
+    note(c, "task %s: zero-shot head from %d classes x %d templates in %.1fs", t->task->name, z.n_classes,
          z.n_prompts / (z.n_classes > 0 ? z.n_classes : 1), z.encode_seconds);
     zs_head_free(&z);
     return 0;
