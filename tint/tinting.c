@@ -122,7 +122,7 @@ static int record_layer(merge_ctx *ctx, const char *name, tt_err *err) {
     return rc;
 }
 
-static int tint_run(merge_ctx *ctx, tt_err *err) {
+int tint_adapt_opts(merge_ctx *ctx, adapt_opts *o, tt_err *err) {
     double lam, lr, diverge;
     long epochs, batch, every;
     if (adapt_diverge_param(ctx, &diverge, err) || merge_param_double(ctx, "lambda", &lam, err) || merge_param_double(ctx, "lr", &lr, err) ||
@@ -140,10 +140,18 @@ static int tint_run(merge_ctx *ctx, tt_err *err) {
     bool head = !strcmp(layer, "head");
     int l = head ? -1 : find_layer(&ctx->out.lay, layer);
     if (!head && l < 0) return bad_layer(ctx, layer, err);
-    adapt_opts o = {.layerwise = true, .lambda_init = (float)lam, .lr = (float)lr, .steps = (int)(epochs * ctx->K),
-                    .batch = (int)batch, .accum = 1, .per_task_steps = true, .train_heads = head,
-                    .train_tensor = !head, .tensor = l, .lr_tint = (float)lr, .loss = kind, .eval_every = (int)every,
-                    .diverge_factor = (float)diverge};
+    *o = (adapt_opts){.layerwise = true, .lambda_init = (float)lam, .lr = (float)lr, .steps = (int)(epochs * ctx->K),
+                      .batch = (int)batch, .accum = 1, .per_task_steps = true, .train_heads = head,
+                      .train_tensor = !head, .tensor = l, .lr_tint = (float)lr, .loss = kind, .eval_every = (int)every,
+                      .diverge_factor = (float)diverge};
+    return 0;
+}
+
+static int tint_run(merge_ctx *ctx, tt_err *err) {
+    adapt_opts o;
+    if (tint_adapt_opts(ctx, &o, err)) return -1;
+    bool head = o.train_heads;
+    int l = o.tensor;
     float *tv = adapt_task_vectors(ctx, err);
     if (!tv) return -1;
     adapt_result r;

@@ -4,6 +4,7 @@
  *   adamerge_bench --make-suite DIR --arch vision8|vitb32|vitb32full|vitb16full [--tasks K] [--seed S]
  *   adamerge_bench --suite DIR [--threads N] [--steps R] [--warmup W] [--batch 16] [--accum 2]
  *                  [--task-wise] [--lanes N] [--csv FILE] [--check-out FILE.json] [--config NAME]
+ *                  [--precision f32|bf16] [--learner adamerging|tinting]
  *
  * --make-suite writes a synthetic suite of the given architecture in ttmerge's own formats
  * (suite.json, pretrained.safetensors = the engine's random init, finetuned/<task>.safetensors =
@@ -17,9 +18,20 @@
  * per-step wall time comes from the adaptation curve (adapt_point.seconds); the first `warmup`
  * steps are dropped, the median and min of the next `steps` are reported.
  *
+ * --learner tinting times Model Tinting's step instead, as tint/tinting.c runs it: the engine
+ * options come from tint_adapt_opts (tinting's parameters at their defaults; --batch overrides batch=32),
+ * only the number of steps and the lanes are the bench's. Its step: merge θ (as above), the next
+ * 32 test images of ONE task (the order of the tasks reshuffled every K steps), forward+backward of
+ * them through the merged model and that task's trainable head, the pseudo-conf cross-entropy
+ * against the task expert's hard labels (the labels and the expert's confidence are computed once
+ * for every test image before the first step, as tinting.c does: not timed), K dot products per
+ * tensor, one Adam step on λ and on that task's head. The wall time again comes from the curve.
+ *
  * --check-out writes adapt_objective's loss and dL/dλ at seeded raw coefficients in
  * [-0.05, 1.05] (some outside the clamp) on the first `batch` test images of every task, which
  * torch_adamerge.py --check recomputes: the proof that both programs time the same computation.
+ * Tinting's objective is the sum of its K per-task steps' losses (each on the first 32 test images
+ * of its task), at seeded heads too, with dL/dhead of every task besides dL/dλ.
  */
 #include <jansson.h>
 #include <math.h>
@@ -32,6 +44,7 @@
 #include "adamerge/adamerge.h"
 #include "baselines/methods.h"
 #include "bench/micro/bench_util.h"
+#include "tint/tinting.h"
 #include "core/arena.h"
 #include "core/fileio.h"
 #include "core/lanes.h"
@@ -182,6 +195,8 @@ typedef struct run_opts {
     dnn_precision precision;
     int threads, steps, warmup, batch, accum, lanes;
     bool layerwise;
+    bool tinting;   /* --learner tinting: Model Tinting's step instead of AdaMerging's */
+    bool batch_set; /* --batch given (Tinting: overrides its batch=32) */
 } run_opts;
 
 static json_t *matrix_json(const float *x, int K, int n) {
@@ -194,9 +209,22 @@ static json_t *matrix_json(const float *x, int K, int n) {
     return rows;
 }
 
-static int write_check(merge_ctx *ctx, const float *tv, const adapt_opts *o, const char *path, tt_err *err) {
-    int K = ctx->K, n_coef = o->layerwise ? ctx->pre.lay.count : 1;
+/* task k's head [C*D + C] as {"weight": [[C x D]], "bias": [C]} */
+static json_t *head_json(const float *h, int C, int D) {
+    json_t *bias = json_array();
+    for (int c = 0; c < C; c++) json_array_append_new(bias, json_real(h[(size_t)C * D + c]));
+    return json_pack("{s:o,s:o}", "weight", matrix_json(h, C, D), "bias", bias);
+}
+
+/* The objective at seeded raw coefficients in [-0.05, 1.05] (some outside the clamp): loss and
+ * dL/dλ; with trained heads (Tinting) also at seeded heads (the zero-shot head + uniform noise of
+ * ±0.02, so that a step that used the zero-shot head instead of its tint would not pass) and
+ * dL/dhead of every task. */
+static int write_check(merge_ctx *ctx, const float *tv, const adapt_opts *o, const char *learner, const char *path,
+                       tt_err *err) {
+    int K = ctx->K, n_coef = o->layerwise ? ctx->pre.lay.count : 1, D = ctx->s->cfg.output_dim;
     float *lam = malloc((size_t)K * n_coef * sizeof(float)), *grad = calloc((size_t)K * n_coef, sizeof(float));
+    float *heads[MERGE_MAX_TASKS] = {0}, *head_grad[MERGE_MAX_TASKS] = {0};
     int rc = -1;
     if (!lam || !grad) {
         tt_fail(err, TT_ENOMEM, "out of memory");
@@ -205,20 +233,53 @@ static int write_check(merge_ctx *ctx, const float *tv, const adapt_opts *o, con
     rng r;
     rng_init(&r, 12345);
     for (int c = 0; c < K * n_coef; c++) lam[c] = (float)(-0.05 + 1.1 * rng_uniform(&r));
+    for (int k = 0; k < K && o->train_heads; k++) {
+        const suite_task_info *ti = &ctx->s->tasks[k];
+        size_t n = (size_t)ti->classes * D + (size_t)ti->classes;
+        heads[k] = malloc(n * sizeof(float));
+        head_grad[k] = calloc(n, sizeof(float));
+        if (!heads[k] || !head_grad[k]) {
+            tt_fail(err, TT_ENOMEM, "out of memory");
+            goto done;
+        }
+        memcpy(heads[k], ti->head.W, (size_t)ti->classes * D * sizeof(float));
+        memcpy(heads[k] + (size_t)ti->classes * D, ti->head.b, (size_t)ti->classes * sizeof(float));
+        for (size_t i = 0; i < n; i++) heads[k][i] += (float)(0.02 * (2 * rng_uniform(&r) - 1));
+    }
     double loss;
     double t0 = bu_now();
-    if (adapt_objective(ctx, tv, o, lam, NULL, &loss, grad, NULL, err)) goto done;
-    printf("check: adapt_objective at seeded lambda: loss %.8g (%.3f s incl. planning)\n", loss, bu_now() - t0);
+    if (adapt_objective(ctx, tv, o, lam, o->train_heads ? (const float *const *)heads : NULL, &loss, grad,
+                        o->train_heads ? head_grad : NULL, err))
+        goto done;
+    printf("check: adapt_objective at seeded %s: loss %.8g (%.3f s incl. planning)\n",
+           o->train_heads ? "lambda and heads" : "lambda", loss, bu_now() - t0);
     json_t *names = json_array();
     for (int l = 0; l < ctx->pre.lay.count && o->layerwise; l++) json_array_append_new(names, json_string(ctx->pre.lay.t[l].name));
-    json_t *root = json_pack("{s:s,s:i,s:i,s:b,s:o,s:f,s:o,s:o}", "suite", ctx->s->dir, "batch", o->batch, "accum",
-                             o->accum, "layerwise", o->layerwise, "tensors", names, "loss", loss, "lambda_raw",
-                             matrix_json(lam, K, n_coef), "grad", matrix_json(grad, K, n_coef));
+    static const char *const loss_names[] = {[ADAPT_ENTROPY] = "entropy", [ADAPT_PSEUDO] = "pseudo",
+                                             [ADAPT_PSEUDO_CONF] = "pseudo-conf"};
+    json_t *root = json_pack("{s:s,s:s,s:s,s:i,s:i,s:b,s:b,s:o,s:f,s:o,s:o}", "suite", ctx->s->dir, "learner", learner,
+                             "loss_kind", loss_names[o->loss], "batch", o->batch, "accum", o->accum, "layerwise",
+                             o->layerwise, "per_task_steps", o->per_task_steps, "tensors", names, "loss", loss,
+                             "lambda_raw", matrix_json(lam, K, n_coef), "grad", matrix_json(grad, K, n_coef));
+    if (o->train_heads) {
+        json_t *hs = json_array(), *hg = json_array();
+        for (int k = 0; k < K; k++) {
+            int C = ctx->s->tasks[k].classes;
+            json_array_append_new(hs, head_json(heads[k], C, D));
+            json_array_append_new(hg, head_json(head_grad[k], C, D));
+        }
+        json_object_set_new(root, "heads", hs);
+        json_object_set_new(root, "head_grad", hg);
+    }
     char *text = json_dumps(root, JSON_INDENT(1) | JSON_REAL_PRECISION(9));
     json_decref(root);
     rc = text ? fio_write_all(path, text, strlen(text), err) : tt_fail(err, TT_ENOMEM, "out of memory");
     free(text);
 done:
+    for (int k = 0; k < K; k++) {
+        free(heads[k]);
+        free(head_grad[k]);
+    }
     free(lam);
     free(grad);
     return rc;
@@ -228,7 +289,11 @@ static int run(const run_opts *ro, tt_err *err) {
     suite s;
     if (suite_open(&s, ro->suite_dir, NULL, err)) return -1;
     merge_ctx ctx;
-    if (merge_ctx_open(&ctx, &s, &method_adamerging, NULL, 0, 0, err)) {
+    char batch_set[32];
+    const char *sets[1] = {batch_set};
+    snprintf(batch_set, sizeof batch_set, "batch=%d", ro->batch);
+    if (merge_ctx_open(&ctx, &s, ro->tinting ? &method_tinting : &method_adamerging, sets,
+                       ro->tinting && ro->batch_set ? 1 : 0, 0, err)) {
         suite_close(&s);
         return -1;
     }
@@ -241,6 +306,14 @@ static int run(const run_opts *ro, tt_err *err) {
     const vit_config *cfg = &s.cfg;
     adapt_opts o = {.layerwise = ro->layerwise, .lambda_init = 0.3f, .lr = 1e-3f, .steps = ro->warmup + ro->steps,
                     .batch = ro->batch, .accum = ro->accum, .loss = ADAPT_ENTROPY, .lanes = ro->lanes};
+    if (ro->tinting) { /* tinting.c's own options at its defaults; only the length of the run and the lanes differ */
+        if (tint_adapt_opts(&ctx, &o, err)) goto done;
+        o.steps = ro->warmup + ro->steps;
+        o.eval_every = 0;
+        o.lanes = ro->lanes;
+    }
+    const char *pass = ro->tinting ? "tinting_step" : "adamerging_step";
+    const int step_images = o.per_task_steps ? o.batch : ctx.K * o.batch; /* images per forward */
     bu_peak pk = bu_measure_peak(ro->threads, 3);
     if (ro->precision == DNN_BF16) { /* a bf16 step's % of peak is of the bf16 dot-product peak */
         double w16;
@@ -253,13 +326,20 @@ static int run(const run_opts *ro, tt_err *err) {
     printf("# peak_measured_gflops=%.3f threads=%d\n", pk.gflops, ro->threads);
     uint64_t params = 0;
     for (int l = 0; l < ctx.pre.lay.count; l++) params += ctx.pre.lay.t[l].numel;
-    printf("suite %s (%s): K=%d tasks, %d tensors, %llu parameters; step = merge + %d x fwd+bwd of %d x %d images + "
-           "%d x K dots per tensor + Adam (%s)\n",
-           s.name, s.dir, ctx.K, ctx.pre.lay.count, (unsigned long long)params, o.accum, ctx.K, o.batch, o.accum,
-           o.layerwise ? "layer-wise" : "task-wise");
-    printf("# lanes=%d (forward+backward lanes of %d images)\n", ro->lanes ? ro->lanes : vit_lanes_auto(&ctx.s->cfg, ctx.K * o.batch),
-           ctx.K * o.batch);
-    if (ro->check_out && write_check(&ctx, tv, &o, ro->check_out, err)) goto done;
+    if (ro->tinting)
+        printf("suite %s (%s): K=%d tasks, %d tensors, %llu parameters; step = merge + fwd+bwd of one task's %d images "
+               "(%s CE on the expert's labels, computed before the first step) + K dots per tensor + Adam on lambda "
+               "and the task's head\n",
+               s.name, s.dir, ctx.K, ctx.pre.lay.count, (unsigned long long)params, o.batch,
+               o.loss == ADAPT_PSEUDO_CONF ? "pseudo-conf" : o.loss == ADAPT_PSEUDO ? "pseudo" : "entropy");
+    else
+        printf("suite %s (%s): K=%d tasks, %d tensors, %llu parameters; step = merge + %d x fwd+bwd of %d x %d images + "
+               "%d x K dots per tensor + Adam (%s)\n",
+               s.name, s.dir, ctx.K, ctx.pre.lay.count, (unsigned long long)params, o.accum, ctx.K, o.batch, o.accum,
+               o.layerwise ? "layer-wise" : "task-wise");
+    printf("# lanes=%d (forward+backward lanes of %d images)\n", ro->lanes ? ro->lanes : vit_lanes_auto(&ctx.s->cfg, step_images),
+           step_images);
+    if (ro->check_out && write_check(&ctx, tv, &o, ro->tinting ? "tinting" : "adamerging", ro->check_out, err)) goto done;
     if (adapt_run(&ctx, tv, &o, &res, err)) goto done;
     if (res.stop.stopped) { /* fewer steps than asked: nothing to time */
         char why[512];
@@ -279,17 +359,17 @@ static int run(const run_opts *ro, tt_err *err) {
     }
     printf("\n");
     double med = bu_median(t, ro->steps), mn = t[0];
-    int images = ctx.K * o.batch * o.accum;
+    int images = step_images * o.accum;
     /* FLOPs of the ViT forward+backward only (3x forward); the merge and dots are memory-bound */
-    double gflops = 3.0 * o.accum * vit_forward_flops(cfg, ctx.K * o.batch) / med / 1e9;
+    double gflops = 3.0 * o.accum * vit_forward_flops(cfg, step_images) / med / 1e9;
     const char *config = ro->config ? ro->config : s.name;
     char what[96];
-    snprintf(what, sizeof what, "%s adamerging_step (%d threads)", config, ro->threads);
+    snprintf(what, sizeof what, "%s %s (%d threads)", config, pass, ro->threads);
     bu_check_pct("adamerge_bench", what, gflops, pk.gflops);
     printf("%-14s %5s %3s  %-16s %10s %10s %10s %8s %7s\n", "config", "batch", "thr", "pass", "median_ms", "min_ms",
            "images/s", "GFLOP/s", "%peak");
-    printf("%-14s %5d %3d  %-16s %10.3f %10.3f %10.1f %8.2f %6.1f%%\n", config, ctx.K * o.batch, ro->threads,
-           "adamerging_step", med * 1e3, mn * 1e3, images / med, gflops, 100 * gflops / pk.gflops);
+    printf("%-14s %5d %3d  %-16s %10.3f %10.3f %10.1f %8.2f %6.1f%%\n", config, step_images, ro->threads,
+           pass, med * 1e3, mn * 1e3, images / med, gflops, 100 * gflops / pk.gflops);
     printf("loss: first %.6f, last %.6f (entropy %.6f -> %.6f)\n", res.curve[0].loss, res.curve[res.n_curve - 1].loss,
            res.curve[0].entropy, res.curve[res.n_curve - 1].entropy);
     bu_print_loadavg("at end");
@@ -300,7 +380,7 @@ static int run(const run_opts *ro, tt_err *err) {
             goto done;
         }
         fprintf(csv, "config,batch,threads,pass,median_s,min_s,images_per_s,gflops,pct_peak_measured,peer\n");
-        fprintf(csv, "%s,%d,%d,adamerging_step,%.6g,%.6g,%.6g,%.6g,%.4g,%s\n", config, ctx.K * o.batch, ro->threads,
+        fprintf(csv, "%s,%d,%d,%s,%.6g,%.6g,%.6g,%.6g,%.4g,%s\n", config, step_images, ro->threads, pass,
                 med, mn, images / med, gflops, 100 * gflops / pk.gflops, ro->precision == DNN_BF16 ? "ttmerge-bf16" : "ttmerge");
         if (fclose(csv)) {
             csv = NULL;
@@ -325,11 +405,14 @@ static void usage(FILE *f) {
             "usage: adamerge_bench --make-suite DIR --arch vision8|vitb32|vitb32full|vitb16full [--tasks K] [--seed S]\n"
             "       adamerge_bench --suite DIR [--threads N] [--steps R] [--warmup W] [--batch B] [--accum A]\n"
             "                      [--task-wise] [--lanes N] [--csv FILE] [--check-out FILE.json] [--config NAME]\n"
-            "                      [--precision f32|bf16]\n"
+            "                      [--precision f32|bf16] [--learner adamerging|tinting]\n"
+            "  --learner L    whose step: adamerging (default) or tinting (tint/tinting.c at its defaults: one task's\n"
+            "                 batch of 32, pseudo-conf loss, Adam on lambda and that task's head; no --accum, --task-wise)\n"
             "  --steps R      timed steps (default 10); --warmup W untimed first steps (default 2)\n"
-            "  --batch/--accum  test images per task per forward / forwards per step (AdaMerging: 16 / 2)\n"
+            "  --batch/--accum  test images per task per forward / forwards per step (AdaMerging: 16 / 2; Tinting: 32 / 1)\n"
             "  --lanes N      forward+backward lanes (core/lanes.h; default 0: one per thread when the batch allows)\n"
-            "  --check-out F  write adapt_objective's loss and dL/dlambda at seeded coefficients (for torch_adamerge.py --check)\n"
+            "  --check-out F  write adapt_objective's loss and dL/dlambda (Tinting: and dL/dhead) at seeded coefficients\n"
+            "                 (for torch_adamerge.py --check)\n"
             "  --config NAME  the config column of the CSV (default: the suite's name)\n");
 }
 
@@ -348,6 +431,7 @@ int main(int argc, char **argv) {
     run_opts ro = {.steps = 10, .warmup = 2, .batch = 16, .accum = 2, .layerwise = true};
     const char *make = NULL, *arch = NULL;
     int tasks = 8, seed = 1;
+    bool accum_set = false;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         int bad = 0;
@@ -361,6 +445,10 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--suite")) ro.suite_dir = v;
         else if (!strcmp(a, "--csv")) ro.csv = v;
         else if (!strcmp(a, "--check-out")) ro.check_out = v;
+        else if (!strcmp(a, "--learner")) {
+            bad = strcmp(v, "adamerging") && strcmp(v, "tinting") ? 1 : 0;
+            ro.tinting = !strcmp(v, "tinting");
+        }
         else if (!strcmp(a, "--config")) ro.config = v;
         else if (!strcmp(a, "--precision")) bad = dnn_precision_parse(v, &ro.precision) ? 1 : 0;
         else if (!strcmp(a, "--tasks")) bad = parse_int(a, v, 1, MERGE_MAX_TASKS, &tasks);
@@ -368,8 +456,13 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--threads")) bad = parse_int(a, v, 1, 4096, &ro.threads);
         else if (!strcmp(a, "--steps")) bad = parse_int(a, v, 1, 100000, &ro.steps);
         else if (!strcmp(a, "--warmup")) bad = parse_int(a, v, 0, 100000, &ro.warmup);
-        else if (!strcmp(a, "--batch")) bad = parse_int(a, v, 1, 1024, &ro.batch);
-        else if (!strcmp(a, "--accum")) bad = parse_int(a, v, 1, 64, &ro.accum);
+        else if (!strcmp(a, "--batch")) {
+            bad = parse_int(a, v, 1, 1024, &ro.batch);
+            ro.batch_set = true;
+        } else if (!strcmp(a, "--accum")) {
+            bad = parse_int(a, v, 1, 64, &ro.accum);
+            accum_set = true;
+        }
         else if (!strcmp(a, "--lanes")) bad = parse_int(a, v, 0, VIT_LANES_MAX, &ro.lanes);
         else bad = 1;
         if (bad) {
@@ -378,6 +471,10 @@ int main(int argc, char **argv) {
             return 2;
         }
         if (strcmp(a, "--task-wise")) i++;
+    }
+    if (ro.tinting && (accum_set || !ro.layerwise)) {
+        fprintf(stderr, "adamerge_bench: --accum and --task-wise are AdaMerging's (Tinting: one layer-wise step per batch)\n");
+        return 2;
     }
     if (ro.threads > 0) omp_set_num_threads(ro.threads);
     ro.threads = omp_get_max_threads();
