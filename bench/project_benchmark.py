@@ -7,7 +7,8 @@ AdaMerging cost.
     /usr/bin/python3 bench/project_benchmark.py DIR/times.csv [--config vitb32full] [--server-cores 32]
 
 Inputs (medians over rounds of times.csv): eval = seconds of one forward of 256 images (the infer batch),
-step = seconds of one layer-wise AdaMerging step of 8 tasks x 16 images (one forward+backward of 128).
+step = seconds of one layer-wise AdaMerging step of 8 tasks x 16 images (one forward+backward of 128),
+tint = seconds of one Model Tinting step (one task's 32 images; when times.csv has it).
 Assumptions, printed with the table:
   - test sets of the 8 tasks (SUN397, Cars, RESISC45, EuroSAT, SVHN, GTSRB, MNIST, DTD): 87,433 images,
     each task evaluated in passes of 256 (the last one zero-padded, as core/infer.c does);
@@ -15,7 +16,8 @@ Assumptions, printed with the table:
     in all); tinting first labels the test sets with the experts (one more pass);
   - AdaMerging (task-wise, layer-wise, ++, AWD-AdaMerging): 500 steps of 2 forwards+backwards of 8 x 16
     images (ttmerge's defaults, the official recipe) = 2 measured steps each; tinting: 100 rounds x 8
-    tasks of one forward+backward of 32 images = a quarter of a measured step each;
+    tasks of one forward+backward of 32 images = one measured tint step each (without a tint measurement:
+    a quarter of a measured AdaMerging step each);
   - not counted: merging arithmetic (memory-bound, seconds), the validation grid searches of the
     lambda-tuned methods (their validation splits are not part of the standard test-set benchmark), graft's
     few steps on shots, loading checkpoints;
@@ -74,11 +76,13 @@ def main():
         if ev is None or st is None:
             print(f"# {name}: no eval or step cost in {a.times}; skipped")
             continue
-        print(f"# {name}: {ev / INFER_BATCH * 1e3:.1f} ms per image evaluated, {st:.2f} s per AdaMerging step (8 x 16)")
+        tint = m.get(("tint", peer))
+        print(f"# {name}: {ev / INFER_BATCH * 1e3:.1f} ms per image evaluated, {st:.2f} s per AdaMerging step (8 x 16), "
+              + (f"{tint:.2f} s per Tinting step (32)" if tint is not None else "no Tinting step: a quarter of one"))
         total_eval = total_adapt = 0.0
         for meth, (p, steps) in METHODS.items():
             total_eval += p * passes * ev
-            total_adapt += steps * st
+            total_adapt += TINT_STEPS * tint if meth == "tinting" and tint is not None else steps * st
         rows.append((name, total_eval, total_adapt, ADA_STEPS * ADA_ACCUM * st))
     if not rows:
         sys.exit("project_benchmark.py: nothing to project")

@@ -5,11 +5,14 @@
 # bf16, then torch, so a change of the machine's load hits all three alike.
 #
 #   bench/run_vit_scale.sh [--rounds R] [--torch-rounds T] [--configs "vitb32full vitb16full"]
-#                          [--work "eval step"] [--threads N] [--warmup W] [--reps N] [--out DIR]
+#                          [--work "eval step tint"] [--threads N] [--warmup W] [--reps N] [--out DIR]
 #
 # Workloads: eval = one forward of INFER_BATCH = 256 images on the inference plan (vit_bench --passes eval;
 # torch_vit.py --passes eval under no_grad); step = one layer-wise AdaMerging step of 8 tasks x 16 test images
-# (adamerge_bench --accum 1 on a synthetic suite written once into DIR; torch_adamerge.py on the same files).
+# (adamerge_bench --accum 1 on a synthetic suite written once into DIR; torch_adamerge.py on the same files);
+# tint = one Model Tinting step at tinting's defaults: merge, one task's 32 test images forward+backward with
+# its trainable head, pseudo-conf CE on the expert's labels (computed before timing), Adam on lambda and the
+# head (adamerge_bench --learner tinting; torch_adamerge.py --learner tinting; the same suite as step).
 # Defaults: 2 rounds (torch in the first --torch-rounds = 1 of them: on 2 shared cores a torch forward of 256
 # ViT-B/16 images takes minutes), 2 threads, 1 warm-up and 1 timed run per program and round.
 # Output: DIR/times.csv (round,config,batch,threads,work,median_s,min_s,images_per_s,gflops,pct_peak,peer; the
@@ -25,7 +28,7 @@ py=${PYTHON:-/usr/bin/python3}
 rounds=2
 torch_rounds=1
 configs="vitb32full vitb16full"
-work="eval step"
+work="eval step tint"
 threads=2
 warmup=1
 reps=1
@@ -40,7 +43,7 @@ while [ $# -gt 0 ]; do
         --warmup) warmup=$2; shift 2 ;;
         --reps) reps=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
-        -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
         *) echo "run_vit_scale.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -77,24 +80,26 @@ for r in $(seq 1 "$rounds"); do
                         --warmup "$warmup" --reps "$reps" --csv "$d/torch.csv" >"$d/torch.log"
                     add_rows "$r" eval "$d/torch.csv"
                 fi
-            elif [ "$w" = step ]; then
+            elif [ "$w" = step ] || [ "$w" = tint ]; then
                 suite=$out/suite-$c
                 if [ ! -f "$suite/suite.json" ]; then
                     rm -rf "$suite"
                     "$build/adamerge_bench" --make-suite "$suite" --arch "$c" --tasks 8 >"$out/make-suite-$c.log"
                 fi
+                # step: AdaMerging's, one forward of 8 x 16; tint: Tinting's defaults (one task's 32 images)
+                if [ "$w" = step ]; then learner=(--batch 16 --accum 1); else learner=(--learner tinting); fi
                 for p in f32 bf16; do
                     "$build/adamerge_bench" --suite "$suite" --threads "$threads" --steps "$reps" --warmup "$warmup" \
-                        --batch 16 --accum 1 --precision "$p" --config "$c" --csv "$d/ttmerge-$p.csv" >"$d/ttmerge-$p.log"
-                    add_rows "$r" step "$d/ttmerge-$p.csv"
+                        "${learner[@]}" --precision "$p" --config "$c" --csv "$d/ttmerge-$p.csv" >"$d/ttmerge-$p.log"
+                    add_rows "$r" "$w" "$d/ttmerge-$p.csv"
                 done
                 if [ "$r" -le "$torch_rounds" ]; then
                     "$py" "$here/pytorch/torch_adamerge.py" --suite "$suite" --threads "$threads" --steps "$reps" \
-                        --warmup "$warmup" --batch 16 --accum 1 --config "$c" --csv "$d/torch.csv" >"$d/torch.log"
-                    add_rows "$r" step "$d/torch.csv"
+                        --warmup "$warmup" "${learner[@]}" --config "$c" --csv "$d/torch.csv" >"$d/torch.log"
+                    add_rows "$r" "$w" "$d/torch.csv"
                 fi
             else
-                echo "run_vit_scale.sh: unknown workload $w (eval, step)" >&2
+                echo "run_vit_scale.sh: unknown workload $w (eval, step, tint)" >&2
                 exit 2
             fi
             grep -h "peak_measured_gflops\|^peak bf16" "$d"/ttmerge-*.log | sed 's/^/  /' || true
