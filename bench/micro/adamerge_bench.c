@@ -446,8 +446,11 @@ int main(int argc, char **argv) {
         else if (!strcmp(a, "--csv")) ro.csv = v;
         else if (!strcmp(a, "--check-out")) ro.check_out = v;
         else if (!strcmp(a, "--learner")) {
-            bad = strcmp(v, "adamerging") && strcmp(v, "tinting") ? 1 : 0;
             ro.tinting = !strcmp(v, "tinting");
+            if (!ro.tinting && strcmp(v, "adamerging")) {
+                fprintf(stderr, "adamerge_bench: --learner %s: expected adamerging or tinting\n", v);
+                bad = 2;
+            }
         }
         else if (!strcmp(a, "--config")) ro.config = v;
         else if (!strcmp(a, "--precision")) bad = dnn_precision_parse(v, &ro.precision) ? 1 : 0;
