@@ -88,15 +88,18 @@ Test(suite_import, recipes_parse_with_their_tasks) {
         results_table t = {0};
         cr_assert_eq(results_read_golden(g, &t, &e), 0, "%s", e.msg);
         cr_assert_gt(t.n, 0);
+        size_t n_average = 0;
         for (size_t r = 0; r < t.n; r++) {
             cr_assert_str_eq(t.rows[r].suite, recipes[i].name);
             bool known = !strcmp(t.rows[r].task, "average");
+            n_average += known;
             for (int k = 0; k < s.n_tasks; k++) known |= !strcmp(t.rows[r].task, s.tasks[k].name);
             cr_assert(known, "%s: task %s is not one of the recipe's", g, t.rows[r].task);
             cr_assert_not_null(strstr(t.rows[r].params, "\"source\""), "%s: row %zu names no source", g, r);
         }
         results_free(&t);
-        cr_assert_eq(results_read(g, &t, &e), -1, "a plain results reader must refuse average rows");
+        if (n_average == 0) continue; /* per-task rows only: a plain results file as well */
+        cr_assert_eq(results_read(g, &t, &e), -1, "%s: a plain results reader must refuse average rows", g);
         cr_assert_not_null(strstr(e.msg, "average"));
     }
 }
