@@ -224,7 +224,7 @@ static const merge_param fisher_params[] = {
 const merge_method method_fisher = {
     .name = "fisher",
     .summary = "Fisher merging: per-weight average weighted by each expert's diagonal Fisher on its training images",
-    .needs = MERGE_NEEDS_TRAIN,
+    .needs = MERGE_NEEDS_TRAIN_INPUTS,
     .params = fisher_params,
     .run = fisher_run,
 };

@@ -31,6 +31,7 @@ enum merge_needs {
     MERGE_NEEDS_UNLABELED = 1 << 1, /* unlabeled test inputs (test-time adaptation) */
     MERGE_NEEDS_EXPERTS = 1 << 2,   /* runs the fine-tuned experts at merge time (pseudo-labels) */
     MERGE_NEEDS_TRAIN = 1 << 3,     /* a few labeled training exemplars */
+    MERGE_NEEDS_TRAIN_INPUTS = 1 << 4, /* training images, labels not read (Fisher, RegMean statistics) */
 };
 
 typedef struct merge_param {

@@ -234,7 +234,7 @@ static const merge_param regmean_params[] = {
 const merge_method method_regmean = {
     .name = "regmean",
     .summary = "RegMean: each linear layer solves the least-squares merge over the experts' input Gram matrices",
-    .needs = MERGE_NEEDS_TRAIN,
+    .needs = MERGE_NEEDS_TRAIN_INPUTS,
     .params = regmean_params,
     .run = regmean_run,
 };

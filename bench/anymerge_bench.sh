@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# anymerge_bench.sh DIR [ROUNDS] [METHODS] — `ttmerge merge --base --models` against PyTorch.
+# anymerge_bench.sh DIR [ROUNDS] [METHODS] [PEER_METHODS] — `ttmerge merge --base --models` against PyTorch.
 #
 # DIR holds base/ and ft0..ftK-1/ from bench/anymerge/gen_models.py (e.g. K = 8 BF16 models of
 # 0.5 / 1 / 2 GB). In each of ROUNDS (default 3) interleaved rounds, for each method of METHODS
@@ -9,11 +9,14 @@
 #   eager    the same with every model loaded whole first (skipped when the inputs exceed 70% of
 #            MemAvailable);
 #   read     cat of every input file to /dev/null: the time to read the inputs once (warm cache).
+# PEER_METHODS (default: METHODS) limits the PyTorch peers to some methods: at 2 GB per model a lazy
+# PyTorch merge takes minutes per method.
 # PyTorch rows also give merge_s: the time after the interpreter and torch were imported.
 # Writes DIR/bench.csv (round,method,impl,seconds,merge_s,peak_rss_mb) and prints a summary (medians).
 # Run it under the shared lock:  flock /work/briefs/heavy.lock bench/anymerge_bench.sh DIR
 set -euo pipefail
 dir=$1 rounds=${2:-3} methods=${3:-ta,ties,dare}
+peer_methods=${4:-$methods}
 here=$(cd "$(dirname "$0")" && pwd)
 bin=${TTMERGE:-$here/../build/ttmerge}
 py=/usr/bin/python3
@@ -40,6 +43,7 @@ for ((r = 1; r <= rounds; r++)); do
   for m in ${methods//,/ }; do
     run "$r" "$m" ttmerge "$bin" merge --quiet --threads 2 --base "$dir/base" --models "$models" --method "$m" \
       --set lambda=0.3 --shard-size 2GB --out "$dir/out"
+    [[ ",$peer_methods," == *",$m,"* ]] || continue
     run "$r" "$m" lazy $py "$here/anymerge/torch_merge.py" --mode lazy --method "$m" "$dir/base" "$models" "$dir/out" \
       --shard-size 2000000000
     ((eager)) && run "$r" "$m" eager $py "$here/anymerge/torch_merge.py" --mode eager --method "$m" "$dir/base" \

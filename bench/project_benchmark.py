@@ -12,13 +12,16 @@ tint = seconds of one Model Tinting step (one task's 32 images; when times.csv h
 Assumptions, printed with the table:
   - test sets of the 8 tasks (SUN397, Cars, RESISC45, EuroSAT, SVHN, GTSRB, MNIST, DTD): 87,433 images,
     each task evaluated in passes of 256 (the last one zero-padded, as core/infer.c does);
-  - every method evaluates the 8 test sets once; `individual` runs each expert on its own task (one pass
-    in all); tinting first labels the test sets with the experts (one more pass);
+  - every method evaluates the 8 test sets once; `individual` and `emr` run each task's model on its own
+    task (one pass in all); tinting first labels the test sets with the experts (one more pass); surgery
+    computes the experts' and the merge's features of the test sets before evaluating (three passes);
   - AdaMerging (task-wise, layer-wise, ++, AWD-AdaMerging): 500 steps of 2 forwards+backwards of 8 x 16
     images (ttmerge's defaults, the official recipe) = 2 measured steps each; tinting: 100 rounds x 8
     tasks of one forward+backward of 32 images = one measured tint step each (without a tint measurement:
-    a quarter of a measured AdaMerging step each);
-  - not counted: merging arithmetic (memory-bound, seconds), the validation grid searches of the
+    a quarter of a measured AdaMerging step each); fisher: 256 training images per task forward+backward
+    (16 step-equivalents); regmean: the same images forward only (8 infer batches);
+  - not counted: merging arithmetic (memory-bound seconds for the elementwise merges; the SVD merges'
+    own times are bench/svd_merge_bench.py's, WUDI's 300 Adam steps per matrix the largest), the validation grid searches of the
     lambda-tuned methods (their validation splits are not part of the standard test-set benchmark), graft's
     few steps on shots, loading checkpoints;
   - the server: the same per-core speed on --server-cores cores (perfect scaling: a lower bound on time).
@@ -34,14 +37,18 @@ TEST_SIZES = {"SUN397": 19850, "Cars": 8041, "RESISC45": 6300, "EuroSAT": 2700, 
 INFER_BATCH = 256
 ADA_STEPS, ADA_ACCUM = 500, 2
 TINT_STEPS, TINT_IMAGES = 100 * 8, 32
-# method -> (test-set passes, measured-step equivalents)
+# method -> (test-set passes, measured-step equivalents, extra forward-only images)
+FISHER_REGMEAN_IMAGES = 8 * 256  # `samples` training images per task
 METHODS = {
-    "zeroshot": (1, 0), "individual": (1, 0), "ta": (1, 0), "ties": (1, 0), "consensus-ta": (1, 0),
-    "consensus-ties": (1, 0), "tatr": (1, 0), "dare": (1, 0), "lata": (1, 0), "awd": (1, 0), "graft": (1, 0),
-    "tsv-m": (1, 0), "iso-c": (1, 0), "iso-cts": (1, 0),
-    "adamerging-task": (1, ADA_STEPS * ADA_ACCUM), "adamerging": (1, ADA_STEPS * ADA_ACCUM),
-    "adamerging++": (1, ADA_STEPS * ADA_ACCUM), "awd-adamerging": (1, ADA_STEPS * ADA_ACCUM),
-    "tinting": (2, TINT_STEPS * TINT_IMAGES / 128),
+    "zeroshot": (1, 0, 0), "individual": (1, 0, 0), "ta": (1, 0, 0), "ties": (1, 0, 0), "consensus-ta": (1, 0, 0),
+    "consensus-ties": (1, 0, 0), "tatr": (1, 0, 0), "dare": (1, 0, 0), "lata": (1, 0, 0), "awd": (1, 0, 0),
+    "graft": (1, 0, 0), "tsv-m": (1, 0, 0), "iso-c": (1, 0, 0), "iso-cts": (1, 0, 0), "wudi": (1, 0, 0),
+    "cart": (1, 0, 0), "pcb": (1, 0, 0), "emr": (1, 0, 0),
+    "fisher": (1, FISHER_REGMEAN_IMAGES / 128, 0), "regmean": (1, 0, FISHER_REGMEAN_IMAGES),
+    "surgery": (3, 0, 0),
+    "adamerging-task": (1, ADA_STEPS * ADA_ACCUM, 0), "adamerging": (1, ADA_STEPS * ADA_ACCUM, 0),
+    "adamerging++": (1, ADA_STEPS * ADA_ACCUM, 0), "awd-adamerging": (1, ADA_STEPS * ADA_ACCUM, 0),
+    "tinting": (2, TINT_STEPS * TINT_IMAGES / 128, 0),
 }
 FUSIONBENCH_ADAMERGING = (1000, 725.0)  # steps, seconds on one GPU (FusionBench's published layer-wise AdaMerging)
 
@@ -80,8 +87,8 @@ def main():
         print(f"# {name}: {ev / INFER_BATCH * 1e3:.1f} ms per image evaluated, {st:.2f} s per AdaMerging step (8 x 16), "
               + (f"{tint:.2f} s per Tinting step (32)" if tint is not None else "no Tinting step: a quarter of one"))
         total_eval = total_adapt = 0.0
-        for meth, (p, steps) in METHODS.items():
-            total_eval += p * passes * ev
+        for meth, (p, steps, fwd) in METHODS.items():
+            total_eval += p * passes * ev + fwd / INFER_BATCH * ev
             total_adapt += TINT_STEPS * tint if meth == "tinting" and tint is not None else steps * st
         rows.append((name, total_eval, total_adapt, ADA_STEPS * ADA_ACCUM * st))
     if not rows:

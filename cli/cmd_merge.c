@@ -21,10 +21,10 @@ static void list_methods(void) {
 
 static void method_help(const merge_method *m) {
     static const char *const needs[] = {"labeled validation split", "unlabeled test inputs", "the fine-tuned experts",
-                                        "labeled training exemplars"};
+                                        "labeled training exemplars", "training images (their labels are not read)"};
     printf("method %s: %s\nneeds: ", m->name, m->summary);
     if (!m->needs) printf("nothing beyond the checkpoints");
-    for (int b = 0, first = 1; b < 4; b++)
+    for (int b = 0, first = 1; b < 5; b++)
         if (m->needs & (1u << b)) printf("%s%s", first ? "" : ", ", needs[b]), first = 0;
     printf("\nparameters (--set key=value):\n");
     for (const merge_param *p = m->params; p && p->name; p++) printf("  %-12s default %-8s %s\n", p->name, p->dflt, p->help);

@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """torch_merge.py — the PyTorch peers of `ttmerge merge --base --models` for bench/anymerge_bench.sh.
 
-  torch_merge.py --mode eager|lazy --method ta|ties|dare BASE M1,M2,... OUT [--lambda L] [--topk P]
-                 [--density D] [--shard-size BYTES]
+  torch_merge.py --mode eager|lazy --method ta|ties|dare|consensus-ta BASE M1,M2,... OUT [--lambda L]
+                 [--topk P] [--density D] [--tall-lambda T] [--k K] [--shard-size BYTES]
 
 eager: every checkpoint loaded whole into memory first (torch tensors in their file dtype, as
        `load_file` of every model would), then merged tensor by tensor in float32.
@@ -12,7 +12,9 @@ lazy:  MergeKit's way (mergekit/io/lazy_tensor_loader.py + tasks): for each tens
        written once it exceeds --shard-size (mergekit/io/tensor_writer.py).
 Methods, as MergeKit computes them: ta = θ0 + λ Σ τ_k; ties = MergeKit's TIES (magnitude trim to
 the top `topk`% PER TENSOR — MergeKit's sparsify — sign by the sum, disjoint mean) times λ;
-dare = Bernoulli(density) keep and 1/density rescale, then the TA sum. The safetensors format is
+dare = Bernoulli(density) keep and 1/density rescale, then the TA sum; consensus-ta = TALL masks
+m_t = |τ_t| > T |Σ τ − τ_t| (T = tall_lambda 0.6, FusionBench's fixed value, as `ttmerge merge`), kept
+where at least K (2) tasks agree, θ0 + λ m ⊙ Σ τ (MergeKit has no Consensus: the tall_masks code's math). The safetensors format is
 read and written with numpy (st_numpy.py); no `safetensors` package is needed.
 """
 import argparse
@@ -41,7 +43,15 @@ def to_bytes(t):
     return t.contiguous().view(torch.int16).numpy()
 
 
-def merge(method, base, tvs, lam, topk, density, gen):
+def merge(method, base, tvs, lam, topk, density, gen, tall_lambda=0.6, k_agree=2):
+    if method == "consensus-ta":
+        mtl = torch.zeros_like(base)
+        for t in tvs:
+            mtl += t
+        count = torch.zeros(base.shape, dtype=torch.int32)
+        for t in tvs:
+            count += (t.abs() > tall_lambda * (mtl - t).abs()).to(torch.int32)
+        return base + lam * torch.where(count >= k_agree, mtl, torch.zeros_like(mtl))
     if method == "dare":
         tvs = [torch.where(torch.rand(t.shape, generator=gen) < density, t / density, torch.zeros_like(t)) for t in tvs]
     if method in ("ta", "dare"):
@@ -90,13 +100,15 @@ class ShardWriter:
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--mode", choices=["eager", "lazy"], required=True)
-    ap.add_argument("--method", choices=["ta", "ties", "dare"], required=True)
+    ap.add_argument("--method", choices=["ta", "ties", "dare", "consensus-ta"], required=True)
     ap.add_argument("base")
     ap.add_argument("models")
     ap.add_argument("out")
     ap.add_argument("--lambda", dest="lam", type=float, default=0.3)
     ap.add_argument("--topk", type=float, default=20)
     ap.add_argument("--density", type=float, default=0.5)
+    ap.add_argument("--tall-lambda", type=float, default=0.6)
+    ap.add_argument("--k", type=int, default=2)
     ap.add_argument("--shard-size", type=int, default=5 * 10**9)
     a = ap.parse_args()
     base = read_set(a.base)
@@ -116,7 +128,7 @@ def main():
         else:
             b = to_torch(base[name]).float()
             tvs = [to_torch(m[name]).float() - b for m in models]
-        out = merge(a.method, b, tvs, a.lam, a.topk, a.density, gen)
+        out = merge(a.method, b, tvs, a.lam, a.topk, a.density, gen, a.tall_lambda, a.k)
         w.add(name, dt, out.to(TORCH[dt]))
     w.flush()
 
