@@ -97,7 +97,7 @@ typedef struct am_tensor {
     const ts_tensor *base;
     const ts_tensor *m[AM_MAX_MODELS];
     bool merged;      /* floating point: merged; else copied from the base */
-    int index;        /* position in the base's name order (DARE's hash) */
+    uint64_t key;     /* kern_name_key of the name (DARE's hash) */
     uint64_t gfirst;  /* first element in the concatenation of the merged tensors */
     float w[AM_MAX_MODELS];
 } am_tensor;
@@ -153,9 +153,9 @@ static int plan(engine *e, tt_err *err) {
     for (int i = 0; i < e->n; i++) {
         am_tensor *t = &e->t[i];
         t->base = ts_at(e->base, i);
-        t->index = i;
         t->merged = float_dtype(t->base->t->dtype);
         const char *name = t->base->t->name;
+        t->key = kern_name_key(name);
         for (int k = 0; k < e->K; k++) {
             const ts_tensor *m = ts_find(e->set[k], name);
             if (!m)
@@ -224,7 +224,7 @@ static int load_slice(engine *e, const am_tensor *t, size_t first, size_t n, tt_
 #pragma omp parallel for schedule(static) if (n > KERN_PAR_MIN)
             for (size_t j = 0; j < n; j++) x[j] = w * (x[j] - b[j]);
         }
-        if (e->c->method == AM_DARE) dare_apply_at(x, n, e->rho[k], e->c->seed, k, t->index, first);
+        if (e->c->method == AM_DARE) dare_apply_at(x, n, e->rho[k], e->c->seed, k, t->key, first);
     }
     return 0;
 }

@@ -9,9 +9,11 @@
  * suite's shared name `density` is the fraction KEPT, so density = 1 − p (FusionBench's ViT
  * default sparsity 0.5 is density 0.5). density 0 zeroes every task vector (no rescale, as
  * MergeLM's p = 1).
- * Randomness is counter-based: m_k[i] = 1{ u(seed, k, tensor, i) < ρ } with u a splitmix64 hash
- * (kern_hash_u01), so the masks do not depend on the order of evaluation or the thread count,
- * and every pass that re-streams τ_k (TIES streams it several times) sees the same mask.
+ * Randomness is counter-based: m_k[i] = 1{ u(seed, k, key(tensor name), i) < ρ } with u a
+ * splitmix64 hash (kern_hash_u01) and key the name's FNV-1a hash, so the masks do not depend on
+ * the order of evaluation, the thread count or the order of tensors in a file, every pass that
+ * re-streams τ_k (TIES streams it several times) sees the same mask, and `ttmerge merge --base
+ * --models` (anymerge.c) draws the same masks on the same checkpoints.
  * The seed is the run's --seed.
  *
  * Parameters: density = 0.5; base = ta | ties; topk = 20 and merge = mean (base=ties only);
@@ -27,11 +29,11 @@
 #include "baselines/merge_util.h"
 #include "core/arena.h"
 
-size_t dare_apply(float *tv, size_t n, double density, uint64_t seed, int task, int tensor) {
-    return dare_apply_at(tv, n, density, seed, task, tensor, 0);
+size_t dare_apply(float *tv, size_t n, double density, uint64_t seed, int task, uint64_t tensor_key) {
+    return dare_apply_at(tv, n, density, seed, task, tensor_key, 0);
 }
 
-size_t dare_apply_at(float *tv, size_t n, double density, uint64_t seed, int task, int tensor, size_t first) {
+size_t dare_apply_at(float *tv, size_t n, double density, uint64_t seed, int task, uint64_t tensor_key, size_t first) {
     if (density <= 0) {
         memset(tv, 0, n * sizeof(float));
         return 0;
@@ -40,7 +42,7 @@ size_t dare_apply_at(float *tv, size_t n, double density, uint64_t seed, int tas
     size_t kept = 0;
 #pragma omp parallel for schedule(static) reduction(+ : kept) if (n > KERN_PAR_MIN)
     for (size_t i = 0; i < n; i++) {
-        if (kern_hash_u01(seed, (uint64_t)task, (uint64_t)tensor, first + i) < density) {
+        if (kern_hash_u01(seed, (uint64_t)task, tensor_key, first + i) < density) {
             tv[i] /= rho;
             kept++;
         } else {
@@ -61,7 +63,7 @@ static void dare_tv(const merge_ctx *ctx, int k, int l, float *out, void *user) 
     dare_source *ds = user;
     merge_task_vector(ctx, k, l, out);
     ds->kept[(size_t)k * ctx->pre.lay.count + l] =
-        dare_apply(out, ctx->pre.lay.t[l].numel, ds->density, ctx->seed, k, l);
+        dare_apply(out, ctx->pre.lay.t[l].numel, ds->density, ctx->seed, k, kern_name_key(ctx->pre.lay.t[l].name));
 }
 
 static int dare_run(merge_ctx *ctx, tt_err *err) {

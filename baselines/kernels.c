@@ -113,3 +113,9 @@ double kern_hash_u01(uint64_t seed, uint64_t a, uint64_t b, uint64_t c) {
     uint64_t h = mix64(mix64(mix64(mix64(seed) ^ a) ^ b) ^ c);
     return (double)(h >> 11) * 0x1.0p-53;
 }
+
+uint64_t kern_name_key(const char *name) {
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (const unsigned char *p = (const unsigned char *)name; *p; p++) h = (h ^ *p) * 0x100000001b3ull;
+    return h;
+}

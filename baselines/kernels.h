@@ -25,6 +25,10 @@ double kern_abs_cos(const float *a, const float *b, size_t n);
 /* A uniform double in [0, 1) that depends only on its four inputs (splitmix64 finaliser of a
  * combined key): counter-based randomness, independent of order and thread count. */
 double kern_hash_u01(uint64_t seed, uint64_t a, uint64_t b, uint64_t c);
+/* A 64-bit key of a tensor's name (FNV-1a): randomness keyed by name is the same whatever order a
+ * checkpoint stores its tensors in, so a suite merge and an any-model merge of the same files draw
+ * the same numbers. */
+uint64_t kern_name_key(const char *name);
 
 /* ---- K-way kernels: one pass over the K task vectors of one tensor ----
  * x_k[i] = a[k][i] − b[i] (a[k] = θ_k, b = θ0: the task vector formed on the fly, in float, exactly
@@ -93,11 +97,12 @@ size_t tall_apply(float *out, const float *pre, const float *tv, const float *mt
 size_t consensus_apply(float *mtl, const uint8_t *count, size_t n, int k);
 
 /* ---- DARE (dare.c) ---- */
-/* Drop-and-rescale in place: tv[i] kept with probability density (hash of seed, task, tensor,
- * i) and divided by density; density 0 zeroes tv. Returns the entries kept. */
-size_t dare_apply(float *tv, size_t n, double density, uint64_t seed, int task, int tensor);
+/* Drop-and-rescale in place: tv[i] kept with probability density (hash of seed, task, the
+ * tensor's name key kern_name_key, i) and divided by density; density 0 zeroes tv. Returns the
+ * entries kept. */
+size_t dare_apply(float *tv, size_t n, double density, uint64_t seed, int task, uint64_t tensor_key);
 /* The same for elements [first, first + n) of the tensor (tv holds those n): a tensor in slices. */
-size_t dare_apply_at(float *tv, size_t n, double density, uint64_t seed, int task, int tensor, size_t first);
+size_t dare_apply_at(float *tv, size_t n, double density, uint64_t seed, int task, uint64_t tensor_key, size_t first);
 
 /* ---- TATR (tatr.c) ---- */
 /* omega += g ⊙ (abs_sum − |tv|), where abs_sum = Σ_j |τ_j| and tv = τ_i: the j ≠ i terms of

@@ -104,7 +104,19 @@ void dnn_free(dnn *d) {
     if (!d) return;
     if (d->stream) dnnl_stream_destroy(d->stream);
     if (d->engine) dnnl_engine_destroy(d->engine);
+    free(d->cvt_scratch);
     free(d);
+}
+
+/* Make the engine's conversion scratch hold at least bytes (contents are not kept). */
+static int cvt_reserve(dnn *d, size_t bytes, tt_err *err) {
+    if (bytes <= d->cvt_cap) return 0;
+    void *p = tt_calloc_aligned(bytes, 1, err);
+    if (!p) return -1;
+    free(d->cvt_scratch);
+    d->cvt_scratch = p;
+    d->cvt_cap = bytes;
+    return 0;
 }
 
 int dnn_memory_plain(dnnl_memory_t *out, dnn *d, int ndims, const dnnl_dim_t *dims, tt_err *err) {
@@ -133,11 +145,13 @@ struct dnn_matmul {
     dnnl_primitive_t pack;
     dnnl_memory_t m_b_packed;
     dnnl_exec_arg_t pack_args[2];
-    /* bf16: operand i (0 = A, 1 = B) given in f32 is reordered from m_a / m_b into m_cvt[i] (the
-     * matmul's own bf16 buffer, allocated once) before every run */
+    /* bf16: operand i (0 = A, 1 = B) given in f32 is reordered from m_a / m_b into m_cvt[i] before
+     * every run; m_cvt[i] points into the engine's shared scratch at cvt_off[i] (set at each run:
+     * the scratch may have grown since this matmul was planned) */
     bool bf16;
     dnnl_primitive_t cvt[2];
     dnnl_memory_t m_cvt[2];
+    size_t cvt_off[2], cvt_end;
     dnnl_exec_arg_t cvt_args[2][2];
     char impl[64];
 };
@@ -160,15 +174,18 @@ static int matrix_md(dnnl_memory_desc_t *md, int ndims, int batch, int rows, int
     return matrix_md_typed(md, dnnl_f32, ndims, batch, rows, cols, trans, err);
 }
 
-/* The reorder of an f32 operand (user) into the bf16 layout the matmul chose, and its buffer. */
+/* The reorder of an f32 operand (user) into the bf16 layout the matmul chose, and its place in the
+ * engine's scratch (after the other operand's, 4 KiB aligned). */
 static int cvt_plan(dnn_matmul *mm, int i, const dnnl_memory_desc_t *user, const dnnl_memory_desc_t *bf, tt_err *err) {
     dnnl_primitive_desc_t rpd;
     DNN_TRY(dnnl_reorder_primitive_desc_create(&rpd, user, mm->d->engine, bf, mm->d->engine, NULL));
     dnnl_status_t st = dnnl_primitive_create(&mm->cvt[i], rpd);
     dnnl_primitive_desc_destroy(rpd);
     if (st != dnnl_success) return tt_fail(err, TT_EDNN, "oneDNN: bf16 reorder primitive: %s", dnn_status_str(st));
-    DNN_TRY(dnnl_memory_create(&mm->m_cvt[i], bf, mm->d->engine, DNNL_MEMORY_ALLOCATE));
-    return 0;
+    DNN_TRY(dnnl_memory_create(&mm->m_cvt[i], bf, mm->d->engine, DNNL_MEMORY_NONE));
+    mm->cvt_off[i] = mm->cvt_end;
+    mm->cvt_end += (dnnl_memory_desc_get_size(bf) + 4095) & ~(size_t)4095;
+    return cvt_reserve(mm->d, mm->cvt_end, err);
 }
 
 /* The reorder of B from its plain layout into the matmul's, and the packed buffer. */
@@ -298,7 +315,10 @@ void dnn_matmul_run(dnn_matmul *mm, const void *A, const void *B, const float *b
     }
     if (mm->pack) dnn_exec(mm->d, mm->pack, 2, mm->pack_args);
     for (int i = 0; i < 2; i++)
-        if (mm->cvt[i]) dnn_exec(mm->d, mm->cvt[i], 2, mm->cvt_args[i]);
+        if (mm->cvt[i]) {
+            DNN_RUN(dnnl_memory_set_data_handle(mm->m_cvt[i], (char *)mm->d->cvt_scratch + mm->cvt_off[i]));
+            dnn_exec(mm->d, mm->cvt[i], 2, mm->cvt_args[i]);
+        }
     dnn_exec(mm->d, mm->prim, mm->nargs, mm->args);
 }
 

@@ -29,6 +29,11 @@ typedef struct dnn {
     dnnl_engine_t engine;
     dnnl_stream_t stream;
     dnn_precision precision; /* of the matmuls planned on it, from dnn_default_precision() */
+    /* bf16 matmuls convert their f32 operands into this one buffer, shared by every matmul planned
+     * on the engine (they run one at a time on its stream): a buffer per matmul held a bf16 copy of
+     * every activation of a training plan (24 GB at ViT-B/16, 128 images). Grown at planning. */
+    void *cvt_scratch;
+    size_t cvt_cap;
 } dnn;
 
 /* A new engine computes at dnn_default_precision(). */

@@ -225,7 +225,7 @@ echo "SIGKILL mid-merge: nothing at OUT in $mid of $try attempts (the others had
 # 5. the suite's merges
 if [[ -n $suite ]]; then
   models=$($py -c "import json,sys; s=json.load(open(sys.argv[1]+'/suite.json')); print(','.join(sys.argv[1]+'/'+t['finetuned']['full'] for t in s['tasks']))" "$suite")
-  for m in ta ties consensus-ta consensus-ties; do
+  for m in ta ties dare consensus-ta consensus-ties; do
     merge --suite "$suite" --method $m --set lambda=0.3 $([[ $m == consensus* ]] && echo --set tall_lambda=0.6) --out "$tmp/s_$m.safetensors"
     merge --base "$suite/pretrained.safetensors" --models "$models" --method $m --set lambda=0.3 --out "$tmp/a_$m"
     $py - "$src" "$tmp/s_$m.safetensors" "$tmp/a_$m" "$m" <<'PY' || fail "suite path differs"

@@ -38,6 +38,14 @@ def mix64_np(z):
         return z ^ (z >> np.uint64(31))
 
 
+def name_key(name):
+    """kern_name_key: FNV-1a 64 of the tensor name's bytes."""
+    h = 0xcbf29ce484222325
+    for c in name.encode():
+        h = ((h ^ c) * 0x100000001b3) & 0xFFFFFFFFFFFFFFFF
+    return h
+
+
 def dare_keep(seed, task, tensor, n, density):
     """kern_hash_u01(seed, task, tensor, i) < density for i < n."""
     h = mix64(mix64(mix64(seed) ^ task) ^ tensor)
@@ -72,7 +80,6 @@ def main():
     w = [float(x) for x in a.weights.split(",")] if a.weights else [1.0] * K
     out = read_set(a.out)
     names = sorted(base)
-    index = {n: i for i, n in enumerate(names)}
     merged = [n for n in names if base[n][0] in ("F32", "F16", "BF16", "F64")]
 
     def tv(name, k):
@@ -81,7 +88,7 @@ def main():
         if w[k] != 1.0:
             x = np.float32(w[k]) * x
         if a.method == "dare":
-            keep = dare_keep(a.seed, k, index[name], x.size, p["density"])
+            keep = dare_keep(a.seed, k, name_key(name), x.size, p["density"])
             x = np.where(keep, x / np.float32(p["density"]), np.float32(0)).astype(np.float32)
         return x
 
