@@ -23,8 +23,8 @@ py=/usr/bin/python3
 export OMP_WAIT_POLICY=passive OMP_NUM_THREADS=2
 K=$(ls -d "$dir"/ft* | wc -l)
 models=$(ls -d "$dir"/ft* | sort -V | paste -sd,)
-inputs=$(du -sb "$dir"/base "$dir"/ft* | awk '{s += $1} END {print s}')
-avail=$(awk '/MemAvailable/ {print $2 * 1024}' /proc/meminfo)
+inputs=$(du -sb "$dir"/base "$dir"/ft* | awk '{s += $1} END {printf "%.0f\n", s}')
+avail=$(awk '/MemAvailable/ {printf "%.0f\n", $2 * 1024}' /proc/meminfo)
 eager=1
 ((inputs < avail * 7 / 10)) || eager=0
 out=$dir/bench.csv
