@@ -207,25 +207,43 @@ static int check_finite(const ts_tensor *t, const float *x, size_t first, size_t
                    t->t->name, first + j, (double)x[j]);
 }
 
-/* Read slice [first, first + n) of tensor t: θ0 into fb, τ_k (or θ_k for average) into tv[k]. */
+/* τ_k = w_k (θ_k − θ0) in place over slice [first, first + n) (then DARE's drop and rescale). */
+static void task_vector_slice(engine *e, const am_tensor *t, int k, size_t first, size_t n) {
+    float *x = e->tv[k], w = t->w[k];
+    const float *b = e->fb;
+    if (w == 1.0f) {
+#pragma omp parallel for schedule(static) if (n > KERN_PAR_MIN)
+        for (size_t j = 0; j < n; j++) x[j] = x[j] - b[j];
+    } else {
+#pragma omp parallel for schedule(static) if (n > KERN_PAR_MIN)
+        for (size_t j = 0; j < n; j++) x[j] = w * (x[j] - b[j]);
+    }
+    if (e->c->method == AM_DARE) dare_apply_at(x, n, e->rho[k], e->c->seed, k, t->key, first);
+}
+
+/* Read slice [first, first + n) of tensor t: θ0 into fb, τ_k (or θ_k for average) into tv[k].
+ * The K models are read on the threads, one model each: converting from the file's dtype and the
+ * first touch of the mapped pages were one thread's work and most of a merge's time. Each model's
+ * numbers are the same whichever thread reads it; the first failing model (lowest k) is reported,
+ * read again on this thread for its message. */
 static int load_slice(engine *e, const am_tensor *t, size_t first, size_t n, tt_err *err) {
     if (ts_read_f32_range(t->base, first, n, e->fb, err) || check_finite(t->base, e->fb, first, n, err)) return -1;
-    for (int k = 0; k < e->K; k++)
-        if (ts_read_f32_range(t->m[k], first, n, e->tv[k], err) || check_finite(t->m[k], e->tv[k], first, n, err))
-            return -1;
-    if (e->c->method == AM_AVERAGE) return 0;
+    bool failed[AM_MAX_MODELS] = {false};
+#pragma omp parallel for schedule(dynamic, 1) if (n > KERN_PAR_MIN)
     for (int k = 0; k < e->K; k++) {
-        float *x = e->tv[k], w = t->w[k];
-        const float *b = e->fb;
-        if (w == 1.0f) {
-#pragma omp parallel for schedule(static) if (n > KERN_PAR_MIN)
-            for (size_t j = 0; j < n; j++) x[j] = x[j] - b[j];
-        } else {
-#pragma omp parallel for schedule(static) if (n > KERN_PAR_MIN)
-            for (size_t j = 0; j < n; j++) x[j] = w * (x[j] - b[j]);
+        tt_err ignored;
+        if (ts_read_f32_range(t->m[k], first, n, e->tv[k], &ignored) || first_nonfinite(e->tv[k], n) != n) {
+            failed[k] = true;
+            continue;
         }
-        if (e->c->method == AM_DARE) dare_apply_at(x, n, e->rho[k], e->c->seed, k, t->key, first);
+        if (e->c->method != AM_AVERAGE) task_vector_slice(e, t, k, first, n);
     }
+    for (int k = 0; k < e->K; k++)
+        if (failed[k]) {
+            if (ts_read_f32_range(t->m[k], first, n, e->tv[k], err) || check_finite(t->m[k], e->tv[k], first, n, err))
+                return -1;
+            return tt_fail(err, TT_EINTERNAL, "%s: tensor %s: a read failed once", st_path(t->m[k]->file), t->base->t->name);
+        }
     return 0;
 }
 

@@ -299,9 +299,11 @@ static int put_f32(tsk_sink *s, int i, size_t first, const float *src, size_t n,
         const float *x = src + done;
         if (e->dtype == ST_BF16) {
             uint16_t *h = (uint16_t *)buf;
+#pragma omp parallel for schedule(static) if (m > 65536)
             for (size_t j = 0; j < m; j++) h[j] = st_f32_to_bf16(x[j]);
         } else if (e->dtype == ST_F16) {
             uint16_t *h = (uint16_t *)buf;
+#pragma omp parallel for schedule(static) if (m > 65536)
             for (size_t j = 0; j < m; j++) h[j] = st_f32_to_f16(x[j]);
         } else {
             double *d = (double *)buf;
