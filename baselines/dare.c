@@ -40,9 +40,10 @@ size_t dare_apply_at(float *tv, size_t n, double density, uint64_t seed, int tas
     }
     float rho = (float)density;
     size_t kept = 0;
+    uint64_t prefix = kern_hash_prefix(seed, (uint64_t)task, tensor_key);
 #pragma omp parallel for schedule(static) reduction(+ : kept) if (n > KERN_PAR_MIN)
     for (size_t i = 0; i < n; i++) {
-        if (kern_hash_u01(seed, (uint64_t)task, tensor_key, first + i) < density) {
+        if (kern_hash_u01_at(prefix, first + i) < density) {
             tv[i] /= rho;
             kept++;
         } else {

@@ -102,16 +102,13 @@ double kern_abs_cos(const float *a, const float *b, size_t n) {
     return c > 1 ? 1 : c;
 }
 
-static inline uint64_t mix64(uint64_t z) {
-    z += 0x9E3779B97F4A7C15ull;
-    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-    return z ^ (z >> 31);
+
+uint64_t kern_hash_prefix(uint64_t seed, uint64_t a, uint64_t b) {
+    return kern_mix64(kern_mix64(kern_mix64(seed) ^ a) ^ b);
 }
 
 double kern_hash_u01(uint64_t seed, uint64_t a, uint64_t b, uint64_t c) {
-    uint64_t h = mix64(mix64(mix64(mix64(seed) ^ a) ^ b) ^ c);
-    return (double)(h >> 11) * 0x1.0p-53;
+    return kern_hash_u01_at(kern_hash_prefix(seed, a, b), c);
 }
 
 uint64_t kern_name_key(const char *name) {

@@ -25,6 +25,18 @@ double kern_abs_cos(const float *a, const float *b, size_t n);
 /* A uniform double in [0, 1) that depends only on its four inputs (splitmix64 finaliser of a
  * combined key): counter-based randomness, independent of order and thread count. */
 double kern_hash_u01(uint64_t seed, uint64_t a, uint64_t b, uint64_t c);
+/* The same number in two steps, for loops over c: kern_hash_u01(seed, a, b, c) ==
+ * kern_hash_u01_at(kern_hash_prefix(seed, a, b), c), the prefix computed once. */
+uint64_t kern_hash_prefix(uint64_t seed, uint64_t a, uint64_t b);
+static inline uint64_t kern_mix64(uint64_t z) { /* splitmix64's finaliser */
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+static inline double kern_hash_u01_at(uint64_t prefix, uint64_t c) {
+    return (double)(kern_mix64(prefix ^ c) >> 11) * 0x1.0p-53;
+}
 /* A 64-bit key of a tensor's name (FNV-1a): randomness keyed by name is the same whatever order a
  * checkpoint stores its tensors in, so a suite merge and an any-model merge of the same files draw
  * the same numbers. */

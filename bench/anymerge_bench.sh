@@ -6,9 +6,11 @@
 # (default ta,ties,dare), it runs and times (wall seconds, peak RSS from /usr/bin/time):
 #   ttmerge  ttmerge merge --base --models (2 threads, output in the base's BF16);
 #   lazy     bench/anymerge/torch_merge.py --mode lazy: MergeKit's tensor-by-tensor way;
-#   eager    the same with every model loaded whole first (skipped when the inputs exceed 70% of
-#            MemAvailable);
+#   eager    the same with every model loaded whole first (skipped when the inputs exceed 50% of
+#            MemAvailable: it holds them in memory twice, as loaded and as float32 task vectors);
 #   read     cat of every input file to /dev/null: the time to read the inputs once (warm cache).
+# Every timed run starts from a warm page cache (all inputs read once, untimed): VMs that reclaim
+# idle page cache (DAMON's kdamond) would otherwise time the disk.
 # PEER_METHODS (default: METHODS) limits the PyTorch peers to some methods: at 2 GB per model a lazy
 # PyTorch merge takes minutes per method.
 # PyTorch rows also give merge_s: the time after the interpreter and torch were imported.
@@ -26,12 +28,13 @@ models=$(ls -d "$dir"/ft* | sort -V | paste -sd,)
 inputs=$(du -sb "$dir"/base "$dir"/ft* | awk '{s += $1} END {printf "%.0f\n", s}')
 avail=$(awk '/MemAvailable/ {printf "%.0f\n", $2 * 1024}' /proc/meminfo)
 eager=1
-((inputs < avail * 7 / 10)) || eager=0
+((inputs < avail / 2)) || eager=0
 out=$dir/bench.csv
 echo "round,method,impl,seconds,merge_s,peak_rss_mb" >"$out"
 run() { # ROUND METHOD IMPL CMD...
   local r=$1 m=$2 impl=$3; shift 3
   rm -rf "$dir/out"
+  cat "$dir"/base/* "$dir"/ft*/* >/dev/null # warm the page cache (untimed)
   /usr/bin/time -f "%e %M" -o "$dir/time.txt" "$@" 2>"$dir/err.txt" >/dev/null || { cat "$dir/err.txt"; exit 1; }
   read -r sec kb <"$dir/time.txt"
   ms=$(awk '/^merge_seconds/ {print $2}' "$dir/err.txt")
