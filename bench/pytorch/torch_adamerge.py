@@ -336,24 +336,34 @@ def check(args, s, model, names):
     return worst
 
 
+def timed_steps(args, step):
+    """Run step(i) for args.warmup + args.steps steps; the seconds of the timed ones and every loss."""
+    times, losses = [], []
+    for i in range(args.warmup + args.steps):
+        t0 = time.perf_counter()
+        losses.append(step(i))
+        dt = time.perf_counter() - t0
+        if i >= args.warmup:
+            times.append(dt)
+    return times, losses
+
+
 def run_adamerging(args, s, model, merger, K, L):
     """AdaMerging's steps; returns the timed steps' seconds, every step's loss, the batch, the step's contents"""
     B = args.batch
     lam = torch.full((K, L), 0.3, requires_grad=True)
     opt = torch.optim.Adam([lam], lr=args.lr, betas=(0.9, 0.999))
     stream = Stream(s, B)
-    times, losses = [], []
-    for i in range(args.warmup + args.steps):
-        t0 = time.perf_counter()
+
+    def step(i):
         opt.zero_grad(set_to_none=True)
         batches = [stream.next() for _ in range(args.accum)]
         loss = objective(model, s, merger, lam, batches, B)
         loss.backward()
         opt.step()
-        losses.append(loss.item())
-        dt = time.perf_counter() - t0
-        if i >= args.warmup:
-            times.append(dt)
+        return loss.item()
+
+    times, losses = timed_steps(args, step)
     return times, losses, B, "merge + %d x fwd of %d x %d + backward + Adam" % (args.accum, K, B)
 
 
@@ -374,22 +384,20 @@ def run_tinting(args, s, model, merger, K, L):
     stream = Stream(s, B)
     order = list(range(K))
     shuffle = random.Random(0)
-    times, losses = [], []
-    for i in range(args.warmup + args.steps):
-        if i % K == 0:
+
+    def step(i):
+        if i % K == 0:  # a new task order (a shuffle of K items: microseconds of the timed step)
             shuffle.shuffle(order)
         k = order[i % K]
-        t0 = time.perf_counter()
         opt.zero_grad(set_to_none=True)
         x, idx = stream.task(k)
         f = functional_call(model, merger(lam), (x,))
         loss = tint_loss(head_logits(s.arch, f, *heads[k]), labels[k][idx], conf[k][idx], args.loss)
         loss.backward()
         opt.step()
-        losses.append(loss.item())
-        dt = time.perf_counter() - t0
-        if i >= args.warmup:
-            times.append(dt)
+        return loss.item()
+
+    times, losses = timed_steps(args, step)
     return times, losses, B, "merge + fwd+bwd of one task's %d images (%s CE on the expert's labels) + Adam on " \
         "lambda and the task's head" % (B, args.loss)
 
