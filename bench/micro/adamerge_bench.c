@@ -134,9 +134,10 @@ static int make_suite(const char *dir, const synth_arch *a, int K, uint64_t seed
         if (ckpt_save_vit(&m, path, NULL, 0, NULL, 0, err)) goto done;
         /* head: unit-norm random prototypes (the shape of the suite builder's zero-shot heads) */
         ckpt_head h = {.classes = a->classes, .dim = cfg->output_dim};
-        h.W = calloc((size_t)a->classes * cfg->output_dim, sizeof(float));
-        h.b = calloc((size_t)a->classes, sizeof(float));
-        if (!h.W || !h.b) {
+        /* one block, W then b, as ckpt_load_head lays a head out (ckpt_head_free frees W only) */
+        h.W = calloc((size_t)a->classes * (cfg->output_dim + 1), sizeof(float));
+        h.b = h.W ? h.W + (size_t)a->classes * cfg->output_dim : NULL;
+        if (!h.W) {
             ckpt_head_free(&h);
             tt_fail(err, TT_ENOMEM, "out of memory");
             goto done;
