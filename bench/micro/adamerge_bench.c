@@ -210,6 +210,10 @@ static json_t *matrix_json(const float *x, int K, int n) {
     return rows;
 }
 
+/* the names tinting's `loss` parameter takes */
+static const char *const loss_names[] = {[ADAPT_ENTROPY] = "entropy", [ADAPT_PSEUDO] = "pseudo",
+                                         [ADAPT_PSEUDO_CONF] = "pseudo-conf"};
+
 /* task k's head [C*D + C] as {"weight": [[C x D]], "bias": [C]} */
 static json_t *head_json(const float *h, int C, int D) {
     json_t *bias = json_array();
@@ -256,8 +260,6 @@ static int write_check(merge_ctx *ctx, const float *tv, const adapt_opts *o, con
            o->train_heads ? "lambda and heads" : "lambda", loss, bu_now() - t0);
     json_t *names = json_array();
     for (int l = 0; l < ctx->pre.lay.count && o->layerwise; l++) json_array_append_new(names, json_string(ctx->pre.lay.t[l].name));
-    static const char *const loss_names[] = {[ADAPT_ENTROPY] = "entropy", [ADAPT_PSEUDO] = "pseudo",
-                                             [ADAPT_PSEUDO_CONF] = "pseudo-conf"};
     json_t *root = json_pack("{s:s,s:s,s:s,s:i,s:i,s:b,s:b,s:o,s:f,s:o,s:o}", "suite", ctx->s->dir, "learner", learner,
                              "loss_kind", loss_names[o->loss], "batch", o->batch, "accum", o->accum, "layerwise",
                              o->layerwise, "per_task_steps", o->per_task_steps, "tensors", names, "loss", loss,
@@ -332,7 +334,7 @@ static int run(const run_opts *ro, tt_err *err) {
                "(%s CE on the expert's labels, computed before the first step) + K dots per tensor + Adam on lambda "
                "and the task's head\n",
                s.name, s.dir, ctx.K, ctx.pre.lay.count, (unsigned long long)params, o.batch,
-               o.loss == ADAPT_PSEUDO_CONF ? "pseudo-conf" : o.loss == ADAPT_PSEUDO ? "pseudo" : "entropy");
+               loss_names[o.loss]);
     else
         printf("suite %s (%s): K=%d tasks, %d tensors, %llu parameters; step = merge + %d x fwd+bwd of %d x %d images + "
                "%d x K dots per tensor + Adam (%s)\n",
