@@ -22,8 +22,9 @@ typedef lapack_int (*gesvdx_fn)(int, char, char, char, lapack_int, lapack_int, d
                                 lapack_int, lapack_int, lapack_int *, double *, double *, lapack_int, double *,
                                 lapack_int, lapack_int *);
 typedef lapack_int (*gesv_fn)(int, lapack_int, lapack_int, double *, lapack_int, lapack_int *, double *, lapack_int);
-typedef void (*dgemm_fn)(enum CBLAS_ORDER, enum CBLAS_TRANSPOSE, enum CBLAS_TRANSPOSE, blasint, blasint, blasint,
-                         double, const double *, blasint, const double *, blasint, double, double *, blasint);
+/* int, the LP64 interface: OpenBLAS calls it blasint, netlib's cblas.h CBLAS_INT; either header may be installed. */
+typedef void (*dgemm_fn)(enum CBLAS_ORDER, enum CBLAS_TRANSPOSE, enum CBLAS_TRANSPOSE, int, int, int,
+                         double, const double *, int, const double *, int, double, double *, int);
 static struct {
     gesdd_fn gesdd;
     gesvdx_fn gesvdx;
