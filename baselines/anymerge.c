@@ -1,13 +1,18 @@
 /* anymerge.c — see anymerge.h. */
-#define _POSIX_C_SOURCE 200809L /* opendir, strdup */
+#define _POSIX_C_SOURCE 200809L /* opendir, strdup, pread */
 #include "baselines/anymerge.h"
 
 #include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "baselines/kernels.h"
 #include "baselines/select.h"
@@ -93,25 +98,41 @@ double am_weight(const am_model *m, const char *tensor) {
 
 /* ---- the engine ---- */
 
+/* Where one input tensor's bytes are: read with pread, not through the mapping. Faulting in the
+ * mapped pages of a warm page cache ran at ~4 GB/s on 2 threads of a VM; pread of 32 KB pieces into
+ * a thread's buffer, then converting from cache, at ~12-16 GB/s (bench/README.md, any-model). */
+typedef struct am_src {
+    int fd;
+    uint64_t off;   /* of the tensor's data in the file */
+    st_dtype dtype;
+} am_src;
+
 typedef struct am_tensor {
     const ts_tensor *base;
     const ts_tensor *m[AM_MAX_MODELS];
     bool merged;      /* floating point: merged; else copied from the base */
     uint64_t key;     /* kern_name_key of the name (DARE's hash) */
     uint64_t gfirst;  /* first element in the concatenation of the merged tensors */
+    st_dtype out;     /* the dtype written */
     float w[AM_MAX_MODELS];
+    am_src src[AM_MAX_MODELS + 1]; /* [0] the base, [1 + k] model k */
 } am_tensor;
 
 typedef struct engine {
     const am_config *c;
     int K;
     ts_set *base, *set[AM_MAX_MODELS];
+    int *fds[AM_MAX_MODELS + 1]; /* per input (base, models) one descriptor per shard */
+    int n_fds[AM_MAX_MODELS + 1];
     am_tensor *t;
     int n;
     uint64_t d;       /* merged elements */
     size_t slice;
+    size_t chunk;     /* chunk_elements(K) */
     float *fb, *tv[AM_MAX_MODELS], *out;
     uint8_t *count;
+    unsigned char *obuf; /* a slice in the output dtype (chunked merges) */
+    unsigned char *raw;  /* per thread: a chunk of input bytes */
     float lam;
     bool ties;        /* the method needs TIES thresholds and the majority sign */
     bool mean;        /* TIES: disjoint mean */
@@ -141,12 +162,45 @@ static bool same_shape(const st_tensor *a, const st_tensor *b) {
     return true;
 }
 
+/* One read-only descriptor per shard of input j (0 the base, 1 + k model k). */
+static int open_shards(engine *e, int j, const ts_set *s, tt_err *err) {
+    int n = ts_shard_count(s);
+    if (!(e->fds[j] = malloc((size_t)(n ? n : 1) * sizeof(int)))) return tt_fail(err, TT_ENOMEM, "out of memory");
+    for (int i = 0; i < n; i++) {
+        const char *path = st_path(ts_shard(s, i));
+        int fd = open(path, O_RDONLY | O_CLOEXEC);
+        if (fd < 0)
+            return tt_fail(err, TT_EIO, "%s: cannot open: %s%s", path, strerror(errno),
+                           errno == EMFILE ? " (raise the open-file limit: ulimit -n)" : "");
+        e->fds[j][e->n_fds[j]++] = fd;
+    }
+    return 0;
+}
+
+static am_src source_of(const engine *e, int j, const ts_set *s, const ts_tensor *t) {
+    am_src src = {.fd = -1, .off = st_data_offset(t->file, t->t), .dtype = t->t->dtype};
+    for (int i = 0; i < e->n_fds[j]; i++)
+        if (ts_shard(s, i) == t->file) src.fd = e->fds[j][i];
+    return src;
+}
+
+/* A merge holds (K + 1) x shards descriptors: take the soft open-file limit up to the hard one
+ * (often 1024 of 524288), as a process that opens many files should. */
+static void raise_file_limit(void) {
+    struct rlimit r;
+    if (getrlimit(RLIMIT_NOFILE, &r) == 0 && r.rlim_cur < r.rlim_max) {
+        r.rlim_cur = r.rlim_max;
+        setrlimit(RLIMIT_NOFILE, &r);
+    }
+}
+
 /* Open every input and match the models' tensors to the base's. */
 static int plan(engine *e, tt_err *err) {
     const am_config *c = e->c;
-    if (ts_open(&e->base, c->base, err)) return -1;
+    raise_file_limit();
+    if (ts_open(&e->base, c->base, err) || open_shards(e, 0, e->base, err)) return -1;
     for (int k = 0; k < e->K; k++)
-        if (ts_open(&e->set[k], c->model[k].path, err)) return -1;
+        if (ts_open(&e->set[k], c->model[k].path, err) || open_shards(e, 1 + k, e->set[k], err)) return -1;
     e->n = ts_count(e->base);
     if (!(e->t = calloc((size_t)(e->n ? e->n : 1), sizeof *e->t))) return tt_fail(err, TT_ENOMEM, "out of memory");
     char sa[160], sb[160];
@@ -172,8 +226,11 @@ static int plan(engine *e, tt_err *err) {
                                st_path(m->file));
             t->m[k] = m;
             t->w[k] = (float)am_weight(&c->model[k], name);
+            t->src[1 + k] = source_of(e, 1 + k, e->set[k], m);
         }
         if (t->merged) t->gfirst = e->d, e->d += (uint64_t)t->base->t->numel;
+        t->out = t->merged && c->out_dtype >= 0 ? (st_dtype)c->out_dtype : t->base->t->dtype;
+        t->src[0] = source_of(e, 0, e->base, t->base);
     }
     for (int k = 0; k < e->K; k++)
         for (int j = 0; j < ts_count(e->set[k]); j++) {
@@ -185,10 +242,9 @@ static int plan(engine *e, tt_err *err) {
     return 0;
 }
 
-/* Index of the first inf or NaN in x[0..n), or n. */
+/* Index of the first inf or NaN in x[0..n), or n (on this thread: called per chunk). */
 static size_t first_nonfinite(const float *x, size_t n) {
     uint32_t any = 0;
-#pragma omp parallel for schedule(static) reduction(| : any) if (n > KERN_PAR_MIN)
     for (size_t j = 0; j < n; j++) {
         uint32_t u;
         memcpy(&u, &x[j], sizeof u);
@@ -207,73 +263,151 @@ static int check_finite(const ts_tensor *t, const float *x, size_t first, size_t
                    t->t->name, first + j, (double)x[j]);
 }
 
-/* τ_k = w_k (θ_k − θ0) in place over slice [first, first + n) (then DARE's drop and rescale). */
-static void task_vector_slice(engine *e, const am_tensor *t, int k, size_t first, size_t n) {
-    float *x = e->tv[k], w = t->w[k];
-    const float *b = e->fb;
-    if (w == 1.0f) {
-#pragma omp parallel for schedule(static) if (n > KERN_PAR_MIN)
-        for (size_t j = 0; j < n; j++) x[j] = x[j] - b[j];
-    } else {
-#pragma omp parallel for schedule(static) if (n > KERN_PAR_MIN)
-        for (size_t j = 0; j < n; j++) x[j] = w * (x[j] - b[j]);
-    }
-    if (e->c->method == AM_DARE) dare_apply_at(x, n, e->rho[k], e->c->seed, k, t->key, first);
+/* A chunk: the elements one thread carries through every stage of a merge (read, check, τ,
+ * merge, output conversion) while they sit in its cache, K + 3 rows of floats in at most
+ * AM_CHUNK_BYTES (L2 + its share of L3 on current x86), a power of two of at most AM_CHUNK_MAX
+ * elements. Each stage over a whole slice in turn went through memory between stages; smaller
+ * chunks mean smaller preads, whose per-call cost showed: on 2 threads of a Zen 5 VM, 8 x 0.93 GB
+ * BF16 merged by ta in 3.2 s with 8 Ki-element chunks, 2.7 s with 32 Ki, 2.2 s with 128 Ki. */
+#define AM_CHUNK_BYTES ((size_t)6 << 20)
+#define AM_CHUNK_MAX ((size_t)1 << 17)
+
+static size_t chunk_elements(int K) {
+    size_t c = AM_CHUNK_MAX;
+    while (c > KERN_BLOCK && c * (size_t)(K + 3) * sizeof(float) > AM_CHUNK_BYTES) c /= 2;
+    return c;
 }
 
-/* Read slice [first, first + n) of tensor t: θ0 into fb, τ_k (or θ_k for average) into tv[k].
- * The K models are read on the threads, one model each: converting from the file's dtype and the
- * first touch of the mapped pages were one thread's work and most of a merge's time. Each model's
- * numbers are the same whichever thread reads it; the first failing model (lowest k) is reported,
- * read again on this thread for its message. */
-static int load_slice(engine *e, const am_tensor *t, size_t first, size_t n, tt_err *err) {
-    if (ts_read_f32_range(t->base, first, n, e->fb, err) || check_finite(t->base, e->fb, first, n, err)) return -1;
-    bool failed[AM_MAX_MODELS] = {false};
-#pragma omp parallel for schedule(dynamic, 1) if (n > KERN_PAR_MIN)
+/* The bytes of elements [at, at + n) of a source tensor into dst. False with *why set (an errno,
+ * or 0: the file ended) when the read fails. */
+static bool read_bytes(const am_src *s, size_t at, size_t n, unsigned char *dst, int *why) {
+    size_t es = st_dtype_size(s->dtype), len = n * es;
+    for (size_t got = 0; got < len;) {
+        ssize_t r = pread(s->fd, dst + got, len - got, (off_t)(s->off + at * es + got));
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) {
+            *why = r < 0 ? errno : 0;
+            return false;
+        }
+        got += (size_t)r;
+    }
+    return true;
+}
+
+/* Elements [at, at + n) of a source tensor as f32 into out (F32 read straight into it, other
+ * dtypes through raw: n x the dtype's size). Merged tensors are float: plan checked. */
+static bool read_f32(const am_src *s, size_t at, size_t n, float *out, unsigned char *raw, int *why) {
+    if (s->dtype == ST_F32) return read_bytes(s, at, n, (unsigned char *)out, why);
+    if (!read_bytes(s, at, n, raw, why)) return false;
+    st_dtype_to_f32(s->dtype, raw, out, n);
+    return true;
+}
+
+static bool nonfinite_bits(uint32_t u) { return (u & 0x7f800000u) == 0x7f800000u; }
+
+/* τ = w (θ − b) into x from θ's values as read_f32 left them (raw for BF16, x for the other
+ * dtypes); false when a θ value is not finite. BF16 in one pass (convert, check, subtract: the
+ * floats of the three separate steps); the others convert, then check and subtract in one. */
+static bool task_vector_from(st_dtype d, const unsigned char *raw, const float *b, float w, float *x, size_t n) {
+    uint32_t bad = 0;
+    if (d == ST_BF16) {
+        const uint16_t *h = (const uint16_t *)raw; /* raw is aligned: thread_raw */
+        if (w == 1.0f)
+            for (size_t j = 0; j < n; j++) {
+                uint32_t u = (uint32_t)h[j] << 16;
+                float v;
+                memcpy(&v, &u, sizeof v);
+                bad |= nonfinite_bits(u);
+                x[j] = v - b[j];
+            }
+        else
+            for (size_t j = 0; j < n; j++) {
+                uint32_t u = (uint32_t)h[j] << 16;
+                float v;
+                memcpy(&v, &u, sizeof v);
+                bad |= nonfinite_bits(u);
+                x[j] = w * (v - b[j]);
+            }
+        return !bad;
+    }
+    for (size_t j = 0; j < n; j++) {
+        uint32_t u;
+        memcpy(&u, &x[j], sizeof u);
+        bad |= nonfinite_bits(u);
+        x[j] = w == 1.0f ? x[j] - b[j] : w * (x[j] - b[j]);
+    }
+    return !bad;
+}
+
+/* This thread's buffer of input bytes (the calling thread's outside a parallel region). */
+static unsigned char *thread_raw(const engine *e) {
+    return e->raw + (size_t)omp_get_thread_num() * e->chunk * sizeof(double);
+}
+
+/* Chunk [c, c + m) of the slice that starts at element `first`: θ0 into fb, τ_k (θ_k for average)
+ * into tv[k]. False when a read fails or a value is not finite: load_failure says which. */
+static bool load_chunk(engine *e, const am_tensor *t, size_t first, size_t c, size_t m) {
+    unsigned char *raw = thread_raw(e);
+    int why;
+    float *fb = e->fb + c;
+    if (!read_f32(&t->src[0], first + c, m, fb, raw, &why) || first_nonfinite(fb, m) != m) return false;
     for (int k = 0; k < e->K; k++) {
-        tt_err ignored;
-        if (ts_read_f32_range(t->m[k], first, n, e->tv[k], &ignored) || first_nonfinite(e->tv[k], n) != n) {
-            failed[k] = true;
+        const am_src *s = &t->src[1 + k];
+        float *x = e->tv[k] + c;
+        if (e->c->method == AM_AVERAGE) {
+            if (!read_f32(s, first + c, m, x, raw, &why) || first_nonfinite(x, m) != m) return false;
             continue;
         }
-        if (e->c->method != AM_AVERAGE) task_vector_slice(e, t, k, first, n);
+        bool ok = s->dtype == ST_BF16 ? read_bytes(s, first + c, m, raw, &why) : read_f32(s, first + c, m, x, raw, &why);
+        if (!ok || !task_vector_from(s->dtype, raw, fb, t->w[k], x, m)) return false;
+        if (e->c->method == AM_DARE) dare_apply_at_seq(x, m, e->rho[k], e->c->seed, k, t->key, first + c);
     }
+    return true;
+}
+
+/* Read and check one input's slice on this thread, with the message of a failure. */
+static int read_checked(engine *e, const am_tensor *t, int j, size_t first, size_t n, float *out, tt_err *err) {
+    const ts_tensor *in = j == 0 ? t->base : t->m[j - 1];
+    int why = 0;
+    for (size_t c = 0; c < n; c += e->chunk) {
+        size_t m = n - c < e->chunk ? n - c : e->chunk;
+        if (!read_f32(&t->src[j], first + c, m, out + c, thread_raw(e), &why))
+            return tt_fail(err, TT_EIO, "%s: tensor %s: read failed: %s", st_path(in->file), in->t->name,
+                           why ? strerror(why) : "the file ended early (was it truncated while merging?)");
+    }
+    return check_finite(in, out, first, n, err);
+}
+
+/* The error of a slice that load_chunk refused: the base, then the models in order, read again
+ * on this thread: the first bad element of the first bad file is named. */
+static int load_failure(engine *e, const am_tensor *t, size_t first, size_t n, tt_err *err) {
+    if (read_checked(e, t, 0, first, n, e->fb, err)) return -1;
     for (int k = 0; k < e->K; k++)
-        if (failed[k]) {
-            if (ts_read_f32_range(t->m[k], first, n, e->tv[k], err) || check_finite(t->m[k], e->tv[k], first, n, err))
-                return -1;
-            return tt_fail(err, TT_EINTERNAL, "%s: tensor %s: a read failed once", st_path(t->m[k]->file), t->base->t->name);
-        }
-    return 0;
+        if (read_checked(e, t, 1 + k, first, n, e->tv[k], err)) return -1;
+    return tt_fail(err, TT_EINTERNAL, "%s: tensor %s: a read failed once", st_path(t->base->file), t->base->t->name);
 }
 
-static void release_slice(engine *e, const am_tensor *t, size_t first, size_t n) {
-    ts_release_range(t->base, first * st_dtype_size(t->base->t->dtype), n * st_dtype_size(t->base->t->dtype));
-    for (int k = 0; k < e->K; k++) {
-        size_t es = st_dtype_size(t->m[k]->t->dtype);
-        ts_release_range(t->m[k], first * es, n * es);
-    }
-}
-
-/* The TIES merge of the slice's τ into out: fused (majority not yet known; undecided entries
- * listed) or with the known majority. */
-static void ties_slice(engine *e, const am_tensor *t, size_t first, size_t n, bool fused, bool mean) {
-    const float *const *tv = (const float *const *)e->tv;
+/* The TIES merge of tv[k][0, n) (elements [at, at + n) of t) into out: fused (majority not yet
+ * known; undecided entries listed) or with the known majority. */
+static void ties_range(engine *e, const am_tensor *t, const float *const *tv, float *out, size_t at, size_t n,
+                       bool fused, bool mean) {
     if (fused) {
-        e->balance += ties_fused_k(e->out, tv, NULL, e->K, n, e->thr, mean, e->kept, t->gfirst + first, e->und,
-                                   e->und_cap, &e->n_und);
+        e->balance += ties_fused_k(out, tv, NULL, e->K, n, e->thr, mean, e->kept, t->gfirst + at, e->und, e->und_cap,
+                                   &e->n_und);
     } else {
         uint64_t kept[AM_MAX_MODELS] = {0};
-        ties_trim_sum_k(e->out, tv, NULL, e->K, n, e->thr, kept);
-        ties_disjoint_k(e->out, tv, NULL, e->K, n, e->thr, e->majority, mean);
+        ties_trim_sum_k(out, tv, NULL, e->K, n, e->thr, kept);
+        ties_disjoint_k(out, tv, NULL, e->K, n, e->thr, e->majority, mean);
     }
 }
 
-/* The merged slice into out (θ), from load_slice's buffers. */
-static void merge_slice(engine *e, const am_tensor *t, size_t first, size_t n, bool fused) {
-    float *out = e->out;
-    const float *fb = e->fb;
-    const float *const *tv = (const float *const *)e->tv;
+/* The merged task vector of buffer entries [c, c + n) (elements [at, at + n) of t) into out, from
+ * load_chunk's tv; for average the merged θ itself. Element-wise on this thread, but for the fused
+ * TIES pass, which lists undecided entries in order and runs (parallel inside) over a whole slice. */
+static void merge_tv(engine *e, const am_tensor *t, size_t at, size_t c, size_t n, bool fused) {
+    float *out = e->out + c;
+    const float *tv[AM_MAX_MODELS];
+    for (int k = 0; k < e->K; k++) tv[k] = e->tv[k] + c;
     switch (e->c->method) {
     case AM_AVERAGE: {
         double wsum = 0;
@@ -283,39 +417,125 @@ static void merge_slice(engine *e, const am_tensor *t, size_t first, size_t n, b
         for (int k = 0; k < e->K; k++) {
             float w = t->w[k];
             const float *x = tv[k];
-#pragma omp parallel for schedule(static) if (n > KERN_PAR_MIN)
             for (size_t j = 0; j < n; j++) out[j] += w * x[j];
         }
-#pragma omp parallel for schedule(static) if (n > KERN_PAR_MIN)
         for (size_t j = 0; j < n; j++) out[j] *= inv;
         return;
     }
     case AM_TA:
         memset(out, 0, n * sizeof *out);
-        kern_add_task_vectors(out, tv, NULL, e->K, n);
-        break;
+        kern_add_task_vectors_seq(out, tv, NULL, e->K, n);
+        return;
     case AM_DARE:
-        if (e->ties) ties_slice(e, t, first, n, fused, e->mean);
-        else memset(out, 0, n * sizeof *out), kern_add_task_vectors(out, tv, NULL, e->K, n);
-        break;
+        if (e->ties) ties_range(e, t, tv, out, at, n, fused, e->mean);
+        else memset(out, 0, n * sizeof *out), kern_add_task_vectors_seq(out, tv, NULL, e->K, n);
+        return;
     case AM_TIES:
-        ties_slice(e, t, first, n, fused, e->mean);
-        break;
+        ties_range(e, t, tv, out, at, n, fused, e->mean);
+        return;
     case AM_CONSENSUS_TA:
-    case AM_CONSENSUS_TIES:
-        if (e->ties) ties_slice(e, t, first, n, fused, false);
-        else memset(out, 0, n * sizeof *out), kern_add_task_vectors(out, tv, NULL, e->K, n);
-        memset(e->count, 0, n);
-        for (int k = 0; k < e->K; k++) tall_mask_add(e->count, tv[k], out, n, (float)e->c->tall_lambda);
-        consensus_apply(out, e->count, n, e->c->k);
-        break;
+    case AM_CONSENSUS_TIES: {
+        uint8_t *count = e->count + c;
+        if (e->ties) ties_range(e, t, tv, out, at, n, fused, false);
+        else memset(out, 0, n * sizeof *out), kern_add_task_vectors_seq(out, tv, NULL, e->K, n);
+        memset(count, 0, n);
+        for (int k = 0; k < e->K; k++) tall_mask_add_seq(count, tv[k], out, n, (float)e->c->tall_lambda);
+        consensus_apply_seq(out, count, n, e->c->k);
+        return;
     }
-    float l = e->lam;
-#pragma omp parallel for schedule(static) if (n > KERN_PAR_MIN)
+    }
+}
+
+/* out = θ0 + λ out over buffer entries [c, c + n) (not for average, whose out is θ). */
+static void add_base(engine *e, size_t c, size_t n) {
+    float *out = e->out + c, l = e->lam;
+    const float *fb = e->fb + c;
     for (size_t j = 0; j < n; j++) out[j] = fb[j] + l * out[j];
 }
 
+/* The merged θ of buffer entries [c, c + n) on this thread (no fused TIES pass). */
+static void merge_range(engine *e, const am_tensor *t, size_t at, size_t c, size_t n) {
+    merge_tv(e, t, at, c, n, false);
+    if (e->c->method != AM_AVERAGE) add_base(e, c, n);
+}
+
 typedef enum pass_kind { PASS_SELECT, PASS_MERGE, PASS_REMERGE } pass_kind;
+
+/* One slice, elements [first, first + n) of t, read and checked on the threads a chunk at a time,
+ * each thread a contiguous run of chunks. The methods without TIES also merge each chunk, convert
+ * it to the output dtype and write it there, so the slice goes through memory once and one
+ * thread's write overlaps the other's work. The threshold passes feed the selection with the whole
+ * slice; the TIES methods merge the whole slice (the fused pass lists undecided entries in order),
+ * then each thread adds θ0, converts and writes its run. */
+static int slice_pass(engine *e, int i, pass_kind kind, select_ctx *sel, const int *sel_task, int ns, size_t first,
+                      size_t n, tt_err *err) {
+    const am_tensor *t = &e->t[i];
+    const bool chunked = kind == PASS_MERGE && !e->ties;
+    const size_t es = st_dtype_size(t->out), C = e->chunk, chunks = (n + C - 1) / C;
+    bool bad = false, write_failed = false;
+#pragma omp parallel if (n > C)
+    {
+        size_t T = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
+        size_t lo = chunks * id / T * C, hi = chunks * (id + 1) / T * C;
+        hi = hi < n ? hi : n;
+        bool ok = true, written = true;
+        tt_err werr;
+        for (size_t c = lo; c < hi && ok && written; c += C) {
+            size_t m = hi - c < C ? hi - c : C;
+            ok = load_chunk(e, t, first, c, m);
+            if (ok && chunked) {
+                unsigned char *o = e->obuf + c * es;
+                merge_range(e, t, first + c, c, m);
+                st_f32_to_dtype(t->out, e->out + c, o, m);
+                written = !tsk_write_raw(e->sink, i, (first + c) * es, o, m * es, &werr);
+            }
+        }
+        if (!written)
+#pragma omp critical(am_write_error)
+        {
+            if (!write_failed) *err = werr;
+            write_failed = true;
+        }
+        if (!ok)
+#pragma omp atomic write
+            bad = true;
+    }
+    if (bad) return load_failure(e, t, first, n, err);
+    if (write_failed) return -1;
+    if (kind == PASS_SELECT) {
+        const float *x[AM_MAX_MODELS];
+        for (int j = 0; j < ns; j++) x[j] = e->tv[sel_task[j]];
+        select_feed_diff_multi(sel, ns, x, NULL, n);
+        return 0;
+    }
+    if (chunked) return 0;
+    merge_tv(e, t, first, 0, n, kind == PASS_MERGE); /* a TIES method: over the slice */
+    if (kind == PASS_REMERGE) {
+#pragma omp parallel for schedule(static) if (n > KERN_PAR_MIN)
+        for (size_t c = 0; c < n; c += C) add_base(e, c, n - c < C ? n - c : C);
+        return tsk_rewrite_f32(e->sink, i, first, e->out, n, err);
+    }
+    /* θ0 + λ τ, converted and written by each thread for its run of chunks */
+#pragma omp parallel if (n > C)
+    {
+        size_t T = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
+        size_t lo = chunks * id / T * C, hi = chunks * (id + 1) / T * C;
+        hi = hi < n ? hi : n;
+        for (size_t c = lo; c < hi; c += C) {
+            size_t m = hi - c < C ? hi - c : C;
+            add_base(e, c, m);
+            st_f32_to_dtype(t->out, e->out + c, e->obuf + c * es, m);
+        }
+        tt_err werr;
+        if (hi > lo && tsk_write_raw(e->sink, i, (first + lo) * es, e->obuf + lo * es, (hi - lo) * es, &werr))
+#pragma omp critical(am_write_error)
+        {
+            if (!write_failed) *err = werr;
+            write_failed = true;
+        }
+    }
+    return write_failed ? -1 : 0;
+}
 
 /* One pass over every merged tensor, a slice at a time. */
 static int stream(engine *e, pass_kind kind, select_ctx *sel, const int *sel_task, int ns, tt_err *err) {
@@ -325,22 +545,9 @@ static int stream(engine *e, pass_kind kind, select_ctx *sel, const int *sel_tas
         size_t numel = (size_t)t->base->t->numel;
         for (size_t first = 0; first < numel || (first == 0 && numel == 0); first += e->slice) {
             size_t n = numel - first < e->slice ? numel - first : e->slice;
-            if (load_slice(e, t, first, n, err)) return -1;
-            if (kind == PASS_SELECT) {
-                const float *x[AM_MAX_MODELS];
-                for (int j = 0; j < ns; j++) x[j] = e->tv[sel_task[j]];
-                select_feed_diff_multi(sel, ns, x, NULL, n);
-            } else {
-                merge_slice(e, t, first, n, kind == PASS_MERGE && e->ties);
-                int rc = kind == PASS_MERGE ? tsk_write_f32(e->sink, i, first, e->out, n, err)
-                                            : tsk_rewrite_f32(e->sink, i, first, e->out, n, err);
-                if (rc) return -1;
-            }
-            release_slice(e, t, first, n);
+            if (slice_pass(e, i, kind, sel, sel_task, ns, first, n, err)) return -1;
             if (numel == 0) break;
         }
-        ts_release(t->base);
-        for (int k = 0; k < e->K; k++) ts_release(t->m[k]);
     }
     return 0;
 }
@@ -393,8 +600,8 @@ static int fix_undecided(engine *e, tt_err *err) {
         while (!e->t[i].merged || g >= e->t[i].gfirst + (uint64_t)e->t[i].base->t->numel) i++;
         const am_tensor *t = &e->t[i];
         size_t first = (size_t)(g - t->gfirst);
-        if (load_slice(e, t, first, 1, err)) return -1;
-        merge_slice(e, t, first, 1, false);
+        if (!load_chunk(e, t, first, 0, 1)) return load_failure(e, t, first, 1, err);
+        merge_range(e, t, first, 0, 1);
         if (tsk_rewrite_f32(e->sink, i, first, e->out, 1, err)) return -1;
     }
     return 0;
@@ -434,7 +641,7 @@ static int open_sink(engine *e, const char *out, tt_err *err) {
     for (int i = 0; i < e->n; i++) {
         const st_tensor *b = e->t[i].base->t;
         spec[i].name = b->name;
-        spec[i].dtype = e->t[i].merged && c->out_dtype >= 0 ? (st_dtype)c->out_dtype : b->dtype;
+        spec[i].dtype = e->t[i].out;
         spec[i].ndim = b->ndim;
         memcpy(spec[i].shape, b->shape, sizeof spec[i].shape);
     }
@@ -456,10 +663,16 @@ static int open_sink(engine *e, const char *out, tt_err *err) {
 static void engine_free(engine *e) {
     ts_close(e->base);
     for (int k = 0; k < e->K; k++) ts_close(e->set[k]), free(e->tv[k]);
+    for (int j = 0; j <= e->K; j++) {
+        for (int i = 0; i < e->n_fds[j]; i++) close(e->fds[j][i]);
+        free(e->fds[j]);
+    }
+    free(e->raw);
     free(e->t);
     free(e->fb);
     free(e->out);
     free(e->count);
+    free(e->obuf);
     free(e->und);
 }
 
@@ -467,7 +680,10 @@ int am_run(const am_config *c, const char *out, uint64_t stats[3], tt_err *err) 
     if (c->K < 1 || c->K > AM_MAX_MODELS)
         return tt_fail(err, TT_EINPUT, "%d models given: between 1 and %d are merged", c->K, AM_MAX_MODELS);
     engine e = {.c = c, .K = c->K};
-    e.slice = c->slice ? c->slice : (size_t)1 << 20;
+    e.chunk = chunk_elements(e.K);
+    /* at least two chunks per thread, so that every thread has work in a slice */
+    size_t per_threads = 2 * (size_t)omp_get_max_threads() * e.chunk;
+    e.slice = c->slice ? c->slice : per_threads > ((size_t)1 << 20) ? per_threads : (size_t)1 << 20;
     e.lam = (float)(c->lambda >= 0 ? c->lambda : am_default_lambda(c));
     e.ties = c->method == AM_TIES || c->method == AM_CONSENSUS_TIES || (c->method == AM_DARE && c->dare_ties);
     e.mean = c->mean;
@@ -475,7 +691,9 @@ int am_run(const am_config *c, const char *out, uint64_t stats[3], tt_err *err) 
     int rc = -1;
     if (plan(&e, err)) goto done;
     if (!(e.fb = tt_calloc_aligned(e.slice, sizeof(float), err)) ||
-        !(e.out = tt_calloc_aligned(e.slice, sizeof(float), err)) || !(e.count = tt_calloc_aligned(e.slice, 1, err)))
+        !(e.out = tt_calloc_aligned(e.slice, sizeof(float), err)) || !(e.count = tt_calloc_aligned(e.slice, 1, err)) ||
+        !(e.obuf = tt_calloc_aligned(e.slice, sizeof(double), err)) ||
+        !(e.raw = tt_calloc_aligned((size_t)omp_get_max_threads() * e.chunk, sizeof(double), err)))
         goto done;
     for (int k = 0; k < e.K; k++)
         if (!(e.tv[k] = tt_calloc_aligned(e.slice, sizeof(float), err))) goto done;

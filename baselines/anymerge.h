@@ -4,9 +4,11 @@
  * with the same tensor names and shapes, any architecture; F32/F16/BF16/F64 are read as f32 a
  * slice at a time, every method's arithmetic runs in f32 on the kernels the suite's merges use
  * (baselines/kernels.h), and the result streams into a tensor sink (core/tensorsink.h) in the
- * base's dtype per tensor (or out_dtype), rounded to nearest even. Memory is a few slices of
- * K + 2 rows of `slice` floats plus the selection histograms, whatever the model size: pages of
- * the mapped inputs are given back as soon as a slice is done (ts_release_range).
+ * base's dtype per tensor (or out_dtype), rounded to nearest even. Inputs are read with pread (one
+ * descriptor per shard), a cache-sized chunk at a time per thread, and each chunk is read, checked,
+ * merged, converted and written before the next (the TIES methods merge a slice at a time): memory
+ * is K + 3 rows of a slice of floats plus the selection histograms, whatever the model size, and
+ * no input page is mapped into the process.
  *
  * τ_k = w_k (θ_k − θ0), w_k the model's weight (1 unless given; it may depend on the tensor name:
  * the first rule whose pattern is a substring of the name). Methods (the suite's definitions,
@@ -73,7 +75,7 @@ typedef struct am_config {
     uint64_t seed;      /* dare */
     int out_dtype;      /* st_dtype of merged tensors, or -1 = each tensor's base dtype */
     size_t shard_size;  /* bytes of tensor data per output shard (0 = one file) */
-    size_t slice;       /* elements per slice (0 = 1 Mi) */
+    size_t slice;       /* elements per slice (0 = 1 Mi, or two chunks per thread if more) */
     bool copy_files;    /* copy the base directory's non-tensor files */
     size_t undecided_cap; /* TIES: entries awaiting the majority sign kept for the fix-up (0 = 1 Mi);
                            * past it the merge pass is redone (tests set it small) */

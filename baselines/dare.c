@@ -33,7 +33,8 @@ size_t dare_apply(float *tv, size_t n, double density, uint64_t seed, int task, 
     return dare_apply_at(tv, n, density, seed, task, tensor_key, 0);
 }
 
-size_t dare_apply_at(float *tv, size_t n, double density, uint64_t seed, int task, uint64_t tensor_key, size_t first) {
+size_t dare_apply_at_seq(float *tv, size_t n, double density, uint64_t seed, int task, uint64_t tensor_key,
+                         size_t first) {
     if (density <= 0) {
         memset(tv, 0, n * sizeof(float));
         return 0;
@@ -41,7 +42,6 @@ size_t dare_apply_at(float *tv, size_t n, double density, uint64_t seed, int tas
     float rho = (float)density;
     size_t kept = 0;
     uint64_t prefix = kern_hash_prefix(seed, (uint64_t)task, tensor_key);
-#pragma omp parallel for schedule(static) reduction(+ : kept) if (n > KERN_PAR_MIN)
     for (size_t i = 0; i < n; i++) {
         if (kern_hash_u01_at(prefix, first + i) < density) {
             tv[i] /= rho;
@@ -50,6 +50,15 @@ size_t dare_apply_at(float *tv, size_t n, double density, uint64_t seed, int tas
             tv[i] = 0;
         }
     }
+    return kept;
+}
+
+size_t dare_apply_at(float *tv, size_t n, double density, uint64_t seed, int task, uint64_t tensor_key, size_t first) {
+    size_t kept = 0;
+#pragma omp parallel for schedule(static) reduction(+ : kept) if (n > KERN_PAR_MIN)
+    for (size_t lo = 0; lo < n; lo += KERN_BLOCK)
+        kept += dare_apply_at_seq(tv + lo, n - lo < KERN_BLOCK ? n - lo : KERN_BLOCK, density, seed, task, tensor_key,
+                                  first + lo);
     return kept;
 }
 

@@ -15,6 +15,10 @@
 
 /* Loops over fewer elements than this run on one thread (a parallel region would cost more). */
 #define KERN_PAR_MIN 65536
+/* Kernels with a _seq form: the same loop on the calling thread, for callers that are already
+ * parallel over chunks (any-model merges carry a cache-sized chunk through every stage). Even an
+ * OpenMP region whose if() is false allocates a team per call: per 4096-element chunk that was
+ * most of a merge's time. The parallel form is the _seq one over blocks: the same results. */
 
 /* ---- generic (kernels.c) ---- */
 /* y += a x */
@@ -52,6 +56,7 @@ uint64_t kern_name_key(const char *name);
 #define KERN_MAX_K 64 /* tasks (= MERGE_MAX_TASKS) */
 /* acc[i] += x_0[i] + x_1[i] + ... + x_{K-1}[i], left to right. */
 void kern_add_task_vectors(float *acc, const float *const *a, const float *b, int K, size_t n);
+void kern_add_task_vectors_seq(float *acc, const float *const *a, const float *b, int K, size_t n);
 
 /* ---- TIES (ties.c) ---- */
 /* The 0-based ascending rank of |τ| at which the official code thresholds to keep the top k%
@@ -103,10 +108,12 @@ int ties_merge_arrays(const float *const *tv, int K, size_t n, const float *thr,
 /* count[i] += m[i] = 1{|tv[i]| > lam·|mtl[i] − tv[i]|}; returns Σ m. With count zeroed this
  * writes the TALL mask of one task. */
 size_t tall_mask_add(uint8_t *count, const float *tv, const float *mtl, size_t n, float lam);
+size_t tall_mask_add_seq(uint8_t *count, const float *tv, const float *mtl, size_t n, float lam);
 /* out = pre + m ⊙ mtl (the TALL-compressed model of one task); returns Σ m. */
 size_t tall_apply(float *out, const float *pre, const float *tv, const float *mtl, size_t n, float lam);
 /* mtl[i] = 0 where count[i] < k (consensus mask); returns the entries kept. */
 size_t consensus_apply(float *mtl, const uint8_t *count, size_t n, int k);
+size_t consensus_apply_seq(float *mtl, const uint8_t *count, size_t n, int k);
 
 /* ---- DARE (dare.c) ---- */
 /* Drop-and-rescale in place: tv[i] kept with probability density (hash of seed, task, the
@@ -115,6 +122,8 @@ size_t consensus_apply(float *mtl, const uint8_t *count, size_t n, int k);
 size_t dare_apply(float *tv, size_t n, double density, uint64_t seed, int task, uint64_t tensor_key);
 /* The same for elements [first, first + n) of the tensor (tv holds those n): a tensor in slices. */
 size_t dare_apply_at(float *tv, size_t n, double density, uint64_t seed, int task, uint64_t tensor_key, size_t first);
+size_t dare_apply_at_seq(float *tv, size_t n, double density, uint64_t seed, int task, uint64_t tensor_key,
+                         size_t first);
 
 /* ---- TATR (tatr.c) ---- */
 /* omega += g ⊙ (abs_sum − |tv|), where abs_sum = Σ_j |τ_j| and tv = τ_i: the j ≠ i terms of

@@ -392,13 +392,9 @@ static float f16_to_f32_(uint16_t h) {
     return f;
 }
 
-int st_read_f32_range(const st_file *f, const st_tensor *t, size_t first, size_t n, float *out, tt_err *err) {
-    char nb[SHOW_CAP];
-    if (first > (size_t)t->numel || n > (size_t)t->numel - first)
-        return tt_fail(err, TT_EINPUT, "%s: tensor %s: elements [%zu, %zu) are past its %lld",
-                       f ? f->path : "(safetensors)", show_(t->name, nb), first, first + n, (long long)t->numel);
-    const unsigned char *p = (const unsigned char *)t->data + first * st_dtype_size(t->dtype);
-    switch (t->dtype) {
+int st_dtype_to_f32(st_dtype d, const void *src, float *out, size_t n) {
+    const unsigned char *p = src;
+    switch (d) {
     case ST_F32:
         if (n) memcpy(out, p, n * sizeof(float));
         return 0;
@@ -419,23 +415,37 @@ int st_read_f32_range(const st_file *f, const st_tensor *t, size_t first, size_t
         return 0;
     case ST_F64:
         for (size_t i = 0; i < n; i++) {
-            double d;
-            memcpy(&d, p + 8 * i, 8);
+            double v;
+            memcpy(&v, p + 8 * i, 8);
             /* out-of-range double -> float conversion is undefined in ISO C: saturate to inf */
-            out[i] = d > FLT_MAX ? INFINITY : d < -FLT_MAX ? -INFINITY : (float)d;
+            out[i] = v > FLT_MAX ? INFINITY : v < -FLT_MAX ? -INFINITY : (float)v;
         }
         return 0;
     default:
-        return tt_fail(err, TT_EINPUT, "%s: tensor %s has dtype %s, which cannot be read as f32",
-                       f ? f->path : "(safetensors)", show_(t->name, nb), st_dtype_name(t->dtype));
+        return -1;
     }
 }
+
+int st_read_f32_range(const st_file *f, const st_tensor *t, size_t first, size_t n, float *out, tt_err *err) {
+    char nb[SHOW_CAP];
+    if (first > (size_t)t->numel || n > (size_t)t->numel - first)
+        return tt_fail(err, TT_EINPUT, "%s: tensor %s: elements [%zu, %zu) are past its %lld",
+                       f ? f->path : "(safetensors)", show_(t->name, nb), first, first + n, (long long)t->numel);
+    const unsigned char *p = (const unsigned char *)t->data + first * st_dtype_size(t->dtype);
+    if (st_dtype_to_f32(t->dtype, p, out, n))
+        return tt_fail(err, TT_EINPUT, "%s: tensor %s has dtype %s, which cannot be read as f32",
+                       f ? f->path : "(safetensors)", show_(t->name, nb), st_dtype_name(t->dtype));
+    return 0;
+}
+
+size_t st_data_offset(const st_file *f, const st_tensor *t) { return (size_t)((const unsigned char *)t->data - f->map); }
 
 int st_read_f32(const st_file *f, const st_tensor *t, float *out, tt_err *err) {
     return st_read_f32_range(f, t, 0, (size_t)t->numel, out, err);
 }
 
-uint16_t st_f32_to_bf16(float x) {
+/* The roundings as static inline functions, so that the bulk loops below inline and vectorise them. */
+static inline uint16_t f32_to_bf16_(float x) {
     uint32_t u;
     memcpy(&u, &x, sizeof u);
     if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40u); /* NaN stays a (quiet) NaN */
@@ -443,7 +453,7 @@ uint16_t st_f32_to_bf16(float x) {
     return (uint16_t)(u >> 16);
 }
 
-uint16_t st_f32_to_f16(float x) {
+static inline uint16_t f32_to_f16_(float x) {
     uint32_t u;
     memcpy(&u, &x, sizeof u);
     uint16_t sign = (uint16_t)((u >> 16) & 0x8000u);
@@ -461,6 +471,34 @@ uint16_t st_f32_to_f16(float x) {
     /* normal: drop 13 mantissa bits, to nearest even; a carry into the exponent is right */
     uint32_t h = ((a - 0x38000000u) + 0xfffu + ((a >> 13) & 1u)) >> 13;
     return (uint16_t)(sign | h);
+}
+
+uint16_t st_f32_to_bf16(float x) { return f32_to_bf16_(x); }
+uint16_t st_f32_to_f16(float x) { return f32_to_f16_(x); }
+
+int st_f32_to_dtype(st_dtype d, const float *src, void *dst, size_t n) {
+    switch (d) {
+    case ST_F32:
+        if (n) memcpy(dst, src, n * sizeof(float));
+        return 0;
+    case ST_BF16: {
+        uint16_t *h = dst;
+        for (size_t i = 0; i < n; i++) h[i] = f32_to_bf16_(src[i]);
+        return 0;
+    }
+    case ST_F16: {
+        uint16_t *h = dst;
+        for (size_t i = 0; i < n; i++) h[i] = f32_to_f16_(src[i]);
+        return 0;
+    }
+    case ST_F64: {
+        double *o = dst;
+        for (size_t i = 0; i < n; i++) o[i] = src[i];
+        return 0;
+    }
+    default:
+        return -1;
+    }
 }
 
 const float *st_f32_view(const st_tensor *t) {

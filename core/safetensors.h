@@ -88,10 +88,19 @@ int st_read_f32(const st_file *f, const st_tensor *t, float *out, tt_err *err);
 /* Elements [first, first + n) of t as f32 (the conversions of st_read_f32): a large tensor read a
  * slice at a time. A range past the tensor is an error. */
 int st_read_f32_range(const st_file *f, const st_tensor *t, size_t first, size_t n, float *out, tt_err *err);
+/* n values of dtype d at src (any alignment) as f32: st_read_f32's conversions, for bytes read
+ * some other way (pread). Other dtypes: -1. */
+int st_dtype_to_f32(st_dtype d, const void *src, float *out, size_t n);
+/* Where t's data starts in f's file (bytes from the file's start): for reading it with pread. */
+size_t st_data_offset(const st_file *f, const st_tensor *t);
 /* f32 -> BF16 / F16 bits, rounded to nearest, ties to even (IEEE's default); NaN stays a quiet
  * NaN; F16: overflow (|x| >= 65520) gives inf, small values become subnormals or zero. */
 uint16_t st_f32_to_bf16(float x);
 uint16_t st_f32_to_f16(float x);
+/* n floats into dst as F32, BF16, F16 or F64 (the roundings above; F64 exact): the bulk form,
+ * whose loops the compiler vectorises (a call per element cost a merge 11% of its time).
+ * Other dtypes: -1, nothing written. */
+int st_f32_to_dtype(st_dtype d, const float *src, void *dst, size_t n);
 /* Zero-copy view when t is F32 and its data is 4-byte aligned, else NULL. */
 const float *st_f32_view(const st_tensor *t);
 /* Find NAME and check its shape: "PATH: tensor NAME missing" or "PATH: tensor NAME has shape

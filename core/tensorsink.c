@@ -269,7 +269,7 @@ static int write_at(tsk_sink *s, tsk_entry *e, uint64_t at, const void *buf, siz
         if (w <= 0)
             return tt_fail(err, TT_EIO, "%s: %s: write failed: %s", s->out, sh->name, w < 0 ? strerror(errno) : "no progress");
         p += w, at += (uint64_t)w, len -= (size_t)w;
-        if (count) e->written += (uint64_t)w;
+        if (count) __atomic_fetch_add(&e->written, (uint64_t)w, __ATOMIC_RELAXED); /* threads write disjoint ranges */
     }
     return 0;
 }
@@ -297,18 +297,10 @@ static int put_f32(tsk_sink *s, int i, size_t first, const float *src, size_t n,
     for (size_t done = 0; done < n;) {
         size_t m = n - done < TSK_SLICE ? n - done : TSK_SLICE;
         const float *x = src + done;
-        if (e->dtype == ST_BF16) {
-            uint16_t *h = (uint16_t *)buf;
+        /* in blocks on the threads: the same bits whatever the thread count */
 #pragma omp parallel for schedule(static) if (m > 65536)
-            for (size_t j = 0; j < m; j++) h[j] = st_f32_to_bf16(x[j]);
-        } else if (e->dtype == ST_F16) {
-            uint16_t *h = (uint16_t *)buf;
-#pragma omp parallel for schedule(static) if (m > 65536)
-            for (size_t j = 0; j < m; j++) h[j] = st_f32_to_f16(x[j]);
-        } else {
-            double *d = (double *)buf;
-            for (size_t j = 0; j < m; j++) d[j] = x[j];
-        }
+        for (size_t j = 0; j < m; j += 16384)
+            st_f32_to_dtype(e->dtype, x + j, buf + j * es, m - j < 16384 ? m - j : 16384);
         if (write_at(s, e, (first + done) * es, buf, m * es, count, err)) return -1;
         done += m;
     }

@@ -58,7 +58,8 @@ int tsk_open(tsk_sink **out, const char *dir, const tsk_spec *spec, int n, size_
 int tsk_write_f32(tsk_sink *s, int i, size_t first, const float *src, size_t n, tt_err *err);
 /* Overwrite elements already written (a second look that corrects a few values, or a pass redone). */
 int tsk_rewrite_f32(tsk_sink *s, int i, size_t first, const float *src, size_t n, tt_err *err);
-/* Bytes [offset, offset + nbytes) of tensor i's data as they are (any dtype). */
+/* Bytes [offset, offset + nbytes) of tensor i's data as they are (any dtype). Threads may call it
+ * at once for disjoint ranges (the other writers use one conversion buffer: one thread). */
 int tsk_write_raw(tsk_sink *s, int i, size_t offset, const void *bytes, size_t nbytes, tt_err *err);
 /* A non-tensor file NAME (plain name, no '/') in the output: given bytes, or a copy of SRC. */
 int tsk_add_file(tsk_sink *s, const char *name, const void *bytes, size_t n, tt_err *err);

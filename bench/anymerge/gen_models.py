@@ -6,9 +6,11 @@
 writes OUT/base and OUT/ft0..ft{K-1}, each a sharded Hugging Face directory (model-0000i-of-
 0000N.safetensors + model.safetensors.index.json + config.json): a token embedding [vocab, hidden],
 decoder layers of q/k/v/o projections [hidden, hidden], gate/up/down MLP projections
-[inter, hidden] / [hidden, inter] (inter = 2.6875 hidden, Llama's ratio) and RMS norms, until the
-model holds about --gb GB, then the final norm and an lm_head [vocab, hidden] and an I64 buffer
-(copied, not merged). Base weights ~ N(0, 0.02); a fine-tune adds N(0, 0.002) noise (one draw
+[inter, hidden] / [hidden, inter] (inter = 2.6875 hidden, Llama's ratio) and RMS norms, then the
+final norm and an lm_head [vocab, hidden] and an I64 buffer (copied, not merged). The layers that
+fit in --gb with a 32,000-token vocabulary are kept and the vocabulary then grows (or shrinks) so
+that the model holds --gb GB to within a row (--vocab fixes it instead).
+Base weights ~ N(0, 0.02); a fine-tune adds N(0, 0.002) noise (one draw
 per tensor, rotated differently per model: cheap to generate) plus its own sparse N(0, 0.02) on 1%
 of the entries (the heavy tail TIES keeps). Deterministic for a seed. All models' shard i are built
 together: memory is about (K + 1) x --shard-size.
@@ -36,10 +38,12 @@ def size(s):
 
 def layout(gb, hidden, vocab):
     inter = int(hidden * 2.6875)
+    per = 4 * hidden * hidden + 3 * inter * hidden + 2 * hidden  # elements per layer
+    elements = gb * 1e9 / 2  # 2 bytes each
+    n_layers = max(1, int((elements - 2 * (vocab or 32000) * hidden) // per))
+    if vocab is None:  # the embedding and lm_head take the rest
+        vocab = max(1000, int(round((elements - n_layers * per - hidden) / (2 * hidden))))
     t = [("model.embed_tokens.weight", (vocab, hidden))]
-    budget = gb * 1e9 / 2 - 2 * vocab * hidden  # elements (2 bytes each) left for layers
-    per = 4 * hidden * hidden + 3 * inter * hidden + 2 * hidden
-    n_layers = max(1, int(budget // per))
     for i in range(n_layers):
         p = f"model.layers.{i}."
         for n in ("q_proj", "k_proj", "v_proj", "o_proj"):
@@ -51,7 +55,7 @@ def layout(gb, hidden, vocab):
         t.append((p + "post_attention_layernorm.weight", (hidden,)))
     t.append(("model.norm.weight", (hidden,)))
     t.append(("lm_head.weight", (vocab, hidden)))
-    return t, n_layers, inter
+    return t, n_layers, inter, vocab
 
 
 def encode(x, dtype):
@@ -111,14 +115,14 @@ def main():
     ap.add_argument("--K", type=int, default=8)
     ap.add_argument("--dtype", default="bf16", choices=["bf16", "f16", "f32"])
     ap.add_argument("--hidden", type=int, default=4096)
-    ap.add_argument("--vocab", type=int, default=32000)
+    ap.add_argument("--vocab", type=int, default=None, help="default: sized so that the model holds --gb")
     ap.add_argument("--shard-size", default="2GB")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--small", action="store_true", help="hidden 64, vocab 500: a test model")
     a = ap.parse_args()
     if a.small:
         a.hidden, a.vocab = 64, 500
-    tensors, n_layers, inter = layout(a.gb, a.hidden, a.vocab)
+    tensors, n_layers, inter, a.vocab = layout(a.gb, a.hidden, a.vocab)
     config = {"architectures": ["LlamaForCausalLM"], "hidden_size": a.hidden, "intermediate_size": inter,
               "num_hidden_layers": n_layers, "vocab_size": a.vocab, "model_type": "llama"}
 
@@ -140,7 +144,7 @@ def main():
 
     dirs = [os.path.join(a.out, "base")] + [os.path.join(a.out, f"ft{k}") for k in range(a.K)]
     write_models(dirs, tensors, a.dtype, size(a.shard_size), config, values)
-    print(f"{a.out}: base + {a.K} models, {n_layers} layers, hidden {a.hidden}, {a.dtype}")
+    print(f"{a.out}: base + {a.K} models, {n_layers} layers, hidden {a.hidden}, vocab {a.vocab}, {a.dtype}")
 
 
 if __name__ == "__main__":
