@@ -6,7 +6,8 @@
  * decay, 500 steps, λ clamped to [0,1] when merging (the raw value is the Adam parameter), and
  * one step = for every task two batches of 16 test images, loss = Σ over tasks and batches of
  * the batch-mean entropy. We run all task batches of a step as ONE concatenated forward/backward
- * through the merged model (same gradient, bigger matmuls). Engine: adamerge/adapt.c.
+ * through the merged model (same gradient, bigger matmuls), or in chunks of `micro` images to bound
+ * the activations kept for the backward. Engine: adamerge/adapt.c.
  *   adamerging++      layer-wise on TIES-processed task vectors (main_layer_wise_adamergingpp.py):
  *                     each τ_k keeps its top-k% magnitudes over the whole model (k = 20) where its
  *                     sign agrees with the elected sign — the official ties_merging_split's
