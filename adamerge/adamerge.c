@@ -6,7 +6,8 @@
  * decay, 500 steps, λ clamped to [0,1] when merging (the raw value is the Adam parameter), and
  * one step = for every task two batches of 16 test images, loss = Σ over tasks and batches of
  * the batch-mean entropy. We run all task batches of a step as ONE concatenated forward/backward
- * through the merged model (same gradient, bigger matmuls). Engine: adamerge/adapt.c.
+ * through the merged model (same gradient, bigger matmuls), or in chunks of `micro` images to bound
+ * the activations kept for the backward. Engine: adamerge/adapt.c.
  *   adamerging++      layer-wise on TIES-processed task vectors (main_layer_wise_adamergingpp.py):
  *                     each τ_k keeps its top-k% magnitudes over the whole model (k = 20) where its
  *                     sign agrees with the elected sign — the official ties_merging_split's
@@ -25,16 +26,19 @@ static const merge_param ada_params[] = {ADA_PARAMS, {0}};
 /* Read the shared parameters into adapt options. */
 int adamerge_opts(merge_ctx *ctx, adapt_opts *o, tt_err *err) {
     double lam, lr, diverge;
-    long steps, batch, accum, every;
+    long steps, batch, accum, micro, every;
     if (adapt_diverge_param(ctx, &diverge, err) || merge_param_double(ctx, "lambda", &lam, err) ||
         merge_param_double(ctx, "lr", &lr, err) ||
         merge_param_int(ctx, "steps", &steps, err) || merge_param_int(ctx, "batch", &batch, err) ||
-        merge_param_int(ctx, "accum", &accum, err) || merge_param_int(ctx, "eval_every", &every, err))
+        merge_param_int(ctx, "accum", &accum, err) || merge_param_int(ctx, "micro", &micro, err) ||
+        merge_param_int(ctx, "eval_every", &every, err))
         return -1;
-    if (steps < 0 || steps > 1000000 || batch < 1 || batch > 1024 || accum < 1 || accum > 64 || !(lr > 0) || every < 0)
-        return tt_fail(err, TT_EINPUT, "steps in [0,1e6], batch in [1,1024], accum in [1,64], lr > 0, eval_every >= 0");
+    if (steps < 0 || steps > 1000000 || batch < 1 || batch > 1024 || accum < 1 || accum > 64 || micro < 0 ||
+        micro > 65536 || !(lr > 0) || every < 0)
+        return tt_fail(err, TT_EINPUT, "steps in [0,1e6], batch in [1,1024], accum in [1,64], micro in [0,65536], "
+                       "lr > 0, eval_every >= 0");
     *o = (adapt_opts){.lambda_init = (float)lam, .lr = (float)lr, .steps = (int)steps, .batch = (int)batch,
-                      .accum = (int)accum, .eval_every = (int)every, .loss = ADAPT_ENTROPY,
+                      .accum = (int)accum, .micro = (int)micro, .eval_every = (int)every, .loss = ADAPT_ENTROPY,
                       .diverge_factor = (float)diverge};
     return 0;
 }

@@ -21,7 +21,9 @@ typedef struct adapt_state {
     const adapt_opts *o;
     const float *tv;
     int K, L, n_coef, plan_batch;
-    int rank, ranks, local;    /* data parallel (core/par.h): this rank runs images [rank*local, +local) of a batch */
+    int chunk;                 /* images per forward+backward: o->micro, or the whole plan_batch */
+    int part;                  /* images per head call: gcd(chunk, batch), so that no part straddles two tasks */
+    int rank, ranks, local;    /* data parallel (core/par.h): this rank runs images [rank*local, +local) of a chunk */
     size_t total, img;
     float *lam_raw;            /* [K * n_coef] Adam parameters (unclamped) */
     float *lam_grad;
@@ -32,19 +34,25 @@ typedef struct adapt_state {
      * best round so far, [K * n_coef] and one tint's size per task */
     float *round_lam, *best_lam;
     float *round_tint[MERGE_MAX_TASKS], *best_tint[MERGE_MAX_TASKS];
-    vit_lanes lanes;           /* forward+backward of the whole batch, one lane per thread */
+    vit_lanes lanes;           /* forward+backward of a chunk, one lane per thread */
     vit_head head[MERGE_MAX_TASKS];
     vit_weights w, g;
-    float *grad, *images, *features, *dfeat, *logits, *dlogits;
+    float *grad;               /* [total] dL/dθ of one forward_backward call, summed over its chunks */
+    float *images, *features, *dfeat; /* [chunk * img], [chunk * D], [chunk * D] */
+    float *logits, *dlogits;   /* [part * classes] */
+    float *head_grad;          /* [classes*D + classes] a head's unscaled gradient (pseudo-conf, part < batch) */
     double *dot_part;          /* [chunks of the largest tensor][K] partial dot products */
     task_stream stream[MERGE_MAX_TASKS];
     int32_t *pseudo[MERGE_MAX_TASKS]; /* expert hard labels per test image */
     float *pseudo_conf[MERGE_MAX_TASKS];
-    int *batch_idx;            /* [plan_batch] test indices of the current batch */
+    int *batch_idx;            /* [plan_batch] test indices of the current batch, all chunks */
     rng r;
 } adapt_state;
 
 static float clamp01(float x) { return x < 0 ? 0 : x > 1 ? 1 : x; }
+static int gcd(int a, int b) { return b ? gcd(b, a % b) : a; }
+/* pseudo-conf on parts of a task's batch: gradients are scaled after the last part (loss_and_grad) */
+static bool deferred(const adapt_state *s) { return s->o->loss == ADAPT_PSEUDO_CONF && s->part < s->o->batch; }
 static bool has_tint(const adapt_opts *o) { return o->train_heads || o->train_tensor; }
 static const float *head_W(const adapt_state *s, int k) {
     return s->o->train_heads ? s->tint[k] : s->ctx->s->tasks[k].head.W;
@@ -135,18 +143,24 @@ static void stream_next(adapt_state *s, int k, int count, int *out) {
     }
 }
 
-/* CE against the expert's hard labels; pseudo-conf keeps a sample when the merged model agrees
- * with the expert, or disagrees but is not more confident than the expert. Returns the loss
- * (mean over kept samples, times weight) and the mean entropy of the batch via *ent. */
-static double loss_and_grad(adapt_state *s, int k, const int *idx, int B, float *dlogits, const float *logits,
-                            float weight, double *ent) {
+/* The loss of n images idx of task k's batch of B (the whole batch, or a part of it when
+ * micro-batching) and dL/dlogits; the mean entropy of the n images, weighted n/B, via *ent.
+ * Entropy (AdaMerging) and pseudo are batch means: every image's term is scaled by 1/B, known
+ * beforehand, so parts add up to the batch. Pseudo-conf is the CE against the expert's hard labels
+ * over the kept samples — a sample is kept when the merged model agrees with the expert, or
+ * disagrees but is not more confident than the expert — and its mean divides by the number kept in
+ * the whole batch, which a part cannot know: a part (n < B) returns its terms unscaled (weight 1
+ * per kept image) and adds its kept count to *kept; the caller divides once the batch is complete. */
+static double loss_and_grad(adapt_state *s, int k, const int *idx, int n, int B, float *dlogits, const float *logits,
+                            double *ent, int *kept) {
     int C = s->ctx->s->tasks[k].classes;
-    *ent = op_entropy(B, C, NULL, logits, 1.0f);
-    if (s->o->loss == ADAPT_ENTROPY) return op_entropy(B, C, dlogits, logits, weight);
-    int kept = 0;
+    float share = (float)n / (float)B; /* 1 for a whole batch */
+    *ent = op_entropy(n, C, NULL, logits, share);
+    if (s->o->loss == ADAPT_ENTROPY) return op_entropy(n, C, dlogits, logits, share);
+    int here = 0;
     bool keep[1024];
-    TT_ASSERT(B <= 1024);
-    for (int b = 0; b < B; b++) {
+    TT_ASSERT(n <= 1024);
+    for (int b = 0; b < n; b++) {
         const float *z = logits + (size_t)b * C;
         int am = 0;
         for (int c = 1; c < C; c++)
@@ -156,15 +170,18 @@ static double loss_and_grad(adapt_state *s, int k, const int *idx, int B, float 
         double pm = 1.0 / se; /* max softmax probability of the merged model */
         int y = s->pseudo[k][idx[b]];
         keep[b] = s->o->loss == ADAPT_PSEUDO || am == y || s->pseudo_conf[k][idx[b]] >= pm;
-        kept += keep[b];
+        here += keep[b];
     }
-    memset(dlogits, 0, (size_t)B * C * sizeof(float));
-    if (!kept) return 0; /* the official code has no guard: an empty mean would be NaN */
+    *kept += here;
+    memset(dlogits, 0, (size_t)n * C * sizeof(float));
+    if (!here) return 0; /* the official code has no guard: an empty mean would be NaN */
+    /* pseudo keeps every image: its mean is over B; pseudo-conf's over the kept, or deferred */
+    float w = s->o->loss == ADAPT_PSEUDO ? 1.0f / (float)B : n == B ? 1.0f / (float)here : 1.0f;
     double loss = 0;
-    for (int b = 0; b < B; b++) {
+    for (int b = 0; b < n; b++) {
         if (!keep[b]) continue;
         int y = s->pseudo[k][idx[b]];
-        loss += op_cross_entropy(1, C, dlogits + (size_t)b * C, logits + (size_t)b * C, &y, weight / (float)kept);
+        loss += op_cross_entropy(1, C, dlogits + (size_t)b * C, logits + (size_t)b * C, &y, w);
     }
     return loss;
 }
@@ -218,7 +235,7 @@ static void state_free(adapt_state *s) {
     vit_weights_free(&s->g);
     adamw_free(&s->lam_opt);
     void *bufs[] = {s->theta_k, s->lam_raw, s->lam_grad, s->round_lam, s->best_lam, s->grad,     s->images,
-                    s->features, s->dfeat, s->logits, s->dlogits, s->batch_idx, s->dot_part};
+                    s->features, s->dfeat, s->logits, s->dlogits, s->head_grad, s->batch_idx, s->dot_part};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) free(bufs[i]);
 }
 
@@ -236,13 +253,22 @@ static int state_init(adapt_state *s, merge_ctx *ctx, const float *tv, const ada
     s->plan_batch = o->per_task_steps ? o->batch : o->batch * s->K;
     s->rank = par_rank();
     s->ranks = par_size();
-    if (s->plan_batch % s->ranks)
-        return tt_fail(err, TT_EINPUT, "a batch of %d images does not split evenly over %d MPI ranks", s->plan_batch,
-                       s->ranks);
-    s->local = s->plan_batch / s->ranks;
     int D = cfg->output_dim, maxC = 0;
-    if (o->batch < 1 || o->batch > 1024 || o->steps < 0 || o->accum < 1)
-        return tt_fail(err, TT_EINPUT, "batch must be in [1,1024], steps >= 0, accum >= 1");
+    if (o->batch < 1 || o->batch > 1024 || o->steps < 0 || o->accum < 1 || o->micro < 0)
+        return tt_fail(err, TT_EINPUT, "batch must be in [1,1024], steps >= 0, accum >= 1, micro >= 0");
+    s->chunk = o->micro ? o->micro : s->plan_batch;
+    if (s->plan_batch % s->chunk)
+        return tt_fail(err, TT_EINPUT, "micro=%d does not divide the %d images of a forward (%s)", o->micro,
+                       s->plan_batch, o->per_task_steps ? "batch" : "batch x tasks");
+    s->part = gcd(s->chunk, o->batch);
+    /* pseudo-conf scales a task's gradient once its batch is complete: one task per forward_backward */
+    if (o->loss == ADAPT_PSEUDO_CONF && s->part < o->batch && !o->per_task_steps)
+        return tt_fail(err, TT_EINPUT, "micro=%d splits a task's batch of %d: with the pseudo-conf loss only in "
+                       "per-task steps", o->micro, o->batch);
+    if (s->chunk % s->ranks)
+        return tt_fail(err, TT_EINPUT, "a %s of %d images does not split evenly over %d MPI ranks",
+                       o->micro ? "micro-batch" : "batch", s->chunk, s->ranks);
+    s->local = s->chunk / s->ranks;
     /* a task-specific tensor needs one task per forward */
     if (o->train_tensor && (o->train_heads || !o->per_task_steps || o->tensor < 0 || o->tensor >= s->L))
         return tt_fail(err, TT_EINPUT, "a tinted tensor needs per-task steps, no tinted heads and a valid tensor index");
@@ -253,17 +279,20 @@ static int state_init(adapt_state *s, merge_ctx *ctx, const float *tv, const ada
     s->round_lam = tt_calloc_aligned((size_t)s->K * s->n_coef, sizeof(float), err);
     s->best_lam = tt_calloc_aligned((size_t)s->K * s->n_coef, sizeof(float), err);
     s->grad = tt_calloc_aligned(s->total, sizeof(float), err);
-    s->images = tt_calloc_aligned((size_t)s->plan_batch * s->img, sizeof(float), err);
-    s->features = tt_calloc_aligned((size_t)s->plan_batch * D, sizeof(float), err);
-    s->dfeat = tt_calloc_aligned((size_t)s->plan_batch * D, sizeof(float), err);
-    s->logits = tt_calloc_aligned((size_t)s->plan_batch * maxC, sizeof(float), err);
-    s->dlogits = tt_calloc_aligned((size_t)s->plan_batch * maxC, sizeof(float), err);
+    s->images = tt_calloc_aligned((size_t)s->chunk * s->img, sizeof(float), err);
+    s->features = tt_calloc_aligned((size_t)s->chunk * D, sizeof(float), err);
+    s->dfeat = tt_calloc_aligned((size_t)s->chunk * D, sizeof(float), err);
+    s->logits = tt_calloc_aligned((size_t)s->part * maxC, sizeof(float), err);
+    s->dlogits = tt_calloc_aligned((size_t)s->part * maxC, sizeof(float), err);
     s->batch_idx = tt_calloc_aligned((size_t)s->plan_batch, sizeof(int), err);
     size_t most = 0;
     for (int l = 0; l < s->L; l++) most = ctx->pre.lay.t[l].numel > most ? ctx->pre.lay.t[l].numel : most;
     s->dot_part = tt_calloc_aligned((most + DOT_CHUNK - 1) / DOT_CHUNK * (size_t)s->K, sizeof(double), err);
     if (!s->lam_raw || !s->lam_grad || !s->round_lam || !s->best_lam || !s->grad || !s->images || !s->features ||
         !s->dfeat || !s->logits || !s->dlogits || !s->batch_idx || !s->dot_part)
+        return -1;
+    if (deferred(s) && o->train_heads &&
+        !(s->head_grad = tt_calloc_aligned((size_t)maxC * (D + 1), sizeof(float), err)))
         return -1;
     for (int c = 0; c < s->K * s->n_coef; c++) s->lam_raw[c] = o->lambda_init;
     if (adamw_init(&s->lam_opt, (size_t)s->K * s->n_coef, err)) return -1;
@@ -274,7 +303,7 @@ static int state_init(adapt_state *s, merge_ctx *ctx, const float *tv, const ada
     for (int k = 0; k < s->K; k++) {
         const suite_task_info *ti = &ctx->s->tasks[k];
         if (ti->test.n < 1) return tt_fail(err, TT_EINPUT, "task %s has no test inputs", ti->name);
-        if (vit_head_init(&s->head[k], ctx->d, cfg, o->batch, ti->classes, err)) return -1;
+        if (vit_head_init(&s->head[k], ctx->d, cfg, s->part, ti->classes, err)) return -1;
         task_stream *ts = &s->stream[k];
         ts->n = ti->test.n;
         ts->pos = ts->n;
@@ -311,49 +340,73 @@ static int state_init(adapt_state *s, merge_ctx *ctx, const float *tv, const ada
     return 0;
 }
 
+/* y *= a */
+static void scale_inplace(float *y, float a, size_t n) {
+#pragma omp parallel for schedule(static) if (n > 16384)
+    for (size_t i = 0; i < n; i++) y[i] *= a;
+}
+
 /* One forward+backward over the tasks in `tasks` (n of them), each with o->batch images.
  * Accumulates λ gradients (and head gradients); returns the loss, entropy sum via *ent.
+ * reuse: the merged weights are those of the last call (a bf16 plan need not convert them again).
+ * Micro-batching: the batch runs through the network in chunks of s->chunk images, each chunk's
+ * forward, heads, loss and backward before the next, the parameter gradients of the chunks summed
+ * in s->grad; since every image's loss term depends on its own logits only (loss_and_grad), this is
+ * the gradient of the whole batch, added in another order. Without micro one chunk is the batch.
  * Data parallel over R ranks: every rank draws the same batch (the same rng), runs the network on
- * its contiguous slice of it — exactly what lane `rank` of R lanes runs in one process — and the
- * slices' features are gathered, so that every rank computes the heads, the loss and dL/dfeatures
- * of the whole batch; the parameter gradients of the slices are summed in rank order (par_sum_f32,
- * the lanes' order). Every rank then holds the same gradients and takes the same Adam step. */
-static double forward_backward(adapt_state *s, const int *tasks, int n, double *ent) {
-    int B = s->o->batch, D = s->ctx->s->cfg.output_dim;
-    size_t lo = (size_t)s->rank * s->local, hi = lo + (size_t)s->local;
-    for (int j = 0; j < n; j++) {
-        int k = tasks[j];
-        int *idx = s->batch_idx + (size_t)j * B;
-        stream_next(s, k, B, idx);
-        const ds_images *im = &s->ctx->s->tasks[k].test;
-        for (int b = 0; b < B; b++) {
-            size_t at = (size_t)j * B + (size_t)b;
-            if (at >= lo && at < hi) /* this rank's slice only */
-                infer_normalize(s->images + at * s->img, im->pixels + (size_t)idx[b] * s->img, 1, 1, s->img,
-                                &s->ctx->s->norm);
-        }
-    }
+ * its contiguous slice of each chunk — exactly what lane `rank` of R lanes runs in one process — and
+ * the slices' features are gathered, so that every rank computes the heads, the loss and
+ * dL/dfeatures of the whole chunk; the parameter gradients of the slices are summed in rank order
+ * (par_sum_f32, the lanes' order). Every rank then holds the same gradients and takes the same Adam
+ * step. */
+static double forward_backward(adapt_state *s, const int *tasks, int n, bool reuse, double *ent) {
+    int B = s->o->batch, D = s->ctx->s->cfg.output_dim, P = s->chunk;
+    size_t mine = (size_t)s->rank * s->local; /* this rank's slice within a chunk */
+    for (int j = 0; j < n; j++) stream_next(s, tasks[j], B, s->batch_idx + (size_t)j * B);
     /* a per-task plan is planned for exactly one task's batch; the joint plan for all K */
     TT_ASSERT(n * B == s->plan_batch);
     if (s->o->train_tensor) tensor_in(s, &s->w, tasks[0]); /* n == 1: per-task steps */
-    vit_lanes_forward(&s->lanes, &s->w, s->images + lo * s->img, s->features + lo * (size_t)D);
-    par_allgather_f32(s->features, (size_t)s->local * D);
-    double loss = 0;
-    *ent = 0;
-    for (int j = 0; j < n; j++) {
-        int k = tasks[j], C = s->ctx->s->tasks[k].classes;
-        float *f = s->features + (size_t)j * B * D, *df = s->dfeat + (size_t)j * B * D;
-        vit_head_forward(&s->head[k], s->logits, f, head_W(s, k), head_b(s, k));
-        double e;
-        /* weight 1: the official loss is the plain sum over tasks and batches of the batch-mean entropy */
-        loss += loss_and_grad(s, k, s->batch_idx + (size_t)j * B, B, s->dlogits, s->logits, 1.0f, &e);
-        *ent += e;
-        float *gw = s->o->train_heads ? s->tint_grad[k] : NULL;
-        vit_head_backward(&s->head[k], df, gw, gw ? gw + (size_t)C * D : NULL, s->dlogits, head_W(s, k));
-    }
+    const bool defer = deferred(s); /* n == 1 then too (state_init) */
+    float *head_acc = defer ? s->head_grad : NULL;
+    if (head_acc) memset(head_acc, 0, (size_t)s->ctx->s->tasks[tasks[0]].classes * (D + 1) * sizeof(float));
     memset(s->grad, 0, s->total * sizeof(float));
-    vit_lanes_backward(&s->lanes, &s->w, &s->g, s->dfeat + lo * (size_t)D);
+    double loss = 0;
+    int kept = 0;
+    *ent = 0;
+    for (int c0 = 0; c0 < s->plan_batch; c0 += P) {
+        for (size_t i = 0; i < (size_t)s->local; i++) {
+            size_t at = (size_t)c0 + mine + i; /* position in the batch: task at / B, its image at % B */
+            const ds_images *im = &s->ctx->s->tasks[tasks[at / (size_t)B]].test;
+            infer_normalize(s->images + (mine + i) * s->img, im->pixels + (size_t)s->batch_idx[at] * s->img, 1, 1,
+                            s->img, &s->ctx->s->norm);
+        }
+        vit_lanes_reuse_weights(&s->lanes, reuse || c0 > 0);
+        vit_lanes_forward(&s->lanes, &s->w, s->images + mine * s->img, s->features + mine * (size_t)D);
+        par_allgather_f32(s->features, (size_t)s->local * D);
+        for (int p = 0; p < P; p += s->part) { /* a task's batch, or a slice of one */
+            int at = c0 + p, k = tasks[at / B], C = s->ctx->s->tasks[k].classes;
+            float *f = s->features + (size_t)p * D, *df = s->dfeat + (size_t)p * D;
+            vit_head_forward(&s->head[k], s->logits, f, head_W(s, k), head_b(s, k));
+            double e;
+            /* weight 1: the official loss is the plain sum over tasks and batches of the batch-mean entropy */
+            loss += loss_and_grad(s, k, s->batch_idx + at, s->part, B, s->dlogits, s->logits, &e, &kept);
+            *ent += e;
+            float *gw = head_acc ? head_acc : s->o->train_heads ? s->tint_grad[k] : NULL;
+            vit_head_backward(&s->head[k], df, gw, gw ? gw + (size_t)C * D : NULL, s->dlogits, head_W(s, k));
+        }
+        vit_lanes_backward(&s->lanes, &s->w, &s->g, s->dfeat + mine * (size_t)D);
+    }
     par_sum_f32(s->grad, s->total);
+    if (defer) { /* the mean over the images kept in the whole batch (none kept: no gradient) */
+        float inv = kept ? 1.0f / (float)kept : 0.0f;
+        loss *= inv;
+        scale_inplace(s->grad, inv, s->total);
+        if (head_acc) {
+            size_t hn = (size_t)s->ctx->s->tasks[tasks[0]].classes * (D + 1);
+            scale_inplace(head_acc, inv, hn);
+            op_add_inplace(s->tint_grad[tasks[0]], head_acc, hn);
+        }
+    }
     coefficient_grads(s);
     if (s->o->train_tensor) { /* dL/dΔ_k = dL/dθ_l^(k) */
         const vit_tensor_info *t = &s->ctx->out.lay.t[s->o->tensor];
@@ -451,8 +504,7 @@ int adapt_run(merge_ctx *ctx, const float *tv, const adapt_opts *o, adapt_result
         for (int a = 0; a < o->accum; a++) {
             /* the merged weights change once per step: a bf16 plan converts them for the first forward
              * only (a trained backbone tensor is swapped in per forward: converted every time) */
-            vit_lanes_reuse_weights(&s.lanes, a > 0 && !o->train_tensor);
-            loss += forward_backward(&s, tasks, n_tasks, &e);
+            loss += forward_backward(&s, tasks, n_tasks, a > 0 && !o->train_tensor, &e);
             ent += e / (n_tasks * o->accum);
         }
         char why[160];
@@ -534,7 +586,7 @@ int adapt_objective(merge_ctx *ctx, const float *tv, const adapt_opts *o, const 
     for (int a = 0; a < o->accum; a++) {
         for (int k = 0; k < s.K; k++) s.stream[k].pos = 0; /* identity order: the first images */
         double e;
-        for (int j = 0; j < s.K; j += n_tasks) *loss += forward_backward(&s, order + j, n_tasks, &e);
+        for (int j = 0; j < s.K; j += n_tasks) *loss += forward_backward(&s, order + j, n_tasks, false, &e);
     }
     memcpy(grad, s.lam_grad, (size_t)s.K * s.n_coef * sizeof(float));
     if (has_tint(o) && tint_grad)

@@ -16,6 +16,10 @@
  * batches concatenated into one batch (or of one task's batch, per_task_steps), and K dot
  * products per tensor. Everything is allocated before the first step; the merged weights are
  * updated in place in ctx->out.
+ * Memory: the training plan keeps every block's activations of the images it runs at once (24 GB
+ * for 128 images at ViT-B/16). micro = m runs them m at a time — forward, heads, loss and backward
+ * of each chunk, the chunks' gradients summed — for the same gradient up to rounding (the loss is a
+ * sum of per-image terms) and activations of m images.
  */
 #ifndef TT_ADAPT_H
 #define TT_ADAPT_H
@@ -39,7 +43,12 @@ typedef struct adapt_opts {
     adapt_loss loss;
     int eval_every;       /* record test accuracy every N steps in the curve (0 = never) */
     float diverge_factor; /* stop when a round's loss exceeds factor x the first round's (0 = off) */
-    int lanes;            /* forward+backward lanes (core/lanes.h); 0 = vit_lanes_auto */
+    int lanes;            /* forward+backward lanes (core/lanes.h) of a chunk; 0 = vit_lanes_auto */
+    /* images per forward+backward (16), 0 = all of a forward's (batch x K, or batch per_task_steps).
+     * Must divide that number, and split evenly over the MPI ranks. A chunk may hold several tasks'
+     * batches or a slice of one; splitting a task's batch under ADAPT_PSEUDO_CONF (whose mean is over
+     * the kept images of the whole batch) needs per_task_steps. */
+    int micro;
 } adapt_opts;
 
 typedef struct adapt_point {

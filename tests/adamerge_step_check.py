@@ -3,10 +3,12 @@
 one PyTorch computes: adamerge_bench --learner L --check-out against torch_adamerge.py --check, at a
 small size (a synthetic vision8-architecture suite of 3 tasks, written here from a seed).
 
-  tests/adamerge_step_check.py --bench build/adamerge_bench --learner adamerging|tinting
+  tests/adamerge_step_check.py --bench build/adamerge_bench --learner adamerging|tinting [--micro M]
 
 1. adamerge_bench writes the loss and dL/dλ (Tinting: and dL/dhead of every task, at seeded heads) at
    seeded coefficients; torch_adamerge.py --check recomputes them: exit 0 expected.
+   With --micro M the objective is computed M images at a time (chunks that split or span the
+   tasks' batches of 16 (AdaMerging) or 32 (Tinting)): PyTorch's whole-batch numbers still hold.
 2. The comparison can fail: the same file with one gradient entry moved by 1% of the largest
    magnitude (dL/dλ; for Tinting also dL/dhead), or the loss by 0.1%, must give exit 1.
 
@@ -66,6 +68,7 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--bench", required=True, help="adamerge_bench")
     ap.add_argument("--learner", choices=("adamerging", "tinting"), required=True)
+    ap.add_argument("--micro", type=int, default=0, help="adamerge_bench --micro (0: whole batches)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="adamerge_step_check.") as tmp:
         suite = os.path.join(tmp, "suite")
@@ -74,7 +77,7 @@ def main():
             sys.exit("adamerge_step_check.py: --make-suite failed (%d):\n%s" % (rc, out))
         path = os.path.join(tmp, "check.json")
         rc, out = run([args.bench, "--suite", suite, "--learner", args.learner, "--steps", "1", "--warmup", "0",
-                       "--check-out", path])
+                       "--micro", str(args.micro), "--check-out", path])
         if rc:
             sys.exit("adamerge_step_check.py: adamerge_bench --check-out failed (%d):\n%s" % (rc, out))
         with open(path) as f:

@@ -1,7 +1,8 @@
 /* test_tiny_adamerge.c — AdaMerging and Model Tinting on the tiny suite: dL/dλ (layer-wise and
  * task-wise) and the tint gradients (head, and a backbone tensor θ_l + Δ_k) against central
  * finite differences; adaptation lowers the entropy (compared with Task Arithmetic); a diverging
- * run stops and keeps its best round. */
+ * run stops and keeps its best round; micro-batched steps (chunks that split a task's batch, hold
+ * one, or span two tasks) give the gradients of the whole batch, and bad micro values are one line. */
 #include <criterion/criterion.h>
 #include <math.h>
 #include <string.h>
@@ -331,4 +332,200 @@ Test(adapt, adamerging_divergence_through_the_cli, .timeout = 300) {
     cr_expect_eq(tu_run(cmd, err, sizeof err), 2);
     cr_expect(strstr(err, "diverge=0.5: expected 0 (off) or a factor > 1") != NULL, "stderr: %s", err);
     tu_rm_tree(dir);
+}
+
+/* ---- micro-batched steps (adapt_opts.micro) ----
+ *
+ * |micro - whole| <= MICRO_TOL * max |whole| over each gradient (measured: <= 8e-7, f32 rounding of
+ * sums taken in another order), and the loss within MICRO_TOL relative. */
+#define MICRO_TOL 1e-5
+
+/* One case: the engine's options (micro = 0 is the reference) and the micro values to compare. */
+typedef struct micro_case {
+    const char *name;
+    const merge_method *method; /* tinting: the experts' pseudo-labels are loaded */
+    adapt_opts o;
+    const char *tensor;         /* train_tensor: its name */
+    int micro[3];               /* 0-terminated */
+} micro_case;
+
+/* tiny: 3 tasks. Joint batches of 3 x 8 = 24: micro 4 splits every task's batch, 8 holds one,
+ * 12 spans two (task 0 and half of task 1, then the rest of task 1 and task 2). Per-task batches
+ * of 16: micro 4 and 8 split it; pseudo-conf then scales after the last chunk. */
+static const micro_case cases[] = {
+    {"adamerging layer-wise, entropy, accum 2", &method_adamerging,
+     {.layerwise = true, .batch = 8, .accum = 2, .loss = ADAPT_ENTROPY}, NULL, {4, 8, 12}},
+    {"adamerging task-wise, entropy", &method_adamerging, {.batch = 8, .accum = 1, .loss = ADAPT_ENTROPY}, NULL,
+     {4, 12}},
+    {"joint pseudo", &method_tinting, {.layerwise = true, .batch = 8, .accum = 1, .loss = ADAPT_PSEUDO}, NULL,
+     {4, 12}},
+    {"joint pseudo-conf, whole task batches", &method_tinting,
+     {.layerwise = true, .batch = 8, .accum = 1, .loss = ADAPT_PSEUDO_CONF}, NULL, {8}},
+    {"tinting heads, pseudo-conf", &method_tinting,
+     {.layerwise = true, .batch = 16, .accum = 1, .per_task_steps = true, .train_heads = true,
+      .loss = ADAPT_PSEUDO_CONF},
+     NULL, {4, 8}},
+    {"tinting heads, entropy", &method_tinting,
+     {.layerwise = true, .batch = 16, .accum = 1, .per_task_steps = true, .train_heads = true, .loss = ADAPT_ENTROPY},
+     NULL, {8}},
+    {"tinting c_proj, pseudo-conf", &method_tinting,
+     {.layerwise = true, .batch = 16, .accum = 1, .per_task_steps = true, .train_tensor = true,
+      .loss = ADAPT_PSEUDO_CONF},
+     "transformer.resblocks.1.mlp.c_proj.weight", {4, 8}},
+};
+
+static double max_abs(const float *x, size_t n) {
+    double m = 0;
+    for (size_t i = 0; i < n; i++) m = fabs(x[i]) > m ? fabs(x[i]) : m;
+    return m;
+}
+
+/* got vs want within MICRO_TOL of max |want|; returns the measured max |diff| / max |want| */
+static double expect_close(const char *what, const float *got, const float *want, size_t n) {
+    double scale = max_abs(want, n), worst = 0;
+    cr_assert_gt(scale, 0, "%s: the reference gradient is all zero: the check proves nothing", what);
+    for (size_t i = 0; i < n; i++) worst = fmax(worst, fabs((double)got[i] - want[i]) / scale);
+    cr_expect_leq(worst, MICRO_TOL, "%s: max |diff| / max |g| = %.3g > %g", what, worst, MICRO_TOL);
+    return worst;
+}
+
+static void run_case(const micro_case *c) {
+    env v;
+    env_open(&v, c->method, NULL, 0);
+    adapt_opts o = c->o;
+    const vit_layout *lay = &v.ctx.pre.lay;
+    if (c->tensor) o.tensor = vit_layout_find(lay, c->tensor);
+    cr_assert_geq(o.tensor, 0);
+    const int K = v.ctx.K, D = v.s.cfg.output_dim, n = K * (o.layerwise ? lay->count : 1);
+    float *lam = malloc((size_t)n * sizeof(float)), *g0 = calloc((size_t)n, sizeof(float)),
+          *g = calloc((size_t)n, sizeof(float));
+    tu_fill_uniform(lam, (size_t)n, 5, -0.05f, 1.05f); /* some outside the clamp */
+    bool tint = o.train_heads || o.train_tensor;
+    float *tints[MERGE_MAX_TASKS] = {0}, *tg0[MERGE_MAX_TASKS] = {0}, *tg[MERGE_MAX_TASKS] = {0};
+    size_t tn[MERGE_MAX_TASKS] = {0};
+    for (int k = 0; k < K && tint; k++) { /* the zero-shot head or Δ = 0, perturbed */
+        const suite_task_info *ti = &v.s.tasks[k];
+        tn[k] = o.train_heads ? (size_t)ti->classes * (D + 1) : lay->t[o.tensor].numel;
+        tints[k] = malloc(tn[k] * sizeof(float));
+        tg0[k] = calloc(tn[k], sizeof(float));
+        tg[k] = calloc(tn[k], sizeof(float));
+        tu_fill_uniform(tints[k], tn[k], 300 + (uint64_t)k, -0.05f, 0.05f);
+        for (size_t i = 0; o.train_heads && i < (size_t)ti->classes * D; i++) tints[k][i] += ti->head.W[i];
+    }
+    const float *const *tp = tint ? (const float *const *)tints : NULL;
+    double loss0, loss;
+    tt_err e = {0};
+    cr_assert_eq(adapt_objective(&v.ctx, v.tv, &o, lam, tp, &loss0, g0, tint ? tg0 : NULL, &e), 0, "%s", e.msg);
+    cr_assert(isfinite(loss0) && loss0 > 0, "%s: loss %g", c->name, loss0);
+    for (int i = 0; i < 3 && c->micro[i]; i++) {
+        o.micro = c->micro[i];
+        memset(g, 0, (size_t)n * sizeof(float));
+        cr_assert_eq(adapt_objective(&v.ctx, v.tv, &o, lam, tp, &loss, g, tint ? tg : NULL, &e), 0, "%s micro=%d: %s",
+                     c->name, o.micro, e.msg);
+        char what[160];
+        snprintf(what, sizeof what, "%s, micro=%d", c->name, o.micro);
+        double rel = fabs(loss - loss0) / fabs(loss0);
+        cr_expect_leq(rel, MICRO_TOL, "%s: loss %.9g vs %.9g", what, loss, loss0);
+        double worst = expect_close(what, g, g0, (size_t)n), tworst = 0;
+        for (int k = 0; k < K && tint; k++) {
+            char tw[200];
+            snprintf(tw, sizeof tw, "%s: task %d's tint gradient", what, k);
+            tworst = fmax(tworst, expect_close(tw, tg[k], tg0[k], tn[k]));
+            memset(tg[k], 0, tn[k] * sizeof(float));
+        }
+        fprintf(stderr, "%s: loss rel %.2g, dL/dlambda %.2g, tints %.2g (of max |g|)\n", what, rel, worst, tworst);
+    }
+    for (int k = 0; k < K; k++) {
+        free(tints[k]);
+        free(tg0[k]);
+        free(tg[k]);
+    }
+    free(lam);
+    free(g0);
+    free(g);
+    env_close(&v);
+}
+
+Test(micro, objective_equals_whole_batch, .timeout = 300) {
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) run_case(&cases[i]);
+}
+
+/* Runs of a few steps: two with the same micro are bit-identical (λ, curve); against micro = 0
+ * the coefficients differ by rounding only (Adam lr 1e-3, 6 steps: |Δλ| <= 1e-5). */
+static void micro_run(env *v, adapt_opts o, int micro, adapt_result *r) {
+    tt_err e = {0};
+    o.micro = micro;
+    cr_assert_eq(adapt_run(&v->ctx, v->tv, &o, r, &e), 0, "micro=%d: %s", micro, e.msg);
+    cr_assert_eq(r->n_curve, o.steps);
+}
+
+Test(micro, runs_are_deterministic_and_follow_the_whole_batch, .timeout = 300) {
+    env v;
+    env_open(&v, &method_adamerging, NULL, 0);
+    adapt_opts o = {.layerwise = true, .lambda_init = 0.3f, .lr = 1e-3f, .steps = 6, .batch = 8, .accum = 2,
+                    .loss = ADAPT_ENTROPY};
+    adapt_result a, b, whole;
+    micro_run(&v, o, 12, &a);
+    micro_run(&v, o, 12, &b);
+    micro_run(&v, o, 0, &whole);
+    size_t n = (size_t)v.ctx.K * a.n_coef;
+    cr_expect_eq(memcmp(a.lambda, b.lambda, n * sizeof(float)), 0, "two runs with micro=12 differ");
+    double dl = 0;
+    for (int i = 0; i < a.n_curve; i++) cr_expect_eq(a.curve[i].loss, b.curve[i].loss, "step %d's loss differs", i);
+    for (size_t i = 0; i < n; i++) dl = fmax(dl, fabs((double)a.lambda[i] - whole.lambda[i]));
+    cr_expect_leq(dl, 1e-5, "micro=12 vs whole batch after %d steps: max |dlambda| %.3g", o.steps, dl);
+    fprintf(stderr, "6 steps, micro=12 vs 0: max |dlambda| %.2g\n", dl);
+    adapt_result_free(&a);
+    adapt_result_free(&b);
+    adapt_result_free(&whole);
+    env_close(&v);
+
+    /* Tinting's heads, a split batch under pseudo-conf: two runs bit-identical */
+    env_open(&v, &method_tinting, NULL, 0);
+    adapt_opts t = tint_opts(1e-2f, 2, v.ctx.K);
+    micro_run(&v, t, 8, &a);
+    micro_run(&v, t, 8, &b);
+    cr_expect_eq(memcmp(a.lambda, b.lambda, (size_t)v.ctx.K * a.n_coef * sizeof(float)), 0);
+    for (int k = 0; k < v.ctx.K; k++) {
+        size_t hn = (size_t)v.s.tasks[k].classes * (v.s.cfg.output_dim + 1);
+        cr_expect_eq(memcmp(a.tints[k], b.tints[k], hn * sizeof(float)), 0, "task %d's head differs", k);
+    }
+    adapt_result_free(&a);
+    adapt_result_free(&b);
+    env_close(&v);
+}
+
+/* What micro cannot be: one line each, through the engine and through `merge --set`. */
+Test(micro, bad_values_are_one_line_errors, .timeout = 120) {
+    env v;
+    env_open(&v, &method_tinting, NULL, 0);
+    struct {
+        adapt_opts o;
+        const char *msg;
+    } bad[] = {
+        {{.layerwise = true, .batch = 8, .accum = 1, .loss = ADAPT_ENTROPY, .micro = 5},
+         "micro=5 does not divide the 24 images of a forward (batch x tasks)"},
+        {{.layerwise = true, .batch = 8, .accum = 1, .loss = ADAPT_PSEUDO_CONF, .micro = 4},
+         "micro=4 splits a task's batch of 8: with the pseudo-conf loss only in per-task steps"},
+        {{.layerwise = true, .batch = 8, .accum = 1, .loss = ADAPT_ENTROPY, .micro = -1}, "micro >= 0"},
+    };
+    float lam[4096], g[4096];
+    cr_assert_leq((size_t)v.ctx.K * v.ctx.pre.lay.count, sizeof lam / sizeof lam[0]);
+    for (size_t i = 0; i < sizeof lam / sizeof lam[0]; i++) lam[i] = 0.3f;
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        double loss;
+        tt_err e = {0};
+        cr_expect_neq(adapt_objective(&v.ctx, v.tv, &bad[i].o, lam, NULL, &loss, g, NULL, &e), 0);
+        cr_expect_eq(e.code, TT_EINPUT);
+        cr_expect(strstr(e.msg, bad[i].msg) != NULL, "got '%s', expected '%s'", e.msg, bad[i].msg);
+        cr_expect(strchr(e.msg, '\n') == NULL, "more than one line: %s", e.msg);
+    }
+    env_close(&v);
+    char cmd[2048], err[1024] = "";
+    snprintf(cmd, sizeof cmd,
+             "OMP_WAIT_POLICY=passive %s merge --suite %s --method adamerging --set steps=1 --set micro=7 "
+             "--out %s/m.safetensors --quiet",
+             tu_ttmerge_bin(), getenv("TTMERGE_TINY_SUITE"), tu_tmpdir("micro_cli"));
+    cr_expect_eq(tu_run(cmd, err, sizeof err), 2, "%s", err);
+    cr_expect(strstr(err, "micro=7 does not divide the 48 images of a forward (batch x tasks)") != NULL, "%s", err);
 }

@@ -40,6 +40,7 @@ static const merge_param tint_params[] = {
     {"epochs", "100", "rounds over the tasks (one Adam step per task per round)"},
     {"lr", "1e-2", "Adam learning rate of the coefficients and the tints"},
     {"batch", "32", "test images per task per step"},
+    {"micro", "0", "images per forward+backward: less memory, same gradient (0 = batch; must divide it)"},
     {"loss", "pseudo-conf", "pseudo-conf | pseudo | entropy"},
     {"layer", "head", "the tinted layer: head, or one backbone tensor (open_clip name or blockN.<name>, e.g. block1.c_proj)"},
     {"eval_every", "0", "record test accuracy in the curve every N steps (0 = never)"},
@@ -124,13 +125,15 @@ static int record_layer(merge_ctx *ctx, const char *name, tt_err *err) {
 
 int tint_adapt_opts(merge_ctx *ctx, adapt_opts *o, tt_err *err) {
     double lam, lr, diverge;
-    long epochs, batch, every;
+    long epochs, batch, micro, every;
     if (adapt_diverge_param(ctx, &diverge, err) || merge_param_double(ctx, "lambda", &lam, err) || merge_param_double(ctx, "lr", &lr, err) ||
         merge_param_int(ctx, "epochs", &epochs, err) || merge_param_int(ctx, "batch", &batch, err) ||
-        merge_param_int(ctx, "eval_every", &every, err))
+        merge_param_int(ctx, "micro", &micro, err) || merge_param_int(ctx, "eval_every", &every, err))
         return -1;
-    if (epochs < 0 || epochs > 100000 || batch < 1 || batch > 1024 || !(lr > 0) || every < 0)
-        return tt_fail(err, TT_EINPUT, "epochs in [0,1e5], batch in [1,1024], lr > 0, eval_every >= 0");
+    if (epochs < 0 || epochs > 100000 || batch < 1 || batch > 1024 || micro < 0 || micro > 1024 || !(lr > 0) ||
+        every < 0)
+        return tt_fail(err, TT_EINPUT,
+                       "epochs in [0,1e5], batch in [1,1024], micro in [0,1024], lr > 0, eval_every >= 0");
     const char *loss = merge_param_str(ctx, "loss"), *layer = merge_param_str(ctx, "layer");
     adapt_loss kind;
     if (!strcmp(loss, "pseudo-conf")) kind = ADAPT_PSEUDO_CONF;
@@ -143,7 +146,7 @@ int tint_adapt_opts(merge_ctx *ctx, adapt_opts *o, tt_err *err) {
     *o = (adapt_opts){.layerwise = true, .lambda_init = (float)lam, .lr = (float)lr, .steps = (int)(epochs * ctx->K),
                       .batch = (int)batch, .accum = 1, .per_task_steps = true, .train_heads = head,
                       .train_tensor = !head, .tensor = l, .lr_tint = (float)lr, .loss = kind, .eval_every = (int)every,
-                      .diverge_factor = (float)diverge};
+                      .diverge_factor = (float)diverge, .micro = (int)micro};
     return 0;
 }
 

@@ -4,7 +4,7 @@
  *   adamerge_bench --make-suite DIR --arch vision8|vitb32|vitb32full|vitb16full [--tasks K] [--seed S]
  *   adamerge_bench --suite DIR [--threads N] [--steps R] [--warmup W] [--batch 16] [--accum 2]
  *                  [--task-wise] [--lanes N] [--csv FILE] [--check-out FILE.json] [--config NAME]
- *                  [--precision f32|bf16] [--learner adamerging|tinting]
+ *                  [--precision f32|bf16] [--learner adamerging|tinting] [--micro M]
  *
  * --make-suite writes a synthetic suite of the given architecture in ttmerge's own formats
  * (suite.json, pretrained.safetensors = the engine's random init, finetuned/<task>.safetensors =
@@ -26,6 +26,9 @@
  * against the task expert's hard labels (the labels and the expert's confidence are computed once
  * for every test image before the first step, as tinting.c does: not timed), K dot products per
  * tensor, one Adam step on λ and on that task's head. The wall time again comes from the curve.
+ *
+ * --micro M runs either step's images through the network M at a time (adapt_opts.micro: the same
+ * gradient, activations of M images); 0, the default, all of a forward's at once.
  *
  * --check-out writes adapt_objective's loss and dL/dλ at seeded raw coefficients in
  * [-0.05, 1.05] (some outside the clamp) on the first `batch` test images of every task, which
@@ -194,7 +197,7 @@ done:
 typedef struct run_opts {
     const char *suite_dir, *csv, *check_out, *config;
     dnn_precision precision;
-    int threads, steps, warmup, batch, accum, lanes;
+    int threads, steps, warmup, batch, accum, lanes, micro;
     bool layerwise;
     bool tinting;   /* --learner tinting: Model Tinting's step instead of AdaMerging's */
     bool batch_set; /* --batch given (Tinting: overrides its batch=32) */
@@ -260,9 +263,9 @@ static int write_check(merge_ctx *ctx, const float *tv, const adapt_opts *o, con
            o->train_heads ? "lambda and heads" : "lambda", loss, bu_now() - t0);
     json_t *names = json_array();
     for (int l = 0; l < ctx->pre.lay.count && o->layerwise; l++) json_array_append_new(names, json_string(ctx->pre.lay.t[l].name));
-    json_t *root = json_pack("{s:s,s:s,s:s,s:i,s:i,s:b,s:b,s:o,s:f,s:o,s:o}", "suite", ctx->s->dir, "learner", learner,
-                             "loss_kind", loss_names[o->loss], "batch", o->batch, "accum", o->accum, "layerwise",
-                             o->layerwise, "per_task_steps", o->per_task_steps, "tensors", names, "loss", loss,
+    json_t *root = json_pack("{s:s,s:s,s:s,s:i,s:i,s:i,s:b,s:b,s:o,s:f,s:o,s:o}", "suite", ctx->s->dir, "learner", learner,
+                             "loss_kind", loss_names[o->loss], "batch", o->batch, "accum", o->accum, "micro", o->micro,
+                             "layerwise", o->layerwise, "per_task_steps", o->per_task_steps, "tensors", names, "loss", loss,
                              "lambda_raw", matrix_json(lam, K, n_coef), "grad", matrix_json(grad, K, n_coef));
     if (o->train_heads) {
         json_t *hs = json_array(), *hg = json_array();
@@ -308,15 +311,18 @@ static int run(const run_opts *ro, tt_err *err) {
     if (!tv) goto done;
     const vit_config *cfg = &s.cfg;
     adapt_opts o = {.layerwise = ro->layerwise, .lambda_init = 0.3f, .lr = 1e-3f, .steps = ro->warmup + ro->steps,
-                    .batch = ro->batch, .accum = ro->accum, .loss = ADAPT_ENTROPY, .lanes = ro->lanes};
-    if (ro->tinting) { /* tinting.c's own options at its defaults; only the length of the run and the lanes differ */
+                    .batch = ro->batch, .accum = ro->accum, .loss = ADAPT_ENTROPY, .lanes = ro->lanes,
+                    .micro = ro->micro};
+    if (ro->tinting) { /* tinting.c's own options at its defaults; only the run's length, lanes and micro differ */
         if (tint_adapt_opts(&ctx, &o, err)) goto done;
         o.steps = ro->warmup + ro->steps;
         o.eval_every = 0;
         o.lanes = ro->lanes;
+        o.micro = ro->micro;
     }
     const char *pass = ro->tinting ? "tinting_step" : "adamerging_step";
     const int step_images = o.per_task_steps ? o.batch : ctx.K * o.batch; /* images per forward */
+    const int chunk = o.micro ? o.micro : step_images;                    /* images per plan */
     bu_peak pk = bu_measure_peak(ro->threads, 3);
     if (ro->precision == DNN_BF16) { /* a bf16 step's % of peak is of the bf16 dot-product peak */
         double w16;
@@ -340,8 +346,8 @@ static int run(const run_opts *ro, tt_err *err) {
                "%d x K dots per tensor + Adam (%s)\n",
                s.name, s.dir, ctx.K, ctx.pre.lay.count, (unsigned long long)params, o.accum, ctx.K, o.batch, o.accum,
                o.layerwise ? "layer-wise" : "task-wise");
-    printf("# lanes=%d (forward+backward lanes of %d images)\n", ro->lanes ? ro->lanes : vit_lanes_auto(&ctx.s->cfg, step_images),
-           step_images);
+    printf("# micro=%d lanes=%d (forward+backward lanes of %d images)\n", o.micro,
+           ro->lanes ? ro->lanes : vit_lanes_auto(&ctx.s->cfg, chunk), chunk);
     if (ro->check_out && write_check(&ctx, tv, &o, ro->tinting ? "tinting" : "adamerging", ro->check_out, err)) goto done;
     if (adapt_run(&ctx, tv, &o, &res, err)) goto done;
     if (res.stop.stopped) { /* fewer steps than asked: nothing to time */
@@ -408,12 +414,13 @@ static void usage(FILE *f) {
             "usage: adamerge_bench --make-suite DIR --arch vision8|vitb32|vitb32full|vitb16full [--tasks K] [--seed S]\n"
             "       adamerge_bench --suite DIR [--threads N] [--steps R] [--warmup W] [--batch B] [--accum A]\n"
             "                      [--task-wise] [--lanes N] [--csv FILE] [--check-out FILE.json] [--config NAME]\n"
-            "                      [--precision f32|bf16] [--learner adamerging|tinting]\n"
+            "                      [--precision f32|bf16] [--learner adamerging|tinting] [--micro M]\n"
             "  --learner L    whose step: adamerging (default) or tinting (tint/tinting.c at its defaults: one task's\n"
             "                 batch of 32, pseudo-conf loss, Adam on lambda and that task's head; no --accum, --task-wise)\n"
             "  --steps R      timed steps (default 10); --warmup W untimed first steps (default 2)\n"
             "  --batch/--accum  test images per task per forward / forwards per step (AdaMerging: 16 / 2; Tinting: 32 / 1)\n"
             "  --lanes N      forward+backward lanes (core/lanes.h; default 0: one per thread when the batch allows)\n"
+            "  --micro M      images per forward+backward (the learners' micro; default 0: all of a forward's)\n"
             "  --check-out F  write adapt_objective's loss and dL/dlambda (Tinting: and dL/dhead) at seeded coefficients\n"
             "                 (for torch_adamerge.py --check)\n"
             "  --config NAME  the config column of the CSV (default: the suite's name)\n");
@@ -470,6 +477,7 @@ int main(int argc, char **argv) {
             accum_set = true;
         }
         else if (!strcmp(a, "--lanes")) bad = parse_int(a, v, 0, VIT_LANES_MAX, &ro.lanes);
+        else if (!strcmp(a, "--micro")) bad = parse_int(a, v, 0, 65536, &ro.micro);
         else bad = 1;
         if (bad) {
             if (bad == 1) fprintf(stderr, "adamerge_bench: bad argument '%s'\n", a);
