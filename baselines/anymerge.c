@@ -676,7 +676,7 @@ static void engine_free(engine *e) {
     free(e->und);
 }
 
-int am_run(const am_config *c, const char *out, uint64_t stats[3], tt_err *err) {
+int am_run(const am_config *c, const char *out, am_stats *stats, tt_err *err) {
     if (c->K < 1 || c->K > AM_MAX_MODELS)
         return tt_fail(err, TT_EINPUT, "%d models given: between 1 and %d are merged", c->K, AM_MAX_MODELS);
     engine e = {.c = c, .K = c->K};
@@ -720,10 +720,14 @@ int am_run(const am_config *c, const char *out, uint64_t stats[3], tt_err *err) 
     }
     progress_update(&pg, e.ties ? 4 : 2, "written");
     progress_end(&pg);
+    double t_sync = progress_now();
     rc = tsk_commit(e.sink, err);
     if (!rc && stats) {
-        stats[0] = stats[1] = 0, stats[2] = e.d;
-        for (int i = 0; i < e.n; i++) stats[e.t[i].merged ? 0 : 1]++;
+        *stats = (am_stats){.elements = e.d, .sync_seconds = progress_now() - t_sync};
+        for (int i = 0; i < e.n; i++) {
+            if (e.t[i].merged) stats->merged++;
+            else stats->copied++;
+        }
     }
 done:
     engine_free(&e);

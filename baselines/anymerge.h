@@ -88,9 +88,14 @@ void am_config_init(am_config *c);
 double am_default_lambda(const am_config *c);
 /* Apply "key=value" (lambda, topk, density, base, merge, k, tall_lambda): the --set of the CLI. */
 int am_config_set(am_config *c, const char *kv, tt_err *err);
-/* Merge into the new directory OUT (atomic: nothing at OUT on failure). stats (may be NULL)
- * receive [0] merged tensors, [1] copied tensors, [2] merged elements. */
-int am_run(const am_config *c, const char *out, uint64_t stats[3], tt_err *err);
+typedef struct am_stats {
+    uint64_t merged, copied; /* tensors */
+    uint64_t elements;       /* merged elements */
+    double sync_seconds;     /* of the run, making the output durable (fsync) before publishing it */
+} am_stats;
+
+/* Merge into the new directory OUT (atomic: nothing at OUT on failure). stats may be NULL. */
+int am_run(const am_config *c, const char *out, am_stats *stats, tt_err *err);
 
 /* The weight of model k for a tensor name (its rules, else its weight). */
 double am_weight(const am_model *m, const char *tensor);

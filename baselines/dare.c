@@ -22,16 +22,66 @@
  */
 #include "baselines/methods.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "baselines/kernels.h"
 #include "baselines/base_merge.h"
 #include "baselines/merge_util.h"
 #include "core/arena.h"
+#include "core/cpu.h"
 
 size_t dare_apply(float *tv, size_t n, double density, uint64_t seed, int task, uint64_t tensor_key) {
     return dare_apply_at(tv, n, density, seed, task, tensor_key, 0);
 }
+
+/* The keep test kern_hash_u01_at(prefix, c) < density in integers: u = (z >> 11) 2^-53 is exact,
+ * so u < density <=> (z >> 11) < density 2^53 <=> (z >> 11) < ceil(density 2^53), the scaling by a
+ * power of two exact too. The same decisions, without a 64-bit integer to double conversion. */
+static uint64_t keep_below(double density) {
+    double t = ceil(density * 0x1p53);
+    return t >= 0x1p53 ? (uint64_t)1 << 53 : (uint64_t)t;
+}
+
+/* Elements [lo, hi) of tv, one at a time: the kept divided by ρ, the others zeroed. */
+static size_t dare_scalar(float *tv, size_t lo, size_t hi, uint64_t prefix, size_t first, uint64_t below, float rho) {
+    size_t kept = 0;
+    for (size_t i = lo; i < hi; i++) {
+        if ((kern_mix64(prefix ^ (first + i)) >> 11) < below) {
+            tv[i] /= rho;
+            kept++;
+        } else {
+            tv[i] = 0;
+        }
+    }
+    return kept;
+}
+
+#ifdef CPU_V16
+/* Eight elements per step: splitmix64 in 64-bit lanes (AVX-512DQ multiplies), the kept entries
+ * divided by ρ, the others zeroed; the scalar tail. The floats of the scalar loop. */
+CPU_V16_TARGET
+static size_t dare_block_v8(float *tv, size_t n, uint64_t prefix, size_t first, uint64_t below, float rho) {
+    size_t kept = 0, n8 = n - n % 8;
+    const __m512i lane = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0), p = _mm512_set1_epi64((long long)prefix);
+    const __m512i gamma = _mm512_set1_epi64((long long)0x9E3779B97F4A7C15ull);
+    const __m512i m1 = _mm512_set1_epi64((long long)0xBF58476D1CE4E5B9ull);
+    const __m512i m2 = _mm512_set1_epi64((long long)0x94D049BB133111EBull);
+    const __m512i lim = _mm512_set1_epi64((long long)below);
+    const __m256 r = _mm256_set1_ps(rho);
+    for (size_t i = 0; i < n8; i += 8) {
+        __m512i z = _mm512_xor_si512(p, _mm512_add_epi64(_mm512_set1_epi64((long long)(first + i)), lane));
+        z = _mm512_add_epi64(z, gamma);
+        z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 30)), m1);
+        z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 27)), m2);
+        z = _mm512_xor_si512(z, _mm512_srli_epi64(z, 31));
+        __mmask8 keep = _mm512_cmplt_epu64_mask(_mm512_srli_epi64(z, 11), lim);
+        _mm256_storeu_ps(tv + i, _mm256_maskz_mov_ps(keep, _mm256_div_ps(_mm256_loadu_ps(tv + i), r)));
+        kept += (size_t)__builtin_popcount(keep);
+    }
+    return kept + dare_scalar(tv, n8, n, prefix, first, below, rho);
+}
+#endif
 
 size_t dare_apply_at_seq(float *tv, size_t n, double density, uint64_t seed, int task, uint64_t tensor_key,
                          size_t first) {
@@ -40,17 +90,11 @@ size_t dare_apply_at_seq(float *tv, size_t n, double density, uint64_t seed, int
         return 0;
     }
     float rho = (float)density;
-    size_t kept = 0;
-    uint64_t prefix = kern_hash_prefix(seed, (uint64_t)task, tensor_key);
-    for (size_t i = 0; i < n; i++) {
-        if (kern_hash_u01_at(prefix, first + i) < density) {
-            tv[i] /= rho;
-            kept++;
-        } else {
-            tv[i] = 0;
-        }
-    }
-    return kept;
+    uint64_t prefix = kern_hash_prefix(seed, (uint64_t)task, tensor_key), below = keep_below(density);
+#ifdef CPU_V16
+    if (cpu_isa_level() == CPU_ISA_AVX512) return dare_block_v8(tv, n, prefix, first, below, rho);
+#endif
+    return dare_scalar(tv, 0, n, prefix, first, below, rho);
 }
 
 size_t dare_apply_at(float *tv, size_t n, double density, uint64_t seed, int task, uint64_t tensor_key, size_t first) {

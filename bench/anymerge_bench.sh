@@ -13,7 +13,9 @@
 # idle page cache (DAMON's kdamond) would otherwise time the disk.
 # PEER_METHODS (default: METHODS) limits the PyTorch peers to some methods: at 2 GB per model a lazy
 # PyTorch merge takes minutes per method.
-# PyTorch rows also give merge_s: the time after the interpreter and torch were imported.
+# merge_s: for PyTorch the time after the interpreter and torch were imported; for ttmerge the time
+# before the output is synced to disk (ttmerge fsyncs every file before publishing the directory;
+# the PyTorch writers do not).
 # Writes DIR/bench.csv (round,method,impl,seconds,merge_s,peak_rss_mb) and prints a summary (medians).
 # Run it under the shared lock:  flock /work/briefs/heavy.lock bench/anymerge_bench.sh DIR
 set -euo pipefail
@@ -38,13 +40,14 @@ run() { # ROUND METHOD IMPL CMD...
   /usr/bin/time -f "%e %M" -o "$dir/time.txt" "$@" 2>"$dir/err.txt" >/dev/null || { cat "$dir/err.txt"; exit 1; }
   read -r sec kb <"$dir/time.txt"
   ms=$(awk '/^merge_seconds/ {print $2}' "$dir/err.txt")
+  [[ -n $ms ]] || ms=$(sed -n 's/.* in \([0-9.]*\)s (\([0-9.]*\)s of it syncing.*/\1 \2/p' "$dir/err.txt" | awk '{print $1 - $2}')
   echo "$r,$m,$impl,$sec,${ms:-$sec},$((kb / 1024))" | tee -a "$out"
 }
 cat "$dir"/base/* "$dir"/ft*/* >/dev/null # warm the page cache
 for ((r = 1; r <= rounds; r++)); do
   run "$r" - read cat "$dir"/base/*.safetensors "$dir"/ft*/*.safetensors
   for m in ${methods//,/ }; do
-    run "$r" "$m" ttmerge "$bin" merge --quiet --threads 2 --base "$dir/base" --models "$models" --method "$m" \
+    run "$r" "$m" ttmerge "$bin" merge --threads 2 --base "$dir/base" --models "$models" --method "$m" \
       --set lambda=0.3 --shard-size 2GB --out "$dir/out"
     [[ ",$peer_methods," == *",$m,"* ]] || continue
     run "$r" "$m" lazy $py "$here/anymerge/torch_merge.py" --mode lazy --method "$m" "$dir/base" "$models" "$dir/out" \
@@ -70,6 +73,8 @@ for m in sorted({r["method"] for r in rows} - {"-"}):
                           max(int(r["peak_rss_mb"]) for r in rs))
     t = line["ttmerge"][0]
     parts = [f"{i} {s:.1f}s (merge {ms:.1f}s) {rss} MB" for i, (s, ms, rss) in line.items()]
-    ratio = f"lazy/ttmerge {line['lazy'][1] / t:.1f}x" if "lazy" in line else ""
-    print(f"{m}: " + "; ".join(parts) + f"; {ratio}; ttmerge/read {t / read:.1f}x")
+    if "lazy" in line:
+        parts.append(f"lazy/ttmerge {line['lazy'][1] / t:.1f}x")
+    parts.append(f"ttmerge/read {t / read:.1f}x ({line['ttmerge'][1] / read:.1f}x before the sync)")
+    print(f"{m}: " + "; ".join(parts))
 PY

@@ -104,13 +104,15 @@ static int merge_any(int argc, char **argv) {
     const char *cap = getenv("TTMERGE_UNDECIDED_CAP"); /* tests: the TIES fix-up's overflow path */
     if (cap) c.undecided_cap = (size_t)strtoull(cap, NULL, 10);
     signal(SIGXFSZ, SIG_IGN); /* a file-size limit is a write error (EFBIG) naming the file, not a kill */
-    uint64_t st[3];
+    am_stats st;
     double t0 = progress_now();
-    if (am_run(&c, out, st, &e)) return fprintf(stderr, "ttmerge merge: %s\n", e.msg), tt_exit_status(&e);
+    if (am_run(&c, out, &st, &e)) return fprintf(stderr, "ttmerge merge: %s\n", e.msg), tt_exit_status(&e);
     if (!common.quiet)
-        fprintf(stderr, "ttmerge merge: %s of %d models, %llu tensors merged (%llu elements), %llu copied, in %.1fs -> %s\n",
-                am_method_name(c.method), c.K, (unsigned long long)st[0], (unsigned long long)st[2],
-                (unsigned long long)st[1], progress_now() - t0, out);
+        fprintf(stderr,
+                "ttmerge merge: %s of %d models, %llu tensors merged (%llu elements), %llu copied, in %.2fs "
+                "(%.2fs of it syncing the output to disk) -> %s\n",
+                am_method_name(c.method), c.K, (unsigned long long)st.merged, (unsigned long long)st.elements,
+                (unsigned long long)st.copied, progress_now() - t0, st.sync_seconds, out);
     return 0;
 }
 

@@ -67,17 +67,6 @@ int suite_mkdirs(const char *path, tt_err *err) {
     return 0;
 }
 
-static void note(const build_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void note(const build_ctx *c, const char *fmt, ...) {
-    if (c->o->quiet) return;
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "suite %s: ", c->spec->name);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
-
 static int source_index(const suite_spec *s, const char *name) {
     for (int i = 0; i < s->n_sources; i++)
         if (!strcmp(s->sources[i].name, name)) return i;
@@ -411,14 +400,15 @@ int suite_build(const suite_spec *spec, const suite_build_opts *o, tt_err *err) 
         if (make_task_data(c, i, err)) goto done;
     }
     c->t_data = progress_now() - t;
-    note(c, "data for %d tasks in %.1fs", spec->n_tasks, c->t_data);
+    suite_note(c->spec, c->o->quiet, "data for %d tasks in %.1fs", spec->n_tasks, c->t_data);
 
     t = progress_now();
     if (pretrain(c, err)) goto done;
     c->t_pretrain = progress_now() - t;
-    note(c, "pretrained on %d images (%d classes, %d steps) in %.1fs, loss %.3f -> %.3f, %.0f img/s", c->pre_images,
-         c->pre_classes, c->pre_steps, c->t_pretrain, c->pre_stats.first_loss, c->pre_stats.last_loss,
-         c->pre_stats.images_per_s);
+    suite_note(c->spec, c->o->quiet,
+               "pretrained on %d images (%d classes, %d steps) in %.1fs, loss %.3f -> %.3f, %.0f img/s", c->pre_images,
+               c->pre_classes, c->pre_steps, c->t_pretrain, c->pre_stats.first_loss, c->pre_stats.last_loss,
+               c->pre_stats.images_per_s);
     snprintf(path, sizeof path, "%s/pretrained.safetensors", o->out_dir);
     ckpt_meta meta[] = {{"ttmerge.suite", spec->name}};
     if (ckpt_save_vit(&c->pre, path, NULL, 0, meta, 1, err)) goto done;
@@ -434,7 +424,8 @@ int suite_build(const suite_spec *spec, const suite_build_opts *o, tt_err *err) 
         if (hrc || evaluate(c, &ic, &w, ts, ts->zs_acc, err)) goto done;
         snprintf(path, sizeof path, "%s/heads/%s.safetensors", o->out_dir, ts->task->name);
         if (ckpt_save_head(&ts->head, path, err)) goto done;
-        note(c, "zero-shot %-16s val %5.1f  test %5.1f", ts->task->name, ts->zs_acc[SPLIT_VAL], ts->zs_acc[SPLIT_TEST]);
+        suite_note(c->spec, c->o->quiet,
+                   "zero-shot %-16s val %5.1f  test %5.1f", ts->task->name, ts->zs_acc[SPLIT_VAL], ts->zs_acc[SPLIT_TEST]);
     }
     c->t_heads = progress_now() - t;
 
@@ -443,14 +434,15 @@ int suite_build(const suite_spec *spec, const suite_build_opts *o, tt_err *err) 
         for (int i = 0; i < spec->n_tasks; i++) {
             task_state *ts = &c->tasks[i];
             if (finetune(c, m, ts, &ic, err)) goto done;
-            note(c, "fine-tuned %-16s (%s) val %5.1f  test %5.1f  in %.1fs", ts->task->name, spec->finetune_modes[m],
-                 ts->ft_acc[m][SPLIT_VAL], ts->ft_acc[m][SPLIT_TEST], ts->ft_seconds[m]);
+            suite_note(c->spec, c->o->quiet,
+                       "fine-tuned %-16s (%s) val %5.1f  test %5.1f  in %.1fs", ts->task->name, spec->finetune_modes[m],
+                       ts->ft_acc[m][SPLIT_VAL], ts->ft_acc[m][SPLIT_TEST], ts->ft_seconds[m]);
         }
         c->t_finetune[m] = progress_now() - t;
     }
     c->t_total = progress_now() - t0;
     if (write_manifest(c, err)) goto done;
-    note(c, "built in %.1fs -> %s/suite.json", c->t_total, o->out_dir);
+    suite_note(c->spec, c->o->quiet, "built in %.1fs -> %s/suite.json", c->t_total, o->out_dir);
     rc = 0;
 done:
     vit_weights_free(&w);

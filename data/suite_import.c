@@ -52,17 +52,6 @@ typedef struct imp_ctx {
     double t_validate, t_data, t_eval, t_total;
 } imp_ctx;
 
-static void note(const imp_ctx *c, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void note(const imp_ctx *c, const char *fmt, ...) {
-    if (c->o->quiet) return;
-    va_list ap;
-    va_start(ap, fmt);
-    fprintf(stderr, "suite %s: ", c->spec->name);
-    vfprintf(stderr, fmt, ap);
-    fputc('\n', stderr);
-    va_end(ap);
-}
-
 static uint64_t fnv1a(const char *s) {
     uint64_t h = 1469598103934665603ull;
     for (; *s; s++) h = (h ^ (uint8_t)*s) * 1099511628211ull;
@@ -183,8 +172,9 @@ static int text_head(const imp_ctx *c, imp_task *t, tt_err *err) {
     }
     h->b = h->W + (size_t)z.n_classes * z.dim; /* one block, as ckpt_read_head: ckpt_head_free frees W */
     for (size_t i = 0; i < (size_t)z.n_classes * z.dim; i++) h->W[i] = z.logit_scale * z.weight[i];
-    note(c, "task %s: zero-shot head from %d classes x %d templates in %.1fs", t->task->name, z.n_classes,
-         z.n_prompts / (z.n_classes > 0 ? z.n_classes : 1), z.encode_seconds);
+    suite_note(c->spec, c->o->quiet,
+               "task %s: zero-shot head from %d classes x %d templates in %.1fs", t->task->name, z.n_classes,
+               z.n_prompts / (z.n_classes > 0 ? z.n_classes : 1), z.encode_seconds);
     zs_head_free(&z);
     return 0;
 }
@@ -385,9 +375,10 @@ static int make_task(imp_ctx *c, infer_ctx *ic, const ckpt_vit *pre, imp_task *t
         goto done;
     c->t_eval += progress_now() - t0;
     int n_img = split[0].n + split[1].n + split[2].n;
-    note(c, "%-16s %d/%d/%d images (train/val/test) in %.1fs (%.1f ms each); zero-shot test %5.1f, fine-tuned test %5.1f",
-         nm, split[SPLIT_TRAIN].n, split[SPLIT_VAL].n, split[SPLIT_TEST].n, td, n_img ? 1e3 * td / n_img : 0.0,
-         t->zs[SPLIT_TEST], t->ft[SPLIT_TEST]);
+    suite_note(c->spec, c->o->quiet,
+               "%-16s %d/%d/%d images (train/val/test) in %.1fs (%.1f ms each); zero-shot test %5.1f, fine-tuned test %5.1f",
+               nm, split[SPLIT_TRAIN].n, split[SPLIT_VAL].n, split[SPLIT_TEST].n, td, n_img ? 1e3 * td / n_img : 0.0,
+               t->zs[SPLIT_TEST], t->ft[SPLIT_TEST]);
     rc = 0;
 done:
     ckpt_vit_free(&ft);
@@ -481,8 +472,9 @@ int suite_import_build(const suite_spec *spec, const suite_build_opts *o, tt_err
     char path[PATH_MAX + 16];
     if (validate(c, err)) goto done;
     c->t_validate = progress_now() - t0;
-    note(c, "%d tasks validated in %.1fs: one architecture, heads match their labels, %s normalisation", spec->n_tasks,
-         c->t_validate, c->norm_source);
+    suite_note(c->spec, c->o->quiet,
+               "%d tasks validated in %.1fs: one architecture, heads match their labels, %s normalisation", spec->n_tasks,
+               c->t_validate, c->norm_source);
     if (suite_mkdirs(o->out_dir, err)) goto done;
     snprintf(path, sizeof path, "%s/suite.json", o->out_dir);
     remove(path); /* a stale manifest must not describe a half-rebuilt directory */
@@ -495,8 +487,9 @@ int suite_import_build(const suite_spec *spec, const suite_build_opts *o, tt_err
         if (make_task(c, &ic, &pre, &c->tasks[i], err)) goto done;
     c->t_total = progress_now() - t0;
     if (write_manifest(c, err)) goto done;
-    note(c, "imported in %.1fs (decoding %.1fs, evaluation %.1fs) -> %s/suite.json", c->t_total, c->t_data, c->t_eval,
-         o->out_dir);
+    suite_note(c->spec, c->o->quiet,
+               "imported in %.1fs (decoding %.1fs, evaluation %.1fs) -> %s/suite.json", c->t_total, c->t_data, c->t_eval,
+               o->out_dir);
     rc = 0;
 done:
     ckpt_vit_free(&pre);

@@ -1542,3 +1542,13 @@ char *suite_spec_to_json(const suite_spec *s) {
     json_decref(root);
     return out;
 }
+
+void suite_note(const suite_spec *s, bool quiet, const char *fmt, ...) {
+    if (quiet) return;
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "suite %s: ", s->name);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}

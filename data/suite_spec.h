@@ -267,4 +267,7 @@ int suite_spec_find_task(const suite_spec *s, const char *name);
 const char *suite_tf_name(suite_tf_kind k);
 const char *suite_labels_name(suite_label_map m);
 
+/* "suite NAME: <message>" on stderr unless quiet: the progress lines of building and importing. */
+void suite_note(const suite_spec *s, bool quiet, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
 #endif

@@ -40,6 +40,10 @@ check() { # NAME METHOD REF_ARGS -- MERGE_ARGS
 for m in ta ties dare consensus-ta consensus-ties average; do
   check "$m" "$m" "$B" "$M" --seed 5 -- --base "$B" --models "$M" --shard-size 500KB --seed 5
 done
+# the kernels without AVX-512 (the scalar DARE hash, 8-wide sums): the same bits
+for m in ta dare; do
+  TTMERGE_ISA=avx2 check "$m-avx2" "$m" "$B" "$M" --seed 5 -- --base "$B" --models "$M" --shard-size 500KB --seed 5
+done
 check dare-ties dare "$B" "$M" --seed 9 --set base=ties --set topk=30 --set density=0.7 -- \
   --base "$B" --models "$M" --seed 9 --set base=ties --set topk=30 --set density=0.7 --slice 777
 check ties-sum ties "$B" "$M" --set merge=sum --set topk=5 --set lambda=0.7 --dtype f16 -- \
@@ -176,6 +180,8 @@ t["lm_head.weight"][2].view(np.uint16)[77] = 0x7fc0   # a BF16 NaN
 write_file(f, t)
 PY
 expect_fail "tensor lm_head.weight: element 77 is nan" "$tmp/x8" -- --base "$B" --models "$tmp/m/ft0,$tmp/nan" --method ties
+# the same found inside a thread's chunk (the methods without TIES merge chunk by chunk)
+expect_fail "tensor lm_head.weight: element 77 is nan" "$tmp/x9" -- --base "$B" --models "$tmp/m/ft0,$tmp/nan" --method ta
 mkdir "$tmp/exists"
 expect_fail "already exists" "$tmp/exists" -- --base "$B" --models "$M" --method ta
 printf 'merge_method: ties\nbase_model: %s\nmodels:\n  - model: %s\n    parameters: {weight: [0.1, 0.5]}\n' "$B" "$tmp/m/ft0" >"$tmp/bad.yaml"
