@@ -268,7 +268,7 @@ static int check_finite(const ts_tensor *t, const float *x, size_t first, size_t
  * AM_CHUNK_BYTES (L2 + its share of L3 on current x86), a power of two of at most AM_CHUNK_MAX
  * elements. Each stage over a whole slice in turn went through memory between stages; smaller
  * chunks mean smaller preads, whose per-call cost showed: on 2 threads of a Zen 5 VM, 8 x 0.93 GB
- * BF16 merged by ta in 3.2 s with 8 Ki-element chunks, 2.7 s with 32 Ki, 2.2 s with 128 Ki. */
+ * BF16 merged by ta in 3.3 s with 8 Ki-element chunks, 2.6 s with 32 Ki, 2.3 s with 128 Ki (medians). */
 #define AM_CHUNK_BYTES ((size_t)6 << 20)
 #define AM_CHUNK_MAX ((size_t)1 << 17)
 
@@ -358,7 +358,8 @@ static bool load_chunk(engine *e, const am_tensor *t, size_t first, size_t c, si
             if (!read_f32(s, first + c, m, x, raw, &why) || first_nonfinite(x, m) != m) return false;
             continue;
         }
-        bool ok = s->dtype == ST_BF16 ? read_bytes(s, first + c, m, raw, &why) : read_f32(s, first + c, m, x, raw, &why);
+        bool ok = s->dtype == ST_BF16 ? read_bytes(s, first + c, m, raw, &why) /* converted below */
+                                      : read_f32(s, first + c, m, x, raw, &why);
         if (!ok || !task_vector_from(s->dtype, raw, fb, t->w[k], x, m)) return false;
         if (e->c->method == AM_DARE) dare_apply_at_seq(x, m, e->rho[k], e->c->seed, k, t->key, first + c);
     }
