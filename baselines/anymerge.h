@@ -8,7 +8,7 @@
  * descriptor per shard), a cache-sized chunk at a time per thread, and each chunk is read, checked,
  * merged, converted and written before the next (the TIES methods merge a slice at a time): memory
  * is K + 3 rows of a slice of floats plus the selection histograms, whatever the model size, and
- * no input page is mapped into the process.
+ * no page of a merged tensor is faulted into the process (the files stay mapped for their headers).
  *
  * τ_k = w_k (θ_k − θ0), w_k the model's weight (1 unless given; it may depend on the tensor name:
  * the first rule whose pattern is a substring of the name). Methods (the suite's definitions,
