@@ -99,8 +99,8 @@ double am_weight(const am_model *m, const char *tensor) {
 /* ---- the engine ---- */
 
 /* Where one input tensor's bytes are: read with pread, not through the mapping. Faulting in the
- * mapped pages of a warm page cache ran at ~4 GB/s on 2 threads of a VM; pread of 32 KB pieces into
- * a thread's buffer, then converting from cache, at ~12-16 GB/s (bench/README.md, any-model). */
+ * mapped pages of a warm page cache ran at ~4 GB/s on 2 threads of a VM; pread of 32-256 KB pieces
+ * into a thread's buffer, then converting from cache, at ~12-16 GB/s (docs/any-model.md). */
 typedef struct am_src {
     int fd;
     uint64_t off;   /* of the tensor's data in the file */
@@ -462,40 +462,54 @@ static void merge_range(engine *e, const am_tensor *t, size_t at, size_t c, size
 
 typedef enum pass_kind { PASS_SELECT, PASS_MERGE, PASS_REMERGE } pass_kind;
 
+/* This thread's contiguous run [*lo, *hi) of a slice of n elements in chunks of C. */
+static void thread_run(size_t n, size_t C, size_t *lo, size_t *hi) {
+    size_t chunks = (n + C - 1) / C, T = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
+    *lo = chunks * id / T * C;
+    *hi = chunks * (id + 1) / T * C < n ? chunks * (id + 1) / T * C : n;
+}
+
+/* Buffer entries [c, c + m) of out, converted to tensor i's output dtype and written at element
+ * first + c. False on a write error, which goes to *err if it is the slice's first (*failed). */
+static bool emit_chunk(engine *e, int i, size_t first, size_t c, size_t m, bool *failed, tt_err *err) {
+    st_dtype d = e->t[i].out;
+    size_t es = st_dtype_size(d);
+    unsigned char *o = e->obuf + c * es;
+    st_f32_to_dtype(d, e->out + c, o, m);
+    tt_err werr;
+    if (!tsk_write_raw(e->sink, i, (first + c) * es, o, m * es, &werr)) return true;
+#pragma omp critical(am_write_error)
+    {
+        if (!*failed) *err = werr;
+        *failed = true;
+    }
+    return false;
+}
+
 /* One slice, elements [first, first + n) of t, read and checked on the threads a chunk at a time,
  * each thread a contiguous run of chunks. The methods without TIES also merge each chunk, convert
  * it to the output dtype and write it there, so the slice goes through memory once and one
  * thread's write overlaps the other's work. The threshold passes feed the selection with the whole
  * slice; the TIES methods merge the whole slice (the fused pass lists undecided entries in order),
- * then each thread adds θ0, converts and writes its run. */
+ * then each thread adds θ0, converts and writes its chunks. */
 static int slice_pass(engine *e, int i, pass_kind kind, select_ctx *sel, const int *sel_task, int ns, size_t first,
                       size_t n, tt_err *err) {
     const am_tensor *t = &e->t[i];
     const bool chunked = kind == PASS_MERGE && !e->ties;
-    const size_t es = st_dtype_size(t->out), C = e->chunk, chunks = (n + C - 1) / C;
+    const size_t C = e->chunk;
     bool bad = false, write_failed = false;
 #pragma omp parallel if (n > C)
     {
-        size_t T = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
-        size_t lo = chunks * id / T * C, hi = chunks * (id + 1) / T * C;
-        hi = hi < n ? hi : n;
+        size_t lo, hi;
+        thread_run(n, C, &lo, &hi);
         bool ok = true, written = true;
-        tt_err werr;
         for (size_t c = lo; c < hi && ok && written; c += C) {
             size_t m = hi - c < C ? hi - c : C;
             ok = load_chunk(e, t, first, c, m);
             if (ok && chunked) {
-                unsigned char *o = e->obuf + c * es;
                 merge_range(e, t, first + c, c, m);
-                st_f32_to_dtype(t->out, e->out + c, o, m);
-                written = !tsk_write_raw(e->sink, i, (first + c) * es, o, m * es, &werr);
+                written = emit_chunk(e, i, first, c, m, &write_failed, err);
             }
-        }
-        if (!written)
-#pragma omp critical(am_write_error)
-        {
-            if (!write_failed) *err = werr;
-            write_failed = true;
         }
         if (!ok)
 #pragma omp atomic write
@@ -516,23 +530,15 @@ static int slice_pass(engine *e, int i, pass_kind kind, select_ctx *sel, const i
         for (size_t c = 0; c < n; c += C) add_base(e, c, n - c < C ? n - c : C);
         return tsk_rewrite_f32(e->sink, i, first, e->out, n, err);
     }
-    /* θ0 + λ τ, converted and written by each thread for its run of chunks */
 #pragma omp parallel if (n > C)
     {
-        size_t T = (size_t)omp_get_num_threads(), id = (size_t)omp_get_thread_num();
-        size_t lo = chunks * id / T * C, hi = chunks * (id + 1) / T * C;
-        hi = hi < n ? hi : n;
-        for (size_t c = lo; c < hi; c += C) {
+        size_t lo, hi;
+        thread_run(n, C, &lo, &hi);
+        bool written = true;
+        for (size_t c = lo; c < hi && written; c += C) {
             size_t m = hi - c < C ? hi - c : C;
             add_base(e, c, m);
-            st_f32_to_dtype(t->out, e->out + c, e->obuf + c * es, m);
-        }
-        tt_err werr;
-        if (hi > lo && tsk_write_raw(e->sink, i, (first + lo) * es, e->obuf + lo * es, (hi - lo) * es, &werr))
-#pragma omp critical(am_write_error)
-        {
-            if (!write_failed) *err = werr;
-            write_failed = true;
+            written = emit_chunk(e, i, first, c, m, &write_failed, err);
         }
     }
     return write_failed ? -1 : 0;
