@@ -367,10 +367,9 @@ struct ct_plan {
     op_linear qkv, out, fc, fc2, proj;
     op_layernorm ln_tok, ln_pool;
     op_attention attn;
-    op_act act;
     arena mem;
     /* one block's buffers, reused by every layer (as vit.c's inference plan) */
-    float *res, *ln, *branch, *wide, *probs, *mean, *var; /* [M,W] x3, [M, max(3W, F)], [B*H,T,T], [M] x2 */
+    float *res, *ln, *wide, *probs, *mean, *var; /* [M,W] x2, [M, max(3W, F)], [B*H,T,T], [M] x2 */
     float *pooled, *pooled_ln, *pmean, *pvar;             /* [B, W] x2, [B] x2 */
 };
 
@@ -379,9 +378,8 @@ static void plan_layout(ct_plan *p, arena *a) {
     if (M * (size_t)p->F > wide) wide = M * (size_t)p->F;
     p->res = arena_floats(a, M * W);
     p->ln = arena_floats(a, M * W);
-    p->branch = arena_floats(a, M * W);
     p->wide = arena_floats(a, wide);
-    p->probs = arena_floats(a, (size_t)p->B * p->cfg.heads * p->T * p->T);
+    p->probs = p->attn.scores; /* the softmax runs in place on the attention's scores */
     p->mean = arena_floats(a, M);
     p->var = arena_floats(a, M);
     p->pooled = arena_floats(a, (size_t)p->B * W);
@@ -416,10 +414,11 @@ ct_plan *ct_plan_create(dnn *d, const ct_config *cfg, int batch, int tokens, tt_
         rc = op_linear_init_forward(&p->qkv, d, p->M, p->W, 3 * p->W, true, err);
         if (!rc) rc = op_attention_init_forward(&p->attn, d, batch, p->T, p->W, cfg->heads, err);
         if (!rc) op_attention_set_causal(&p->attn, true);
-        if (!rc) rc = op_linear_init_forward(&p->out, d, p->M, p->W, p->W, true, err);
-        if (!rc) rc = op_linear_init_forward(&p->fc, d, p->M, p->W, p->F, true, err);
-        if (!rc) rc = op_act_init(&p->act, d, (size_t)p->M * p->F, cfg->act, err);
-        if (!rc) rc = op_linear_init_forward(&p->fc2, d, p->M, p->F, p->W, true, err);
+        /* the residual sums and the activation run inside the matmuls, as in vit.c's inference plan */
+        op_linear_fusion residual = {.add_to_y = true}, act = {.act = true, .act_kind = cfg->act};
+        if (!rc) rc = op_linear_init_forward_fused(&p->out, d, p->M, p->W, p->W, true, residual, err);
+        if (!rc) rc = op_linear_init_forward_fused(&p->fc, d, p->M, p->W, p->F, true, act, err);
+        if (!rc) rc = op_linear_init_forward_fused(&p->fc2, d, p->M, p->F, p->W, true, residual, err);
     }
     if (!rc) {
         plan_layout(p, &p->mem);
@@ -443,7 +442,6 @@ void ct_plan_free(ct_plan *p) {
     op_layernorm_free(&p->ln_tok);
     op_layernorm_free(&p->ln_pool);
     op_attention_free(&p->attn);
-    op_act_free(&p->act);
     arena_free(&p->mem);
     free(p);
 }
@@ -453,7 +451,6 @@ int ct_plan_tokens(const ct_plan *p) { return p->T; }
 
 void ct_forward(ct_plan *p, const ct_model *m, const int32_t *ids, float *features) {
     int B = p->B, T = p->T, W = p->W;
-    size_t MW = (size_t)p->M * W;
 #pragma omp parallel for collapse(2) schedule(static) if ((size_t)B * T * W > 32768)
     for (int b = 0; b < B; b++)
         for (int t = 0; t < T; t++) {
@@ -463,19 +460,17 @@ void ct_forward(ct_plan *p, const ct_model *m, const int32_t *ids, float *featur
             float *x = p->res + ((size_t)b * T + t) * W;
             for (int j = 0; j < W; j++) x[j] = e[j] + pos[j];
         }
-    /* x is updated in place: res += attention branch, then res += MLP branch (op_add aliasing y and a) */
+    /* x is updated in place: res += attention branch, then res += MLP branch (inside out's and fc2's
+     * matmuls) */
     for (int i = 0; i < p->L; i++) {
         const vit_block_weights *bw = &m->blocks[i];
         op_layernorm_forward(&p->ln_tok, p->ln, p->mean, p->var, p->res, bw->ln1_g, bw->ln1_b);
         op_linear_forward(&p->qkv, p->wide, p->ln, bw->qkv_w, bw->qkv_b);
         op_attention_forward(&p->attn, p->ln, p->probs, p->wide);
-        op_linear_forward(&p->out, p->branch, p->ln, bw->out_w, bw->out_b);
-        op_add(p->res, p->res, p->branch, MW);
+        op_linear_forward(&p->out, p->res, p->ln, bw->out_w, bw->out_b);
         op_layernorm_forward(&p->ln_tok, p->ln, p->mean, p->var, p->res, bw->ln2_g, bw->ln2_b);
         op_linear_forward(&p->fc, p->wide, p->ln, bw->fc_w, bw->fc_b);
-        op_act_forward(&p->act, p->wide, p->wide);
-        op_linear_forward(&p->fc2, p->branch, p->wide, bw->fc2_w, bw->fc2_b);
-        op_add(p->res, p->res, p->branch, MW);
+        op_linear_forward(&p->fc2, p->res, p->wide, bw->fc2_w, bw->fc2_b);
     }
     /* ln_final is per token: normalising the pooled rows alone gives the same rows */
     for (int b = 0; b < B; b++) {

@@ -209,31 +209,37 @@ static int matmul_plan(dnn_matmul *mm, tt_err *err) {
     /* a bf16 matmul reads a given bf16 operand in place, and an f32 one through its reorder into
      * the layout oneDNN picks ("any") */
     bool bf = mm->bf16, a_given = bf && s->a_bf16, b_given = bf && s->b_bf16;
-    if (matrix_md_typed(&a_md, a_given ? dnnl_bf16 : dnnl_f32, nd, s->batch, s->M, s->K, s->trans_a, err)) return -1;
-    if (matrix_md_typed(&b_md, b_given ? dnnl_bf16 : dnnl_f32, nd, s->b_broadcast ? 1 : s->batch, s->K, s->N,
-                        s->trans_b, err))
-        return -1;
-    if (matrix_md(&c_md, nd, s->batch, s->M, s->N, 0, err)) return -1;
-    if (s->bias && matrix_md(&bias_md, nd, 1, 1, s->N, 0, err)) return -1;
+    dnnl_data_type_t a_dt = a_given ? dnnl_bf16 : dnnl_f32, b_dt = b_given ? dnnl_bf16 : dnnl_f32;
+    if (s->heads > 0) {
+        TT_ASSERT(s->batch % s->heads == 0 && !s->trans_a && !s->trans_b && !s->b_broadcast && !s->bias);
+        dnnl_dim_t outer = s->batch / s->heads;
+        dnnl_dims_t ad = {outer, s->heads, s->M, s->K}, bd = {outer, s->heads, s->K, s->N},
+                    cd = {outer, s->heads, s->M, s->N};
+        DNN_TRY(dnnl_memory_desc_init_by_strides(&a_md, 4, ad, a_dt, s->a_strides));
+        DNN_TRY(dnnl_memory_desc_init_by_strides(&b_md, 4, bd, b_dt, s->b_strides));
+        DNN_TRY(dnnl_memory_desc_init_by_strides(&c_md, 4, cd, dnnl_f32, s->c_strides));
+    } else {
+        if (matrix_md_typed(&a_md, a_dt, nd, s->batch, s->M, s->K, s->trans_a, err)) return -1;
+        if (matrix_md_typed(&b_md, b_dt, nd, s->b_broadcast ? 1 : s->batch, s->K, s->N, s->trans_b, err)) return -1;
+        if (matrix_md(&c_md, nd, s->batch, s->M, s->N, 0, err)) return -1;
+        if (s->bias && matrix_md(&bias_md, nd, 1, 1, s->N, 0, err)) return -1;
+    }
 
     dnnl_memory_desc_t a_any = a_md, b_any = b_md;
     bool pack = s->pack_b && !bf;
-    if (pack || (bf && !b_given)) {
-        dnnl_dims_t dims = {s->b_broadcast ? 1 : s->batch, s->K, s->N};
-        DNN_TRY(dnnl_memory_desc_init_by_tag(&b_any, nd, dims + 3 - nd, bf ? dnnl_bf16 : dnnl_f32, dnnl_format_tag_any));
-    }
-    if (bf && !a_given) {
-        dnnl_dims_t dims = {s->batch, s->M, s->K};
-        DNN_TRY(dnnl_memory_desc_init_by_tag(&a_any, nd, dims + 3 - nd, dnnl_bf16, dnnl_format_tag_any));
-    }
+    if (pack || (bf && !b_given))
+        DNN_TRY(dnnl_memory_desc_init_by_tag(&b_any, b_md.ndims, b_md.dims, bf ? dnnl_bf16 : dnnl_f32, dnnl_format_tag_any));
+    if (bf && !a_given) DNN_TRY(dnnl_memory_desc_init_by_tag(&a_any, a_md.ndims, a_md.dims, dnnl_bf16, dnnl_format_tag_any));
     dnnl_matmul_desc_t op;
     DNN_TRY(dnnl_matmul_desc_init(&op, &a_any, &b_any, s->bias ? &bias_md : NULL, &c_md));
     dnnl_primitive_attr_t attr = NULL;
     dnnl_post_ops_t po = NULL;
-    if (s->accumulate) {
+    if (s->accumulate || s->post_eltwise != dnnl_alg_kind_undef) {
         DNN_TRY(dnnl_primitive_attr_create(&attr));
         DNN_TRY(dnnl_post_ops_create(&po));
-        DNN_TRY(dnnl_post_ops_append_sum(po, 1.0f));
+        if (s->accumulate) DNN_TRY(dnnl_post_ops_append_sum(po, 1.0f));
+        if (s->post_eltwise != dnnl_alg_kind_undef)
+            DNN_TRY(dnnl_post_ops_append_eltwise(po, 1.0f, s->post_eltwise, s->post_alpha, 0.f));
         DNN_TRY(dnnl_primitive_attr_set_post_ops(attr, po));
     }
     dnnl_primitive_desc_t pd;

@@ -44,8 +44,16 @@ static bool linear_pack(int M, int in, int out) {
     return env && (size_t)in * out >= LINEAR_PACK_MIN_WEIGHTS && M >= out;
 }
 
-/* backward = false plans the forward matmul alone (no backward primitives, no scratch). */
-static int linear_init(op_linear *op, dnn *d, int M, int in, int out, bool has_bias, bool backward, tt_err *err) {
+/* oneDNN's eltwise algorithm of an activation: QuickGELU x*sigmoid(1.702x) is swish with alpha = 1.702. */
+static dnnl_alg_kind_t act_alg(op_act_kind kind, float *alpha) {
+    *alpha = kind == OP_ACT_GELU ? 0.f : 1.702f;
+    return kind == OP_ACT_GELU ? dnnl_eltwise_gelu_erf : dnnl_eltwise_swish;
+}
+
+/* backward = false plans the forward matmul alone (no backward primitives, no scratch); fuse (forward
+ * only, NULL for none) its post-ops. */
+static int linear_init(op_linear *op, dnn *d, int M, int in, int out, bool has_bias, bool backward,
+                       const op_linear_fusion *fuse, tt_err *err) {
     memset(op, 0, sizeof *op);
     op->M = M;
     op->in = in;
@@ -57,8 +65,14 @@ static int linear_init(op_linear *op, dnn *d, int M, int in, int out, bool has_b
     bool bf = op->w_bf16 = d->precision == DNN_BF16;
     bool pack = op->pack_w = !bf && linear_pack(M, in, out);
     /* y[M,out] = x[M,in] . (w[out,in])^T: w seen as B [in,out] stored transposed. */
-    op->fwd = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = 1, .M = M, .K = in, .N = out, .trans_b = true,
-                                                       .bias = has_bias, .pack_b = pack, .b_bf16 = bf}, err);
+    dnn_matmul_desc fwd = {.batch = 1, .M = M, .K = in, .N = out, .trans_b = true, .bias = has_bias, .pack_b = pack,
+                           .b_bf16 = bf};
+    if (fuse) {
+        TT_ASSERT(!backward);
+        fwd.accumulate = fuse->add_to_y;
+        if (fuse->act) fwd.post_eltwise = act_alg(fuse->act_kind, &fwd.post_alpha);
+    }
+    op->fwd = dnn_matmul_create(d, &fwd, err);
     if (!op->fwd) goto fail;
     if (!backward) return 0;
     op->dx_transposed = op->wide_in && !pack && !bf;
@@ -90,11 +104,16 @@ fail:
 }
 
 int op_linear_init(op_linear *op, dnn *d, int M, int in, int out, bool has_bias, tt_err *err) {
-    return linear_init(op, d, M, in, out, has_bias, true, err);
+    return linear_init(op, d, M, in, out, has_bias, true, NULL, err);
 }
 
 int op_linear_init_forward(op_linear *op, dnn *d, int M, int in, int out, bool has_bias, tt_err *err) {
-    return linear_init(op, d, M, in, out, has_bias, false, err);
+    return linear_init(op, d, M, in, out, has_bias, false, NULL, err);
+}
+
+int op_linear_init_forward_fused(op_linear *op, dnn *d, int M, int in, int out, bool has_bias, op_linear_fusion fuse,
+                                 tt_err *err) {
+    return linear_init(op, d, M, in, out, has_bias, false, &fuse, err);
 }
 
 /* dst[c, r] (=, or += when add) of src [rows, cols], in 32 x 32 tiles. */
@@ -247,9 +266,8 @@ int op_act_init(op_act *op, dnn *d, size_t n, op_act_kind kind, tt_err *err) {
     op->n = n;
     op->kind = kind;
     op->d = d;
-    /* QuickGELU x*sigmoid(1.702x) is oneDNN's swish with alpha = 1.702. */
-    dnnl_alg_kind_t alg = kind == OP_ACT_GELU ? dnnl_eltwise_gelu_erf : dnnl_eltwise_swish;
-    float alpha = kind == OP_ACT_GELU ? 0.f : 1.702f;
+    float alpha;
+    dnnl_alg_kind_t alg = act_alg(kind, &alpha);
     dnnl_memory_desc_t md;
     dnnl_dims_t dims = {(dnnl_dim_t)n};
     DNN_TRY(dnnl_memory_desc_init_by_tag(&md, 1, dims, dnnl_f32, dnnl_a));
@@ -360,8 +378,31 @@ void op_log_softmax(int rows, int cols, float *y, const float *x) {
 
 /* ------------------------------------------------------------------ attention */
 
-/* backward = false plans the forward alone: no backward matmuls, and of the scratch only q, k, v
- * and scores, with o sharing q's buffer (q is spent once the scores are computed). */
+/* The forward-only attention reads k and v in place from the qkv rows and writes each head's output
+ * into its columns of the output rows (strided 4-D matmuls): no head-major copies of k, v and the
+ * output (for ViT-B/32 at 256 images, 3 x 39 MB written and read per block), only q scaled into
+ * scratch rows (the same products as the copies: q * scale, then the same matmuls). */
+static int attention_init_forward_strided(op_attention *op, dnn *d, tt_err *err) {
+    int B = op->B, T = op->T, W = op->W, H = op->H, hd = op->hd, BH = B * H;
+    dnnl_dim_t tW = (dnnl_dim_t)T * W, t3W = 3 * tW, TT = (dnnl_dim_t)T * T;
+    /* scores[b,h] [T,T] = q[b,h] [T,hd] . k[b,h]^T: q from the scaled rows [B*T, W], k^T from qkv + W */
+    op->qk = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = BH, .M = T, .K = hd, .N = T, .heads = H,
+                                                      .a_strides = {tW, hd, W, 1}, .b_strides = {t3W, hd, 1, 3 * W},
+                                                      .c_strides = {H * TT, TT, T, 1}}, err);
+    /* out[b, t, h*hd + j] = (p[b,h] [T,T] . v[b,h] [T,hd]) [t, j], v from qkv + 2W */
+    if (op->qk)
+        op->pv = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = BH, .M = T, .K = T, .N = hd, .heads = H,
+                                                          .a_strides = {H * TT, TT, T, 1}, .b_strides = {t3W, hd, 3 * W, 1},
+                                                          .c_strides = {tW, hd, W, 1}}, err);
+    if (!op->pv || op_softmax_init(&op->softmax, d, BH * T, T, err) != 0) return -1;
+    op->strided = true;
+    op->scratch_floats = (size_t)B * tW + (size_t)BH * TT;
+    if (!(op->q = tt_calloc_aligned(op->scratch_floats, sizeof(float), err))) return -1;
+    op->scores = op->q + (size_t)B * tW;
+    return 0;
+}
+
+/* backward = false plans the forward alone (attention_init_forward_strided). */
 static int attention_init(op_attention *op, dnn *d, int B, int T, int W, int H, bool backward, tt_err *err) {
     memset(op, 0, sizeof *op);
     if (H < 1 || W % H != 0) return tt_fail(err, TT_EINPUT, "width %d is not a multiple of heads %d", W, H);
@@ -370,28 +411,16 @@ static int attention_init(op_attention *op, dnn *d, int B, int T, int W, int H, 
     op->W = W;
     op->H = H;
     op->hd = W / H;
+    if (!backward) {
+        if (attention_init_forward_strided(op, d, err) == 0) return 0;
+        op_attention_free(op);
+        return -1;
+    }
     int BH = B * H, hd = op->hd;
     /* scores[T,T] = q[T,hd] . k^T (k stored [T,hd] = [N,K]) */
     op->qk = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = BH, .M = T, .K = hd, .N = T, .trans_b = true}, err);
     /* o[T,hd] = p[T,T] . v[T,hd] */
     if (op->qk) op->pv = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = BH, .M = T, .K = T, .N = hd}, err);
-    if (!backward) {
-        if (!op->pv || op_softmax_init(&op->softmax, d, BH * T, T, err) != 0) {
-            op_attention_free(op);
-            return -1;
-        }
-        size_t head = (size_t)BH * T * hd, sc = (size_t)BH * T * T;
-        op->scratch_floats = 3 * head + sc;
-        if (!(op->q = tt_calloc_aligned(op->scratch_floats, sizeof(float), err))) {
-            op_attention_free(op);
-            return -1;
-        }
-        op->k = op->q + head;
-        op->v = op->k + head;
-        op->o = op->q;
-        op->scores = op->v + head;
-        return 0;
-    }
     /* dp[T,T] = do[T,hd] . v^T */
     if (op->pv) op->d_p = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = BH, .M = T, .K = hd, .N = T, .trans_b = true}, err);
     /* dv[T,hd] = p^T . do (p stored [K=T, M=T]) */
@@ -477,8 +506,28 @@ static void attention_mask_causal(const op_attention *op) {
         }
 }
 
+/* q of qkv [B*T, 3W] times scale into rows [B*T, W] (op->q) */
+static void attention_scale_q(const op_attention *op, const float *qkv, float scale) {
+    size_t rows = (size_t)op->B * op->T;
+    int W = op->W;
+#pragma omp parallel for schedule(static) if (rows * W > OPS_PAR_MIN)
+    for (size_t r = 0; r < rows; r++) {
+        const float *src = qkv + r * 3 * W;
+        float *dst = op->q + r * W;
+        for (int j = 0; j < W; j++) dst[j] = src[j] * scale;
+    }
+}
+
 void op_attention_forward(op_attention *op, float *out, float *probs, const float *qkv) {
     float scale = 1.0f / sqrtf((float)op->hd);
+    if (op->strided) {
+        attention_scale_q(op, qkv, scale);
+        dnn_matmul_run(op->qk, op->q, qkv + op->W, NULL, op->scores);
+        if (op->causal) attention_mask_causal(op);
+        op_softmax_forward(&op->softmax, probs, op->scores);
+        dnn_matmul_run(op->pv, probs, qkv + 2 * op->W, NULL, out);
+        return;
+    }
     attention_split_heads(op, qkv, scale);
     dnn_matmul_run(op->qk, op->q, op->k, NULL, op->scores);
     if (op->causal) attention_mask_causal(op);

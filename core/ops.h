@@ -21,6 +21,9 @@
 #include "core/dnn.h"
 
 /* ---- linear: y[M,out] = x[M,in] . w[out,in]^T + b[out]  (PyTorch nn.Linear layout) ---- */
+/* The MLP activations (op_act below, or fused into a forward linear). */
+typedef enum op_act_kind { OP_ACT_GELU = 0, OP_ACT_QUICK_GELU = 1 } op_act_kind;
+
 typedef struct op_linear {
     int M, in, out;
     bool has_bias;
@@ -39,6 +42,17 @@ int op_linear_init(op_linear *op, dnn *d, int M, int in, int out, bool has_bias,
 /* Forward only (inference): the same forward primitive, nothing for backward; op_linear_backward
  * must not be called. */
 int op_linear_init_forward(op_linear *op, dnn *d, int M, int in, int out, bool has_bias, tt_err *err);
+/* What a forward-only linear fuses into its matmul as oneDNN post-ops (the inference plan):
+ * add_to_y: y += x . w^T + b, the residual sum, with y holding the residual stream (each element
+ * the same sum as op_add(y, y, x . w^T + b)); act: y = act(x . w^T + b) (op_act's function, the
+ * same oneDNN eltwise code run inside the matmul instead of as a pass of its own over y). */
+typedef struct op_linear_fusion {
+    bool add_to_y;
+    bool act;
+    op_act_kind act_kind;
+} op_linear_fusion;
+int op_linear_init_forward_fused(op_linear *op, dnn *d, int M, int in, int out, bool has_bias, op_linear_fusion fuse,
+                                 tt_err *err);
 /* w: float [out,in], or its bf16 copy when op->w_bf16. */
 void op_linear_forward(op_linear *op, float *y, const float *x, const void *w, const float *b);
 /* dx [M,in] (=, may be NULL), dw [out,in] (+=, may be NULL, always f32), db [out] (+=, may be NULL). */
@@ -65,7 +79,6 @@ void op_layernorm_backward(op_layernorm *op, float *dx, float *dg, float *db, co
 void op_layernorm_free(op_layernorm *op);
 
 /* ---- activations: GELU (erf form) or QuickGELU x*sigmoid(1.702x), elementwise ---- */
-typedef enum op_act_kind { OP_ACT_GELU = 0, OP_ACT_QUICK_GELU = 1 } op_act_kind;
 typedef struct op_act {
     size_t n;
     op_act_kind kind;
@@ -108,10 +121,12 @@ typedef struct op_attention {
     float *scores, *dscores;      /* [B*H, T, T] scratch */
     size_t scratch_floats;        /* the scratch above, in one allocation */
     bool causal;                  /* token t attends to tokens <= t only (CLIP's text tower) */
+    bool strided;                 /* forward only: k, v read in place, q [B*T, W] scaled rows */
 } op_attention;
 int op_attention_init(op_attention *op, dnn *d, int B, int T, int W, int H, tt_err *err);
-/* Forward only (inference): the same forward primitives; scratch q, k, v, scores (o shares q's
- * buffer), no backward matmuls; op_attention_backward must not be called. */
+/* Forward only (inference): the same products, with k and v read in place from qkv and the heads'
+ * outputs written straight into out's columns (strided matmuls); scratch only the scaled q and the
+ * scores; no backward matmuls: op_attention_backward must not be called. */
 int op_attention_init_forward(op_attention *op, dnn *d, int B, int T, int W, int H, tt_err *err);
 /* Causal masking (op_attention_set_causal): scores above the diagonal are -inf before the softmax,
  * as open_clip's build_causal_mask adds them, so their probabilities are exactly 0. */

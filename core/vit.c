@@ -360,19 +360,20 @@ static void plan_layout(vit_plan *p, arena *a) {
     p->d_patch = arena_floats(a, (size_t)p->B * p->P * W);
 }
 
-/* An inference plan's buffers: vit_forward's code unchanged, every layer's pointers the same.
- * In a block, x = res is updated in place (mid = res + attention branch, then res = mid + MLP
- * branch: op_add with y aliasing a, the same sums); ln1, the attention output and ln2 share one
- * [M, W] buffer (each is spent by the next matmul before the following one is written); qkv and
- * the MLP hidden share one `wide` buffer, the activation running in place. The embedding stage
- * borrows the same buffers (patches in wide, emb in branch, x_embed in ln) before block 0. */
+/* An inference plan's buffers: every layer's pointers the same. In a block, x = res is updated in
+ * place (mid = res + attention branch, then res = mid + MLP branch: out and fc2 add into res inside
+ * their matmuls, the same sums); ln1, the attention output and ln2 share one [M, W] buffer (each is
+ * spent by the next matmul before the following one is written); qkv and the MLP hidden share one
+ * `wide` buffer (fc writes act(.) there directly). The embedding stage borrows the same buffers
+ * (patches in wide, emb in branch, x_embed in ln) before block 0. */
 static void inference_layout(vit_plan *p, arena *a) {
     size_t M = (size_t)p->M, W = (size_t)p->W, Mw = (size_t)p->Mw, B = (size_t)p->B;
     size_t patches = B * (size_t)p->P * (size_t)p->Cpp, wide = M * 3 * W;
     if (M * Mw > wide) wide = M * Mw;
     if (patches > wide) wide = patches;
     float *res = arena_floats(a, M * W), *ln = arena_floats(a, M * W), *branch = arena_floats(a, M * W);
-    float *wbuf = arena_floats(a, wide), *probs = arena_floats(a, B * (size_t)p->cfg.heads * p->T * p->T);
+    /* the softmax runs in place on the attention's own scores buffer (ViT-B/16 at 256 images: 477 MB) */
+    float *wbuf = arena_floats(a, wide), *probs = p->attn.scores;
     float *mean = arena_floats(a, M), *var = arena_floats(a, M);
     float ***lists[] = {&p->res, &p->ln1, &p->ln1_mean, &p->ln1_var, &p->qkvs, &p->probs, &p->att,
                         &p->mid, &p->ln2, &p->ln2_mean, &p->ln2_var, &p->fcs, &p->acts};
@@ -434,10 +435,17 @@ static vit_plan *plan_create(dnn *d, const vit_config *cfg, int batch, bool trai
         if (!rc)
             rc = training ? op_attention_init(&p->attn, d, batch, p->T, p->W, cfg->heads, err)
                           : op_attention_init_forward(&p->attn, d, batch, p->T, p->W, cfg->heads, err);
-        if (!rc) rc = linear_init(&p->out, d, p->M, p->W, p->W, true, err);
-        if (!rc) rc = linear_init(&p->fc, d, p->M, p->W, p->Mw, true, err);
-        if (!rc) rc = op_act_init(&p->act, d, (size_t)p->M * p->Mw, cfg->act, err);
-        if (!rc) rc = linear_init(&p->fc2, d, p->M, p->Mw, p->W, true, err);
+        if (training) {
+            if (!rc) rc = op_linear_init(&p->out, d, p->M, p->W, p->W, true, err);
+            if (!rc) rc = op_linear_init(&p->fc, d, p->M, p->W, p->Mw, true, err);
+            if (!rc) rc = op_act_init(&p->act, d, (size_t)p->M * p->Mw, cfg->act, err);
+            if (!rc) rc = op_linear_init(&p->fc2, d, p->M, p->Mw, p->W, true, err);
+        } else { /* the residual sums and the activation run inside the matmuls (vit_forward) */
+            op_linear_fusion residual = {.add_to_y = true}, act = {.act = true, .act_kind = cfg->act};
+            if (!rc) rc = op_linear_init_forward_fused(&p->out, d, p->M, p->W, p->W, true, residual, err);
+            if (!rc) rc = op_linear_init_forward_fused(&p->fc, d, p->M, p->W, p->Mw, true, act, err);
+            if (!rc) rc = op_linear_init_forward_fused(&p->fc2, d, p->M, p->Mw, p->W, true, residual, err);
+        }
     }
     bool bf = p->bf16;
     if (!rc && !training) {
@@ -524,13 +532,20 @@ void vit_forward(vit_plan *p, const vit_weights *w, const float *images, float *
         op_layernorm_forward(&p->ln_tok, p->ln1[i], p->ln1_mean[i], p->ln1_var[i], p->res[i], bw->ln1_g, bw->ln1_b);
         op_linear_forward(&p->qkv, p->qkvs[i], p->ln1[i], wmat(p, w, w16_index(i, 0)), bw->qkv_b);
         op_attention_forward(&p->attn, p->att[i], p->probs[i], p->qkvs[i]);
-        op_linear_forward(&p->out, p->branch, p->att[i], wmat(p, w, w16_index(i, 1)), bw->out_b);
-        op_add(p->mid[i], p->res[i], p->branch, MW);
-        op_layernorm_forward(&p->ln_tok, p->ln2[i], p->ln2_mean[i], p->ln2_var[i], p->mid[i], bw->ln2_g, bw->ln2_b);
-        op_linear_forward(&p->fc, p->fcs[i], p->ln2[i], wmat(p, w, w16_index(i, 2)), bw->fc_b);
-        op_act_forward(&p->act, p->acts[i], p->fcs[i]);
-        op_linear_forward(&p->fc2, p->branch, p->acts[i], wmat(p, w, w16_index(i, 3)), bw->fc2_b);
-        op_add(p->res[i + 1], p->mid[i], p->branch, MW);
+        if (p->training) { /* mid = res + out(att); res' = mid + fc2(act(fc(ln2(mid)))), every step saved */
+            op_linear_forward(&p->out, p->branch, p->att[i], wmat(p, w, w16_index(i, 1)), bw->out_b);
+            op_add(p->mid[i], p->res[i], p->branch, MW);
+            op_layernorm_forward(&p->ln_tok, p->ln2[i], p->ln2_mean[i], p->ln2_var[i], p->mid[i], bw->ln2_g, bw->ln2_b);
+            op_linear_forward(&p->fc, p->fcs[i], p->ln2[i], wmat(p, w, w16_index(i, 2)), bw->fc_b);
+            op_act_forward(&p->act, p->acts[i], p->fcs[i]);
+            op_linear_forward(&p->fc2, p->branch, p->acts[i], wmat(p, w, w16_index(i, 3)), bw->fc2_b);
+            op_add(p->res[i + 1], p->mid[i], p->branch, MW);
+        } else { /* the same sums, fused: out and fc2 add into the stream res (= mid), fc applies act */
+            op_linear_forward(&p->out, p->res[i], p->att[i], wmat(p, w, w16_index(i, 1)), bw->out_b);
+            op_layernorm_forward(&p->ln_tok, p->ln2[i], p->ln2_mean[i], p->ln2_var[i], p->res[i], bw->ln2_g, bw->ln2_b);
+            op_linear_forward(&p->fc, p->acts[i], p->ln2[i], wmat(p, w, w16_index(i, 2)), bw->fc_b);
+            op_linear_forward(&p->fc2, p->res[i], p->acts[i], wmat(p, w, w16_index(i, 3)), bw->fc2_b);
+        }
     }
     for (int b = 0; b < B; b++)
         memcpy(p->cls + (size_t)b * W, p->res[p->L] + (size_t)b * T * W, (size_t)W * sizeof(float));

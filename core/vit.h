@@ -104,10 +104,11 @@ void vit_init_params(const vit_config *cfg, const vit_layout *lay, float *params
 /* ---- the planned network for a fixed batch ---- */
 typedef struct vit_plan vit_plan;
 vit_plan *vit_plan_create(dnn *d, const vit_config *cfg, int batch, tt_err *err);
-/* A plan for forward only (evaluation): the same primitives and the same vit_forward code, so the
- * same bits as vit_plan_create's forward, but no activation is kept for backward: one residual
- * stream and one block's scratch serve every layer (ViT-B/32 at 224 px, 256 images: ~0.5 GB instead
- * of ~8.5 GB). vit_backward must not be called on it. */
+/* A plan for forward only (evaluation): the same matmuls, with the residual sums and the MLP
+ * activation fused into them as oneDNN post-ops (the same arithmetic: the same bits as
+ * vit_plan_create's forward, tests/test_infer_plan.c), and no activation kept for backward: one
+ * residual stream and one block's scratch serve every layer (ViT-B/32 at 224 px, 256 images: ~0.5 GB
+ * instead of ~8.5 GB). vit_backward must not be called on it. */
 vit_plan *vit_plan_create_inference(dnn *d, const vit_config *cfg, int batch, tt_err *err);
 void vit_plan_free(vit_plan *p);
 int vit_plan_batch(const vit_plan *p);
