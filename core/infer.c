@@ -20,6 +20,8 @@ int infer_auto_lanes(const vit_config *cfg, int batch) {
     return lanes < 1 ? 1 : lanes;
 }
 
+bool infer_tail_plans(const vit_config *cfg) { return cfg->width > INFER_LANE_MAX_WIDTH; }
+
 int infer_init_lanes(infer_ctx *ic, dnn *d, const vit_config *cfg, int batch, int lanes, tt_err *err) {
     memset(ic, 0, sizeof *ic);
     ic->d = d;
@@ -56,6 +58,7 @@ int infer_init(infer_ctx *ic, dnn *d, const vit_config *cfg, int batch, tt_err *
 }
 
 void infer_free(infer_ctx *ic) {
+    vit_plan_free(ic->tail);
     for (int l = 0; l < ic->lanes; l++) {
         infer_lane *ln = &ic->lane[l];
         vit_plan_free(ln->plan);
@@ -97,15 +100,36 @@ static int lane_count(const infer_ctx *ic, int l, int k) {
     return hi > lo ? hi - lo : 0;
 }
 
-/* Normalise and run the backbone (and head h >= 0) for lane l's share of a pass. */
+/* The plan that runs m images on lane l: its own, or for a wide model (one lane) and a partial pass,
+ * the tail plan of m rounded up to INFER_TAIL_QUANTUM (planned now if that size is new). Planning the
+ * tail can fail (out of memory): the lane's own plan then runs the pass zero-padded, as correct. */
+static vit_plan *pass_plan(infer_ctx *ic, int l, int m) {
+    infer_lane *ln = &ic->lane[l];
+    int want = (m + INFER_TAIL_QUANTUM - 1) / INFER_TAIL_QUANTUM * INFER_TAIL_QUANTUM;
+    if (!infer_tail_plans(&ic->cfg) || ic->lanes > 1 || want >= ic->lane_batch) return ln->plan;
+    if (ic->tail_batch != want) {
+        vit_plan_free(ic->tail);
+        tt_err err = {0};
+        ic->tail = vit_plan_create_inference(ln->d, &ic->cfg, want, &err);
+        ic->tail_batch = ic->tail ? want : 0;
+    }
+    if (!ic->tail) return ln->plan;
+    vit_plan_reuse_weights(ic->tail, false); /* its weights were not converted by this call's passes */
+    return ic->tail;
+}
+
+/* Normalise and run the backbone (and head h >= 0) for lane l's share of a pass. The head runs on the
+ * lane's lane_batch feature rows whatever the backbone's plan: rows past the plan's are stale, and no
+ * logit of a real image depends on them. */
 static void lane_run(infer_ctx *ic, int l, const vit_weights *w, const uint8_t *pixels, int k, const infer_norm *nm,
                      int h, const float *head_W, const float *head_b) {
     infer_lane *ln = &ic->lane[l];
     size_t img = (size_t)ic->cfg.channels * ic->cfg.image_size * ic->cfg.image_size;
     int m = lane_count(ic, l, k);
     if (m == 0) return;
-    infer_normalize(ln->images, pixels + (size_t)l * ic->lane_batch * img, m, ic->lane_batch, img, nm);
-    vit_forward(ln->plan, w, ln->images, ln->features);
+    vit_plan *plan = pass_plan(ic, l, m);
+    infer_normalize(ln->images, pixels + (size_t)l * ic->lane_batch * img, m, vit_plan_batch(plan), img, nm);
+    vit_forward(plan, w, ln->images, ln->features);
     if (h >= 0 && ic->feature_hook) ic->feature_hook(ln->features, m, ic->cfg.output_dim, ic->feature_user);
     if (h >= 0) vit_head_forward(&ln->heads[h], ln->logits, ln->features, head_W, head_b);
 }

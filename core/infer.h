@@ -35,11 +35,17 @@
  * suite builder, AdaMerging's pseudo-labels): large enough that a wide model's matmuls are near
  * their best (ViT-B/32 shapes: 81% of peak at 256 images, 75% at 32, on a quiet AVX-512 machine).
  * Evaluation runs on inference plans (vit_plan_create_inference), which keep no activations: ViT-B/32
- * at 224 px needs ~456 MB of workspace at 256 images (9.6 GB peak RSS for `ttmerge eval` on the
- * training plan, 1.07 GB now). Logits do not depend on it (bit-identical at 32-256 images for ViT-B/32
- * and the tiny shape), but a last partial pass is zero-padded to the full batch: n images cost
- * ceil(n / INFER_BATCH) batches. bench/micro/vit_bench times `eval` at it. */
+ * at 224 px needs ~347 MB of workspace at 256 images (9.6 GB peak RSS for `ttmerge eval` on the
+ * training plan). Logits do not depend on it (bit-identical at 32-256 images for ViT-B/32 and the
+ * tiny shape). bench/micro/vit_bench times `eval` at it. */
 #define INFER_BATCH 256
+/* For a wide model (infer_tail_plans), the last partial pass of a call runs on a plan of its images
+ * rounded up to a multiple of INFER_TAIL_QUANTUM, not zero-padded to the full batch (288 images cost
+ * 320, not 512), with the same bits (tests/test_infer_plan.c). Narrow models keep zero-padding: their
+ * passes are cheap, and at few rows a matmul may split its K dimension between threads, which would
+ * make an image's logits depend on its batch (the tiny shape's do at 32 images on 2 threads). */
+#define INFER_TAIL_QUANTUM 32
+bool infer_tail_plans(const vit_config *cfg); /* width > INFER_LANE_MAX_WIDTH */
 
 /* Input normalisation, per channel (at most VIT's 16 channels). */
 #define INFER_MAX_CHANNELS 16
@@ -69,6 +75,10 @@ typedef struct infer_ctx {
     int head_classes[INFER_MAX_HEADS]; /* planned once per class count, on first use */
     int n_heads;
     int logits_classes; /* the largest class count planned */
+    /* wide models: the plan of the last partial pass (tail_batch images, a multiple of
+     * INFER_TAIL_QUANTUM below batch), planned on first use and kept while that size recurs */
+    vit_plan *tail;
+    int tail_batch;
     /* optional: applied in place to every lane's features [rows, D] before the head (infer_logits
      * only), e.g. a task's surgery map (ckpt_surgery_hook); must be thread-safe across lanes */
     void (*feature_hook)(float *features, int rows, int dim, const void *user);
