@@ -36,14 +36,15 @@
  * their best (ViT-B/32 shapes: 81% of peak at 256 images, 75% at 32, on a quiet AVX-512 machine).
  * Evaluation runs on inference plans (vit_plan_create_inference), which keep no activations: ViT-B/32
  * at 224 px needs ~347 MB of workspace at 256 images (9.6 GB peak RSS for `ttmerge eval` on the
- * training plan). Logits do not depend on it (bit-identical at 32-256 images for ViT-B/32 and the
- * tiny shape). bench/micro/vit_bench times `eval` at it. */
+ * training plan). bench/micro/vit_bench times `eval` at it. */
 #define INFER_BATCH 256
 /* For a wide model (infer_tail_plans), the last partial pass of a call runs on a plan of its images
  * rounded up to a multiple of INFER_TAIL_QUANTUM, not zero-padded to the full batch (288 images cost
- * 320, not 512), with the same bits (tests/test_infer_plan.c). Narrow models keep zero-padding: their
- * passes are cheap, and at few rows a matmul may split its K dimension between threads, which would
- * make an image's logits depend on its batch (the tiny shape's do at 32 images on 2 threads). */
+ * 320, not 512). Its logits equal the zero-padded pass's up to rounding: a matmul computes the rows
+ * at the edge of its blocking in another order (4.8e-7 of the largest logit at ViT-B/32 on AVX2;
+ * tests/test_infer_plan.c bounds it at 1e-5), so at a fixed thread count an image's logits depend
+ * on n mod the batch, as they depend on --batch. Narrow models keep zero-padding: their passes are
+ * cheap. */
 #define INFER_TAIL_QUANTUM 32
 bool infer_tail_plans(const vit_config *cfg); /* width > INFER_LANE_MAX_WIDTH */
 
@@ -113,9 +114,10 @@ double infer_accuracy(const float *logits, const int32_t *labels, int n, int cla
 /* infer_logits + infer_accuracy sharded over the MPI ranks (core/par.h; one rank: exactly those
  * two): rank r runs its contiguous share of the n images, the correct counts are summed over the
  * ranks and the logits [n, classes] gathered in order on rank 0 (another rank holds only its own
- * share, at its offset). *acc is the same on every rank and equal to one process's: an image's
- * logits do not depend on the batch it runs in (infer.h above). Every rank must call it; a rank's
- * failure fails all of them (the others say so). */
+ * share, at its offset). *acc is the same on every rank and equal to one process's for a narrow
+ * model (an image's logits do not depend on its pass); a wide model's logits may differ from one
+ * process's in the last bits (INFER_TAIL_QUANTUM above). Every rank must call it; a rank's failure
+ * fails all of them (the others say so). */
 int infer_accuracy_sharded(infer_ctx *ic, const vit_weights *w, const float *head_W, const float *head_b, int classes,
                            const uint8_t *pixels, const int32_t *labels, int n, const infer_norm *nm,
                            float *logits, double *acc, tt_err *err);
