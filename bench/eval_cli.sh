@@ -11,7 +11,7 @@
 # Defaults: b32, 288 images (one full pass of the infer batch and a partial one of 32), 3 rounds,
 # 2 threads, ttmerge's default batch. Output: DIR/eval_cli.csv (round,bin,images,seconds,peak_rss_mb)
 # and per binary the median seconds and peak RSS; the logits of every binary are compared with the
-# first's (cmp): they must be bit-identical.
+# first's: within 1e-5 of the largest logit (a partial pass may round differently: docs/inference.md).
 # Run it alone (the shared-lock convention: flock /work/briefs/heavy.lock bench/eval_cli.sh ...).
 set -euo pipefail
 arch=b32 images=288 rounds=3 threads=2 batch="" out=""
@@ -61,8 +61,13 @@ for r in $(seq 1 "$rounds"); do
         /usr/bin/time -f "%e %M" -o "$out/time.txt" "$bin" "${args[@]}" >/dev/null
         read -r sec kb <"$out/time.txt"
         echo "$r,$bin,$images,$sec,$((kb / 1024))" >>"$csv"
-        if [ "$i" -gt 0 ] && ! cmp -s "$out/logits0.npy" "$out/logits$i.npy"; then
-            echo "eval_cli.sh: logits of $bin differ from those of $1" >&2
+        if [ "$i" -gt 0 ] && ! "$py" -c "
+import sys, numpy as np
+a, b = np.load(sys.argv[1]), np.load(sys.argv[2])
+d = float(np.abs(a - b).max() / np.abs(a).max())
+print(f'{sys.argv[3]}: logits within {d:.2g} of the first binary\'s (largest difference / largest logit)')
+sys.exit(d > 1e-5)" "$out/logits0.npy" "$out/logits$i.npy" "$bin"; then
+            echo "eval_cli.sh: logits of $bin differ from those of $1 by more than 1e-5" >&2
             exit 1
         fi
         i=$((i + 1))
