@@ -6,6 +6,11 @@
 #
 #   bench/run_vit_scale.sh [--rounds R] [--torch-rounds T] [--configs "vitb32full vitb16full"]
 #                          [--work "eval step tint"] [--threads N] [--warmup W] [--reps N] [--out DIR]
+#                          [--precisions "f32 bf16"] [--micro N]
+#
+# --precisions: ttmerge's precisions to run (drop bf16 on a CPU without native bf16, where it would
+# only repeat f32); --micro N: the learners' steps run their images N at a time (adamerge_bench
+# --micro; the PyTorch peer runs whole batches).
 #
 # Workloads: eval = one forward of INFER_BATCH = 256 images on the inference plan (vit_bench --passes eval;
 # torch_vit.py --passes eval under no_grad); step = one layer-wise AdaMerging step of 8 tasks x 16 test images
@@ -33,6 +38,8 @@ threads=2
 warmup=1
 reps=1
 out=""
+precisions="f32 bf16"
+micro=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --rounds) rounds=$2; shift 2 ;;
@@ -43,7 +50,9 @@ while [ $# -gt 0 ]; do
         --warmup) warmup=$2; shift 2 ;;
         --reps) reps=$2; shift 2 ;;
         --out) out=$2; shift 2 ;;
-        -h|--help) sed -n '2,21p' "$0"; exit 0 ;;
+        --precisions) precisions=$2; shift 2 ;;
+        --micro) micro=$2; shift 2 ;;
+        -h|--help) sed -n '2,27p' "$0"; exit 0 ;;
         *) echo "run_vit_scale.sh: unknown argument $1" >&2; exit 2 ;;
     esac
 done
@@ -70,7 +79,7 @@ for r in $(seq 1 "$rounds"); do
             d=$out/r$r/$c-$w
             mkdir -p "$d"
             if [ "$w" = eval ]; then
-                for p in f32 bf16; do
+                for p in $precisions; do
                     "$build/vit_bench" --threads "$threads" --configs "$c" --passes eval --batches 256 --warmup "$warmup" \
                         --reps "$reps" --precision "$p" --csv "$d/ttmerge-$p.csv" >"$d/ttmerge-$p.log"
                     add_rows "$r" eval "$d/ttmerge-$p.csv"
@@ -88,9 +97,9 @@ for r in $(seq 1 "$rounds"); do
                 fi
                 # step: AdaMerging's, one forward of 8 x 16; tint: Tinting's defaults (one task's 32 images)
                 if [ "$w" = step ]; then learner=(--batch 16 --accum 1); else learner=(--learner tinting); fi
-                for p in f32 bf16; do
+                for p in $precisions; do
                     "$build/adamerge_bench" --suite "$suite" --threads "$threads" --steps "$reps" --warmup "$warmup" \
-                        "${learner[@]}" --precision "$p" --config "$c" --csv "$d/ttmerge-$p.csv" >"$d/ttmerge-$p.log"
+                        "${learner[@]}" --micro "$micro" --precision "$p" --config "$c" --csv "$d/ttmerge-$p.csv" >"$d/ttmerge-$p.log"
                     add_rows "$r" "$w" "$d/ttmerge-$p.csv"
                 done
                 if [ "$r" -le "$torch_rounds" ]; then
