@@ -133,6 +133,7 @@ typedef struct engine {
     uint8_t *count;
     unsigned char *obuf; /* a slice in the output dtype */
     unsigned char *raw;  /* per thread: K + 1 rows, a chunk of each input's bytes */
+    size_t raw_es;       /* bytes per element of a raw row: the widest merged input dtype */
     float *blk;          /* per thread: a block's scratch (block_scratch) */
     float lam;
     bool ties;        /* the method needs TIES thresholds and the majority sign */
@@ -229,7 +230,13 @@ static int plan(engine *e, tt_err *err) {
             t->w[k] = (float)am_weight(&c->model[k], name);
             t->src[1 + k] = source_of(e, 1 + k, e->set[k], m);
         }
-        if (t->merged) t->gfirst = e->d, e->d += (uint64_t)t->base->t->numel;
+        if (t->merged) {
+            t->gfirst = e->d, e->d += (uint64_t)t->base->t->numel;
+            for (int j = 0; j <= e->K; j++) {
+                size_t es = st_dtype_size(j ? t->m[j - 1]->t->dtype : t->base->t->dtype);
+                if (es > e->raw_es) e->raw_es = es;
+            }
+        }
         t->out = t->merged && c->out_dtype >= 0 ? (st_dtype)c->out_dtype : t->base->t->dtype;
         t->src[0] = source_of(e, 0, e->base, t->base);
     }
@@ -341,9 +348,9 @@ static bool task_vector_from(st_dtype d, const unsigned char *raw, const float *
 }
 
 /* Row j (0 the base, 1 + k model k) of this thread's input bytes (the calling thread's outside a
- * parallel region): room for a chunk of any dtype. */
+ * parallel region): room for a chunk of any merged input. */
 static unsigned char *raw_row(const engine *e, int j) {
-    return e->raw + ((size_t)omp_get_thread_num() * (size_t)(e->K + 1) + (size_t)j) * e->chunk * sizeof(double);
+    return e->raw + ((size_t)omp_get_thread_num() * (size_t)(e->K + 1) + (size_t)j) * e->chunk * e->raw_es;
 }
 
 /* The bytes of elements [at, at + m) of t in every input into this thread's raw rows. */
@@ -816,8 +823,7 @@ int am_run(const am_config *c, const char *out, am_stats *stats, tt_err *err) {
     if (!(e.fb = tt_calloc_aligned(e.slice, sizeof(float), err)) ||
         !(e.out = tt_calloc_aligned(e.slice, sizeof(float), err)) || !(e.count = tt_calloc_aligned(e.slice, 1, err)) ||
         !(e.obuf = tt_calloc_aligned(e.slice, sizeof(double), err)) ||
-        !(e.raw = tt_calloc_aligned((size_t)omp_get_max_threads() * (size_t)(e.K + 1) * e.chunk, sizeof(double),
-                                    err)) ||
+        !(e.raw = tt_calloc_aligned((size_t)omp_get_max_threads() * (size_t)(e.K + 1) * e.chunk, e.raw_es, err)) ||
         !(e.blk = tt_calloc_aligned((size_t)omp_get_max_threads() * block_floats(e.K), sizeof(float), err)))
         goto done;
     for (int k = 0; k < e.K; k++)
