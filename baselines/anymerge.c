@@ -511,8 +511,9 @@ typedef float v8f __attribute__((vector_size(32)));
 typedef uint32_t v8u __attribute__((vector_size(32)));
 typedef uint16_t v8h __attribute__((vector_size(16)));
 
-/* Eight BF16 values at h as floats; *bad gets a lane's bits where one is not finite. */
-static inline v8f bf16x8(const uint16_t *h, v8u *bad) {
+/* Eight BF16 values at h as floats into *f (not returned: a 32-byte vector return is an ABI
+ * question at x86-64-v2); *bad gets a lane's bits where one is not finite. */
+static inline void bf16x8(const uint16_t *h, v8u *bad, v8f *f) {
     v8u u;
 #ifdef __AVX2__ /* one widening load; GCC builds the generic form from two 128-bit halves */
     __m256i w = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)h)), 16);
@@ -525,9 +526,7 @@ static inline v8f bf16x8(const uint16_t *h, v8u *bad) {
     const v8u exp = {0x7f800000u, 0x7f800000u, 0x7f800000u, 0x7f800000u,
                      0x7f800000u, 0x7f800000u, 0x7f800000u, 0x7f800000u};
     *bad |= (v8u)((u & exp) == exp);
-    v8f f;
-    memcpy(&f, &u, sizeof f);
-    return f;
+    memcpy(f, &u, sizeof *f);
 }
 
 /* ta where the base and every model are BF16: out = θ0 + λ Σ_k w_k (θ_k − θ0) over raw entries
@@ -549,7 +548,10 @@ static bool ta_bf16_block(const engine *e, const am_tensor *t, size_t o, size_t 
         memcpy(&b0, fb + j, sizeof b0);
         memcpy(&b1, fb + j + 8, sizeof b1);
         for (int k = 0; k < e->K; k++) {
-            v8f x0 = bf16x8(h[k] + j, &bad) - b0, x1 = bf16x8(h[k] + j + 8, &bad) - b1;
+            v8f x0, x1;
+            bf16x8(h[k] + j, &bad, &x0);
+            bf16x8(h[k] + j + 8, &bad, &x1);
+            x0 = x0 - b0, x1 = x1 - b1;
             if (!unit) x0 = t->w[k] * x0, x1 = t->w[k] * x1;
             a0 = a0 + x0, a1 = a1 + x1;
         }
