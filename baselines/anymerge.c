@@ -5,6 +5,9 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
@@ -131,8 +134,10 @@ typedef struct engine {
     size_t chunk;     /* chunk_elements(K) */
     float *fb, *tv[AM_MAX_MODELS], *out;
     uint8_t *count;
-    unsigned char *obuf; /* a slice in the output dtype (chunked merges) */
-    unsigned char *raw;  /* per thread: a chunk of input bytes */
+    unsigned char *obuf; /* a slice in the output dtype */
+    unsigned char *raw;  /* per thread: K + 1 rows, a chunk of each input's bytes */
+    size_t raw_es;       /* bytes per element of a raw row: the widest merged input dtype */
+    float *blk;          /* per thread: a block's scratch (block_scratch) */
     float lam;
     bool ties;        /* the method needs TIES thresholds and the majority sign */
     bool mean;        /* TIES: disjoint mean */
@@ -228,7 +233,13 @@ static int plan(engine *e, tt_err *err) {
             t->w[k] = (float)am_weight(&c->model[k], name);
             t->src[1 + k] = source_of(e, 1 + k, e->set[k], m);
         }
-        if (t->merged) t->gfirst = e->d, e->d += (uint64_t)t->base->t->numel;
+        if (t->merged) {
+            t->gfirst = e->d, e->d += (uint64_t)t->base->t->numel;
+            for (int j = 0; j <= e->K; j++) {
+                size_t es = st_dtype_size(j ? t->m[j - 1]->t->dtype : t->base->t->dtype);
+                if (es > e->raw_es) e->raw_es = es;
+            }
+        }
         t->out = t->merged && c->out_dtype >= 0 ? (st_dtype)c->out_dtype : t->base->t->dtype;
         t->src[0] = source_of(e, 0, e->base, t->base);
     }
@@ -305,13 +316,13 @@ static bool read_f32(const am_src *s, size_t at, size_t n, float *out, unsigned 
 
 static bool nonfinite_bits(uint32_t u) { return (u & 0x7f800000u) == 0x7f800000u; }
 
-/* τ = w (θ − b) into x from θ's values as read_f32 left them (raw for BF16, x for the other
+/* τ = w (θ − b) into x from θ's values as form_rows left them (raw for BF16, x for the other
  * dtypes); false when a θ value is not finite. BF16 in one pass (convert, check, subtract: the
  * floats of the three separate steps); the others convert, then check and subtract in one. */
 static bool task_vector_from(st_dtype d, const unsigned char *raw, const float *b, float w, float *x, size_t n) {
     uint32_t bad = 0;
     if (d == ST_BF16) {
-        const uint16_t *h = (const uint16_t *)raw; /* raw is aligned: thread_raw */
+        const uint16_t *h = (const uint16_t *)raw; /* raw is aligned: raw_row */
         if (w == 1.0f)
             for (size_t j = 0; j < n; j++) {
                 uint32_t u = (uint32_t)h[j] << 16;
@@ -339,31 +350,49 @@ static bool task_vector_from(st_dtype d, const unsigned char *raw, const float *
     return !bad;
 }
 
-/* This thread's buffer of input bytes (the calling thread's outside a parallel region). */
-static unsigned char *thread_raw(const engine *e) {
-    return e->raw + (size_t)omp_get_thread_num() * e->chunk * sizeof(double);
+/* Row j (0 the base, 1 + k model k) of this thread's input bytes (the calling thread's outside a
+ * parallel region): room for a chunk of any merged input. */
+static unsigned char *raw_row(const engine *e, int j) {
+    return e->raw + ((size_t)omp_get_thread_num() * (size_t)(e->K + 1) + (size_t)j) * e->chunk * e->raw_es;
+}
+
+/* The bytes of elements [at, at + m) of t in every input into this thread's raw rows. */
+static bool read_raw(const engine *e, const am_tensor *t, size_t at, size_t m) {
+    int why;
+    for (int j = 0; j <= e->K; j++)
+        if (!read_bytes(&t->src[j], at, m, raw_row(e, j), &why)) return false;
+    return true;
+}
+
+/* Entries [o, o + n) of the raw rows (element `at` of t) as θ0 into fb and τ_k (θ_k for average)
+ * into tv[k]. False when a value is not finite: load_failure says which. */
+static bool form_rows(const engine *e, const am_tensor *t, size_t o, size_t n, size_t at, float *fb,
+                      float *const *tv) {
+    const am_src *b = &t->src[0];
+    st_dtype_to_f32(b->dtype, raw_row(e, 0) + o * st_dtype_size(b->dtype), fb, n);
+    if (first_nonfinite(fb, n) != n) return false;
+    for (int k = 0; k < e->K; k++) {
+        const am_src *s = &t->src[1 + k];
+        const unsigned char *r = raw_row(e, 1 + k) + o * st_dtype_size(s->dtype);
+        float *x = tv[k];
+        if (e->c->method == AM_AVERAGE) {
+            st_dtype_to_f32(s->dtype, r, x, n);
+            if (first_nonfinite(x, n) != n) return false;
+            continue;
+        }
+        if (s->dtype != ST_BF16) st_dtype_to_f32(s->dtype, r, x, n); /* BF16 is converted below */
+        if (!task_vector_from(s->dtype, r, fb, t->w[k], x, n)) return false;
+        if (e->c->method == AM_DARE) dare_apply_at_seq(x, n, e->rho[k], e->c->seed, k, t->key, at);
+    }
+    return true;
 }
 
 /* Chunk [c, c + m) of the slice that starts at element `first`: θ0 into fb, τ_k (θ_k for average)
- * into tv[k]. False when a read fails or a value is not finite: load_failure says which. */
+ * into tv[k] of the slice buffers. False when a read fails or a value is not finite. */
 static bool load_chunk(engine *e, const am_tensor *t, size_t first, size_t c, size_t m) {
-    unsigned char *raw = thread_raw(e);
-    int why;
-    float *fb = e->fb + c;
-    if (!read_f32(&t->src[0], first + c, m, fb, raw, &why) || first_nonfinite(fb, m) != m) return false;
-    for (int k = 0; k < e->K; k++) {
-        const am_src *s = &t->src[1 + k];
-        float *x = e->tv[k] + c;
-        if (e->c->method == AM_AVERAGE) {
-            if (!read_f32(s, first + c, m, x, raw, &why) || first_nonfinite(x, m) != m) return false;
-            continue;
-        }
-        bool ok = s->dtype == ST_BF16 ? read_bytes(s, first + c, m, raw, &why) /* converted below */
-                                      : read_f32(s, first + c, m, x, raw, &why);
-        if (!ok || !task_vector_from(s->dtype, raw, fb, t->w[k], x, m)) return false;
-        if (e->c->method == AM_DARE) dare_apply_at_seq(x, m, e->rho[k], e->c->seed, k, t->key, first + c);
-    }
-    return true;
+    float *tv[AM_MAX_MODELS];
+    for (int k = 0; k < e->K; k++) tv[k] = e->tv[k] + c;
+    return read_raw(e, t, first + c, m) && form_rows(e, t, 0, m, first + c, e->fb + c, tv);
 }
 
 /* Read and check one input's slice on this thread, with the message of a failure. */
@@ -372,7 +401,7 @@ static int read_checked(engine *e, const am_tensor *t, int j, size_t first, size
     int why = 0;
     for (size_t c = 0; c < n; c += e->chunk) {
         size_t m = n - c < e->chunk ? n - c : e->chunk;
-        if (!read_f32(&t->src[j], first + c, m, out + c, thread_raw(e), &why))
+        if (!read_f32(&t->src[j], first + c, m, out + c, raw_row(e, 0), &why))
             return tt_fail(err, TT_EIO, "%s: tensor %s: read failed: %s", st_path(in->file), in->t->name,
                            why ? strerror(why) : "the file ended early (was it truncated while merging?)");
     }
@@ -402,13 +431,12 @@ static void ties_range(engine *e, const am_tensor *t, const float *const *tv, fl
     }
 }
 
-/* The merged task vector of buffer entries [c, c + n) (elements [at, at + n) of t) into out, from
- * load_chunk's tv; for average the merged θ itself. Element-wise on this thread, but for the fused
- * TIES pass, which lists undecided entries in order and runs (parallel inside) over a whole slice. */
-static void merge_tv(engine *e, const am_tensor *t, size_t at, size_t c, size_t n, bool fused) {
-    float *out = e->out + c;
-    const float *tv[AM_MAX_MODELS];
-    for (int k = 0; k < e->K; k++) tv[k] = e->tv[k] + c;
+/* The merged task vector of tv[k][0, n) (elements [at, at + n) of t) into out (count: the
+ * consensus masks' scratch); for average the merged θ itself. Element-wise on this thread, but for
+ * the fused TIES pass, which lists undecided entries in order and runs (parallel inside) over a
+ * whole slice. */
+static void merge_tv(engine *e, const am_tensor *t, size_t at, const float *const *tv, float *out, uint8_t *count,
+                     size_t n, bool fused) {
     switch (e->c->method) {
     case AM_AVERAGE: {
         double wsum = 0;
@@ -436,7 +464,6 @@ static void merge_tv(engine *e, const am_tensor *t, size_t at, size_t c, size_t 
         return;
     case AM_CONSENSUS_TA:
     case AM_CONSENSUS_TIES: {
-        uint8_t *count = e->count + c;
         if (e->ties) ties_range(e, t, tv, out, at, n, fused, false);
         else memset(out, 0, n * sizeof *out), kern_add_task_vectors_seq(out, tv, NULL, e->K, n);
         memset(count, 0, n);
@@ -447,17 +474,127 @@ static void merge_tv(engine *e, const am_tensor *t, size_t at, size_t c, size_t 
     }
 }
 
-/* out = θ0 + λ out over buffer entries [c, c + n) (not for average, whose out is θ). */
-static void add_base(engine *e, size_t c, size_t n) {
-    float *out = e->out + c, l = e->lam;
-    const float *fb = e->fb + c;
+/* out = θ0 + λ out over [0, n) (not for average, whose out is θ). */
+static void add_base(const engine *e, const float *fb, float *out, size_t n) {
+    float l = e->lam;
     for (size_t j = 0; j < n; j++) out[j] = fb[j] + l * out[j];
 }
 
-/* The merged θ of buffer entries [c, c + n) on this thread (no fused TIES pass). */
-static void merge_range(engine *e, const am_tensor *t, size_t at, size_t c, size_t n) {
-    merge_tv(e, t, at, c, n, false);
-    if (e->c->method != AM_AVERAGE) add_base(e, c, n);
+/* The merged θ of rows [0, n) on this thread (no fused TIES pass). */
+static void merge_range(engine *e, const am_tensor *t, size_t at, const float *fb, const float *const *tv,
+                        float *out, uint8_t *count, size_t n) {
+    merge_tv(e, t, at, tv, out, count, n, false);
+    if (e->c->method != AM_AVERAGE) add_base(e, fb, out, n);
+}
+
+/* A block: the elements a thread carries from its raw rows through τ_k, the merge and the output
+ * conversion in K + 2 rows of floats that stay in its L1/L2 cache. With the rows of a whole chunk
+ * (K + 3 of 128 Ki floats, from L3 or memory) the stores of τ_k were most of the merge's time. */
+#define AM_BLOCK KERN_BLOCK
+
+typedef struct block_scratch {
+    float *fb, *out, *tv[AM_MAX_MODELS];
+    uint8_t *count;
+} block_scratch;
+
+static size_t block_floats(int K) { return (size_t)(K + 2) * AM_BLOCK + AM_BLOCK / sizeof(float); }
+
+static block_scratch thread_block(const engine *e) {
+    float *p = e->blk + (size_t)omp_get_thread_num() * block_floats(e->K);
+    block_scratch b = {.fb = p, .out = p + AM_BLOCK};
+    for (int k = 0; k < e->K; k++) b.tv[k] = p + (size_t)(2 + k) * AM_BLOCK;
+    b.count = (uint8_t *)(p + (size_t)(e->K + 2) * AM_BLOCK);
+    return b;
+}
+
+typedef float v8f __attribute__((vector_size(32)));
+typedef uint32_t v8u __attribute__((vector_size(32)));
+typedef uint16_t v8h __attribute__((vector_size(16)));
+
+/* Eight BF16 values at h as floats into *f (not returned: a 32-byte vector return is an ABI
+ * question at x86-64-v2); *bad gets a lane's bits where one is not finite. */
+static inline void bf16x8(const uint16_t *h, v8u *bad, v8f *f) {
+    v8u u;
+#ifdef __AVX2__ /* one widening load; GCC builds the generic form from two 128-bit halves */
+    __m256i w = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)h)), 16);
+    memcpy(&u, &w, sizeof u);
+#else
+    v8h x;
+    memcpy(&x, h, sizeof x);
+    u = __builtin_convertvector(x, v8u) << 16;
+#endif
+    const v8u exp = {0x7f800000u, 0x7f800000u, 0x7f800000u, 0x7f800000u,
+                     0x7f800000u, 0x7f800000u, 0x7f800000u, 0x7f800000u};
+    *bad |= (v8u)((u & exp) == exp);
+    memcpy(f, &u, sizeof *f);
+}
+
+/* ta where the base and every model are BF16: out = θ0 + λ Σ_k w_k (θ_k − θ0) over raw entries
+ * [o, o + n) with the sum in registers, two vectors at a time, instead of K rows of τ_k stored and
+ * summed again (form_rows + merge_range: the same floats in the same order, 0 + τ_0 + τ_1 + ...).
+ * fb: θ0 of the block. False when a value is not finite. */
+static bool ta_bf16_block(const engine *e, const am_tensor *t, size_t o, size_t n, float *fb, float *out) {
+    const uint16_t *h[AM_MAX_MODELS];
+    for (int k = 0; k < e->K; k++) h[k] = (const uint16_t *)raw_row(e, 1 + k) + o;
+    st_dtype_to_f32(ST_BF16, raw_row(e, 0) + 2 * o, fb, n);
+    if (first_nonfinite(fb, n) != n) return false;
+    const float lam = e->lam;
+    bool unit = true; /* every w_k = 1: no multiply (1 · x is x, so the other case may multiply all) */
+    for (int k = 0; k < e->K; k++) unit &= t->w[k] == 1.0f;
+    v8u bad = {0};
+    size_t n16 = n - n % 16, j = 0;
+    for (; j < n16; j += 16) {
+        v8f b0, b1, a0 = {0}, a1 = {0};
+        memcpy(&b0, fb + j, sizeof b0);
+        memcpy(&b1, fb + j + 8, sizeof b1);
+        for (int k = 0; k < e->K; k++) {
+            v8f x0, x1;
+            bf16x8(h[k] + j, &bad, &x0);
+            bf16x8(h[k] + j + 8, &bad, &x1);
+            x0 = x0 - b0, x1 = x1 - b1;
+            if (!unit) x0 = t->w[k] * x0, x1 = t->w[k] * x1;
+            a0 = a0 + x0, a1 = a1 + x1;
+        }
+        a0 = b0 + lam * a0, a1 = b1 + lam * a1;
+        memcpy(out + j, &a0, sizeof a0);
+        memcpy(out + j + 8, &a1, sizeof a1);
+    }
+    uint32_t any = 0;
+    for (int l = 0; l < 8; l++) any |= bad[l];
+    for (; j < n; j++) {
+        float a = 0;
+        for (int k = 0; k < e->K; k++) {
+            uint32_t u = (uint32_t)h[k][j] << 16;
+            float v;
+            memcpy(&v, &u, sizeof v);
+            any |= nonfinite_bits(u);
+            a = a + (t->w[k] == 1.0f ? v - fb[j] : t->w[k] * (v - fb[j]));
+        }
+        out[j] = fb[j] + lam * a;
+    }
+    return !any;
+}
+
+/* Chunk [c, c + m) of the slice at `first` of tensor t (methods without TIES): read into the raw
+ * rows, merged a block at a time, converted into obuf. False when a read fails or a value is not
+ * finite. */
+static bool merge_chunk(engine *e, const am_tensor *t, size_t first, size_t c, size_t m) {
+    if (!read_raw(e, t, first + c, m)) return false;
+    block_scratch b = thread_block(e);
+    size_t es = st_dtype_size(t->out);
+    bool ta_bf16 = e->c->method == AM_TA;
+    for (int j = 0; j <= e->K; j++) ta_bf16 &= t->src[j].dtype == ST_BF16;
+    for (size_t o = 0; o < m; o += AM_BLOCK) {
+        size_t n = m - o < AM_BLOCK ? m - o : AM_BLOCK, at = first + c + o;
+        if (ta_bf16) {
+            if (!ta_bf16_block(e, t, o, n, b.fb, b.out)) return false;
+        } else {
+            if (!form_rows(e, t, o, n, at, b.fb, b.tv)) return false;
+            merge_range(e, t, at, b.fb, (const float *const *)b.tv, b.out, b.count, n);
+        }
+        st_f32_to_dtype(t->out, b.out, e->obuf + (c + o) * es, n);
+    }
+    return true;
 }
 
 typedef enum pass_kind { PASS_SELECT, PASS_MERGE, PASS_REMERGE } pass_kind;
@@ -469,13 +606,11 @@ static void thread_run(size_t n, size_t C, size_t *lo, size_t *hi) {
     *hi = chunks * (id + 1) / T * C < n ? chunks * (id + 1) / T * C : n;
 }
 
-/* Buffer entries [c, c + m) of out, converted to tensor i's output dtype and written at element
- * first + c. False on a write error, which goes to *err if it is the slice's first (*failed). */
+/* Entries [c, c + m) of obuf (tensor i's output dtype) written at element first + c. False on a
+ * write error, which goes to *err if it is the slice's first (*failed). */
 static bool emit_chunk(engine *e, int i, size_t first, size_t c, size_t m, bool *failed, tt_err *err) {
-    st_dtype d = e->t[i].out;
-    size_t es = st_dtype_size(d);
+    size_t es = st_dtype_size(e->t[i].out);
     unsigned char *o = e->obuf + c * es;
-    st_f32_to_dtype(d, e->out + c, o, m);
     tt_err werr;
     if (!tsk_write_raw(e->sink, i, (first + c) * es, o, m * es, &werr)) return true;
 #pragma omp critical(am_write_error)
@@ -505,11 +640,8 @@ static int slice_pass(engine *e, int i, pass_kind kind, select_ctx *sel, const i
         bool ok = true, written = true;
         for (size_t c = lo; c < hi && ok && written; c += C) {
             size_t m = hi - c < C ? hi - c : C;
-            ok = load_chunk(e, t, first, c, m);
-            if (ok && chunked) {
-                merge_range(e, t, first + c, c, m);
-                written = emit_chunk(e, i, first, c, m, &write_failed, err);
-            }
+            ok = chunked ? merge_chunk(e, t, first, c, m) : load_chunk(e, t, first, c, m);
+            if (ok && chunked) written = emit_chunk(e, i, first, c, m, &write_failed, err);
         }
         if (!ok)
 #pragma omp atomic write
@@ -524,10 +656,11 @@ static int slice_pass(engine *e, int i, pass_kind kind, select_ctx *sel, const i
         return 0;
     }
     if (chunked) return 0;
-    merge_tv(e, t, first, 0, n, kind == PASS_MERGE); /* a TIES method: over the slice */
+    /* a TIES method: over the slice */
+    merge_tv(e, t, first, (const float *const *)e->tv, e->out, e->count, n, kind == PASS_MERGE);
     if (kind == PASS_REMERGE) {
 #pragma omp parallel for schedule(static) if (n > KERN_PAR_MIN)
-        for (size_t c = 0; c < n; c += C) add_base(e, c, n - c < C ? n - c : C);
+        for (size_t c = 0; c < n; c += C) add_base(e, e->fb + c, e->out + c, n - c < C ? n - c : C);
         return tsk_rewrite_f32(e->sink, i, first, e->out, n, err);
     }
 #pragma omp parallel if (n > C)
@@ -537,7 +670,8 @@ static int slice_pass(engine *e, int i, pass_kind kind, select_ctx *sel, const i
         bool written = true;
         for (size_t c = lo; c < hi && written; c += C) {
             size_t m = hi - c < C ? hi - c : C;
-            add_base(e, c, m);
+            add_base(e, e->fb + c, e->out + c, m);
+            st_f32_to_dtype(t->out, e->out + c, e->obuf + c * st_dtype_size(t->out), m);
             written = emit_chunk(e, i, first, c, m, &write_failed, err);
         }
     }
@@ -608,7 +742,7 @@ static int fix_undecided(engine *e, tt_err *err) {
         const am_tensor *t = &e->t[i];
         size_t first = (size_t)(g - t->gfirst);
         if (!load_chunk(e, t, first, 0, 1)) return load_failure(e, t, first, 1, err);
-        merge_range(e, t, first, 0, 1);
+        merge_range(e, t, first, e->fb, (const float *const *)e->tv, e->out, e->count, 1);
         if (tsk_rewrite_f32(e->sink, i, first, e->out, 1, err)) return -1;
     }
     return 0;
@@ -675,6 +809,7 @@ static void engine_free(engine *e) {
         free(e->fds[j]);
     }
     free(e->raw);
+    free(e->blk);
     free(e->t);
     free(e->fb);
     free(e->out);
@@ -700,7 +835,8 @@ int am_run(const am_config *c, const char *out, am_stats *stats, tt_err *err) {
     if (!(e.fb = tt_calloc_aligned(e.slice, sizeof(float), err)) ||
         !(e.out = tt_calloc_aligned(e.slice, sizeof(float), err)) || !(e.count = tt_calloc_aligned(e.slice, 1, err)) ||
         !(e.obuf = tt_calloc_aligned(e.slice, sizeof(double), err)) ||
-        !(e.raw = tt_calloc_aligned((size_t)omp_get_max_threads() * e.chunk, sizeof(double), err)))
+        !(e.raw = tt_calloc_aligned((size_t)omp_get_max_threads() * (size_t)(e.K + 1) * e.chunk, e.raw_es, err)) ||
+        !(e.blk = tt_calloc_aligned((size_t)omp_get_max_threads() * block_floats(e.K), sizeof(float), err)))
         goto done;
     for (int k = 0; k < e.K; k++)
         if (!(e.tv[k] = tt_calloc_aligned(e.slice, sizeof(float), err))) goto done;

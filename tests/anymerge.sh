@@ -7,7 +7,7 @@
 # 3. bad input (shape, missing tensor, missing or truncated shard, existing OUT, bad config) is one
 #    line naming the problem, exit 2, and leaves nothing at OUT nor a temporary directory;
 # 4. a file-size limit (RLIMIT_FSIZE), a full tmpfs (when mount works) and SIGKILL mid-merge leave no
-#    model at OUT;
+#    model at OUT; a shard truncated mid-merge is one line naming it, exit 2, nothing left;
 # 5. with TINY_SUITE: the suite's checkpoints merged this way equal `merge --suite` bit for bit
 #    (ta, ties, consensus-ta, consensus-ties at fixed λ).
 set -euo pipefail
@@ -227,6 +227,37 @@ for ((try = 0; try < 10 && mid < 2; try++)); do
 done
 ((mid > 0)) || fail "no SIGKILL landed mid-merge in 10 attempts"
 echo "SIGKILL mid-merge: nothing at OUT in $mid of $try attempts (the others had finished: complete and equal)"
+# A shard truncated to its header after the merge opened it: the read that comes up short is one
+# line naming the file, exit 2, and no model nor temporary directory is left. The truncation races
+# the merge as the SIGKILL above does: at least one attempt must land mid-merge.
+cp -r "$tmp/m/ft2" "$tmp/tr0"
+hdrs=()
+for f in "$tmp"/tr0/*.safetensors; do
+  hdrs+=("$(basename "$f"):$($py -c "import struct, sys; print(8 + struct.unpack('<Q', open(sys.argv[1], 'rb').read(8))[0])" "$f")")
+done
+mid=0
+for ((try = 0; try < 10 && mid < 2; try++)); do
+  rm -rf "$tmp"/tr "$tmp"/trout "$tmp"/trout.tmp.*
+  cp -r "$tmp/tr0" "$tmp/tr"
+  st=0
+  "$bin" merge --quiet --base "$B" --models "$tmp/m/ft0,$tmp/tr" --method ta --slice 64 --out "$tmp/trout" 2>"$tmp/err" &
+  pid=$!
+  for ((i = 0; i < 2000; i++)); do ls -d "$tmp"/trout.tmp.* >/dev/null 2>&1 && break; sleep 0.005; done
+  for h in "${hdrs[@]}"; do truncate -s "${h#*:}" "$tmp/tr/${h%%:*}"; done
+  wait $pid || st=$?
+  if ((st == 0)); then
+    [[ -d $tmp/trout ]] || fail "a merge that succeeded left no output"
+    continue
+  fi
+  ((st == 2)) || fail "truncated mid-merge: exit $st (want 2): $(cat "$tmp/err")"
+  [[ $(wc -l <"$tmp/err") -eq 1 ]] || fail "truncated mid-merge: not one line: $(cat "$tmp/err")"
+  grep -q "$tmp/tr/model-.*ended early" "$tmp/err" || fail "truncated mid-merge: the message does not name the shard: $(cat "$tmp/err")"
+  [[ ! -e $tmp/trout ]] && ! ls -d "$tmp"/trout.tmp.* 2>/dev/null || fail "truncated mid-merge: output left"
+  mid=$((mid + 1))
+  msg=$(cat "$tmp/err")
+done
+((mid > 0)) || fail "no truncation landed mid-merge in 10 attempts"
+echo "shard truncated mid-merge ($mid of $try attempts): $msg"
 
 # 5. the suite's merges
 if [[ -n $suite ]]; then
