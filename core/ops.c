@@ -402,7 +402,9 @@ static int attention_init_forward_strided(op_attention *op, dnn *d, tt_err *err)
     return 0;
 }
 
-/* backward = false plans the forward alone (attention_init_forward_strided). */
+/* backward = false plans the forward alone: on an f32 engine attention_init_forward_strided; on a
+ * bf16 engine the head-major copies (its matmuls reorder f32 operands into bf16 anyway, and
+ * oneDNN's bf16 kernels have not been checked on the strided views), with o sharing q's buffer. */
 static int attention_init(op_attention *op, dnn *d, int B, int T, int W, int H, bool backward, tt_err *err) {
     memset(op, 0, sizeof *op);
     if (H < 1 || W % H != 0) return tt_fail(err, TT_EINPUT, "width %d is not a multiple of heads %d", W, H);
@@ -411,7 +413,7 @@ static int attention_init(op_attention *op, dnn *d, int B, int T, int W, int H, 
     op->W = W;
     op->H = H;
     op->hd = W / H;
-    if (!backward) {
+    if (!backward && d->precision == DNN_F32) {
         if (attention_init_forward_strided(op, d, err) == 0) return 0;
         op_attention_free(op);
         return -1;
@@ -421,6 +423,23 @@ static int attention_init(op_attention *op, dnn *d, int B, int T, int W, int H, 
     op->qk = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = BH, .M = T, .K = hd, .N = T, .trans_b = true}, err);
     /* o[T,hd] = p[T,T] . v[T,hd] */
     if (op->qk) op->pv = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = BH, .M = T, .K = T, .N = hd}, err);
+    if (!backward) {
+        if (!op->pv || op_softmax_init(&op->softmax, d, BH * T, T, err) != 0) {
+            op_attention_free(op);
+            return -1;
+        }
+        size_t head = (size_t)BH * T * hd, sc = (size_t)BH * T * T;
+        op->scratch_floats = 3 * head + sc;
+        if (!(op->q = tt_calloc_aligned(op->scratch_floats, sizeof(float), err))) {
+            op_attention_free(op);
+            return -1;
+        }
+        op->k = op->q + head;
+        op->v = op->k + head;
+        op->o = op->q;
+        op->scores = op->v + head;
+        return 0;
+    }
     /* dp[T,T] = do[T,hd] . v^T */
     if (op->pv) op->d_p = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = BH, .M = T, .K = hd, .N = T, .trans_b = true}, err);
     /* dv[T,hd] = p^T . do (p stored [K=T, M=T]) */

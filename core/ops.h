@@ -124,9 +124,10 @@ typedef struct op_attention {
     bool strided;                 /* forward only: k, v read in place, q [B*T, W] scaled rows */
 } op_attention;
 int op_attention_init(op_attention *op, dnn *d, int B, int T, int W, int H, tt_err *err);
-/* Forward only (inference): the same products, with k and v read in place from qkv and the heads'
- * outputs written straight into out's columns (strided matmuls); scratch only the scaled q and the
- * scores; no backward matmuls: op_attention_backward must not be called. */
+/* Forward only (inference): the same products, no backward matmuls (op_attention_backward must not
+ * be called). On an f32 engine k and v are read in place from qkv and the heads' outputs written
+ * straight into out's columns (strided matmuls), scratch only the scaled q and the scores; on a bf16
+ * engine head-major copies of q, k, v (o sharing q's buffer) and the scores. */
 int op_attention_init_forward(op_attention *op, dnn *d, int B, int T, int W, int H, tt_err *err);
 /* Causal masking (op_attention_set_causal): scores above the diagonal are -inf before the softmax,
  * as open_clip's build_causal_mask adds them, so their probabilities are exactly 0. */
