@@ -114,10 +114,11 @@ double infer_accuracy(const float *logits, const int32_t *labels, int n, int cla
 /* infer_logits + infer_accuracy sharded over the MPI ranks (core/par.h; one rank: exactly those
  * two): rank r runs its contiguous share of the n images, the correct counts are summed over the
  * ranks and the logits [n, classes] gathered in order on rank 0 (another rank holds only its own
- * share, at its offset). *acc is the same on every rank and equal to one process's for a narrow
- * model (an image's logits do not depend on its pass); a wide model's logits may differ from one
- * process's in the last bits (INFER_TAIL_QUANTUM above). Every rank must call it; a rank's failure
- * fails all of them (the others say so). */
+ * share, at its offset). *acc is the same on every rank; the logits equal one process's up to
+ * rounding (an image's place in a pass can change its last bits where oneDNN's GEMM computes edge
+ * rows in another order: AVX2's gemm:jit; docs/mpi.md), so *acc equals one process's unless two
+ * classes tie to that precision. Every rank must call it; a rank's failure fails all of them (the
+ * others say so). */
 int infer_accuracy_sharded(infer_ctx *ic, const vit_weights *w, const float *head_W, const float *head_b, int classes,
                            const uint8_t *pixels, const int32_t *labels, int n, const infer_norm *nm,
                            float *logits, double *acc, tt_err *err);

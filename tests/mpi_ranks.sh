@@ -5,7 +5,8 @@
 # 2. data-parallel learners on 2 ranks x 1 thread == one process x 2 threads (2 lanes): every
 #    tensor of the merged model bit for bit (adamerging, adamerging-task, adamerging++, tinting of
 #    the head and of a backbone tensor), and the same loss curve;
-# 3. sharded evaluation on 3 ranks (uneven shares) == one process: the CSV and the logits;
+# 3. sharded evaluation on 3 ranks (uneven shares) == one process: the CSV, and the logits within
+#    1e-5 of the largest (rounding: see step 3);
 # 4. a worker rank SIGKILLed mid-grid: mpirun ends the job within 60 s (no hang), results.csv
 #    is whole, and a one-process rerun resumes to the uninterrupted results (tol 0).
 set -euo pipefail
@@ -62,8 +63,18 @@ task=$(sed -n 2p "$tmp/e1.csv" | cut -d, -f1)
 "$bin" eval --suite "$suite" --task "$task" --model "$tmp/tinting-1.safetensors" --threads 1 --logits-out "$tmp/l1.npy" >/dev/null
 "${mpi[@]/-np 2/}" -np 3 "$bin" eval --suite "$suite" --task "$task" --model "$tmp/tinting-1.safetensors" --threads 1 \
   --logits-out "$tmp/l3.npy" >/dev/null
-cmp "$tmp/l1.npy" "$tmp/l3.npy"
-echo "eval: CSV and logits identical"
+# the logits: equal up to rounding. Where oneDNN's GEMM computes the rows at the edge of its
+# blocking in another order (AVX2's gemm:jit; not AVX-512's brgemm), an image's logits depend in
+# the last bits on its place in a pass, and a rank's passes start elsewhere (docs/mpi.md)
+"$py" - "$tmp/l1.npy" "$tmp/l3.npy" <<'EOF'
+import sys
+import numpy as np
+a, b = np.load(sys.argv[1]), np.load(sys.argv[2])
+assert a.shape == b.shape, (a.shape, b.shape)
+d = float(np.abs(a - b).max() / np.abs(a).max())
+print(f"eval: CSV identical, logits within {d:.2g} of the largest")
+sys.exit(d > 1e-5)
+EOF
 
 echo "== 4. a worker rank killed mid-grid"
 kargs=(--suite "$suite" --methods zeroshot,ta,ties,adamerging-task,dare,individual,adamerging
