@@ -24,6 +24,9 @@
 
 #include <math.h>
 #include <string.h>
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
 
 #include "baselines/kernels.h"
 #include "baselines/base_merge.h"
@@ -102,6 +105,7 @@ static inline dare_v4i dare_keep4(uint64_t prefix, uint64_t c, uint64_t below) {
     return __builtin_convertvector((z >> 11) < below * one, dare_v4i);
 }
 
+#ifndef __AVX2__
 static size_t dare_block_vec(float *tv, size_t n, uint64_t prefix, size_t first, uint64_t below, float rho) {
     size_t kept = 0, n8 = n - n % 8;
     const dare_v8f r = {rho, rho, rho, rho, rho, rho, rho, rho};
@@ -119,6 +123,61 @@ static size_t dare_block_vec(float *tv, size_t n, uint64_t prefix, size_t first,
     return kept + dare_scalar(tv, n8, n, prefix, first, below, rho);
 }
 
+#endif
+
+#ifdef __AVX2__
+/* splitmix64's 64-bit multiply by a constant from AVX2's 32 x 32 -> 64-bit ones: the low product
+ * plus the two cross products shifted up (the high x high product falls off the 64 bits). */
+static inline __m256i dare_mul64(__m256i z, __m256i m_lo, __m256i m_hi) {
+    __m256i cross = _mm256_add_epi64(_mm256_mul_epu32(_mm256_srli_epi64(z, 32), m_lo), _mm256_mul_epu32(z, m_hi));
+    return _mm256_add_epi64(_mm256_mul_epu32(z, m_lo), _mm256_slli_epi64(cross, 32));
+}
+
+/* All-ones in the 64-bit lanes of counters c whose element is kept (splitmix64 of prefix ^ c,
+ * >> 11, below `below`: a signed compare is right, both sides are < 2^53). */
+static inline __m256i dare_keep_avx2(__m256i c, __m256i p, __m256i lim) {
+    const __m256i gamma = _mm256_set1_epi64x((long long)0x9E3779B97F4A7C15ull);
+    const __m256i m1lo = _mm256_set1_epi64x(0x1CE4E5B9), m1hi = _mm256_set1_epi64x(0xBF58476D);
+    const __m256i m2lo = _mm256_set1_epi64x(0x133111EB), m2hi = _mm256_set1_epi64x(0x94D049BB);
+    __m256i z = _mm256_add_epi64(_mm256_xor_si256(c, p), gamma);
+    z = dare_mul64(_mm256_xor_si256(z, _mm256_srli_epi64(z, 30)), m1lo, m1hi);
+    z = dare_mul64(_mm256_xor_si256(z, _mm256_srli_epi64(z, 27)), m2lo, m2hi);
+    z = _mm256_xor_si256(z, _mm256_srli_epi64(z, 31));
+    return _mm256_cmpgt_epi64(lim, _mm256_srli_epi64(z, 11));
+}
+
+/* Eight elements per step in AVX2 (the scalar loop's decisions and floats): the 64-bit lanes hash
+ * elements {0, 1, 4, 5} and {2, 3, 6, 7} of the step, so that one shuffle of their masks' low
+ * halves lines the eight decisions up with the floats; the kept count stays in a vector (the
+ * generic form's narrowing and per-lane count were most of DARE's time). When ρ is a power of two,
+ * x / ρ is the exact x · (1 / ρ) and is computed so. */
+static size_t dare_block_avx2(float *tv, size_t n, uint64_t prefix, size_t first, uint64_t below, float rho) {
+    size_t n8 = n - n % 8;
+    const __m256i p = _mm256_set1_epi64x((long long)prefix), lim = _mm256_set1_epi64x((long long)below);
+    const __m256i off_a = _mm256_set_epi64x(5, 4, 1, 0), off_b = _mm256_set_epi64x(7, 6, 3, 2);
+    const __m256 r = _mm256_set1_ps(rho);
+    int e;
+    const bool pow2 = frexpf(rho, &e) == 0.5f && isfinite(1.0f / rho);
+    const __m256 inv = _mm256_set1_ps(pow2 ? 1.0f / rho : 0.0f);
+    __m256i count = _mm256_setzero_si256();
+    for (size_t i = 0; i < n8; i += 8) {
+        __m256i c = _mm256_set1_epi64x((long long)(first + i));
+        __m256i ka = dare_keep_avx2(_mm256_add_epi64(c, off_a), p, lim);
+        __m256i kb = dare_keep_avx2(_mm256_add_epi64(c, off_b), p, lim);
+        __m256 keep = _mm256_shuffle_ps(_mm256_castsi256_ps(ka), _mm256_castsi256_ps(kb), _MM_SHUFFLE(2, 0, 2, 0));
+        __m256 x = _mm256_loadu_ps(tv + i);
+        x = pow2 ? _mm256_mul_ps(x, inv) : _mm256_div_ps(x, r);
+        _mm256_storeu_ps(tv + i, _mm256_and_ps(x, keep));
+        count = _mm256_sub_epi32(count, _mm256_castps_si256(keep));
+    }
+    uint32_t lanes[8];
+    _mm256_storeu_si256((__m256i *)lanes, count);
+    size_t kept = 0;
+    for (int l = 0; l < 8; l++) kept += lanes[l];
+    return kept + dare_scalar(tv, n8, n, prefix, first, below, rho);
+}
+#endif
+
 size_t dare_apply_at_seq(float *tv, size_t n, double density, uint64_t seed, int task, uint64_t tensor_key,
                          size_t first) {
     if (density <= 0) {
@@ -130,7 +189,11 @@ size_t dare_apply_at_seq(float *tv, size_t n, double density, uint64_t seed, int
 #ifdef CPU_V16
     if (cpu_isa_level() == CPU_ISA_AVX512) return dare_block_v8(tv, n, prefix, first, below, rho);
 #endif
+#ifdef __AVX2__
+    return dare_block_avx2(tv, n, prefix, first, below, rho);
+#else
     return dare_block_vec(tv, n, prefix, first, below, rho);
+#endif
 }
 
 size_t dare_apply_at(float *tv, size_t n, double density, uint64_t seed, int task, uint64_t tensor_key, size_t first) {

@@ -414,6 +414,39 @@ Test(dare, deterministic_by_seed_task_tensor_and_threads) {
     free(b);
 }
 
+/* The vectorised keep test and rescale against the definition, one element at a time: entry i of
+ * a tensor is kept iff kern_hash_u01_at(prefix, first + i) < ρ, then divided by ρ (in float). At a
+ * power-of-two ρ (the multiply by 1/ρ), other ρ (the division), odd lengths and offsets (the
+ * scalar tail, counters that are not multiples of 8, counters past 2^32), under each ISA level,
+ * bit for bit, and the count. */
+Test(dare, matches_the_definition_elementwise) {
+    const size_t n = 4099;
+    float *x = malloc(n * sizeof(float)), *y = malloc(n * sizeof(float));
+    tu_fill_uniform(x, n, 8, -1.0f, 1.0f);
+    const double rhos[] = {0.5, 0.125, 0.3, 0.9, 1.0 / 3.0};
+    const size_t firsts[] = {0, 5, (size_t)1 << 33};
+    for (int isa = 0; isa < 2; isa++) { /* the AVX-512 kernel where the CPU has it, then the AVX2/generic one */
+        cpu_isa_cap(isa ? CPU_ISA_BASE : CPU_ISA_AVX512);
+        for (size_t r = 0; r < sizeof rhos / sizeof *rhos; r++)
+            for (size_t f = 0; f < 3; f++) {
+                memcpy(y, x, n * sizeof(float));
+                size_t kept = dare_apply_at_seq(y, n, rhos[r], 11, 4, 77, firsts[f]), want = 0;
+                uint64_t prefix = kern_hash_prefix(11, 4, 77);
+                for (size_t i = 0; i < n; i++) {
+                    bool keep = kern_hash_u01_at(prefix, firsts[f] + i) < rhos[r];
+                    float e = keep ? x[i] / (float)rhos[r] : 0.0f;
+                    want += keep;
+                    cr_assert(memcmp(&e, &y[i], sizeof e) == 0, "rho %g first %zu: y[%zu] = %a, want %a", rhos[r],
+                              firsts[f], i, (double)y[i], (double)e);
+                }
+                cr_assert_eq(kept, want, "rho %g first %zu", rhos[r], firsts[f]);
+            }
+    }
+    cpu_isa_cap(CPU_ISA_AVX512);
+    free(x);
+    free(y);
+}
+
 /* ---- TATR ---- */
 
 /* 3 tasks x 4:  tv0 = 1 0 2 -1,  tv1 = 1 1 0 1,  tv2 = -1 0 0 2,  A = Σ|τ| = 3 1 2 4.
