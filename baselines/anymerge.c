@@ -1,5 +1,5 @@
 /* anymerge.c — see anymerge.h. */
-#define _POSIX_C_SOURCE 200809L /* opendir, strdup, pread */
+#define _DEFAULT_SOURCE /* madvise; with it POSIX 2008: opendir, strdup, pread, sigsetjmp */
 #include "baselines/anymerge.h"
 
 #include <dirent.h>
@@ -10,9 +10,12 @@
 #endif
 #include <math.h>
 #include <omp.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -149,6 +152,7 @@ typedef struct engine {
     uint64_t kept[AM_MAX_MODELS];
     uint64_t *und;
     size_t und_cap, n_und;
+    float *sel_work;  /* the bracketed selections' workspace while the thresholds are found */
     tsk_sink *sink;
 } engine;
 
@@ -418,12 +422,13 @@ static int load_failure(engine *e, const am_tensor *t, size_t first, size_t n, t
 }
 
 /* The TIES merge of tv[k][0, n) (elements [at, at + n) of t) into out: fused (majority not yet
- * known; undecided entries listed) or with the known majority. */
+ * known; undecided entries listed, the sign balance added to *balance) or with the known majority. */
 static void ties_range(engine *e, const am_tensor *t, const float *const *tv, float *out, size_t at, size_t n,
-                       bool fused, bool mean) {
+                       bool fused, bool mean, int64_t *balance) {
     if (fused) {
-        e->balance += ties_fused_k(out, tv, NULL, e->K, n, e->thr, mean, e->kept, t->gfirst + at, e->und, e->und_cap,
-                                   &e->n_und);
+        uint64_t kept[AM_MAX_MODELS] = {0};
+        *balance += ties_fused_k(out, tv, NULL, e->K, n, e->thr, mean, kept, t->gfirst + at, e->und, e->und_cap,
+                                 &e->n_und);
     } else {
         uint64_t kept[AM_MAX_MODELS] = {0};
         ties_trim_sum_k(out, tv, NULL, e->K, n, e->thr, kept);
@@ -432,11 +437,10 @@ static void ties_range(engine *e, const am_tensor *t, const float *const *tv, fl
 }
 
 /* The merged task vector of tv[k][0, n) (elements [at, at + n) of t) into out (count: the
- * consensus masks' scratch); for average the merged θ itself. Element-wise on this thread, but for
- * the fused TIES pass, which lists undecided entries in order and runs (parallel inside) over a
- * whole slice. */
+ * consensus masks' scratch); for average the merged θ itself. Element-wise; the fused TIES pass
+ * (majority not yet known) adds its sign balance to *balance. Parallel inside for large n. */
 static void merge_tv(engine *e, const am_tensor *t, size_t at, const float *const *tv, float *out, uint8_t *count,
-                     size_t n, bool fused) {
+                     size_t n, bool fused, int64_t *balance) {
     switch (e->c->method) {
     case AM_AVERAGE: {
         double wsum = 0;
@@ -456,15 +460,15 @@ static void merge_tv(engine *e, const am_tensor *t, size_t at, const float *cons
         kern_add_task_vectors_seq(out, tv, NULL, e->K, n);
         return;
     case AM_DARE:
-        if (e->ties) ties_range(e, t, tv, out, at, n, fused, e->mean);
+        if (e->ties) ties_range(e, t, tv, out, at, n, fused, e->mean, balance);
         else memset(out, 0, n * sizeof *out), kern_add_task_vectors_seq(out, tv, NULL, e->K, n);
         return;
     case AM_TIES:
-        ties_range(e, t, tv, out, at, n, fused, e->mean);
+        ties_range(e, t, tv, out, at, n, fused, e->mean, balance);
         return;
     case AM_CONSENSUS_TA:
     case AM_CONSENSUS_TIES: {
-        if (e->ties) ties_range(e, t, tv, out, at, n, fused, false);
+        if (e->ties) ties_range(e, t, tv, out, at, n, fused, false, balance);
         else memset(out, 0, n * sizeof *out), kern_add_task_vectors_seq(out, tv, NULL, e->K, n);
         memset(count, 0, n);
         for (int k = 0; k < e->K; k++) tall_mask_add_seq(count, tv[k], out, n, (float)e->c->tall_lambda);
@@ -480,10 +484,10 @@ static void add_base(const engine *e, const float *fb, float *out, size_t n) {
     for (size_t j = 0; j < n; j++) out[j] = fb[j] + l * out[j];
 }
 
-/* The merged θ of rows [0, n) on this thread (no fused TIES pass). */
+/* The merged θ of rows [0, n) on this thread; the fused TIES pass when balance is not NULL. */
 static void merge_range(engine *e, const am_tensor *t, size_t at, const float *fb, const float *const *tv,
-                        float *out, uint8_t *count, size_t n) {
-    merge_tv(e, t, at, tv, out, count, n, false);
+                        float *out, uint8_t *count, size_t n, int64_t *balance) {
+    merge_tv(e, t, at, tv, out, count, n, balance != NULL, balance);
     if (e->c->method != AM_AVERAGE) add_base(e, fb, out, n);
 }
 
@@ -575,10 +579,10 @@ static bool ta_bf16_block(const engine *e, const am_tensor *t, size_t o, size_t 
     return !any;
 }
 
-/* Chunk [c, c + m) of the slice at `first` of tensor t (methods without TIES): read into the raw
- * rows, merged a block at a time, converted into obuf. False when a read fails or a value is not
- * finite. */
-static bool merge_chunk(engine *e, const am_tensor *t, size_t first, size_t c, size_t m) {
+/* Chunk [c, c + m) of the slice at `first` of tensor t: read into the raw rows, merged a block at a
+ * time (the TIES methods by the fused pass, their sign balance added to *balance), converted into
+ * obuf. False when a read fails or a value is not finite. */
+static bool merge_chunk(engine *e, const am_tensor *t, size_t first, size_t c, size_t m, int64_t *balance) {
     if (!read_raw(e, t, first + c, m)) return false;
     block_scratch b = thread_block(e);
     size_t es = st_dtype_size(t->out);
@@ -590,14 +594,123 @@ static bool merge_chunk(engine *e, const am_tensor *t, size_t first, size_t c, s
             if (!ta_bf16_block(e, t, o, n, b.fb, b.out)) return false;
         } else {
             if (!form_rows(e, t, o, n, at, b.fb, b.tv)) return false;
-            merge_range(e, t, at, b.fb, (const float *const *)b.tv, b.out, b.count, n);
+            merge_range(e, t, at, b.fb, (const float *const *)b.tv, b.out, b.count, n, e->ties ? balance : NULL);
         }
         st_f32_to_dtype(t->out, b.out, e->obuf + (c + o) * es, n);
     }
     return true;
 }
 
-typedef enum pass_kind { PASS_SELECT, PASS_MERGE, PASS_REMERGE } pass_kind;
+/* Chunk [c, c + m) of the slice at `first` of tensor t, for a counting pass of the thresholds:
+ * read into the raw rows, τ_k formed a block at a time and fed to the selections' part `part` while
+ * it is in cache. False when a read fails or a value is not finite. */
+static bool count_chunk(engine *e, const am_tensor *t, size_t first, size_t c, size_t m, select_ctx *sel,
+                        const int *sel_task, int ns, int part) {
+    if (!read_raw(e, t, first + c, m)) return false;
+    block_scratch b = thread_block(e);
+    const float *x[AM_MAX_MODELS];
+    for (int j = 0; j < ns; j++) x[j] = b.tv[sel_task[j]];
+    for (size_t o = 0; o < m; o += AM_BLOCK) {
+        size_t n = m - o < AM_BLOCK ? m - o : AM_BLOCK;
+        if (!form_rows(e, t, o, n, first + c + o, b.fb, b.tv)) return false;
+        select_count_part(sel, ns, part, x, n);
+    }
+    return true;
+}
+
+typedef enum pass_kind { PASS_SAMPLE, PASS_SELECT, PASS_MERGE, PASS_REMERGE } pass_kind;
+
+/* ---- the sample pass: the 1/64 of the values a bracketed selection samples, read through the
+ * files' mappings (a pread per 16-value run cost ~1 µs on a VM, 50x a mapped read) ---- */
+
+/* A shard truncated by another process while it is mapped raises SIGBUS on the next read of a
+ * page past its end: the sample reads turn that into a failed read (the thread's jump point), which
+ * load_failure then names with pread ("the file ended early"). */
+static _Thread_local sigjmp_buf *am_bus_jump;
+
+static void on_sigbus(int sig, siginfo_t *info, void *uctx) {
+    (void)info, (void)uctx;
+    if (am_bus_jump) siglongjmp(*am_bus_jump, 1);
+    signal(sig, SIG_DFL); /* not a sample read: the default action */
+    raise(sig);
+}
+
+static const unsigned char *mapped_data(const am_tensor *t, int j) {
+    return (const unsigned char *)(j ? t->m[j - 1]->t->data : t->base->t->data);
+}
+
+/* Stripes [s0, s1) of the stream's sample that fall in the slice at `first` of t (n elements): their
+ * runs' bytes copied from the mappings into this thread's raw rows, τ_k formed into the slice's
+ * rows at the same places (the other places are not read by the sample pass). False when a value
+ * is not finite. */
+static bool sample_stripes(engine *e, const am_tensor *t, size_t first, size_t n, uint64_t s0, uint64_t s1) {
+    const uint64_t g0 = t->gfirst + first, g1 = g0 + n;
+    for (uint64_t s = s0; s < s1; s++) {
+        uint64_t a = select_sample_start(s), b = a + SELECT_SAMPLE_RUN;
+        a = a > g0 ? a : g0, b = b < g1 ? b : g1;
+        if (a >= b) continue;
+        size_t at = (size_t)(a - t->gfirst), len = (size_t)(b - a), off = at - first;
+        for (int j = 0; j <= e->K; j++) {
+            size_t es = st_dtype_size(t->src[j].dtype);
+            memcpy(raw_row(e, j), mapped_data(t, j) + at * es, len * es);
+        }
+        float *tv[AM_MAX_MODELS];
+        for (int k = 0; k < e->K; k++) tv[k] = e->tv[k] + off;
+        if (!form_rows(e, t, 0, len, at, e->fb + off, tv)) return false;
+    }
+    return true;
+}
+
+/* sample_stripes under this thread's SIGBUS jump point; false on a failed read or value. Kept
+ * apart so that no local of the caller lives across the jump. */
+static __attribute__((noinline)) bool sample_stripes_guarded(engine *e, const am_tensor *t, size_t first, size_t n,
+                                                              uint64_t s0, uint64_t s1) {
+    sigjmp_buf jump;
+    if (sigsetjmp(jump, 1)) {
+        am_bus_jump = NULL;
+        return false;
+    }
+    am_bus_jump = &jump;
+    bool ok = sample_stripes(e, t, first, n, s0, s1);
+    am_bus_jump = NULL;
+    return ok;
+}
+
+/* Unmap the pages of the slice's bytes in every input (they stay in the page cache): the sample
+ * touches every page, and mapped pages would count in the process' memory. */
+static void unmap_slice(const am_tensor *t, int K, size_t first, size_t n) {
+    const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+    for (int j = 0; j <= K; j++) {
+        size_t es = st_dtype_size(j ? t->m[j - 1]->t->dtype : t->base->t->dtype);
+        uintptr_t lo = (uintptr_t)(mapped_data(t, j) + first * es), hi = lo + n * es;
+        lo &= ~(page - 1);
+        madvise((void *)lo, hi - lo, MADV_DONTNEED);
+    }
+}
+
+/* One slice of the sample pass: the sampled places of τ_k, then fed (select_feed_diff_multi reads
+ * only those). */
+static int sample_slice(engine *e, int i, select_ctx *sel, const int *sel_task, int ns, size_t first, size_t n,
+                        tt_err *err) {
+    const am_tensor *t = &e->t[i];
+    if (n == 0) return 0;
+    const uint64_t g0 = t->gfirst + first, s0 = g0 / SELECT_SAMPLE_STRIDE,
+                   s1 = (g0 + n - 1) / SELECT_SAMPLE_STRIDE + 1;
+    bool bad = false;
+#pragma omp parallel if (s1 - s0 >= 64)
+    {
+        uint64_t T = (uint64_t)omp_get_num_threads(), id = (uint64_t)omp_get_thread_num(), m = s1 - s0;
+        if (!sample_stripes_guarded(e, t, first, n, s0 + m * id / T, s0 + m * (id + 1) / T))
+#pragma omp atomic write
+            bad = true;
+    }
+    unmap_slice(t, e->K, first, n);
+    if (bad) return load_failure(e, t, first, n, err);
+    const float *x[AM_MAX_MODELS];
+    for (int j = 0; j < ns; j++) x[j] = e->tv[sel_task[j]];
+    select_feed_diff_multi(sel, ns, x, NULL, n);
+    return 0;
+}
 
 /* This thread's contiguous run [*lo, *hi) of a slice of n elements in chunks of C. */
 static void thread_run(size_t n, size_t C, size_t *lo, size_t *hi) {
@@ -621,61 +734,52 @@ static bool emit_chunk(engine *e, int i, size_t first, size_t c, size_t m, bool 
     return false;
 }
 
-/* One slice, elements [first, first + n) of t, read and checked on the threads a chunk at a time,
- * each thread a contiguous run of chunks. The methods without TIES also merge each chunk, convert
- * it to the output dtype and write it there, so the slice goes through memory once and one
- * thread's write overlaps the other's work. The threshold passes feed the selection with the whole
- * slice; the TIES methods merge the whole slice (the fused pass lists undecided entries in order),
- * then each thread adds θ0, converts and writes its chunks. */
+/* One slice, elements [first, first + n) of t, on the threads a chunk at a time, each thread a
+ * contiguous run of chunks, every chunk carried through its stages in cache a block at a time:
+ * the merge pass reads, merges, converts to the output dtype and writes each chunk (so the slice
+ * goes through memory once and one thread's write overlaps the other's work; the fused TIES pass
+ * lists its undecided entries in any order, and each thread sums its sign balance); a counting
+ * pass of the thresholds feeds each block to the thread's part of the selections. The sample pass
+ * reads only the sampled runs (sample_slice); the TIES remerge (the majority known, after the
+ * undecided list overflowed) reads the whole slice, merges it and rewrites it. */
 static int slice_pass(engine *e, int i, pass_kind kind, select_ctx *sel, const int *sel_task, int ns, size_t first,
                       size_t n, tt_err *err) {
+    if (kind == PASS_SAMPLE) return sample_slice(e, i, sel, sel_task, ns, first, n, err);
     const am_tensor *t = &e->t[i];
-    const bool chunked = kind == PASS_MERGE && !e->ties;
+    const bool merging = kind == PASS_MERGE, counting = kind == PASS_SELECT;
     const size_t C = e->chunk;
     bool bad = false, write_failed = false;
-#pragma omp parallel if (n > C)
+    /* a counting pass: one selection part per thread */
+    int threads = counting ? sel[0].parts : omp_get_max_threads();
+    if (counting) select_count_begin(sel, ns, n);
+#pragma omp parallel if (n > C) num_threads(threads)
     {
         size_t lo, hi;
         thread_run(n, C, &lo, &hi);
         bool ok = true, written = true;
+        int64_t balance = 0;
         for (size_t c = lo; c < hi && ok && written; c += C) {
             size_t m = hi - c < C ? hi - c : C;
-            ok = chunked ? merge_chunk(e, t, first, c, m) : load_chunk(e, t, first, c, m);
-            if (ok && chunked) written = emit_chunk(e, i, first, c, m, &write_failed, err);
+            if (counting) ok = count_chunk(e, t, first, c, m, sel, sel_task, ns, omp_get_thread_num());
+            else if (merging) ok = merge_chunk(e, t, first, c, m, &balance);
+            else ok = load_chunk(e, t, first, c, m);
+            if (ok && merging) written = emit_chunk(e, i, first, c, m, &write_failed, err);
         }
+#pragma omp atomic update
+        e->balance += balance;
         if (!ok)
 #pragma omp atomic write
             bad = true;
     }
     if (bad) return load_failure(e, t, first, n, err);
     if (write_failed) return -1;
-    if (kind == PASS_SELECT) {
-        const float *x[AM_MAX_MODELS];
-        for (int j = 0; j < ns; j++) x[j] = e->tv[sel_task[j]];
-        select_feed_diff_multi(sel, ns, x, NULL, n);
-        return 0;
-    }
-    if (chunked) return 0;
-    /* a TIES method: over the slice */
-    merge_tv(e, t, first, (const float *const *)e->tv, e->out, e->count, n, kind == PASS_MERGE);
-    if (kind == PASS_REMERGE) {
+    if (counting || merging) return 0;
+    /* the remerge of a TIES method, the majority known: over the slice, rewritten in place */
+    int64_t ignored = 0;
+    merge_tv(e, t, first, (const float *const *)e->tv, e->out, e->count, n, false, &ignored);
 #pragma omp parallel for schedule(static) if (n > KERN_PAR_MIN)
-        for (size_t c = 0; c < n; c += C) add_base(e, e->fb + c, e->out + c, n - c < C ? n - c : C);
-        return tsk_rewrite_f32(e->sink, i, first, e->out, n, err);
-    }
-#pragma omp parallel if (n > C)
-    {
-        size_t lo, hi;
-        thread_run(n, C, &lo, &hi);
-        bool written = true;
-        for (size_t c = lo; c < hi && written; c += C) {
-            size_t m = hi - c < C ? hi - c : C;
-            add_base(e, e->fb + c, e->out + c, m);
-            st_f32_to_dtype(t->out, e->out + c, e->obuf + c * st_dtype_size(t->out), m);
-            written = emit_chunk(e, i, first, c, m, &write_failed, err);
-        }
-    }
-    return write_failed ? -1 : 0;
+    for (size_t c = 0; c < n; c += C) add_base(e, e->fb + c, e->out + c, n - c < C ? n - c : C);
+    return tsk_rewrite_f32(e->sink, i, first, e->out, n, err);
 }
 
 /* One pass over every merged tensor, a slice at a time. */
@@ -693,25 +797,47 @@ static int stream(engine *e, pass_kind kind, select_ctx *sel, const int *sel_tas
     return 0;
 }
 
+/* Workspace of the bracketed selections (select.h) for all models together, at most, unless the
+ * config says: past it (more than ~1.4 G merged entries at K = 8:
+ * 2.8 GB models in BF16) the thresholds take the two
+ * radix passes instead. */
+#define AM_SELECT_WORK_BYTES ((size_t)1 << 30)
+
 /* Each model's global trim threshold: the exact order statistic of |τ_k| over all merged elements
- * (ties_threshold_rank's rank), two radix passes for all models together. */
+ * (ties_threshold_rank's rank), for all models together. In the bracketed mode when its workspace
+ * fits the budget: a pass over a 1/64 sample, then one counting pass (two radix passes more only
+ * for a model whose bracket missed); else the two radix passes. Either is exact. */
 static int thresholds(engine *e, double topk, tt_err *err) {
     select_ctx sel[AM_MAX_MODELS];
     int task[AM_MAX_MODELS], ns = 0, rc = 0;
+    size_t work_len = select_bracket_work(e->d);
+    e->sel_work = NULL;
+    size_t budget = e->c->select_work ? e->c->select_work : AM_SELECT_WORK_BYTES;
+    if (work_len != SIZE_MAX && work_len <= budget / sizeof(float) / (size_t)e->K) {
+        tt_err ignored;
+        e->sel_work = tt_calloc_aligned(work_len * (size_t)e->K, sizeof(float), &ignored); /* NULL: radix */
+    }
     for (int k = 0; k < e->K; k++) {
         double tk = e->c->model[k].density >= 0 && e->c->method != AM_DARE ? 100.0 * e->c->model[k].density : topk;
         uint64_t rank;
         e->thr[k] = 0;
         if (!ties_threshold_rank(e->d, tk, &rank)) continue;
-        if (select_init(&sel[ns], rank, true, err)) {
+        if (e->sel_work ? select_init_bracket(&sel[ns], rank, true, e->d, e->sel_work + (size_t)ns * work_len,
+                                              work_len, err)
+                        : select_init(&sel[ns], rank, true, err)) {
             while (ns--) select_free(&sel[ns]);
             return -1;
         }
         task[ns++] = k;
     }
-    bool more = ns > 0;
+    bool more = ns > 0, sampling = ns > 0 && !select_done(&sel[0]) && sel[0].pass == SELECT_SAMPLE;
+    struct sigaction bus = {.sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO}, old_bus;
+    sigemptyset(&bus.sa_mask);
+    if (sampling) sigaction(SIGBUS, &bus, &old_bus);
     while (more && !rc) {
-        rc = stream(e, PASS_SELECT, sel, task, ns, err);
+        rc = stream(e, sampling ? PASS_SAMPLE : PASS_SELECT, sel, task, ns, err);
+        if (sampling) sigaction(SIGBUS, &old_bus, NULL);
+        sampling = false; /* only the first pass samples (select.h) */
         more = false;
         for (int j = 0; j < ns && !rc; j++)
             if (!select_done(&sel[j])) more |= select_next_pass(&sel[j]);
@@ -720,6 +846,8 @@ static int thresholds(engine *e, double topk, tt_err *err) {
         if (!rc) e->thr[task[j]] = select_value(&sel[j]);
         select_free(&sel[j]);
     }
+    free(e->sel_work);
+    e->sel_work = NULL;
     return rc;
 }
 
@@ -742,7 +870,7 @@ static int fix_undecided(engine *e, tt_err *err) {
         const am_tensor *t = &e->t[i];
         size_t first = (size_t)(g - t->gfirst);
         if (!load_chunk(e, t, first, 0, 1)) return load_failure(e, t, first, 1, err);
-        merge_range(e, t, first, e->fb, (const float *const *)e->tv, e->out, e->count, 1);
+        merge_range(e, t, first, e->fb, (const float *const *)e->tv, e->out, e->count, 1, NULL);
         if (tsk_rewrite_f32(e->sink, i, first, e->out, 1, err)) return -1;
     }
     return 0;
@@ -832,6 +960,7 @@ int am_run(const am_config *c, const char *out, am_stats *stats, tt_err *err) {
     for (int k = 0; k < e.K; k++) e.rho[k] = c->model[k].density >= 0 ? c->model[k].density : c->density;
     int rc = -1;
     if (plan(&e, err)) goto done;
+    if (c->after_open) c->after_open(c->after_open_arg);
     if (!(e.fb = tt_calloc_aligned(e.slice, sizeof(float), err)) ||
         !(e.out = tt_calloc_aligned(e.slice, sizeof(float), err)) || !(e.count = tt_calloc_aligned(e.slice, 1, err)) ||
         !(e.obuf = tt_calloc_aligned(e.slice, sizeof(double), err)) ||

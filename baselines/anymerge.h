@@ -24,9 +24,13 @@
  *                   >= k masks: θ0 + λ (m ⊙ τ_MTL)
  *   consensus-ties  the same with τ_MTL = TIES (dis-sum)
  *   average         Σ_k w_k θ_k / Σ_k w_k (MergeKit's `linear`)
- * Passes over the inputs: one (ta, dare+ta, consensus-ta, average) or three (the TIES methods: two
- * for the thresholds, one merge; entries whose elected sign needs the global majority, exact
- * cancellations, are rewritten after it).
+ * Passes over the inputs: one (ta, dare+ta, consensus-ta, average) or, for the TIES methods, a
+ * sample of 1/64 of the entries (through the files' mappings) and one full pass for the thresholds
+ * (select.h's bracketed mode; two radix passes more where a model's bracket missed, and the radix
+ * passes alone when the workspace, 58 MB per model of 0.5 G entries, 99 MB per model of 1 G,
+ * exceeds select_work),
+ * then the merge pass; entries whose elected sign needs the global majority, exact cancellations,
+ * are rewritten after it.
  * Tensors that are not floating point (e.g. I64 position ids) are copied from the base; an inf or
  * NaN in a merged tensor is an error naming the file, the tensor and the element.
  * Errors are one line naming the tensor and both files ("tensor X has shape [..] in B but [..] in M").
@@ -80,6 +84,10 @@ typedef struct am_config {
     bool copy_files;    /* copy the base directory's non-tensor files */
     size_t undecided_cap; /* TIES: entries awaiting the majority sign kept for the fix-up (0 = 1 Mi);
                            * past it the merge pass is redone (tests set it small) */
+    size_t select_work;   /* TIES: bytes the bracketed thresholds may use for all models (0 = 1 GiB);
+                           * a smaller budget than they need takes the radix passes (tests set 1) */
+    void (*after_open)(void *arg); /* tests: called once every input is open, before any is read */
+    void *after_open_arg;
     bool progress;
 } am_config;
 

@@ -464,6 +464,22 @@ void select_feed_diff_multi(select_ctx *s, int ns, const float *const *x, const 
     }
 }
 
+uint64_t select_sample_start(uint64_t stripe) { return stripe * SELECT_SAMPLE_STRIDE + sample_offset(stripe); }
+
+void select_count_begin(select_ctx *s, int ns, size_t n) {
+    for (int j = 0; j < ns; j++) {
+        if (s[j].pass == SELECT_DONE) continue;
+        TT_ASSERT(s[j].pass != SELECT_SAMPLE && s[j].parts == s[0].parts);
+        s[j].fed += n;
+    }
+}
+
+void select_count_part(select_ctx *s, int ns, int part, const float *const *x, size_t m) {
+    TT_ASSERT(part >= 0 && part < s[0].parts);
+    for (int j = 0; j < ns; j++)
+        if (s[j].pass != SELECT_DONE) count_range(&s[j], part, x[j], NULL, 0, m);
+}
+
 /* Part 0 of the histograms = the sum of all parts; the other parts are zeroed. */
 static void hist_merge(select_ctx *s) {
     uint64_t *h = s->hist;

@@ -109,6 +109,18 @@ void select_feed_diff(select_ctx *s, const float *x, const float *sub, size_t n)
  * parallel region walks the n values in blocks and feeds every selection a block at a time, so
  * sub is read once from memory and stays in cache while the ns streams x[j] go by. */
 void select_feed_diff_multi(select_ctx *s, int ns, const float *const *x, const float *sub, size_t n);
+/* The first stream index of stripe `stripe`'s sampled run (SELECT_SAMPLE_RUN values, cut at the
+ * stream's end): a caller that can fetch values one by one fills only these for a sample pass. */
+uint64_t select_sample_start(uint64_t stripe);
+/* A caller's own parallel feed of a counting pass (not the sample pass), for values it forms a
+ * cache-sized block at a time: select_count_begin(s, ns, n) once for the n values per selection
+ * that follow, then select_count_part(s, ns, p, x, m) from the caller's threads for consecutive
+ * blocks, each thread with its own part p < s[0].parts (no two threads at once on one part), the
+ * blocks of a part in stream order. x[j] feeds s[j] (finished selections skipped). The counts and
+ * the result are those of select_feed_diff_multi; which part saw a value decides only whether a
+ * bracket's copies overflow (then the radix passes follow, and the value is the same). */
+void select_count_begin(select_ctx *s, int ns, size_t n);
+void select_count_part(select_ctx *s, int ns, int part, const float *const *x, size_t m);
 /* End the current pass; true = feed the same values once more. Asserts rank < values fed. */
 bool select_next_pass(select_ctx *s);
 /* select_next_pass returned false: the value is known, feed no more. */

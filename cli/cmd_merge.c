@@ -103,6 +103,8 @@ static int merge_any(int argc, char **argv) {
     c.progress = cli_progress_enabled(&common);
     const char *cap = getenv("TTMERGE_UNDECIDED_CAP"); /* tests: the TIES fix-up's overflow path */
     if (cap) c.undecided_cap = (size_t)strtoull(cap, NULL, 10);
+    const char *work = getenv("TTMERGE_SELECT_WORK"); /* tests: the TIES thresholds' radix passes */
+    if (work) c.select_work = (size_t)strtoull(work, NULL, 10);
     signal(SIGXFSZ, SIG_IGN); /* a file-size limit is a write error (EFBIG) naming the file, not a kill */
     am_stats st;
     double t0 = progress_now();

@@ -54,6 +54,15 @@ for m in ties consensus-ties; do
   check "f32-$m" $m "$tmp/f/base" "$tmp/f/ft0,$tmp/f/ft1,$tmp/f/ft2" --set topk=10 -- \
     --base "$tmp/f/base" --models "$tmp/f/ft0,$tmp/f/ft1,$tmp/f/ft2" --set topk=10 --slice 333
 done
+# the thresholds by the two radix passes (the bracketed mode's workspace over budget), and in the
+# bracketed mode at one thread (another split of the counting parts): the same bits
+for m in ties consensus-ties; do
+  TTMERGE_SELECT_WORK=1 check "f32-$m-radix" $m "$tmp/f/base" "$tmp/f/ft0,$tmp/f/ft1,$tmp/f/ft2" --set topk=10 -- \
+    --base "$tmp/f/base" --models "$tmp/f/ft0,$tmp/f/ft1,$tmp/f/ft2" --set topk=10 --slice 333
+done
+TTMERGE_SELECT_WORK=1 check dare-ties-radix dare "$B" "$M" --seed 9 --set base=ties --set topk=30 --set density=0.7 -- \
+  --base "$B" --models "$M" --seed 9 --set base=ties --set topk=30 --set density=0.7 --slice 777
+check ties-1thread ties "$B" "$M" -- --base "$B" --models "$M" --threads 1
 # exact cancellations under a positive majority: the entries the fused pass could not decide
 $py - "$src" "$tmp/f" "$tmp/c" <<'PY'
 import os, sys

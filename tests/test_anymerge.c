@@ -1,0 +1,105 @@
+/* test_anymerge.c — the any-model merge engine (baselines/anymerge.h) where the shell tests cannot
+ * aim: an input truncated after the merge opened and mapped it, before any of its data is read.
+ *
+ * The TIES methods read their threshold sample through the files' mappings, where a page past the
+ * new end raises SIGBUS; the merge pass reads with pread, where the read comes up short. Either
+ * must be one error naming the shard ("the file ended early"), a failed run, and nothing at OUT nor
+ * a temporary directory beside it. The truncation runs from the engine's after_open hook, so the
+ * test is deterministic (tests/anymerge.sh races a truncation against a running merge). */
+#include <criterion/criterion.h>
+#include <dirent.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "baselines/anymerge.h"
+#include "core/safetensors.h"
+#include "tests/testutil.h"
+
+/* 300 K entries: above the size where the thresholds sample (select.h), in three tensors. */
+static const int64_t shapes[3][2] = {{300, 500}, {500, 300}, {1000, 1}};
+
+static void write_model(const char *path, unsigned seed) {
+    tt_err e = {0};
+    st_writer *w = st_writer_create(&e);
+    cr_assert_not_null(w);
+    float *data[3];
+    for (int i = 0; i < 3; i++) {
+        size_t n = (size_t)(shapes[i][0] * shapes[i][1]);
+        data[i] = malloc(n * sizeof(float));
+        tu_fill_uniform(data[i], n, seed * 3 + (unsigned)i, -1.0f, 1.0f);
+        char name[32];
+        snprintf(name, sizeof name, "layer%d.weight", i);
+        cr_assert_eq(st_writer_add(w, name, 2, shapes[i], data[i], &e), 0, "%s", e.msg);
+    }
+    cr_assert_eq(st_writer_save(w, path, &e), 0, "%s", e.msg);
+    st_writer_free(w);
+    for (int i = 0; i < 3; i++) free(data[i]);
+}
+
+/* Bytes of the file's header (8-byte length + JSON): truncating there keeps it valid. */
+static long header_bytes(const char *path) {
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f);
+    unsigned char b[8];
+    cr_assert_eq(fread(b, 1, 8, f), 8);
+    fclose(f);
+    uint64_t n = 0;
+    for (int i = 7; i >= 0; i--) n = n << 8 | b[i];
+    return (long)(8 + n);
+}
+
+typedef struct cut {
+    const char *path;
+    long size;
+} cut;
+
+static void truncate_input(void *arg) {
+    const cut *c = arg;
+    cr_assert_eq(truncate(c->path, c->size), 0);
+}
+
+/* Nothing in dir starts with `prefix` (no OUT, no OUT.tmp.*). */
+static void assert_no_output(const char *dir, const char *prefix) {
+    DIR *d = opendir(dir);
+    cr_assert_not_null(d);
+    for (struct dirent *de; (de = readdir(d));)
+        cr_assert(strncmp(de->d_name, prefix, strlen(prefix)) != 0, "left behind: %s/%s", dir, de->d_name);
+    closedir(d);
+}
+
+static void truncated_after_open(const char *method) {
+    char dir[] = "/tmp/ttm_anymerge_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char base[256], m0[256], m1[256], out[256];
+    snprintf(base, sizeof base, "%s/base.safetensors", dir);
+    snprintf(m0, sizeof m0, "%s/m0.safetensors", dir);
+    snprintf(m1, sizeof m1, "%s/m1.safetensors", dir);
+    snprintf(out, sizeof out, "%s/merged", dir);
+    write_model(base, 1), write_model(m0, 2), write_model(m1, 3);
+
+    am_config c;
+    am_config_init(&c);
+    snprintf(c.base, sizeof c.base, "%s", base);
+    snprintf(c.model[0].path, sizeof c.model[0].path, "%s", m0);
+    snprintf(c.model[1].path, sizeof c.model[1].path, "%s", m1);
+    c.K = 2;
+    cr_assert_eq(am_method_parse(method, &c.method), 0);
+    cut cu = {.path = m1, .size = header_bytes(m1)};
+    c.after_open = truncate_input;
+    c.after_open_arg = &cu;
+    tt_err e = {0};
+    cr_assert_neq(am_run(&c, out, NULL, &e), 0, "%s: a merge of a truncated input succeeded", method);
+    cr_assert(strstr(e.msg, m1) && strstr(e.msg, "ended early"), "%s: %s", method, e.msg);
+    cr_assert_null(strchr(e.msg, '\n'), "%s: not one line: %s", method, e.msg);
+    assert_no_output(dir, "merged");
+    unlink(base), unlink(m0), unlink(m1), rmdir(dir);
+}
+
+/* The TIES thresholds' sample pass (mapped reads: SIGBUS caught). */
+Test(anymerge, truncated_input_while_sampling_is_an_error) { truncated_after_open("ties"); }
+
+/* The merge pass (pread comes up short). */
+Test(anymerge, truncated_input_while_merging_is_an_error) { truncated_after_open("ta"); }
