@@ -368,26 +368,36 @@ static bool read_raw(const engine *e, const am_tensor *t, size_t at, size_t m) {
     return true;
 }
 
+/* Entries [o, o + n) of the base's raw row as θ0 into fb. False when a value is not finite. */
+static bool form_base(const engine *e, const am_tensor *t, size_t o, size_t n, float *fb) {
+    const am_src *b = &t->src[0];
+    st_dtype_to_f32(b->dtype, raw_row(e, 0) + o * st_dtype_size(b->dtype), fb, n);
+    return first_nonfinite(fb, n) == n;
+}
+
+/* Entries [o, o + n) of model k's raw row (element `at` of t) as τ_k (θ_k for average) into x,
+ * fb holding θ0. False when a value is not finite. */
+static bool form_model(const engine *e, const am_tensor *t, int k, size_t o, size_t n, size_t at, const float *fb,
+                       float *x) {
+    const am_src *s = &t->src[1 + k];
+    const unsigned char *r = raw_row(e, 1 + k) + o * st_dtype_size(s->dtype);
+    if (e->c->method == AM_AVERAGE) {
+        st_dtype_to_f32(s->dtype, r, x, n);
+        return first_nonfinite(x, n) == n;
+    }
+    if (s->dtype != ST_BF16) st_dtype_to_f32(s->dtype, r, x, n); /* BF16 is converted below */
+    if (!task_vector_from(s->dtype, r, fb, t->w[k], x, n)) return false;
+    if (e->c->method == AM_DARE) dare_apply_at_seq(x, n, e->rho[k], e->c->seed, k, t->key, at);
+    return true;
+}
+
 /* Entries [o, o + n) of the raw rows (element `at` of t) as θ0 into fb and τ_k (θ_k for average)
  * into tv[k]. False when a value is not finite: load_failure says which. */
 static bool form_rows(const engine *e, const am_tensor *t, size_t o, size_t n, size_t at, float *fb,
                       float *const *tv) {
-    const am_src *b = &t->src[0];
-    st_dtype_to_f32(b->dtype, raw_row(e, 0) + o * st_dtype_size(b->dtype), fb, n);
-    if (first_nonfinite(fb, n) != n) return false;
-    for (int k = 0; k < e->K; k++) {
-        const am_src *s = &t->src[1 + k];
-        const unsigned char *r = raw_row(e, 1 + k) + o * st_dtype_size(s->dtype);
-        float *x = tv[k];
-        if (e->c->method == AM_AVERAGE) {
-            st_dtype_to_f32(s->dtype, r, x, n);
-            if (first_nonfinite(x, n) != n) return false;
-            continue;
-        }
-        if (s->dtype != ST_BF16) st_dtype_to_f32(s->dtype, r, x, n); /* BF16 is converted below */
-        if (!task_vector_from(s->dtype, r, fb, t->w[k], x, n)) return false;
-        if (e->c->method == AM_DARE) dare_apply_at_seq(x, n, e->rho[k], e->c->seed, k, t->key, at);
-    }
+    if (!form_base(e, t, o, n, fb)) return false;
+    for (int k = 0; k < e->K; k++)
+        if (!form_model(e, t, k, o, n, at, fb, tv[k])) return false;
     return true;
 }
 
@@ -602,18 +612,24 @@ static bool merge_chunk(engine *e, const am_tensor *t, size_t first, size_t c, s
 }
 
 /* Chunk [c, c + m) of the slice at `first` of tensor t, for a counting pass of the thresholds:
- * read into the raw rows, τ_k formed a block at a time and fed to the selections' part `part` while
- * it is in cache. False when a read fails or a value is not finite. */
+ * read into the raw rows, then a block at a time θ0, and each τ_k formed into one row and fed to
+ * its selection's part `part` at once, so that the block's rows stay in the L1 cache (the K rows
+ * of a block formed first, then fed, went through L2). False when a read fails or a value is not
+ * finite. */
 static bool count_chunk(engine *e, const am_tensor *t, size_t first, size_t c, size_t m, select_ctx *sel,
                         const int *sel_task, int ns, int part) {
     if (!read_raw(e, t, first + c, m)) return false;
     block_scratch b = thread_block(e);
-    const float *x[AM_MAX_MODELS];
-    for (int j = 0; j < ns; j++) x[j] = b.tv[sel_task[j]];
     for (size_t o = 0; o < m; o += AM_BLOCK) {
         size_t n = m - o < AM_BLOCK ? m - o : AM_BLOCK;
-        if (!form_rows(e, t, o, n, first + c + o, b.fb, b.tv)) return false;
-        select_count_part(sel, ns, part, x, n);
+        if (!form_base(e, t, o, n, b.fb)) return false;
+        for (int k = 0, j = 0; k < e->K; k++) {
+            if (!form_model(e, t, k, o, n, first + c + o, b.fb, b.out)) return false;
+            if (j < ns && sel_task[j] == k) {
+                const float *x = b.out;
+                select_count_part(&sel[j++], 1, part, &x, n);
+            }
+        }
     }
     return true;
 }
