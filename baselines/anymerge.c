@@ -543,11 +543,24 @@ static inline void bf16x8(const uint16_t *h, v8u *bad, v8f *f) {
     memcpy(f, &u, sizeof *f);
 }
 
-/* ta where the base and every model are BF16: out = θ0 + λ Σ_k w_k (θ_k − θ0) over raw entries
- * [o, o + n) with the sum in registers, two vectors at a time, instead of K rows of τ_k stored and
- * summed again (form_rows + merge_range: the same floats in the same order, 0 + τ_0 + τ_1 + ...).
- * fb: θ0 of the block. False when a value is not finite. */
-static bool ta_bf16_block(const engine *e, const am_tensor *t, size_t o, size_t n, float *fb, float *out) {
+typedef int32_t v8i __attribute__((vector_size(32)));
+
+/* |x| of eight floats (clearing the sign bit: fabsf's result). */
+static inline v8f abs8(v8f x) {
+    const v8u mag = {0x7fffffffu, 0x7fffffffu, 0x7fffffffu, 0x7fffffffu,
+                     0x7fffffffu, 0x7fffffffu, 0x7fffffffu, 0x7fffffffu};
+    return (v8f)((v8u)x & mag);
+}
+
+/* ta, or consensus-ta, where the base and every model are BF16: out = θ0 + λ Σ_k w_k (θ_k − θ0)
+ * over raw entries [o, o + n) with the sum in registers, two vectors at a time, instead of K rows
+ * of τ_k stored and summed again (form_rows + merge_range: the same floats in the same order,
+ * 0 + τ_0 + τ_1 + ...). consensus-ta forms each τ_k again to count its TALL mask,
+ * |τ_k| > λ_t |Σ − τ_k| (tall_mask_add_seq's floats), and zeroes the sum where fewer than k masks
+ * hold (consensus_apply_seq), before θ0 is added. fb: θ0 of the block. False when a value is not
+ * finite. */
+static bool ta_bf16_block(const engine *e, const am_tensor *t, size_t o, size_t n, bool consensus, float *fb,
+                          float *out) {
     const uint16_t *h[AM_MAX_MODELS];
     for (int k = 0; k < e->K; k++) h[k] = (const uint16_t *)raw_row(e, 1 + k) + o;
     st_dtype_to_f32(ST_BF16, raw_row(e, 0) + 2 * o, fb, n);
@@ -555,6 +568,8 @@ static bool ta_bf16_block(const engine *e, const am_tensor *t, size_t o, size_t 
     const float lam = e->lam;
     bool unit = true; /* every w_k = 1: no multiply (1 · x is x, so the other case may multiply all) */
     for (int k = 0; k < e->K; k++) unit &= t->w[k] == 1.0f;
+    const float tl = (float)e->c->tall_lambda;
+    const int kk = e->c->k;
     v8u bad = {0};
     size_t n16 = n - n % 16, j = 0;
     for (; j < n16; j += 16) {
@@ -569,6 +584,19 @@ static bool ta_bf16_block(const engine *e, const am_tensor *t, size_t o, size_t 
             if (!unit) x0 = t->w[k] * x0, x1 = t->w[k] * x1;
             a0 = a0 + x0, a1 = a1 + x1;
         }
+        if (consensus) {
+            v8i c0 = {0}, c1 = {0};
+            for (int k = 0; k < e->K; k++) {
+                v8f x0, x1;
+                bf16x8(h[k] + j, &bad, &x0);
+                bf16x8(h[k] + j + 8, &bad, &x1);
+                x0 = x0 - b0, x1 = x1 - b1;
+                if (!unit) x0 = t->w[k] * x0, x1 = t->w[k] * x1;
+                c0 -= abs8(x0) > tl * abs8(a0 - x0); /* a compare is -1 where it holds */
+                c1 -= abs8(x1) > tl * abs8(a1 - x1);
+            }
+            a0 = (v8f)((v8i)a0 & (c0 >= kk)), a1 = (v8f)((v8i)a1 & (c1 >= kk));
+        }
         a0 = b0 + lam * a0, a1 = b1 + lam * a1;
         memcpy(out + j, &a0, sizeof a0);
         memcpy(out + j + 8, &a1, sizeof a1);
@@ -576,13 +604,19 @@ static bool ta_bf16_block(const engine *e, const am_tensor *t, size_t o, size_t 
     uint32_t any = 0;
     for (int l = 0; l < 8; l++) any |= bad[l];
     for (; j < n; j++) {
-        float a = 0;
+        float a = 0, x[AM_MAX_MODELS];
         for (int k = 0; k < e->K; k++) {
             uint32_t u = (uint32_t)h[k][j] << 16;
             float v;
             memcpy(&v, &u, sizeof v);
             any |= nonfinite_bits(u);
-            a = a + (t->w[k] == 1.0f ? v - fb[j] : t->w[k] * (v - fb[j]));
+            x[k] = t->w[k] == 1.0f ? v - fb[j] : t->w[k] * (v - fb[j]);
+            a = a + x[k];
+        }
+        if (consensus) {
+            int c = 0;
+            for (int k = 0; k < e->K; k++) c += fabsf(x[k]) > tl * fabsf(a - x[k]);
+            if (c < kk) a = 0;
         }
         out[j] = fb[j] + lam * a;
     }
@@ -596,12 +630,12 @@ static bool merge_chunk(engine *e, const am_tensor *t, size_t first, size_t c, s
     if (!read_raw(e, t, first + c, m)) return false;
     block_scratch b = thread_block(e);
     size_t es = st_dtype_size(t->out);
-    bool ta_bf16 = e->c->method == AM_TA;
+    bool consensus = e->c->method == AM_CONSENSUS_TA, ta_bf16 = e->c->method == AM_TA || consensus;
     for (int j = 0; j <= e->K; j++) ta_bf16 &= t->src[j].dtype == ST_BF16;
     for (size_t o = 0; o < m; o += AM_BLOCK) {
         size_t n = m - o < AM_BLOCK ? m - o : AM_BLOCK, at = first + c + o;
         if (ta_bf16) {
-            if (!ta_bf16_block(e, t, o, n, b.fb, b.out)) return false;
+            if (!ta_bf16_block(e, t, o, n, consensus, b.fb, b.out)) return false;
         } else {
             if (!form_rows(e, t, o, n, at, b.fb, b.tv)) return false;
             merge_range(e, t, at, b.fb, (const float *const *)b.tv, b.out, b.count, n, e->ties ? balance : NULL);

@@ -6,10 +6,11 @@
  * (baselines/kernels.h), and the result streams into a tensor sink (core/tensorsink.h) in the
  * base's dtype per tensor (or out_dtype), rounded to nearest even. Inputs are read with pread (one
  * descriptor per shard), a chunk of every input at a time per thread, and each chunk is checked,
- * merged and converted a cache-sized block at a time and written before the next (the TIES methods
- * merge a slice at a time): memory is K + 3 rows of a slice of floats, per thread a chunk of each
- * input's bytes, plus the selection histograms, whatever the model size, and no page of a merged
- * tensor is faulted into the process (the files stay mapped for their headers).
+ * merged and converted a cache-sized block at a time and written before the next: memory is K + 3
+ * rows of a slice of floats, per thread a chunk of each input's bytes, plus, for the TIES methods,
+ * the thresholds' workspace while they are found (select_work), and no page of a merged tensor
+ * stays faulted into the process (the TIES thresholds' sample reads through the files' mappings,
+ * a slice at a time, and unmaps each slice's pages after it).
  *
  * τ_k = w_k (θ_k − θ0), w_k the model's weight (1 unless given; it may depend on the tensor name:
  * the first rule whose pattern is a substring of the name). Methods (the suite's definitions,

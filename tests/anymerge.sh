@@ -63,6 +63,11 @@ done
 TTMERGE_SELECT_WORK=1 check dare-ties-radix dare "$B" "$M" --seed 9 --set base=ties --set topk=30 --set density=0.7 -- \
   --base "$B" --models "$M" --seed 9 --set base=ties --set topk=30 --set density=0.7 --slice 777
 check ties-1thread ties "$B" "$M" -- --base "$B" --models "$M" --threads 1
+# BF16 ta and consensus-ta sum in registers 16 entries at a time: blocks of odd lengths (the tail)
+for m in ta consensus-ta; do
+  check "$m-tail" $m "$B" "$M" --set k=3 --set tall_lambda=0.4 -- --base "$B" --models "$M" --set k=3 \
+    --set tall_lambda=0.4 --slice 777
+done
 # exact cancellations under a positive majority: the entries the fused pass could not decide
 $py - "$src" "$tmp/f" "$tmp/c" <<'PY'
 import os, sys
