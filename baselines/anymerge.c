@@ -545,6 +545,14 @@ static inline void bf16x8(const uint16_t *h, v8u *bad, v8f *f) {
 
 typedef int32_t v8i __attribute__((vector_size(32)));
 
+/* τ of sixteen BF16 entries at h against θ0 in b0, b1: w (θ − θ0), or θ − θ0 when `unit`. */
+static inline void tau16(const uint16_t *h, v8f b0, v8f b1, float w, bool unit, v8u *bad, v8f *x0, v8f *x1) {
+    bf16x8(h, bad, x0);
+    bf16x8(h + 8, bad, x1);
+    *x0 = *x0 - b0, *x1 = *x1 - b1;
+    if (!unit) *x0 = w * *x0, *x1 = w * *x1;
+}
+
 /* |x| of eight floats (clearing the sign bit: fabsf's result). */
 static inline v8f abs8(v8f x) {
     const v8u mag = {0x7fffffffu, 0x7fffffffu, 0x7fffffffu, 0x7fffffffu,
@@ -578,20 +586,14 @@ static bool ta_bf16_block(const engine *e, const am_tensor *t, size_t o, size_t 
         memcpy(&b1, fb + j + 8, sizeof b1);
         for (int k = 0; k < e->K; k++) {
             v8f x0, x1;
-            bf16x8(h[k] + j, &bad, &x0);
-            bf16x8(h[k] + j + 8, &bad, &x1);
-            x0 = x0 - b0, x1 = x1 - b1;
-            if (!unit) x0 = t->w[k] * x0, x1 = t->w[k] * x1;
+            tau16(h[k] + j, b0, b1, t->w[k], unit, &bad, &x0, &x1);
             a0 = a0 + x0, a1 = a1 + x1;
         }
         if (consensus) {
             v8i c0 = {0}, c1 = {0};
             for (int k = 0; k < e->K; k++) {
                 v8f x0, x1;
-                bf16x8(h[k] + j, &bad, &x0);
-                bf16x8(h[k] + j + 8, &bad, &x1);
-                x0 = x0 - b0, x1 = x1 - b1;
-                if (!unit) x0 = t->w[k] * x0, x1 = t->w[k] * x1;
+                tau16(h[k] + j, b0, b1, t->w[k], unit, &bad, &x0, &x1);
                 c0 -= abs8(x0) > tl * abs8(a0 - x0); /* a compare is -1 where it holds */
                 c1 -= abs8(x1) > tl * abs8(a1 - x1);
             }
