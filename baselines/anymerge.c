@@ -153,6 +153,7 @@ typedef struct engine {
     uint64_t *und;
     size_t und_cap, n_und;
     float *sel_work;  /* the bracketed selections' workspace while the thresholds are found */
+    int threshold_passes; /* full passes over the inputs the thresholds took (am_stats) */
     tsk_sink *sink;
 } engine;
 
@@ -888,6 +889,7 @@ static int thresholds(engine *e, double topk, tt_err *err) {
     if (sampling) sigaction(SIGBUS, &bus, &old_bus);
     while (more && !rc) {
         rc = stream(e, sampling ? PASS_SAMPLE : PASS_SELECT, sel, task, ns, err);
+        e->threshold_passes += !sampling;
         if (sampling) sigaction(SIGBUS, &old_bus, NULL);
         sampling = false; /* only the first pass samples (select.h) */
         more = false;
@@ -1047,7 +1049,8 @@ int am_run(const am_config *c, const char *out, am_stats *stats, tt_err *err) {
     double t_sync = progress_now();
     rc = tsk_commit(e.sink, err);
     if (!rc && stats) {
-        *stats = (am_stats){.elements = e.d, .sync_seconds = progress_now() - t_sync};
+        *stats = (am_stats){.elements = e.d, .sync_seconds = progress_now() - t_sync,
+                            .threshold_passes = e.threshold_passes};
         for (int i = 0; i < e.n; i++) {
             if (e.t[i].merged) stats->merged++;
             else stats->copied++;

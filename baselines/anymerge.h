@@ -102,6 +102,8 @@ typedef struct am_stats {
     uint64_t merged, copied; /* tensors */
     uint64_t elements;       /* merged elements */
     double sync_seconds;     /* of the run, making the output durable (fsync) before publishing it */
+    int threshold_passes;    /* TIES: full passes over the inputs for the thresholds (1 bracketed, 2 radix,
+                              * 3 when a bracket missed), the sample not counted */
 } am_stats;
 
 /* Merge into the new directory OUT (atomic: nothing at OUT on failure). stats may be NULL. */

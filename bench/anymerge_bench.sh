@@ -13,6 +13,8 @@
 # idle page cache (DAMON's kdamond) would otherwise time the disk.
 # PEER_METHODS (default: METHODS) limits the PyTorch peers to some methods: at 2 GB per model a lazy
 # PyTorch merge takes minutes per method.
+# TTMERGE_OTHER=PATH adds another ttmerge binary (impl "other", e.g. an older build), run right after
+# TTMERGE on each method of each round, so that the two are compared interleaved.
 # merge_s: for PyTorch the time after the interpreter and torch were imported; for ttmerge the time
 # before the output is synced to disk (ttmerge fsyncs every file before publishing the directory;
 # the PyTorch writers do not).
@@ -49,6 +51,8 @@ for ((r = 1; r <= rounds; r++)); do
   for m in ${methods//,/ }; do
     run "$r" "$m" ttmerge "$bin" merge --threads 2 --base "$dir/base" --models "$models" --method "$m" \
       --set lambda=0.3 --shard-size 2GB --out "$dir/out"
+    [[ -z ${TTMERGE_OTHER:-} ]] || run "$r" "$m" other "$TTMERGE_OTHER" merge --threads 2 --base "$dir/base" \
+      --models "$models" --method "$m" --set lambda=0.3 --shard-size 2GB --out "$dir/out"
     [[ ",$peer_methods," == *",$m,"* ]] || continue
     run "$r" "$m" lazy $py "$here/anymerge/torch_merge.py" --mode lazy --method "$m" "$dir/base" "$models" "$dir/out" \
       --shard-size 2000000000
@@ -66,13 +70,15 @@ read = med([float(r["seconds"]) for r in rows if r["impl"] == "read"])
 print(f"read the inputs once (warm cache): {read:.2f} s")
 for m in sorted({r["method"] for r in rows} - {"-"}):
     line = {}
-    for impl in ("ttmerge", "lazy", "eager"):
+    for impl in ("ttmerge", "other", "lazy", "eager"):
         rs = [r for r in rows if r["method"] == m and r["impl"] == impl]
         if rs:
             line[impl] = (med([float(r["seconds"]) for r in rs]), med([float(r["merge_s"]) for r in rs]),
                           max(int(r["peak_rss_mb"]) for r in rs))
     t = line["ttmerge"][0]
     parts = [f"{i} {s:.1f}s (merge {ms:.1f}s) {rss} MB" for i, (s, ms, rss) in line.items()]
+    if "other" in line:
+        parts.append(f"other/ttmerge {line['other'][0] / t:.2f}x")
     if "lazy" in line:
         parts.append(f"lazy/ttmerge {line['lazy'][1] / t:.1f}x")
     parts.append(f"ttmerge/read {t / read:.1f}x ({line['ttmerge'][1] / read:.1f}x before the sync)")

@@ -5,7 +5,11 @@
  * new end raises SIGBUS; the merge pass reads with pread, where the read comes up short. Either
  * must be one error naming the shard ("the file ended early"), a failed run, and nothing at OUT nor
  * a temporary directory beside it. The truncation runs from the engine's after_open hook, so the
- * test is deterministic (tests/anymerge.sh races a truncation against a running merge). */
+ * test is deterministic (tests/anymerge.sh races a truncation against a running merge).
+ *
+ * The TIES thresholds' passes: one counting pass after the sample; where a model's bracket misses
+ * (a task vector whose sampled entries are not like the others), two radix passes more for it; the
+ * radix passes alone when the workspace is over budget — the same output bytes every way. */
 #include <criterion/criterion.h>
 #include <dirent.h>
 #include <stdio.h>
@@ -15,11 +19,71 @@
 #include <unistd.h>
 
 #include "baselines/anymerge.h"
+#include "baselines/select.h"
 #include "core/safetensors.h"
 #include "tests/testutil.h"
 
 /* 300 K entries: above the size where the thresholds sample (select.h), in three tensors. */
 static const int64_t shapes[3][2] = {{300, 500}, {500, 300}, {1000, 1}};
+
+/* Entries of the models in stream order (the tensors sorted by name, as st_writer stores them). */
+static size_t total_entries(void) {
+    size_t d = 0;
+    for (int i = 0; i < 3; i++) d += (size_t)(shapes[i][0] * shapes[i][1]);
+    return d;
+}
+
+/* A model whose sampled entries are 100 times larger than the others (base 0: they are its task
+ * vector): the sample puts the top-20% threshold among the large ones, far from the true one. */
+static void write_skewed_model(const char *path, unsigned seed) {
+    tt_err e = {0};
+    st_writer *w = st_writer_create(&e);
+    cr_assert_not_null(w);
+    float *data[3];
+    size_t g = 0;
+    for (int i = 0; i < 3; i++) {
+        size_t n = (size_t)(shapes[i][0] * shapes[i][1]);
+        data[i] = malloc(n * sizeof(float));
+        tu_fill_uniform(data[i], n, seed * 3 + (unsigned)i, 0.5f, 1.0f);
+        for (size_t j = 0; j < n; j++, g++)
+            if (select_in_sample(g)) data[i][j] *= 100.0f;
+        char name[32];
+        snprintf(name, sizeof name, "layer%d.weight", i);
+        cr_assert_eq(st_writer_add(w, name, 2, shapes[i], data[i], &e), 0, "%s", e.msg);
+    }
+    cr_assert_eq(g, total_entries());
+    cr_assert_eq(st_writer_save(w, path, &e), 0, "%s", e.msg);
+    st_writer_free(w);
+    for (int i = 0; i < 3; i++) free(data[i]);
+}
+
+static void write_zero_model(const char *path) {
+    tt_err e = {0};
+    st_writer *w = st_writer_create(&e);
+    cr_assert_not_null(w);
+    float *data[3];
+    for (int i = 0; i < 3; i++) {
+        data[i] = calloc((size_t)(shapes[i][0] * shapes[i][1]), sizeof(float));
+        char name[32];
+        snprintf(name, sizeof name, "layer%d.weight", i);
+        cr_assert_eq(st_writer_add(w, name, 2, shapes[i], data[i], &e), 0, "%s", e.msg);
+    }
+    cr_assert_eq(st_writer_save(w, path, &e), 0, "%s", e.msg);
+    st_writer_free(w);
+    for (int i = 0; i < 3; i++) free(data[i]);
+}
+
+static unsigned char *slurp(const char *path, size_t *len) {
+    FILE *f = fopen(path, "rb");
+    cr_assert_not_null(f, "%s", path);
+    fseek(f, 0, SEEK_END);
+    *len = (size_t)ftell(f);
+    fseek(f, 0, SEEK_SET);
+    unsigned char *b = malloc(*len ? *len : 1);
+    cr_assert_eq(fread(b, 1, *len, f), *len);
+    fclose(f);
+    return b;
+}
 
 static void write_model(const char *path, unsigned seed) {
     tt_err e = {0};
@@ -103,3 +167,53 @@ Test(anymerge, truncated_input_while_sampling_is_an_error) { truncated_after_ope
 
 /* The merge pass (pread comes up short). */
 Test(anymerge, truncated_input_while_merging_is_an_error) { truncated_after_open("ta"); }
+
+/* ties of models in dir (base, m0, m1) into dir/NAME with a workspace budget (0 = the default); the
+ * thresholds' passes are returned. */
+static int ties_passes(const char *dir, const char *name, size_t select_work) {
+    am_config c;
+    am_config_init(&c);
+    snprintf(c.base, sizeof c.base, "%s/base.safetensors", dir);
+    snprintf(c.model[0].path, sizeof c.model[0].path, "%s/m0.safetensors", dir);
+    snprintf(c.model[1].path, sizeof c.model[1].path, "%s/m1.safetensors", dir);
+    c.K = 2;
+    c.method = AM_TIES;
+    c.select_work = select_work;
+    char out[300];
+    snprintf(out, sizeof out, "%s/%s", dir, name);
+    am_stats st;
+    tt_err e = {0};
+    cr_assert_eq(am_run(&c, out, &st, &e), 0, "%s", e.msg);
+    return st.threshold_passes;
+}
+
+static void assert_same_file(const char *a, const char *b) {
+    size_t la, lb;
+    unsigned char *x = slurp(a, &la), *y = slurp(b, &lb);
+    cr_assert(la == lb && memcmp(x, y, la) == 0, "%s and %s differ", a, b);
+    free(x), free(y);
+}
+
+Test(anymerge, ties_thresholds_bracketed_missed_and_radix_agree) {
+    char dir[] = "/tmp/ttm_anymerge_XXXXXX";
+    cr_assert_not_null(mkdtemp(dir));
+    char p[300], q[300];
+    snprintf(p, sizeof p, "%s/base.safetensors", dir), write_zero_model(p);
+    snprintf(p, sizeof p, "%s/m0.safetensors", dir), write_model(p, 2);
+    snprintf(p, sizeof p, "%s/m1.safetensors", dir), write_model(p, 3);
+    cr_assert_eq(ties_passes(dir, "bracketed", 0), 1, "a sample like the data: one counting pass");
+    cr_assert_eq(ties_passes(dir, "radix", 1), 2, "no workspace: the two radix passes");
+    snprintf(p, sizeof p, "%s/bracketed/model.safetensors", dir);
+    snprintf(q, sizeof q, "%s/radix/model.safetensors", dir);
+    assert_same_file(p, q);
+    /* model 1 skewed at the sampled places: its bracket misses, model 0's holds */
+    snprintf(p, sizeof p, "%s/m1.safetensors", dir), write_skewed_model(p, 3);
+    cr_assert_eq(ties_passes(dir, "missed", 0), 3, "a missed bracket: the counting pass and two radix passes");
+    cr_assert_eq(ties_passes(dir, "radix2", 1), 2);
+    snprintf(p, sizeof p, "%s/missed/model.safetensors", dir);
+    snprintf(q, sizeof q, "%s/radix2/model.safetensors", dir);
+    assert_same_file(p, q);
+    char cmd[400];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    cr_assert_eq(system(cmd), 0);
+}
