@@ -149,7 +149,6 @@ typedef struct engine {
     int8_t majority;
     /* the fused TIES pass */
     int64_t balance;
-    uint64_t kept[AM_MAX_MODELS];
     uint64_t *und;
     size_t und_cap, n_und;
     float *sel_work;  /* the bracketed selections' workspace while the thresholds are found */
@@ -851,9 +850,8 @@ static int stream(engine *e, pass_kind kind, select_ctx *sel, const int *sel_tas
 }
 
 /* Workspace of the bracketed selections (select.h) for all models together, at most, unless the
- * config says: past it (more than ~1.4 G merged entries at K = 8:
- * 2.8 GB models in BF16) the thresholds take the two
- * radix passes instead. */
+ * config says: past it (more than ~1.4 G merged entries at K = 8, BF16 models of ~2.8 GB) the
+ * thresholds take the two radix passes instead. */
 #define AM_SELECT_WORK_BYTES ((size_t)1 << 30)
 
 /* Each model's global trim threshold: the exact order statistic of |τ_k| over all merged elements
@@ -998,6 +996,7 @@ static void engine_free(engine *e) {
     free(e->count);
     free(e->obuf);
     free(e->und);
+    free(e->sel_work);
 }
 
 int am_run(const am_config *c, const char *out, am_stats *stats, tt_err *err) {
