@@ -26,16 +26,13 @@
 /* 300 K entries: above the size where the thresholds sample (select.h), in three tensors. */
 static const int64_t shapes[3][2] = {{300, 500}, {500, 300}, {1000, 1}};
 
-/* Entries of the models in stream order (the tensors sorted by name, as st_writer stores them). */
-static size_t total_entries(void) {
-    size_t d = 0;
-    for (int i = 0; i < 3; i++) d += (size_t)(shapes[i][0] * shapes[i][1]);
-    return d;
-}
+/* What a model file holds: uniform values in [-1, 1); zeros; or a model whose sampled entries
+ * (select_in_sample of the stream index, tensors sorted by name as st_writer stores them) are 100
+ * times larger than its other values in [0.5, 1) — over a zero base the sample then puts the top-20%
+ * threshold among the large ones, far from the true one. */
+typedef enum model_kind { UNIFORM, ZERO, SKEWED } model_kind;
 
-/* A model whose sampled entries are 100 times larger than the others (base 0: they are its task
- * vector): the sample puts the top-20% threshold among the large ones, far from the true one. */
-static void write_skewed_model(const char *path, unsigned seed) {
+static void write_model_kind(const char *path, unsigned seed, model_kind kind) {
     tt_err e = {0};
     st_writer *w = st_writer_create(&e);
     cr_assert_not_null(w);
@@ -43,35 +40,21 @@ static void write_skewed_model(const char *path, unsigned seed) {
     size_t g = 0;
     for (int i = 0; i < 3; i++) {
         size_t n = (size_t)(shapes[i][0] * shapes[i][1]);
-        data[i] = malloc(n * sizeof(float));
-        tu_fill_uniform(data[i], n, seed * 3 + (unsigned)i, 0.5f, 1.0f);
+        data[i] = calloc(n, sizeof(float));
+        if (kind != ZERO)
+            tu_fill_uniform(data[i], n, seed * 3 + (unsigned)i, kind == SKEWED ? 0.5f : -1.0f, 1.0f);
         for (size_t j = 0; j < n; j++, g++)
-            if (select_in_sample(g)) data[i][j] *= 100.0f;
+            if (kind == SKEWED && select_in_sample(g)) data[i][j] *= 100.0f;
         char name[32];
         snprintf(name, sizeof name, "layer%d.weight", i);
         cr_assert_eq(st_writer_add(w, name, 2, shapes[i], data[i], &e), 0, "%s", e.msg);
     }
-    cr_assert_eq(g, total_entries());
     cr_assert_eq(st_writer_save(w, path, &e), 0, "%s", e.msg);
     st_writer_free(w);
     for (int i = 0; i < 3; i++) free(data[i]);
 }
 
-static void write_zero_model(const char *path) {
-    tt_err e = {0};
-    st_writer *w = st_writer_create(&e);
-    cr_assert_not_null(w);
-    float *data[3];
-    for (int i = 0; i < 3; i++) {
-        data[i] = calloc((size_t)(shapes[i][0] * shapes[i][1]), sizeof(float));
-        char name[32];
-        snprintf(name, sizeof name, "layer%d.weight", i);
-        cr_assert_eq(st_writer_add(w, name, 2, shapes[i], data[i], &e), 0, "%s", e.msg);
-    }
-    cr_assert_eq(st_writer_save(w, path, &e), 0, "%s", e.msg);
-    st_writer_free(w);
-    for (int i = 0; i < 3; i++) free(data[i]);
-}
+static void write_model(const char *path, unsigned seed) { write_model_kind(path, seed, UNIFORM); }
 
 static unsigned char *slurp(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
@@ -83,24 +66,6 @@ static unsigned char *slurp(const char *path, size_t *len) {
     cr_assert_eq(fread(b, 1, *len, f), *len);
     fclose(f);
     return b;
-}
-
-static void write_model(const char *path, unsigned seed) {
-    tt_err e = {0};
-    st_writer *w = st_writer_create(&e);
-    cr_assert_not_null(w);
-    float *data[3];
-    for (int i = 0; i < 3; i++) {
-        size_t n = (size_t)(shapes[i][0] * shapes[i][1]);
-        data[i] = malloc(n * sizeof(float));
-        tu_fill_uniform(data[i], n, seed * 3 + (unsigned)i, -1.0f, 1.0f);
-        char name[32];
-        snprintf(name, sizeof name, "layer%d.weight", i);
-        cr_assert_eq(st_writer_add(w, name, 2, shapes[i], data[i], &e), 0, "%s", e.msg);
-    }
-    cr_assert_eq(st_writer_save(w, path, &e), 0, "%s", e.msg);
-    st_writer_free(w);
-    for (int i = 0; i < 3; i++) free(data[i]);
 }
 
 /* Bytes of the file's header (8-byte length + JSON): truncating there keeps it valid. */
@@ -134,6 +99,18 @@ static void assert_no_output(const char *dir, const char *prefix) {
     closedir(d);
 }
 
+/* A config merging dir/m0 and dir/m1 over dir/base (.safetensors) with `method`. */
+static am_config two_models(const char *dir, const char *method) {
+    am_config c;
+    am_config_init(&c);
+    snprintf(c.base, sizeof c.base, "%s/base.safetensors", dir);
+    snprintf(c.model[0].path, sizeof c.model[0].path, "%s/m0.safetensors", dir);
+    snprintf(c.model[1].path, sizeof c.model[1].path, "%s/m1.safetensors", dir);
+    c.K = 2;
+    cr_assert_eq(am_method_parse(method, &c.method), 0);
+    return c;
+}
+
 static void truncated_after_open(const char *method) {
     char dir[] = "/tmp/ttm_anymerge_XXXXXX";
     cr_assert_not_null(mkdtemp(dir));
@@ -144,13 +121,7 @@ static void truncated_after_open(const char *method) {
     snprintf(out, sizeof out, "%s/merged", dir);
     write_model(base, 1), write_model(m0, 2), write_model(m1, 3);
 
-    am_config c;
-    am_config_init(&c);
-    snprintf(c.base, sizeof c.base, "%s", base);
-    snprintf(c.model[0].path, sizeof c.model[0].path, "%s", m0);
-    snprintf(c.model[1].path, sizeof c.model[1].path, "%s", m1);
-    c.K = 2;
-    cr_assert_eq(am_method_parse(method, &c.method), 0);
+    am_config c = two_models(dir, method);
     cut cu = {.path = m1, .size = header_bytes(m1)};
     c.after_open = truncate_input;
     c.after_open_arg = &cu;
@@ -171,13 +142,7 @@ Test(anymerge, truncated_input_while_merging_is_an_error) { truncated_after_open
 /* ties of models in dir (base, m0, m1) into dir/NAME with a workspace budget (0 = the default); the
  * thresholds' passes are returned. */
 static int ties_passes(const char *dir, const char *name, size_t select_work) {
-    am_config c;
-    am_config_init(&c);
-    snprintf(c.base, sizeof c.base, "%s/base.safetensors", dir);
-    snprintf(c.model[0].path, sizeof c.model[0].path, "%s/m0.safetensors", dir);
-    snprintf(c.model[1].path, sizeof c.model[1].path, "%s/m1.safetensors", dir);
-    c.K = 2;
-    c.method = AM_TIES;
+    am_config c = two_models(dir, "ties");
     c.select_work = select_work;
     char out[300];
     snprintf(out, sizeof out, "%s/%s", dir, name);
@@ -198,7 +163,7 @@ Test(anymerge, ties_thresholds_bracketed_missed_and_radix_agree) {
     char dir[] = "/tmp/ttm_anymerge_XXXXXX";
     cr_assert_not_null(mkdtemp(dir));
     char p[300], q[300];
-    snprintf(p, sizeof p, "%s/base.safetensors", dir), write_zero_model(p);
+    snprintf(p, sizeof p, "%s/base.safetensors", dir), write_model_kind(p, 0, ZERO);
     snprintf(p, sizeof p, "%s/m0.safetensors", dir), write_model(p, 2);
     snprintf(p, sizeof p, "%s/m1.safetensors", dir), write_model(p, 3);
     cr_assert_eq(ties_passes(dir, "bracketed", 0), 1, "a sample like the data: one counting pass");
@@ -207,7 +172,7 @@ Test(anymerge, ties_thresholds_bracketed_missed_and_radix_agree) {
     snprintf(q, sizeof q, "%s/radix/model.safetensors", dir);
     assert_same_file(p, q);
     /* model 1 skewed at the sampled places: its bracket misses, model 0's holds */
-    snprintf(p, sizeof p, "%s/m1.safetensors", dir), write_skewed_model(p, 3);
+    snprintf(p, sizeof p, "%s/m1.safetensors", dir), write_model_kind(p, 3, SKEWED);
     cr_assert_eq(ties_passes(dir, "missed", 0), 3, "a missed bracket: the counting pass and two radix passes");
     cr_assert_eq(ties_passes(dir, "radix2", 1), 2);
     snprintf(p, sizeof p, "%s/missed/model.safetensors", dir);
