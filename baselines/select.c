@@ -55,8 +55,10 @@ static uint64_t sample_offset(uint64_t t) {
     return (z ^ (z >> 31)) % (SELECT_SAMPLE_STRIDE - SELECT_SAMPLE_RUN + 1);
 }
 
+uint64_t select_sample_start(uint64_t stripe) { return stripe * SELECT_SAMPLE_STRIDE + sample_offset(stripe); }
+
 bool select_in_sample(uint64_t i) {
-    uint64_t t = i / SELECT_SAMPLE_STRIDE, start = t * SELECT_SAMPLE_STRIDE + sample_offset(t);
+    uint64_t start = select_sample_start(i / SELECT_SAMPLE_STRIDE);
     return i >= start && i < start + SELECT_SAMPLE_RUN;
 }
 
@@ -243,7 +245,8 @@ static inline unsigned sel_v8_bits(sel_v8i m) {
 #endif
 }
 
-static inline __attribute__((always_inline)) void bracket_range_v8(select_ctx *s, int p, const float *restrict x, const float *restrict sub,
+static inline __attribute__((always_inline)) void bracket_range_v8(select_ctx *s, int p, const float *restrict x,
+                                                                   const float *restrict sub,
                                     size_t lo, size_t hi, bool diff, bool absval) {
     const uint32_t blo = s->blo, bhi = s->bhi;
     const int32_t slo = (int32_t)(blo ^ 0x80000000u), shi = (int32_t)(bhi ^ 0x80000000u);
@@ -273,7 +276,8 @@ static inline __attribute__((always_inline)) void bracket_range_v8(select_ctx *s
             vbelow -= lt;
             vle -= le;
             unsigned in = sel_v8_bits(le & ~lt);
-            if (__builtin_expect(in != 0, 0)) bracket_take_lanes(&w, x + i, diff ? sub + i : NULL, in, blo, bhi, absval, cand, cap);
+            if (__builtin_expect(in != 0, 0))
+                bracket_take_lanes(&w, x + i, diff ? sub + i : NULL, in, blo, bhi, absval, cand, cap);
         }
         for (int l = 0; l < SEL_V8; l++) below += (uint32_t)vbelow[l], le_hi += (uint32_t)vle[l];
     }
@@ -393,7 +397,7 @@ static void count_range(select_ctx *s, int p, const float *x, const float *sub, 
  * as in every other pass, stored at their slot (stripe · RUN + position in the run) — so each slot
  * is written once whatever the chunking, and no counter is shared between threads. */
 static void sample_values(select_ctx *s, const float *x, const float *sub, size_t n, uint64_t g0, uint64_t t) {
-    uint64_t start = t * SELECT_SAMPLE_STRIDE + sample_offset(t);
+    uint64_t start = select_sample_start(t);
     uint64_t lo = start > g0 ? start : g0, hi = start + SELECT_SAMPLE_RUN < g0 + n ? start + SELECT_SAMPLE_RUN : g0 + n;
     for (uint64_t g = lo; g < hi; g++) {
         size_t i = (size_t)(g - g0);
@@ -478,8 +482,6 @@ void select_feed_diff_multi(select_ctx *s, int ns, const float *const *x, const 
         }
     }
 }
-
-uint64_t select_sample_start(uint64_t stripe) { return stripe * SELECT_SAMPLE_STRIDE + sample_offset(stripe); }
 
 void select_count_begin(select_ctx *s, int ns, size_t n) {
     for (int j = 0; j < ns; j++) {
