@@ -92,6 +92,9 @@ void ties_disjoint_k(float *out, const float *const *a, const float *b, int K, s
  * *n_und counting all of them (> cap: some were not stored). */
 int64_t ties_fused_k(float *out, const float *const *a, const float *b, int K, size_t n, const float *thr, bool mean,
                      uint64_t *kept, uint64_t base, uint64_t *und, size_t cap, size_t *n_und);
+/* Append entry i to ties_fused_k's list of entries awaiting the majority (for a caller's own fused
+ * kernel): from any thread, in any order; *n_und counts on past cap. */
+void ties_list_undecided(uint64_t *und, size_t cap, size_t *n_und, uint64_t i);
 /* For majority > 0: recompute out[idx[t] − base] for t < n (entries listed by ties_fused_k) with a
  * positive elected sign; the floats of ties_disjoint_k. */
 void ties_fused_patch(float *out, const float *const *a, const float *b, int K, const float *thr, bool mean,

@@ -210,7 +210,7 @@ void ties_disjoint_k(float *out, const float *const *a, const float *b, int K, s
 
 /* Append entry i to the list of entries awaiting the majority (exact cancellations): from any
  * thread, in any order; the count goes on past cap so that the caller sees the overflow. */
-static inline void list_undecided(uint64_t *und, size_t cap, size_t *n_und, uint64_t i) {
+void ties_list_undecided(uint64_t *und, size_t cap, size_t *n_und, uint64_t i) {
     size_t slot;
 #pragma omp atomic capture
     slot = (*n_und)++;
@@ -238,7 +238,7 @@ static inline int64_t fused_block(float *restrict out, const float *const *a, co
     }
     for (int k = 0; k < K; k++) disjoint_add_task(out, cnt, sgn, a[k], b, m, f2u(thr[k]), diff);
     for (size_t j = 0; j < m; j++)
-        if (zero[j] & (cnt[j] != 0)) list_undecided(und, cap, n_und, base + j); /* rare */
+        if (zero[j] & (cnt[j] != 0)) ties_list_undecided(und, cap, n_und, base + j); /* rare */
     if (mean) disjoint_mean(out, cnt, m);
     return balance;
 }
@@ -313,7 +313,7 @@ static inline int64_t fused_block_v8(float *restrict out, const float *const *a,
         }
         v8i wait = ~nz & (cnt != zero);
         for (int l = 0; l < V8; l++)
-            if (wait[l]) list_undecided(und, cap, n_und, base + j + (size_t)l); /* rare */
+            if (wait[l]) ties_list_undecided(und, cap, n_und, base + j + (size_t)l); /* rare */
         if (mean) acc = acc / __builtin_convertvector(cnt + ((cnt == zero) & 1), v8f); /* cnt or 1 */
         memcpy(out + j, &acc, sizeof acc);
     }
@@ -372,7 +372,7 @@ fused_block_v16_body(float *restrict out, const float *const *a, const float *b,
         __mmask16 wait = (__mmask16)(~nz & _mm512_test_epi32_mask(cnt, cnt));
         if (wait) /* rare */
             for (int l = 0; l < 16; l++)
-                if (wait >> l & 1) list_undecided(und, cap, n_und, base + j + (size_t)l);
+                if (wait >> l & 1) ties_list_undecided(und, cap, n_und, base + j + (size_t)l);
         if (mean) acc = _mm512_div_ps(acc, _mm512_cvtepi32_ps(_mm512_max_epi32(cnt, one))); /* cnt or 1 */
         _mm512_storeu_ps(out + j, acc);
     }

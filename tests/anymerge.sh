@@ -63,19 +63,21 @@ done
 TTMERGE_SELECT_WORK=1 check dare-ties-radix dare "$B" "$M" --seed 9 --set base=ties --set topk=30 --set density=0.7 -- \
   --base "$B" --models "$M" --seed 9 --set base=ties --set topk=30 --set density=0.7 --slice 777
 check ties-1thread ties "$B" "$M" -- --base "$B" --models "$M" --threads 1
-# BF16 ta and consensus-ta sum in registers 16 entries at a time: blocks of odd lengths (the tail)
-for m in ta consensus-ta; do
+# BF16 ta, consensus-ta and ties merge in registers 16 entries at a time: blocks of odd lengths (the tail)
+for m in ta consensus-ta ties; do
   check "$m-tail" $m "$B" "$M" --set k=3 --set tall_lambda=0.4 -- --base "$B" --models "$M" --set k=3 \
     --set tall_lambda=0.4 --slice 777
 done
-# exact cancellations under a positive majority: the entries the fused pass could not decide
-$py - "$src" "$tmp/f" "$tmp/c" <<'PY'
+# exact cancellations under a positive majority: the entries the fused pass could not decide, in F32
+# and BF16 (TIES' in-register BF16 merge lists them itself)
+$py - "$src" "$tmp/f" "$tmp/c" "$tmp/cb" <<'PY'
 import os, sys
 import numpy as np
 sys.path.insert(0, sys.argv[1] + "/bench/anymerge")
-from st_numpy import as_f32, read_set, write_file
-f, c = sys.argv[2], sys.argv[3]
+from st_numpy import as_f32, bf16_rne, read_set, write_file
+f, c, cb = sys.argv[2], sys.argv[3], sys.argv[4]
 os.makedirs(c)
+os.makedirs(cb)
 base, ft = read_set(f + "/base"), [read_set(f"{f}/ft{k}") for k in range(2)]
 b = {n: as_f32(e) for n, e in base.items() if e[0] == "F32"}
 b["lm_head.weight"][:] = 0   # base 0 and τ1 = −τ0 there: every kept pair cancels exactly
@@ -86,15 +88,19 @@ m0["lm_head.weight"] = t0["lm_head.weight"]
 m1["lm_head.weight"] = -t0["lm_head.weight"]
 for name, d in (("base", b), ("ft0", m0), ("ft1", m1)):
     write_file(f"{c}/{name}.safetensors", {n: ("F32", x.shape, np.ascontiguousarray(x)) for n, x in d.items()})
+    write_file(f"{cb}/{name}.safetensors", {n: ("BF16", x.shape, bf16_rne(x)) for n, x in d.items()})
 PY
-C=(--base "$tmp/c/base.safetensors" --models "$tmp/c/ft0.safetensors,$tmp/c/ft1.safetensors" --set topk=30)
-for cap in 0 5; do
-  for m in ties consensus-ties; do
-    TTMERGE_UNDECIDED_CAP=$cap merge --method $m --out "$tmp/o_c$cap$m" "${C[@]}"
-    out=$($py "$src/tests/anymerge_ref.py" "$tmp/o_c$cap$m" "$tmp/c/base.safetensors" \
-          "$tmp/c/ft0.safetensors,$tmp/c/ft1.safetensors" $m --set topk=30) || fail "cancellations: $out"
-    grep -q "majority sign +1, [1-9]" <<<"$out" || fail "the cancellation case lost its point: $out"
-    echo "cancellations (cap $cap): $(tr '\n' ' ' <<<"$out")"
+for set in c cb; do
+  C=(--base "$tmp/$set/base.safetensors" --models "$tmp/$set/ft0.safetensors,$tmp/$set/ft1.safetensors" --set topk=30
+     --slice 777) # blocks with tails
+  for cap in 0 5; do
+    for m in ties consensus-ties; do
+      TTMERGE_UNDECIDED_CAP=$cap merge --method $m --out "$tmp/o_$set$cap$m" "${C[@]}"
+      out=$($py "$src/tests/anymerge_ref.py" "$tmp/o_$set$cap$m" "$tmp/$set/base.safetensors" \
+            "$tmp/$set/ft0.safetensors,$tmp/$set/ft1.safetensors" $m --set topk=30) || fail "cancellations: $out"
+      grep -q "majority sign +1, [1-9]" <<<"$out" || fail "the cancellation case lost its point: $out"
+      echo "cancellations ($set, cap $cap): $(tr '\n' ' ' <<<"$out")"
+    done
   done
 done
 [[ $(ls "$tmp/o_ta" | grep -c '^model-.*-of-.*safetensors$') -ge 2 && -f $tmp/o_ta/model.safetensors.index.json ]] ||
