@@ -945,10 +945,10 @@ static int thresholds(engine *e, double topk, tt_err *err) {
     size_t work_len = select_bracket_work(e->d);
     e->sel_work = NULL;
     size_t budget = e->c->select_work ? e->c->select_work : AM_SELECT_WORK_BYTES;
-    if (work_len != SIZE_MAX && work_len <= budget / sizeof(float) / (size_t)e->K) {
-        tt_err ignored;
-        e->sel_work = tt_calloc_aligned(work_len * (size_t)e->K, sizeof(float), &ignored); /* NULL: radix */
-    }
+    /* calloc, not zeroed by hand: the pages of the copies' room that the selections never reach
+     * (most of it: the room is three times the copies expected) stay out of the process' memory */
+    if (work_len != SIZE_MAX && work_len <= budget / sizeof(float) / (size_t)e->K)
+        e->sel_work = calloc(work_len * (size_t)e->K, sizeof(float)); /* NULL: radix */
     for (int k = 0; k < e->K; k++) {
         double tk = e->c->model[k].density >= 0 && e->c->method != AM_DARE ? 100.0 * e->c->model[k].density : topk;
         uint64_t rank;

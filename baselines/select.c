@@ -81,13 +81,25 @@ static double bracket_margin(size_t nsample, double q) {
     return SELECT_MARGIN_SIGMAS * sqrt(SELECT_MARGIN_DEPEND * (double)nsample * q * (1 - q)) + 2 * SELECT_SAMPLE_RUN;
 }
 
+/* A sample of more values than this is kept as a histogram (select.h): its three arrays of
+ * SELECT_SAMPLE_BINS 32-bit words take less room than the values from there on. */
+#define SAMPLE_HIST_WORDS (3 * SELECT_SAMPLE_BINS)
+static size_t sample_hist_min = SAMPLE_HIST_WORDS;
+
+void select_set_sample_hist_min(size_t nsample) { sample_hist_min = nsample == SIZE_MAX ? SAMPLE_HIST_WORDS : nsample; }
+
+static bool sample_as_hist(size_t nsample) { return nsample > sample_hist_min; }
+
+/* Floats (32-bit words) the sample of nsample values takes in the workspace. */
+static size_t sample_words(size_t nsample) { return sample_as_hist(nsample) ? SAMPLE_HIST_WORDS : nsample; }
+
 size_t select_bracket_work(uint64_t n) {
     size_t ns = sample_count(n);
     if (ns < SELECT_SAMPLE_MIN) return SIZE_MAX;
     /* room for three times the copies expected at the widest margin (q = 1/2): sample_next wants
      * twice the expected copies, and the parts split the room */
     double copies = 2 * bracket_margin(ns, 0.5) / (double)ns * (double)n;
-    return ns + (size_t)(3 * copies) + SELECT_MAX_PARTS * SELECT_CAND_SPARE;
+    return sample_words(ns) + (size_t)(3 * copies) + SELECT_MAX_PARTS * SELECT_CAND_SPARE;
 }
 
 int select_init_bracket(select_ctx *s, uint64_t rank, bool absval, uint64_t n, float *work, size_t work_len,
@@ -97,8 +109,17 @@ int select_init_bracket(select_ctx *s, uint64_t rank, bool absval, uint64_t n, f
     init_fields(s, rank, absval);
     s->pass = SELECT_SAMPLE;
     s->n = n;
-    s->sample = work;
     s->nsample = sample_count(n);
+    if (sample_as_hist(s->nsample)) {
+        s->shist = (uint32_t *)work; /* 32-bit words in the caller's float workspace */
+        s->smin = s->shist + SELECT_SAMPLE_BINS;
+        s->smax = s->smin + SELECT_SAMPLE_BINS;
+        memset(s->shist, 0, SELECT_SAMPLE_BINS * sizeof(uint32_t));
+        memset(s->smin, 0xFF, SELECT_SAMPLE_BINS * sizeof(uint32_t));
+        memset(s->smax, 0, SELECT_SAMPLE_BINS * sizeof(uint32_t));
+    } else {
+        s->sample = work;
+    }
     /* The histograms go at the end of the workspace when it has room for them beyond twice what the
      * bracket needs: memory the caller has touched already, where fresh calloc'd histograms would
      * page-fault their ~1 MiB on first use in every selection (measured: ~4 ms a selection on a
@@ -115,8 +136,8 @@ int select_init_bracket(select_ctx *s, uint64_t rank, bool absval, uint64_t n, f
         if (!s->hist) return tt_fail(err, TT_ENOMEM, "out of memory (selection histograms)");
         s->hist_owned = true;
     }
-    s->cand = work + s->nsample;
-    s->cand_stride = (work_len - s->nsample) / (size_t)s->parts;
+    s->cand = work + sample_words(s->nsample);
+    s->cand_stride = (work_len - sample_words(s->nsample)) / (size_t)s->parts;
     s->cand_cap = s->cand_stride - SELECT_CAND_SPARE;
     return 0;
 }
@@ -395,13 +416,22 @@ static void count_range(select_ctx *s, int p, const float *x, const float *sub, 
 
 /* The sample pass: the values of stream indices [g0, g0 + n) that the sample holds, x − sub formed
  * as in every other pass, stored at their slot (stripe · RUN + position in the run) — so each slot
- * is written once whatever the chunking, and no counter is shared between threads. */
+ * is written once whatever the chunking, and no counter is shared between threads — or counted in
+ * the sample's histogram with its bin's smallest and largest key (one thread per selection). */
 static void sample_values(select_ctx *s, const float *x, const float *sub, size_t n, uint64_t g0, uint64_t t) {
     uint64_t start = select_sample_start(t);
     uint64_t lo = start > g0 ? start : g0, hi = start + SELECT_SAMPLE_RUN < g0 + n ? start + SELECT_SAMPLE_RUN : g0 + n;
     for (uint64_t g = lo; g < hi; g++) {
         size_t i = (size_t)(g - g0);
-        s->sample[t * SELECT_SAMPLE_RUN + (g - start)] = sub ? x[i] - sub[i] : x[i];
+        float v = sub ? x[i] - sub[i] : x[i];
+        if (s->shist) {
+            uint32_t k = key_of(v, s->absval), b = k >> SELECT_SAMPLE_SHIFT;
+            s->shist[b]++;
+            s->smin[b] = k < s->smin[b] ? k : s->smin[b];
+            s->smax[b] = k > s->smax[b] ? k : s->smax[b];
+        } else {
+            s->sample[t * SELECT_SAMPLE_RUN + (g - start)] = v;
+        }
     }
 }
 
@@ -410,6 +440,13 @@ static void sample_feed(select_ctx *s, int ns, const float *const *x, const floa
     TT_ASSERT(s[0].fed <= s[0].n); /* more values than select_init_bracket was told */
     if (!n) return;
     uint64_t t0 = g0 / SELECT_SAMPLE_STRIDE, t1 = (g0 + n - 1) / SELECT_SAMPLE_STRIDE + 1;
+    if (s[0].shist) { /* a histogram per selection: the selections split between the threads */
+        for (int j = 0; j < ns; j++) TT_ASSERT(s[j].shist); /* the same n: the same kind of sample */
+#pragma omp parallel for schedule(dynamic, 1) num_threads(s[0].parts) if (ns > 1 && (t1 - t0) * (uint64_t)ns >= 256)
+        for (int j = 0; j < ns; j++)
+            for (uint64_t t = t0; t < t1; t++) sample_values(&s[j], x[j], sub, n, g0, t);
+        return;
+    }
     /* one cache line (or two) per stripe and selection: latency-bound, so both threads help */
 #pragma omp parallel for schedule(static) num_threads(s[0].parts) if ((t1 - t0) * (uint64_t)ns >= 256)
     for (uint64_t t = t0; t < t1; t++)
@@ -567,20 +604,34 @@ static bool fall_back(select_ctx *s) {
 static bool sample_next(select_ctx *s) {
     size_t ns = s->nsample;
     double q = (double)s->want / (double)s->n, mid = q * (double)ns, m = bracket_margin(ns, q);
-    const float *v = s->sample;
-    /* one high pass over the sample for both ends, then one low pass per end */
-    s->pass = SELECT_HI;
-    s->fed = 0;
-    select_feed(s, v, ns);
-    hist_merge(s);
     bool has_lo = mid - m >= 0, has_hi = mid + m < (double)ns - 1;
-    uint64_t r_lo = has_lo ? (uint64_t)(mid - m) : 0, r_hi = has_hi ? (uint64_t)(mid + m) + 1 : 0, below_lo, below_hi;
-    uint32_t bin_lo = hist_find(s, r_lo, &below_lo), bin_hi = hist_find(s, r_hi, &below_hi);
-    memset(s->hist, 0, SELECT_BINS * sizeof(uint64_t));
+    uint64_t r_lo = has_lo ? (uint64_t)(mid - m) : 0, r_hi = has_hi ? (uint64_t)(mid + m) + 1 : 0;
     s->blo = 0;
     s->bhi = UINT32_MAX; /* open ends: the rank cannot fall outside there */
-    if (has_lo) s->blo = low_pass_in_memory(s, &v, &ns, 1, bin_lo, r_lo - below_lo);
-    if (has_hi) s->bhi = low_pass_in_memory(s, &v, &ns, 1, bin_hi, r_hi - below_hi);
+    if (s->shist) {
+        /* the bins that hold ranks r_lo and r_hi, and their smallest and largest keys: a bracket
+         * around the two order statistics (ties with a bin's end are counted, not copied) */
+        uint64_t below = 0;
+        size_t b = 0;
+        while (b < SELECT_SAMPLE_BINS && below + s->shist[b] <= r_lo) below += s->shist[b++];
+        TT_ASSERT(b < SELECT_SAMPLE_BINS);
+        if (has_lo) s->blo = s->smin[b];
+        while (b < SELECT_SAMPLE_BINS && below + s->shist[b] <= r_hi) below += s->shist[b++];
+        TT_ASSERT(b < SELECT_SAMPLE_BINS);
+        if (has_hi) s->bhi = s->smax[b];
+    } else {
+        const float *v = s->sample;
+        /* one high pass over the sample for both ends, then one low pass per end */
+        s->pass = SELECT_HI;
+        s->fed = 0;
+        select_feed(s, v, ns);
+        hist_merge(s);
+        uint64_t below_lo, below_hi;
+        uint32_t bin_lo = hist_find(s, r_lo, &below_lo), bin_hi = hist_find(s, r_hi, &below_hi);
+        memset(s->hist, 0, SELECT_BINS * sizeof(uint64_t));
+        if (has_lo) s->blo = low_pass_in_memory(s, &v, &ns, 1, bin_lo, r_lo - below_lo);
+        if (has_hi) s->bhi = low_pass_in_memory(s, &v, &ns, 1, bin_hi, r_hi - below_hi);
+    }
     /* the copies this bracket should let through, against the room for them */
     double copies = ((mid + m < (double)ns ? mid + m : (double)ns) - (mid - m > 0 ? mid - m : 0)) / (double)ns * (double)s->n;
     if (copies > 0.5 * (double)s->cand_cap * (double)s->parts) return fall_back(s);

@@ -24,7 +24,9 @@
  *                     hashed offset in every SELECT_SAMPLE_STRIDE values of the stream (1/64 of
  *                     the values, about one cache line per 4 KiB) — into the workspace; two order
  *                     statistics of the sample give keys lo <= hi that bracket the wanted rank
- *                     with a wide statistical margin;
+ *                     with a wide statistical margin (a large sample is counted in a histogram
+ *                     instead, and lo, hi are the smallest and largest key of the bins that hold
+ *                     those two ranks: a bracket at most a bin wider at each end);
  *   pass 1 (bracket): counts the keys < lo and <= hi (two vectorised compares a value) and copies
  *                     the few values strictly inside (lo, hi) into the workspace; the rank then
  *                     falls on lo, on hi, or inside, where an exact select of the copies (in
@@ -51,6 +53,11 @@
 #define SELECT_SAMPLE_STRIDE 1024
 #define SELECT_SAMPLE_RUN 16
 #define SELECT_SAMPLE_MIN 1024 /* fewer sampled values: straight to the radix passes */
+/* A large sample is kept as a histogram of its keys' high 20 bits (4096 keys a bin: 1/2048 of a
+ * float's value) with each bin's smallest and largest key, 12 MiB whatever the stream's length,
+ * instead of its values (4 bytes a sampled value: 62 MB for a stream of 1 G values). */
+#define SELECT_SAMPLE_SHIFT 12
+#define SELECT_SAMPLE_BINS ((size_t)1 << (32 - SELECT_SAMPLE_SHIFT))
 /* Floats past each part's cand_cap copies: a 16-wide store of copies at any position < cand_cap
  * (so up to cand_cap + 15 copies are kept), and a 16-float sink at cand_cap + 16 for the stores
  * made once the part is full (their copies are counted, not kept). */
@@ -73,7 +80,9 @@ typedef struct select_ctx {
     bool hist_owned;
     /* bracketed mode (not owned: the caller's workspace) */
     uint64_t n;        /* values every pass feeds */
-    float *sample;     /* [nsample] */
+    float *sample;     /* [nsample]: the sampled values, or NULL for a large sample: */
+    uint32_t *shist, *smin, *smax; /* [SELECT_SAMPLE_BINS] each: its keys by key >> SELECT_SAMPLE_SHIFT,
+                                    * each bin's smallest and largest key */
     size_t nsample;
     float *cand;       /* [parts][cand_stride]: values strictly inside (blo, bhi), thread p's at p·cand_stride */
     size_t cand_cap;   /* copies a part keeps; its region has SELECT_CAND_SPARE floats more */
@@ -95,9 +104,13 @@ int select_init_bracket(select_ctx *s, uint64_t rank, bool absval, uint64_t n, f
 /* Whether the bracketed mode samples the i-th value of the stream (for tests that build inputs
  * the sample misrepresents). */
 bool select_in_sample(uint64_t i);
-/* Floats of workspace below which select_init_bracket stays radix: the sample plus room for the
- * copies the margin lets through (about 1% of n). */
+/* Floats of workspace below which select_init_bracket stays radix: the sample (its values, or for
+ * a large one its histogram: 3 x SELECT_SAMPLE_BINS) plus room for the copies the margin lets
+ * through (about 1% of n for n = 88 M, 0.1% for n = 8 G: the margin grows as the root of n). */
 size_t select_bracket_work(uint64_t n);
+/* Tests only: samples of more than `nsample` values are kept as the histogram (default: those
+ * whose values would take more room than it); SIZE_MAX restores the default. */
+void select_set_sample_hist_min(size_t nsample);
 void select_free(select_ctx *s);
 /* Count x[0..n) into the current pass (OpenMP-parallel for large n). */
 void select_feed(select_ctx *s, const float *x, size_t n);

@@ -8,6 +8,7 @@
 #include "baselines/anymerge.h"
 #include "baselines/merge.h"
 #include "baselines/merge_config.h"
+#include "baselines/select.h"
 #include "bench/registry.h"
 #include "cli/cli.h"
 #include "cli/commands.h"
@@ -105,6 +106,8 @@ static int merge_any(int argc, char **argv) {
     if (cap) c.undecided_cap = (size_t)strtoull(cap, NULL, 10);
     const char *work = getenv("TTMERGE_SELECT_WORK"); /* tests: the TIES thresholds' radix passes */
     if (work) c.select_work = (size_t)strtoull(work, NULL, 10);
+    const char *hist = getenv("TTMERGE_SAMPLE_HIST"); /* tests: the sample as a histogram from this size */
+    if (hist) select_set_sample_hist_min((size_t)strtoull(hist, NULL, 10));
     signal(SIGXFSZ, SIG_IGN); /* a file-size limit is a write error (EFBIG) naming the file, not a kill */
     am_stats st;
     double t0 = progress_now();

@@ -63,6 +63,12 @@ done
 TTMERGE_SELECT_WORK=1 check dare-ties-radix dare "$B" "$M" --seed 9 --set base=ties --set topk=30 --set density=0.7 -- \
   --base "$B" --models "$M" --seed 9 --set base=ties --set topk=30 --set density=0.7 --slice 777
 check ties-1thread ties "$B" "$M" -- --base "$B" --models "$M" --threads 1
+# the sample kept as a histogram (large models' kind): the same bits
+for m in ties consensus-ties; do
+  TTMERGE_SAMPLE_HIST=0 check "f32-$m-hist" $m "$tmp/f/base" "$tmp/f/ft0,$tmp/f/ft1,$tmp/f/ft2" --set topk=10 -- \
+    --base "$tmp/f/base" --models "$tmp/f/ft0,$tmp/f/ft1,$tmp/f/ft2" --set topk=10 --slice 333
+done
+TTMERGE_SAMPLE_HIST=0 check ties-hist ties "$B" "$M" -- --base "$B" --models "$M"
 # BF16 ta, consensus-ta and ties merge in registers 16 entries at a time: blocks of odd lengths (the tail)
 for m in ta consensus-ta ties; do
   check "$m-tail" $m "$B" "$M" --set k=3 --set tall_lambda=0.4 -- --base "$B" --models "$M" --set k=3 \

@@ -171,6 +171,12 @@ Test(anymerge, ties_thresholds_bracketed_missed_and_radix_agree) {
     snprintf(p, sizeof p, "%s/bracketed/model.safetensors", dir);
     snprintf(q, sizeof q, "%s/radix/model.safetensors", dir);
     assert_same_file(p, q);
+    /* the sample as a histogram (large models' kind, select.h), one selection per thread */
+    select_set_sample_hist_min(0);
+    cr_assert_eq(ties_passes(dir, "histogram", 0), 1, "a histogram of the sample: one counting pass");
+    select_set_sample_hist_min(SIZE_MAX);
+    snprintf(p, sizeof p, "%s/histogram/model.safetensors", dir);
+    assert_same_file(p, q);
     /* model 1 skewed at the sampled places: its bracket misses, model 0's holds */
     snprintf(p, sizeof p, "%s/m1.safetensors", dir), write_model_kind(p, 3, SKEWED);
     cr_assert_eq(ties_passes(dir, "missed", 0), 3, "a missed bracket: the counting pass and two radix passes");

@@ -207,7 +207,13 @@ static float bracket_kth(const float *x, const float *sub, size_t n, uint64_t ra
     return wide;
 }
 
-static void check_bracket(const float *x, size_t n, const char *what) {
+/* Both kinds of sample: its values, and the histogram that large samples use (select.h), which
+ * every sample of these tests is made into by select_set_sample_hist_min(0). */
+#define EACH_SAMPLE_KIND(kind) \
+    for (int kind = 0; kind < 2; kind++, select_set_sample_hist_min(SIZE_MAX)) \
+        if (select_set_sample_hist_min(kind ? 0 : SIZE_MAX), 1)
+
+static void check_bracket_kind(const float *x, size_t n, const char *what) {
     size_t ranks[] = {0, 1, n / 10, n / 2, n - n / 5, n - 2, n - 1};
     size_t least = select_bracket_work(n);
     cr_assert(least < SIZE_MAX, "%s: n = %zu too small for the bracketed mode", what, n);
@@ -232,6 +238,10 @@ static void check_bracket(const float *x, size_t n, const char *what) {
     }
 }
 
+static void check_bracket(const float *x, size_t n, const char *what) {
+    EACH_SAMPLE_KIND(kind) check_bracket_kind(x, n, what);
+}
+
 Test(select_bracket, tie_heavy_zeros_negative_zeros) {
     const size_t n = 300007;
     float *x = tie_heavy(n, 31);
@@ -244,11 +254,57 @@ Test(select_bracket, uniform_takes_one_counting_pass) {
     float *x = malloc(n * sizeof(float));
     tu_fill_uniform(x, n, 32, -1e-3f, 1e-3f);
     check_bracket(x, n, "uniform");
-    int passes = 0;
-    float got = bracket_kth(x, NULL, n, n - n / 5, true, select_bracket_work(n), &passes);
-    cr_assert(got == ref_kth(x, n, n - n / 5, true));
-    cr_assert_eq(passes, 2); /* no fallback on noise */
+    EACH_SAMPLE_KIND(kind) {
+        int passes = 0;
+        float got = bracket_kth(x, NULL, n, n - n / 5, true, select_bracket_work(n), &passes);
+        cr_assert(got == ref_kth(x, n, n - n / 5, true));
+        cr_assert_eq(passes, 2, "sample kind %d", kind); /* no fallback on noise */
+    }
     free(x);
+}
+
+/* Task vectors of BF16 models, θ_k − θ0 with both rounded to BF16: few distinct magnitudes, each
+ * repeated thousands of times, so the wanted rank lies inside a run of equal values. The sample's
+ * bracket ends on such values, which are counted rather than copied: one counting pass, with
+ * either kind of sample (a histogram bracket ending inside a bin would copy the whole run and
+ * overflow). */
+static float bf16_round(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    u = (u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u;
+    memcpy(&x, &u, sizeof x);
+    return x;
+}
+
+Test(select_bracket, runs_of_equal_values_take_one_counting_pass) {
+    const size_t n = 1 << 21;
+    float *b = malloc(n * sizeof(float)), *x = malloc(n * sizeof(float));
+    tu_fill_uniform(b, n, 60, 0.035f, 0.06f); /* one binade: BF16 steps of 2^-12 */
+    tu_fill_uniform(x, n, 61, -0.0004f, 0.0004f); /* |τ| in {0, 1, 2} steps: the rank in a run of ~1 M */
+    for (size_t i = 0; i < n; i++) {
+        b[i] = bf16_round(b[i]);
+        x[i] = bf16_round(b[i] + x[i]);
+    }
+    float *d = malloc(n * sizeof(float));
+    for (size_t i = 0; i < n; i++) d[i] = x[i] - b[i];
+    EACH_SAMPLE_KIND(kind) {
+        int passes = 0;
+        float got = bracket_kth(x, b, n, n - n / 5, true, select_bracket_work(n), &passes);
+        cr_assert(got == ref_kth(d, n, n - n / 5, true));
+        cr_assert_eq(passes, 2, "sample kind %d: %d passes", kind, passes);
+    }
+    /* three values whose keys are not multiples of a histogram bin: the bracket must end on the
+     * value itself, not on its bin's edges */
+    for (size_t i = 0; i < n; i++) x[i] = 0.3f * (float)(1 + i % 3);
+    EACH_SAMPLE_KIND(kind) {
+        int passes = 0;
+        float got = bracket_kth(x, NULL, n, n - n / 5, true, select_bracket_work(n), &passes);
+        cr_assert(got == ref_kth(x, n, n - n / 5, true));
+        cr_assert_eq(passes, 2, "three values, sample kind %d: %d passes", kind, passes);
+    }
+    free(b);
+    free(x);
+    free(d);
 }
 
 Test(select_bracket, all_equal_and_all_zero) {
@@ -285,6 +341,7 @@ Test(select_bracket, nan_as_radix) {
     tu_fill_uniform(x, n, 34, -1.0f, 1.0f);
     for (size_t i = 0; i < n; i += 7) x[i] = NAN;
     size_t ranks[] = {0, n / 2, n - n / 10, n - 1};
+    EACH_SAMPLE_KIND(kind)
     for (int absval = 0; absval < 2; absval++)
         for (size_t ri = 0; ri < 4; ri++) {
             float got = bracket_kth(x, NULL, n, ranks[ri], absval, select_bracket_work(n), NULL);
@@ -299,6 +356,7 @@ Test(select_bracket, diff_equals_materialised_differences) {
     float *x = tie_heavy(n, 35), *sub = tie_heavy(n, 36), *d = malloc(n * sizeof(float));
     for (size_t i = 0; i < n; i++) d[i] = x[i] - sub[i];
     size_t ranks[] = {0, n / 7, n / 2, n - n / 5, n - 1};
+    EACH_SAMPLE_KIND(kind)
     for (int absval = 0; absval < 2; absval++)
         for (size_t ri = 0; ri < 5; ri++) {
             float got = bracket_kth(x, sub, n, ranks[ri], absval, select_bracket_work(n), NULL);
@@ -315,19 +373,21 @@ Test(select_bracket, diff_equals_materialised_differences) {
 Test(select_bracket, sample_miss_and_overflow_fall_back) {
     const size_t n = 1 << 19;
     float *x = malloc(n * sizeof(float));
-    tu_fill_uniform(x, n, 37, 0.0f, 1.0f);
-    for (size_t i = 0; i < n; i++)
-        if (!select_in_sample(i)) x[i] += 2.0f;
-    int passes = 0;
-    float got = bracket_kth(x, NULL, n, n / 2, true, select_bracket_work(n), &passes);
-    cr_assert(got == ref_kth(x, n, n / 2, true));
-    cr_assert_eq(passes, 4, "miss: %d passes", passes);
-    tu_fill_uniform(x, n, 38, 0.0f, 1.0f);
-    for (size_t i = 0; i < n; i++)
-        if (!select_in_sample(i)) x[i] = 0.5f + (x[i] - 0.5f) * 1e-3f; /* distinct, all near the median */
-    got = bracket_kth(x, NULL, n, n / 2, true, select_bracket_work(n), &passes);
-    cr_assert(got == ref_kth(x, n, n / 2, true));
-    cr_assert_eq(passes, 4, "overflow: %d passes", passes);
+    EACH_SAMPLE_KIND(kind) {
+        tu_fill_uniform(x, n, 37, 0.0f, 1.0f);
+        for (size_t i = 0; i < n; i++)
+            if (!select_in_sample(i)) x[i] += 2.0f;
+        int passes = 0;
+        float got = bracket_kth(x, NULL, n, n / 2, true, select_bracket_work(n), &passes);
+        cr_assert(got == ref_kth(x, n, n / 2, true));
+        cr_assert_eq(passes, 4, "miss (sample kind %d): %d passes", kind, passes);
+        tu_fill_uniform(x, n, 38, 0.0f, 1.0f);
+        for (size_t i = 0; i < n; i++)
+            if (!select_in_sample(i)) x[i] = 0.5f + (x[i] - 0.5f) * 1e-3f; /* distinct, all near the median */
+        got = bracket_kth(x, NULL, n, n / 2, true, select_bracket_work(n), &passes);
+        cr_assert(got == ref_kth(x, n, n / 2, true));
+        cr_assert_eq(passes, 4, "overflow (sample kind %d): %d passes", kind, passes);
+    }
     free(x);
 }
 
@@ -375,6 +435,7 @@ Test(select_bracket, multi_with_one_fallback) {
     }
     for (size_t i = 0; i < n; i++)
         if (!select_in_sample(i)) x[1][i] += 3.0f; /* |x − sub| of the unsampled values is larger */
+    EACH_SAMPLE_KIND(kind) {
     size_t wl = select_bracket_work(n);
     float *work = malloc((size_t)ns * wl * sizeof(float));
     for (int li = 0; li < 2; li++) { /* the AVX-512 bracket kernel, then the baseline one */
@@ -403,8 +464,9 @@ Test(select_bracket, multi_with_one_fallback) {
     }
     }
     cpu_isa_cap(CPU_ISA_AVX512);
-    for (int j = 0; j < ns; j++) free(x[j]);
     free(work);
+    }
+    for (int j = 0; j < ns; j++) free(x[j]);
     free(sub);
     free(d);
 }
