@@ -83,7 +83,22 @@ static double bracket_margin(size_t nsample, double q) {
 
 /* A sample of more values than this is kept as a histogram (select.h): its three arrays of
  * SELECT_SAMPLE_BINS 32-bit words take less room than the values from there on. */
-#define SAMPLE_HIST_WORDS (3 * SELECT_SAMPLE_BINS)
+#define SAMPLE_HIST_WORDS (2 * SELECT_SAMPLE_BINS)
+
+/* A bin of the sample's histogram in one 64-bit word, so that counting a value is one load and one
+ * store: the count in the low 32 bits, then 0xFFF minus the smallest key's low 12 bits (so that
+ * an all-zero word is an empty bin), then the largest key's low 12 bits. */
+static inline uint64_t sample_bin_add(uint64_t w, uint32_t low) {
+    uint64_t nlo = (w >> 32) & 0xFFFFu, hi = w >> 48, c = (w & 0xFFFFFFFFu) + 1;
+    nlo = nlo > 0xFFFu - low ? nlo : 0xFFFu - low;
+    hi = hi > low ? hi : low;
+    return c | nlo << 32 | hi << 48;
+}
+static inline uint64_t sample_bin_count(uint64_t w) { return w & 0xFFFFFFFFu; }
+static inline uint32_t sample_bin_min(uint64_t w, size_t b) {
+    return (uint32_t)(b << SELECT_SAMPLE_SHIFT) | (0xFFFu - (uint32_t)((w >> 32) & 0xFFFFu));
+}
+static inline uint32_t sample_bin_max(uint64_t w, size_t b) { return (uint32_t)(b << SELECT_SAMPLE_SHIFT) | (uint32_t)(w >> 48); }
 static size_t sample_hist_min = SAMPLE_HIST_WORDS;
 
 void select_set_sample_hist_min(size_t nsample) { sample_hist_min = nsample == SIZE_MAX ? SAMPLE_HIST_WORDS : nsample; }
@@ -99,24 +114,24 @@ size_t select_bracket_work(uint64_t n) {
     /* room for three times the copies expected at the widest margin (q = 1/2): sample_next wants
      * twice the expected copies, and the parts split the room */
     double copies = 2 * bracket_margin(ns, 0.5) / (double)ns * (double)n;
-    return sample_words(ns) + (size_t)(3 * copies) + SELECT_MAX_PARTS * SELECT_CAND_SPARE;
+    /* + 1: a workspace that starts off an 8-byte boundary loses a float to the histogram's alignment */
+    return sample_words(ns) + (size_t)(3 * copies) + SELECT_MAX_PARTS * SELECT_CAND_SPARE + 1;
 }
 
 int select_init_bracket(select_ctx *s, uint64_t rank, bool absval, uint64_t n, float *work, size_t work_len,
                         tt_err *err) {
     if (!work || work_len < select_bracket_work(n) || n >> 36) /* radix mode (lane counts: select.h) */
         return select_init(s, rank, absval, err);
+    if ((uintptr_t)work % sizeof(uint64_t) && sample_as_hist(sample_count(n)))
+        work++, work_len--; /* sample_bin's 64-bit words (select_bracket_work counted this float) */
     init_fields(s, rank, absval);
     s->pass = SELECT_SAMPLE;
     s->n = n;
     s->nsample = sample_count(n);
     if (sample_as_hist(s->nsample)) {
-        s->shist = (uint32_t *)work; /* 32-bit words in the caller's float workspace */
-        s->smin = s->shist + SELECT_SAMPLE_BINS;
-        s->smax = s->smin + SELECT_SAMPLE_BINS;
-        memset(s->shist, 0, SELECT_SAMPLE_BINS * sizeof(uint32_t));
-        memset(s->smin, 0xFF, SELECT_SAMPLE_BINS * sizeof(uint32_t));
-        memset(s->smax, 0, SELECT_SAMPLE_BINS * sizeof(uint32_t));
+        TT_ASSERT((uintptr_t)work % sizeof(uint64_t) == 0);
+        s->sbin = (uint64_t *)work; /* 64-bit words in the caller's float workspace */
+        memset(s->sbin, 0, SELECT_SAMPLE_BINS * sizeof(uint64_t));
     } else {
         s->sample = work;
     }
@@ -424,11 +439,9 @@ static void sample_values(select_ctx *s, const float *x, const float *sub, size_
     for (uint64_t g = lo; g < hi; g++) {
         size_t i = (size_t)(g - g0);
         float v = sub ? x[i] - sub[i] : x[i];
-        if (s->shist) {
+        if (s->sbin) {
             uint32_t k = key_of(v, s->absval), b = k >> SELECT_SAMPLE_SHIFT;
-            s->shist[b]++;
-            s->smin[b] = k < s->smin[b] ? k : s->smin[b];
-            s->smax[b] = k > s->smax[b] ? k : s->smax[b];
+            s->sbin[b] = sample_bin_add(s->sbin[b], k & 0xFFFu);
         } else {
             s->sample[t * SELECT_SAMPLE_RUN + (g - start)] = v;
         }
@@ -440,11 +453,24 @@ static void sample_feed(select_ctx *s, int ns, const float *const *x, const floa
     TT_ASSERT(s[0].fed <= s[0].n); /* more values than select_init_bracket was told */
     if (!n) return;
     uint64_t t0 = g0 / SELECT_SAMPLE_STRIDE, t1 = (g0 + n - 1) / SELECT_SAMPLE_STRIDE + 1;
-    if (s[0].shist) { /* a histogram per selection: the selections split between the threads */
-        for (int j = 0; j < ns; j++) TT_ASSERT(s[j].shist); /* the same n: the same kind of sample */
-#pragma omp parallel for schedule(dynamic, 1) num_threads(s[0].parts) if (ns > 1 && (t1 - t0) * (uint64_t)ns >= 256)
-        for (int j = 0; j < ns; j++)
-            for (uint64_t t = t0; t < t1; t++) sample_values(&s[j], x[j], sub, n, g0, t);
+    if (s[0].sbin) {
+        /* a histogram per selection: thread p counts selections p, p + T, ...; stripe by stripe, so
+         * that the runs of its selections at one stripe are read together (their cache misses
+         * overlap), with the runs a few stripes ahead prefetched (the hashed offsets defeat the
+         * hardware's) */
+        for (int j = 0; j < ns; j++) TT_ASSERT(s[j].sbin); /* the same n: the same kind of sample */
+        const uint64_t ahead = 4;
+#pragma omp parallel num_threads(s[0].parts) if (ns > 1 && (t1 - t0) * (uint64_t)ns >= 256)
+        {
+            int T = omp_get_num_threads(), p = omp_get_thread_num();
+            for (uint64_t t = t0; t < t1; t++) {
+                uint64_t pre = t + ahead < t1 ? select_sample_start(t + ahead) : g0;
+                for (int j = p; j < ns; j += T) {
+                    if (pre > g0 && pre < g0 + n) __builtin_prefetch(x[j] + (pre - g0));
+                    sample_values(&s[j], x[j], sub, n, g0, t);
+                }
+            }
+        }
         return;
     }
     /* one cache line (or two) per stripe and selection: latency-bound, so both threads help */
@@ -608,17 +634,19 @@ static bool sample_next(select_ctx *s) {
     uint64_t r_lo = has_lo ? (uint64_t)(mid - m) : 0, r_hi = has_hi ? (uint64_t)(mid + m) + 1 : 0;
     s->blo = 0;
     s->bhi = UINT32_MAX; /* open ends: the rank cannot fall outside there */
-    if (s->shist) {
+    if (s->sbin) {
         /* the bins that hold ranks r_lo and r_hi, and their smallest and largest keys: a bracket
          * around the two order statistics (ties with a bin's end are counted, not copied) */
         uint64_t below = 0;
         size_t b = 0;
-        while (b < SELECT_SAMPLE_BINS && below + s->shist[b] <= r_lo) below += s->shist[b++];
+        while (b < SELECT_SAMPLE_BINS && below + sample_bin_count(s->sbin[b]) <= r_lo)
+            below += sample_bin_count(s->sbin[b++]);
         TT_ASSERT(b < SELECT_SAMPLE_BINS);
-        if (has_lo) s->blo = s->smin[b];
-        while (b < SELECT_SAMPLE_BINS && below + s->shist[b] <= r_hi) below += s->shist[b++];
+        if (has_lo) s->blo = sample_bin_min(s->sbin[b], b);
+        while (b < SELECT_SAMPLE_BINS && below + sample_bin_count(s->sbin[b]) <= r_hi)
+            below += sample_bin_count(s->sbin[b++]);
         TT_ASSERT(b < SELECT_SAMPLE_BINS);
-        if (has_hi) s->bhi = s->smax[b];
+        if (has_hi) s->bhi = sample_bin_max(s->sbin[b], b);
     } else {
         const float *v = s->sample;
         /* one high pass over the sample for both ends, then one low pass per end */

@@ -54,7 +54,7 @@
 #define SELECT_SAMPLE_RUN 16
 #define SELECT_SAMPLE_MIN 1024 /* fewer sampled values: straight to the radix passes */
 /* A large sample is kept as a histogram of its keys' high 20 bits (4096 keys a bin: 1/2048 of a
- * float's value) with each bin's smallest and largest key, 12 MiB whatever the stream's length,
+ * float's value) with each bin's smallest and largest key, 8 MiB whatever the stream's length,
  * instead of its values (4 bytes a sampled value: 62 MB for a stream of 1 G values). */
 #define SELECT_SAMPLE_SHIFT 12
 #define SELECT_SAMPLE_BINS ((size_t)1 << (32 - SELECT_SAMPLE_SHIFT))
@@ -81,8 +81,8 @@ typedef struct select_ctx {
     /* bracketed mode (not owned: the caller's workspace) */
     uint64_t n;        /* values every pass feeds */
     float *sample;     /* [nsample]: the sampled values, or NULL for a large sample: */
-    uint32_t *shist, *smin, *smax; /* [SELECT_SAMPLE_BINS] each: its keys by key >> SELECT_SAMPLE_SHIFT,
-                                    * each bin's smallest and largest key */
+    uint64_t *sbin;    /* [SELECT_SAMPLE_BINS]: its keys by key >> SELECT_SAMPLE_SHIFT, a word per bin
+                        * (select.c: sample_bin) */
     size_t nsample;
     float *cand;       /* [parts][cand_stride]: values strictly inside (blo, bhi), thread p's at p·cand_stride */
     size_t cand_cap;   /* copies a part keeps; its region has SELECT_CAND_SPARE floats more */
@@ -105,7 +105,7 @@ int select_init_bracket(select_ctx *s, uint64_t rank, bool absval, uint64_t n, f
  * the sample misrepresents). */
 bool select_in_sample(uint64_t i);
 /* Floats of workspace below which select_init_bracket stays radix: the sample (its values, or for
- * a large one its histogram: 3 x SELECT_SAMPLE_BINS) plus room for the copies the margin lets
+ * a large one its histogram: 2 x SELECT_SAMPLE_BINS) plus room for the copies the margin lets
  * through (about 1% of n for n = 88 M, 0.1% for n = 8 G: the margin grows as the root of n). */
 size_t select_bracket_work(uint64_t n);
 /* Tests only: samples of more than `nsample` values are kept as the histogram (default: those

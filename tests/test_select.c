@@ -296,11 +296,14 @@ Test(select_bracket, runs_of_equal_values_take_one_counting_pass) {
     /* three values whose keys are not multiples of a histogram bin: the bracket must end on the
      * value itself, not on its bin's edges */
     for (size_t i = 0; i < n; i++) x[i] = 0.3f * (float)(1 + i % 3);
-    EACH_SAMPLE_KIND(kind) {
+    /* inside the run of 0.9; the last 0.3 and the first 0.6 (the bracket's ends in two runs) */
+    const size_t ranks[] = {n - n / 5, (n + 2) / 3 - 1, (n + 2) / 3};
+    EACH_SAMPLE_KIND(kind)
+    for (int ri = 0; ri < 3; ri++) {
         int passes = 0;
-        float got = bracket_kth(x, NULL, n, n - n / 5, true, select_bracket_work(n), &passes);
-        cr_assert(got == ref_kth(x, n, n - n / 5, true));
-        cr_assert_eq(passes, 2, "three values, sample kind %d: %d passes", kind, passes);
+        float got = bracket_kth(x, NULL, n, ranks[ri], true, select_bracket_work(n), &passes);
+        cr_assert(got == ref_kth(x, n, ranks[ri], true));
+        cr_assert_eq(passes, 2, "three values, rank %zu, sample kind %d: %d passes", ranks[ri], kind, passes);
     }
     free(b);
     free(x);
