@@ -28,8 +28,8 @@
  * Passes over the inputs: one (ta, dare+ta, consensus-ta, average) or, for the TIES methods, a
  * sample of 1/64 of the entries (through the files' mappings) and one full pass for the thresholds
  * (select.h's bracketed mode; two radix passes more where a model's bracket missed, and the radix
- * passes alone when the workspace, 38 MB per model of 0.5 G entries, 49 MB per model of 1 G, most
- * of it room for copies that stays untouched, exceeds select_work: BF16 models of ~22 GB at K = 8),
+ * passes alone when the workspace, 34 MB per model of 0.5 G entries, 45 MB per model of 1 G, most
+ * of it room for copies that stays untouched, exceeds select_work: BF16 models of ~24 GB at K = 8),
  * then the merge pass; entries whose elected sign needs the global majority, exact cancellations,
  * are rewritten after it.
  * Tensors that are not floating point (e.g. I64 position ids) are copied from the base; an inf or
