@@ -545,20 +545,18 @@ static inline void bf16x8(const uint16_t *h, v8u *bad, v8f *f) {
 
 typedef int32_t v8i __attribute__((vector_size(32)));
 
-/* τ of sixteen BF16 entries at h against θ0 in b0, b1: w (θ − θ0), or θ − θ0 when `unit`. */
-static inline void tau16(const uint16_t *h, v8f b0, v8f b1, float w, bool unit, v8u *bad, v8f *x0, v8f *x1) {
+/* τ of sixteen BF16 entries at h against θ0 in *b0, *b1: w (θ − θ0), or θ − θ0 when `unit`. (The
+ * 32-byte vectors go by pointer here and below: by value they are an ABI question at x86-64-v2.) */
+static inline void tau16(const uint16_t *h, const v8f *b0, const v8f *b1, float w, bool unit, v8u *bad, v8f *x0,
+                         v8f *x1) {
     bf16x8(h, bad, x0);
     bf16x8(h + 8, bad, x1);
-    *x0 = *x0 - b0, *x1 = *x1 - b1;
+    *x0 = *x0 - *b0, *x1 = *x1 - *b1;
     if (!unit) *x0 = w * *x0, *x1 = w * *x1;
 }
 
 /* |x| of eight floats (clearing the sign bit: fabsf's result). */
-static inline v8f abs8(v8f x) {
-    const v8u mag = {0x7fffffffu, 0x7fffffffu, 0x7fffffffu, 0x7fffffffu,
-                     0x7fffffffu, 0x7fffffffu, 0x7fffffffu, 0x7fffffffu};
-    return (v8f)((v8u)x & mag);
-}
+#define ABS8(x) ((v8f)((v8u)(x) & 0x7fffffffu))
 
 /* ta, or consensus-ta, where the base and every model are BF16: out = θ0 + λ Σ_k w_k (θ_k − θ0)
  * over raw entries [o, o + n) with the sum in registers, two vectors at a time, instead of K rows
@@ -586,16 +584,16 @@ static bool ta_bf16_block(const engine *e, const am_tensor *t, size_t o, size_t 
         memcpy(&b1, fb + j + 8, sizeof b1);
         for (int k = 0; k < e->K; k++) {
             v8f x0, x1;
-            tau16(h[k] + j, b0, b1, t->w[k], unit, &bad, &x0, &x1);
+            tau16(h[k] + j, &b0, &b1, t->w[k], unit, &bad, &x0, &x1);
             a0 = a0 + x0, a1 = a1 + x1;
         }
         if (consensus) {
             v8i c0 = {0}, c1 = {0};
             for (int k = 0; k < e->K; k++) {
                 v8f x0, x1;
-                tau16(h[k] + j, b0, b1, t->w[k], unit, &bad, &x0, &x1);
-                c0 -= abs8(x0) > tl * abs8(a0 - x0); /* a compare is -1 where it holds */
-                c1 -= abs8(x1) > tl * abs8(a1 - x1);
+                tau16(h[k] + j, &b0, &b1, t->w[k], unit, &bad, &x0, &x1);
+                c0 -= ABS8(x0) > tl * ABS8(a0 - x0); /* a compare is -1 where it holds */
+                c1 -= ABS8(x1) > tl * ABS8(a1 - x1);
             }
             a0 = (v8f)((v8i)a0 & (c0 >= kk)), a1 = (v8f)((v8i)a1 & (c1 >= kk));
         }
@@ -659,7 +657,7 @@ static bool ties_bf16_block(engine *e, const am_tensor *t, size_t o, size_t n, s
         memcpy(&b1, fb + j + 8, sizeof b1);
         for (int k = 0; k < e->K; k++) {
             v8f x0, x1;
-            tau16(h[k] + j, b0, b1, t->w[k], unit, &bad, &x0, &x1);
+            tau16(h[k] + j, &b0, &b1, t->w[k], unit, &bad, &x0, &x1);
             v8i u0 = (v8i)x0, u1 = (v8i)x1, m0 = u0 & absmask, m1 = u1 & absmask;
             s0 = s0 + (v8f)(u0 & (m0 >= tb[k]) & (m0 != zero)); /* a rejected τ adds +0 */
             s1 = s1 + (v8f)(u1 & (m1 >= tb[k]) & (m1 != zero));
@@ -671,7 +669,7 @@ static bool ties_bf16_block(engine *e, const am_tensor *t, size_t o, size_t n, s
         v8i c0 = zero, c1 = zero;
         for (int k = 0; k < e->K; k++) {
             v8f x0, x1;
-            tau16(h[k] + j, b0, b1, t->w[k], unit, &bad, &x0, &x1);
+            tau16(h[k] + j, &b0, &b1, t->w[k], unit, &bad, &x0, &x1);
             v8i u0 = (v8i)x0, u1 = (v8i)x1, m0 = u0 & absmask, m1 = u1 & absmask;
             v8i ok0 = (m0 >= tb[k]) & (m0 != zero) & ((u0 & signbit) == g0);
             v8i ok1 = (m1 >= tb[k]) & (m1 != zero) & ((u1 & signbit) == g1);

@@ -264,12 +264,6 @@ typedef int32_t v8i __attribute__((vector_size(32)));
 typedef float v8f __attribute__((vector_size(32)));
 #define V8 8
 
-static inline v8i v8_load_bits(const float *p) {
-    v8i v;
-    memcpy(&v, p, sizeof v);
-    return v;
-}
-
 static inline int64_t fused_block_v8(float *restrict out, const float *const *a, const float *b, int K, size_t m,
                                      const float *thr, uint64_t *kept, bool mean, bool diff, uint64_t base,
                                      uint64_t *und, size_t cap, size_t *n_und) {
