@@ -639,8 +639,7 @@ static bool ties_bf16_block(engine *e, const am_tensor *t, size_t o, size_t n, s
     if (first_nonfinite(fb, n) != n) return false;
     bool unit = true;
     for (int k = 0; k < e->K; k++) unit &= t->w[k] == 1.0f;
-    const v8i absmask = {0x7FFFFFFF, 0x7FFFFFFF, 0x7FFFFFFF, 0x7FFFFFFF, 0x7FFFFFFF, 0x7FFFFFFF, 0x7FFFFFFF, 0x7FFFFFFF};
-    const v8i signbit = ~absmask, zero = absmask ^ absmask;
+    const v8i zero = {0}, absmask = zero + 0x7FFFFFFF, signbit = ~absmask;
     v8i tb[AM_MAX_MODELS];
     for (int k = 0; k < e->K; k++) {
         int32_t bits;

@@ -81,13 +81,19 @@ static double bracket_margin(size_t nsample, double q) {
     return SELECT_MARGIN_SIGMAS * sqrt(SELECT_MARGIN_DEPEND * (double)nsample * q * (1 - q)) + 2 * SELECT_SAMPLE_RUN;
 }
 
-/* A sample of more values than this is kept as a histogram (select.h): its three arrays of
- * SELECT_SAMPLE_BINS 32-bit words take less room than the values from there on. */
+/* A sample of more values than sample_hist_min is kept as a histogram (select.h): its
+ * SELECT_SAMPLE_BINS 64-bit words take less room than the values from there on. */
 #define SAMPLE_HIST_WORDS (2 * SELECT_SAMPLE_BINS)
+static size_t sample_hist_min = SAMPLE_HIST_WORDS;
+
+void select_set_sample_hist_min(size_t nsample) { sample_hist_min = nsample == SIZE_MAX ? SAMPLE_HIST_WORDS : nsample; }
+
+static bool sample_as_hist(size_t nsample) { return nsample > sample_hist_min; }
 
 /* A bin of the sample's histogram in one 64-bit word, so that counting a value is one load and one
- * store: the count in the low 32 bits, then 0xFFF minus the smallest key's low 12 bits (so that
- * an all-zero word is an empty bin), then the largest key's low 12 bits. */
+ * store: the count in the low 32 bits (a sample has < 2^30 values: n < 2^36), then 0xFFF minus the
+ * smallest key's low 12 bits (so that an all-zero word is an empty bin), then the largest key's
+ * low 12 bits. */
 static inline uint64_t sample_bin_add(uint64_t w, uint32_t low) {
     uint64_t nlo = (w >> 32) & 0xFFFFu, hi = w >> 48, c = (w & 0xFFFFFFFFu) + 1;
     nlo = nlo > 0xFFFu - low ? nlo : 0xFFFu - low;
@@ -98,12 +104,9 @@ static inline uint64_t sample_bin_count(uint64_t w) { return w & 0xFFFFFFFFu; }
 static inline uint32_t sample_bin_min(uint64_t w, size_t b) {
     return (uint32_t)(b << SELECT_SAMPLE_SHIFT) | (0xFFFu - (uint32_t)((w >> 32) & 0xFFFFu));
 }
-static inline uint32_t sample_bin_max(uint64_t w, size_t b) { return (uint32_t)(b << SELECT_SAMPLE_SHIFT) | (uint32_t)(w >> 48); }
-static size_t sample_hist_min = SAMPLE_HIST_WORDS;
-
-void select_set_sample_hist_min(size_t nsample) { sample_hist_min = nsample == SIZE_MAX ? SAMPLE_HIST_WORDS : nsample; }
-
-static bool sample_as_hist(size_t nsample) { return nsample > sample_hist_min; }
+static inline uint32_t sample_bin_max(uint64_t w, size_t b) {
+    return (uint32_t)(b << SELECT_SAMPLE_SHIFT) | (uint32_t)(w >> 48);
+}
 
 /* Floats (32-bit words) the sample of nsample values takes in the workspace. */
 static size_t sample_words(size_t nsample) { return sample_as_hist(nsample) ? SAMPLE_HIST_WORDS : nsample; }
