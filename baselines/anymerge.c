@@ -48,6 +48,7 @@ void am_config_init(am_config *c) {
     c->tall_lambda = 0.6;
     c->out_dtype = -1;
     c->copy_files = true;
+    c->undecided_cap = (size_t)1 << 20;
     for (int k = 0; k < AM_MAX_MODELS; k++) c->model[k].weight = 1, c->model[k].density = -1;
 }
 
@@ -108,14 +109,18 @@ double am_weight(const am_model *m, const char *tensor) {
  * mapped pages of a warm page cache ran at ~4 GB/s on 2 threads of a VM; pread of 32-256 KB pieces
  * into a thread's buffer, then converting from cache, at ~12-16 GB/s (docs/any-model.md). */
 typedef struct am_src {
-    int fd;
+    int fd;         /* -1: the data is in memory (mem), or zeros (mem NULL) */
     uint64_t off;   /* of the tensor's data in the file */
     st_dtype dtype;
+    const unsigned char *mem;
 } am_src;
 
 typedef struct am_tensor {
-    const ts_tensor *base;
+    const ts_tensor *base;             /* files: the inputs' tensors (NULL in memory) */
     const ts_tensor *m[AM_MAX_MODELS];
+    const char *name;
+    size_t numel;
+    size_t mem_at;    /* in memory: the tensor's place in the output */
     bool merged;      /* floating point: merged; else copied from the base */
     uint64_t key;     /* kern_name_key of the name (DARE's hash) */
     uint64_t gfirst;  /* first element in the concatenation of the merged tensors */
@@ -139,6 +144,7 @@ typedef struct engine {
     uint8_t *count;
     unsigned char *obuf; /* a slice in the output dtype */
     unsigned char *raw;  /* per thread: K + 1 rows, a chunk of each input's bytes */
+    const unsigned char **in; /* per thread: K + 1 pointers, the current chunk of each input */
     size_t raw_es;       /* bytes per element of a raw row: the widest merged input dtype */
     float *blk;          /* per thread: a block's scratch (block_scratch) */
     float lam;
@@ -153,7 +159,13 @@ typedef struct engine {
     size_t und_cap, n_und;
     float *sel_work;  /* the bracketed selections' workspace while the thresholds are found */
     int threshold_passes; /* full passes over the inputs the thresholds took (am_stats) */
+    uint64_t kept[AM_MAX_MODELS]; /* TIES: entries past the trim, counted by the f32 kernels */
     tsk_sink *sink;
+    /* tensors in memory (am_merge_tau): the merged task vectors go to mem_out, no λ or base */
+    const am_mem_input *mem;
+    float *mem_out;
+    int mem_viewing; /* the tensor whose views the sources hold, or -1 */
+    bool mem_views;  /* every weight 1: the kernels read the caller's rows themselves (merge_views) */
 } engine;
 
 static bool float_dtype(st_dtype d) { return d == ST_F32 || d == ST_F16 || d == ST_BF16 || d == ST_F64; }
@@ -217,7 +229,8 @@ static int plan(engine *e, tt_err *err) {
         am_tensor *t = &e->t[i];
         t->base = ts_at(e->base, i);
         t->merged = float_dtype(t->base->t->dtype);
-        const char *name = t->base->t->name;
+        const char *name = t->name = t->base->t->name;
+        t->numel = (size_t)t->base->t->numel;
         t->key = kern_name_key(name);
         for (int k = 0; k < e->K; k++) {
             const ts_tensor *m = ts_find(e->set[k], name);
@@ -238,7 +251,7 @@ static int plan(engine *e, tt_err *err) {
             t->src[1 + k] = source_of(e, 1 + k, e->set[k], m);
         }
         if (t->merged) {
-            t->gfirst = e->d, e->d += (uint64_t)t->base->t->numel;
+            t->gfirst = e->d, e->d += (uint64_t)t->numel;
             for (int j = 0; j <= e->K; j++) {
                 size_t es = st_dtype_size(j ? t->m[j - 1]->t->dtype : t->base->t->dtype);
                 if (es > e->raw_es) e->raw_es = es;
@@ -271,11 +284,21 @@ static size_t first_nonfinite(const float *x, size_t n) {
     return j;
 }
 
-static int check_finite(const ts_tensor *t, const float *x, size_t first, size_t n, tt_err *err) {
+/* Input j of t (0 the base, 1 + k model k) for a message: its file, or its place in memory. */
+static const char *input_name(const am_tensor *t, int j, char *buf, size_t cap) {
+    const ts_tensor *in = j == 0 ? t->base : t->m[j - 1];
+    if (in) return st_path(in->file);
+    if (j == 0) return "the base (in memory)";
+    snprintf(buf, cap, "model %d (in memory)", j - 1);
+    return buf;
+}
+
+static int check_finite(const char *input, const char *tensor, const float *x, size_t first, size_t n,
+                        tt_err *err) {
     size_t j = first_nonfinite(x, n);
     if (j == n) return 0;
-    return tt_fail(err, TT_EINPUT, "%s: tensor %s: element %zu is %g (merges need finite values)", st_path(t->file),
-                   t->t->name, first + j, (double)x[j]);
+    return tt_fail(err, TT_EINPUT, "%s: tensor %s: element %zu is %g (merges need finite values)", input, tensor,
+                   first + j, (double)x[j]);
 }
 
 /* A chunk: the elements one thread carries through every stage of a merge (read, check, τ,
@@ -297,6 +320,11 @@ static size_t chunk_elements(int K) {
  * or 0: the file ended) when the read fails. */
 static bool read_bytes(const am_src *s, size_t at, size_t n, unsigned char *dst, int *why) {
     size_t es = st_dtype_size(s->dtype), len = n * es;
+    if (s->fd < 0) {
+        if (s->mem) memcpy(dst, s->mem + at * es, len);
+        else memset(dst, 0, len);
+        return true;
+    }
     for (size_t got = 0; got < len;) {
         ssize_t r = pread(s->fd, dst + got, len - got, (off_t)(s->off + at * es + got));
         if (r < 0 && errno == EINTR) continue;
@@ -320,11 +348,22 @@ static bool read_f32(const am_src *s, size_t at, size_t n, float *out, unsigned 
 
 static bool nonfinite_bits(uint32_t u) { return (u & 0x7f800000u) == 0x7f800000u; }
 
-/* τ = w (θ − b) into x from θ's values as form_rows left them (raw for BF16, x for the other
- * dtypes); false when a θ value is not finite. BF16 in one pass (convert, check, subtract: the
- * floats of the three separate steps); the others convert, then check and subtract in one. */
+/* τ = w (θ − b) into x from θ's values as form_rows left them (raw for BF16 and F32, x for the
+ * other dtypes); false when a θ value is not finite. BF16 and F32 in one pass (convert, check,
+ * subtract: the floats of the separate steps); the others convert, then check and subtract in one. */
 static bool task_vector_from(st_dtype d, const unsigned char *raw, const float *b, float w, float *x, size_t n) {
     uint32_t bad = 0;
+    if (d == ST_F32) { /* raw: a row in memory, maybe not 4-byte aligned (a file's data offset) */
+        for (size_t j = 0; j < n; j++) {
+            uint32_t u;
+            float v;
+            memcpy(&u, raw + 4 * j, sizeof u);
+            memcpy(&v, &u, sizeof v);
+            bad |= nonfinite_bits(u);
+            x[j] = w == 1.0f ? v - b[j] : w * (v - b[j]);
+        }
+        return !bad;
+    }
     if (d == ST_BF16) {
         const uint16_t *h = (const uint16_t *)raw; /* raw is aligned: raw_row */
         if (w == 1.0f)
@@ -360,18 +399,35 @@ static unsigned char *raw_row(const engine *e, int j) {
     return e->raw + ((size_t)omp_get_thread_num() * (size_t)(e->K + 1) + (size_t)j) * e->chunk * e->raw_es;
 }
 
-/* The bytes of elements [at, at + m) of t in every input into this thread's raw rows. */
-static bool read_raw(const engine *e, const am_tensor *t, size_t at, size_t m) {
+/* This thread's current chunk of input j: its raw row, or the caller's memory itself. */
+static const unsigned char **input_row(const engine *e, int j) {
+    return &e->in[(size_t)omp_get_thread_num() * (size_t)(e->K + 1) + (size_t)j];
+}
+
+/* Elements [at, at + m) of input j of t as this thread's chunk of it: read into its raw row (a file,
+ * or zeros), or pointed at in the caller's memory (no copy). False when a read fails. */
+static bool read_input(const engine *e, const am_tensor *t, int j, size_t at, size_t m) {
+    const am_src *s = &t->src[j];
+    if (s->fd < 0 && s->mem) {
+        *input_row(e, j) = s->mem + at * st_dtype_size(s->dtype);
+        return true;
+    }
     int why;
+    *input_row(e, j) = raw_row(e, j);
+    return read_bytes(s, at, m, raw_row(e, j), &why);
+}
+
+/* The bytes of elements [at, at + m) of t in every input as this thread's chunk of each. */
+static bool read_raw(const engine *e, const am_tensor *t, size_t at, size_t m) {
     for (int j = 0; j <= e->K; j++)
-        if (!read_bytes(&t->src[j], at, m, raw_row(e, j), &why)) return false;
+        if (!read_input(e, t, j, at, m)) return false;
     return true;
 }
 
 /* Entries [o, o + n) of the base's raw row as θ0 into fb. False when a value is not finite. */
 static bool form_base(const engine *e, const am_tensor *t, size_t o, size_t n, float *fb) {
     const am_src *b = &t->src[0];
-    st_dtype_to_f32(b->dtype, raw_row(e, 0) + o * st_dtype_size(b->dtype), fb, n);
+    st_dtype_to_f32(b->dtype, *input_row(e, 0) + o * st_dtype_size(b->dtype), fb, n);
     return first_nonfinite(fb, n) == n;
 }
 
@@ -380,12 +436,12 @@ static bool form_base(const engine *e, const am_tensor *t, size_t o, size_t n, f
 static bool form_model(const engine *e, const am_tensor *t, int k, size_t o, size_t n, size_t at, const float *fb,
                        float *x) {
     const am_src *s = &t->src[1 + k];
-    const unsigned char *r = raw_row(e, 1 + k) + o * st_dtype_size(s->dtype);
+    const unsigned char *r = *input_row(e, 1 + k) + o * st_dtype_size(s->dtype);
     if (e->c->method == AM_AVERAGE) {
         st_dtype_to_f32(s->dtype, r, x, n);
         return first_nonfinite(x, n) == n;
     }
-    if (s->dtype != ST_BF16) st_dtype_to_f32(s->dtype, r, x, n); /* BF16 is converted below */
+    if (s->dtype != ST_BF16 && s->dtype != ST_F32) st_dtype_to_f32(s->dtype, r, x, n); /* else below */
     if (!task_vector_from(s->dtype, r, fb, t->w[k], x, n)) return false;
     if (e->c->method == AM_DARE) dare_apply_at_seq(x, n, e->rho[k], e->c->seed, k, t->key, at);
     return true;
@@ -409,36 +465,63 @@ static bool load_chunk(engine *e, const am_tensor *t, size_t first, size_t c, si
     return read_raw(e, t, first + c, m) && form_rows(e, t, 0, m, first + c, e->fb + c, tv);
 }
 
-/* Read and check one input's slice on this thread, with the message of a failure. */
-static int read_checked(engine *e, const am_tensor *t, int j, size_t first, size_t n, float *out, tt_err *err) {
-    const ts_tensor *in = j == 0 ? t->base : t->m[j - 1];
+/* A block: the elements a thread carries from its raw rows through τ_k, the merge and the output
+ * conversion in K + 2 rows of floats that stay in its L1/L2 cache. With the rows of a whole chunk
+ * (K + 3 of 128 Ki floats, from L3 or memory) the stores of τ_k were most of the merge's time. */
+#define AM_BLOCK KERN_BLOCK
+
+typedef struct block_scratch {
+    float *fb, *out, *tv[AM_MAX_MODELS];
+    uint8_t *count;
+} block_scratch;
+
+static size_t block_floats(int K) { return (size_t)(K + 2) * AM_BLOCK + AM_BLOCK / sizeof(float); }
+
+static block_scratch thread_block(const engine *e) {
+    float *p = e->blk + (size_t)omp_get_thread_num() * block_floats(e->K);
+    block_scratch b = {.fb = p, .out = p + AM_BLOCK};
+    for (int k = 0; k < e->K; k++) b.tv[k] = p + (size_t)(2 + k) * AM_BLOCK;
+    b.count = (uint8_t *)(p + (size_t)(e->K + 2) * AM_BLOCK);
+    return b;
+}
+
+/* Read and check one input's slice on this thread a block at a time, with the message of a
+ * failure. */
+static int read_checked(engine *e, const am_tensor *t, int j, size_t first, size_t n, tt_err *err) {
+    char buf[64];
+    const char *in = input_name(t, j, buf, sizeof buf);
+    float *x = thread_block(e).out;
     int why = 0;
-    for (size_t c = 0; c < n; c += e->chunk) {
-        size_t m = n - c < e->chunk ? n - c : e->chunk;
-        if (!read_f32(&t->src[j], first + c, m, out + c, raw_row(e, 0), &why))
-            return tt_fail(err, TT_EIO, "%s: tensor %s: read failed: %s", st_path(in->file), in->t->name,
+    for (size_t c = 0; c < n; c += AM_BLOCK) {
+        size_t m = n - c < AM_BLOCK ? n - c : AM_BLOCK;
+        if (!read_f32(&t->src[j], first + c, m, x, raw_row(e, 0), &why))
+            return tt_fail(err, TT_EIO, "%s: tensor %s: read failed: %s", in, t->name,
                            why ? strerror(why) : "the file ended early (was it truncated while merging?)");
+        if (check_finite(in, t->name, x, first + c, m, err)) return -1;
     }
-    return check_finite(in, out, first, n, err);
+    return 0;
 }
 
 /* The error of a slice that load_chunk refused: the base, then the models in order, read again
  * on this thread: the first bad element of the first bad file is named. */
 static int load_failure(engine *e, const am_tensor *t, size_t first, size_t n, tt_err *err) {
-    if (read_checked(e, t, 0, first, n, e->fb, err)) return -1;
+    if (read_checked(e, t, 0, first, n, err)) return -1;
     for (int k = 0; k < e->K; k++)
-        if (read_checked(e, t, 1 + k, first, n, e->tv[k], err)) return -1;
-    return tt_fail(err, TT_EINTERNAL, "%s: tensor %s: a read failed once", st_path(t->base->file), t->base->t->name);
+        if (read_checked(e, t, 1 + k, first, n, err)) return -1;
+    char buf[64];
+    return tt_fail(err, TT_EINTERNAL, "%s: tensor %s: a read failed once", input_name(t, 0, buf, sizeof buf), t->name);
 }
 
 /* The TIES merge of tv[k][0, n) (elements [at, at + n) of t) into out: fused (majority not yet
  * known; undecided entries listed, the sign balance added to *balance) or with the known majority. */
 static void ties_range(engine *e, const am_tensor *t, const float *const *tv, float *out, size_t at, size_t n,
                        bool fused, bool mean, int64_t *balance) {
-    if (fused) {
+    if (fused) { /* the first merge of these entries: their kept counts */
         uint64_t kept[AM_MAX_MODELS] = {0};
         *balance += ties_fused_k(out, tv, NULL, e->K, n, e->thr, mean, kept, t->gfirst + at, e->und, e->und_cap,
                                  &e->n_und);
+        for (int k = 0; k < e->K; k++)
+            if (kept[k]) __atomic_fetch_add(&e->kept[k], kept[k], __ATOMIC_RELAXED);
     } else {
         uint64_t kept[AM_MAX_MODELS] = {0};
         ties_trim_sum_k(out, tv, NULL, e->K, n, e->thr, kept);
@@ -488,8 +571,9 @@ static void merge_tv(engine *e, const am_tensor *t, size_t at, const float *cons
     }
 }
 
-/* out = θ0 + λ out over [0, n) (not for average, whose out is θ). */
+/* out = θ0 + λ out over [0, n) (not for average, whose out is θ, nor in memory: the task vector). */
 static void add_base(const engine *e, const float *fb, float *out, size_t n) {
+    if (e->mem) return;
     float l = e->lam;
     for (size_t j = 0; j < n; j++) out[j] = fb[j] + l * out[j];
 }
@@ -501,25 +585,6 @@ static void merge_range(engine *e, const am_tensor *t, size_t at, const float *f
     if (e->c->method != AM_AVERAGE) add_base(e, fb, out, n);
 }
 
-/* A block: the elements a thread carries from its raw rows through τ_k, the merge and the output
- * conversion in K + 2 rows of floats that stay in its L1/L2 cache. With the rows of a whole chunk
- * (K + 3 of 128 Ki floats, from L3 or memory) the stores of τ_k were most of the merge's time. */
-#define AM_BLOCK KERN_BLOCK
-
-typedef struct block_scratch {
-    float *fb, *out, *tv[AM_MAX_MODELS];
-    uint8_t *count;
-} block_scratch;
-
-static size_t block_floats(int K) { return (size_t)(K + 2) * AM_BLOCK + AM_BLOCK / sizeof(float); }
-
-static block_scratch thread_block(const engine *e) {
-    float *p = e->blk + (size_t)omp_get_thread_num() * block_floats(e->K);
-    block_scratch b = {.fb = p, .out = p + AM_BLOCK};
-    for (int k = 0; k < e->K; k++) b.tv[k] = p + (size_t)(2 + k) * AM_BLOCK;
-    b.count = (uint8_t *)(p + (size_t)(e->K + 2) * AM_BLOCK);
-    return b;
-}
 
 typedef float v8f __attribute__((vector_size(32)));
 typedef uint32_t v8u __attribute__((vector_size(32)));
@@ -568,8 +633,8 @@ static inline void tau16(const uint16_t *h, const v8f *b0, const v8f *b1, float 
 static bool ta_bf16_block(const engine *e, const am_tensor *t, size_t o, size_t n, bool consensus, float *fb,
                           float *out) {
     const uint16_t *h[AM_MAX_MODELS];
-    for (int k = 0; k < e->K; k++) h[k] = (const uint16_t *)raw_row(e, 1 + k) + o;
-    st_dtype_to_f32(ST_BF16, raw_row(e, 0) + 2 * o, fb, n);
+    for (int k = 0; k < e->K; k++) h[k] = (const uint16_t *)*input_row(e, 1 + k) + o;
+    st_dtype_to_f32(ST_BF16, *input_row(e, 0) + 2 * o, fb, n);
     if (first_nonfinite(fb, n) != n) return false;
     const float lam = e->lam;
     bool unit = true; /* every w_k = 1: no multiply (1 · x is x, so the other case may multiply all) */
@@ -633,9 +698,9 @@ static bool ta_bf16_block(const engine *e, const am_tensor *t, size_t o, size_t 
 static bool ties_bf16_block(engine *e, const am_tensor *t, size_t o, size_t n, size_t at, const block_scratch *b,
                             int64_t *balance) {
     const uint16_t *h[AM_MAX_MODELS];
-    for (int k = 0; k < e->K; k++) h[k] = (const uint16_t *)raw_row(e, 1 + k) + o;
+    for (int k = 0; k < e->K; k++) h[k] = (const uint16_t *)*input_row(e, 1 + k) + o;
     float *fb = b->fb, *out = b->out;
-    st_dtype_to_f32(ST_BF16, raw_row(e, 0) + 2 * o, fb, n);
+    st_dtype_to_f32(ST_BF16, *input_row(e, 0) + 2 * o, fb, n);
     if (first_nonfinite(fb, n) != n) return false;
     bool unit = true;
     for (int k = 0; k < e->K; k++) unit &= t->w[k] == 1.0f;
@@ -700,6 +765,26 @@ static bool ties_bf16_block(engine *e, const am_tensor *t, size_t o, size_t n, s
     return true;
 }
 
+/* Elements [at, at + m) of t in memory with unit weights (mem_views): the K-way kernels on the
+ * caller's rows as they are, on the threads a block at a time (static schedule), τ_k = θ_k − θ0
+ * formed inside them, the merged task vector written into the output. A row per τ_k formed first
+ * read each input 8 KB at a time, which the hardware prefetcher followed at half the bandwidth
+ * (ViT-B/32 at K = 8, the suite's TA sum: 2.2x the time), and chunks per thread left one waiting
+ * at the end of each slice. */
+static void merge_views(engine *e, const am_tensor *t, size_t at, size_t m, int64_t *balance) {
+    const float *a[AM_MAX_MODELS], *b = t->src[0].mem ? (const float *)t->src[0].mem + at : NULL;
+    for (int k = 0; k < e->K; k++) a[k] = (const float *)t->src[1 + k].mem + at;
+    float *out = e->mem_out + t->mem_at + at;
+    if (!e->ties) {
+        kern_sum_task_vectors(out, a, b, e->K, m);
+        return;
+    }
+    uint64_t kept[AM_MAX_MODELS] = {0};
+    *balance += ties_fused_k(out, a, b, e->K, m, e->thr, e->mean, kept, t->gfirst + at, e->und, e->und_cap, &e->n_und);
+    for (int k = 0; k < e->K; k++)
+        if (kept[k]) __atomic_fetch_add(&e->kept[k], kept[k], __ATOMIC_RELAXED);
+}
+
 /* Chunk [c, c + m) of the slice at `first` of tensor t: read into the raw rows, merged a block at a
  * time (the TIES methods by the fused pass, their sign balance added to *balance), converted into
  * obuf. False when a read fails or a value is not finite. */
@@ -707,7 +792,8 @@ static bool merge_chunk(engine *e, const am_tensor *t, size_t first, size_t c, s
     if (!read_raw(e, t, first + c, m)) return false;
     block_scratch b = thread_block(e);
     size_t es = st_dtype_size(t->out);
-    bool consensus = e->c->method == AM_CONSENSUS_TA, bf16 = true;
+    unsigned char *ob = e->mem ? (unsigned char *)(e->mem_out + t->mem_at + first) : e->obuf;
+    bool consensus = e->c->method == AM_CONSENSUS_TA, bf16 = !e->mem; /* the BF16 kernels add θ0 */
     for (int j = 0; j <= e->K; j++) bf16 &= t->src[j].dtype == ST_BF16;
     bool ta_bf16 = bf16 && (e->c->method == AM_TA || consensus), ties_bf16 = bf16 && e->c->method == AM_TIES;
     for (size_t o = 0; o < m; o += AM_BLOCK) {
@@ -720,7 +806,7 @@ static bool merge_chunk(engine *e, const am_tensor *t, size_t first, size_t c, s
             if (!form_rows(e, t, o, n, at, b.fb, b.tv)) return false;
             merge_range(e, t, at, b.fb, (const float *const *)b.tv, b.out, b.count, n, e->ties ? balance : NULL);
         }
-        st_f32_to_dtype(t->out, b.out, e->obuf + (c + o) * es, n);
+        st_f32_to_dtype(t->out, b.out, ob + (c + o) * es, n);
     }
     return true;
 }
@@ -782,7 +868,12 @@ static bool sample_stripes(engine *e, const am_tensor *t, size_t first, size_t n
         size_t at = (size_t)(a - t->gfirst), len = (size_t)(b - a), off = at - first;
         for (int j = 0; j <= e->K; j++) {
             size_t es = st_dtype_size(t->src[j].dtype);
+            if (t->src[j].fd < 0) {
+                read_input(e, t, j, at, len); /* in memory: cannot fail */
+                continue;
+            }
             memcpy(raw_row(e, j), mapped_data(t, j) + at * es, len * es);
+            *input_row(e, j) = raw_row(e, j);
         }
         float *tv[AM_MAX_MODELS];
         for (int k = 0; k < e->K; k++) tv[k] = e->tv[k] + off;
@@ -811,11 +902,25 @@ static __attribute__((noinline)) bool sample_stripes_guarded(engine *e, const am
 static void unmap_slice(const am_tensor *t, int K, size_t first, size_t n) {
     const uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
     for (int j = 0; j <= K; j++) {
-        size_t es = st_dtype_size(j ? t->m[j - 1]->t->dtype : t->base->t->dtype);
+        if (t->src[j].fd < 0) continue; /* in memory: the caller's */
+        size_t es = st_dtype_size(t->src[j].dtype);
         uintptr_t lo = (uintptr_t)(mapped_data(t, j) + first * es), hi = lo + n * es;
         lo &= ~(page - 1);
         madvise((void *)lo, hi - lo, MADV_DONTNEED);
     }
+}
+
+/* The slice rows of θ0, τ_k and the merge (the sample pass and the TIES fix-ups use them),
+ * allocated when first needed: a merge pass alone never touches them. */
+static int slice_rows(engine *e, tt_err *err) {
+    if (e->fb) return 0;
+    if (!(e->fb = tt_calloc_aligned(e->slice, sizeof(float), err)) ||
+        !(e->out = tt_calloc_aligned(e->slice, sizeof(float), err)) ||
+        !(e->count = tt_calloc_aligned(e->slice, 1, err)))
+        return -1;
+    for (int k = 0; k < e->K; k++)
+        if (!(e->tv[k] = tt_calloc_aligned(e->slice, sizeof(float), err))) return -1;
+    return 0;
 }
 
 /* One slice of the sample pass: the sampled places of τ_k, then fed (select_feed_diff_multi reads
@@ -824,6 +929,13 @@ static int sample_slice(engine *e, int i, select_ctx *sel, const int *sel_task, 
                         tt_err *err) {
     const am_tensor *t = &e->t[i];
     if (n == 0) return 0;
+    const float *x[AM_MAX_MODELS];
+    if (e->mem_views) { /* θ_k − θ0 formed by the select at the sampled places only */
+        for (int j = 0; j < ns; j++) x[j] = (const float *)t->src[1 + sel_task[j]].mem + first;
+        select_feed_diff_multi(sel, ns, x, t->src[0].mem ? (const float *)t->src[0].mem + first : NULL, n);
+        return 0;
+    }
+    if (slice_rows(e, err)) return -1;
     const uint64_t g0 = t->gfirst + first, s0 = g0 / SELECT_SAMPLE_STRIDE,
                    s1 = (g0 + n - 1) / SELECT_SAMPLE_STRIDE + 1;
     bool bad = false;
@@ -836,7 +948,6 @@ static int sample_slice(engine *e, int i, select_ctx *sel, const int *sel_task, 
     }
     unmap_slice(t, e->K, first, n);
     if (bad) return load_failure(e, t, first, n, err);
-    const float *x[AM_MAX_MODELS];
     for (int j = 0; j < ns; j++) x[j] = e->tv[sel_task[j]];
     select_feed_diff_multi(sel, ns, x, NULL, n);
     return 0;
@@ -852,6 +963,7 @@ static void thread_run(size_t n, size_t C, size_t *lo, size_t *hi) {
 /* Entries [c, c + m) of obuf (tensor i's output dtype) written at element first + c. False on a
  * write error, which goes to *err if it is the slice's first (*failed). */
 static bool emit_chunk(engine *e, int i, size_t first, size_t c, size_t m, bool *failed, tt_err *err) {
+    if (e->mem) return true; /* merge_chunk wrote it in place */
     size_t es = st_dtype_size(e->t[i].out);
     unsigned char *o = e->obuf + c * es;
     tt_err werr;
@@ -862,6 +974,13 @@ static bool emit_chunk(engine *e, int i, size_t first, size_t c, size_t m, bool 
         *failed = true;
     }
     return false;
+}
+
+/* Elements [first, first + n) of tensor i's output written again from x (f32). */
+static int rewrite_f32(engine *e, int i, size_t first, const float *x, size_t n, tt_err *err) {
+    if (!e->mem) return tsk_rewrite_f32(e->sink, i, first, x, n, err);
+    memcpy(e->mem_out + e->t[i].mem_at + first, x, n * sizeof *x);
+    return 0;
 }
 
 /* One slice, elements [first, first + n) of t, on the threads a chunk at a time, each thread a
@@ -875,7 +994,20 @@ static bool emit_chunk(engine *e, int i, size_t first, size_t c, size_t m, bool 
 static int slice_pass(engine *e, int i, pass_kind kind, select_ctx *sel, const int *sel_task, int ns, size_t first,
                       size_t n, tt_err *err) {
     if (kind == PASS_SAMPLE) return sample_slice(e, i, sel, sel_task, ns, first, n, err);
+    if (kind == PASS_REMERGE && slice_rows(e, err)) return -1;
     const am_tensor *t = &e->t[i];
+    if (kind == PASS_MERGE && e->mem_views) {
+        int64_t balance = 0;
+        merge_views(e, t, first, n, &balance);
+        e->balance += balance;
+        return 0;
+    }
+    if (kind == PASS_SELECT && e->mem_views) { /* θ_k − θ0 formed by the select as it counts */
+        const float *x[AM_MAX_MODELS];
+        for (int j = 0; j < ns; j++) x[j] = (const float *)t->src[1 + sel_task[j]].mem + first;
+        select_feed_diff_multi(sel, ns, x, t->src[0].mem ? (const float *)t->src[0].mem + first : NULL, n);
+        return 0;
+    }
     const bool merging = kind == PASS_MERGE, counting = kind == PASS_SELECT;
     const size_t C = e->chunk;
     bool bad = false, write_failed = false;
@@ -909,7 +1041,17 @@ static int slice_pass(engine *e, int i, pass_kind kind, select_ctx *sel, const i
     merge_tv(e, t, first, (const float *const *)e->tv, e->out, e->count, n, false, &ignored);
 #pragma omp parallel for schedule(static) if (n > KERN_PAR_MIN)
     for (size_t c = 0; c < n; c += C) add_base(e, e->fb + c, e->out + c, n - c < C ? n - c : C);
-    return tsk_rewrite_f32(e->sink, i, first, e->out, n, err);
+    return rewrite_f32(e, i, first, e->out, n, err);
+}
+
+/* In memory: tensor i's rows from the caller, now (a transformed source forms them on the call). */
+static void view_tensor(engine *e, int i) {
+    if (!e->mem || e->mem_viewing == i) return;
+    const float *model[AM_MAX_MODELS], *base;
+    e->mem->views(e->mem->user, i, model, &base);
+    e->t[i].src[0].mem = (const unsigned char *)base; /* NULL: zeros */
+    for (int k = 0; k < e->K; k++) e->t[i].src[1 + k].mem = (const unsigned char *)model[k];
+    e->mem_viewing = i;
 }
 
 /* One pass over every merged tensor, a slice at a time. */
@@ -917,7 +1059,8 @@ static int stream(engine *e, pass_kind kind, select_ctx *sel, const int *sel_tas
     for (int i = 0; i < e->n; i++) {
         const am_tensor *t = &e->t[i];
         if (!t->merged) continue;
-        size_t numel = (size_t)t->base->t->numel;
+        view_tensor(e, i);
+        size_t numel = t->numel;
         for (size_t first = 0; first < numel || (first == 0 && numel == 0); first += e->slice) {
             size_t n = numel - first < e->slice ? numel - first : e->slice;
             if (slice_pass(e, i, kind, sel, sel_task, ns, first, n, err)) return -1;
@@ -992,16 +1135,18 @@ static int fix_undecided(engine *e, tt_err *err) {
     e->majority = e->balance > 0 ? 1 : e->balance < 0 ? -1 : 0;
     if (e->majority <= 0 || e->n_und == 0) return 0;
     if (e->n_und > e->und_cap) return stream(e, PASS_REMERGE, NULL, NULL, 0, err);
+    if (slice_rows(e, err)) return -1;
     qsort(e->und, e->n_und, sizeof *e->und, cmp_u64);
     int i = 0;
     for (size_t u = 0; u < e->n_und; u++) {
         uint64_t g = e->und[u];
-        while (!e->t[i].merged || g >= e->t[i].gfirst + (uint64_t)e->t[i].base->t->numel) i++;
+        while (!e->t[i].merged || g >= e->t[i].gfirst + (uint64_t)e->t[i].numel) i++;
+        view_tensor(e, i);
         const am_tensor *t = &e->t[i];
         size_t first = (size_t)(g - t->gfirst);
         if (!load_chunk(e, t, first, 0, 1)) return load_failure(e, t, first, 1, err);
         merge_range(e, t, first, e->fb, (const float *const *)e->tv, e->out, e->count, 1, NULL);
-        if (tsk_rewrite_f32(e->sink, i, first, e->out, 1, err)) return -1;
+        if (rewrite_f32(e, i, first, e->out, 1, err)) return -1;
     }
     return 0;
 }
@@ -1067,6 +1212,7 @@ static void engine_free(engine *e) {
         free(e->fds[j]);
     }
     free(e->raw);
+    free(e->in);
     free(e->blk);
     free(e->t);
     free(e->fb);
@@ -1077,38 +1223,47 @@ static void engine_free(engine *e) {
     free(e->sel_work);
 }
 
+/* The settings every run derives from the config. */
+static void engine_start(engine *e, const am_config *c) {
+    *e = (engine){.c = c, .K = c->K, .mem_viewing = -1};
+    e->chunk = chunk_elements(e->K);
+    /* at least two chunks per thread, so that every thread has work in a slice */
+    size_t per_threads = 2 * (size_t)omp_get_max_threads() * e->chunk;
+    e->slice = c->slice ? c->slice : per_threads > ((size_t)1 << 20) ? per_threads : (size_t)1 << 20;
+    e->lam = (float)(c->lambda >= 0 ? c->lambda : am_default_lambda(c));
+    e->ties = c->method == AM_TIES || c->method == AM_CONSENSUS_TIES || (c->method == AM_DARE && c->dare_ties);
+    e->mean = c->mean;
+    for (int k = 0; k < e->K; k++) e->rho[k] = c->model[k].density >= 0 ? c->model[k].density : c->density;
+}
+
+/* The output slice, the threads' chunk and block rows, the TIES list (once plan knows raw_es); the
+ * slice rows of the inputs come later, if needed (slice_rows). */
+static int engine_buffers(engine *e, tt_err *err) {
+    size_t T = (size_t)omp_get_max_threads();
+    if ((!e->mem && !(e->obuf = tt_calloc_aligned(e->slice, sizeof(double), err))) ||
+        !(e->raw = tt_calloc_aligned(T * (size_t)(e->K + 1) * e->chunk, e->raw_es, err)) ||
+        !(e->in = tt_calloc_aligned(T * (size_t)(e->K + 1), sizeof *e->in, err)) ||
+        !(e->blk = tt_calloc_aligned(T * block_floats(e->K), sizeof(float), err)))
+        return -1;
+    if (!e->ties) return 0;
+    e->und_cap = e->c->undecided_cap;
+    if (!(e->und = malloc((e->und_cap ? e->und_cap : 1) * sizeof *e->und)))
+        return tt_fail(err, TT_ENOMEM, "out of memory (TIES: %zu undecided-entry slots)", e->und_cap);
+    return 0;
+}
+
 int am_run(const am_config *c, const char *out, am_stats *stats, tt_err *err) {
     if (c->K < 1 || c->K > AM_MAX_MODELS)
         return tt_fail(err, TT_EINPUT, "%d models given: between 1 and %d are merged", c->K, AM_MAX_MODELS);
-    engine e = {.c = c, .K = c->K};
-    e.chunk = chunk_elements(e.K);
-    /* at least two chunks per thread, so that every thread has work in a slice */
-    size_t per_threads = 2 * (size_t)omp_get_max_threads() * e.chunk;
-    e.slice = c->slice ? c->slice : per_threads > ((size_t)1 << 20) ? per_threads : (size_t)1 << 20;
-    e.lam = (float)(c->lambda >= 0 ? c->lambda : am_default_lambda(c));
-    e.ties = c->method == AM_TIES || c->method == AM_CONSENSUS_TIES || (c->method == AM_DARE && c->dare_ties);
-    e.mean = c->mean;
-    for (int k = 0; k < e.K; k++) e.rho[k] = c->model[k].density >= 0 ? c->model[k].density : c->density;
+    engine e;
+    engine_start(&e, c);
     int rc = -1;
     if (plan(&e, err)) goto done;
     if (c->after_open) c->after_open(c->after_open_arg);
-    if (!(e.fb = tt_calloc_aligned(e.slice, sizeof(float), err)) ||
-        !(e.out = tt_calloc_aligned(e.slice, sizeof(float), err)) || !(e.count = tt_calloc_aligned(e.slice, 1, err)) ||
-        !(e.obuf = tt_calloc_aligned(e.slice, sizeof(double), err)) ||
-        !(e.raw = tt_calloc_aligned((size_t)omp_get_max_threads() * (size_t)(e.K + 1) * e.chunk, e.raw_es, err)) ||
-        !(e.blk = tt_calloc_aligned((size_t)omp_get_max_threads() * block_floats(e.K), sizeof(float), err)))
-        goto done;
-    for (int k = 0; k < e.K; k++)
-        if (!(e.tv[k] = tt_calloc_aligned(e.slice, sizeof(float), err))) goto done;
+    if (engine_buffers(&e, err)) goto done;
     progress pg;
     progress_start(&pg, am_method_name(c->method), e.ties ? 4 : 2, c->progress);
     if (e.ties) {
-        e.und_cap = c->undecided_cap ? c->undecided_cap : (size_t)1 << 20;
-        if (!(e.und = malloc(e.und_cap * sizeof *e.und))) {
-            tt_fail(err, TT_ENOMEM, "out of memory");
-            progress_end(&pg);
-            goto done;
-        }
         if (thresholds(&e, c->topk, err)) {
             progress_end(&pg);
             goto done;
@@ -1132,6 +1287,59 @@ int am_run(const am_config *c, const char *out, am_stats *stats, tt_err *err) {
             if (e.t[i].merged) stats->merged++;
             else stats->copied++;
         }
+    }
+done:
+    engine_free(&e);
+    return rc;
+}
+
+/* ---- tensors in memory ---- */
+
+/* The tensors of a memory input: every one merged, F32 in and out, read by view_tensor's pointers. */
+static int plan_memory(engine *e, const am_mem_input *in, tt_err *err) {
+    e->n = in->n;
+    e->raw_es = sizeof(float);
+    if (!(e->t = calloc((size_t)(e->n ? e->n : 1), sizeof *e->t))) return tt_fail(err, TT_ENOMEM, "out of memory");
+    for (int i = 0; i < e->n; i++) {
+        am_tensor *t = &e->t[i];
+        t->name = in->name[i];
+        t->numel = in->numel[i];
+        t->mem_at = in->offset[i];
+        t->merged = true;
+        t->key = kern_name_key(t->name);
+        t->gfirst = e->d, e->d += (uint64_t)t->numel;
+        t->out = ST_F32;
+        for (int j = 0; j <= e->K; j++) t->src[j] = (am_src){.fd = -1, .dtype = ST_F32};
+        for (int k = 0; k < e->K; k++) t->w[k] = (float)am_weight(&e->c->model[k], t->name);
+    }
+    e->mem_views = true;
+    for (int i = 0; i < e->n; i++)
+        for (int k = 0; k < e->K; k++) e->mem_views &= e->t[i].w[k] == 1.0f;
+    return 0;
+}
+
+int am_merge_tau(const am_config *c, const am_mem_input *in, float *out, am_tau_result *res, tt_err *err) {
+    if (c->K < 1 || c->K > AM_MAX_MODELS)
+        return tt_fail(err, TT_EINPUT, "%d models given: between 1 and %d are merged", c->K, AM_MAX_MODELS);
+    if (c->method != AM_TA && c->method != AM_TIES)
+        return tt_fail(err, TT_EINPUT, "%s: only ta and ties merge tensors in memory", am_method_name(c->method));
+    engine e;
+    engine_start(&e, c);
+    e.mem = in, e.mem_out = out;
+    int rc = -1;
+    if (plan_memory(&e, in, err) || engine_buffers(&e, err)) goto done;
+    progress pg;
+    progress_start(&pg, am_method_name(c->method), e.ties ? 3 : 1, c->progress);
+    if (e.ties && thresholds(&e, c->topk, err)) {
+        progress_end(&pg);
+        goto done;
+    }
+    if (e.ties) progress_update(&pg, 2, "merge");
+    rc = stream(&e, PASS_MERGE, NULL, NULL, 0, err) || (e.ties && fix_undecided(&e, err)) ? -1 : 0;
+    progress_end(&pg);
+    if (!rc && res) {
+        *res = (am_tau_result){.elements = e.d, .threshold_passes = e.threshold_passes};
+        for (int k = 0; k < e.K; k++) res->thr[k] = e.thr[k], res->kept[k] = e.kept[k];
     }
 done:
     engine_free(&e);

@@ -35,6 +35,10 @@
  * Tensors that are not floating point (e.g. I64 position ids) are copied from the base; an inf or
  * NaN in a merged tensor is an error naming the file, the tensor and the element.
  * Errors are one line naming the tensor and both files ("tensor X has shape [..] in B but [..] in M").
+ *
+ * The same engine merges tensors held in memory (am_merge_tau): the suite's merges (TA's sum and
+ * TIES, and every method that feeds them modified task vectors: DARE, TATR, Consensus, CART, LATA)
+ * are this case, with the λ left to the caller's validation search.
  */
 #ifndef TT_ANYMERGE_H
 #define TT_ANYMERGE_H
@@ -83,8 +87,8 @@ typedef struct am_config {
     size_t shard_size;  /* bytes of tensor data per output shard (0 = one file) */
     size_t slice;       /* elements per slice (0 = 1 Mi, or two chunks per thread if more) */
     bool copy_files;    /* copy the base directory's non-tensor files */
-    size_t undecided_cap; /* TIES: entries awaiting the majority sign kept for the fix-up (0 = 1 Mi);
-                           * past it the merge pass is redone (tests set it small) */
+    size_t undecided_cap; /* TIES: entries awaiting the majority sign kept for the fix-up (1 Mi);
+                           * past it the merge pass is redone (tests set it small, or 0) */
     size_t select_work;   /* TIES: bytes the bracketed thresholds may use for all models (0 = 1 GiB);
                            * a smaller budget than they need takes the radix passes (tests set 1) */
     void (*after_open)(void *arg); /* tests: called once every input is open, before any is read */
@@ -108,6 +112,34 @@ typedef struct am_stats {
 
 /* Merge into the new directory OUT (atomic: nothing at OUT on failure). stats may be NULL. */
 int am_run(const am_config *c, const char *out, am_stats *stats, tt_err *err);
+
+/* ---- the engine on tensors in memory ----
+ * n tensors of F32 values, each asked for when the engine reaches it, in any pass: views(user, i,
+ * model, &base) sets model[k] to tensor i of θ_k and *base to θ0's, or *base = NULL when the model
+ * rows are task vectors already (a transformed source: DARE's, TATR's). The pointers stay valid
+ * until the next call. */
+typedef struct am_mem_input {
+    int n;
+    const char *const *name; /* for errors */
+    const size_t *numel;
+    const size_t *offset;    /* of tensor i in the output */
+    void (*views)(void *user, int i, const float **model, const float **base);
+    void *user;
+} am_mem_input;
+
+typedef struct am_tau_result {
+    uint64_t elements;            /* Σ numel */
+    float thr[AM_MAX_MODELS];     /* TIES: model k's trim threshold (0 when every entry is kept) */
+    uint64_t kept[AM_MAX_MODELS]; /* TIES: the nonzero entries of τ_k at or past it */
+    int threshold_passes;         /* as am_stats */
+} am_tau_result;
+
+/* The merged task vector of c->method (AM_TA: Σ_k τ_k, each added in model order; AM_TIES: with
+ * c->topk, c->mean), τ_k = w_k (θ_k − θ0) with the models' weights and densities as am_run's,
+ * without λ or θ0, into out[offset[i] .. + numel[i]) for every tensor (nothing else of out is
+ * written). The passes, the kernels and the thresholds of am_run; c->progress, undecided_cap and
+ * select_work apply; the paths are not used. */
+int am_merge_tau(const am_config *c, const am_mem_input *in, float *out, am_tau_result *res, tt_err *err);
 
 /* The weight of model k for a tensor name (its rules, else its weight). */
 double am_weight(const am_model *m, const char *tensor);

@@ -60,10 +60,13 @@ static void add_block_v8(float *restrict y, const float *const *a, const float *
         for (size_t i = m8; i < m; i++) y[i] += b ? a[k][i] - b[i] : a[k][i];
 }
 
-/* Block blk (KERN_BLOCK elements) of kern_add_task_vectors. */
-static void add_blocks(float *acc, const float *const *a, const float *b, int K, size_t n, size_t blk, bool wide) {
+/* Block blk (KERN_BLOCK elements) of kern_add_task_vectors (of kern_sum_task_vectors: zeroed first,
+ * in L1). */
+static void add_blocks(float *acc, const float *const *a, const float *b, int K, size_t n, size_t blk, bool wide,
+                       bool zero_first) {
     size_t lo = blk * KERN_BLOCK, hi = lo + KERN_BLOCK < n ? lo + KERN_BLOCK : n;
     float *restrict y = acc + lo;
+    if (zero_first) memset(y, 0, (hi - lo) * sizeof *y);
     const float *ab[KERN_MAX_K];
     for (int k = 0; k < K; k++) ab[k] = a[k] + lo;
 #ifdef CPU_V16
@@ -81,12 +84,19 @@ void kern_add_task_vectors(float *acc, const float *const *a, const float *b, in
     size_t nb = (n + KERN_BLOCK - 1) / KERN_BLOCK;
     const bool wide = cpu_isa_level() == CPU_ISA_AVX512;
 #pragma omp parallel for schedule(static) if (n * (size_t)K > KERN_PAR_MIN)
-    for (size_t blk = 0; blk < nb; blk++) add_blocks(acc, a, b, K, n, blk, wide);
+    for (size_t blk = 0; blk < nb; blk++) add_blocks(acc, a, b, K, n, blk, wide, false);
+}
+
+void kern_sum_task_vectors(float *out, const float *const *a, const float *b, int K, size_t n) {
+    size_t nb = (n + KERN_BLOCK - 1) / KERN_BLOCK;
+    const bool wide = cpu_isa_level() == CPU_ISA_AVX512;
+#pragma omp parallel for schedule(static) if (n * (size_t)K > KERN_PAR_MIN)
+    for (size_t blk = 0; blk < nb; blk++) add_blocks(out, a, b, K, n, blk, wide, true);
 }
 
 void kern_add_task_vectors_seq(float *acc, const float *const *a, const float *b, int K, size_t n) {
     const bool wide = cpu_isa_level() == CPU_ISA_AVX512;
-    for (size_t blk = 0; blk < (n + KERN_BLOCK - 1) / KERN_BLOCK; blk++) add_blocks(acc, a, b, K, n, blk, wide);
+    for (size_t blk = 0; blk < (n + KERN_BLOCK - 1) / KERN_BLOCK; blk++) add_blocks(acc, a, b, K, n, blk, wide, false);
 }
 
 #define COS_CHUNKS 64 /* fixed, so that the summation order does not depend on the threads */

@@ -1,9 +1,11 @@
 /* kernels.h — the per-element cores of the baseline merges as pure functions on plain arrays.
  *
- * The method files (ties.c, consensus.c, dare.c, tatr.c, lata.c, awd.c) stream task vectors
- * tensor by tensor from the mapped checkpoints and call these on each tensor; the tests call them
- * on small hand-checked arrays. Each function is implemented in the file of its method; the
- * generic helpers at the top live in kernels.c. Loops are OpenMP-parallel for large n and give
+ * The merge engine (anymerge.h: the any-model merges, and the suite's TA sum and TIES) and the
+ * method files (consensus.c, dare.c, tatr.c, lata.c, awd.c) call these on each tensor's task
+ * vectors; the tests call them on small hand-checked arrays. The TIES, DARE and Consensus kernels
+ * live in ties_kernels.c, dare_kernels.c and consensus_kernels.c (apart from their methods, which
+ * call the engine), the others in the file of their method; the generic helpers at the top in
+ * kernels.c. Loops are OpenMP-parallel for large n and give
  * the same result for every thread count.
  */
 #ifndef TT_KERNELS_H
@@ -56,9 +58,12 @@ uint64_t kern_name_key(const char *name);
 #define KERN_MAX_K 64 /* tasks (= MERGE_MAX_TASKS) */
 /* acc[i] += x_0[i] + x_1[i] + ... + x_{K-1}[i], left to right. */
 void kern_add_task_vectors(float *acc, const float *const *a, const float *b, int K, size_t n);
+/* out[i] = 0 + x_0[i] + ... + x_{K-1}[i] (the floats of zeroing out, then kern_add_task_vectors),
+ * each block zeroed in L1 instead of in a pass of its own. */
+void kern_sum_task_vectors(float *out, const float *const *a, const float *b, int K, size_t n);
 void kern_add_task_vectors_seq(float *acc, const float *const *a, const float *b, int K, size_t n);
 
-/* ---- TIES (ties.c) ---- */
+/* ---- TIES (ties_kernels.c) ---- */
 /* The 0-based ascending rank of |τ| at which the official code thresholds to keep the top k%
  * of d values: k' = int(d·k/100), kthvalue(|τ|, d − k'). Returns false when d − k' = 0
  * (k = 100: keep everything, threshold 0). */
@@ -95,19 +100,15 @@ int64_t ties_fused_k(float *out, const float *const *a, const float *b, int K, s
 /* Append entry i to ties_fused_k's list of entries awaiting the majority (for a caller's own fused
  * kernel): from any thread, in any order; *n_und counts on past cap. */
 void ties_list_undecided(uint64_t *und, size_t cap, size_t *n_und, uint64_t i);
-/* For majority > 0: recompute out[idx[t] − base] for t < n (entries listed by ties_fused_k) with a
- * positive elected sign; the floats of ties_disjoint_k. */
-void ties_fused_patch(float *out, const float *const *a, const float *b, int K, const float *thr, bool mean,
-                      const uint64_t *idx, size_t n, uint64_t base);
-/* Tests only: the number of listed entries the streaming TIES merge keeps (SIZE_MAX = its own
- * default); past it the merge falls back to the two separate passes. */
+/* Tests only: the number of listed entries the suite's TIES merge keeps (am_config.undecided_cap;
+ * SIZE_MAX = the default); past it the merge pass runs again with the majority known. */
 void ties_set_undecided_cap(size_t cap);
 /* The whole TIES merge of K task vectors tv[k][0..n) with thresholds thr[k] (trim, elect with
  * the majority rule over these n values, disjoint mean or sum) into out[n]. Returns -1 if
  * scratch memory runs out. */
 int ties_merge_arrays(const float *const *tv, int K, size_t n, const float *thr, bool mean, float *out);
 
-/* ---- TALL masks / Consensus (consensus.c) ---- */
+/* ---- TALL masks / Consensus (consensus_kernels.c) ---- */
 /* count[i] += m[i] = 1{|tv[i]| > lam·|mtl[i] − tv[i]|}; returns Σ m. With count zeroed this
  * writes the TALL mask of one task. */
 size_t tall_mask_add(uint8_t *count, const float *tv, const float *mtl, size_t n, float lam);
@@ -118,7 +119,7 @@ size_t tall_apply(float *out, const float *pre, const float *tv, const float *mt
 size_t consensus_apply(float *mtl, const uint8_t *count, size_t n, int k);
 size_t consensus_apply_seq(float *mtl, const uint8_t *count, size_t n, int k);
 
-/* ---- DARE (dare.c) ---- */
+/* ---- DARE (dare_kernels.c) ---- */
 /* Drop-and-rescale in place: tv[i] kept with probability density (hash of seed, task, the
  * tensor's name key kern_name_key, i) and divided by density; density 0 zeroes tv. Returns the
  * entries kept. */

@@ -2,6 +2,7 @@
 #include "baselines/merge_util.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "baselines/kernels.h"
@@ -57,18 +58,55 @@ void mu_tv_views(const merge_ctx *ctx, const mu_tv_source *src, int l, float *sc
     *b = NULL;
 }
 
-int mu_sum_task_vectors(merge_ctx *ctx, const mu_tv_source *src, float *delta, tt_err *err) {
-    float *scratch = NULL;
-    if (mu_tv_need_scratch(ctx, src) &&
-        !(scratch = tt_calloc_aligned((size_t)ctx->K * mu_max_numel(ctx), sizeof(float), err)))
-        return -1;
-    for (int l = 0; l < ctx->pre.lay.count; l++) {
-        const float *a[MERGE_MAX_TASKS], *b;
-        mu_tv_views(ctx, src, l, scratch, a, &b);
-        kern_add_task_vectors(delta + ctx->pre.lay.t[l].offset, a, b, ctx->K, ctx->pre.lay.t[l].numel);
+/* The engine's input over the suite's layout: tensor l's rows as mu_tv_views gives them. */
+typedef struct tv_input {
+    const merge_ctx *ctx;
+    const mu_tv_source *src;
+    float *scratch;
+} tv_input;
+
+static void tv_input_views(void *user, int l, const float **model, const float **base) {
+    const tv_input *in = user;
+    mu_tv_views(in->ctx, in->src, l, in->scratch, model, base);
+}
+
+int mu_merge_tau(merge_ctx *ctx, const mu_tv_source *src, am_config *c, float *delta, am_tau_result *res,
+                 tt_err *err) {
+    const vit_layout *lay = &ctx->pre.lay;
+    size_t L = (size_t)(lay->count ? lay->count : 1);
+    tv_input in = {ctx, src, NULL};
+    const char **name = malloc(L * sizeof *name);
+    size_t *numel = malloc(L * sizeof *numel), *offset = malloc(L * sizeof *offset);
+    int rc = -1;
+    if (!name || !numel || !offset) {
+        tt_fail(err, TT_ENOMEM, "out of memory");
+        goto done;
     }
-    free(scratch);
-    return 0;
+    if (mu_tv_need_scratch(ctx, src) &&
+        !(in.scratch = tt_calloc_aligned((size_t)ctx->K * mu_max_numel(ctx), sizeof(float), err)))
+        goto done;
+    for (int l = 0; l < lay->count; l++)
+        name[l] = lay->t[l].name, numel[l] = lay->t[l].numel, offset[l] = lay->t[l].offset;
+    c->K = ctx->K;
+    c->progress = ctx->progress;
+    am_mem_input mem = {lay->count, name, numel, offset, tv_input_views, &in};
+    rc = am_merge_tau(c, &mem, delta, res, err);
+done:
+    free(in.scratch);
+    free(name);
+    free(numel);
+    free(offset);
+    return rc;
+}
+
+int mu_sum_task_vectors(merge_ctx *ctx, const mu_tv_source *src, float *delta, tt_err *err) {
+    am_config *c = malloc(sizeof *c); /* large: the paths of AM_MAX_MODELS models */
+    if (!c) return tt_fail(err, TT_ENOMEM, "out of memory");
+    am_config_init(c);
+    c->method = AM_TA;
+    int rc = mu_merge_tau(ctx, src, c, delta, NULL, err);
+    free(c);
+    return rc;
 }
 
 int mu_param_range(const merge_ctx *ctx, const char *name, double lo, double hi, double *out, tt_err *err) {

@@ -8,6 +8,7 @@
 
 #include <jansson.h>
 
+#include "baselines/anymerge.h"
 #include "baselines/merge.h"
 
 /* Where task vectors come from: fn fills out[numel of layout tensor l] with task k's (possibly
@@ -31,8 +32,14 @@ void mu_tv_views(const merge_ctx *ctx, const mu_tv_source *src, int l, float *sc
 size_t mu_max_numel(const merge_ctx *ctx);
 uint64_t mu_param_count(const merge_ctx *ctx);
 
-/* delta += Σ_k τ_k (layout of θ0), streamed tensor by tensor from src (one K-way pass: each τ_k,l
- * added in task order, as K separate additions would). */
+/* The merge engine of any-model merges (baselines/anymerge.h) on the suite's tensors: c's method
+ * (ta or ties; c->K and c->progress are set here from ctx) over the task vectors of src, its merged
+ * task vector (no λ) into delta's tensors (layout of θ0; the padding is not written). res may be NULL. */
+int mu_merge_tau(merge_ctx *ctx, const mu_tv_source *src, am_config *c, float *delta, am_tau_result *res,
+                 tt_err *err);
+
+/* delta = Σ_k τ_k over its tensors (layout of θ0; the padding is not written), each τ_k,l from src
+ * added in task order, as K separate additions would: mu_merge_tau's ta. */
 int mu_sum_task_vectors(merge_ctx *ctx, const mu_tv_source *src, float *delta, tt_err *err);
 
 /* A numeric parameter that must lie in [lo, hi]; error "parameter topk=150 is out of range [0, 100]". */
