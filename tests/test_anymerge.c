@@ -9,9 +9,13 @@
  *
  * The TIES thresholds' passes: one counting pass after the sample; where a model's bracket misses
  * (a task vector whose sampled entries are not like the others), two radix passes more for it; the
- * radix passes alone when the workspace is over budget — the same output bytes every way. */
+ * radix passes alone when the workspace is over budget — the same output bytes every way.
+ *
+ * The engine on tensors in memory (am_merge_tau, the suite's merges): the arrays' reference bit for
+ * bit on every path, the output's gaps untouched, one-line errors. */
 #include <criterion/criterion.h>
 #include <dirent.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -19,6 +23,7 @@
 #include <unistd.h>
 
 #include "baselines/anymerge.h"
+#include "baselines/kernels.h"
 #include "baselines/select.h"
 #include "core/safetensors.h"
 #include "tests/testutil.h"
@@ -187,4 +192,183 @@ Test(anymerge, ties_thresholds_bracketed_missed_and_radix_agree) {
     char cmd[400];
     snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
     cr_assert_eq(system(cmd), 0);
+}
+
+/* ---- the engine on tensors in memory (am_merge_tau: the suite's merges) ----
+ * Three tensors of K = 3 models at gaps in one output buffer, against the arrays' reference
+ * (ties_threshold_array, ties_merge_arrays, the sums in model order) bit for bit: with unit weights
+ * (the kernels read the rows themselves), with a weight rule (rows formed per block, as from files),
+ * with task vectors given (no base), the fix-up from the list and from a second merge pass, the
+ * thresholds bracketed and radix. Every 13th entry cancels exactly (+4.5, −4.5 and a trimmed
+ * value) and most sums are positive, so those entries wait for the majority sign. */
+#define MM_K 3
+#define MM_T 3
+static const char *const mm_name[MM_T] = {"a.weight", "b.weight", "c.bias"};
+static const size_t mm_numel[MM_T] = {5000, 70001, 3};
+static const size_t mm_offset[MM_T] = {16, 5100, 75200}; /* gaps the merge must not write */
+#define MM_OUT 75300
+
+typedef struct mm_input {
+    float *base, *model[MM_K]; /* flat: the tensors one after another */
+    bool no_base;              /* the model rows are task vectors; views give base = NULL */
+} mm_input;
+
+static size_t mm_first(int i) {
+    size_t f = 0;
+    for (int j = 0; j < i; j++) f += mm_numel[j];
+    return f;
+}
+
+static void mm_views(void *user, int i, const float **model, const float **base) {
+    const mm_input *in = user;
+    size_t f = mm_first(i);
+    for (int k = 0; k < MM_K; k++) model[k] = in->model[k] + f;
+    *base = in->no_base ? NULL : in->base + f;
+}
+
+static void mm_fill(mm_input *in, size_t d) {
+    in->base = malloc(d * sizeof(float));
+    for (int k = 0; k < MM_K; k++) in->model[k] = malloc(d * sizeof(float));
+    uint64_t x = 12345;
+    for (size_t i = 0; i < d; i++) {
+        float b = (float)((int)(i % 97) - 48) / 64.0f; /* exact in float: differences are exact */
+        in->base[i] = b;
+        for (int k = 0; k < MM_K; k++) {
+            x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+            float t = (float)((int)(x >> 40) % 4096) / 1024.0f; /* [-4, 4) in steps of 1/1024 */
+            if (k == 0) t = fabsf(t) + 0.25f;                  /* mostly positive sums */
+            if (i % 13 == 0) t = k == 0 ? 4.5f : k == 1 ? -4.5f : 1.0f / 1024.0f; /* kept, kept, trimmed */
+            in->model[k][i] = b + t;
+        }
+    }
+}
+
+/* τ_k as the engine forms it (w (θ_k − θ0), or θ_k − θ0 when w = 1) for every element. */
+static void mm_task_vectors(const mm_input *in, const float *w_a, float **tv, size_t d) {
+    for (int k = 0; k < MM_K; k++) {
+        tv[k] = malloc(d * sizeof(float));
+        for (int i = 0; i < MM_T; i++)
+            for (size_t j = mm_first(i); j < mm_first(i) + mm_numel[i]; j++) {
+                float w = i == 0 ? w_a[k] : 1.0f, v = in->model[k][j] - (in->no_base ? 0.0f : in->base[j]);
+                tv[k][j] = w == 1.0f ? v : w * (in->model[k][j] - in->base[j]);
+            }
+    }
+}
+
+static void mm_run(am_method method, const mm_input *in, const float *w_a, size_t undecided_cap, size_t select_work,
+                   size_t slice, const char *what) {
+    size_t d = mm_first(MM_T);
+    float *tv[MM_K], thr[MM_K], *want = malloc(d * sizeof(float));
+    mm_task_vectors(in, w_a, tv, d);
+    uint64_t kept[MM_K] = {0};
+    if (method == AM_TIES) {
+        for (int k = 0; k < MM_K; k++) {
+            thr[k] = ties_threshold_array(tv[k], d, 20);
+            for (size_t j = 0; j < d; j++) kept[k] += tv[k][j] != 0 && fabsf(tv[k][j]) >= thr[k];
+        }
+        cr_assert_eq(ties_merge_arrays((const float *const *)tv, MM_K, d, thr, true, want), 0);
+    } else {
+        for (size_t j = 0; j < d; j++) {
+            want[j] = 0;
+            for (int k = 0; k < MM_K; k++) want[j] += tv[k][j];
+        }
+    }
+    am_config *c = malloc(sizeof *c);
+    am_config_init(c);
+    c->K = MM_K;
+    c->method = method;
+    c->undecided_cap = undecided_cap;
+    c->select_work = select_work;
+    c->slice = slice;
+    for (int k = 0; k < MM_K; k++)
+        if (w_a[k] != 1.0f) {
+            snprintf(c->model[k].weight_rule[0].pattern, sizeof c->model[k].weight_rule[0].pattern, "a.");
+            c->model[k].weight_rule[0].value = w_a[k];
+            c->model[k].n_weight_rule = 1;
+        }
+    am_mem_input mem = {MM_T, mm_name, mm_numel, mm_offset, mm_views, (void *)in};
+    float *out = malloc(MM_OUT * sizeof(float));
+    for (size_t j = 0; j < MM_OUT; j++) out[j] = -7.0f;
+    am_tau_result r;
+    tt_err e = {0};
+    cr_assert_eq(am_merge_tau(c, &mem, out, &r, &e), 0, "%s: %s", what, e.msg);
+    cr_assert_eq(r.elements, d);
+    size_t listed = 0;
+    for (int i = 0; i < MM_T; i++)
+        for (size_t j = 0; j < mm_numel[i]; j++) {
+            size_t g = mm_first(i) + j;
+            cr_assert(memcmp(&out[mm_offset[i] + j], &want[g], sizeof(float)) == 0, "%s: %s[%zu] = %.9g, want %.9g",
+                      what, mm_name[i], j, (double)out[mm_offset[i] + j], (double)want[g]);
+            listed += g % 13 == 0 && want[g] == 4.5f; /* the positive majority's */
+        }
+    for (size_t j = 0; j < MM_OUT; j++) {
+        bool inside = false;
+        for (int i = 0; i < MM_T; i++) inside |= j >= mm_offset[i] && j < mm_offset[i] + mm_numel[i];
+        if (!inside) cr_assert_eq(out[j], -7.0f, "%s: the gap at %zu was written", what, j);
+    }
+    if (method == AM_TIES) {
+        cr_assert(listed > d / 13 / 2, "%s: the exact cancellations lost their point (%zu)", what, listed);
+        for (int k = 0; k < MM_K; k++) {
+            cr_assert_eq(r.thr[k], thr[k], "%s: threshold %d", what, k);
+            cr_assert_eq(r.kept[k], kept[k], "%s: kept %d", what, k);
+        }
+    }
+    for (int k = 0; k < MM_K; k++) free(tv[k]);
+    free(want), free(out), free(c);
+}
+
+static void mm_free(mm_input *in) {
+    free(in->base);
+    for (int k = 0; k < MM_K; k++) free(in->model[k]);
+}
+
+Test(anymerge, memory_ta_and_ties_equal_the_arrays_reference) {
+    size_t d = mm_first(MM_T);
+    mm_input in = {0};
+    mm_fill(&in, d);
+    const float unit[MM_K] = {1, 1, 1}, weighted[MM_K] = {0.5f, 1, 0.25f};
+    const size_t dflt = (size_t)1 << 20;
+    mm_run(AM_TA, &in, unit, dflt, 0, 0, "ta, unit weights");
+    mm_run(AM_TA, &in, weighted, dflt, 0, 777, "ta, a weight rule");
+    mm_run(AM_TIES, &in, unit, dflt, 0, 0, "ties, unit weights");
+    mm_run(AM_TIES, &in, unit, 0, 0, 0, "ties, unit weights, no room for the list");
+    mm_run(AM_TIES, &in, unit, dflt, 1, 0, "ties, unit weights, radix thresholds");
+    mm_run(AM_TIES, &in, weighted, dflt, 0, 777, "ties, a weight rule");
+    mm_run(AM_TIES, &in, weighted, 5, 1, 777, "ties, a weight rule, the list overflowing, radix");
+    /* task vectors given: θ_k − θ0 precomputed, no base */
+    mm_input tvin = {.no_base = true};
+    tvin.base = calloc(d, sizeof(float));
+    for (int k = 0; k < MM_K; k++) {
+        tvin.model[k] = malloc(d * sizeof(float));
+        for (size_t j = 0; j < d; j++) tvin.model[k][j] = in.model[k][j] - in.base[j];
+    }
+    mm_run(AM_TA, &tvin, unit, dflt, 0, 0, "ta, task vectors given");
+    mm_run(AM_TIES, &tvin, unit, dflt, 0, 0, "ties, task vectors given");
+    mm_free(&tvin), mm_free(&in);
+}
+
+/* A non-finite value where the engine forms the rows is an error naming the model and the tensor;
+ * only ta and ties run in memory. */
+Test(anymerge, memory_errors_are_one_line) {
+    size_t d = mm_first(MM_T);
+    mm_input in = {0};
+    mm_fill(&in, d);
+    in.model[1][mm_first(1) + 4321] = NAN;
+    am_config *c = malloc(sizeof *c);
+    am_config_init(c);
+    c->K = MM_K;
+    c->method = AM_TIES;
+    c->model[2].weight = 0.5; /* rows formed by the engine: checked */
+    am_mem_input mem = {MM_T, mm_name, mm_numel, mm_offset, mm_views, &in};
+    float *out = malloc(MM_OUT * sizeof(float));
+    tt_err e = {0};
+    cr_assert_neq(am_merge_tau(c, &mem, out, NULL, &e), 0);
+    cr_assert(strstr(e.msg, "model 1 (in memory)") && strstr(e.msg, "b.weight") && strstr(e.msg, "element 4321"),
+              "%s", e.msg);
+    cr_assert_null(strchr(e.msg, '\n'));
+    c->method = AM_CONSENSUS_TA;
+    cr_assert_neq(am_merge_tau(c, &mem, out, NULL, &e), 0);
+    cr_assert(strstr(e.msg, "only ta and ties"), "%s", e.msg);
+    free(out), free(c);
+    mm_free(&in);
 }
