@@ -787,7 +787,7 @@ static void merge_views(engine *e, const am_tensor *t, size_t at, size_t m, int6
 
 /* Chunk [c, c + m) of the slice at `first` of tensor t: read into the raw rows, merged a block at a
  * time (the TIES methods by the fused pass, their sign balance added to *balance), converted into
- * obuf. False when a read fails or a value is not finite. */
+ * obuf (in memory: written into the output, f32). False when a read fails or a value is not finite. */
 static bool merge_chunk(engine *e, const am_tensor *t, size_t first, size_t c, size_t m, int64_t *balance) {
     if (!read_raw(e, t, first + c, m)) return false;
     block_scratch b = thread_block(e);
