@@ -41,7 +41,6 @@
 #include "baselines/select.h"
 #include "core/arena.h"
 
-
 /* ---- over the model: the merge engine (baselines/anymerge.h) on the suite's tensors ----
  * A sample of 1/64 of the entries and one counting pass find all K trim thresholds together
  * (select.h's bracketed mode), then one fused pass of trim + sum + elect + disjoint merge, the
