@@ -209,7 +209,9 @@ static int matmul_plan(dnn_matmul *mm, tt_err *err) {
     /* a bf16 matmul reads a given bf16 operand in place, and an f32 one through its reorder into
      * the layout oneDNN picks ("any") */
     bool bf = mm->bf16, a_given = bf && s->a_bf16, b_given = bf && s->b_bf16;
-    dnnl_data_type_t a_dt = a_given ? dnnl_bf16 : dnnl_f32, b_dt = b_given ? dnnl_bf16 : dnnl_f32;
+    dnnl_data_type_t a_dt = a_given ? dnnl_bf16 : dnnl_f32, b_dt = b_given ? dnnl_bf16 : dnnl_f32,
+                     c_dt = bf && s->c_bf16 ? dnnl_bf16 : dnnl_f32;
+    TT_ASSERT(!(bf && s->c_bf16 && s->accumulate));
     if (s->heads > 0) {
         TT_ASSERT(s->batch % s->heads == 0 && !s->trans_a && !s->trans_b && !s->b_broadcast && !s->bias);
         dnnl_dim_t outer = s->batch / s->heads;
@@ -217,16 +219,16 @@ static int matmul_plan(dnn_matmul *mm, tt_err *err) {
                     cd = {outer, s->heads, s->M, s->N};
         DNN_TRY(dnnl_memory_desc_init_by_strides(&a_md, 4, ad, a_dt, s->a_strides));
         DNN_TRY(dnnl_memory_desc_init_by_strides(&b_md, 4, bd, b_dt, s->b_strides));
-        DNN_TRY(dnnl_memory_desc_init_by_strides(&c_md, 4, cd, dnnl_f32, s->c_strides));
+        DNN_TRY(dnnl_memory_desc_init_by_strides(&c_md, 4, cd, c_dt, s->c_strides));
     } else {
         if (matrix_md_typed(&a_md, a_dt, nd, s->batch, s->M, s->K, s->trans_a, err)) return -1;
         if (matrix_md_typed(&b_md, b_dt, nd, s->b_broadcast ? 1 : s->batch, s->K, s->N, s->trans_b, err)) return -1;
-        if (matrix_md(&c_md, nd, s->batch, s->M, s->N, 0, err)) return -1;
+        if (matrix_md_typed(&c_md, c_dt, nd, s->batch, s->M, s->N, 0, err)) return -1;
         if (s->bias && matrix_md(&bias_md, nd, 1, 1, s->N, 0, err)) return -1;
     }
 
     dnnl_memory_desc_t a_any = a_md, b_any = b_md;
-    bool pack = s->pack_b && !bf;
+    bool pack = s->pack_b && (!bf || b_given);
     if (pack || (bf && !b_given))
         DNN_TRY(dnnl_memory_desc_init_by_tag(&b_any, b_md.ndims, b_md.dims, bf ? dnnl_bf16 : dnnl_f32, dnnl_format_tag_any));
     if (bf && !a_given) DNN_TRY(dnnl_memory_desc_init_by_tag(&a_any, a_md.ndims, a_md.dims, dnnl_bf16, dnnl_format_tag_any));
@@ -310,7 +312,7 @@ dnn_matmul *dnn_matmul_create(dnn *d, const dnn_matmul_desc *desc, tt_err *err) 
     return mm;
 }
 
-void dnn_matmul_run(dnn_matmul *mm, const void *A, const void *B, const float *bias, float *C) {
+void dnn_matmul_run(dnn_matmul *mm, const void *A, const void *B, const float *bias, void *C) {
     /* oneDNN takes non-const handles; it does not write SRC/WEIGHTS/BIAS. */
     DNN_RUN(dnnl_memory_set_data_handle(mm->m_a, (void *)A));
     DNN_RUN(dnnl_memory_set_data_handle(mm->m_b, (void *)B));

@@ -108,11 +108,15 @@ typedef struct dnn_matmul_desc {
     bool pack_b;     /* let oneDNN pick B's layout; each run reorders B into it first (for weights:
                       * a 768x3072 f32 matmul on M = 6400 rows ran 4-10% faster on packed B with the
                       * reorder counted, since brgemm otherwise copies B blocks for every row block);
-                      * f32 only (a bf16 matmul reads a caller's bf16 weights as they are) */
+                      * a bf16 matmul packs a caller's bf16 B the same way) */
     /* On a DNN_BF16 engine: the caller passes A (B) already in bf16, laid out as the f32 operand
      * would be (a weight converted once, dnn_to_bf16). Every other operand is passed in f32 and
      * converted into the matmul's own bf16 buffer by a oneDNN reorder at each run. Ignored in f32. */
     bool a_bf16, b_bf16;
+    /* On a DNN_BF16 engine: C is written in bf16 (rounded once, after the post-ops); for a product
+     * whose only reader is another bf16 matmul, which then takes it with a_bf16 instead of
+     * converting it. Ignored in f32; not with accumulate. */
+    bool c_bf16;
     /* Strided 4-D operands (heads > 0, attention reading the heads in place from token rows): the
      * batch is [batch / heads, heads], and A [.., M, K], B [.., K, N], C [.., M, N] are views with the
      * given strides in elements, {outer, head, row, col} (a transposed operand is a swap of the last
@@ -123,9 +127,9 @@ typedef struct dnn_matmul_desc {
 
 typedef struct dnn_matmul dnn_matmul;
 dnn_matmul *dnn_matmul_create(dnn *d, const dnn_matmul_desc *desc, tt_err *err);
-/* A and B are float arrays, or uint16_t bf16 arrays where the desc says a_bf16 / b_bf16 on a bf16
- * engine (dnn_matmul_bf16). */
-void dnn_matmul_run(dnn_matmul *mm, const void *A, const void *B, const float *bias, float *C);
+/* A, B and C are float arrays, or uint16_t bf16 arrays where the desc says a_bf16 / b_bf16 / c_bf16
+ * on a bf16 engine (dnn_matmul_bf16). */
+void dnn_matmul_run(dnn_matmul *mm, const void *A, const void *B, const float *bias, void *C);
 bool dnn_matmul_bf16(const dnn_matmul *mm); /* planned on a DNN_BF16 engine */
 const char *dnn_matmul_impl(const dnn_matmul *mm); /* oneDNN's implementation name, e.g. "gemm:jit" */
 bool dnn_matmul_packed(const dnn_matmul *mm);      /* pack_b, and oneDNN chose a layout other than B's own */

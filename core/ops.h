@@ -50,11 +50,16 @@ typedef struct op_linear_fusion {
     bool add_to_y;
     bool act;
     op_act_kind act_kind;
+    /* On a bf16 engine (ignored in f32): x is passed in bf16 (x_bf16: another fused linear wrote it
+     * with y_bf16), y is written in bf16 (y_bf16: not with add_to_y). Saves the f32 round trip and
+     * the conversion of a product whose only reader is the next matmul (the MLP hidden). */
+    bool x_bf16, y_bf16;
 } op_linear_fusion;
 int op_linear_init_forward_fused(op_linear *op, dnn *d, int M, int in, int out, bool has_bias, op_linear_fusion fuse,
                                  tt_err *err);
-/* w: float [out,in], or its bf16 copy when op->w_bf16. */
-void op_linear_forward(op_linear *op, float *y, const float *x, const void *w, const float *b);
+/* w: float [out,in], or its bf16 copy when op->w_bf16; x and y float, or bf16 where the fusion
+ * said x_bf16 / y_bf16 on a bf16 engine. */
+void op_linear_forward(op_linear *op, void *y, const void *x, const void *w, const float *b);
 /* dx [M,in] (=, may be NULL), dw [out,in] (+=, may be NULL, always f32), db [out] (+=, may be NULL). */
 void op_linear_backward(op_linear *op, float *dx, float *dw, float *db, const float *dy,
                         const float *x, const void *w);

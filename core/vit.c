@@ -441,10 +441,12 @@ static vit_plan *plan_create(dnn *d, const vit_config *cfg, int batch, bool trai
             if (!rc) rc = op_act_init(&p->act, d, (size_t)p->M * p->Mw, cfg->act, err);
             if (!rc) rc = op_linear_init(&p->fc2, d, p->M, p->Mw, p->W, true, err);
         } else { /* the residual sums and the activation run inside the matmuls (vit_forward) */
-            op_linear_fusion residual = {.add_to_y = true}, act = {.act = true, .act_kind = cfg->act};
+            /* bf16: fc writes the MLP hidden in bf16 and fc2 reads it so */
+            op_linear_fusion residual = {.add_to_y = true}, act = {.act = true, .act_kind = cfg->act, .y_bf16 = true},
+                             residual_bf16_in = {.add_to_y = true, .x_bf16 = true};
             if (!rc) rc = op_linear_init_forward_fused(&p->out, d, p->M, p->W, p->W, true, residual, err);
             if (!rc) rc = op_linear_init_forward_fused(&p->fc, d, p->M, p->W, p->Mw, true, act, err);
-            if (!rc) rc = op_linear_init_forward_fused(&p->fc2, d, p->M, p->Mw, p->W, true, residual, err);
+            if (!rc) rc = op_linear_init_forward_fused(&p->fc2, d, p->M, p->Mw, p->W, true, residual_bf16_in, err);
         }
     }
     bool bf = p->bf16;

@@ -4,7 +4,8 @@
  * inputs (error above f32's) but accumulates in f32 (exact to f32 rounding against a double
  * product of the rounded inputs); a small ViT's features and gradients within a stated tolerance of
  * f32, bit-identical between two runs; a weight changed in place between forwards is converted
- * again; on the tiny suite, evaluation and a short AdaMerging run within a stated accuracy of f32;
+ * again; a product written in bf16 is the f32 result rounded once, and bf16 inference (strided
+ * attention, bf16 MLP hidden) equals the training plan's forward bit for bit; on the tiny suite, evaluation and a short AdaMerging run within a stated accuracy of f32;
  * the fallback when the CPU has no native bf16 (forced with TTMERGE_NO_BF16=1). Tests that need
  * native bf16 skip on a CPU without it. */
 #include <criterion/criterion.h>
@@ -95,6 +96,54 @@ Test(bf16, matmul_rounds_inputs_accumulates_f32) {
     free(A), free(B), free(C), free(exact), free(rounded), free(A16), free(B16);
 }
 
+/* A product written in bf16 (c_bf16, with the MLP's QuickGELU fused) is the f32 result rounded
+ * once, to nearest even: the same bits as the f32-output matmul followed by dnn_to_bf16. A matmul
+ * reading that bf16 A (a_bf16) gives the bits of the same matmul converting the f32 A itself. */
+Test(bf16, matmul_bf16_output_is_the_f32_result_rounded_once) {
+    SKIP_UNLESS_NATIVE();
+    enum { M = 67, K = 96, N = 300, N2 = 45 };
+    dnn_set_default_precision(DNN_BF16);
+    tt_err e = {0};
+    dnn *d;
+    cr_assert_eq(dnn_create(&d, &e), 0, "%s", e.msg);
+    dnn_matmul_desc fc = {.batch = 1, .M = M, .K = K, .N = N, .trans_b = true, .bias = true, .b_bf16 = true,
+                          .post_eltwise = dnnl_eltwise_swish, .post_alpha = 1.702f};
+    dnn_matmul *to_f32 = dnn_matmul_create(d, &fc, &e);
+    cr_assert_not_null(to_f32, "%s", e.msg);
+    fc.c_bf16 = true;
+    dnn_matmul *to_bf16 = dnn_matmul_create(d, &fc, &e);
+    cr_assert_not_null(to_bf16, "%s", e.msg);
+    dnn_matmul_desc fc2 = {.batch = 1, .M = M, .K = N, .N = N2, .trans_b = true, .b_bf16 = true};
+    dnn_matmul *from_f32 = dnn_matmul_create(d, &fc2, &e);
+    cr_assert_not_null(from_f32, "%s", e.msg);
+    fc2.a_bf16 = true;
+    dnn_matmul *from_bf16 = dnn_matmul_create(d, &fc2, &e);
+    cr_assert_not_null(from_bf16, "%s", e.msg);
+    float *A = malloc(sizeof(float) * M * K), *B = malloc(sizeof(float) * N * K), *bias = malloc(sizeof(float) * N);
+    float *B2 = malloc(sizeof(float) * N2 * N), *H = malloc(sizeof(float) * M * N);
+    float *Y1 = malloc(sizeof(float) * M * N2), *Y2 = malloc(sizeof(float) * M * N2);
+    uint16_t *B16 = malloc(2 * N * K), *B216 = malloc(2 * N2 * N), *H16 = malloc(2 * M * N), *Hr = malloc(2 * M * N);
+    tu_fill_uniform(A, (size_t)M * K, 1, -1, 1);
+    tu_fill_uniform(B, (size_t)N * K, 2, -1, 1);
+    tu_fill_uniform(bias, N, 3, -1, 1);
+    tu_fill_uniform(B2, (size_t)N2 * N, 4, -1, 1);
+    dnn_to_bf16(B16, B, (size_t)N * K);
+    dnn_to_bf16(B216, B2, (size_t)N2 * N);
+    dnn_matmul_run(to_f32, A, B16, bias, H);
+    dnn_matmul_run(to_bf16, A, B16, bias, H16);
+    dnn_to_bf16(Hr, H, (size_t)M * N);
+    cr_expect_eq(memcmp(H16, Hr, 2 * (size_t)M * N), 0, "the bf16 output is not the f32 result rounded");
+    size_t odd = 0;
+    for (size_t i = 0; i < (size_t)M * N; i++) odd += H16[i] & 1;
+    cr_expect_gt(odd, (size_t)M * N / 4, "the output was not rounded to bf16's full precision");
+    dnn_matmul_run(from_f32, H, B216, NULL, Y1);
+    dnn_matmul_run(from_bf16, H16, B216, NULL, Y2);
+    cr_expect_eq(memcmp(Y1, Y2, sizeof(float) * M * N2), 0, "reading the bf16 A differs from converting it");
+    dnn_matmul_free(to_f32), dnn_matmul_free(to_bf16), dnn_matmul_free(from_f32), dnn_matmul_free(from_bf16);
+    dnn_free(d);
+    free(A), free(B), free(bias), free(B2), free(H), free(Y1), free(Y2), free(B16), free(B216), free(H16), free(Hr);
+}
+
 /* A small ViT of ViT-B's proportions (3 channels, QuickGELU, normalised features). */
 static const vit_config small = {.image_size = 32, .channels = 3, .patch_size = 8, .width = 96, .layers = 3,
                                  .heads = 3, .mlp_ratio = 4, .output_dim = 32, .act = OP_ACT_QUICK_GELU,
@@ -164,6 +213,37 @@ Test(bf16, small_vit_close_to_f32_and_deterministic) {
     fprintf(stderr, "small ViT bf16 vs f32: features %.3g\n", ef);
     free(f.feat), free(f.grad), free(b1.feat), free(b1.grad), free(b2.feat), free(b2.grad);
     free(theta), free(images), free(u);
+    vit_layout_free(&lay);
+}
+
+/* The inference plan (attention reading q, k, v in place through strided bf16 matmuls, the MLP
+ * hidden written and read in bf16) gives the training plan's forward (head-major copies, the
+ * hidden in f32 converted by the next matmul) bit for bit: every bf16 operand is the same f32
+ * value rounded once, and the products run in the same order. */
+Test(bf16, inference_plan_equals_the_training_forward) {
+    SKIP_UNLESS_NATIVE();
+    vit_layout lay;
+    float *theta, *images, *u;
+    small_setup(&lay, &theta, &images, &u);
+    tt_err e = {0};
+    dnn_set_default_precision(DNN_BF16);
+    dnn *d;
+    cr_assert_eq(dnn_create(&d, &e), 0, "%s", e.msg);
+    vit_plan *train = vit_plan_create(d, &small, SB, &e), *infer = vit_plan_create_inference(d, &small, SB, &e);
+    cr_assert(train && infer, "%s", e.msg);
+    vit_weights w;
+    cr_assert_eq(vit_weights_bind(&w, &lay, theta, NULL, &e), 0, "%s", e.msg);
+    size_t nf = (size_t)SB * small.output_dim;
+    float *ft = calloc(nf, 4), *fi = calloc(nf, 4);
+    vit_forward(train, &w, images, ft);
+    vit_forward(infer, &w, images, fi);
+    cr_expect_eq(memcmp(ft, fi, nf * sizeof(float)), 0, "bf16 inference differs from the training forward by %.3g",
+                 rel_l2(fi, ft, nf));
+    vit_plan_free(train);
+    vit_plan_free(infer);
+    vit_weights_free(&w);
+    dnn_free(d);
+    free(ft), free(fi), free(theta), free(images), free(u);
     vit_layout_free(&lay);
 }
 
