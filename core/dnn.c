@@ -70,12 +70,7 @@ dnn_precision dnn_default_precision(void) { return default_precision; }
 
 void dnn_to_bf16(uint16_t *dst, const float *src, size_t n) {
 #pragma omp parallel for schedule(static) if (n > 65536)
-    for (size_t i = 0; i < n; i++) {
-        uint32_t u;
-        memcpy(&u, &src[i], sizeof u);
-        if ((u & 0x7fffffffu) > 0x7f800000u) dst[i] = (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
-        else dst[i] = (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
-    }
+    for (size_t i = 0; i < n; i++) dst[i] = dnn_bf16_from_f32(src[i]);
 }
 
 int dnn_create_like(dnn **out, const dnn *like, tt_err *err) {

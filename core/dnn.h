@@ -16,6 +16,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 #include <oneapi/dnnl/dnnl.h>
 
 #include "core/err.h"
@@ -58,6 +59,13 @@ dnn_precision dnn_default_precision(void);
 
 /* f32 -> bf16, round to nearest even (as oneDNN's reorders), NaN stays NaN; OpenMP over n. */
 void dnn_to_bf16(uint16_t *dst, const float *src, size_t n);
+/* One value of the same rounding (for loops that convert as they copy). */
+static inline uint16_t dnn_bf16_from_f32(float x) {
+    uint32_t u;
+    memcpy(&u, &x, sizeof u);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1u)) >> 16);
+}
 
 /* Check a dnnl call inside a function returning int with a tt_err *err in scope. */
 #define DNN_TRY(call)                                                                     \

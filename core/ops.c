@@ -406,9 +406,10 @@ static int attention_init_forward_strided(op_attention *op, dnn *d, tt_err *err)
     return 0;
 }
 
-/* backward = false plans the forward alone: on an f32 engine attention_init_forward_strided; on a
- * bf16 engine the head-major copies (its matmuls reorder f32 operands into bf16 anyway, and
- * oneDNN's bf16 kernels have not been checked on the strided views), with o sharing q's buffer. */
+/* backward = false plans the forward alone (attention_init_forward_strided, either precision). With
+ * backward: head-major copies of q, k, v and d(out), which the backward's products read again; on a
+ * bf16 engine the copies are written in bf16 (each the f32 value rounded once, the bits the matmuls'
+ * own conversions gave) and the matmuls read them as they are (op->bf16). */
 static int attention_init(op_attention *op, dnn *d, int B, int T, int W, int H, bool backward, tt_err *err) {
     memset(op, 0, sizeof *op);
     if (H < 1 || W % H != 0) return tt_fail(err, TT_EINPUT, "width %d is not a multiple of heads %d", W, H);
@@ -423,35 +424,28 @@ static int attention_init(op_attention *op, dnn *d, int B, int T, int W, int H, 
         return -1;
     }
     int BH = B * H, hd = op->hd;
+    bool bf = op->bf16 = d->precision == DNN_BF16;
     /* scores[T,T] = q[T,hd] . k^T (k stored [T,hd] = [N,K]) */
-    op->qk = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = BH, .M = T, .K = hd, .N = T, .trans_b = true}, err);
+    op->qk = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = BH, .M = T, .K = hd, .N = T, .trans_b = true,
+                                                      .a_bf16 = bf, .b_bf16 = bf}, err);
     /* o[T,hd] = p[T,T] . v[T,hd] */
-    if (op->qk) op->pv = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = BH, .M = T, .K = T, .N = hd}, err);
-    if (!backward) {
-        if (!op->pv || op_softmax_init(&op->softmax, d, BH * T, T, err) != 0) {
-            op_attention_free(op);
-            return -1;
-        }
-        size_t head = (size_t)BH * T * hd, sc = (size_t)BH * T * T;
-        op->scratch_floats = 3 * head + sc;
-        if (!(op->q = tt_calloc_aligned(op->scratch_floats, sizeof(float), err))) {
-            op_attention_free(op);
-            return -1;
-        }
-        op->k = op->q + head;
-        op->v = op->k + head;
-        op->o = op->q;
-        op->scores = op->v + head;
-        return 0;
-    }
+    if (op->qk)
+        op->pv = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = BH, .M = T, .K = T, .N = hd, .b_bf16 = bf}, err);
     /* dp[T,T] = do[T,hd] . v^T */
-    if (op->pv) op->d_p = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = BH, .M = T, .K = hd, .N = T, .trans_b = true}, err);
+    if (op->pv)
+        op->d_p = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = BH, .M = T, .K = hd, .N = T, .trans_b = true,
+                                                           .a_bf16 = bf, .b_bf16 = bf}, err);
     /* dv[T,hd] = p^T . do (p stored [K=T, M=T]) */
-    if (op->d_p) op->d_v = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = BH, .M = T, .K = T, .N = hd, .trans_a = true}, err);
+    if (op->d_p)
+        op->d_v = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = BH, .M = T, .K = T, .N = hd, .trans_a = true,
+                                                           .b_bf16 = bf}, err);
     /* dq[T,hd] = ds[T,T] . k[T,hd] */
-    if (op->d_v) op->d_q = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = BH, .M = T, .K = T, .N = hd}, err);
+    if (op->d_v)
+        op->d_q = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = BH, .M = T, .K = T, .N = hd, .b_bf16 = bf}, err);
     /* dk[T,hd] = ds^T . q */
-    if (op->d_q) op->d_k = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = BH, .M = T, .K = T, .N = hd, .trans_a = true}, err);
+    if (op->d_q)
+        op->d_k = dnn_matmul_create(d, &(dnn_matmul_desc){.batch = BH, .M = T, .K = T, .N = hd, .trans_a = true,
+                                                           .b_bf16 = bf}, err);
     if (!op->d_k || op_softmax_init(&op->softmax, d, BH * T, T, err) != 0) {
         op_attention_free(op);
         return -1;
@@ -483,22 +477,33 @@ int op_attention_init_forward(op_attention *op, dnn *d, int B, int T, int W, int
     return attention_init(op, d, B, T, W, H, false, err);
 }
 
-/* qkv [B*T, 3W] -> q (scaled by `scale`), k, v [B*H, T, hd] */
+/* qkv [B*T, 3W] -> q (scaled by `scale`), k, v [B*H, T, hd]; in bf16 (op->bf16) the same values
+ * rounded once (the buffers then hold uint16_t). Written head by head: each (b, h) block [T, hd] is
+ * contiguous in the copies. */
 static void attention_split_heads(const op_attention *op, const float *qkv, float scale) {
     int B = op->B, T = op->T, W = op->W, H = op->H, hd = op->hd;
+    bool bf = op->bf16;
 #pragma omp parallel for collapse(2) schedule(static) if ((size_t)B * T * W > OPS_PAR_MIN / 3)
     for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) {
-            const float *row = qkv + ((size_t)b * T + t) * 3 * W;
-            for (int h = 0; h < H; h++) {
+        for (int h = 0; h < H; h++)
+            for (int t = 0; t < T; t++) {
+                const float *row = qkv + ((size_t)b * T + t) * 3 * W + h * hd;
                 size_t dst = (((size_t)b * H + h) * T + t) * hd;
-                for (int j = 0; j < hd; j++) {
-                    op->q[dst + j] = row[h * hd + j] * scale;
-                    op->k[dst + j] = row[W + h * hd + j];
-                    op->v[dst + j] = row[2 * W + h * hd + j];
+                if (bf) {
+                    uint16_t *q = (uint16_t *)op->q + dst, *k = (uint16_t *)op->k + dst, *v = (uint16_t *)op->v + dst;
+                    for (int j = 0; j < hd; j++) {
+                        q[j] = dnn_bf16_from_f32(row[j] * scale);
+                        k[j] = dnn_bf16_from_f32(row[W + j]);
+                        v[j] = dnn_bf16_from_f32(row[2 * W + j]);
+                    }
+                } else {
+                    for (int j = 0; j < hd; j++) {
+                        op->q[dst + j] = row[j] * scale;
+                        op->k[dst + j] = row[W + j];
+                        op->v[dst + j] = row[2 * W + j];
+                    }
                 }
             }
-        }
 }
 
 /* heads [B*H, T, hd] -> rows [B*T, ld] at column offset col0 (each head at col0 + h*hd), times scale */
@@ -562,13 +567,18 @@ void op_attention_forward(op_attention *op, float *out, float *probs, const floa
 /* dout [B*T, W] -> per-head layout, the inverse of attention_merge_heads */
 static void attention_split_grad(const op_attention *op, float *heads, const float *dout) {
     int B = op->B, T = op->T, W = op->W, H = op->H, hd = op->hd;
+    bool bf = op->bf16;
 #pragma omp parallel for collapse(2) schedule(static) if ((size_t)B * T * W > OPS_PAR_MIN)
     for (int b = 0; b < B; b++)
-        for (int t = 0; t < T; t++) {
-            const float *row = dout + ((size_t)b * T + t) * W;
-            for (int h = 0; h < H; h++)
-                memcpy(heads + (((size_t)b * H + h) * T + t) * hd, row + h * hd, (size_t)hd * sizeof(float));
-        }
+        for (int h = 0; h < H; h++)
+            for (int t = 0; t < T; t++) {
+                const float *row = dout + ((size_t)b * T + t) * W + h * hd;
+                size_t dst = (((size_t)b * H + h) * T + t) * hd;
+                if (bf)
+                    for (int j = 0; j < hd; j++) ((uint16_t *)heads)[dst + j] = dnn_bf16_from_f32(row[j]);
+                else
+                    memcpy(heads + dst, row, (size_t)hd * sizeof(float));
+            }
 }
 
 void op_attention_backward(op_attention *op, float *dqkv, const float *dout, const float *qkv,

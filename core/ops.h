@@ -121,18 +121,18 @@ typedef struct op_attention {
     dnn_matmul *d_p, *d_v;        /* dp = dout_h . v^T ; dv = p^T . dout_h */
     dnn_matmul *d_q, *d_k;        /* dq = ds . k ; dk = ds^T . q */
     op_softmax softmax;
-    float *q, *k, *v;             /* [B*H, T, hd] head-major copies (scratch) */
+    float *q, *k, *v;             /* [B*H, T, hd] head-major copies (scratch; uint16_t when bf16) */
     float *o, *dq, *dk, *dv;      /* [B*H, T, hd] scratch */
     float *scores, *dscores;      /* [B*H, T, T] scratch */
     size_t scratch_floats;        /* the scratch above, in one allocation */
     bool causal;                  /* token t attends to tokens <= t only (CLIP's text tower) */
     bool strided;                 /* forward only: k, v read in place, q [B*T, W] scaled rows */
+    bool bf16;                    /* with backward on a bf16 engine: q, k, v and d(out)'s copies hold bf16 */
 } op_attention;
 int op_attention_init(op_attention *op, dnn *d, int B, int T, int W, int H, tt_err *err);
 /* Forward only (inference): the same products, no backward matmuls (op_attention_backward must not
- * be called). On an f32 engine k and v are read in place from qkv and the heads' outputs written
- * straight into out's columns (strided matmuls), scratch only the scaled q and the scores; on a bf16
- * engine head-major copies of q, k, v (o sharing q's buffer) and the scores. */
+ * be called). k and v are read in place from qkv and the heads' outputs written straight into out's
+ * columns (strided matmuls, f32 or bf16), scratch only the scaled q and the scores. */
 int op_attention_init_forward(op_attention *op, dnn *d, int B, int T, int W, int H, tt_err *err);
 /* Causal masking (op_attention_set_causal): scores above the diagonal are -inf before the softmax,
  * as open_clip's build_causal_mask adds them, so their probabilities are exactly 0. */
