@@ -176,6 +176,16 @@ static void vit_once(dnn_precision prec, const float *theta, const vit_layout *l
     dnn_free(d);
 }
 
+/* An engine on which plans are bf16. */
+static dnn *bf16_engine(void) {
+    tt_err e = {0};
+    dnn_set_default_precision(DNN_BF16);
+    dnn *d;
+    cr_assert_eq(dnn_create(&d, &e), 0, "%s", e.msg);
+    cr_assert_eq(d->precision, DNN_BF16);
+    return d;
+}
+
 static void small_setup(vit_layout *lay, float **theta, float **images, float **u) {
     tt_err e = {0};
     cr_assert_eq(vit_layout_init(lay, &small, &e), 0, "%s", e.msg);
@@ -226,9 +236,7 @@ Test(bf16, inference_plan_equals_the_training_forward) {
     float *theta, *images, *u;
     small_setup(&lay, &theta, &images, &u);
     tt_err e = {0};
-    dnn_set_default_precision(DNN_BF16);
-    dnn *d;
-    cr_assert_eq(dnn_create(&d, &e), 0, "%s", e.msg);
+    dnn *d = bf16_engine();
     vit_plan *train = vit_plan_create(d, &small, SB, &e), *infer = vit_plan_create_inference(d, &small, SB, &e);
     cr_assert(train && infer, "%s", e.msg);
     vit_weights w;
@@ -256,9 +264,7 @@ Test(bf16, weights_updated_in_place_are_converted_again) {
     float *theta, *images, *u;
     small_setup(&lay, &theta, &images, &u);
     tt_err e = {0};
-    dnn_set_default_precision(DNN_BF16);
-    dnn *d;
-    cr_assert_eq(dnn_create(&d, &e), 0, "%s", e.msg);
+    dnn *d = bf16_engine();
     vit_plan *p = vit_plan_create_inference(d, &small, SB, &e);
     cr_assert_not_null(p, "%s", e.msg);
     vit_weights w;

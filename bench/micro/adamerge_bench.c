@@ -374,7 +374,7 @@ static int run(const run_opts *ro, tt_err *err) {
     const char *config = ro->config ? ro->config : s.name;
     char what[96];
     snprintf(what, sizeof what, "%s %s (%d threads)", config, pass, ro->threads);
-    bu_check_pct("adamerge_bench", what, gflops, pk.gflops);
+    bu_check_pct("adamerge_bench", what, gflops, &pk.gflops, ro->threads, ro->precision == DNN_BF16 ? 16 : 0);
     printf("%-14s %5s %3s  %-16s %10s %10s %10s %8s %7s\n", "config", "batch", "thr", "pass", "median_ms", "min_ms",
            "images/s", "GFLOP/s", "%peak");
     printf("%-14s %5d %3d  %-16s %10.3f %10.3f %10.1f %8.2f %6.1f%%\n", config, step_images, ro->threads,

@@ -16,7 +16,8 @@
  * trial lasts as long as its slowest thread): on a shared 2-vCPU VM the wall-clock figure ranged over
  * 25-73 GFLOP/s between consecutive runs, and an evaluation then printed "162% of peak". A busy
  * machine now makes a workload's % of peak low, never the peak. bu_check_pct enforces the rest:
- * a rate above the peak is a benchmark bug (a FLOP count or the peak), and stops the program.
+ * a rate above the peak, still above it when the peak is measured again, is a benchmark bug (a FLOP
+ * count or the peak), and stops the program.
  */
 #ifndef TT_BENCH_UTIL_H
 #define TT_BENCH_UTIL_H
@@ -212,17 +213,30 @@ static inline bu_peak bu_measure_peak(int threads, int trials) {
     return p;
 }
 
-/* The guard on every "% of peak" a benchmark prints: a rate above the measured FMA peak cannot
- * happen, so either the FLOP count of `what` or the peak is wrong. One line on stderr naming it a
- * benchmark bug, and exit status 70 (the run stops: run_all.sh runs under set -e). */
-static inline void bu_check_pct(const char *prog, const char *what, double gflops, double peak_gflops) {
-    double pct = 100.0 * gflops / peak_gflops;
+/* The guard on every "% of peak" a benchmark prints: a rate above the measured peak cannot happen,
+ * so either the FLOP count of `what` or the peak is wrong. The peak is a few ~30 ms loops, the
+ * workload seconds or minutes: on a VM whose host takes cycles from it for a while (thread CPU time
+ * counts them: a Zen 4 VM measured 192 GFLOP/s before a step and 235 before the next), the loops can
+ * catch a slow moment the workload averages out. So a rate above the peak first re-measures it
+ * (width 0: the FMA peak, 16: the bf16 dot-product peak; best of 10 trials) and *peak_gflops takes
+ * the larger, with one line saying so; a rate still above it prints one line on stderr naming it a
+ * benchmark bug, and exits with status 70 (the run stops: run_all.sh runs under set -e). */
+static inline void bu_check_pct(const char *prog, const char *what, double gflops, double *peak_gflops, int threads,
+                                int width) {
+    if (!(gflops > *peak_gflops)) return;
+    double again = width == 16 ? bu_peak_gflops_width(threads, 10, 16, NULL) : bu_measure_peak(threads, 10).gflops;
+    if (again > *peak_gflops) {
+        printf("# peak re-measured: %.1f GFLOP/s (the first measurement, %.1f, was below %s at %.1f: a slow moment)\n",
+               again, *peak_gflops, what, gflops);
+        *peak_gflops = again;
+    }
+    double pct = 100.0 * gflops / *peak_gflops;
     if (!(pct > 100.0)) return;
     fflush(stdout);
     fprintf(stderr,
-            "%s: benchmark bug: %s runs at %.1f GFLOP/s = %.0f%% of the measured FMA peak (%.1f GFLOP/s): its FLOP "
+            "%s: benchmark bug: %s runs at %.1f GFLOP/s = %.0f%% of the measured peak (%.1f GFLOP/s): its FLOP "
             "count or the peak is wrong\n",
-            prog, what, gflops, pct, peak_gflops);
+            prog, what, gflops, pct, *peak_gflops);
     exit(70);
 }
 

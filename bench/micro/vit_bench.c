@@ -98,6 +98,7 @@ typedef struct bench_ctx {
     int batches[2];      /* --batches: instead of every config's own (nbatches = 0: the config's) */
     int nbatches;
     double peak_measured, peak_nominal;
+    int peak_width;   /* which peak peak_measured is: 0 the FMA loop's, 16 the bf16 loop's (bu_check_pct) */
     int warmup;       /* untimed runs before the timed ones (WARMUP unless --warmup) */
     const char *peer; /* the CSV's peer column: "ttmerge", or "ttmerge-bf16" with --precision bf16 */
 } bench_ctx;
@@ -210,13 +211,13 @@ static int bench_one(bench_ctx *bx, const bench_config *bc, int batch) {
         }
         double med = bu_median(times, reps), mn = times[0];
         double gflops = pass_flop_factor[ps] * fwd_flops / med / 1e9;
-        double pct = 100.0 * gflops / bx->peak_measured;
-        double pct_nom = 100.0 * gflops / bx->peak_nominal;
         double xgflops = executed_flops(cfg, batch, ps) / med / 1e9;
         char what[96];
         snprintf(what, sizeof what, "%s batch %d %s (%d threads)", bc->name, batch, pass_names[ps], bx->threads);
-        bu_check_pct("vit_bench", what, gflops, bx->peak_measured);
-        bu_check_pct("vit_bench", what, xgflops, bx->peak_measured);
+        bu_check_pct("vit_bench", what, gflops, &bx->peak_measured, bx->threads, bx->peak_width);
+        bu_check_pct("vit_bench", what, xgflops, &bx->peak_measured, bx->threads, bx->peak_width);
+        double pct = 100.0 * gflops / bx->peak_measured;
+        double pct_nom = 100.0 * gflops / bx->peak_nominal;
         printf("%-8s %5d %3d  %-13s %10.3f %10.3f %10.1f %8.2f %6.1f%% %6.1f%% %8.2f %6.1f%%\n", bc->name, batch,
                bx->threads, pass_names[ps], med * 1e3, mn * 1e3, batch / med, gflops, pct, pct_nom, xgflops,
                100.0 * xgflops / bx->peak_measured);
@@ -369,6 +370,7 @@ int main(int argc, char **argv) {
         printf("peak bf16: measured %.1f GFLOP/s (12-chain vdpbf16ps loop on each thread's CPU clock; wall clock %.1f);"
                " every %%peak below is of it\n", g16, w16);
         bx.peak_measured = g16;
+        bx.peak_width = 16;
         bx.peak_nominal = 2 * bx.peak_nominal;
     }
     printf("# precision=%s\n", dnn_precision_name(prec));
