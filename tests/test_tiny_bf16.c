@@ -176,16 +176,6 @@ static void vit_once(dnn_precision prec, const float *theta, const vit_layout *l
     dnn_free(d);
 }
 
-/* An engine on which plans are bf16. */
-static dnn *bf16_engine(void) {
-    tt_err e = {0};
-    dnn_set_default_precision(DNN_BF16);
-    dnn *d;
-    cr_assert_eq(dnn_create(&d, &e), 0, "%s", e.msg);
-    cr_assert_eq(d->precision, DNN_BF16);
-    return d;
-}
-
 static void small_setup(vit_layout *lay, float **theta, float **images, float **u) {
     tt_err e = {0};
     cr_assert_eq(vit_layout_init(lay, &small, &e), 0, "%s", e.msg);
@@ -196,6 +186,30 @@ static void small_setup(vit_layout *lay, float **theta, float **images, float **
     tu_fill_uniform(*images, img, 12, -1, 1);
     *u = malloc(sizeof(float) * SB * small.output_dim);
     tu_fill_uniform(*u, (size_t)SB * small.output_dim, 13, -1, 1);
+}
+
+/* The small ViT's weights bound, with its images, on an engine whose plans are bf16. */
+typedef struct small_bf16 {
+    vit_layout lay;
+    float *theta, *images, *u;
+    dnn *d;
+    vit_weights w;
+} small_bf16;
+
+static void small_bf16_open(small_bf16 *s) {
+    tt_err e = {0};
+    small_setup(&s->lay, &s->theta, &s->images, &s->u);
+    dnn_set_default_precision(DNN_BF16);
+    cr_assert_eq(dnn_create(&s->d, &e), 0, "%s", e.msg);
+    cr_assert_eq(s->d->precision, DNN_BF16);
+    cr_assert_eq(vit_weights_bind(&s->w, &s->lay, s->theta, NULL, &e), 0, "%s", e.msg);
+}
+
+static void small_bf16_close(small_bf16 *s) {
+    vit_weights_free(&s->w);
+    dnn_free(s->d);
+    free(s->theta), free(s->images), free(s->u);
+    vit_layout_free(&s->lay);
 }
 
 /* Tolerances: features within 2% (L2) of f32, every weight gradient within 5%; measured here
@@ -232,27 +246,21 @@ Test(bf16, small_vit_close_to_f32_and_deterministic) {
  * value rounded once, and the products run in the same order. */
 Test(bf16, inference_plan_equals_the_training_forward) {
     SKIP_UNLESS_NATIVE();
-    vit_layout lay;
-    float *theta, *images, *u;
-    small_setup(&lay, &theta, &images, &u);
+    small_bf16 s;
+    small_bf16_open(&s);
     tt_err e = {0};
-    dnn *d = bf16_engine();
-    vit_plan *train = vit_plan_create(d, &small, SB, &e), *infer = vit_plan_create_inference(d, &small, SB, &e);
+    vit_plan *train = vit_plan_create(s.d, &small, SB, &e), *infer = vit_plan_create_inference(s.d, &small, SB, &e);
     cr_assert(train && infer, "%s", e.msg);
-    vit_weights w;
-    cr_assert_eq(vit_weights_bind(&w, &lay, theta, NULL, &e), 0, "%s", e.msg);
     size_t nf = (size_t)SB * small.output_dim;
     float *ft = calloc(nf, 4), *fi = calloc(nf, 4);
-    vit_forward(train, &w, images, ft);
-    vit_forward(infer, &w, images, fi);
+    vit_forward(train, &s.w, s.images, ft);
+    vit_forward(infer, &s.w, s.images, fi);
     cr_expect_eq(memcmp(ft, fi, nf * sizeof(float)), 0, "bf16 inference differs from the training forward by %.3g",
                  rel_l2(fi, ft, nf));
     vit_plan_free(train);
     vit_plan_free(infer);
-    vit_weights_free(&w);
-    dnn_free(d);
-    free(ft), free(fi), free(theta), free(images), free(u);
-    vit_layout_free(&lay);
+    free(ft), free(fi);
+    small_bf16_close(&s);
 }
 
 /* A weight changed in place between two forwards (a learner's merged-weight update) is converted
@@ -260,36 +268,30 @@ Test(bf16, inference_plan_equals_the_training_forward) {
  * copy (the evaluation loop's promise that nothing changed): then it equals the first forward. */
 Test(bf16, weights_updated_in_place_are_converted_again) {
     SKIP_UNLESS_NATIVE();
-    vit_layout lay;
-    float *theta, *images, *u;
-    small_setup(&lay, &theta, &images, &u);
+    small_bf16 s;
+    small_bf16_open(&s);
     tt_err e = {0};
-    dnn *d = bf16_engine();
-    vit_plan *p = vit_plan_create_inference(d, &small, SB, &e);
+    vit_plan *p = vit_plan_create_inference(s.d, &small, SB, &e);
     cr_assert_not_null(p, "%s", e.msg);
-    vit_weights w;
-    cr_assert_eq(vit_weights_bind(&w, &lay, theta, NULL, &e), 0, "%s", e.msg);
     size_t nf = (size_t)SB * small.output_dim;
     float *f1 = calloc(nf, 4), *f2 = calloc(nf, 4), *f3 = calloc(nf, 4);
-    vit_forward(p, &w, images, f1);
-    int fc = vit_layout_find(&lay, "transformer.resblocks.1.mlp.c_fc.weight");
+    vit_forward(p, &s.w, s.images, f1);
+    int fc = vit_layout_find(&s.lay, "transformer.resblocks.1.mlp.c_fc.weight");
     cr_assert_geq(fc, 0);
-    for (size_t i = 0; i < lay.t[fc].numel; i++) theta[lay.t[fc].offset + i] *= 1.5f;
+    for (size_t i = 0; i < s.lay.t[fc].numel; i++) s.theta[s.lay.t[fc].offset + i] *= 1.5f;
     vit_plan_reuse_weights(p, true);
-    vit_forward(p, &w, images, f3); /* promised unchanged: the old bf16 copy */
+    vit_forward(p, &s.w, s.images, f3); /* promised unchanged: the old bf16 copy */
     cr_expect_eq(memcmp(f1, f3, nf * sizeof(float)), 0, "reuse_weights converted again");
-    vit_forward(p, &w, images, f2); /* the default: converted again */
-    vit_plan *fresh = vit_plan_create_inference(d, &small, SB, &e);
+    vit_forward(p, &s.w, s.images, f2); /* the default: converted again */
+    vit_plan *fresh = vit_plan_create_inference(s.d, &small, SB, &e);
     cr_assert_not_null(fresh, "%s", e.msg);
-    vit_forward(fresh, &w, images, f3);
+    vit_forward(fresh, &s.w, s.images, f3);
     cr_expect_eq(memcmp(f2, f3, nf * sizeof(float)), 0, "the updated weight was not converted again");
     cr_expect_neq(memcmp(f1, f2, nf * sizeof(float)), 0);
     vit_plan_free(fresh);
     vit_plan_free(p);
-    vit_weights_free(&w);
-    dnn_free(d);
-    free(f1), free(f2), free(f3), free(theta), free(images), free(u);
-    vit_layout_free(&lay);
+    free(f1), free(f2), free(f3);
+    small_bf16_close(&s);
 }
 
 /* ---- the tiny suite ---- */
