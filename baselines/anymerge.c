@@ -688,80 +688,24 @@ static bool ta_bf16_block(const engine *e, const am_tensor *t, size_t o, size_t 
     return !any;
 }
 
-/* ties where the base and every model are BF16: the fused TIES merge of ties_fused_k (trim to the
- * thresholds, sum, elect with a zero sum as −, disjoint mean or sum: the same floats in the same
- * order) with each τ_k formed in registers from the raw rows, sixteen entries at a time, twice (for
- * the sum, then for the disjoint step), instead of K rows of τ_k stored and read twice; then
- * θ0 + λ · merged into out. The entries whose sign waits for the majority are listed in e->und
- * and the sign balance is added to *balance; entries past the last multiple of 16 go through
- * form_rows + merge_range. False when a value is not finite. */
+/* ties where the base and every model are BF16: the fused TIES pass on the raw rows
+ * (ties_fused_bf16_seq: each τ_k formed in registers, twice, instead of K rows of τ_k stored and
+ * read twice; the floats of form_rows + merge_range), then θ0 + λ · merged into out. The entries
+ * whose sign waits for the majority are listed in e->und and the sign balance is added to
+ * *balance. False when a value is not finite. */
 static bool ties_bf16_block(engine *e, const am_tensor *t, size_t o, size_t n, size_t at, const block_scratch *b,
                             int64_t *balance) {
     const uint16_t *h[AM_MAX_MODELS];
     for (int k = 0; k < e->K; k++) h[k] = (const uint16_t *)*input_row(e, 1 + k) + o;
-    float *fb = b->fb, *out = b->out;
-    st_dtype_to_f32(ST_BF16, *input_row(e, 0) + 2 * o, fb, n);
-    if (first_nonfinite(fb, n) != n) return false;
+    st_dtype_to_f32(ST_BF16, *input_row(e, 0) + 2 * o, b->fb, n);
+    if (first_nonfinite(b->fb, n) != n) return false;
     bool unit = true;
     for (int k = 0; k < e->K; k++) unit &= t->w[k] == 1.0f;
-    const v8i zero = {0}, absmask = zero + 0x7FFFFFFF, signbit = ~absmask;
-    v8i tb[AM_MAX_MODELS];
-    for (int k = 0; k < e->K; k++) {
-        int32_t bits;
-        memcpy(&bits, &e->thr[k], sizeof bits);
-        tb[k] = zero + bits; /* thresholds are >= 0: their bits compare as signed ints like magnitudes */
-    }
-    const float lam = e->lam;
-    v8i bal = zero;
-    v8u bad = {0};
-    size_t n16 = n - n % 16;
-    for (size_t j = 0; j < n16; j += 16) {
-        v8f b0, b1, s0 = {0}, s1 = {0};
-        memcpy(&b0, fb + j, sizeof b0);
-        memcpy(&b1, fb + j + 8, sizeof b1);
-        for (int k = 0; k < e->K; k++) {
-            v8f x0, x1;
-            tau16(h[k] + j, &b0, &b1, t->w[k], unit, &bad, &x0, &x1);
-            v8i u0 = (v8i)x0, u1 = (v8i)x1, m0 = u0 & absmask, m1 = u1 & absmask;
-            s0 = s0 + (v8f)(u0 & (m0 >= tb[k]) & (m0 != zero)); /* a rejected τ adds +0 */
-            s1 = s1 + (v8f)(u1 & (m1 >= tb[k]) & (m1 != zero));
-        }
-        v8i z0 = (v8i)s0, z1 = (v8i)s1, nz0 = (z0 & absmask) != zero, nz1 = (z1 & absmask) != zero;
-        bal += (nz0 & ((z0 < zero) | 1)) + (nz1 & ((z1 < zero) | 1)); /* +1, or -1 with the sign bit */
-        v8i g0 = (z0 & signbit & nz0) | (signbit & ~nz0), g1 = (z1 & signbit & nz1) | (signbit & ~nz1);
-        v8f a0 = {0}, a1 = {0};
-        v8i c0 = zero, c1 = zero;
-        for (int k = 0; k < e->K; k++) {
-            v8f x0, x1;
-            tau16(h[k] + j, &b0, &b1, t->w[k], unit, &bad, &x0, &x1);
-            v8i u0 = (v8i)x0, u1 = (v8i)x1, m0 = u0 & absmask, m1 = u1 & absmask;
-            v8i ok0 = (m0 >= tb[k]) & (m0 != zero) & ((u0 & signbit) == g0);
-            v8i ok1 = (m1 >= tb[k]) & (m1 != zero) & ((u1 & signbit) == g1);
-            a0 = a0 + (v8f)(u0 & ok0), a1 = a1 + (v8f)(u1 & ok1);
-            c0 -= ok0, c1 -= ok1;
-        }
-        v8i w0 = ~nz0 & (c0 != zero), w1 = ~nz1 & (c1 != zero);
-        for (int l = 0; l < 8; l++) { /* rare: exact cancellations */
-            if (w0[l]) ties_list_undecided(e->und, e->und_cap, &e->n_und, t->gfirst + at + j + (size_t)l);
-            if (w1[l]) ties_list_undecided(e->und, e->und_cap, &e->n_und, t->gfirst + at + j + 8 + (size_t)l);
-        }
-        if (e->mean) { /* divided by the count, or by 1 */
-            a0 = a0 / __builtin_convertvector(c0 + ((c0 == zero) & 1), v8f);
-            a1 = a1 / __builtin_convertvector(c1 + ((c1 == zero) & 1), v8f);
-        }
-        a0 = b0 + lam * a0, a1 = b1 + lam * a1;
-        memcpy(out + j, &a0, sizeof a0);
-        memcpy(out + j + 8, &a1, sizeof a1);
-    }
-    uint32_t any = 0;
-    for (int l = 0; l < 8; l++) any |= bad[l];
-    if (any) return false;
-    for (int l = 0; l < 8; l++) *balance += bal[l];
-    if (n16 == n) return true;
-    float *tv[AM_MAX_MODELS];
-    for (int k = 0; k < e->K; k++) tv[k] = b->tv[k] + n16;
-    if (!form_rows(e, t, o + n16, n - n16, at + n16, fb + n16, tv)) return false;
-    merge_range(e, t, at + n16, fb + n16, (const float *const *)tv, out + n16, b->count, n - n16, balance);
+    /* kept: not counted (only the suite's records need it, and they merge in memory) */
+    if (!ties_fused_bf16_seq(b->out, h, b->fb, unit ? NULL : t->w, e->K, n, e->thr, e->mean, NULL, t->gfirst + at,
+                             e->und, e->und_cap, &e->n_und, balance))
+        return false;
+    add_base(e, b->fb, b->out, n);
     return true;
 }
 

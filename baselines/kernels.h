@@ -97,6 +97,13 @@ void ties_disjoint_k(float *out, const float *const *a, const float *b, int K, s
  * *n_und counting all of them (> cap: some were not stored). */
 int64_t ties_fused_k(float *out, const float *const *a, const float *b, int K, size_t n, const float *thr, bool mean,
                      uint64_t *kept, uint64_t base, uint64_t *und, size_t cap, size_t *n_und);
+/* The same fused pass on the calling thread over raw BF16 rows: x_k = w_k (h_k − b) with h_k's
+ * values as floats and b = θ0 in float (w NULL: x_k = h_k − b), the floats of forming those task
+ * vectors as float rows and ties_fused_k on them (b = NULL); the sign balance is added to *balance,
+ * the kept counts to kept unless it is NULL (not counting is faster). Returns false when a value of some h_k is not finite (out then holds garbage). */
+bool ties_fused_bf16_seq(float *out, const uint16_t *const *h, const float *b, const float *w, int K, size_t n,
+                         const float *thr, bool mean, uint64_t *kept, uint64_t base, uint64_t *und, size_t cap,
+                         size_t *n_und, int64_t *balance);
 /* Append entry i to ties_fused_k's list of entries awaiting the majority (for a caller's own fused
  * kernel): from any thread, in any order; *n_und counts on past cap. */
 void ties_list_undecided(uint64_t *und, size_t cap, size_t *n_und, uint64_t i);

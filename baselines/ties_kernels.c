@@ -9,6 +9,9 @@
 #include "baselines/kernels.h"
 #include "baselines/select.h"
 #include "core/cpu.h"
+#ifdef __AVX2__
+#include <immintrin.h>
+#endif
 
 bool ties_threshold_rank(uint64_t d, double topk, uint64_t *rank) {
     uint64_t keep = (uint64_t)((double)d * (topk / 100.0));
@@ -209,30 +212,84 @@ static inline int64_t fused_block(float *restrict out, const float *const *a, co
     return balance;
 }
 
-/* Entries [from, m) of a block through fused_block (the vector kernels' remainders). */
-static inline int64_t fused_rest(float *out, const float *const *a, const float *b, int K, size_t from, size_t m,
-                                 const float *thr, uint64_t *kept, bool mean, bool diff, uint64_t base, uint64_t *und,
-                                 size_t cap, size_t *n_und) {
-    if (from == m) return 0;
-    const float *at[KERN_MAX_K];
-    for (int k = 0; k < K; k++) at[k] = a[k] + from;
-    return fused_block(out + from, at, diff ? b + from : NULL, K, m - from, thr, kept, mean, diff, base + from, und, cap,
-                       n_und);
+/* Where the fused vector kernels read τ_k: float rows (x_k = a_k, or a_k − b: the K-way
+ * convention), or the raw BF16 rows of the models against θ0 as floats in b (x_k = h_k − b, times
+ * w_k unless every weight is 1: the any-model engine's task vectors, task_vector_from's floats). */
+typedef enum { TAU_F32, TAU_F32_DIFF, TAU_BF16 } tau_kind;
+typedef struct tau_rows {
+    const float *const *a;
+    const uint16_t *const *h;
+    const float *b, *w; /* w: NULL for unit weights */
+} tau_rows;
+
+/* A float of BF16 bits h (their exponent all ones: not finite, or-ed into *bad). */
+static inline float bf16_value(uint16_t h, uint32_t *bad) {
+    uint32_t u = (uint32_t)h << 16;
+    *bad |= (u & 0x7f800000u) == 0x7f800000u;
+    return u2f(u);
 }
 
-/* The same per entry with all K tasks in registers: 8 entries at a time (GCC vector extensions:
- * AVX2 at x86-64-v3, two SSE halves at v2), the K values of an entry loaded once from memory and
- * once more from L1 for the disjoint step, and no sum / sign / count arrays between the task loops
- * (the per-task loops above stream them through L1 K times). Every float operation is the one the
- * per-task loops do, in the same order, so the results are the same bits; entries past the last
- * multiple of 8 go through fused_block. */
+/* x_k[j] for j in [from, m) into rows[k][0, m − from) (at most 16), then fused_block on them: the
+ * vector kernels' last entries, the same floats. kept: NULL when the caller does not count. */
+static inline int64_t fused_tail(float *out, const tau_rows *r, tau_kind kind, int K, size_t from, size_t m,
+                                 const float *thr, uint64_t *kept, bool mean, uint64_t base, uint64_t *und,
+                                 size_t cap, size_t *n_und, uint32_t *bad) {
+    if (from == m) return 0;
+    float rows[KERN_MAX_K][16];
+    const float *x[KERN_MAX_K];
+    for (int k = 0; k < K; k++) {
+        for (size_t j = from; j < m; j++) {
+            float v = kind == TAU_BF16 ? bf16_value(r->h[k][j], bad) : r->a[k][j];
+            v = kind == TAU_F32 ? v : v - r->b[j];
+            rows[k][j - from] = kind == TAU_BF16 && r->w ? r->w[k] * v : v;
+        }
+        x[k] = rows[k];
+    }
+    uint64_t uncounted[KERN_MAX_K];
+    return fused_block(out + from, x, NULL, K, m - from, thr, kept ? kept : uncounted, mean, false, base + from, und,
+                       cap, n_und);
+}
+
+/* The fused pass per entry with all K tasks in registers: 8 entries at a time (GCC vector
+ * extensions: AVX2 at x86-64-v3, two SSE halves at v2), the K values of an entry loaded once from
+ * memory and once more from L1 for the disjoint step, and no sum / sign / count arrays between the
+ * task loops (the per-task loops above stream them through L1 K times). Every float operation is
+ * the one the per-task loops do, in the same order, so the results are the same bits; entries past
+ * the last multiple of 8 go through fused_tail. Inlined with a constant kind: one loop each. */
 typedef int32_t v8i __attribute__((vector_size(32)));
+typedef uint32_t v8u __attribute__((vector_size(32)));
 typedef float v8f __attribute__((vector_size(32)));
 #define V8 8
 
-static inline int64_t fused_block_v8(float *restrict out, const float *const *a, const float *b, int K, size_t m,
-                                     const float *thr, uint64_t *kept, bool mean, bool diff, uint64_t base,
-                                     uint64_t *und, size_t cap, size_t *n_und) {
+/* x_k of the 8 entries at j into *x (bj: θ0 there, for the kinds with a base; the 32-byte vectors
+ * go by pointer: by value they are an ABI question at x86-64-v2). */
+static inline __attribute__((always_inline)) void tau_v8(const tau_rows *r, tau_kind kind, int k, size_t j,
+                                                          const v8f *bj, v8u *bad, v8f *out) {
+    v8f x;
+    if (kind != TAU_BF16) {
+        memcpy(&x, r->a[k] + j, sizeof x);
+        *out = kind == TAU_F32_DIFF ? x - *bj : x;
+        return;
+    }
+    v8u u;
+#ifdef __AVX2__ /* one widening load; GCC builds the generic form from two 128-bit halves */
+    __m256i wide = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(r->h[k] + j))), 16);
+    memcpy(&u, &wide, sizeof u);
+#else
+    typedef uint16_t v8h __attribute__((vector_size(16)));
+    v8h h;
+    memcpy(&h, r->h[k] + j, sizeof h);
+    u = __builtin_convertvector(h, v8u) << 16;
+#endif
+    *bad |= (v8u)((u & 0x7f800000u) == 0x7f800000u);
+    memcpy(&x, &u, sizeof x);
+    x = x - *bj;
+    *out = r->w ? r->w[k] * x : x;
+}
+
+static inline __attribute__((always_inline)) int64_t
+fused_block_v8(float *restrict out, const tau_rows *r, tau_kind kind, int K, size_t m, const float *thr,
+               uint64_t *kept, bool mean, uint64_t base, uint64_t *und, size_t cap, size_t *n_und, uint32_t *bad) {
     const v8i absmask = {0x7FFFFFFF, 0x7FFFFFFF, 0x7FFFFFFF, 0x7FFFFFFF, 0x7FFFFFFF, 0x7FFFFFFF, 0x7FFFFFFF, 0x7FFFFFFF};
     const v8i signbit = ~absmask, zero = absmask ^ absmask;
     v8i tb[KERN_MAX_K], kc[KERN_MAX_K];
@@ -243,19 +300,19 @@ static inline int64_t fused_block_v8(float *restrict out, const float *const *a,
         kc[k] = zero;
     }
     v8i bal = zero;
+    v8u vbad = {0};
     size_t m8 = m - m % V8;
     for (size_t j = 0; j < m8; j += V8) {
         v8f bj = {0};
-        if (diff) memcpy(&bj, b + j, sizeof bj);
+        if (kind != TAU_F32) memcpy(&bj, r->b + j, sizeof bj);
         v8f sum = {0};
         for (int k = 0; k < K; k++) {
             v8f x;
-            memcpy(&x, a[k] + j, sizeof x);
-            if (diff) x = x - bj;
+            tau_v8(r, kind, k, j, &bj, &vbad, &x);
             v8i u = (v8i)x, mag = u & absmask;
             v8i keep = (mag >= tb[k]) & (mag != zero); /* -1 / 0 */
             sum = sum + (v8f)(u & keep);
-            kc[k] -= keep;
+            if (kept) kc[k] -= keep;
         }
         v8i su = (v8i)sum, nz = (su & absmask) != zero;
         bal += nz & ((su < zero) | 1); /* +1, or -1 with the sign bit */
@@ -264,8 +321,7 @@ static inline int64_t fused_block_v8(float *restrict out, const float *const *a,
         v8i cnt = zero;
         for (int k = 0; k < K; k++) {
             v8f x;
-            memcpy(&x, a[k] + j, sizeof x);
-            if (diff) x = x - bj;
+            tau_v8(r, kind, k, j, &bj, &vbad, &x);
             v8i u = (v8i)x, mag = u & absmask;
             v8i ok = (mag >= tb[k]) & (mag != zero) & ((u & signbit) == sgn);
             acc = acc + (v8f)(u & ok);
@@ -278,10 +334,10 @@ static inline int64_t fused_block_v8(float *restrict out, const float *const *a,
         memcpy(out + j, &acc, sizeof acc);
     }
     int64_t balance = 0;
-    for (int l = 0; l < V8; l++) balance += bal[l];
-    for (int k = 0; k < K; k++)
+    for (int l = 0; l < V8; l++) balance += bal[l], *bad |= vbad[l];
+    for (int k = 0; k < K && kept; k++)
         for (int l = 0; l < V8; l++) kept[k] += (uint64_t)kc[k][l];
-    return balance + fused_rest(out, a, b, K, m8, m, thr, kept, mean, diff, base, und, cap, n_und);
+    return balance + fused_tail(out, r, kind, K, m8, m, thr, kept, mean, base, und, cap, n_und, bad);
 }
 
 #ifdef CPU_V16
@@ -289,11 +345,29 @@ static inline int64_t fused_block_v8(float *restrict out, const float *const *a,
  * per-entry floats as fused_block_v8 with masks instead of and-ed bits — a rejected value is not
  * added rather than added as +0, the same bits since neither accumulator is ever −0 — and one
  * unsigned compare for "kept" (mag >= max(thr bits, 1) is mag >= thr and mag != 0). Inlined with
- * constant K = 8 (the common case: thresholds and counts stay in registers) and with the caller's K. */
+ * constant K = 8 (the common case: thresholds and counts stay in registers) and with the caller's K,
+ * for each kind. */
+
+/* x_k of the 16 entries at j (bj: θ0 there, for the kinds with a base). */
+CPU_V16_TARGET
+static inline __attribute__((always_inline)) __m512 tau_v16(const tau_rows *r, tau_kind kind, int k, size_t j,
+                                                             __m512 bj, __mmask16 *bad) {
+    if (kind != TAU_BF16) {
+        __m512 x = _mm512_loadu_ps(r->a[k] + j);
+        return kind == TAU_F32_DIFF ? _mm512_sub_ps(x, bj) : x;
+    }
+    const __m512i exp = _mm512_set1_epi32(0x7f800000);
+    __m512i u = _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(r->h[k] + j))), 16);
+    *bad |= _mm512_cmpeq_epi32_mask(_mm512_and_si512(u, exp), exp);
+    __m512 x = _mm512_sub_ps(_mm512_castsi512_ps(u), bj);
+    return r->w ? _mm512_mul_ps(_mm512_set1_ps(r->w[k]), x) : x;
+}
+
 CPU_V16_TARGET
 static inline __attribute__((always_inline)) int64_t
-fused_block_v16_body(float *restrict out, const float *const *a, const float *b, int K, size_t m, const float *thr,
-                     uint64_t *kept, bool mean, bool diff, uint64_t base, uint64_t *und, size_t cap, size_t *n_und) {
+fused_block_v16_body(float *restrict out, const tau_rows *r, tau_kind kind, int K, size_t m, const float *thr,
+                     uint64_t *kept, bool mean, uint64_t base, uint64_t *und, size_t cap, size_t *n_und,
+                     uint32_t *bad) {
     const __m512i absmask = _mm512_set1_epi32(0x7FFFFFFF), one = _mm512_set1_epi32(1);
     __m512i tb[KERN_MAX_K], kc[KERN_MAX_K];
     for (int k = 0; k < K; k++) {
@@ -302,16 +376,16 @@ fused_block_v16_body(float *restrict out, const float *const *a, const float *b,
         kc[k] = _mm512_setzero_si512();
     }
     __m512i bal = _mm512_setzero_si512();
+    __mmask16 vbad = 0;
     size_t m16 = m - m % 16;
     for (size_t j = 0; j < m16; j += 16) {
-        __m512 bj = diff ? _mm512_loadu_ps(b + j) : _mm512_setzero_ps();
+        __m512 bj = kind != TAU_F32 ? _mm512_loadu_ps(r->b + j) : _mm512_setzero_ps();
         __m512 sum = _mm512_setzero_ps();
         for (int k = 0; k < K; k++) {
-            __m512 x = _mm512_loadu_ps(a[k] + j);
-            if (diff) x = _mm512_sub_ps(x, bj);
+            __m512 x = tau_v16(r, kind, k, j, bj, &vbad);
             __mmask16 keep = _mm512_cmpge_epu32_mask(_mm512_and_si512(_mm512_castps_si512(x), absmask), tb[k]);
             sum = _mm512_mask_add_ps(sum, keep, sum, x);
-            kc[k] = _mm512_mask_add_epi32(kc[k], keep, kc[k], one);
+            if (kept) kc[k] = _mm512_mask_add_epi32(kc[k], keep, kc[k], one);
         }
         __m512i su = _mm512_castps_si512(sum);
         __mmask16 nz = _mm512_test_epi32_mask(su, absmask), neg = _mm512_movepi32_mask(su);
@@ -321,8 +395,7 @@ fused_block_v16_body(float *restrict out, const float *const *a, const float *b,
         __m512 acc = _mm512_setzero_ps();
         __m512i cnt = _mm512_setzero_si512();
         for (int k = 0; k < K; k++) {
-            __m512 x = _mm512_loadu_ps(a[k] + j);
-            if (diff) x = _mm512_sub_ps(x, bj);
+            __m512 x = tau_v16(r, kind, k, j, bj, &vbad);
             __m512i u = _mm512_castps_si512(x);
             __mmask16 keep = _mm512_cmpge_epu32_mask(_mm512_and_si512(u, absmask), tb[k]);
             __mmask16 ok = keep & ~(_mm512_movepi32_mask(u) ^ elect_neg); /* kept, with the elected sign */
@@ -336,44 +409,74 @@ fused_block_v16_body(float *restrict out, const float *const *a, const float *b,
         if (mean) acc = _mm512_div_ps(acc, _mm512_cvtepi32_ps(_mm512_max_epi32(cnt, one))); /* cnt or 1 */
         _mm512_storeu_ps(out + j, acc);
     }
+    *bad |= vbad != 0;
     int64_t balance = _mm512_reduce_add_epi32(bal);
-    for (int k = 0; k < K; k++) kept[k] += (uint32_t)_mm512_reduce_add_epi32(kc[k]);
-    return balance + fused_rest(out, a, b, K, m16, m, thr, kept, mean, diff, base, und, cap, n_und);
+    for (int k = 0; k < K && kept; k++) kept[k] += (uint32_t)_mm512_reduce_add_epi32(kc[k]);
+    return balance + fused_tail(out, r, kind, K, m16, m, thr, kept, mean, base, und, cap, n_und, bad);
 }
 
+#define FUSED_V16(kind)                                                                                                \
+    (K == 8 ? fused_block_v16_body(out, r, kind, 8, m, thr, kept, mean, base, und, cap, n_und, bad)                  \
+            : fused_block_v16_body(out, r, kind, K, m, thr, kept, mean, base, und, cap, n_und, bad))
+
 CPU_V16_TARGET
-static int64_t fused_block_v16(float *restrict out, const float *const *a, const float *b, int K, size_t m,
+static int64_t fused_block_v16(float *restrict out, const tau_rows *r, tau_kind kind, int K, size_t m,
                                const float *thr, uint64_t *kept, bool mean, uint64_t base, uint64_t *und, size_t cap,
-                               size_t *n_und) {
-    if (K == 8)
-        return b ? fused_block_v16_body(out, a, b, 8, m, thr, kept, mean, true, base, und, cap, n_und)
-                 : fused_block_v16_body(out, a, NULL, 8, m, thr, kept, mean, false, base, und, cap, n_und);
-    return b ? fused_block_v16_body(out, a, b, K, m, thr, kept, mean, true, base, und, cap, n_und)
-             : fused_block_v16_body(out, a, NULL, K, m, thr, kept, mean, false, base, und, cap, n_und);
+                               size_t *n_und, uint32_t *bad) {
+    switch (kind) {
+    case TAU_F32: return FUSED_V16(TAU_F32);
+    case TAU_F32_DIFF: return FUSED_V16(TAU_F32_DIFF);
+    default: return FUSED_V16(TAU_BF16);
+    }
 }
+#undef FUSED_V16
 #endif
+
+/* One block of the fused pass on this thread, at the widest ISA the CPU has. */
+static int64_t fused_block_any(float *out, const tau_rows *r, tau_kind kind, int K, size_t m, const float *thr,
+                               uint64_t *kept, bool mean, uint64_t base, uint64_t *und, size_t cap, size_t *n_und,
+                               uint32_t *bad) {
+#ifdef CPU_V16
+    if (cpu_isa_level() == CPU_ISA_AVX512)
+        return fused_block_v16(out, r, kind, K, m, thr, kept, mean, base, und, cap, n_und, bad);
+#endif
+    switch (kind) {
+    case TAU_F32: return fused_block_v8(out, r, TAU_F32, K, m, thr, kept, mean, base, und, cap, n_und, bad);
+    case TAU_F32_DIFF: return fused_block_v8(out, r, TAU_F32_DIFF, K, m, thr, kept, mean, base, und, cap, n_und, bad);
+    default: return fused_block_v8(out, r, TAU_BF16, K, m, thr, kept, mean, base, und, cap, n_und, bad);
+    }
+}
+
+bool ties_fused_bf16_seq(float *out, const uint16_t *const *h, const float *b, const float *w, int K, size_t n,
+                         const float *thr, bool mean, uint64_t *kept, uint64_t base, uint64_t *und, size_t cap,
+                         size_t *n_und, int64_t *balance) {
+    TT_ASSERT(K >= 1 && K <= KERN_MAX_K);
+    tau_rows r = {.h = h, .b = b, .w = w};
+    uint32_t bad = 0;
+    for (size_t lo = 0; lo < n; lo += KERN_BLOCK) {
+        size_t m = lo + KERN_BLOCK < n ? KERN_BLOCK : n - lo;
+        const uint16_t *hb[KERN_MAX_K];
+        for (int k = 0; k < K; k++) hb[k] = h[k] + lo;
+        r.h = hb, r.b = b + lo;
+        *balance += fused_block_any(out + lo, &r, TAU_BF16, K, m, thr, kept, mean, base + lo, und, cap, n_und, &bad);
+    }
+    return !bad;
+}
 
 int64_t ties_fused_k(float *out, const float *const *a, const float *b, int K, size_t n, const float *thr, bool mean,
                      uint64_t *kept, uint64_t base, uint64_t *und, size_t cap, size_t *n_und) {
     TT_ASSERT(K >= 1 && K <= KERN_MAX_K);
     size_t nb = (n + KERN_BLOCK - 1) / KERN_BLOCK;
     int64_t balance = 0;
-#ifdef CPU_V16
-    const bool wide = cpu_isa_level() == CPU_ISA_AVX512;
-#endif
 #pragma omp parallel for schedule(static) reduction(+ : balance) reduction(+ : kept[:K]) if (n * (size_t)K > KERN_PAR_MIN)
     for (size_t blk = 0; blk < nb; blk++) {
         size_t lo = blk * KERN_BLOCK, m = lo + KERN_BLOCK < n ? KERN_BLOCK : n - lo;
         const float *ab[KERN_MAX_K];
         for (int k = 0; k < K; k++) ab[k] = a[k] + lo;
-#ifdef CPU_V16
-        if (wide) {
-            balance += fused_block_v16(out + lo, ab, b ? b + lo : NULL, K, m, thr, kept, mean, base + lo, und, cap, n_und);
-            continue;
-        }
-#endif
-        balance += b ? fused_block_v8(out + lo, ab, b + lo, K, m, thr, kept, mean, true, base + lo, und, cap, n_und)
-                     : fused_block_v8(out + lo, ab, NULL, K, m, thr, kept, mean, false, base + lo, und, cap, n_und);
+        tau_rows r = {.a = ab, .b = b ? b + lo : NULL};
+        uint32_t bad = 0; /* float rows are not checked here */
+        balance += fused_block_any(out + lo, &r, b ? TAU_F32_DIFF : TAU_F32, K, m, thr, kept, mean, base + lo, und,
+                                   cap, n_und, &bad);
     }
     return balance;
 }

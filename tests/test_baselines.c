@@ -281,6 +281,83 @@ Test(kway, ties_fused_pass_equals_two_passes, .init = kw_init, .fini = kw_fini) 
     free(und);
 }
 
+/* The fused pass on raw BF16 rows (the any-model engine's) equals ties_fused_k on the task vectors
+ * formed as float rows, bit for bit — output, sign balance, kept counts and listed entries — under
+ * each ISA level, for K = 8 (its own inlined kernel) and K = 3, unit and other weights, dis-mean and
+ * dis-sum, n with a tail past the last vector; a value that is not finite makes it return false. */
+Test(kway, ties_fused_bf16_equals_fused_on_formed_rows, .init = kw_init, .fini = kw_fini) {
+    const size_t n = kw_n, cap = kw_n;
+    uint16_t *h[KW_K];
+    float *b = malloc(n * sizeof(float)), *x[KW_K];
+    for (size_t i = 0; i < n; i++) { /* θ0 and θ_k truncated to BF16: the τ_k keep most of the ties */
+        uint32_t u;
+        memcpy(&u, &kw_b[i], sizeof u);
+        u &= 0xFFFF0000u;
+        memcpy(&b[i], &u, sizeof u);
+    }
+    for (int k = 0; k < KW_K; k++) {
+        h[k] = malloc(n * sizeof(uint16_t));
+        x[k] = malloc(n * sizeof(float));
+        for (size_t i = 0; i < n; i++) {
+            uint32_t u;
+            float v = b[i] + (kw_a[k][i] - kw_b[i]);
+            memcpy(&u, &v, sizeof u);
+            h[k][i] = (uint16_t)(u >> 16);
+        }
+    }
+    const float weights[KW_K] = {1.0f, 0.5f, 1.25f, 0.75f, 1.0f, 2.0f, 0.3f, 1.5f};
+    uint64_t *und_want = malloc(cap * sizeof(uint64_t)), *und_got = malloc(cap * sizeof(uint64_t));
+    float *want = malloc(n * sizeof(float)), *got = malloc(n * sizeof(float));
+    for (int li = 0; li < 2; li++)
+        for (int K = 3; K <= KW_K; K += KW_K - 3)
+            for (int weighted = 0; weighted < 2; weighted++)
+                for (int mean = 0; mean < 2; mean++) {
+                    cpu_isa isa = isa_levels[li];
+                    cpu_isa_cap(isa);
+                    for (int k = 0; k < K; k++)
+                        for (size_t i = 0; i < n; i++) {
+                            uint32_t u = (uint32_t)h[k][i] << 16;
+                            float v;
+                            memcpy(&v, &u, sizeof v);
+                            x[k][i] = weighted ? weights[k] * (v - b[i]) : v - b[i];
+                        }
+                    uint64_t kept_want[KW_K] = {0}, kept_got[KW_K] = {0};
+                    size_t nu_want = 0, nu_got = 0;
+                    int64_t bal_want = ties_fused_k(want, (const float *const *)x, NULL, K, n, kw_thr, mean, kept_want,
+                                                    7, und_want, cap, &nu_want);
+                    int64_t bal_got = 0;
+                    cr_assert(ties_fused_bf16_seq(got, (const uint16_t *const *)h, b, weighted ? weights : NULL, K, n,
+                                                  kw_thr, mean, kept_got, 7, und_got, cap, &nu_got, &bal_got));
+                    const char *what = cpu_isa_name(isa);
+                    cr_assert_arr_eq(got, want, n * sizeof(float), "%s K=%d weighted=%d mean=%d", what, K, weighted,
+                                     mean);
+                    cr_assert_eq(bal_got, bal_want, "%s K=%d", what, K);
+                    cr_assert_arr_eq(kept_got, kept_want, sizeof kept_want, "%s K=%d", what, K);
+                    cr_assert_eq(nu_got, nu_want, "%s K=%d", what, K);
+                    qsort(und_want, nu_want, sizeof *und_want, cmp_u64);
+                    qsort(und_got, nu_got, sizeof *und_got, cmp_u64);
+                    cr_assert_arr_eq(und_got, und_want, nu_got * sizeof *und_got, "%s K=%d", what, K);
+                    if (K == KW_K && !weighted && !mean) cr_assert_gt(nu_got, 0, "no entry awaited the majority");
+                }
+    for (int li = 0; li < 2; li++) /* an infinity, a NaN: in a vector, and in the tail */
+        for (int at = 0; at < 2; at++) {
+            cpu_isa_cap(isa_levels[li]);
+            size_t i = at ? n - 3 : 100;
+            uint16_t saved = h[5][i];
+            h[5][i] = at ? 0x7FC1 : 0xFF80;
+            size_t nu = 0;
+            int64_t bal = 0;
+            uint64_t kept[KW_K] = {0};
+            cr_assert_not(ties_fused_bf16_seq(got, (const uint16_t *const *)h, b, NULL, KW_K, n, kw_thr, true, kept, 0,
+                                              und_got, cap, &nu, &bal),
+                          "%s: entry %zu not finite, not reported", cpu_isa_name(isa_levels[li]), i);
+            h[5][i] = saved;
+        }
+    isa_restore();
+    for (int k = 0; k < KW_K; k++) free(h[k]), free(x[k]);
+    free(b), free(want), free(got), free(und_want), free(und_got);
+}
+
 /* The K-way passes give the same bits for 1 and 2 threads. */
 Test(kway, thread_count_independent, .init = kw_init, .fini = kw_fini) {
     float *x1 = malloc(kw_n * sizeof(float)), *x2 = malloc(kw_n * sizeof(float));
