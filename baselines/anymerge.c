@@ -21,22 +21,31 @@
 #include <unistd.h>
 
 #include "baselines/kernels.h"
+#include "baselines/methods.h"
 #include "baselines/select.h"
+#include "baselines/svd.h"
 #include "core/arena.h"
 #include "core/progress.h"
 #include "core/tensorset.h"
 #include "core/tensorsink.h"
 #include "core/version.h"
 
-static const char *const method_names[] = {"ta", "ties", "dare", "consensus-ta", "consensus-ties", "average"};
+static const char *const method_names[] = {"ta",      "ties",  "dare",  "consensus-ta", "consensus-ties",
+                                           "average", "tsv-m", "iso-c", "iso-cts",      "awd",
+                                           "lata"};
 
 int am_method_parse(const char *name, am_method *out) {
-    for (int i = 0; i < 6; i++)
+    for (int i = 0; i < (int)(sizeof method_names / sizeof *method_names); i++)
         if (!strcmp(name, method_names[i])) return *out = (am_method)i, 0;
     return -1;
 }
 
 const char *am_method_name(am_method m) { return method_names[m]; }
+
+/* The methods that merge each 2-D tensor whole through SVDs (svd_merge_tensors). */
+static bool svd_method(am_method m) { return m == AM_TSV_M || m == AM_ISO_C || m == AM_ISO_CTS; }
+/* The methods that are ta with per-tensor model weights from a statistics pass (tensor_weights). */
+static bool weighted_ta(am_method m) { return m == AM_AWD || m == AM_LATA; }
 
 void am_config_init(am_config *c) {
     memset(c, 0, sizeof *c);
@@ -46,6 +55,10 @@ void am_config_init(am_config *c) {
     c->mean = true;
     c->k = 2;
     c->tall_lambda = 0.6;
+    c->common_space_fraction = 0.8;
+    c->awd = (awd_opts){.alpha = 0.1, .beta = 0.01, .iters = 300};
+    c->lata_topk = 50;
+    c->lata_gamma = 0.5;
     c->out_dtype = -1;
     c->copy_files = true;
     c->undecided_cap = (size_t)1 << 20;
@@ -53,6 +66,8 @@ void am_config_init(am_config *c) {
 }
 
 double am_default_lambda(const am_config *c) {
+    if (c->method == AM_TSV_M) return 1.0;
+    if (c->method == AM_ISO_C || c->method == AM_ISO_CTS) return 1.5;
     bool ties_mean = (c->method == AM_TIES || (c->method == AM_DARE && c->dare_ties)) && c->mean;
     return ties_mean ? 1.0 : 0.3;
 }
@@ -73,8 +88,30 @@ int am_config_set(am_config *c, const char *kv, tt_err *err) {
     snprintf(key, sizeof key, "%.*s", (int)(eq - kv < 31 ? eq - kv : 31), kv);
     const char *v = eq + 1;
     double x = 0;
-    if (!strcmp(key, "lambda")) return parse_number(key, v, -1e6, 1e6, &c->lambda, err);
+    if (!strcmp(key, "alpha") && c->method == AM_AWD) return parse_number(key, v, 0, 1e12, &c->awd.alpha, err);
+    if (!strcmp(key, "lambda") || !strcmp(key, "alpha")) return parse_number(key, v, -1e6, 1e6, &c->lambda, err);
+    if (!strcmp(key, "common_space_fraction")) return parse_number(key, v, 0, 1, &c->common_space_fraction, err);
+    if (!strcmp(key, "topk") && c->method == AM_LATA) return parse_number(key, v, 0, 100, &c->lata_topk, err);
     if (!strcmp(key, "topk")) return parse_number(key, v, 0, 100, &c->topk, err);
+    if (!strcmp(key, "gamma")) return parse_number(key, v, 0, 1, &c->lata_gamma, err);
+    if (!strcmp(key, "beta")) return parse_number(key, v, 0, 1e12, &c->awd.beta, err);
+    if (!strcmp(key, "iters")) {
+        if (parse_number(key, v, 0, 1000000, &x, err)) return -1;
+        if (x != floor(x)) return tt_fail(err, TT_EINPUT, "parameter iters=%s: expected an integer", v);
+        c->awd.iters = (int)x;
+        return 0;
+    }
+    if (!strcmp(key, "init") || !strcmp(key, "cosine") || !strcmp(key, "update")) {
+        const char *w0 = key[0] == 'i' ? "zero" : key[0] == 'c' ? "global" : "gd";
+        const char *w1 = key[0] == 'i' ? "mean" : key[0] == 'c' ? "layer" : "prox";
+        if (strcmp(v, w0) && strcmp(v, w1))
+            return tt_fail(err, TT_EINPUT, "parameter %s=%s: expected %s or %s", key, v, w0, w1);
+        bool second = !strcmp(v, w1);
+        if (key[0] == 'i') c->awd_init_mean = second;
+        else if (key[0] == 'c') c->awd_layer = second;
+        else c->awd.prox = second;
+        return 0;
+    }
     if (!strcmp(key, "density")) return parse_number(key, v, 0, 1, &c->density, err);
     if (!strcmp(key, "tall_lambda")) return parse_number(key, v, 0, 1e6, &c->tall_lambda, err);
     if (!strcmp(key, "k")) {
@@ -94,7 +131,9 @@ int am_config_set(am_config *c, const char *kv, tt_err *err) {
         return 0;
     }
     return tt_fail(err, TT_EINPUT,
-                   "unknown parameter '%s' (lambda, topk, density, base, merge, k, tall_lambda)", key);
+                   "unknown parameter '%s' (lambda or alpha, topk, density, base, merge, k, tall_lambda, "
+                   "common_space_fraction, beta, iters, init, cosine, update, gamma)",
+                   key);
 }
 
 double am_weight(const am_model *m, const char *tensor) {
@@ -122,6 +161,7 @@ typedef struct am_tensor {
     size_t numel;
     size_t mem_at;    /* in memory: the tensor's place in the output */
     bool merged;      /* floating point: merged; else copied from the base */
+    bool svd;         /* merged by the per-matrix SVD merge (tsv-m, iso-c, iso-cts), not streamed */
     uint64_t key;     /* kern_name_key of the name (DARE's hash) */
     uint64_t gfirst;  /* first element in the concatenation of the merged tensors */
     st_dtype out;     /* the dtype written */
@@ -250,6 +290,7 @@ static int plan(engine *e, tt_err *err) {
             t->w[k] = (float)am_weight(&c->model[k], name);
             t->src[1 + k] = source_of(e, 1 + k, e->set[k], m);
         }
+        t->svd = t->merged && svd_method(c->method) && t->base->t->ndim == 2 && !strstr(name, "text_projection");
         if (t->merged) {
             t->gfirst = e->d, e->d += (uint64_t)t->numel;
             for (int j = 0; j <= e->K; j++) {
@@ -549,6 +590,8 @@ static void merge_tv(engine *e, const am_tensor *t, size_t at, const float *cons
         return;
     }
     case AM_TA:
+    case AM_AWD: /* ta with the weights of tensor_weights */
+    case AM_LATA:
         memset(out, 0, n * sizeof *out);
         kern_add_task_vectors_seq(out, tv, NULL, e->K, n);
         return;
@@ -558,6 +601,23 @@ static void merge_tv(engine *e, const am_tensor *t, size_t at, const float *cons
         return;
     case AM_TIES:
         ties_range(e, t, tv, out, at, n, fused, e->mean, balance);
+        return;
+    case AM_TSV_M:
+    case AM_ISO_CTS: /* the tensors the SVD merge leaves: the official running mean of the τ_k */
+        memcpy(out, tv[0], n * sizeof *out);
+        for (int k = 1; k < e->K; k++) {
+            const float *x = tv[k];
+            float div = (float)(k + 1);
+            for (size_t j = 0; j < n; j++) out[j] += (x[j] - out[j]) / div;
+        }
+        return;
+    case AM_ISO_C: /* the same as the official iso_c: Σ_k τ_k / K */
+        memset(out, 0, n * sizeof *out);
+        for (int k = 0; k < e->K; k++) {
+            const float *x = tv[k];
+            for (size_t j = 0; j < n; j++) out[j] += x[j];
+        }
+        for (size_t j = 0; j < n; j++) out[j] /= (float)e->K;
         return;
     case AM_CONSENSUS_TA:
     case AM_CONSENSUS_TIES: {
@@ -739,7 +799,7 @@ static bool merge_chunk(engine *e, const am_tensor *t, size_t first, size_t c, s
     unsigned char *ob = e->mem ? (unsigned char *)(e->mem_out + t->mem_at + first) : e->obuf;
     bool consensus = e->c->method == AM_CONSENSUS_TA, bf16 = !e->mem; /* the BF16 kernels add θ0 */
     for (int j = 0; j <= e->K; j++) bf16 &= t->src[j].dtype == ST_BF16;
-    bool ta_bf16 = bf16 && (e->c->method == AM_TA || consensus), ties_bf16 = bf16 && e->c->method == AM_TIES;
+    bool ta_bf16 = bf16 && (e->c->method == AM_TA || weighted_ta(e->c->method) || consensus), ties_bf16 = bf16 && e->c->method == AM_TIES;
     for (size_t o = 0; o < m; o += AM_BLOCK) {
         size_t n = m - o < AM_BLOCK ? m - o : AM_BLOCK, at = first + c + o;
         if (ta_bf16) {
@@ -1002,7 +1062,7 @@ static void view_tensor(engine *e, int i) {
 static int stream(engine *e, pass_kind kind, select_ctx *sel, const int *sel_task, int ns, tt_err *err) {
     for (int i = 0; i < e->n; i++) {
         const am_tensor *t = &e->t[i];
-        if (!t->merged) continue;
+        if (!t->merged || t->svd) continue; /* the SVD merges' matrices: svd_merge_tensors */
         view_tensor(e, i);
         size_t numel = t->numel;
         for (size_t first = 0; first < numel || (first == 0 && numel == 0); first += e->slice) {
@@ -1093,6 +1153,251 @@ static int fix_undecided(engine *e, tt_err *err) {
         if (rewrite_f32(e, i, first, e->out, 1, err)) return -1;
     }
     return 0;
+}
+
+/* ---- awd and lata: ta with model weights per tensor from the task vectors' statistics ---- */
+
+/* The error of tensor i whose read failed or held a value that is not finite: the first bad file,
+ * named; an internal error if every file reads well now. */
+static int tensor_read_error(engine *e, int i, tt_err *err) {
+    for (int j = 0; j <= e->K; j++)
+        if (read_checked(e, &e->t[i], j, 0, e->t[i].numel, err)) return -1;
+    return tt_fail(err, TT_EINTERNAL, "tensor %s: a read failed once", e->t[i].name);
+}
+
+/* Tensor i's K task vectors, whole, as floats into tv[k] (numel each): read and formed on the
+ * threads a block at a time, as the merge pass forms them. */
+static int tensor_task_vectors(engine *e, int i, float *const *tv, tt_err *err) {
+    const am_tensor *t = &e->t[i];
+    size_t blocks = (t->numel + AM_BLOCK - 1) / AM_BLOCK;
+    int failed = 0;
+#pragma omp parallel for schedule(static) if (blocks > 1)
+    for (size_t blk = 0; blk < blocks; blk++) {
+        size_t at = blk * AM_BLOCK, n = t->numel - at < AM_BLOCK ? t->numel - at : AM_BLOCK;
+        float *fb = thread_block(e).fb;
+        bool ok = !__atomic_load_n(&failed, __ATOMIC_RELAXED) && read_raw(e, t, at, n) && form_base(e, t, 0, n, fb);
+        for (int k = 0; ok && k < e->K; k++) ok = form_model(e, t, k, 0, n, at, fb, tv[k] + at);
+        if (!ok) __atomic_store_n(&failed, 1, __ATOMIC_RELAXED);
+    }
+    return failed ? tensor_read_error(e, i, err) : 0;
+}
+
+/* AWD's coefficients b [groups][K] (the suite's awd_fit_run): the Gram matrices of the τ_k, whole
+ * model or per merged tensor (cosine=layer), accumulated tensor by tensor in the base's order, then
+ * the iteration on b from 0 (or 1/K: init=mean). */
+static int awd_coefficients(engine *e, float *const *tv, int groups, double *b, tt_err *err) {
+    const int K = e->K;
+    double *G = calloc((size_t)groups * K * K, sizeof *G), *scratch = malloc(awd_gram_scratch(K) * sizeof *scratch);
+    int rc = -1;
+    if (!G || !scratch) {
+        tt_fail(err, TT_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (int i = 0, g = 0; i < e->n; i++) {
+        if (!e->t[i].merged) continue;
+        if (tensor_task_vectors(e, i, tv, err)) goto done;
+        awd_gram_add(G + (size_t)(e->c->awd_layer ? g++ : 0) * K * K, (const float *const *)tv, K, e->t[i].numel,
+                     scratch);
+    }
+    for (int i = 0; i < groups * K; i++) b[i] = e->c->awd_init_mean ? 1.0 / K : 0;
+    int r = awd_descend(G, groups, K, &e->c->awd, b, NULL);
+    if (r < 0) tt_fail(err, TT_ENOMEM, "out of memory");
+    else if (r > 0) tt_fail(err, TT_ENUMERIC, "awd: the loss became non-finite at iteration %d; try a smaller beta", r - 1);
+    else rc = 0;
+done:
+    free(G);
+    free(scratch);
+    return rc;
+}
+
+/* LATA's weights w [K][L] of the L merged tensors (the suite's lata): per tensor the mean task vector
+ * v = (0 + τ_0 + ... + τ_{K−1}) · (1/K), each model's score 1 − |cos(τ_k, v)|, then per model the
+ * ceil(L·topk/100) highest-scoring tensors weighted 1 and the others gamma, normalised to mean 1. */
+static int lata_tensor_weights(engine *e, float *const *tv, float *v, int L, float *w, tt_err *err) {
+    const int K = e->K;
+    double *score = malloc((size_t)K * (L ? L : 1) * sizeof *score);
+    if (!score) return tt_fail(err, TT_ENOMEM, "out of memory");
+    const float inv = 1.0f / (float)K;
+    for (int i = 0, l = 0; i < e->n; i++) {
+        const am_tensor *t = &e->t[i];
+        if (!t->merged) continue;
+        if (tensor_task_vectors(e, i, tv, err)) {
+            free(score);
+            return -1;
+        }
+        memset(v, 0, t->numel * sizeof *v);
+        for (int k = 0; k < K; k++)
+            for (size_t j = 0; j < t->numel; j++) v[j] += tv[k][j];
+        for (size_t j = 0; j < t->numel; j++) v[j] *= inv;
+        for (int k = 0; k < K; k++) score[(size_t)k * L + l] = 1 - kern_abs_cos(tv[k], v, t->numel);
+        l++;
+    }
+    for (int k = 0; k < K; k++) lata_weights(score + (size_t)k * L, L, e->c->lata_topk, e->c->lata_gamma, w + (size_t)k * L);
+    free(score);
+    return 0;
+}
+
+/* awd and lata: every merged tensor's model weights t->w[k] multiplied by the method's, found from
+ * every tensor's K task vectors held whole in turn (the one pass before the merge). The merge pass is
+ * then ta's. */
+static int tensor_weights(engine *e, tt_err *err) {
+    const int K = e->K;
+    size_t most = 0;
+    int L = 0;
+    for (int i = 0; i < e->n; i++)
+        if (e->t[i].merged) L++, most = e->t[i].numel > most ? e->t[i].numel : most;
+    float *rows = tt_calloc_aligned((size_t)(K + 1) * (most ? most : 1), sizeof(float), err), *tv[AM_MAX_MODELS];
+    if (!rows) return -1;
+    for (int k = 0; k < K; k++) tv[k] = rows + (size_t)k * most;
+    int groups = e->c->awd_layer ? L : 1, rc = -1;
+    double *b = NULL;
+    float *w = NULL;
+    if (e->c->method == AM_AWD) {
+        if (!(b = malloc((size_t)groups * K * sizeof *b))) {
+            tt_fail(err, TT_ENOMEM, "out of memory");
+            goto done;
+        }
+        if (awd_coefficients(e, tv, groups, b, err)) goto done;
+    } else {
+        if (!(w = malloc((size_t)K * (L ? L : 1) * sizeof *w))) {
+            tt_fail(err, TT_ENOMEM, "out of memory");
+            goto done;
+        }
+        if (lata_tensor_weights(e, tv, rows + (size_t)K * most, L, w, err)) goto done;
+    }
+    for (int i = 0, l = 0; i < e->n; i++) {
+        am_tensor *t = &e->t[i];
+        if (!t->merged) continue;
+        for (int k = 0; k < K; k++) {
+            double m = b ? 1 - K * b[(size_t)(groups > 1 ? l : 0) * K + k] : w[(size_t)k * L + l];
+            /* (float) of the suite's coefficient: with unit model weights the suite's exact floats */
+            t->w[k] = t->w[k] == 1.0f ? (float)m : (float)(t->w[k] * (double)(float)m);
+        }
+        l++;
+    }
+    rc = 0;
+done:
+    free(rows);
+    free(b);
+    free(w);
+    return rc;
+}
+
+/* ---- the SVD merges (tsv-m, iso-c, iso-cts): each 2-D tensor whole, one per thread ---- */
+
+/* Iso-CTS' subspaces must exist for every matrix: checked before anything is read. */
+static int svd_check(const engine *e, tt_err *err) {
+    for (int i = 0; i < e->n; i++) {
+        const st_tensor *b = e->t[i].base->t;
+        if (!e->t[i].svd) continue;
+        if (b->shape[0] > INT32_MAX || b->shape[1] > INT32_MAX)
+            return tt_fail(err, TT_EINPUT, "tensor %s of %s: a side of %lld x %lld is too long for the SVD merges",
+                           b->name, st_path(e->t[i].base->file), (long long)b->shape[0], (long long)b->shape[1]);
+        int k = (int)(b->shape[0] < b->shape[1] ? b->shape[0] : b->shape[1]), c, s;
+        if (e->c->method == AM_ISO_CTS && isocts_dims(k, e->K, e->c->common_space_fraction, &c, &s))
+            return tt_fail(err, TT_EINPUT,
+                           "parameter common_space_fraction=%g leaves a negative common subspace for tensor %s "
+                           "(k=%d, K=%d)",
+                           e->c->common_space_fraction, b->name, k, e->K);
+    }
+    return 0;
+}
+
+typedef struct svd_source {
+    engine *e;
+    const int *tensor; /* the batch's tensors, by job */
+    int *failed;       /* set when a read failed or a value was not finite */
+} svd_source;
+
+/* Model k's τ of the batch's job into out (numel floats): the base and the model read a block at a
+ * time into this thread's rows and formed as the merge pass forms them (form_base, form_model). On
+ * a failure *failed is set (the caller names it) and out is zeroed. */
+static void svd_tau(const void *src, int job, int k, float *out) {
+    const svd_source *s = src;
+    engine *e = s->e;
+    const am_tensor *t = &e->t[s->tensor[job]];
+    float *fb = thread_block(e).fb;
+    for (size_t at = 0; at < t->numel; at += AM_BLOCK) {
+        size_t n = t->numel - at < AM_BLOCK ? t->numel - at : AM_BLOCK;
+        if (!read_input(e, t, 0, at, n) || !form_base(e, t, 0, n, fb) || !read_input(e, t, 1 + k, at, n) ||
+            !form_model(e, t, k, 0, n, at, fb, out + at)) {
+            __atomic_store_n(s->failed, 1, __ATOMIC_RELAXED);
+            memset(out, 0, t->numel * sizeof *out);
+            return;
+        }
+    }
+}
+
+/* θ0 + λ · merged of tensor i in its output dtype, written a slice at a time (on this thread). */
+static int svd_emit(engine *e, int i, float *merged, tt_err *err) {
+    const am_tensor *t = &e->t[i];
+    size_t es = st_dtype_size(t->out);
+    float *fb = thread_block(e).fb;
+    for (size_t first = 0; first < t->numel; first += e->slice) {
+        size_t m = t->numel - first < e->slice ? t->numel - first : e->slice;
+        for (size_t o = 0; o < m; o += AM_BLOCK) {
+            size_t n = m - o < AM_BLOCK ? m - o : AM_BLOCK, at = first + o;
+            if (!read_input(e, t, 0, at, n) || !form_base(e, t, 0, n, fb)) return load_failure(e, t, at, n, err);
+            add_base(e, fb, merged + at, n);
+            st_f32_to_dtype(t->out, merged + at, e->obuf + o * es, n);
+        }
+        if (tsk_write_raw(e->sink, i, first * es, e->obuf, m * es, err)) return -1;
+    }
+    return 0;
+}
+
+/* Every 2-D tensor of an SVD merge: in batches of one tensor per thread, the largest first
+ * (svd_run_jobs: each thread reads its tensor's K task vectors and runs the per-matrix merge with a
+ * one-threaded BLAS), then each batch's θ0 + λ · merged written; *done counts the matrices, pg
+ * shows them. Memory: per thread K task vectors of its matrix and the SVDs' float64 workspace, and
+ * the batch's merged matrices. */
+static int svd_merge_tensors(engine *e, progress *pg, int *done, tt_err *err) {
+    int n = 0, T = omp_get_max_threads(), rc = -1;
+    int *idx = malloc((size_t)(e->n ? e->n : 1) * sizeof *idx);
+    svd_job *jobs = malloc((size_t)T * sizeof *jobs);
+    float **out = calloc((size_t)T, sizeof *out);
+    if (!idx || !jobs || !out) {
+        tt_fail(err, TT_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (int i = 0; i < e->n; i++)
+        if (e->t[i].svd) idx[n++] = i;
+    for (int i = 1; i < n; i++) /* the largest first (insertion sort: a model has at most thousands) */
+        for (int j = i; j > 0 && e->t[idx[j]].numel > e->t[idx[j - 1]].numel; j--) {
+            int x = idx[j];
+            idx[j] = idx[j - 1], idx[j - 1] = x;
+        }
+    svd_layer_fn fn = e->c->method == AM_TSV_M ? tsvm_layer : e->c->method == AM_ISO_C ? isoc_layer : isocts_layer;
+    const double fraction = e->c->common_space_fraction;
+    for (int b = 0; b < n; b += T) {
+        int nb = n - b < T ? n - b : T, failed = 0;
+        for (int j = 0; j < nb; j++) {
+            const am_tensor *t = &e->t[idx[b + j]];
+            if (!(out[j] = tt_calloc_aligned(t->numel, sizeof(float), err))) goto done;
+            jobs[j] = (svd_job){(int)t->base->t->shape[0], (int)t->base->t->shape[1], out[j], t->name};
+        }
+        svd_source src = {e, idx + b, &failed};
+        if (svd_run_jobs(nb, jobs, e->K, svd_tau, &src, fn, &fraction, false, err)) goto done;
+        if (failed) { /* name the first bad file of the batch */
+            for (int j = 0; j < nb; j++)
+                if (tensor_read_error(e, idx[b + j], err) && err->code != TT_EINTERNAL) break;
+            goto done;
+        }
+        for (int j = 0; j < nb; j++) {
+            if (svd_emit(e, idx[b + j], out[j], err)) goto done;
+            free(out[j]);
+            out[j] = NULL;
+        }
+        *done += nb;
+        progress_update(pg, 1 + *done, "%d of %d matrices", *done, n);
+    }
+    rc = 0;
+done:
+    for (int j = 0; out && j < T; j++) free(out[j]);
+    free(out);
+    free(jobs);
+    free(idx);
+    return rc;
 }
 
 /* Tensors that are not merged, and the base directory's other files. */
@@ -1205,8 +1510,11 @@ int am_run(const am_config *c, const char *out, am_stats *stats, tt_err *err) {
     if (plan(&e, err)) goto done;
     if (c->after_open) c->after_open(c->after_open_arg);
     if (engine_buffers(&e, err)) goto done;
+    int svd_n = 0, svd_done = 0; /* the SVD merges' matrices: a step each */
+    for (int i = 0; i < e.n; i++) svd_n += e.t[i].svd;
+    const int steps = e.ties ? 4 : 2 + svd_n;
     progress pg;
-    progress_start(&pg, am_method_name(c->method), e.ties ? 4 : 2, c->progress);
+    progress_start(&pg, am_method_name(c->method), steps, c->progress);
     if (e.ties) {
         if (thresholds(&e, c->topk, err)) {
             progress_end(&pg);
@@ -1214,19 +1522,22 @@ int am_run(const am_config *c, const char *out, am_stats *stats, tt_err *err) {
         }
         progress_update(&pg, 2, "thresholds");
     }
-    if (open_sink(&e, out, err) || copy_rest(&e, err) || stream(&e, PASS_MERGE, NULL, NULL, 0, err) ||
-        (e.ties && fix_undecided(&e, err))) {
+    bool svd = svd_method(c->method);
+    if ((svd && svd_check(&e, err)) || (weighted_ta(c->method) && tensor_weights(&e, err)) ||
+        open_sink(&e, out, err) || copy_rest(&e, err) ||
+        stream(&e, PASS_MERGE, NULL, NULL, 0, err) || (e.ties && fix_undecided(&e, err)) ||
+        (svd && svd_merge_tensors(&e, &pg, &svd_done, err))) {
         tsk_abort(e.sink);
         progress_end(&pg);
         goto done;
     }
-    progress_update(&pg, e.ties ? 4 : 2, "written");
+    progress_update(&pg, steps, "written");
     progress_end(&pg);
     double t_sync = progress_now();
     rc = tsk_commit(e.sink, err);
     if (!rc && stats) {
         *stats = (am_stats){.elements = e.d, .sync_seconds = progress_now() - t_sync,
-                            .threshold_passes = e.threshold_passes};
+                            .threshold_passes = e.threshold_passes, .svd_tensors = (uint64_t)svd_done};
         for (int i = 0; i < e.n; i++) {
             if (e.t[i].merged) stats->merged++;
             else stats->copied++;

@@ -25,13 +25,24 @@
  *                   >= k masks: θ0 + λ (m ⊙ τ_MTL)
  *   consensus-ties  the same with τ_MTL = TIES (dis-sum)
  *   average         Σ_k w_k θ_k / Σ_k w_k (MergeKit's `linear`)
+ *   awd             θ0 + λ Σ_k (1 − K b_k) τ_k: AWD's shared δ = Σ b_k τ_k fitted on the Gram
+ *                   matrix of the τ_k (whole model, or per tensor) as the suite's awd
+ *   lata            θ0 + λ Σ_k Σ_l w_k^l τ_k^l, w_k^l from |cos(τ_k^l, mean τ^l)| per tensor l as
+ *                   the suite's lata (its classifier analogue: the mean task vector as direction)
+ *   tsv-m, iso-c, iso-cts
+ *                   θ0 + λ (= α) · the suite's per-matrix SVD merge (baselines/methods.h tsvm_layer,
+ *                   isoc_layer, isocts_layer) on every 2-D tensor whose name has no "text_projection"
+ *                   (the official rule), and on every other tensor the official mean of the τ_k
+ *                   (running mean; Σ/K for iso-c). One 2-D tensor per thread at a time: its K task
+ *                   vectors as floats (read by pread) and the SVD's float64 workspace are in memory.
  * Passes over the inputs: one (ta, dare+ta, consensus-ta, average) or, for the TIES methods, a
  * sample of 1/64 of the entries (through the files' mappings) and one full pass for the thresholds
  * (select.h's bracketed mode; two radix passes more where a model's bracket missed, and the radix
  * passes alone when the workspace, 34 MB per model of 0.5 G entries, 45 MB per model of 1 G, most
  * of it room for copies that stays untouched, exceeds select_work: BF16 models of ~24 GB at K = 8),
  * then the merge pass; entries whose elected sign needs the global majority, exact cancellations,
- * are rewritten after it.
+ * are rewritten after it. The SVD merges stream their other tensors in one pass, then read each
+ * 2-D tensor's models once (and the base once per model and once more for the output).
  * Tensors that are not floating point (e.g. I64 position ids) are copied from the base; an inf or
  * NaN in a merged tensor is an error naming the file, the tensor and the element.
  * Errors are one line naming the tensor and both files ("tensor X has shape [..] in B but [..] in M").
@@ -47,12 +58,25 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "baselines/kernels.h"
 #include "core/err.h"
 
 #define AM_MAX_MODELS 64
 #define AM_MAX_RULES 16
 
-typedef enum am_method { AM_TA, AM_TIES, AM_DARE, AM_CONSENSUS_TA, AM_CONSENSUS_TIES, AM_AVERAGE } am_method;
+typedef enum am_method {
+    AM_TA,
+    AM_TIES,
+    AM_DARE,
+    AM_CONSENSUS_TA,
+    AM_CONSENSUS_TIES,
+    AM_AVERAGE,
+    AM_TSV_M,
+    AM_ISO_C,
+    AM_ISO_CTS,
+    AM_AWD,
+    AM_LATA
+} am_method;
 /* "ta", "ties", ... -> method; -1 when unknown. */
 int am_method_parse(const char *name, am_method *out);
 const char *am_method_name(am_method m);
@@ -82,6 +106,12 @@ typedef struct am_config {
     bool mean;          /* ties: disjoint mean (else sum); consensus-ties always sums */
     int k;              /* consensus: keep entries in at least k masks (2) */
     double tall_lambda; /* consensus: TALL mask λ_t (0.6, FusionBench's) */
+    double common_space_fraction; /* iso-cts: share of each matrix's rank for the common subspace (0.8) */
+    awd_opts awd;       /* awd: α (norm weight, 0.1), β (step, 0.01), iterations (300), proximal steps (no) */
+    bool awd_init_mean; /* awd: δ starts at the mean task vector (else 0) */
+    bool awd_layer;     /* awd: cosines per tensor (else over the whole model) */
+    double lata_topk;   /* lata: percent of tensors amplified per model (50) */
+    double lata_gamma;  /* lata: weight of the others before normalising (0.5) */
     uint64_t seed;      /* dare */
     int out_dtype;      /* st_dtype of merged tensors, or -1 = each tensor's base dtype */
     size_t shard_size;  /* bytes of tensor data per output shard (0 = one file) */
@@ -98,13 +128,17 @@ typedef struct am_config {
 
 /* Defaults for everything but paths and method. */
 void am_config_init(am_config *c);
-/* λ the method uses when c->lambda < 0: 0.3 (ta, dare, consensus, ties+sum), 1.0 (ties+mean). */
+/* λ the method uses when c->lambda < 0: 0.3 (ta, dare, consensus, ties+sum), 1.0 (ties+mean, tsv-m:
+ * FusionBench's α), 1.5 (iso-c, iso-cts: FusionBench's documented α). */
 double am_default_lambda(const am_config *c);
-/* Apply "key=value" (lambda, topk, density, base, merge, k, tall_lambda): the --set of the CLI. */
+/* Apply "key=value" (lambda — alpha is its synonym except for awd, whose alpha is the norm weight
+ * —, topk (lata's own for lata), density, base, merge, k, tall_lambda, common_space_fraction,
+ * beta, iters, init, cosine, update, gamma): the --set of the CLI; c->method must be set first. */
 int am_config_set(am_config *c, const char *kv, tt_err *err);
 typedef struct am_stats {
     uint64_t merged, copied; /* tensors */
     uint64_t elements;       /* merged elements */
+    uint64_t svd_tensors;    /* tsv-m, iso-c, iso-cts: the 2-D tensors merged through SVDs */
     double sync_seconds;     /* of the run, making the output durable (fsync) before publishing it */
     int threshold_passes;    /* TIES: full passes over the inputs for the thresholds (1 bracketed, 2 radix,
                               * 3 when a bracket missed), the sample not counted */

@@ -99,6 +99,8 @@ static const struct {
     {"dare_ties", AM_DARE, 1},      {"dare_linear", AM_DARE, 0}, {"dare", AM_DARE, -1},
     {"consensus-ta", AM_CONSENSUS_TA, -1}, {"consensus-ties", AM_CONSENSUS_TIES, -1},
     {"linear", AM_AVERAGE, -1},     {"average", AM_AVERAGE, -1},
+    {"tsv-m", AM_TSV_M, -1},        {"iso-c", AM_ISO_C, -1},     {"iso-cts", AM_ISO_CTS, -1},
+    {"awd", AM_AWD, -1},            {"lata", AM_LATA, -1},
 };
 
 /* weight: a number, or a list of {filter, value} rules (the last may omit filter: the default) */
@@ -153,7 +155,6 @@ static int parse_params(mc_ctx *m, const yaml_node_t *n, am_model *md, bool top)
         if (!strcmp(k, "weight")) rc = parse_weight(m, v, md);
         else if (!strcmp(k, "density")) rc = get_num(m, v, "density", 0, 1, &md->density);
         else if (top && !strcmp(k, "lambda")) rc = get_num(m, v, "lambda", -1e6, 1e6, &c->lambda);
-        else if (top && !strcmp(k, "topk")) rc = get_num(m, v, "topk", 0, 100, &c->topk);
         else if (top && !strcmp(k, "tall_lambda")) rc = get_num(m, v, "tall_lambda", 0, 1e6, &c->tall_lambda);
         else if (top && !strcmp(k, "k")) {
             double x = 0;
@@ -164,9 +165,15 @@ static int parse_params(mc_ctx *m, const yaml_node_t *n, am_model *md, bool top)
             rc = get_str(m, v, "merge", word, sizeof word);
             if (!rc && strcmp(word, "mean") && strcmp(word, "sum")) rc = mfail(m, v, "merge must be mean or sum");
             c->mean = !strcmp(word, "mean");
+        } else if (top) { /* the method's other parameters, as --set takes them (am_config_set) */
+            char val[64], kv[128];
+            tt_err e = {0};
+            if (!(rc = get_str(m, v, k, val, sizeof val))) {
+                snprintf(kv, sizeof kv, "%.60s=%s", k, val);
+                if (am_config_set(c, kv, &e)) rc = mfail(m, kn, "%s", e.msg);
+            }
         } else {
-            rc = unknown(m, kn, k, top ? "parameters (weight, density, lambda, topk, k, tall_lambda, merge)"
-                                       : "a model's parameters (weight, density)");
+            rc = unknown(m, kn, k, "a model's parameters (weight, density)");
         }
         if (rc) return -1;
     }
@@ -247,7 +254,8 @@ static int parse_top(mc_ctx *m, const yaml_node_t *root) {
     if (method_table[i].dare_ties >= 0) c->dare_ties = method_table[i].dare_ties;
     if (!c->base[0]) return mfail(m, root, "base_model is required");
     if (!models) return mfail(m, root, "models is required");
-    c->lambda = 1.0; /* MergeKit's default */
+    /* MergeKit's default; the SVD merges, which MergeKit lacks, keep their own (am_default_lambda) */
+    c->lambda = c->method == AM_TSV_M || c->method == AM_ISO_C || c->method == AM_ISO_CTS ? -1 : 1.0;
     am_model dflt = c->model[0];
     dflt.n_weight_rule = 0;
     dflt.weight = 1, dflt.density = -1;

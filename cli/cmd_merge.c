@@ -52,8 +52,9 @@ static int merge_any(int argc, char **argv) {
     cli_opt opts[] = {
         {"base", "PATH", "base model: a .safetensors file or a (sharded) Hugging Face directory", .str = &base},
         {"models", "P1,P2,...", "the fine-tuned models (same tensor names and shapes as the base)", .str = &models},
-        {"method", "NAME", "ta, ties, dare, consensus-ta, consensus-ties or average", .str = &method},
-        {"set", "KEY=VALUE", "lambda, topk, density, base, merge, k, tall_lambda", .list = &sets},
+        {"method", "NAME", "ta, ties, dare, consensus-ta, consensus-ties, average, tsv-m, iso-c, iso-cts, awd or lata",
+         .str = &method},
+        {"set", "KEY=VALUE", "the method's parameters (docs/any-model.md), e.g. lambda=0.3", .list = &sets},
         {"config", "FILE.yaml", "a MergeKit-style configuration (docs/any-model.md)", .str = &config},
         {"out", "DIR", "output directory (new; written atomically)", .str = &out},
         {"dtype", "f32|f16|bf16", "dtype of merged tensors (default: the base's)", .str = &dtype},
@@ -80,7 +81,7 @@ static int merge_any(int argc, char **argv) {
         if (split_models(&c, models)) return 2;
         if (am_method_parse(method, &c.method))
             return cli_error("merge", "unknown method '%s' for --base/--models (ta, ties, dare, consensus-ta, "
-                                      "consensus-ties, average)", method);
+                                      "consensus-ties, average, tsv-m, iso-c, iso-cts, awd, lata)", method);
     }
     if (!out) return cli_error("merge", "--out is required");
     for (int i = 0; i < sets.n; i++)
@@ -112,11 +113,13 @@ static int merge_any(int argc, char **argv) {
     am_stats st;
     double t0 = progress_now();
     if (am_run(&c, out, &st, &e)) return fprintf(stderr, "ttmerge merge: %s\n", e.msg), tt_exit_status(&e);
+    char svd[48] = "";
+    if (st.svd_tensors) snprintf(svd, sizeof svd, "%llu through SVDs, ", (unsigned long long)st.svd_tensors);
     if (!common.quiet)
         fprintf(stderr,
-                "ttmerge merge: %s of %d models, %llu tensors merged (%llu elements), %llu copied, in %.2fs "
+                "ttmerge merge: %s of %d models, %llu tensors merged (%s%llu elements), %llu copied, in %.2fs "
                 "(%.2fs of it syncing the output to disk) -> %s\n",
-                am_method_name(c.method), c.K, (unsigned long long)st.merged, (unsigned long long)st.elements,
+                am_method_name(c.method), c.K, (unsigned long long)st.merged, svd, (unsigned long long)st.elements,
                 (unsigned long long)st.copied, progress_now() - t0, st.sync_seconds, out);
     return 0;
 }

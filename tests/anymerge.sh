@@ -9,7 +9,9 @@
 # 4. a file-size limit (RLIMIT_FSIZE), a full tmpfs (when mount works) and SIGKILL mid-merge leave no
 #    model at OUT; a shard truncated mid-merge is one line naming it, exit 2, nothing left;
 # 5. with TINY_SUITE: the suite's checkpoints merged this way equal `merge --suite` bit for bit
-#    (ta, ties, consensus-ta, consensus-ties at fixed λ).
+#    (ta, ties, dare, consensus-ta, consensus-ties at fixed λ; tsv-m, iso-c, iso-cts at fixed α).
+# The SVD merges (tsv-m, iso-c, iso-cts) are checked against numpy's float64 SVDs in 1. (the last
+# bit of the float32 merged task vector may differ there: anymerge_ref.py says how far).
 set -euo pipefail
 bin=$1 src=$2 suite=${3:-}
 py=/usr/bin/python3
@@ -69,6 +71,45 @@ for m in ties consensus-ties; do
     --base "$tmp/f/base" --models "$tmp/f/ft0,$tmp/f/ft1,$tmp/f/ft2" --set topk=10 --slice 333
 done
 TTMERGE_SAMPLE_HIST=0 check ties-hist ties "$B" "$M" -- --base "$B" --models "$M"
+# the SVD merges: BF16 shards with the defaults; F32 with α, the Iso-CTS fraction and model weights
+# (through --config), on 2 threads and on 1 (each 2-D tensor whole on one thread: the same bits)
+for m in tsv-m iso-c iso-cts; do
+  check "$m" "$m" "$B" "$M" -- --base "$B" --models "$M" --shard-size 500KB
+  cat >"$tmp/$m.yaml" <<YAML
+merge_method: $m
+base_model: $tmp/f/base
+models:
+  - model: $tmp/f/ft0
+    parameters: {weight: 0.5}
+  - model: $tmp/f/ft1
+  - model: $tmp/f/ft2
+    parameters: {weight: 1.25}
+parameters: {alpha: 0.7, common_space_fraction: 0.5}
+YAML
+  merge --config "$tmp/$m.yaml" --out "$tmp/o_f$m"
+  out=$(ref "$tmp/o_f$m" "$tmp/f/base" "$tmp/f/ft0,$tmp/f/ft1,$tmp/f/ft2" $m --weights 0.5,1,1.25 --set alpha=0.7 \
+        --set common_space_fraction=0.5) || fail "$m config: $out"
+  echo "$m config: $out"
+  "$bin" merge --quiet --threads 1 --config "$tmp/$m.yaml" --out "$tmp/o_f1$m"
+  cmp -s "$tmp/o_f$m/model.safetensors" "$tmp/o_f1$m/model.safetensors" || fail "$m: 1 and 2 threads differ"
+done
+# awd and lata reduce to ta when their weights are all 1 (no AWD step; LATA's gamma = 1), on the
+# sharded BF16 set, and run with their defaults (weights from the whole-tensor statistics pass)
+merge --method ta --out "$tmp/o_ta1" --base "$B" --models "$M"
+merge --method awd --set iters=0 --out "$tmp/o_awd0" --base "$B" --models "$M"
+merge --method lata --set gamma=1 --out "$tmp/o_lata1" --base "$B" --models "$M"
+merge --method awd --out "$tmp/o_awd" --base "$B" --models "$M"
+merge --method lata --out "$tmp/o_lata" --base "$B" --models "$M"
+$py - "$src" "$tmp" <<'PY' || fail "awd / lata against ta"
+import sys
+sys.path.insert(0, sys.argv[1] + "/bench/anymerge")
+from st_numpy import read_set
+o = {n: read_set(f"{sys.argv[2]}/o_{n}") for n in ("ta1", "awd0", "lata1", "awd", "lata")}
+same = lambda a, b: all(bytes(o[a][n][2]) == bytes(o[b][n][2]) for n in o[a])
+bad = [x for x in ("awd0", "lata1") if not same("ta1", x)] + [x for x in ("awd", "lata") if same("ta1", x)]
+print(f"awd, lata: ta with unit weights, another merge with their defaults; wrong: {bad}")
+sys.exit(1 if bad else 0)
+PY
 # BF16 ta, consensus-ta and ties merge in registers 16 entries at a time: blocks of odd lengths (the tail)
 for m in ta consensus-ta ties; do
   check "$m-tail" $m "$B" "$M" --set k=3 --set tall_lambda=0.4 -- --base "$B" --models "$M" --set k=3 \
@@ -208,6 +249,9 @@ PY
 expect_fail "tensor lm_head.weight: element 77 is nan" "$tmp/x8" -- --base "$B" --models "$tmp/m/ft0,$tmp/nan" --method ties
 # the same found inside a thread's chunk (the methods without TIES merge chunk by chunk)
 expect_fail "tensor lm_head.weight: element 77 is nan" "$tmp/x9" -- --base "$B" --models "$tmp/m/ft0,$tmp/nan" --method ta
+# ... and in a matrix an SVD merge reads whole on a thread
+expect_fail "tensor lm_head.weight: element 77 is nan" "$tmp/x10" -- --base "$B" --models "$tmp/m/ft0,$tmp/nan" --method tsv-m
+expect_fail "$f" "$tmp/x11" -- --base "$B" --models "$tmp/trunc" --method iso-c
 mkdir "$tmp/exists"
 expect_fail "already exists" "$tmp/exists" -- --base "$B" --models "$M" --method ta
 printf 'merge_method: ties\nbase_model: %s\nmodels:\n  - model: %s\n    parameters: {weight: [0.1, 0.5]}\n' "$B" "$tmp/m/ft0" >"$tmp/bad.yaml"
@@ -288,14 +332,22 @@ echo "shard truncated mid-merge ($mid of $try attempts): $msg"
 # 5. the suite's merges
 if [[ -n $suite ]]; then
   models=$($py -c "import json,sys; s=json.load(open(sys.argv[1]+'/suite.json')); print(','.join(sys.argv[1]+'/'+t['finetuned']['full'] for t in s['tasks']))" "$suite")
-  for m in ta ties dare consensus-ta consensus-ties; do
-    merge --suite "$suite" --method $m --set lambda=0.3 $([[ $m == consensus* ]] && echo --set tall_lambda=0.6) --out "$tmp/s_$m.safetensors"
-    merge --base "$suite/pretrained.safetensors" --models "$models" --method $m --set lambda=0.3 --out "$tmp/a_$m"
+  # awd with cosine=layer only for 10 steps: its 300 plain steps are chaotic there, and the suite sums
+  # the tensors' groups in its layout's order, this path in the files' (name) order
+  for m in ta ties dare consensus-ta consensus-ties tsv-m iso-c iso-cts awd awd-layer lata; do
+    scale=lambda extra=()
+    [[ $m == tsv-m || $m == iso-c* ]] && scale=alpha
+    [[ $m == consensus* ]] && extra=(--set tall_lambda=0.6)
+    [[ $m == awd-layer ]] && extra=(--set cosine=layer --set iters=10 --set update=prox)
+    merge --suite "$suite" --method ${m%-layer} --set $scale=0.3 "${extra[@]}" --out "$tmp/s_$m.safetensors"
+    merge --base "$suite/pretrained.safetensors" --models "$models" --method ${m%-layer} --set $scale=0.3 "${extra[@]}" \
+      --out "$tmp/a_$m"
     $py - "$src" "$tmp/s_$m.safetensors" "$tmp/a_$m" "$m" <<'PY' || fail "suite path differs"
 import sys
 sys.path.insert(0, sys.argv[1] + "/bench/anymerge")
 from st_numpy import read_set
 a, b = read_set(sys.argv[2]), read_set(sys.argv[3])
+a = {n: e for n, e in a.items() if not n.startswith("ttmerge.")}  # the suite's records (awd's coefficients)
 bad = [n for n in a if n not in b or bytes(a[n][2]) != bytes(b[n][2])]
 print(f"suite {sys.argv[4]}: {len(a)} tensors, {len(bad)} differ {bad[:3]}")
 sys.exit(1 if bad or len(a) != len(b) else 0)

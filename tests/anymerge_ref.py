@@ -7,7 +7,11 @@
 recomputes the merge in numpy (float32, the same operation order as the C kernels) and compares
 OUT's tensors with it: every tensor, or N sampled ones (--sample; the TIES thresholds are still
 global: numpy's order statistic over every merged element, one model at a time), bit for bit after
-rounding to the output dtype (BF16: round to nearest even, computed here with integer ops).
+rounding to the output dtype (BF16: round to nearest even, computed here with integer ops). The
+SVD merges (tsv-m, iso-c, iso-cts) of 2-D tensors are numpy's float64 SVDs (the official
+algorithms, written from the papers' code): their merged task vector rounded to float32 may
+differ from LAPACK's in the last bit, so there at most 1 in 10^4 entries (and at least one) may
+be one unit in the last place of the output dtype away; the other tensors are bit for bit.
 Prints one line per problem and exits 1 if any; the thresholds are printed for the log.
 """
 import argparse
@@ -54,6 +58,45 @@ def dare_keep(seed, task, tensor, n, density):
     return u < density
 
 
+def polar(x):
+    """The orthogonal polar factor A B of x = A S B (its thin SVD)."""
+    u, _, vh = np.linalg.svd(x, full_matrices=False)
+    return u @ vh
+
+
+def svd_merge(method, taus, fraction):
+    """The merged task vector of one 2-D tensor in float64: TSV-M (top 1/K singular triplets of each
+    τ_t side by side, both stacks replaced by their polar factors), Iso-C (the sum's singular vectors
+    with the mean singular value), Iso-CTS (the sum's top c directions + each task's top s outside
+    them, polar factors, the mean of all k singular values)."""
+    m, n = taus[0].shape
+    K, k = len(taus), min(m, n)
+    if method == "iso-c":
+        u, s, vh = np.linalg.svd(sum(taus), full_matrices=False)
+        return (u * s.mean()) @ vh
+    ucat, scat, vcat = np.zeros((m, k)), np.zeros(k), np.zeros((k, n))
+    if method == "tsv-m":
+        r = int(k * (1.0 / K))
+        if r == 0:
+            return np.zeros((m, n))
+        for t, x in enumerate(taus):
+            u, s, vh = np.linalg.svd(x, full_matrices=False)
+            ucat[:, t * r:(t + 1) * r], scat[t * r:(t + 1) * r], vcat[t * r:(t + 1) * r] = u[:, :r], s[:r], vh[:r]
+        return (polar(ucat) * scat) @ polar(vcat)
+    c0 = int(k * fraction)
+    c = k - int(np.rint((k - c0) / K)) * K
+    st = int((k - c) / K)
+    u, s, vh = np.linalg.svd(sum(taus), full_matrices=False)
+    uc = u[:, :c]
+    ucat[:, K * st:K * st + c], scat[K * st:K * st + c], vcat[K * st:K * st + c] = uc, s[:c], vh[:c]
+    for t, x in enumerate(taus):
+        if st == 0:
+            continue
+        u, s, vh = np.linalg.svd(x - uc @ (uc.T @ x), full_matrices=False)
+        ucat[:, t * st:(t + 1) * st], scat[t * st:(t + 1) * st], vcat[t * st:(t + 1) * st] = u[:, :st], s[:st], vh[:st]
+    return scat.mean() * (polar(ucat) @ polar(vcat))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("out")
@@ -66,13 +109,17 @@ def main():
     ap.add_argument("--sample", type=int, default=0)
     ap.add_argument("--weights", default=None)
     a = ap.parse_args()
-    p = {"topk": 20.0, "density": 0.5, "base": "ta", "merge": "mean", "k": 2, "tall_lambda": 0.6, "lambda": None}
+    p = {"topk": 20.0, "density": 0.5, "base": "ta", "merge": "mean", "k": 2, "tall_lambda": 0.6, "lambda": None,
+         "common_space_fraction": 0.8}
     for kv in a.set:
         k, v = kv.split("=", 1)
-        p[k] = v if k in ("base", "merge") else float(v)
+        p["lambda" if k == "alpha" else k] = v if k in ("base", "merge") else float(v)
+    svd_method = a.method in ("tsv-m", "iso-c", "iso-cts")
     ties = a.method in ("ties", "consensus-ties") or (a.method == "dare" and p["base"] == "ties")
     mean = p["merge"] == "mean" and a.method != "consensus-ties"
     lam = p["lambda"] if p["lambda"] is not None else (1.0 if ties and mean and a.method != "consensus-ties" else 0.3)
+    if svd_method and p["lambda"] is None:
+        lam = 1.0 if a.method == "tsv-m" else 1.5
     lam = np.float32(lam)
     base = read_set(a.base)
     models = [read_set(m) for m in a.models.split(",")]
@@ -133,6 +180,7 @@ def main():
             o = np.where(cnt > 1, o / np.maximum(cnt, 1).astype(np.float32), o)
         return o.astype(np.float32)
 
+    svd_tensors = set()
     check = merged if not a.sample else random.Random(0).sample(merged, min(a.sample, len(merged)))
     bad = 0
     for n in check:
@@ -142,6 +190,23 @@ def main():
             for k in range(K):
                 acc += np.float32(w[k]) * as_f32(models[k][n]).reshape(-1)
             ref = acc * np.float32(1.0 / sum(w))
+        elif svd_method:
+            xs = [tv(n, k) for k in range(K)]
+            shape = base[n][1]
+            if len(shape) == 2 and "text_projection" not in n:
+                taus = [x.reshape(shape).astype(np.float64) for x in xs]
+                mtl = svd_merge(a.method, taus, p["common_space_fraction"]).astype(np.float32).reshape(-1)
+                svd_tensors.add(n)
+            elif a.method == "iso-c":
+                mtl = np.zeros_like(b)
+                for x in xs:
+                    mtl += x
+                mtl /= np.float32(K)
+            else:  # the running mean
+                mtl = xs[0].copy()
+                for k in range(1, K):
+                    mtl += (xs[k] - mtl) / np.float32(k + 1)
+            ref = b + lam * mtl
         else:
             xs = [tv(n, k) for k in range(K)]
             if ties:
@@ -165,6 +230,10 @@ def main():
         else:
             want_bits, got_bits = ref.view(np.uint32), got_e[2].view(np.uint32)
         diff = np.nonzero(want_bits != got_bits)[0]
+        if n in svd_tensors and diff.size:  # float64 SVDs of two libraries: the last bit, rarely
+            far = np.abs(want_bits.astype(np.int64) - got_bits.astype(np.int64))[diff] > 1
+            if not far.any() and diff.size <= max(1, ref.size // 10000):
+                diff = diff[:0]
         if diff.size:
             i = diff[0]
             print(f"{n}: {diff.size} of {ref.size} differ; first [{i}]: want {ref[i]!r} got bits {got_bits[i]:#x}")
@@ -173,7 +242,8 @@ def main():
         if n not in merged and bytes(base[n][2]) != bytes(out[n][2]):
             print(f"{n}: not copied from the base")
             bad += 1
-    print(f"{a.method}: {len(check)} tensors checked, {bad} differ")
+    extra = f" ({len(svd_tensors)} through SVDs)" if svd_method else ""
+    print(f"{a.method}: {len(check)} tensors checked{extra}, {bad} differ")
     return 1 if bad else 0
 
 
