@@ -32,7 +32,7 @@
 
 static const char *const method_names[] = {"ta",      "ties",  "dare",  "consensus-ta", "consensus-ties",
                                            "average", "tsv-m", "iso-c", "iso-cts",      "awd",
-                                           "lata"};
+                                           "lata",    "tatr"};
 
 int am_method_parse(const char *name, am_method *out) {
     for (int i = 0; i < (int)(sizeof method_names / sizeof *method_names); i++)
@@ -59,6 +59,7 @@ void am_config_init(am_config *c) {
     c->awd = (awd_opts){.alpha = 0.1, .beta = 0.01, .iters = 300};
     c->lata_topk = 50;
     c->lata_gamma = 0.5;
+    c->tatr_q = 1;
     c->out_dtype = -1;
     c->copy_files = true;
     c->undecided_cap = (size_t)1 << 20;
@@ -94,6 +95,7 @@ int am_config_set(am_config *c, const char *kv, tt_err *err) {
     if (!strcmp(key, "topk") && c->method == AM_LATA) return parse_number(key, v, 0, 100, &c->lata_topk, err);
     if (!strcmp(key, "topk")) return parse_number(key, v, 0, 100, &c->topk, err);
     if (!strcmp(key, "gamma")) return parse_number(key, v, 0, 1, &c->lata_gamma, err);
+    if (!strcmp(key, "q")) return parse_number(key, v, 0, 100, &c->tatr_q, err);
     if (!strcmp(key, "beta")) return parse_number(key, v, 0, 1e12, &c->awd.beta, err);
     if (!strcmp(key, "iters")) {
         if (parse_number(key, v, 0, 1000000, &x, err)) return -1;
@@ -122,6 +124,8 @@ int am_config_set(am_config *c, const char *kv, tt_err *err) {
     }
     if (!strcmp(key, "base")) {
         if (strcmp(v, "ta") && strcmp(v, "ties")) return tt_fail(err, TT_EINPUT, "parameter base=%s: expected ta or ties", v);
+        if (c->method == AM_TATR && strcmp(v, "ta"))
+            return tt_fail(err, TT_EINPUT, "parameter base=%s: tatr merges over ta here (base=ties is the suite's)", v);
         c->dare_ties = !strcmp(v, "ties");
         return 0;
     }
@@ -132,7 +136,7 @@ int am_config_set(am_config *c, const char *kv, tt_err *err) {
     }
     return tt_fail(err, TT_EINPUT,
                    "unknown parameter '%s' (lambda or alpha, topk, density, base, merge, k, tall_lambda, "
-                   "common_space_fraction, beta, iters, init, cosine, update, gamma)",
+                   "common_space_fraction, beta, iters, init, cosine, update, gamma, q)",
                    key);
 }
 
@@ -191,6 +195,7 @@ typedef struct engine {
     bool ties;        /* the method needs TIES thresholds and the majority sign */
     bool mean;        /* TIES: disjoint mean */
     float thr[AM_MAX_MODELS];
+    float tatr_thr;   /* tatr: entries with Ω below it are kept */
     double rho[AM_MAX_MODELS];
     int8_t majority;
     /* the fused TIES pass */
@@ -553,6 +558,22 @@ static int load_failure(engine *e, const am_tensor *t, size_t first, size_t n, t
     return tt_fail(err, TT_EINTERNAL, "%s: tensor %s: a read failed once", input_name(t, 0, buf, sizeof buf), t->name);
 }
 
+/* TATR's conflict of entries [0, n) of the K rows x (zero-shot: g_k = |τ_k|): with A = 0 + |τ_0| +
+ * ... + |τ_{K−1}|, Ω = 0 + a_0 (A − a_0) + ... with a_k = |τ_k|, each sum in task order: the floats of
+ * the suite's abs_add and tatr_omega_add over whole tensors. n <= AM_BLOCK. */
+static void tatr_omega(float *omega, const float *const *x, int K, size_t n) {
+    float A[AM_BLOCK];
+    memset(A, 0, n * sizeof *A);
+    memset(omega, 0, n * sizeof *omega);
+    for (int k = 0; k < K; k++)
+        for (size_t j = 0; j < n; j++) A[j] += fabsf(x[k][j]);
+    for (int k = 0; k < K; k++)
+        for (size_t j = 0; j < n; j++) {
+            float a = fabsf(x[k][j]);
+            omega[j] += a * (A[j] - a);
+        }
+}
+
 /* The TIES merge of tv[k][0, n) (elements [at, at + n) of t) into out: fused (majority not yet
  * known; undecided entries listed, the sign balance added to *balance) or with the known majority. */
 static void ties_range(engine *e, const am_tensor *t, const float *const *tv, float *out, size_t at, size_t n,
@@ -595,6 +616,20 @@ static void merge_tv(engine *e, const am_tensor *t, size_t at, const float *cons
         memset(out, 0, n * sizeof *out);
         kern_add_task_vectors_seq(out, tv, NULL, e->K, n);
         return;
+    case AM_TATR: { /* ta of the masked τ_k: the sum, or +0 where Ω is at or past the threshold */
+        memset(out, 0, n * sizeof *out);
+        kern_add_task_vectors_seq(out, tv, NULL, e->K, n);
+        float omega[AM_BLOCK];
+        for (size_t o = 0; o < n; o += AM_BLOCK) {
+            size_t m = n - o < AM_BLOCK ? n - o : AM_BLOCK;
+            const float *x[AM_MAX_MODELS];
+            for (int k = 0; k < e->K; k++) x[k] = tv[k] + o;
+            tatr_omega(omega, x, e->K, m);
+            for (size_t j = 0; j < m; j++)
+                if (!(omega[j] < e->tatr_thr)) out[o + j] = 0;
+        }
+        return;
+    }
     case AM_DARE:
         if (e->ties) ties_range(e, t, tv, out, at, n, fused, e->mean, balance);
         else memset(out, 0, n * sizeof *out), kern_add_task_vectors_seq(out, tv, NULL, e->K, n);
@@ -826,6 +861,13 @@ static bool count_chunk(engine *e, const am_tensor *t, size_t first, size_t c, s
     block_scratch b = thread_block(e);
     for (size_t o = 0; o < m; o += AM_BLOCK) {
         size_t n = m - o < AM_BLOCK ? m - o : AM_BLOCK;
+        if (e->c->method == AM_TATR) { /* one selection, of Ω */
+            if (!form_rows(e, t, o, n, first + c + o, b.fb, b.tv)) return false;
+            tatr_omega(b.out, (const float *const *)b.tv, e->K, n);
+            const float *x = b.out;
+            select_count_part(&sel[0], 1, part, &x, n);
+            continue;
+        }
         if (!form_base(e, t, o, n, b.fb)) return false;
         for (int k = 0, j = 0; k < e->K; k++) {
             if (!form_model(e, t, k, o, n, first + c + o, b.fb, b.out)) return false;
@@ -1153,6 +1195,26 @@ static int fix_undecided(engine *e, tt_err *err) {
         if (rewrite_f32(e, i, first, e->out, 1, err)) return -1;
     }
     return 0;
+}
+
+/* ---- tatr: the threshold of Ω over the whole model ---- */
+
+/* TATR's threshold (the suite's: the rank int(d (100 − q)/100) of Ω ascending, exact; +inf when
+ * nothing is masked) by the radix select's counting passes over the inputs, Ω formed per block. */
+static int tatr_threshold(engine *e, tt_err *err) {
+    uint64_t rank;
+    e->tatr_thr = INFINITY;
+    if (!tatr_threshold_rank(e->d, e->c->tatr_q, &rank)) return 0;
+    select_ctx sel;
+    if (select_init(&sel, rank, false, err)) return -1;
+    int task = 0, rc = 0;
+    do {
+        rc = stream(e, PASS_SELECT, &sel, &task, 1, err);
+        e->threshold_passes++;
+    } while (!rc && select_next_pass(&sel));
+    if (!rc) e->tatr_thr = select_value(&sel);
+    select_free(&sel);
+    return rc;
 }
 
 /* ---- awd and lata: ta with model weights per tensor from the task vectors' statistics ---- */
@@ -1524,6 +1586,7 @@ int am_run(const am_config *c, const char *out, am_stats *stats, tt_err *err) {
     }
     bool svd = svd_method(c->method);
     if ((svd && svd_check(&e, err)) || (weighted_ta(c->method) && tensor_weights(&e, err)) ||
+        (c->method == AM_TATR && tatr_threshold(&e, err)) ||
         open_sink(&e, out, err) || copy_rest(&e, err) ||
         stream(&e, PASS_MERGE, NULL, NULL, 0, err) || (e.ties && fix_undecided(&e, err)) ||
         (svd && svd_merge_tensors(&e, &pg, &svd_done, err))) {

@@ -29,6 +29,8 @@
  *                   matrix of the τ_k (whole model, or per tensor) as the suite's awd
  *   lata            θ0 + λ Σ_k Σ_l w_k^l τ_k^l, w_k^l from |cos(τ_k^l, mean τ^l)| per tensor l as
  *                   the suite's lata (its classifier analogue: the mean task vector as direction)
+ *   tatr            zero-shot TATR: Ω = Σ_k |τ_k| (Σ_j |τ_j| − |τ_k|) per entry, the top q% of Ω over
+ *                   the WHOLE model masked (exact: the radix select's passes), θ0 + λ Σ_k m ⊙ τ_k
  *   tsv-m, iso-c, iso-cts
  *                   θ0 + λ (= α) · the suite's per-matrix SVD merge (baselines/methods.h tsvm_layer,
  *                   isoc_layer, isocts_layer) on every 2-D tensor whose name has no "text_projection"
@@ -41,8 +43,10 @@
  * passes alone when the workspace, 34 MB per model of 0.5 G entries, 45 MB per model of 1 G, most
  * of it room for copies that stays untouched, exceeds select_work: BF16 models of ~24 GB at K = 8),
  * then the merge pass; entries whose elected sign needs the global majority, exact cancellations,
- * are rewritten after it. The SVD merges stream their other tensors in one pass, then read each
- * 2-D tensor's models once (and the base once per model and once more for the output).
+ * are rewritten after it. tatr: the radix select's counting passes of Ω (two, more only for many
+ * equal values), then the merge pass; awd and lata: a pass reading each tensor whole for their
+ * statistics, then the merge pass. The SVD merges stream their other tensors in one pass, then read
+ * each 2-D tensor's models once (and the base once per model and once more for the output).
  * Tensors that are not floating point (e.g. I64 position ids) are copied from the base; an inf or
  * NaN in a merged tensor is an error naming the file, the tensor and the element.
  * Errors are one line naming the tensor and both files ("tensor X has shape [..] in B but [..] in M").
@@ -75,7 +79,8 @@ typedef enum am_method {
     AM_ISO_C,
     AM_ISO_CTS,
     AM_AWD,
-    AM_LATA
+    AM_LATA,
+    AM_TATR
 } am_method;
 /* "ta", "ties", ... -> method; -1 when unknown. */
 int am_method_parse(const char *name, am_method *out);
@@ -112,6 +117,7 @@ typedef struct am_config {
     bool awd_layer;     /* awd: cosines per tensor (else over the whole model) */
     double lata_topk;   /* lata: percent of tensors amplified per model (50) */
     double lata_gamma;  /* lata: weight of the others before normalising (0.5) */
+    double tatr_q;      /* tatr: percent of the entries masked, the most conflicting (1) */
     uint64_t seed;      /* dare */
     int out_dtype;      /* st_dtype of merged tensors, or -1 = each tensor's base dtype */
     size_t shard_size;  /* bytes of tensor data per output shard (0 = one file) */
@@ -133,7 +139,7 @@ void am_config_init(am_config *c);
 double am_default_lambda(const am_config *c);
 /* Apply "key=value" (lambda — alpha is its synonym except for awd, whose alpha is the norm weight
  * —, topk (lata's own for lata), density, base, merge, k, tall_lambda, common_space_fraction,
- * beta, iters, init, cosine, update, gamma): the --set of the CLI; c->method must be set first. */
+ * beta, iters, init, cosine, update, gamma, q): the --set of the CLI; c->method must be set first. */
 int am_config_set(am_config *c, const char *kv, tt_err *err);
 typedef struct am_stats {
     uint64_t merged, copied; /* tensors */

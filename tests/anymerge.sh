@@ -39,9 +39,12 @@ check() { # NAME METHOD REF_ARGS -- MERGE_ARGS
   out=$(ref "$tmp/o_$name" "${refargs[@]}" "$method") || fail "$name: $out"
   echo "$name: $out"
 }
-for m in ta ties dare consensus-ta consensus-ties average; do
+for m in ta ties dare consensus-ta consensus-ties average tatr; do
   check "$m" "$m" "$B" "$M" --seed 5 -- --base "$B" --models "$M" --shard-size 500KB --seed 5
 done
+# tatr's global threshold of Ω over slices that cut tensors, on F32 models with q = 20
+check tatr-f32 tatr "$tmp/f/base" "$tmp/f/ft0,$tmp/f/ft1,$tmp/f/ft2" --set q=20 --set lambda=0.6 -- \
+  --base "$tmp/f/base" --models "$tmp/f/ft0,$tmp/f/ft1,$tmp/f/ft2" --set q=20 --set lambda=0.6 --slice 333
 # the kernels without AVX-512 (the scalar DARE hash, 8-wide sums): the same bits
 for m in ta dare; do
   TTMERGE_ISA=avx2 check "$m-avx2" "$m" "$B" "$M" --seed 5 -- --base "$B" --models "$M" --shard-size 500KB --seed 5
@@ -252,6 +255,7 @@ expect_fail "tensor lm_head.weight: element 77 is nan" "$tmp/x9" -- --base "$B" 
 # ... and in a matrix an SVD merge reads whole on a thread
 expect_fail "tensor lm_head.weight: element 77 is nan" "$tmp/x10" -- --base "$B" --models "$tmp/m/ft0,$tmp/nan" --method tsv-m
 expect_fail "$f" "$tmp/x11" -- --base "$B" --models "$tmp/trunc" --method iso-c
+expect_fail "tatr merges over ta here" "$tmp/x12" -- --base "$B" --models "$M" --method tatr --set base=ties
 mkdir "$tmp/exists"
 expect_fail "already exists" "$tmp/exists" -- --base "$B" --models "$M" --method ta
 printf 'merge_method: ties\nbase_model: %s\nmodels:\n  - model: %s\n    parameters: {weight: [0.1, 0.5]}\n' "$B" "$tmp/m/ft0" >"$tmp/bad.yaml"
@@ -334,7 +338,7 @@ if [[ -n $suite ]]; then
   models=$($py -c "import json,sys; s=json.load(open(sys.argv[1]+'/suite.json')); print(','.join(sys.argv[1]+'/'+t['finetuned']['full'] for t in s['tasks']))" "$suite")
   # awd with cosine=layer only for 10 steps: its 300 plain steps are chaotic there, and the suite sums
   # the tensors' groups in its layout's order, this path in the files' (name) order
-  for m in ta ties dare consensus-ta consensus-ties tsv-m iso-c iso-cts awd awd-layer lata; do
+  for m in ta ties dare consensus-ta consensus-ties tsv-m iso-c iso-cts awd awd-layer lata tatr; do
     scale=lambda extra=()
     [[ $m == tsv-m || $m == iso-c* ]] && scale=alpha
     [[ $m == consensus* ]] && extra=(--set tall_lambda=0.6)

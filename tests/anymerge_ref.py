@@ -110,7 +110,7 @@ def main():
     ap.add_argument("--weights", default=None)
     a = ap.parse_args()
     p = {"topk": 20.0, "density": 0.5, "base": "ta", "merge": "mean", "k": 2, "tall_lambda": 0.6, "lambda": None,
-         "common_space_fraction": 0.8}
+         "common_space_fraction": 0.8, "q": 1.0}
     for kv in a.set:
         k, v = kv.split("=", 1)
         p["lambda" if k == "alpha" else k] = v if k in ("base", "merge") else float(v)
@@ -164,6 +164,26 @@ def main():
         majority = 1 if bal > 0 else -1 if bal < 0 else 0
         print(f"majority sign {majority:+d}, {und} kept entries with a trimmed sum of exactly 0")
 
+    def omega(n):
+        """TATR's conflict per entry (zero-shot), in the C order of float operations."""
+        xs = [tv(n, k) for k in range(K)]
+        A = np.zeros_like(xs[0])
+        for x in xs:
+            A += np.abs(x)
+        o = np.zeros_like(A)
+        for x in xs:
+            a = np.abs(x)
+            o += a * (A - a)
+        return o
+
+    tatr_thr = np.float32(np.inf)
+    if a.method == "tatr":
+        d = sum(int(np.prod(base[n][1])) for n in merged)
+        rank = int(d * ((100.0 - p["q"]) / 100.0))
+        if rank < d:
+            tatr_thr = np.partition(np.concatenate([omega(n) for n in merged]), rank)[rank]
+        print(f"tatr threshold {float(tatr_thr):.9g}")
+
     def ties_merge(xs, use_mean):
         s = np.zeros_like(xs[0])
         for k in range(K):
@@ -215,6 +235,8 @@ def main():
                 mtl = np.zeros_like(b)
                 for x in xs:
                     mtl += x
+            if a.method == "tatr":
+                mtl = np.where(omega(n) < tatr_thr, mtl, np.float32(0))
             if a.method.startswith("consensus"):
                 cnt = np.zeros(b.shape, np.int32)
                 for x in xs:
