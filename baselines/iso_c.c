@@ -28,31 +28,6 @@ static void task_mean(const float *const *tau, int K, size_t n, float *out) {
     for (size_t i = 0; i < n; i++) out[i] /= (float)K;
 }
 
-int isoc_layer(const float *const *tau, int K, int m, int n, float *out, const void *user, tt_err *err) {
-    (void)user;
-    const int k = m < n ? m : n;
-    const size_t mn = (size_t)m * n;
-    double *a = svd_alloc(mn, err);
-    double *u = a ? svd_alloc((size_t)m * k, err) : NULL;
-    double *s = u ? svd_alloc((size_t)k, err) : NULL;
-    double *vt = s ? svd_alloc((size_t)k * n, err) : NULL;
-    int rc = -1;
-    if (!vt) goto done;
-    for (int t = 0; t < K; t++)
-        for (size_t i = 0; i < mn; i++) a[i] += tau[t][i];
-    if (svd_thin(a, m, n, u, s, vt, err)) goto done;
-    double sum = 0;
-    for (int j = 0; j < k; j++) sum += s[j];
-    for (int j = 0; j < k; j++) s[j] = sum / k;
-    rc = svd_reconstruct(u, s, vt, m, k, n, out, err);
-done:
-    free(a);
-    free(u);
-    free(s);
-    free(vt);
-    return rc;
-}
-
 static int isoc_run(merge_ctx *ctx, tt_err *err) {
     float *delta = svd_merged_delta(ctx, isoc_layer, NULL, err);
     if (!delta) {

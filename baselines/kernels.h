@@ -2,9 +2,10 @@
  *
  * The merge engine (anymerge.h: the any-model merges, and the suite's TA sum and TIES) and the
  * method files (consensus.c, dare.c, tatr.c, lata.c, awd.c) call these on each tensor's task
- * vectors; the tests call them on small hand-checked arrays. The TIES, DARE and Consensus kernels
- * live in ties_kernels.c, dare_kernels.c and consensus_kernels.c (apart from their methods, which
- * call the engine), the others in the file of their method; the generic helpers at the top in
+ * vectors; the tests call them on small hand-checked arrays. The TIES, DARE, Consensus, AWD, LATA
+ * and TATR kernels live in ties_kernels.c, dare_kernels.c, consensus_kernels.c, awd_kernels.c,
+ * lata_kernels.c and tatr_kernels.c (apart from their methods, which call the engine, which calls
+ * these kernels), the others in the file of their method; the generic helpers at the top in
  * kernels.c. Loops are OpenMP-parallel for large n and give
  * the same result for every thread count.
  */
@@ -136,7 +137,7 @@ size_t dare_apply_at(float *tv, size_t n, double density, uint64_t seed, int tas
 size_t dare_apply_at_seq(float *tv, size_t n, double density, uint64_t seed, int task, uint64_t tensor_key,
                          size_t first);
 
-/* ---- TATR (tatr.c) ---- */
+/* ---- TATR (tatr_kernels.c) ---- */
 /* omega += g ⊙ (abs_sum − |tv|), where abs_sum = Σ_j |τ_j| and tv = τ_i: the j ≠ i terms of
  * Ω = Σ_i Σ_{j≠i} g_i ⊙ |τ_j|. g = NULL is the zero-shot proxy g = |tv|. */
 void tatr_omega_add(float *omega, const float *g, const float *abs_sum, const float *tv, size_t n);
@@ -146,13 +147,13 @@ bool tatr_threshold_rank(uint64_t d, double q, uint64_t *rank);
 /* x[i] = 0 where omega[i] ≥ thr (outside the trust region); returns the entries kept. */
 size_t tatr_mask(float *x, const float *omega, size_t n, float thr);
 
-/* ---- LATA (lata.c) ---- */
+/* ---- LATA (lata_kernels.c) ---- */
 /* Layer weights of one task from its scores s_l = 1 − |cos(τ^l, v^l)|: the ceil(L·topk/100)
  * highest-scoring layers (ties: lower index first) get 1, the others gamma, then w /= mean(w).
  * Returns the number of amplified layers. */
 int lata_weights(const double *score, int L, double topk, double gamma, float *w);
 
-/* ---- AWD (awd.c) ----
+/* ---- AWD (awd_kernels.c) ----
  * δ = Σ_m b_m τ_m lives in span{τ_k}, so the whole optimisation runs on K coefficients per group
  * given the group's Gram matrix G (K×K, G_ij = <τ_i, τ_j>): a group is the whole model
  * (cosine=global) or one tensor (cosine=layer). G: [groups][K*K], b: [groups][K]. */

@@ -31,23 +31,6 @@
 #include "baselines/search.h"
 #include "core/arena.h"
 
-/* ---- kernel (kernels.h) ---- */
-
-int lata_weights(const double *score, int L, double topk, double gamma, float *w) {
-    int n_top = (int)ceil((double)L * topk / 100.0 - 1e-9);
-    n_top = n_top < 0 ? 0 : n_top > L ? L : n_top;
-    /* layer l is amplified when fewer than n_top layers rank above it (higher score, or equal
-     * score and lower index): O(L²) on at most a few hundred layers, no sort state */
-    for (int l = 0; l < L; l++) {
-        int above = 0;
-        for (int j = 0; j < L; j++) above += score[j] > score[l] || (score[j] == score[l] && j < l);
-        w[l] = above < n_top ? 1.0f : (float)gamma;
-    }
-    double mean = ((double)n_top + gamma * (L - n_top)) / (L > 0 ? L : 1);
-    for (int l = 0; l < L; l++) w[l] = mean > 0 ? (float)(w[l] / mean) : 0.0f;
-    return n_top;
-}
-
 /* ---- the method ---- */
 
 static int lata_run(merge_ctx *ctx, tt_err *err) {

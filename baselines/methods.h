@@ -33,8 +33,8 @@ extern const merge_method method_cart;
 extern const merge_method method_pcb;
 
 /* The per-tensor merges of the SVD-based methods (svd.h's svd_layer_fn): the K task vectors tau[t]
- * [m×n] of one 2-D tensor into out [m×n]. baselines/tsv_m.c, iso_c.c, iso_cts.c (user: the double
- * common_space_fraction). isocts_dims: Iso-CTS's common and per-task subspace sizes for rank k
+ * [m×n] of one 2-D tensor into out [m×n]: baselines/svd_layers.c (iso-cts' user: the double
+ * common_space_fraction), used by tsv_m.c, iso_c.c, iso_cts.c and the any-model engine. isocts_dims: Iso-CTS's common and per-task subspace sizes for rank k
  * (-1 when the fraction leaves a negative common subspace). */
 int tsvm_layer(const float *const *tau, int K, int m, int n, float *out, const void *user, tt_err *err);
 int isoc_layer(const float *const *tau, int K, int m, int n, float *out, const void *user, tt_err *err);

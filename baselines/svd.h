@@ -63,7 +63,7 @@ void svd_widen(const float *src, size_t n, double *dst);
 /* Python's int(k * (1.0 / K)): the per-task rank of TSV-M. */
 int svd_rank_fraction(int k, int K);
 
-/* ---- over a merge_ctx ----
+/* ---- over a merge_ctx (svd_merge.c: the suite's methods; the rest of this header is svd.c) ----
  * A merged 2-D tensor from the K task vectors of one tensor (tau[t] is [m×n], read-only):
  * out [m×n] is overwritten. Called for several tensors at once, from different threads. */
 typedef int (*svd_layer_fn)(const float *const *tau, int K, int m, int n, float *out, const void *user,

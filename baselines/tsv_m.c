@@ -22,48 +22,6 @@
 #include "baselines/svd.h"
 #include "core/arena.h"
 
-int tsvm_layer(const float *const *tau, int K, int m, int n, float *out, const void *user, tt_err *err) {
-    (void)user;
-    const int k = m < n ? m : n, r = svd_rank_fraction(k, K);
-    const size_t mn = (size_t)m * n;
-    memset(out, 0, mn * sizeof *out);
-    if (r == 0) return 0; /* every slot empty: P_U · 0 · P_V */
-    double *a = svd_alloc(mn, err);
-    double *u = a ? svd_alloc((size_t)m * k, err) : NULL;
-    double *s = u ? svd_alloc((size_t)k, err) : NULL;
-    double *vt = s ? svd_alloc((size_t)k * n, err) : NULL;
-    double *ucat = vt ? svd_alloc((size_t)m * k, err) : NULL;
-    double *scat = ucat ? svd_alloc((size_t)k, err) : NULL;
-    double *vcat = scat ? svd_alloc((size_t)k * n, err) : NULL;
-    int rc = -1;
-    if (!vcat) goto done;
-    bool any = false;
-    for (int t = 0; t < K; t++) {
-        svd_widen(tau[t], mn, a);
-        if (svd_top(a, m, n, r, u, s, vt, err)) goto done; /* only the top r are kept */
-        for (int i = 0; i < m; i++) memcpy(ucat + (size_t)i * k + (size_t)t * r, u + (size_t)i * r, r * sizeof *u);
-        memcpy(scat + (size_t)t * r, s, r * sizeof *s);
-        memcpy(vcat + (size_t)t * r * n, vt, (size_t)r * n * sizeof *vt);
-        for (int j = 0; j < r; j++) any |= s[j] != 0;
-    }
-    if (any) {
-        /* u and vt are free: they have the shapes of the two polar factors */
-        if (svd_polar(ucat, m, k, u, err) || svd_polar(vcat, k, n, vt, err) ||
-            svd_reconstruct(u, scat, vt, m, k, n, out, err))
-            goto done;
-    }
-    rc = 0;
-done:
-    free(a);
-    free(u);
-    free(s);
-    free(vt);
-    free(ucat);
-    free(scat);
-    free(vcat);
-    return rc;
-}
-
 /* {"k=64": r, ...}: the per-task rank of each distinct matrix size k. */
 static json_t *ranks_json(const merge_ctx *ctx) {
     json_t *o = json_object();
