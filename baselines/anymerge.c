@@ -32,7 +32,7 @@
 
 static const char *const method_names[] = {"ta",      "ties",  "dare",  "consensus-ta", "consensus-ties",
                                            "average", "tsv-m", "iso-c", "iso-cts",      "awd",
-                                           "lata",    "tatr"};
+                                           "lata",    "tatr",  "cart"};
 
 int am_method_parse(const char *name, am_method *out) {
     for (int i = 0; i < (int)(sizeof method_names / sizeof *method_names); i++)
@@ -43,7 +43,7 @@ int am_method_parse(const char *name, am_method *out) {
 const char *am_method_name(am_method m) { return method_names[m]; }
 
 /* The methods that merge each 2-D tensor whole through SVDs (svd_merge_tensors). */
-static bool svd_method(am_method m) { return m == AM_TSV_M || m == AM_ISO_C || m == AM_ISO_CTS; }
+static bool svd_method(am_method m) { return m == AM_TSV_M || m == AM_ISO_C || m == AM_ISO_CTS || m == AM_CART; }
 /* The methods that are ta with per-tensor model weights from a statistics pass (tensor_weights). */
 static bool weighted_ta(am_method m) { return m == AM_AWD || m == AM_LATA; }
 
@@ -60,6 +60,7 @@ void am_config_init(am_config *c) {
     c->lata_topk = 50;
     c->lata_gamma = 0.5;
     c->tatr_q = 1;
+    c->cart_rank_ratio = 0.12;
     c->out_dtype = -1;
     c->copy_files = true;
     c->undecided_cap = (size_t)1 << 20;
@@ -68,6 +69,7 @@ void am_config_init(am_config *c) {
 
 double am_default_lambda(const am_config *c) {
     if (c->method == AM_TSV_M) return 1.0;
+    if (c->method == AM_CART) return 2.0;
     if (c->method == AM_ISO_C || c->method == AM_ISO_CTS) return 1.5;
     bool ties_mean = (c->method == AM_TIES || (c->method == AM_DARE && c->dare_ties)) && c->mean;
     return ties_mean ? 1.0 : 0.3;
@@ -96,6 +98,12 @@ int am_config_set(am_config *c, const char *kv, tt_err *err) {
     if (!strcmp(key, "topk")) return parse_number(key, v, 0, 100, &c->topk, err);
     if (!strcmp(key, "gamma")) return parse_number(key, v, 0, 1, &c->lata_gamma, err);
     if (!strcmp(key, "q")) return parse_number(key, v, 0, 100, &c->tatr_q, err);
+    if (!strcmp(key, "rank_ratio")) {
+        if (parse_number(key, v, 0, 1, &c->cart_rank_ratio, err)) return -1;
+        if (c->cart_rank_ratio <= 0) /* the official 0 zeroes every task vector, the average included */
+            return tt_fail(err, TT_EINPUT, "parameter rank_ratio=%s: expected a number in (0, 1]", v);
+        return 0;
+    }
     if (!strcmp(key, "beta")) return parse_number(key, v, 0, 1e12, &c->awd.beta, err);
     if (!strcmp(key, "iters")) {
         if (parse_number(key, v, 0, 1000000, &x, err)) return -1;
@@ -136,7 +144,7 @@ int am_config_set(am_config *c, const char *kv, tt_err *err) {
     }
     return tt_fail(err, TT_EINPUT,
                    "unknown parameter '%s' (lambda or alpha, topk, density, base, merge, k, tall_lambda, "
-                   "common_space_fraction, beta, iters, init, cosine, update, gamma, q)",
+                   "common_space_fraction, beta, iters, init, cosine, update, gamma, q, rank_ratio)",
                    key);
 }
 
@@ -295,7 +303,8 @@ static int plan(engine *e, tt_err *err) {
             t->w[k] = (float)am_weight(&c->model[k], name);
             t->src[1 + k] = source_of(e, 1 + k, e->set[k], m);
         }
-        t->svd = t->merged && svd_method(c->method) && t->base->t->ndim == 2 && !strstr(name, "text_projection");
+        t->svd = t->merged && svd_method(c->method) && t->base->t->ndim == 2 &&
+                 (c->method == AM_CART ? cart_name_selected(name) : !strstr(name, "text_projection"));
         if (t->merged) {
             t->gfirst = e->d, e->d += (uint64_t)t->numel;
             for (int j = 0; j <= e->K; j++) {
@@ -616,6 +625,8 @@ static void merge_tv(engine *e, const am_tensor *t, size_t at, const float *cons
         memset(out, 0, n * sizeof *out);
         kern_add_task_vectors_seq(out, tv, NULL, e->K, n);
         return;
+    case AM_CART: /* merge_range's cart_range, which needs θ0 */
+        return;
     case AM_TATR: { /* ta of the masked τ_k: the sum, or +0 where Ω is at or past the threshold */
         memset(out, 0, n * sizeof *out);
         kern_add_task_vectors_seq(out, tv, NULL, e->K, n);
@@ -673,9 +684,40 @@ static void add_base(const engine *e, const float *fb, float *out, size_t n) {
     for (size_t j = 0; j < n; j++) out[j] = fb[j] + l * out[j];
 }
 
+/* CART's weight average θ_avg = θ0 + (1/K)·(0 + τ_0 + ... + τ_{K−1}) of entries [0, n) into avg (θ0 in
+ * fb, τ_k in tv[k]): the floats of the suite's cart (its sum, then the float 1/K times it, then θ0 +). */
+static void cart_average(const engine *e, const float *fb, const float *const *tv, float *avg, size_t n) {
+    const float coeff = (float)(1.0 / e->K);
+    for (size_t j = 0; j < n; j++) {
+        float s = 0;
+        for (int k = 0; k < e->K; k++) s += tv[k][j];
+        float step = coeff * s;
+        avg[j] = fb[j] + step;
+    }
+}
+
+/* CART on the tensors it does not rank-reduce: θ_avg + λ Σ_k c_k with c_k = (τ_k + θ0) − θ_avg (the
+ * suite's order of operations) into out. */
+static void cart_range(const engine *e, const float *fb, const float *const *tv, float *out, size_t n) {
+    cart_average(e, fb, tv, out, n);
+    for (size_t j = 0; j < n; j++) {
+        float avg = out[j], c = 0;
+        for (int k = 0; k < e->K; k++) {
+            float theta = tv[k][j] + fb[j];
+            c += theta - avg;
+        }
+        float step = e->lam * c;
+        out[j] = avg + step;
+    }
+}
+
 /* The merged θ of rows [0, n) on this thread; the fused TIES pass when balance is not NULL. */
 static void merge_range(engine *e, const am_tensor *t, size_t at, const float *fb, const float *const *tv,
                         float *out, uint8_t *count, size_t n, int64_t *balance) {
+    if (e->c->method == AM_CART) {
+        cart_range(e, fb, tv, out, n);
+        return;
+    }
     merge_tv(e, t, at, tv, out, count, n, balance != NULL, balance);
     if (e->c->method != AM_AVERAGE) add_base(e, fb, out, n);
 }
@@ -1378,9 +1420,23 @@ static void svd_tau(const void *src, int job, int k, float *out) {
     const svd_source *s = src;
     engine *e = s->e;
     const am_tensor *t = &e->t[s->tensor[job]];
-    float *fb = thread_block(e).fb;
+    block_scratch b = thread_block(e);
+    float *fb = b.fb;
     for (size_t at = 0; at < t->numel; at += AM_BLOCK) {
         size_t n = t->numel - at < AM_BLOCK ? t->numel - at : AM_BLOCK;
+        if (e->c->method == AM_CART) { /* c_k = (τ_k + θ0) − θ_avg: every model read for the average */
+            if (!read_raw(e, t, at, n) || !form_rows(e, t, 0, n, at, fb, b.tv)) {
+                __atomic_store_n(s->failed, 1, __ATOMIC_RELAXED);
+                memset(out, 0, t->numel * sizeof *out);
+                return;
+            }
+            cart_average(e, fb, (const float *const *)b.tv, b.out, n);
+            for (size_t j = 0; j < n; j++) {
+                float theta = b.tv[k][j] + fb[j];
+                out[at + j] = theta - b.out[j];
+            }
+            continue;
+        }
         if (!read_input(e, t, 0, at, n) || !form_base(e, t, 0, n, fb) || !read_input(e, t, 1 + k, at, n) ||
             !form_model(e, t, k, 0, n, at, fb, out + at)) {
             __atomic_store_n(s->failed, 1, __ATOMIC_RELAXED);
@@ -1390,17 +1446,28 @@ static void svd_tau(const void *src, int job, int k, float *out) {
     }
 }
 
-/* θ0 + λ · merged of tensor i in its output dtype, written a slice at a time (on this thread). */
+/* θ0 + λ · merged (cart: θ_avg + λ · merged) of tensor i in its output dtype, written a slice at a
+ * time (on this thread). */
 static int svd_emit(engine *e, int i, float *merged, tt_err *err) {
     const am_tensor *t = &e->t[i];
     size_t es = st_dtype_size(t->out);
-    float *fb = thread_block(e).fb;
+    block_scratch b = thread_block(e);
+    float *fb = b.fb;
     for (size_t first = 0; first < t->numel; first += e->slice) {
         size_t m = t->numel - first < e->slice ? t->numel - first : e->slice;
         for (size_t o = 0; o < m; o += AM_BLOCK) {
             size_t n = m - o < AM_BLOCK ? m - o : AM_BLOCK, at = first + o;
-            if (!read_input(e, t, 0, at, n) || !form_base(e, t, 0, n, fb)) return load_failure(e, t, at, n, err);
-            add_base(e, fb, merged + at, n);
+            if (e->c->method == AM_CART) {
+                if (!read_raw(e, t, at, n) || !form_rows(e, t, 0, n, at, fb, b.tv)) return load_failure(e, t, at, n, err);
+                cart_average(e, fb, (const float *const *)b.tv, b.out, n);
+                for (size_t j = 0; j < n; j++) {
+                    float step = e->lam * merged[at + j];
+                    merged[at + j] = b.out[j] + step;
+                }
+            } else {
+                if (!read_input(e, t, 0, at, n) || !form_base(e, t, 0, n, fb)) return load_failure(e, t, at, n, err);
+                add_base(e, fb, merged + at, n);
+            }
             st_f32_to_dtype(t->out, merged + at, e->obuf + o * es, n);
         }
         if (tsk_write_raw(e->sink, i, first * es, e->obuf, m * es, err)) return -1;
@@ -1429,8 +1496,9 @@ static int svd_merge_tensors(engine *e, progress *pg, int *done, tt_err *err) {
             int x = idx[j];
             idx[j] = idx[j - 1], idx[j - 1] = x;
         }
-    svd_layer_fn fn = e->c->method == AM_TSV_M ? tsvm_layer : e->c->method == AM_ISO_C ? isoc_layer : isocts_layer;
-    const double fraction = e->c->common_space_fraction;
+    am_method mt = e->c->method;
+    svd_layer_fn fn = mt == AM_TSV_M ? tsvm_layer : mt == AM_ISO_C ? isoc_layer : mt == AM_CART ? cart_layer : isocts_layer;
+    const double param = mt == AM_CART ? e->c->cart_rank_ratio : e->c->common_space_fraction;
     for (int b = 0; b < n; b += T) {
         int nb = n - b < T ? n - b : T, failed = 0;
         for (int j = 0; j < nb; j++) {
@@ -1439,7 +1507,7 @@ static int svd_merge_tensors(engine *e, progress *pg, int *done, tt_err *err) {
             jobs[j] = (svd_job){(int)t->base->t->shape[0], (int)t->base->t->shape[1], out[j], t->name};
         }
         svd_source src = {e, idx + b, &failed};
-        if (svd_run_jobs(nb, jobs, e->K, svd_tau, &src, fn, &fraction, false, err)) goto done;
+        if (svd_run_jobs(nb, jobs, e->K, svd_tau, &src, fn, &param, false, err)) goto done;
         if (failed) { /* name the first bad file of the batch */
             for (int j = 0; j < nb; j++)
                 if (tensor_read_error(e, idx[b + j], err) && err->code != TT_EINTERNAL) break;

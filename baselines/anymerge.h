@@ -31,6 +31,9 @@
  *                   the suite's lata (its classifier analogue: the mean task vector as direction)
  *   tatr            zero-shot TATR: Ω = Σ_k |τ_k| (Σ_j |τ_j| − |τ_k|) per entry, the top q% of Ω over
  *                   the WHOLE model masked (exact: the radix select's passes), θ0 + λ Σ_k m ⊙ τ_k
+ *   cart            θ_avg + λ Σ_k c̃_k, θ_avg = θ0 + Σ τ_k / K, c_k = θ_k − θ_avg rank-reduced (top
+ *                   rank_ratio of its singular values) on the 2-D tensors whose name holds "attn" or
+ *                   "mlp" and neither "ln" nor "bias" (the official rule), as is elsewhere
  *   tsv-m, iso-c, iso-cts
  *                   θ0 + λ (= α) · the suite's per-matrix SVD merge (baselines/methods.h tsvm_layer,
  *                   isoc_layer, isocts_layer) on every 2-D tensor whose name has no "text_projection"
@@ -80,7 +83,8 @@ typedef enum am_method {
     AM_ISO_CTS,
     AM_AWD,
     AM_LATA,
-    AM_TATR
+    AM_TATR,
+    AM_CART
 } am_method;
 /* "ta", "ties", ... -> method; -1 when unknown. */
 int am_method_parse(const char *name, am_method *out);
@@ -118,6 +122,7 @@ typedef struct am_config {
     double lata_topk;   /* lata: percent of tensors amplified per model (50) */
     double lata_gamma;  /* lata: weight of the others before normalising (0.5) */
     double tatr_q;      /* tatr: percent of the entries masked, the most conflicting (1) */
+    double cart_rank_ratio; /* cart: rank kept of each attn/mlp matrix's centred task vectors (0.12) */
     uint64_t seed;      /* dare */
     int out_dtype;      /* st_dtype of merged tensors, or -1 = each tensor's base dtype */
     size_t shard_size;  /* bytes of tensor data per output shard (0 = one file) */
@@ -135,11 +140,12 @@ typedef struct am_config {
 /* Defaults for everything but paths and method. */
 void am_config_init(am_config *c);
 /* λ the method uses when c->lambda < 0: 0.3 (ta, dare, consensus, ties+sum), 1.0 (ties+mean, tsv-m:
- * FusionBench's α), 1.5 (iso-c, iso-cts: FusionBench's documented α). */
+ * FusionBench's α), 1.5 (iso-c, iso-cts: FusionBench's documented α), 2.0 (cart: the official prior). */
 double am_default_lambda(const am_config *c);
 /* Apply "key=value" (lambda — alpha is its synonym except for awd, whose alpha is the norm weight
  * —, topk (lata's own for lata), density, base, merge, k, tall_lambda, common_space_fraction,
- * beta, iters, init, cosine, update, gamma, q): the --set of the CLI; c->method must be set first. */
+ * beta, iters, init, cosine, update, gamma, q, rank_ratio): the --set of the CLI; c->method must be set
+ * first. */
 int am_config_set(am_config *c, const char *kv, tt_err *err);
 typedef struct am_stats {
     uint64_t merged, copied; /* tensors */

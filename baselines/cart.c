@@ -21,42 +21,7 @@
 #include "baselines/svd.h"
 #include "core/arena.h"
 
-bool cart_tensor_selected(const vit_tensor_info *t) {
-    return (strstr(t->name, "attn") || strstr(t->name, "mlp")) && !strstr(t->name, "ln") && !strstr(t->name, "bias");
-}
-
-int cart_rank(int k, double ratio) {
-    int r = (int)(ratio * (double)k);
-    return r < 1 ? 1 : r > k ? k : r;
-}
-
-int cart_layer(const float *const *centred, int K, int m, int n, float *out, const void *user, tt_err *err) {
-    const double ratio = *(const double *)user;
-    const int k = m < n ? m : n, r = cart_rank(k, ratio);
-    const size_t mn = (size_t)m * n;
-    double *a = svd_alloc(mn, err);
-    double *u = a ? svd_alloc((size_t)m * k, err) : NULL;
-    double *s = u ? svd_alloc((size_t)k, err) : NULL;
-    double *vt = s ? svd_alloc((size_t)k * n, err) : NULL;
-    float *low = vt ? tt_calloc_aligned(mn, sizeof(float), err) : NULL;
-    int rc = -1;
-    if (!low) goto done;
-    memset(out, 0, mn * sizeof *out);
-    for (int t = 0; t < K; t++) {
-        svd_widen(centred[t], mn, a);
-        int bad = r == k ? svd_thin(a, m, n, u, s, vt, err) : svd_top(a, m, n, r, u, s, vt, err);
-        if (bad || svd_reconstruct(u, s, vt, m, r, n, low, err)) goto done;
-        for (size_t i = 0; i < mn; i++) out[i] += low[i];
-    }
-    rc = 0;
-done:
-    free(a);
-    free(u);
-    free(s);
-    free(vt);
-    free(low);
-    return rc;
-}
+bool cart_tensor_selected(const vit_tensor_info *t) { return cart_name_selected(t->name); }
 
 /* c_t of layout tensor l (user: θ_avg, layout of θ0) */
 static void centred_task(const merge_ctx *ctx, int l, int t, float *out, const void *user) {

@@ -101,6 +101,7 @@ static const struct {
     {"linear", AM_AVERAGE, -1},     {"average", AM_AVERAGE, -1},
     {"tsv-m", AM_TSV_M, -1},        {"iso-c", AM_ISO_C, -1},     {"iso-cts", AM_ISO_CTS, -1},
     {"awd", AM_AWD, -1},            {"lata", AM_LATA, -1},       {"tatr", AM_TATR, -1},
+    {"cart", AM_CART, -1},
 };
 
 /* weight: a number, or a list of {filter, value} rules (the last may omit filter: the default) */

@@ -54,6 +54,8 @@ int wudi_layer(const float *const *tau, int K, int m, int n, float *out, const v
  * truncations of the K centred task vectors c_t (tau[t] here) as an svd_layer_fn (user: the double
  * rank ratio). cart_rank: the official max(1, int(ratio · k)). */
 bool cart_tensor_selected(const vit_tensor_info *t);
+/* The same rule on a name: it holds "attn" or "mlp", and neither "ln" nor "bias" (svd_layers.c). */
+bool cart_name_selected(const char *name);
 int cart_layer(const float *const *centred, int K, int m, int n, float *out, const void *user, tt_err *err);
 int cart_rank(int k, double ratio);
 

@@ -1,6 +1,6 @@
-/* svd_layers.c — the per-matrix merges of the SVD methods (svd.h's svd_layer_fn): TSV-M, Iso-C and
- * Iso-CTS on the K task vectors of one 2-D tensor, as their method files describe (tsv_m.c, iso_c.c,
- * iso_cts.c). Apart from the methods, which need the suite's context, because the any-model engine
+/* svd_layers.c — the per-matrix merges of the SVD methods (svd.h's svd_layer_fn): TSV-M, Iso-C,
+ * Iso-CTS and CART on the K task vectors of one 2-D tensor (CART's centred), as their method files
+ * describe (tsv_m.c, iso_c.c, iso_cts.c, cart.c). Apart from the methods, which need the suite's context, because the any-model engine
  * (anymerge.c) runs them on any model's matrices too. */
 #include <math.h>
 #include <stdlib.h>
@@ -8,6 +8,7 @@
 
 #include "baselines/methods.h"
 #include "baselines/svd.h"
+#include "core/arena.h"
 
 int tsvm_layer(const float *const *tau, int K, int m, int n, float *out, const void *user, tt_err *err) {
     (void)user;
@@ -151,3 +152,39 @@ done:
     return rc;
 }
 
+bool cart_name_selected(const char *name) {
+    return (strstr(name, "attn") || strstr(name, "mlp")) && !strstr(name, "ln") && !strstr(name, "bias");
+}
+
+int cart_rank(int k, double ratio) {
+    int r = (int)(ratio * (double)k);
+    return r < 1 ? 1 : r > k ? k : r;
+}
+
+int cart_layer(const float *const *centred, int K, int m, int n, float *out, const void *user, tt_err *err) {
+    const double ratio = *(const double *)user;
+    const int k = m < n ? m : n, r = cart_rank(k, ratio);
+    const size_t mn = (size_t)m * n;
+    double *a = svd_alloc(mn, err);
+    double *u = a ? svd_alloc((size_t)m * k, err) : NULL;
+    double *s = u ? svd_alloc((size_t)k, err) : NULL;
+    double *vt = s ? svd_alloc((size_t)k * n, err) : NULL;
+    float *low = vt ? tt_calloc_aligned(mn, sizeof(float), err) : NULL;
+    int rc = -1;
+    if (!low) goto done;
+    memset(out, 0, mn * sizeof *out);
+    for (int t = 0; t < K; t++) {
+        svd_widen(centred[t], mn, a);
+        int bad = r == k ? svd_thin(a, m, n, u, s, vt, err) : svd_top(a, m, n, r, u, s, vt, err);
+        if (bad || svd_reconstruct(u, s, vt, m, r, n, low, err)) goto done;
+        for (size_t i = 0; i < mn; i++) out[i] += low[i];
+    }
+    rc = 0;
+done:
+    free(a);
+    free(u);
+    free(s);
+    free(vt);
+    free(low);
+    return rc;
+}

@@ -76,7 +76,9 @@ done
 TTMERGE_SAMPLE_HIST=0 check ties-hist ties "$B" "$M" -- --base "$B" --models "$M"
 # the SVD merges: BF16 shards with the defaults; F32 with α, the Iso-CTS fraction and model weights
 # (through --config), on 2 threads and on 1 (each 2-D tensor whole on one thread: the same bits)
-for m in tsv-m iso-c iso-cts; do
+check cart-f32 cart "$tmp/f/base" "$tmp/f/ft0,$tmp/f/ft1,$tmp/f/ft2" --set rank_ratio=0.3 --set lambda=1.5 -- \
+  --base "$tmp/f/base" --models "$tmp/f/ft0,$tmp/f/ft1,$tmp/f/ft2" --set rank_ratio=0.3 --set lambda=1.5 --slice 333
+for m in tsv-m iso-c iso-cts cart; do
   check "$m" "$m" "$B" "$M" -- --base "$B" --models "$M" --shard-size 500KB
   cat >"$tmp/$m.yaml" <<YAML
 merge_method: $m
@@ -338,7 +340,7 @@ if [[ -n $suite ]]; then
   models=$($py -c "import json,sys; s=json.load(open(sys.argv[1]+'/suite.json')); print(','.join(sys.argv[1]+'/'+t['finetuned']['full'] for t in s['tasks']))" "$suite")
   # awd with cosine=layer only for 10 steps: its 300 plain steps are chaotic there, and the suite sums
   # the tensors' groups in its layout's order, this path in the files' (name) order
-  for m in ta ties dare consensus-ta consensus-ties tsv-m iso-c iso-cts awd awd-layer lata tatr; do
+  for m in ta ties dare consensus-ta consensus-ties tsv-m iso-c iso-cts cart awd awd-layer lata tatr; do
     scale=lambda extra=()
     [[ $m == tsv-m || $m == iso-c* ]] && scale=alpha
     [[ $m == consensus* ]] && extra=(--set tall_lambda=0.6)

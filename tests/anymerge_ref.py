@@ -110,16 +110,16 @@ def main():
     ap.add_argument("--weights", default=None)
     a = ap.parse_args()
     p = {"topk": 20.0, "density": 0.5, "base": "ta", "merge": "mean", "k": 2, "tall_lambda": 0.6, "lambda": None,
-         "common_space_fraction": 0.8, "q": 1.0}
+         "common_space_fraction": 0.8, "q": 1.0, "rank_ratio": 0.12}
     for kv in a.set:
         k, v = kv.split("=", 1)
         p["lambda" if k == "alpha" else k] = v if k in ("base", "merge") else float(v)
-    svd_method = a.method in ("tsv-m", "iso-c", "iso-cts")
+    svd_method = a.method in ("tsv-m", "iso-c", "iso-cts", "cart")
     ties = a.method in ("ties", "consensus-ties") or (a.method == "dare" and p["base"] == "ties")
     mean = p["merge"] == "mean" and a.method != "consensus-ties"
     lam = p["lambda"] if p["lambda"] is not None else (1.0 if ties and mean and a.method != "consensus-ties" else 0.3)
     if svd_method and p["lambda"] is None:
-        lam = 1.0 if a.method == "tsv-m" else 1.5
+        lam = {"tsv-m": 1.0, "cart": 2.0}.get(a.method, 1.5)
     lam = np.float32(lam)
     base = read_set(a.base)
     models = [read_set(m) for m in a.models.split(",")]
@@ -210,6 +210,27 @@ def main():
             for k in range(K):
                 acc += np.float32(w[k]) * as_f32(models[k][n]).reshape(-1)
             ref = acc * np.float32(1.0 / sum(w))
+        elif a.method == "cart":  # θ_avg + λ Σ c̃_k, c_k = (τ_k + θ0) − θ_avg, the C order of float operations
+            xs = [tv(n, k) for k in range(K)]
+            s = np.zeros_like(b)
+            for x in xs:
+                s += x
+            avg = b + np.float32(1.0 / K) * s
+            cs = [(x + b) - avg for x in xs]
+            shape = base[n][1]
+            if len(shape) == 2 and ("attn" in n or "mlp" in n) and "ln" not in n and "bias" not in n:
+                k_ = min(shape)
+                r = max(1, min(k_, int(p["rank_ratio"] * k_)))
+                lows = []
+                for c in cs:
+                    u, sv, vh = np.linalg.svd(c.reshape(shape).astype(np.float64), full_matrices=False)
+                    lows.append(((u[:, :r] * sv[:r]) @ vh[:r]).astype(np.float32).reshape(-1))
+                cs = lows
+                svd_tensors.add(n)
+            acc = np.zeros_like(b)
+            for c in cs:
+                acc += c
+            ref = avg + lam * acc
         elif svd_method:
             xs = [tv(n, k) for k in range(K)]
             shape = base[n][1]
