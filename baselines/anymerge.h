@@ -33,7 +33,7 @@
  *                   the WHOLE model masked (exact: the radix select's passes), θ0 + λ Σ_k m ⊙ τ_k
  *   cart            θ_avg + λ Σ_k c̃_k, θ_avg = θ0 + Σ τ_k / K, c_k = θ_k − θ_avg rank-reduced (top
  *                   rank_ratio of its singular values) on the 2-D tensors whose name holds "attn" or
- *                   "mlp" and neither "ln" nor "bias" (the official rule), as is elsewhere
+ *                   "mlp" and neither "ln" nor "bias" (the official rule), c_k itself on the others
  *   tsv-m, iso-c, iso-cts
  *                   θ0 + λ (= α) · the suite's per-matrix SVD merge (baselines/methods.h tsvm_layer,
  *                   isoc_layer, isocts_layer) on every 2-D tensor whose name has no "text_projection"
@@ -49,7 +49,8 @@
  * are rewritten after it. tatr: the radix select's counting passes of Ω (two, more only for many
  * equal values), then the merge pass; awd and lata: a pass reading each tensor whole for their
  * statistics, then the merge pass. The SVD merges stream their other tensors in one pass, then read
- * each 2-D tensor's models once (and the base once per model and once more for the output).
+ * each 2-D tensor's models once (cart: all of them once per model, for the average; the base once
+ * per model and once more for the output).
  * Tensors that are not floating point (e.g. I64 position ids) are copied from the base; an inf or
  * NaN in a merged tensor is an error naming the file, the tensor and the element.
  * Errors are one line naming the tensor and both files ("tensor X has shape [..] in B but [..] in M").
