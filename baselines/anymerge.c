@@ -54,7 +54,7 @@ typedef struct am_tensor {
     size_t numel;
     size_t mem_at;    /* in memory: the tensor's place in the output */
     bool merged;      /* floating point: merged; else copied from the base */
-    bool svd;         /* merged by the per-matrix SVD merge (tsv-m, iso-c, iso-cts), not streamed */
+    bool svd;         /* merged by the per-matrix SVD merge (tsv-m, iso-c, iso-cts, cart), not streamed */
     uint64_t key;     /* kern_name_key of the name (DARE's hash) */
     uint64_t gfirst;  /* first element in the concatenation of the merged tensors */
     st_dtype out;     /* the dtype written */
@@ -538,12 +538,9 @@ static void merge_tv(engine *e, const am_tensor *t, size_t at, const float *cons
             for (size_t j = 0; j < n; j++) out[j] += (x[j] - out[j]) / div;
         }
         return;
-    case AM_ISO_C: /* the same as the official iso_c: Σ_k τ_k / K */
+    case AM_ISO_C: /* the same as the official iso_c: (0 + τ_0 + ... + τ_{K−1}) / K */
         memset(out, 0, n * sizeof *out);
-        for (int k = 0; k < e->K; k++) {
-            const float *x = tv[k];
-            for (size_t j = 0; j < n; j++) out[j] += x[j];
-        }
+        kern_add_task_vectors_seq(out, tv, NULL, e->K, n);
         for (size_t j = 0; j < n; j++) out[j] /= (float)e->K;
         return;
     case AM_CONSENSUS_TA:
@@ -1210,9 +1207,7 @@ static int lata_tensor_weights(engine *e, float *const *tv, float *v, int L, flo
             free(score);
             return -1;
         }
-        memset(v, 0, t->numel * sizeof *v);
-        for (int k = 0; k < K; k++)
-            for (size_t j = 0; j < t->numel; j++) v[j] += tv[k][j];
+        kern_sum_task_vectors(v, (const float *const *)tv, NULL, K, t->numel);
         for (size_t j = 0; j < t->numel; j++) v[j] *= inv;
         for (int k = 0; k < K; k++) score[(size_t)k * L + l] = 1 - kern_abs_cos(tv[k], v, t->numel);
         l++;
@@ -1268,7 +1263,7 @@ done:
     return rc;
 }
 
-/* ---- the SVD merges (tsv-m, iso-c, iso-cts): each 2-D tensor whole, one per thread ---- */
+/* ---- the SVD merges (tsv-m, iso-c, iso-cts, cart): each 2-D tensor whole, one per thread ---- */
 
 /* Iso-CTS' subspaces must exist for every matrix: checked before anything is read. */
 static int svd_check(const engine *e, tt_err *err) {
