@@ -256,7 +256,9 @@ static int parse_top(mc_ctx *m, const yaml_node_t *root) {
     if (!c->base[0]) return mfail(m, root, "base_model is required");
     if (!models) return mfail(m, root, "models is required");
     /* MergeKit's default; the SVD merges, which MergeKit lacks, keep their own (am_default_lambda) */
-    c->lambda = c->method == AM_TSV_M || c->method == AM_ISO_C || c->method == AM_ISO_CTS ? -1 : 1.0;
+    c->lambda = c->method == AM_TSV_M || c->method == AM_ISO_C || c->method == AM_ISO_CTS || c->method == AM_CART
+                    ? -1
+                    : 1.0;
     am_model dflt = c->model[0];
     dflt.n_weight_rule = 0;
     dflt.weight = 1, dflt.density = -1;

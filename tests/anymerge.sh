@@ -98,6 +98,12 @@ YAML
   "$bin" merge --quiet --threads 1 --config "$tmp/$m.yaml" --out "$tmp/o_f1$m"
   cmp -s "$tmp/o_f$m/model.safetensors" "$tmp/o_f1$m/model.safetensors" || fail "$m: 1 and 2 threads differ"
 done
+# under --config the SVD merges keep their own default scale (MergeKit's λ = 1 is for its methods)
+printf 'merge_method: cart\nbase_model: %s\nmodels:\n  - model: %s\n  - model: %s\n' "$tmp/f/base" "$tmp/f/ft0" \
+  "$tmp/f/ft1" >"$tmp/cart-default.yaml"
+merge --config "$tmp/cart-default.yaml" --out "$tmp/o_cart_default"
+out=$(ref "$tmp/o_cart_default" "$tmp/f/base" "$tmp/f/ft0,$tmp/f/ft1" cart) || fail "cart's default λ under --config: $out"
+echo "cart config default: $out"
 # awd and lata reduce to ta when their weights are all 1 (no AWD step; LATA's gamma = 1), on the
 # sharded BF16 set, and run with their defaults (weights from the whole-tensor statistics pass)
 merge --method ta --out "$tmp/o_ta1" --base "$B" --models "$M"
