@@ -703,6 +703,22 @@ static bool ta_bf16_block(const engine *e, const am_tensor *t, size_t o, size_t 
     return !any;
 }
 
+/* dare (over ta) where the base and every model are BF16: each model's τ_k formed, dropped or
+ * rescaled and added to the sum in one pass (dare_add_bf16_seq), instead of a row of τ_k stored,
+ * masked in place and summed again: the floats of form_rows + merge_range. False when a value is
+ * not finite. */
+static bool dare_bf16_block(const engine *e, const am_tensor *t, size_t o, size_t n, size_t at, float *fb, float *out) {
+    st_dtype_to_f32(ST_BF16, *input_row(e, 0) + 2 * o, fb, n);
+    if (first_nonfinite(fb, n) != n) return false;
+    memset(out, 0, n * sizeof *out);
+    for (int k = 0; k < e->K; k++) {
+        const uint16_t *h = (const uint16_t *)*input_row(e, 1 + k) + o;
+        if (!dare_add_bf16_seq(out, h, fb, t->w[k], n, e->rho[k], e->c->seed, k, t->key, at)) return false;
+    }
+    add_base(e, fb, out, n);
+    return true;
+}
+
 /* ties where the base and every model are BF16: the fused TIES pass on the raw rows
  * (ties_fused_bf16_seq: each τ_k formed in registers, twice, instead of K rows of τ_k stored and
  * read twice; the floats of form_rows + merge_range), then θ0 + λ · merged into out. The entries
@@ -755,12 +771,15 @@ static bool merge_chunk(engine *e, const am_tensor *t, size_t first, size_t c, s
     bool consensus = e->c->method == AM_CONSENSUS_TA, bf16 = !e->mem; /* the BF16 kernels add θ0 */
     for (int j = 0; j <= e->K; j++) bf16 &= t->src[j].dtype == ST_BF16;
     bool ta_bf16 = bf16 && (e->c->method == AM_TA || weighted_ta(e->c->method) || consensus), ties_bf16 = bf16 && e->c->method == AM_TIES;
+    bool dare_bf16 = bf16 && e->c->method == AM_DARE && !e->ties;
     for (size_t o = 0; o < m; o += AM_BLOCK) {
         size_t n = m - o < AM_BLOCK ? m - o : AM_BLOCK, at = first + c + o;
         if (ta_bf16) {
             if (!ta_bf16_block(e, t, o, n, consensus, b.fb, b.out)) return false;
         } else if (ties_bf16) {
             if (!ties_bf16_block(e, t, o, n, at, &b, balance)) return false;
+        } else if (dare_bf16) {
+            if (!dare_bf16_block(e, t, o, n, at, b.fb, b.out)) return false;
         } else {
             if (!form_rows(e, t, o, n, at, b.fb, b.tv)) return false;
             merge_range(e, t, at, b.fb, (const float *const *)b.tv, b.out, b.count, n, e->ties ? balance : NULL);

@@ -22,6 +22,13 @@ static uint64_t keep_below(double density) {
     return t >= 0x1p53 ? (uint64_t)1 << 53 : (uint64_t)t;
 }
 
+/* 1 / ρ when x / ρ equals x · (1 / ρ) for every x (ρ a power of two whose reciprocal is finite),
+ * else 0: the vector paths multiply then instead of dividing, the same floats. */
+static float exact_reciprocal(float rho) {
+    int e;
+    return frexpf(rho, &e) == 0.5f && isfinite(1.0f / rho) ? 1.0f / rho : 0.0f;
+}
+
 /* Elements [lo, hi) of tv, one at a time: the kept divided by ρ, the others zeroed. */
 static size_t dare_scalar(float *tv, size_t lo, size_t hi, uint64_t prefix, size_t first, uint64_t below, float rho) {
     size_t kept = 0;
@@ -37,25 +44,34 @@ static size_t dare_scalar(float *tv, size_t lo, size_t hi, uint64_t prefix, size
 }
 
 #ifdef CPU_V16
-/* Eight elements per step: splitmix64 in 64-bit lanes (AVX-512DQ multiplies), the kept entries
- * divided by ρ, the others zeroed; the scalar tail. The floats of the scalar loop. */
+/* The keep decisions of counters c + 0 .. c + 7 (lane l: element c + l) as a mask: splitmix64 in
+ * 64-bit lanes (AVX-512DQ multiplies), >> 11, below `below`. */
 CPU_V16_TARGET
-static size_t dare_block_v8(float *tv, size_t n, uint64_t prefix, size_t first, uint64_t below, float rho) {
-    size_t kept = 0, n8 = n - n % 8;
-    const __m512i lane = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0), p = _mm512_set1_epi64((long long)prefix);
+static inline __mmask8 dare_keep8_v16(uint64_t c, __m512i p, __m512i lim) {
+    const __m512i lane = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
     const __m512i gamma = _mm512_set1_epi64((long long)0x9E3779B97F4A7C15ull);
     const __m512i m1 = _mm512_set1_epi64((long long)0xBF58476D1CE4E5B9ull);
     const __m512i m2 = _mm512_set1_epi64((long long)0x94D049BB133111EBull);
-    const __m512i lim = _mm512_set1_epi64((long long)below);
-    const __m256 r = _mm256_set1_ps(rho);
+    __m512i z = _mm512_xor_si512(p, _mm512_add_epi64(_mm512_set1_epi64((long long)c), lane));
+    z = _mm512_add_epi64(z, gamma);
+    z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 30)), m1);
+    z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 27)), m2);
+    z = _mm512_xor_si512(z, _mm512_srli_epi64(z, 31));
+    return _mm512_cmplt_epu64_mask(_mm512_srli_epi64(z, 11), lim);
+}
+
+/* Eight elements per step: the kept entries divided by ρ (multiplied by 1 / ρ when that is exact),
+ * the others zeroed; the scalar tail. The floats of the scalar loop. */
+CPU_V16_TARGET
+static size_t dare_block_v8(float *tv, size_t n, uint64_t prefix, size_t first, uint64_t below, float rho) {
+    size_t kept = 0, n8 = n - n % 8;
+    const __m512i p = _mm512_set1_epi64((long long)prefix), lim = _mm512_set1_epi64((long long)below);
+    const float rcp = exact_reciprocal(rho);
+    const __m256 r = _mm256_set1_ps(rho), inv = _mm256_set1_ps(rcp);
     for (size_t i = 0; i < n8; i += 8) {
-        __m512i z = _mm512_xor_si512(p, _mm512_add_epi64(_mm512_set1_epi64((long long)(first + i)), lane));
-        z = _mm512_add_epi64(z, gamma);
-        z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 30)), m1);
-        z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 27)), m2);
-        z = _mm512_xor_si512(z, _mm512_srli_epi64(z, 31));
-        __mmask8 keep = _mm512_cmplt_epu64_mask(_mm512_srli_epi64(z, 11), lim);
-        _mm256_storeu_ps(tv + i, _mm256_maskz_mov_ps(keep, _mm256_div_ps(_mm256_loadu_ps(tv + i), r)));
+        __mmask8 keep = dare_keep8_v16(first + i, p, lim);
+        __m256 x = _mm256_loadu_ps(tv + i);
+        _mm256_storeu_ps(tv + i, rcp != 0 ? _mm256_maskz_mul_ps(keep, x, inv) : _mm256_maskz_div_ps(keep, x, r));
         kept += (size_t)__builtin_popcount(keep);
     }
     return kept + dare_scalar(tv, n8, n, prefix, first, below, rho);
@@ -122,27 +138,30 @@ static inline __m256i dare_keep_avx2(__m256i c, __m256i p, __m256i lim) {
     return _mm256_cmpgt_epi64(lim, _mm256_srli_epi64(z, 11));
 }
 
-/* Eight elements per step in AVX2 (the scalar loop's decisions and floats): the 64-bit lanes hash
- * elements {0, 1, 4, 5} and {2, 3, 6, 7} of the step, so that one shuffle of their masks' low
- * halves lines the eight decisions up with the floats; the kept count stays in a vector (the
- * generic form's narrowing and per-lane count were most of DARE's time). When ρ is a power of two,
- * x / ρ is the exact x · (1 / ρ) and is computed so. */
+/* The keep decisions of elements c .. c + 7 as all-ones float lanes: the 64-bit lanes hash elements
+ * {0, 1, 4, 5} and {2, 3, 6, 7}, so that one shuffle of their masks' low halves lines the eight
+ * decisions up with the floats. */
+static inline __m256 dare_keep8_avx2(uint64_t c, __m256i p, __m256i lim) {
+    const __m256i off_a = _mm256_set_epi64x(5, 4, 1, 0), off_b = _mm256_set_epi64x(7, 6, 3, 2);
+    const __m256i cc = _mm256_set1_epi64x((long long)c);
+    __m256i ka = dare_keep_avx2(_mm256_add_epi64(cc, off_a), p, lim);
+    __m256i kb = dare_keep_avx2(_mm256_add_epi64(cc, off_b), p, lim);
+    return _mm256_shuffle_ps(_mm256_castsi256_ps(ka), _mm256_castsi256_ps(kb), _MM_SHUFFLE(2, 0, 2, 0));
+}
+
+/* Eight elements per step in AVX2 (the scalar loop's decisions and floats); the kept count stays in
+ * a vector (the generic form's narrowing and per-lane count were most of DARE's time). When ρ is a
+ * power of two, x / ρ is the exact x · (1 / ρ) and is computed so. */
 static size_t dare_block_avx2(float *tv, size_t n, uint64_t prefix, size_t first, uint64_t below, float rho) {
     size_t n8 = n - n % 8;
     const __m256i p = _mm256_set1_epi64x((long long)prefix), lim = _mm256_set1_epi64x((long long)below);
-    const __m256i off_a = _mm256_set_epi64x(5, 4, 1, 0), off_b = _mm256_set_epi64x(7, 6, 3, 2);
-    const __m256 r = _mm256_set1_ps(rho);
-    int e;
-    const bool pow2 = frexpf(rho, &e) == 0.5f && isfinite(1.0f / rho);
-    const __m256 inv = _mm256_set1_ps(pow2 ? 1.0f / rho : 0.0f);
+    const float rcp = exact_reciprocal(rho);
+    const __m256 r = _mm256_set1_ps(rho), inv = _mm256_set1_ps(rcp);
     __m256i count = _mm256_setzero_si256();
     for (size_t i = 0; i < n8; i += 8) {
-        __m256i c = _mm256_set1_epi64x((long long)(first + i));
-        __m256i ka = dare_keep_avx2(_mm256_add_epi64(c, off_a), p, lim);
-        __m256i kb = dare_keep_avx2(_mm256_add_epi64(c, off_b), p, lim);
-        __m256 keep = _mm256_shuffle_ps(_mm256_castsi256_ps(ka), _mm256_castsi256_ps(kb), _MM_SHUFFLE(2, 0, 2, 0));
+        __m256 keep = dare_keep8_avx2(first + i, p, lim);
         __m256 x = _mm256_loadu_ps(tv + i);
-        x = pow2 ? _mm256_mul_ps(x, inv) : _mm256_div_ps(x, r);
+        x = rcp != 0 ? _mm256_mul_ps(x, inv) : _mm256_div_ps(x, r);
         _mm256_storeu_ps(tv + i, _mm256_and_ps(x, keep));
         count = _mm256_sub_epi32(count, _mm256_castps_si256(keep));
     }
@@ -153,6 +172,85 @@ static size_t dare_block_avx2(float *tv, size_t n, uint64_t prefix, size_t first
     return kept + dare_scalar(tv, n8, n, prefix, first, below, rho);
 }
 #endif
+
+/* ---- DARE added into a sum, τ formed from raw BF16 values (the any-model engine's dare) ---- */
+
+/* Entries [lo, hi), one at a time; nonzero when a value of h is not finite. */
+static uint32_t dare_add_bf16_scalar(float *acc, const uint16_t *h, const float *b, float w, size_t lo, size_t hi,
+                                     uint64_t prefix, size_t first, uint64_t below, float rho) {
+    uint32_t bad = 0;
+    for (size_t j = lo; j < hi; j++) {
+        uint32_t u = (uint32_t)h[j] << 16;
+        float v;
+        memcpy(&v, &u, sizeof v);
+        bad |= (u & 0x7f800000u) == 0x7f800000u;
+        float x = w == 1.0f ? v - b[j] : w * (v - b[j]);
+        float kept = (kern_mix64(prefix ^ (first + j)) >> 11) < below ? x / rho : 0.0f;
+        acc[j] = acc[j] + kept;
+    }
+    return bad;
+}
+
+#ifdef CPU_V16
+/* Sixteen entries per step: two hashes of eight lanes make one 16-bit mask for the floats. */
+CPU_V16_TARGET
+static bool dare_add_bf16_v16(float *acc, const uint16_t *h, const float *b, float w, size_t n, uint64_t prefix,
+                              size_t first, uint64_t below, float rho) {
+    size_t n16 = n - n % 16;
+    const __m512i p = _mm512_set1_epi64((long long)prefix), lim = _mm512_set1_epi64((long long)below);
+    const __m512i exp = _mm512_set1_epi32(0x7f800000);
+    const float rcp = exact_reciprocal(rho);
+    const __m512 r = _mm512_set1_ps(rho), inv = _mm512_set1_ps(rcp), wv = _mm512_set1_ps(w);
+    __mmask16 bad = 0;
+    for (size_t i = 0; i < n16; i += 16) {
+        __mmask16 keep = _mm512_kunpackb(dare_keep8_v16(first + i + 8, p, lim), dare_keep8_v16(first + i, p, lim));
+        __m512i u = _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(h + i))), 16);
+        bad |= _mm512_cmpeq_epi32_mask(_mm512_and_si512(u, exp), exp);
+        __m512 x = _mm512_sub_ps(_mm512_castsi512_ps(u), _mm512_loadu_ps(b + i));
+        if (w != 1.0f) x = _mm512_mul_ps(wv, x);
+        x = rcp != 0 ? _mm512_maskz_mul_ps(keep, x, inv) : _mm512_maskz_div_ps(keep, x, r);
+        _mm512_storeu_ps(acc + i, _mm512_add_ps(_mm512_loadu_ps(acc + i), x));
+    }
+    return !bad && !dare_add_bf16_scalar(acc, h, b, w, n16, n, prefix, first, below, rho);
+}
+#endif
+
+#ifdef __AVX2__
+static bool dare_add_bf16_avx2(float *acc, const uint16_t *h, const float *b, float w, size_t n, uint64_t prefix,
+                               size_t first, uint64_t below, float rho) {
+    size_t n8 = n - n % 8;
+    const __m256i p = _mm256_set1_epi64x((long long)prefix), lim = _mm256_set1_epi64x((long long)below);
+    const __m256i exp = _mm256_set1_epi32(0x7f800000);
+    const float rcp = exact_reciprocal(rho);
+    const __m256 r = _mm256_set1_ps(rho), inv = _mm256_set1_ps(rcp), wv = _mm256_set1_ps(w);
+    __m256i bad = _mm256_setzero_si256();
+    for (size_t i = 0; i < n8; i += 8) {
+        __m256 keep = dare_keep8_avx2(first + i, p, lim);
+        __m256i u = _mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(h + i))), 16);
+        bad = _mm256_or_si256(bad, _mm256_cmpeq_epi32(_mm256_and_si256(u, exp), exp));
+        __m256 x = _mm256_sub_ps(_mm256_castsi256_ps(u), _mm256_loadu_ps(b + i));
+        if (w != 1.0f) x = _mm256_mul_ps(wv, x);
+        x = rcp != 0 ? _mm256_mul_ps(x, inv) : _mm256_div_ps(x, r);
+        _mm256_storeu_ps(acc + i, _mm256_add_ps(_mm256_loadu_ps(acc + i), _mm256_and_ps(x, keep)));
+    }
+    return _mm256_testz_si256(bad, bad) && !dare_add_bf16_scalar(acc, h, b, w, n8, n, prefix, first, below, rho);
+}
+#endif
+
+bool dare_add_bf16_seq(float *acc, const uint16_t *h, const float *b, float w, size_t n, double density, uint64_t seed,
+                       int task, uint64_t tensor_key, size_t first) {
+    /* density 0 keeps nothing: +0 added everywhere, as to the zeroed row of dare_apply_at_seq */
+    float rho = density > 0 ? (float)density : 1.0f;
+    uint64_t prefix = kern_hash_prefix(seed, (uint64_t)task, tensor_key), below = density > 0 ? keep_below(density) : 0;
+#ifdef CPU_V16
+    if (cpu_isa_level() == CPU_ISA_AVX512) return dare_add_bf16_v16(acc, h, b, w, n, prefix, first, below, rho);
+#endif
+#ifdef __AVX2__
+    return dare_add_bf16_avx2(acc, h, b, w, n, prefix, first, below, rho);
+#else
+    return !dare_add_bf16_scalar(acc, h, b, w, 0, n, prefix, first, below, rho);
+#endif
+}
 
 size_t dare_apply_at_seq(float *tv, size_t n, double density, uint64_t seed, int task, uint64_t tensor_key,
                          size_t first) {

@@ -136,6 +136,12 @@ size_t dare_apply(float *tv, size_t n, double density, uint64_t seed, int task, 
 size_t dare_apply_at(float *tv, size_t n, double density, uint64_t seed, int task, uint64_t tensor_key, size_t first);
 size_t dare_apply_at_seq(float *tv, size_t n, double density, uint64_t seed, int task, uint64_t tensor_key,
                          size_t first);
+/* acc[j] += the DARE'd τ of element first + j, formed from raw BF16 values h against θ0 = b:
+ * τ = h − b (w (h − b) when w ≠ 1), kept by dare_apply_at_seq's decision for `task` and divided by
+ * density, +0 where dropped — the floats of forming τ as a row, dare_apply_at_seq on it and adding
+ * the row to acc, in one pass. False when a value of h is not finite (acc then holds garbage). */
+bool dare_add_bf16_seq(float *acc, const uint16_t *h, const float *b, float w, size_t n, double density, uint64_t seed,
+                       int task, uint64_t tensor_key, size_t first);
 
 /* ---- TATR (tatr_kernels.c) ---- */
 /* omega += g ⊙ (abs_sum − |tv|), where abs_sum = Σ_j |τ_j| and tv = τ_i: the j ≠ i terms of

@@ -186,6 +186,24 @@ YAML
 merge --config "$tmp/c.yaml" --out "$tmp/o_cfg"
 out=$(ref "$tmp/o_cfg" "$B" "$M" ties --weights 0.5,1.5,1 --set topk=30 --set lambda=0.9) || fail "config: $out"
 echo "config: $out"
+# dare over ta with model weights and a density whose reciprocal is not exact (x / ρ divided): the
+# one-pass BF16 kernel, against numpy, at both ISA levels
+cat >"$tmp/d.yaml" <<YAML
+merge_method: dare_linear
+base_model: $B
+models:
+  - {model: $tmp/m/ft0, parameters: {weight: 0.5}}
+  - {model: $tmp/m/ft1, parameters: {weight: 1.5}}
+  - {model: $tmp/m/ft2}
+parameters: {density: 0.3, lambda: 0.9}
+seed: 4
+YAML
+for isa in avx512 avx2; do
+  TTMERGE_ISA=$isa merge --config "$tmp/d.yaml" --out "$tmp/o_dcfg_$isa"
+  out=$(ref "$tmp/o_dcfg_$isa" "$B" "$M" dare --seed 4 --weights 0.5,1.5,1 --set density=0.3 --set lambda=0.9) ||
+    fail "dare config ($isa): $out"
+  echo "dare config ($isa): $out"
+done
 cat >"$tmp/r.yaml" <<YAML
 merge_method: task_arithmetic
 base_model: $B

@@ -560,6 +560,62 @@ Test(dare, matches_the_definition_elementwise) {
     free(y);
 }
 
+/* The any-model engine's one-pass DARE over raw BF16 rows equals forming τ as a float row
+ * (w (θ − θ0), or θ − θ0 at w = 1), dare_apply_at_seq on it and adding the row, bit for bit: each
+ * ISA level, power-of-two and other densities, density 0 and 1, unit and other weights, offsets
+ * (counters past 2^32), a tail past the last vector, and a sum holding −0 (a dropped entry adds +0).
+ * A value of θ that is not finite, in a vector or in the tail, makes it return false. */
+Test(dare, add_bf16_equals_formed_row_masked_and_added) {
+    const size_t n = 4099;
+    uint16_t *h = malloc(n * sizeof *h);
+    float *b = malloc(n * sizeof(float)), *acc0 = malloc(n * sizeof(float)), *acc = malloc(n * sizeof(float));
+    float *row = malloc(n * sizeof(float)), *v = malloc(n * sizeof(float));
+    tu_fill_uniform(v, n, 21, -1.0f, 1.0f);
+    tu_fill_uniform(b, n, 22, -1.0f, 1.0f);
+    tu_fill_uniform(acc0, n, 23, -2.0f, 2.0f);
+    for (size_t i = 0; i < n; i += 7) acc0[i] = -0.0f;
+    for (size_t i = 0; i < n; i++) {
+        uint32_t u;
+        memcpy(&u, &v[i], sizeof u);
+        h[i] = (uint16_t)(u >> 16);
+        u = (uint32_t)h[i] << 16;
+        memcpy(&v[i], &u, sizeof u); /* θ as the kernel reads it */
+    }
+    const double rhos[] = {0.5, 0.3, 1.0 / 3.0, 1.0, 0.0};
+    const float ws[] = {1.0f, 0.7f};
+    const size_t firsts[] = {0, 5, (size_t)1 << 33};
+    for (int isa = 0; isa < 2; isa++) {
+        cpu_isa_cap(isa ? CPU_ISA_BASE : CPU_ISA_AVX512);
+        for (size_t r = 0; r < sizeof rhos / sizeof *rhos; r++)
+            for (int wi = 0; wi < 2; wi++)
+                for (size_t f = 0; f < 3; f++) {
+                    float w = ws[wi];
+                    for (size_t i = 0; i < n; i++) row[i] = w == 1.0f ? v[i] - b[i] : w * (v[i] - b[i]);
+                    dare_apply_at_seq(row, n, rhos[r], 11, 4, 77, firsts[f]);
+                    memcpy(acc, acc0, n * sizeof(float));
+                    cr_assert(dare_add_bf16_seq(acc, h, b, w, n, rhos[r], 11, 4, 77, firsts[f]));
+                    for (size_t i = 0; i < n; i++) {
+                        float e = acc0[i] + row[i];
+                        cr_assert(memcmp(&e, &acc[i], sizeof e) == 0, "%s rho %g w %g first %zu: acc[%zu] = %a, want %a",
+                                  cpu_isa_name(isa ? CPU_ISA_BASE : CPU_ISA_AVX512), rhos[r], (double)w, firsts[f], i,
+                                  (double)acc[i], (double)e);
+                    }
+                }
+        const size_t at[] = {100, n - 2}; /* in a vector; in the tail */
+        for (int a = 0; a < 2; a++) {
+            uint16_t keep = h[at[a]];
+            h[at[a]] = 0x7f80; /* +inf */
+            memcpy(acc, acc0, n * sizeof(float));
+            cr_assert_not(dare_add_bf16_seq(acc, h, b, 1.0f, n, 0.5, 11, 4, 77, 0), "inf at %zu", at[a]);
+            h[at[a]] = 0xffc1; /* a NaN */
+            cr_assert_not(dare_add_bf16_seq(acc, h, b, 1.0f, n, 0.5, 11, 4, 77, 0), "NaN at %zu", at[a]);
+            h[at[a]] = keep;
+        }
+    }
+    cpu_isa_cap(CPU_ISA_AVX512);
+    free(h), free(b), free(acc0), free(acc), free(row), free(v);
+}
+
 /* ---- TATR ---- */
 
 /* 3 tasks x 4:  tv0 = 1 0 2 -1,  tv1 = 1 1 0 1,  tv2 = -1 0 0 2,  A = Σ|τ| = 3 1 2 4.
