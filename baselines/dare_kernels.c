@@ -44,20 +44,25 @@ static size_t dare_scalar(float *tv, size_t lo, size_t hi, uint64_t prefix, size
 }
 
 #ifdef CPU_V16
-/* The keep decisions of counters c + 0 .. c + 7 (lane l: element c + l) as a mask: splitmix64 in
- * 64-bit lanes (AVX-512DQ multiplies), >> 11, below `below`. */
+/* The keep decisions of the eight counters in c as a mask: splitmix64 in 64-bit lanes (AVX-512DQ
+ * multiplies), then z < lim with lim = below · 2^11, which is (z >> 11) < below for below < 2^53
+ * (below = 2^53 keeps everything: the callers' `all` mask). */
 CPU_V16_TARGET
-static inline __mmask8 dare_keep8_v16(uint64_t c, __m512i p, __m512i lim) {
-    const __m512i lane = _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0);
+static inline __mmask8 dare_keep8_v16(__m512i c, __m512i p, __m512i lim) {
     const __m512i gamma = _mm512_set1_epi64((long long)0x9E3779B97F4A7C15ull);
     const __m512i m1 = _mm512_set1_epi64((long long)0xBF58476D1CE4E5B9ull);
     const __m512i m2 = _mm512_set1_epi64((long long)0x94D049BB133111EBull);
-    __m512i z = _mm512_xor_si512(p, _mm512_add_epi64(_mm512_set1_epi64((long long)c), lane));
-    z = _mm512_add_epi64(z, gamma);
+    __m512i z = _mm512_add_epi64(_mm512_xor_si512(p, c), gamma);
     z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 30)), m1);
     z = _mm512_mullo_epi64(_mm512_xor_si512(z, _mm512_srli_epi64(z, 27)), m2);
     z = _mm512_xor_si512(z, _mm512_srli_epi64(z, 31));
-    return _mm512_cmplt_epu64_mask(_mm512_srli_epi64(z, 11), lim);
+    return _mm512_cmplt_epu64_mask(z, lim);
+}
+
+/* The limit of dare_keep8_v16 for `below`, and its mask of lanes kept whatever the hash. */
+static uint64_t v16_limit(uint64_t below, uint8_t *all) {
+    *all = below >> 53 ? 0xFF : 0;
+    return below >> 53 ? 0 : below << 11;
 }
 
 /* Eight elements per step: the kept entries divided by ρ (multiplied by 1 / ρ when that is exact),
@@ -65,11 +70,14 @@ static inline __mmask8 dare_keep8_v16(uint64_t c, __m512i p, __m512i lim) {
 CPU_V16_TARGET
 static size_t dare_block_v8(float *tv, size_t n, uint64_t prefix, size_t first, uint64_t below, float rho) {
     size_t kept = 0, n8 = n - n % 8;
-    const __m512i p = _mm512_set1_epi64((long long)prefix), lim = _mm512_set1_epi64((long long)below);
+    uint8_t all;
+    const __m512i p = _mm512_set1_epi64((long long)prefix), lim = _mm512_set1_epi64((long long)v16_limit(below, &all));
+    const __m512i step = _mm512_set1_epi64(8);
+    __m512i c = _mm512_add_epi64(_mm512_set1_epi64((long long)first), _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0));
     const float rcp = exact_reciprocal(rho);
     const __m256 r = _mm256_set1_ps(rho), inv = _mm256_set1_ps(rcp);
-    for (size_t i = 0; i < n8; i += 8) {
-        __mmask8 keep = dare_keep8_v16(first + i, p, lim);
+    for (size_t i = 0; i < n8; i += 8, c = _mm512_add_epi64(c, step)) {
+        __mmask8 keep = dare_keep8_v16(c, p, lim) | all;
         __m256 x = _mm256_loadu_ps(tv + i);
         _mm256_storeu_ps(tv + i, rcp != 0 ? _mm256_maskz_mul_ps(keep, x, inv) : _mm256_maskz_div_ps(keep, x, r));
         kept += (size_t)__builtin_popcount(keep);
@@ -197,13 +205,16 @@ CPU_V16_TARGET
 static bool dare_add_bf16_v16(float *acc, const uint16_t *h, const float *b, float w, size_t n, uint64_t prefix,
                               size_t first, uint64_t below, float rho) {
     size_t n16 = n - n % 16;
-    const __m512i p = _mm512_set1_epi64((long long)prefix), lim = _mm512_set1_epi64((long long)below);
-    const __m512i exp = _mm512_set1_epi32(0x7f800000);
+    uint8_t all;
+    const __m512i p = _mm512_set1_epi64((long long)prefix), lim = _mm512_set1_epi64((long long)v16_limit(below, &all));
+    const __m512i step = _mm512_set1_epi64(16), exp = _mm512_set1_epi32(0x7f800000);
+    __m512i c0 = _mm512_add_epi64(_mm512_set1_epi64((long long)first), _mm512_set_epi64(7, 6, 5, 4, 3, 2, 1, 0));
+    __m512i c1 = _mm512_add_epi64(c0, _mm512_set1_epi64(8));
     const float rcp = exact_reciprocal(rho);
     const __m512 r = _mm512_set1_ps(rho), inv = _mm512_set1_ps(rcp), wv = _mm512_set1_ps(w);
     __mmask16 bad = 0;
-    for (size_t i = 0; i < n16; i += 16) {
-        __mmask16 keep = _mm512_kunpackb(dare_keep8_v16(first + i + 8, p, lim), dare_keep8_v16(first + i, p, lim));
+    for (size_t i = 0; i < n16; i += 16, c0 = _mm512_add_epi64(c0, step), c1 = _mm512_add_epi64(c1, step)) {
+        __mmask16 keep = _mm512_kunpackb(dare_keep8_v16(c1, p, lim) | all, dare_keep8_v16(c0, p, lim) | all);
         __m512i u = _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_loadu_si256((const __m256i *)(h + i))), 16);
         bad |= _mm512_cmpeq_epi32_mask(_mm512_and_si512(u, exp), exp);
         __m512 x = _mm512_sub_ps(_mm512_castsi512_ps(u), _mm512_loadu_ps(b + i));
