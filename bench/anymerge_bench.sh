@@ -19,7 +19,6 @@
 # before the output is synced to disk (ttmerge fsyncs every file before publishing the directory;
 # the PyTorch writers do not).
 # Writes DIR/bench.csv (round,method,impl,seconds,merge_s,peak_rss_mb) and prints a summary (medians).
-# Run it under the shared lock:  flock /work/briefs/heavy.lock bench/anymerge_bench.sh DIR
 set -euo pipefail
 dir=$1 rounds=${2:-3} methods=${3:-ta,ties,dare}
 peer_methods=${4:-$methods}
@@ -38,6 +37,7 @@ echo "round,method,impl,seconds,merge_s,peak_rss_mb" >"$out"
 run() { # ROUND METHOD IMPL CMD...
   local r=$1 m=$2 impl=$3; shift 3
   rm -rf "$dir/out"
+  sync # the last output's writeback done before the clock starts, not during the next run
   cat "$dir"/base/* "$dir"/ft*/* >/dev/null # warm the page cache (untimed)
   /usr/bin/time -f "%e %M" -o "$dir/time.txt" "$@" 2>"$dir/err.txt" >/dev/null || { cat "$dir/err.txt"; exit 1; }
   read -r sec kb <"$dir/time.txt"
