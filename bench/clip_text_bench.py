@@ -1,8 +1,8 @@
 #!/usr/bin/python3
 """clip_text_bench.py — CLIP's text tower at the full ViT-B/32 shape: equivalence and throughput.
-Not run by ctest (minutes). Run under the heavy lock on a shared machine:
+Not run by ctest (minutes). Run it with no other heavy job on the machine:
 
-  flock /work/briefs/heavy.lock env OMP_WAIT_POLICY=passive /usr/bin/python3 bench/clip_text_bench.py \\
+  env OMP_WAIT_POLICY=passive /usr/bin/python3 bench/clip_text_bench.py \\
       build/ttmerge [WORKDIR] [--seed S] [--rounds R] [--threads 2]
 
 1. Equivalence: tests/clip_text_check.py's checks with 12 layers per tower (text width 512, 8 heads,

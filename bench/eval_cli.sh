@@ -12,7 +12,7 @@
 # 2 threads, ttmerge's default batch. Output: DIR/eval_cli.csv (round,bin,images,seconds,peak_rss_mb)
 # and per binary the median seconds and peak RSS; the logits of every binary are compared with the
 # first's: within 1e-5 of the largest logit (a partial pass may round differently: docs/inference.md).
-# Run it alone (the shared-lock convention: flock /work/briefs/heavy.lock bench/eval_cli.sh ...).
+# Run it alone: another heavy job on the same cores changes the times.
 set -euo pipefail
 arch=b32 images=288 rounds=3 threads=2 batch="" out=""
 while [ $# -gt 0 ]; do

@@ -8,7 +8,7 @@
 # bytes. Prints both leaderboards' averages.
 #
 #   bench/studies/import_roundtrip.sh BIN SUITE_DIR [METHODS|all] [WORK_DIR]
-#   flock /work/briefs/heavy.lock bench/studies/import_roundtrip.sh build/ttmerge /work/seeds/seed0/suite all
+#   bench/studies/import_roundtrip.sh build/ttmerge suites/seed0 all   (alone on the machine)
 set -euo pipefail
 bin=$(realpath "$1") suite=$(realpath "$2") methods=${3:-all} work=${4:-}
 here=$(cd "$(dirname "$0")" && pwd)
