@@ -1370,11 +1370,38 @@ static int svd_emit(engine *e, int i, float *merged, tt_err *err) {
     return 0;
 }
 
-/* Every 2-D tensor of an SVD merge: in batches of one tensor per thread, the largest first
+/* Bytes one thread's SVD merge of an m x n matrix takes at K models, by estimate: its K task vectors
+ * and the merged matrix as F32, the method's float64 copies and factors and LAPACK's workspace, as
+ * a·mn + b·k² (k = min(m, n)) with a and b fitted to the peak RSS of one-matrix merges (1024 x 1024,
+ * 2752 x 1024 and 1024 x 2752 at K = 8) and rounded up. It predicts 91 and 69 bytes per entry for
+ * TSV-M and Iso-C on 11,008 x 4,096, where 87 and 65 were measured. */
+static double svd_job_bytes(am_method mt, int K, size_t m, size_t n) {
+    double k = (double)(m < n ? m : n), mn = (double)m * (double)n, a = 36, b = 72; /* tsv-m */
+    if (mt == AM_ISO_C) a = 28, b = 32;
+    else if (mt == AM_ISO_CTS) a = 54, b = 68;
+    else if (mt == AM_CART) a = 72, b = 16;
+    return (4.0 * K + a) * mn + b * k * k;
+}
+
+/* What the SVD merges' matrices in flight may take: c->max_memory, else 3/4 of the memory the
+ * kernel reports available now (no limit when it does not say). */
+static double svd_budget(const am_config *c) {
+    if (c->max_memory) return (double)c->max_memory;
+    FILE *f = fopen("/proc/meminfo", "r");
+    char line[128];
+    unsigned long long kb = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1) break;
+    if (f) fclose(f);
+    return kb ? 0.75 * 1024.0 * (double)kb : INFINITY;
+}
+
+/* Every 2-D tensor of an SVD merge: in batches of at most one tensor per thread, the largest first,
+ * as many as fit in the budget by estimate (svd_job_bytes; one alone when it needs more)
  * (svd_run_jobs: each thread reads its tensor's K task vectors and runs the per-matrix merge with a
- * one-threaded BLAS), then each batch's θ0 + λ · merged written; *done counts the matrices, pg
- * shows them. Memory: per thread K task vectors of its matrix and the SVDs' float64 workspace, and
- * the batch's merged matrices. */
+ * one-threaded BLAS, so the bits do not depend on the batches), then each batch's θ0 + λ · merged
+ * written; *done counts the matrices, pg shows them. Memory: per thread in the batch K task vectors
+ * of its matrix and the SVDs' float64 workspace, and the batch's merged matrices. */
 static int svd_merge_tensors(engine *e, progress *pg, int *done, tt_err *err) {
     int n = 0, T = omp_get_max_threads(), rc = -1;
     int *idx = malloc((size_t)(e->n ? e->n : 1) * sizeof *idx);
@@ -1394,8 +1421,15 @@ static int svd_merge_tensors(engine *e, progress *pg, int *done, tt_err *err) {
     am_method mt = e->c->method;
     svd_layer_fn fn = mt == AM_TSV_M ? tsvm_layer : mt == AM_ISO_C ? isoc_layer : mt == AM_CART ? cart_layer : isocts_layer;
     const double param = mt == AM_CART ? e->c->cart_rank_ratio : e->c->common_space_fraction;
-    for (int b = 0; b < n; b += T) {
-        int nb = n - b < T ? n - b : T, failed = 0;
+    const double budget = svd_budget(e->c);
+    for (int b = 0, nb; b < n; b += nb) {
+        int failed = 0;
+        double need = 0;
+        for (nb = 0; b + nb < n && nb < T; nb++) {
+            const st_tensor *bt = e->t[idx[b + nb]].base->t;
+            need += svd_job_bytes(mt, e->K, (size_t)bt->shape[0], (size_t)bt->shape[1]);
+            if (nb > 0 && need > budget) break;
+        }
         for (int j = 0; j < nb; j++) {
             const am_tensor *t = &e->t[idx[b + j]];
             if (!(out[j] = tt_calloc_aligned(t->numel, sizeof(float), err))) goto done;

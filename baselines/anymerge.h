@@ -128,6 +128,8 @@ typedef struct am_config {
     int out_dtype;      /* st_dtype of merged tensors, or -1 = each tensor's base dtype */
     size_t shard_size;  /* bytes of tensor data per output shard (0 = one file) */
     size_t slice;       /* elements per slice (0 = 1 Mi, or two chunks per thread if more) */
+    size_t max_memory;  /* SVD merges: bytes the matrices merged at once may take, by estimate (0 = 3/4
+                         * of the memory available at the start); one matrix runs alone if it needs more */
     bool copy_files;    /* copy the base directory's non-tensor files */
     size_t undecided_cap; /* TIES: entries awaiting the majority sign kept for the fix-up (1 Mi);
                            * past it the merge pass is redone (tests set it small, or 0) */

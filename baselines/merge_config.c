@@ -233,6 +233,10 @@ static int parse_top(mc_ctx *m, const yaml_node_t *root) {
         else if (!strcmp(k, "out_shard_size")) {
             rc = get_str(m, v, "out_shard_size", word, sizeof word);
             if (!rc && mc_parse_size(word, &c->shard_size)) rc = mfail(m, v, "out_shard_size '%s' is not a size like 5GB", word);
+        } else if (!strcmp(k, "max_memory")) {
+            rc = get_str(m, v, "max_memory", word, sizeof word);
+            if (!rc && (mc_parse_size(word, &c->max_memory) || c->max_memory == 0))
+                rc = mfail(m, v, "max_memory '%s' is not a size like 16GB", word);
         } else if (!strcmp(k, "seed")) {
             double s = 0;
             rc = get_num(m, v, "seed", 0, 9e15, &s);

@@ -4,6 +4,7 @@
 #include <cblas.h>
 #include <dlfcn.h>
 #include <lapacke.h>
+#include <omp.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
@@ -199,8 +200,9 @@ int svd_run_jobs(int n_jobs, const svd_job *jobs, int K, svd_tau_get get, const 
     tt_err first = {0};
     progress pg;
     progress_start(&pg, "svd layers", n_jobs, show_progress);
-    int done = 0;
-#pragma omp parallel
+    int done = 0, T = omp_get_max_threads();
+    /* no thread without a job: each holds room for K task vectors of the largest matrix */
+#pragma omp parallel num_threads(n_jobs < T ? (n_jobs > 0 ? n_jobs : 1) : T)
     {
         tt_err e = {0};
         float *tau = tt_calloc_aligned((size_t)K * (most ? most : 1), sizeof(float), &e);

@@ -47,6 +47,7 @@ static int split_models(am_config *c, const char *list) {
 /* ttmerge merge --base B --models M1,M2 --method ta --out DIR, or --config FILE.yaml */
 static int merge_any(int argc, char **argv) {
     const char *base = NULL, *models = NULL, *method = NULL, *out = NULL, *dtype = NULL, *shard = NULL, *config = NULL, *slice = NULL;
+    const char *max_memory = NULL;
     cli_list sets = {0};
     cli_common common = {0};
     cli_opt opts[] = {
@@ -61,6 +62,8 @@ static int merge_any(int argc, char **argv) {
         {"shard-size", "SIZE", "at most this much tensor data per shard, e.g. 5GB (default: one file)", .str = &shard},
         {"slice", "N", "elements per slice of a tensor (default 1048576; memory ~ (models + 2) x 4N bytes)",
          .str = &slice},
+        {"max-memory", "SIZE", "SVD merges: as many matrices at once as fit in SIZE, e.g. 16GB (default: 3/4 of "
+         "the available memory)", .str = &max_memory},
         CLI_COMMON(&common),
         {0}};
     int rc = cli_parse("merge",
@@ -93,6 +96,8 @@ static int merge_any(int argc, char **argv) {
         else return cli_error("merge", "--dtype must be f32, f16 or bf16, not '%s'", dtype);
     }
     if (shard && mc_parse_size(shard, &c.shard_size)) return cli_error("merge", "--shard-size: '%s' is not a size like 5GB", shard);
+    if (max_memory && (mc_parse_size(max_memory, &c.max_memory) || c.max_memory == 0))
+        return cli_error("merge", "--max-memory: '%s' is not a size like 16GB", max_memory);
     long n_slice = 0;
     if (slice && cli_int("merge", "slice", slice, 1, 1L << 30, &n_slice)) return 2;
     c.slice = (size_t)n_slice;

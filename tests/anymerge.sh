@@ -97,6 +97,14 @@ YAML
   echo "$m config: $out"
   "$bin" merge --quiet --threads 1 --config "$tmp/$m.yaml" --out "$tmp/o_f1$m"
   cmp -s "$tmp/o_f$m/model.safetensors" "$tmp/o_f1$m/model.safetensors" || fail "$m: 1 and 2 threads differ"
+  # one matrix at a time on 2 threads (a memory budget below any matrix's): the same bits
+  { cat "$tmp/$m.yaml"; echo "max_memory: 1KB"; } >"$tmp/$m-mem.yaml"
+  merge --threads 2 --config "$tmp/$m-mem.yaml" --out "$tmp/o_fm$m"
+  cmp -s "$tmp/o_f$m/model.safetensors" "$tmp/o_fm$m/model.safetensors" || fail "$m: max_memory 1KB differs"
+done
+merge --threads 2 --max-memory 1 --base "$B" --models "$M" --method tsv-m --shard-size 500KB --out "$tmp/o_tsvm_mem"
+for f in "$tmp"/o_tsv-m/*.safetensors; do
+  cmp -s "$f" "$tmp/o_tsvm_mem/$(basename "$f")" || fail "tsv-m: --max-memory 1 differs in $(basename "$f")"
 done
 # under --config the SVD merges keep their own default scale (MergeKit's λ = 1 is for its methods)
 printf 'merge_method: cart\nbase_model: %s\nmodels:\n  - model: %s\n  - model: %s\n' "$tmp/f/base" "$tmp/f/ft0" \
@@ -262,6 +270,9 @@ f=$tmp/trunc/$(ls "$tmp/trunc" | grep -m1 'of-.*safetensors')
 truncate -s $(($(stat -c %s "$f") - 100)) "$f"
 expect_fail "$f" "$tmp/x3" -- --base "$B" --models "$tmp/trunc" --method ta
 expect_fail "missing from" "$tmp/x4" -- --base "$B" --models "$tmp/h/ft0" --method ta
+expect_fail "--max-memory: 'lots' is not a size" "$tmp/x12" -- --base "$B" --models "$M" --method tsv-m --max-memory lots
+printf 'merge_method: tsv-m\nbase_model: %s\nmodels:\n  - model: %s\nmax_memory: 0\n' "$B" "$tmp/m/ft0" >"$tmp/mem0.yaml"
+expect_fail "max_memory '0' is not a size" "$tmp/x13" -- --config "$tmp/mem0.yaml"
 expect_fail "is not in the base" "$tmp/x7" -- --base "$tmp/h/base" --models "$tmp/m/ft0" --method ta
 cp -r "$tmp/m/ft2" "$tmp/nan"
 $py - "$src" "$tmp/nan" <<'PY'
