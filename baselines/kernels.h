@@ -143,6 +143,26 @@ size_t dare_apply_at_seq(float *tv, size_t n, double density, uint64_t seed, int
 bool dare_add_bf16_seq(float *acc, const uint16_t *h, const float *b, float w, size_t n, double density, uint64_t seed,
                        int task, uint64_t tensor_key, size_t first);
 
+/* ---- PCB (pcb_kernels.c) ---- */
+/* A task's bounds: the clamp of |τ| and, of the balancing score, the 95% order statistic and the max. */
+typedef struct pcb_row {
+    float lo, hi;
+    float blo, bhi;
+} pcb_row;
+/* sum_n[i] += Ñ(x[i]) = sign(x) · minmax(clamp(|x|)) (add the tasks in task order to 0: Σ_j Ñ_j). */
+void pcb_sum_n_add(float *sum_n, const float *x, const pcb_row *r, size_t n);
+/* b[i] = the balancing score intra ⊙ inter of task row x (lo, hi of r) given Σ_j Ñ_j; returns the
+ * largest b[i] (-inf for n = 0). b may be x. */
+float pcb_balance(float *b, const float *x, const float *sum_n, const pcb_row *r, int K, size_t n);
+/* num[i] += λ X̂[i] S[i] (double), den[i] += S[i] for task row x (all four bounds of r). */
+void pcb_accumulate(double *num, double *den, const float *x, const float *sum_n, const pcb_row *r, int K, float lam,
+                    size_t n);
+/* out[i] = num[i] / max(den[i], 1e-12): τ_m. */
+void pcb_finish(float *out, const double *num, const double *den, size_t n);
+/* The ranks of the clamp bounds and of the score threshold over d entries per task (Python's int()
+ * of the official expressions); false when the ratios leave no values between the bounds. */
+bool pcb_ranks(uint64_t d, double clamp_ratio, double keep_ratio, uint64_t *r_lo, uint64_t *r_hi, uint64_t *r_b);
+
 /* ---- TATR (tatr_kernels.c) ---- */
 /* omega += g ⊙ (abs_sum − |tv|), where abs_sum = Σ_j |τ_j| and tv = τ_i: the j ≠ i terms of
  * Ω = Σ_i Σ_{j≠i} g_i ⊙ |τ_j|. g = NULL is the zero-shot proxy g = |tv|. */

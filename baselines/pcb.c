@@ -25,6 +25,7 @@
 #include <math.h>
 #include <string.h>
 
+#include "baselines/kernels.h"
 #include "baselines/merge_util.h"
 #include "baselines/search.h"
 #include "baselines/select.h"
@@ -38,26 +39,11 @@ typedef struct pcb_src {
     const void *user;
 } pcb_src;
 
-typedef struct pcb_row {
-    float lo, hi;   /* the clamp bounds of |x| */
-    float blo, bhi; /* the 95% order statistic and the max of the balancing score */
-} pcb_row;
-
 static uint64_t src_count(const pcb_src *src) {
     uint64_t d = 0;
     for (int s = 0; s < src->nseg; s++) d += src->len[s];
     return d;
 }
-
-static float minmax(float v, float lo, float hi) { return hi > lo ? (v - lo) / (hi - lo) : 0.0f; }
-
-/* intra ⊙ inter of one entry: x = τ, sum_n = Σ_j Ñ_j there */
-static float balance(float x, float sum_n, const pcb_row *r, int K) {
-    float a = fabsf(x), mm = minmax(a < r->lo ? r->lo : a > r->hi ? r->hi : a, r->lo, r->hi);
-    return (float)(exp((double)K * mm * mm) * tanh((double)x * sum_n));
-}
-
-static float sgn(float x) { return (float)((x > 0) - (x < 0)); }
 
 /* rank-th smallest of row t's values f(x) over the whole stream (absval: of |x|), exactly */
 static int row_select(const pcb_src *src, int t, uint64_t rank, bool absval, const float *sum_n, const pcb_row *r,
@@ -69,10 +55,8 @@ static int row_select(const pcb_src *src, int t, uint64_t rank, bool absval, con
         for (int s = 0; s < src->nseg; s++) {
             src->get(src, t, s, buf);
             if (sum_n) {
-                for (size_t i = 0; i < src->len[s]; i++) {
-                    buf[i] = balance(buf[i], sum_n[src->off[s] + i], r, src->K);
-                    if (buf[i] > top) top = buf[i];
-                }
+                float m = pcb_balance(buf, buf, sum_n + src->off[s], r, src->K, src->len[s]);
+                top = m > top ? m : top;
             }
             select_feed(&sel, buf, src->len[s]);
         }
@@ -93,10 +77,9 @@ static int pcb_run_src(const pcb_src *src, const pcb_opts *o, float *out, size_t
     double *den = num ? tt_calloc_aligned(most ? most : 1, sizeof(double), err) : NULL;
     int rc = -1;
     if (!den) goto done;
-    /* Python: int(d * min_ratio) and int(d * (1 − max_ratio) − 1) */
-    const uint64_t r_lo = (uint64_t)((double)d * o->clamp_ratio);
-    const uint64_t r_hi = (uint64_t)((double)d * (1.0 - o->clamp_ratio) - 1.0);
-    const uint64_t r_b = (uint64_t)((double)d * (1.0 - o->keep_ratio));
+    uint64_t r_lo, r_hi, r_b;
+    bool ranked = pcb_ranks(d, o->clamp_ratio, o->keep_ratio, &r_lo, &r_hi, &r_b);
+    TT_ASSERT(ranked); /* check_opts said so */
     for (int t = 0; t < K; t++) {
         if (row_select(src, t, r_lo, true, NULL, NULL, buf, &rows[t].lo, NULL, err) ||
             row_select(src, t, r_hi, true, NULL, NULL, buf, &rows[t].hi, NULL, err))
@@ -107,11 +90,7 @@ static int pcb_run_src(const pcb_src *src, const pcb_opts *o, float *out, size_t
         float *dst = sum_n + src->off[s];
         for (int t = 0; t < K; t++) {
             src->get(src, t, s, buf);
-            for (size_t i = 0; i < src->len[s]; i++) {
-                float a = fabsf(buf[i]);
-                a = a < rows[t].lo ? rows[t].lo : a > rows[t].hi ? rows[t].hi : a;
-                dst[i] += sgn(buf[i]) * minmax(a, rows[t].lo, rows[t].hi);
-            }
+            pcb_sum_n_add(dst, buf, &rows[t], src->len[s]);
         }
     }
     for (int t = 0; t < K; t++)
@@ -123,18 +102,10 @@ static int pcb_run_src(const pcb_src *src, const pcb_opts *o, float *out, size_t
         memset(num, 0, n * sizeof *num);
         memset(den, 0, n * sizeof *den);
         for (int t = 0; t < K; t++) {
-            const pcb_row *r = &rows[t];
             src->get(src, t, s, buf);
-            for (size_t i = 0; i < n; i++) {
-                float x = buf[i], b = balance(x, sum_n[src->off[s] + i], r, K);
-                float sc = minmax(b < r->blo ? r->blo : b, r->blo, r->bhi);
-                float a = fabsf(x);
-                a = a < r->lo ? r->lo : a > r->hi ? r->hi : a;
-                num[i] += (double)(sgn(x) * a * lam) * sc;
-                den[i] += sc;
-            }
+            pcb_accumulate(num, den, buf, sum_n + src->off[s], &rows[t], K, lam, n);
         }
-        for (size_t i = 0; i < n; i++) out[src->off[s] + i] = (float)(num[i] / (den[i] > 1e-12 ? den[i] : 1e-12));
+        pcb_finish(out + src->off[s], num, den, n);
     }
     rc = 0;
 done:
@@ -147,10 +118,11 @@ done:
 
 static int check_opts(const pcb_opts *o, uint64_t d, tt_err *err) {
     if (d < 2) return tt_fail(err, TT_EINPUT, "PCB needs at least 2 parameters, got %llu", (unsigned long long)d);
-    if (!(o->clamp_ratio >= 0 && (double)d * (1.0 - o->clamp_ratio) - 1.0 >= (double)(uint64_t)((double)d * o->clamp_ratio)))
-        return tt_fail(err, TT_EINPUT, "parameter clamp=%g leaves no values between the two clamp bounds", o->clamp_ratio);
     if (!(o->keep_ratio > 0 && o->keep_ratio <= 1))
         return tt_fail(err, TT_EINPUT, "parameter keep=%g is out of range (0, 1]", o->keep_ratio);
+    uint64_t r_lo, r_hi, r_b;
+    if (!pcb_ranks(d, o->clamp_ratio, o->keep_ratio, &r_lo, &r_hi, &r_b))
+        return tt_fail(err, TT_EINPUT, "parameter clamp=%g leaves no values between the two clamp bounds", o->clamp_ratio);
     return 0;
 }
 
