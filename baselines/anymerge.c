@@ -85,6 +85,10 @@ typedef struct engine {
     bool mean;        /* TIES: disjoint mean */
     float thr[AM_MAX_MODELS];
     float tatr_thr;   /* tatr: entries with Ω below it are kept */
+    pcb_row pcb[AM_MAX_MODELS]; /* pcb: each model's bounds, found by pcb_bounds */
+    float pcb_lam;    /* pcb: its λ (e->lam is 1: θ0 + τ_m) */
+    bool pcb_scores;  /* pcb: a counting pass feeds the balancing scores (else |τ_k|) */
+    float *pcb_max;   /* pcb: per thread and model, the largest score fed */
     double rho[AM_MAX_MODELS];
     int8_t majority;
     /* the fused TIES pass */
@@ -378,7 +382,8 @@ static bool form_model(const engine *e, const am_tensor *t, int k, size_t o, siz
         return first_nonfinite(x, n) == n;
     }
     if (s->dtype != ST_BF16 && s->dtype != ST_F32) st_dtype_to_f32(s->dtype, r, x, n); /* else below */
-    if (!task_vector_from(s->dtype, r, fb, t->w[k], x, n)) return false;
+    /* pcb: w_k scales the model's λ (pcb_accumulate), not τ_k, whose order statistics PCB takes */
+    if (!task_vector_from(s->dtype, r, fb, e->c->method == AM_PCB ? 1.0f : t->w[k], x, n)) return false;
     if (e->c->method == AM_DARE) dare_apply_at_seq(x, n, e->rho[k], e->c->seed, k, t->key, at);
     return true;
 }
@@ -519,6 +524,21 @@ static void merge_tv(engine *e, const am_tensor *t, size_t at, const float *cons
             tatr_omega(omega, x, e->K, m);
             for (size_t j = 0; j < m; j++)
                 if (!(omega[j] < e->tatr_thr)) out[o + j] = 0;
+        }
+        return;
+    }
+    case AM_PCB: { /* a block at a time: Σ_j Ñ_j, then the tasks' weighted sum */
+        float sum_n[AM_BLOCK];
+        double num[AM_BLOCK], den[AM_BLOCK];
+        for (size_t o = 0; o < n; o += AM_BLOCK) {
+            size_t m = n - o < AM_BLOCK ? n - o : AM_BLOCK;
+            memset(sum_n, 0, m * sizeof *sum_n);
+            for (int k = 0; k < e->K; k++) pcb_sum_n_add(sum_n, tv[k] + o, &e->pcb[k], m);
+            memset(num, 0, m * sizeof *num);
+            memset(den, 0, m * sizeof *den);
+            for (int k = 0; k < e->K; k++)
+                pcb_accumulate(num, den, tv[k] + o, sum_n, &e->pcb[k], e->K, e->pcb_lam * t->w[k], m);
+            pcb_finish(out + o, num, den, m);
         }
         return;
     }
@@ -800,6 +820,20 @@ static bool count_chunk(engine *e, const am_tensor *t, size_t first, size_t c, s
     block_scratch b = thread_block(e);
     for (size_t o = 0; o < m; o += AM_BLOCK) {
         size_t n = m - o < AM_BLOCK ? m - o : AM_BLOCK;
+        if (e->c->method == AM_PCB && e->pcb_scores) { /* each model's balancing scores, into fb */
+            if (!form_rows(e, t, o, n, first + c + o, b.fb, b.tv)) return false;
+            memset(b.out, 0, n * sizeof *b.out);
+            for (int k = 0; k < e->K; k++) pcb_sum_n_add(b.out, b.tv[k], &e->pcb[k], n);
+            float *top = e->pcb_max + (size_t)omp_get_thread_num() * (size_t)e->K;
+            for (int j = 0; j < ns; j++) {
+                int k = sel_task[j];
+                float most = pcb_balance(b.fb, b.tv[k], b.out, &e->pcb[k], e->K, n);
+                top[k] = most > top[k] ? most : top[k];
+                const float *x = b.fb;
+                select_count_part(&sel[j], 1, part, &x, n);
+            }
+            continue;
+        }
         if (e->c->method == AM_TATR) { /* one selection, of Ω */
             if (!form_rows(e, t, o, n, first + c + o, b.fb, b.tv)) return false;
             tatr_omega(b.out, (const float *const *)b.tv, e->K, n);
@@ -810,10 +844,8 @@ static bool count_chunk(engine *e, const am_tensor *t, size_t first, size_t c, s
         if (!form_base(e, t, o, n, b.fb)) return false;
         for (int k = 0, j = 0; k < e->K; k++) {
             if (!form_model(e, t, k, o, n, first + c + o, b.fb, b.out)) return false;
-            if (j < ns && sel_task[j] == k) {
-                const float *x = b.out;
+            for (const float *x = b.out; j < ns && sel_task[j] == k;) /* pcb: two per model */
                 select_count_part(&sel[j++], 1, part, &x, n);
-            }
         }
     }
     return true;
@@ -1134,6 +1166,71 @@ static int fix_undecided(engine *e, tt_err *err) {
         if (rewrite_f32(e, i, first, e->out, 1, err)) return -1;
     }
     return 0;
+}
+
+/* ---- pcb: each model's four order statistics over the whole model ---- */
+
+/* The radix select's counting passes for selections sel[0..ns) (model task[j]), until every one is
+ * done; their values into v. */
+static int select_passes(engine *e, select_ctx *sel, const int *task, int ns, float *v, tt_err *err) {
+    int rc = 0;
+    for (bool more = true; more && !rc;) {
+        rc = stream(e, PASS_SELECT, sel, task, ns, err);
+        e->threshold_passes++;
+        more = false;
+        for (int j = 0; j < ns && !rc; j++)
+            if (!select_done(&sel[j])) more |= select_next_pass(&sel[j]);
+    }
+    for (int j = 0; j < ns && !rc; j++) v[j] = select_value(&sel[j]);
+    return rc;
+}
+
+/* PCB's bounds of every model, exact over all merged entries: the clamp bounds of |τ_k| (the order
+ * statistics at pcb_ranks' r_lo and r_hi), then, those known, of its balancing score the order
+ * statistic at r_b and the largest value. Passes over the inputs: two, and two. */
+static int pcb_bounds(engine *e, tt_err *err) {
+    const am_config *c = e->c;
+    const int K = e->K, T = omp_get_max_threads();
+    uint64_t r_lo, r_hi, r_b;
+    if (!pcb_ranks(e->d, c->pcb_clamp, c->pcb_keep, &r_lo, &r_hi, &r_b))
+        return tt_fail(err, TT_EINPUT, "pcb: parameter clamp=%g leaves no entries between the two clamp bounds of "
+                                       "%llu merged entries", c->pcb_clamp, (unsigned long long)e->d);
+    select_ctx *sel = calloc((size_t)(2 * K), sizeof *sel);
+    int task[2 * AM_MAX_MODELS], ns = 0, rc = -1;
+    float v[2 * AM_MAX_MODELS];
+    e->pcb_max = malloc((size_t)T * (size_t)K * sizeof *e->pcb_max);
+    if (!sel || !e->pcb_max) {
+        tt_fail(err, TT_ENOMEM, "out of memory");
+        goto done;
+    }
+    for (int k = 0; k < K; k++)
+        for (int end = 0; end < 2; end++, ns++) {
+            task[ns] = k;
+            if (select_init(&sel[ns], end ? r_hi : r_lo, true, err)) goto done;
+        }
+    if (select_passes(e, sel, task, ns, v, err)) goto done;
+    for (int k = 0; k < K; k++) e->pcb[k].lo = v[2 * k], e->pcb[k].hi = v[2 * k + 1];
+    while (ns) select_free(&sel[--ns]);
+    for (size_t i = 0; i < (size_t)T * (size_t)K; i++) e->pcb_max[i] = -INFINITY;
+    for (int k = 0; k < K; k++, ns++) {
+        task[ns] = k;
+        if (select_init(&sel[ns], r_b, false, err)) goto done;
+    }
+    e->pcb_scores = true;
+    if (select_passes(e, sel, task, ns, v, err)) goto done;
+    for (int k = 0; k < K; k++) {
+        e->pcb[k].blo = v[k];
+        e->pcb[k].bhi = -INFINITY;
+        for (int i = 0; i < T; i++) e->pcb[k].bhi = fmaxf(e->pcb[k].bhi, e->pcb_max[(size_t)i * (size_t)K + (size_t)k]);
+    }
+    rc = 0;
+done:
+    e->pcb_scores = false;
+    while (sel && ns) select_free(&sel[--ns]);
+    free(sel);
+    free(e->pcb_max);
+    e->pcb_max = NULL;
+    return rc;
 }
 
 /* ---- tatr: the threshold of Ω over the whole model ---- */
@@ -1539,6 +1636,7 @@ static void engine_start(engine *e, const am_config *c) {
     size_t per_threads = 2 * (size_t)omp_get_max_threads() * e->chunk;
     e->slice = c->slice ? c->slice : per_threads > ((size_t)1 << 20) ? per_threads : (size_t)1 << 20;
     e->lam = (float)(c->lambda >= 0 ? c->lambda : am_default_lambda(c));
+    if (c->method == AM_PCB) e->pcb_lam = e->lam, e->lam = 1; /* θ0 + τ_m: λ is inside PCB's sum */
     e->ties = c->method == AM_TIES || c->method == AM_CONSENSUS_TIES || (c->method == AM_DARE && c->dare_ties);
     e->mean = c->mean;
     for (int k = 0; k < e->K; k++) e->rho[k] = c->model[k].density >= 0 ? c->model[k].density : c->density;
@@ -1583,7 +1681,7 @@ int am_run(const am_config *c, const char *out, am_stats *stats, tt_err *err) {
     }
     bool svd = svd_method(c->method);
     if ((svd && svd_check(&e, err)) || (weighted_ta(c->method) && tensor_weights(&e, err)) ||
-        (c->method == AM_TATR && tatr_threshold(&e, err)) ||
+        (c->method == AM_TATR && tatr_threshold(&e, err)) || (c->method == AM_PCB && pcb_bounds(&e, err)) ||
         open_sink(&e, out, err) || copy_rest(&e, err) ||
         stream(&e, PASS_MERGE, NULL, NULL, 0, err) || (e.ties && fix_undecided(&e, err)) ||
         (svd && svd_merge_tensors(&e, &pg, &svd_done, err))) {

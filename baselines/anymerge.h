@@ -34,6 +34,10 @@
  *   cart            θ_avg + λ Σ_k c̃_k, θ_avg = θ0 + Σ τ_k / K, c_k = θ_k − θ_avg rank-reduced (top
  *                   rank_ratio of its singular values) on the 2-D tensors whose name holds "attn" or
  *                   "mlp" and neither "ln" nor "bias" (the official rule), c_k itself on the others
+ *   pcb             PCB-Merging as the suite's pcb over the WHOLE model: |τ_k| clamped at its clamp
+ *                   and 1 − clamp order statistics, the balancing score's top `keep` per model kept,
+ *                   θ0 + Σ_k λ w_k X̂_k S_k / Σ_k S_k (λ 1.2; four order statistics per model, exact:
+ *                   the radix select's passes, two for |τ_k|, two for the scores, then the merge)
  *   tsv-m, iso-c, iso-cts
  *                   θ0 + λ (= α) · the suite's per-matrix SVD merge (baselines/methods.h tsvm_layer,
  *                   isoc_layer, isocts_layer) on every 2-D tensor whose name has no "text_projection"
@@ -85,7 +89,8 @@ typedef enum am_method {
     AM_AWD,
     AM_LATA,
     AM_TATR,
-    AM_CART
+    AM_CART,
+    AM_PCB
 } am_method;
 /* "ta", "ties", ... -> method; -1 when unknown. */
 int am_method_parse(const char *name, am_method *out);
@@ -124,6 +129,8 @@ typedef struct am_config {
     double lata_gamma;  /* lata: weight of the others before normalising (0.5) */
     double tatr_q;      /* tatr: percent of the entries masked, the most conflicting (1) */
     double cart_rank_ratio; /* cart: rank kept of each attn/mlp matrix's centred task vectors (0.12) */
+    double pcb_clamp;   /* pcb: fraction of |τ_k| clamped at each end (0.01) */
+    double pcb_keep;    /* pcb: fraction of each model's balancing scores kept (0.05) */
     uint64_t seed;      /* dare */
     int out_dtype;      /* st_dtype of merged tensors, or -1 = each tensor's base dtype */
     size_t shard_size;  /* bytes of tensor data per output shard (0 = one file) */
@@ -143,11 +150,12 @@ typedef struct am_config {
 /* Defaults for everything but paths and method. */
 void am_config_init(am_config *c);
 /* λ the method uses when c->lambda < 0: 0.3 (ta, dare, consensus, ties+sum), 1.0 (ties+mean, tsv-m:
- * FusionBench's α), 1.5 (iso-c, iso-cts: FusionBench's documented α), 2.0 (cart: the official prior). */
+ * FusionBench's α), 1.5 (iso-c, iso-cts: FusionBench's documented α), 2.0 (cart: the official prior),
+ * 1.2 (pcb: the official vision script's). */
 double am_default_lambda(const am_config *c);
 /* Apply "key=value" (lambda — alpha is its synonym except for awd, whose alpha is the norm weight
  * —, topk (lata's own for lata), density, base, merge, k, tall_lambda, common_space_fraction,
- * beta, iters, init, cosine, update, gamma, q, rank_ratio): the --set of the CLI; c->method must be set
+ * beta, iters, init, cosine, update, gamma, q, rank_ratio, clamp, keep): the --set of the CLI; c->method must be set
  * first. */
 int am_config_set(am_config *c, const char *kv, tt_err *err);
 typedef struct am_stats {

@@ -10,7 +10,7 @@
 
 static const char *const method_names[] = {"ta",      "ties",  "dare",  "consensus-ta", "consensus-ties",
                                            "average", "tsv-m", "iso-c", "iso-cts",      "awd",
-                                           "lata",    "tatr",  "cart"};
+                                           "lata",    "tatr",  "cart",  "pcb"};
 
 int am_method_parse(const char *name, am_method *out) {
     for (int i = 0; i < (int)(sizeof method_names / sizeof *method_names); i++)
@@ -34,6 +34,8 @@ void am_config_init(am_config *c) {
     c->lata_gamma = 0.5;
     c->tatr_q = 1;
     c->cart_rank_ratio = 0.12;
+    c->pcb_clamp = 0.01;
+    c->pcb_keep = 0.05;
     c->out_dtype = -1;
     c->copy_files = true;
     c->undecided_cap = (size_t)1 << 20;
@@ -43,6 +45,7 @@ void am_config_init(am_config *c) {
 double am_default_lambda(const am_config *c) {
     if (c->method == AM_TSV_M) return 1.0;
     if (c->method == AM_CART) return 2.0;
+    if (c->method == AM_PCB) return 1.2;
     if (c->method == AM_ISO_C || c->method == AM_ISO_CTS) return 1.5;
     bool ties_mean = (c->method == AM_TIES || (c->method == AM_DARE && c->dare_ties)) && c->mean;
     return ties_mean ? 1.0 : 0.3;
@@ -71,6 +74,12 @@ int am_config_set(am_config *c, const char *kv, tt_err *err) {
     if (!strcmp(key, "topk")) return parse_number(key, v, 0, 100, &c->topk, err);
     if (!strcmp(key, "gamma")) return parse_number(key, v, 0, 1, &c->lata_gamma, err);
     if (!strcmp(key, "q")) return parse_number(key, v, 0, 100, &c->tatr_q, err);
+    if (!strcmp(key, "clamp")) return parse_number(key, v, 0, 0.5, &c->pcb_clamp, err);
+    if (!strcmp(key, "keep")) {
+        if (parse_number(key, v, 0, 1, &c->pcb_keep, err)) return -1;
+        if (c->pcb_keep <= 0) return tt_fail(err, TT_EINPUT, "parameter keep=%s: expected a number in (0, 1]", v);
+        return 0;
+    }
     if (!strcmp(key, "rank_ratio")) {
         if (parse_number(key, v, 0, 1, &c->cart_rank_ratio, err)) return -1;
         if (c->cart_rank_ratio <= 0) /* the official 0 zeroes every task vector, the average included */
@@ -117,7 +126,7 @@ int am_config_set(am_config *c, const char *kv, tt_err *err) {
     }
     return tt_fail(err, TT_EINPUT,
                    "unknown parameter '%s' (lambda or alpha, topk, density, base, merge, k, tall_lambda, "
-                   "common_space_fraction, beta, iters, init, cosine, update, gamma, q, rank_ratio)",
+                   "common_space_fraction, beta, iters, init, cosine, update, gamma, q, rank_ratio, clamp, keep)",
                    key);
 }
 

@@ -101,7 +101,7 @@ static const struct {
     {"linear", AM_AVERAGE, -1},     {"average", AM_AVERAGE, -1},
     {"tsv-m", AM_TSV_M, -1},        {"iso-c", AM_ISO_C, -1},     {"iso-cts", AM_ISO_CTS, -1},
     {"awd", AM_AWD, -1},            {"lata", AM_LATA, -1},       {"tatr", AM_TATR, -1},
-    {"cart", AM_CART, -1},
+    {"cart", AM_CART, -1},           {"pcb", AM_PCB, -1},
 };
 
 /* weight: a number, or a list of {filter, value} rules (the last may omit filter: the default) */
@@ -259,8 +259,9 @@ static int parse_top(mc_ctx *m, const yaml_node_t *root) {
     if (method_table[i].dare_ties >= 0) c->dare_ties = method_table[i].dare_ties;
     if (!c->base[0]) return mfail(m, root, "base_model is required");
     if (!models) return mfail(m, root, "models is required");
-    /* MergeKit's default; the SVD merges, which MergeKit lacks, keep their own (am_default_lambda) */
-    c->lambda = c->method == AM_TSV_M || c->method == AM_ISO_C || c->method == AM_ISO_CTS || c->method == AM_CART
+    /* MergeKit's default; the SVD merges and PCB, which MergeKit lacks, keep their own (am_default_lambda) */
+    c->lambda = c->method == AM_TSV_M || c->method == AM_ISO_C || c->method == AM_ISO_CTS || c->method == AM_CART ||
+                        c->method == AM_PCB
                     ? -1
                     : 1.0;
     am_model dflt = c->model[0];

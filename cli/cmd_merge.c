@@ -53,7 +53,8 @@ static int merge_any(int argc, char **argv) {
     cli_opt opts[] = {
         {"base", "PATH", "base model: a .safetensors file or a (sharded) Hugging Face directory", .str = &base},
         {"models", "P1,P2,...", "the fine-tuned models (same tensor names and shapes as the base)", .str = &models},
-        {"method", "NAME", "ta, ties, dare, consensus-ta, consensus-ties, average, tsv-m, iso-c, iso-cts, cart, awd, lata or tatr",
+        {"method", "NAME", "ta, ties, dare, consensus-ta, consensus-ties, average, tsv-m, iso-c, iso-cts, cart, pcb, awd, lata "
+         "or tatr",
          .str = &method},
         {"set", "KEY=VALUE", "the method's parameters (docs/any-model.md), e.g. lambda=0.3", .list = &sets},
         {"config", "FILE.yaml", "a MergeKit-style configuration (docs/any-model.md)", .str = &config},
@@ -84,7 +85,7 @@ static int merge_any(int argc, char **argv) {
         if (split_models(&c, models)) return 2;
         if (am_method_parse(method, &c.method))
             return cli_error("merge", "unknown method '%s' for --base/--models (ta, ties, dare, consensus-ta, "
-                                      "consensus-ties, average, tsv-m, iso-c, iso-cts, cart, awd, lata, tatr)", method);
+                                      "consensus-ties, average, tsv-m, iso-c, iso-cts, cart, pcb, awd, lata, tatr)", method);
     }
     if (!out) return cli_error("merge", "--out is required");
     for (int i = 0; i < sets.n; i++)

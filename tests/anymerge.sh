@@ -9,7 +9,7 @@
 # 4. a file-size limit (RLIMIT_FSIZE), a full tmpfs (when mount works) and SIGKILL mid-merge leave no
 #    model at OUT; a shard truncated mid-merge is one line naming it, exit 2, nothing left;
 # 5. with TINY_SUITE: the suite's checkpoints merged this way equal `merge --suite` bit for bit
-#    (ta, ties, dare, consensus-ta, consensus-ties at fixed λ; tsv-m, iso-c, iso-cts at fixed α).
+#    (ta, ties, dare, consensus-ta, consensus-ties, pcb, ... at fixed λ; tsv-m, iso-c, iso-cts at fixed α).
 # The SVD merges (tsv-m, iso-c, iso-cts) are checked against numpy's float64 SVDs in 1. (the last
 # bit of the float32 merged task vector may differ there: anymerge_ref.py says how far).
 set -euo pipefail
@@ -39,9 +39,26 @@ check() { # NAME METHOD REF_ARGS -- MERGE_ARGS
   out=$(ref "$tmp/o_$name" "${refargs[@]}" "$method") || fail "$name: $out"
   echo "$name: $out"
 }
-for m in ta ties dare consensus-ta consensus-ties average tatr; do
+for m in ta ties dare consensus-ta consensus-ties average tatr pcb; do
   check "$m" "$m" "$B" "$M" --seed 5 -- --base "$B" --models "$M" --shard-size 500KB --seed 5
 done
+# pcb's four order statistics per model over slices that cut tensors, F32, model weights (which
+# scale each model's λ), its own clamp and keep through --config; 1 and 2 threads the same bits
+cat >"$tmp/pcb.yaml" <<YAML
+merge_method: pcb
+base_model: $tmp/f/base
+models:
+  - {model: $tmp/f/ft0, parameters: {weight: 0.5}}
+  - {model: $tmp/f/ft1}
+  - {model: $tmp/f/ft2, parameters: {weight: 1.25}}
+parameters: {clamp: 0.05, keep: 0.2}
+YAML
+merge --config "$tmp/pcb.yaml" --slice 333 --out "$tmp/o_pcb_cfg"
+out=$(ref "$tmp/o_pcb_cfg" "$tmp/f/base" "$tmp/f/ft0,$tmp/f/ft1,$tmp/f/ft2" pcb --weights 0.5,1,1.25 --set clamp=0.05 \
+      --set keep=0.2) || fail "pcb config: $out"
+echo "pcb config: $out"
+"$bin" merge --quiet --threads 1 --config "$tmp/pcb.yaml" --out "$tmp/o_pcb_cfg1"
+cmp -s "$tmp/o_pcb_cfg/model.safetensors" "$tmp/o_pcb_cfg1/model.safetensors" || fail "pcb: 1 and 2 threads differ"
 # tatr's global threshold of Ω over slices that cut tensors, on F32 models with q = 20
 check tatr-f32 tatr "$tmp/f/base" "$tmp/f/ft0,$tmp/f/ft1,$tmp/f/ft2" --set q=20 --set lambda=0.6 -- \
   --base "$tmp/f/base" --models "$tmp/f/ft0,$tmp/f/ft1,$tmp/f/ft2" --set q=20 --set lambda=0.6 --slice 333
@@ -270,6 +287,8 @@ f=$tmp/trunc/$(ls "$tmp/trunc" | grep -m1 'of-.*safetensors')
 truncate -s $(($(stat -c %s "$f") - 100)) "$f"
 expect_fail "$f" "$tmp/x3" -- --base "$B" --models "$tmp/trunc" --method ta
 expect_fail "missing from" "$tmp/x4" -- --base "$B" --models "$tmp/h/ft0" --method ta
+expect_fail "pcb: parameter clamp=0.5 leaves no entries" "$tmp/x14" -- --base "$B" --models "$M" --method pcb --set clamp=0.5
+expect_fail "parameter keep=0: expected a number in (0, 1]" "$tmp/x15" -- --base "$B" --models "$M" --method pcb --set keep=0
 expect_fail "--max-memory: 'lots' is not a size" "$tmp/x12" -- --base "$B" --models "$M" --method tsv-m --max-memory lots
 printf 'merge_method: tsv-m\nbase_model: %s\nmodels:\n  - model: %s\nmax_memory: 0\n' "$B" "$tmp/m/ft0" >"$tmp/mem0.yaml"
 expect_fail "max_memory '0' is not a size" "$tmp/x13" -- --config "$tmp/mem0.yaml"
@@ -375,7 +394,7 @@ if [[ -n $suite ]]; then
   models=$($py -c "import json,sys; s=json.load(open(sys.argv[1]+'/suite.json')); print(','.join(sys.argv[1]+'/'+t['finetuned']['full'] for t in s['tasks']))" "$suite")
   # awd with cosine=layer only for 10 steps: its 300 plain steps are chaotic there, and the suite sums
   # the tensors' groups in its layout's order, this path in the files' (name) order
-  for m in ta ties dare consensus-ta consensus-ties tsv-m iso-c iso-cts cart awd awd-layer lata tatr; do
+  for m in ta ties dare consensus-ta consensus-ties tsv-m iso-c iso-cts cart pcb awd awd-layer lata tatr; do
     scale=lambda extra=()
     [[ $m == tsv-m || $m == iso-c* ]] && scale=alpha
     [[ $m == consensus* ]] && extra=(--set tall_lambda=0.6)

@@ -110,7 +110,7 @@ def main():
     ap.add_argument("--weights", default=None)
     a = ap.parse_args()
     p = {"topk": 20.0, "density": 0.5, "base": "ta", "merge": "mean", "k": 2, "tall_lambda": 0.6, "lambda": None,
-         "common_space_fraction": 0.8, "q": 1.0, "rank_ratio": 0.12}
+         "common_space_fraction": 0.8, "q": 1.0, "rank_ratio": 0.12, "clamp": 0.01, "keep": 0.05}
     for kv in a.set:
         k, v = kv.split("=", 1)
         p["lambda" if k == "alpha" else k] = v if k in ("base", "merge") else float(v)
@@ -120,6 +120,8 @@ def main():
     lam = p["lambda"] if p["lambda"] is not None else (1.0 if ties and mean and a.method != "consensus-ties" else 0.3)
     if svd_method and p["lambda"] is None:
         lam = {"tsv-m": 1.0, "cart": 2.0}.get(a.method, 1.5)
+    if a.method == "pcb" and p["lambda"] is None:
+        lam = 1.2
     lam = np.float32(lam)
     base = read_set(a.base)
     models = [read_set(m) for m in a.models.split(",")]
@@ -132,7 +134,7 @@ def main():
     def tv(name, k):
         b = as_f32(base[name]).reshape(-1)
         x = as_f32(models[k][name]).reshape(-1) - b
-        if w[k] != 1.0:
+        if w[k] != 1.0 and a.method != "pcb":  # pcb: w_k scales the model's λ
             x = np.float32(w[k]) * x
         if a.method == "dare":
             keep = dare_keep(a.seed, k, name_key(name), x.size, p["density"])
@@ -183,6 +185,51 @@ def main():
         if rank < d:
             tatr_thr = np.partition(np.concatenate([omega(n) for n in merged]), rank)[rank]
         print(f"tatr threshold {float(tatr_thr):.9g}")
+
+    # PCB (the suite's pcb.c, pcb.py's __main__) on the whole model, in the C order of float operations:
+    # per model the clamp bounds of |τ_k| and the score's order statistic and max, by sorting
+    def pcb_clamped(x, r):
+        a = np.clip(np.abs(x), r[0], r[1]).astype(np.float32)
+        mm = (a - r[0]) / (r[1] - r[0]) if r[1] > r[0] else np.zeros_like(a)
+        return a, mm.astype(np.float32)
+
+    def pcb_sum_n(xs):
+        s = np.zeros_like(xs[0])
+        for k in range(K):
+            s += np.sign(xs[k]) * pcb_clamped(xs[k], pcb_rows[k])[1]
+        return s
+
+    def pcb_score(x, s, r):
+        mm = pcb_clamped(x, r)[1].astype(np.float64)
+        return (np.exp(np.float64(K) * mm * mm) * np.tanh(x.astype(np.float64) * s.astype(np.float64))).astype(np.float32)
+
+    pcb_rows = []
+    if a.method == "pcb":
+        d = sum(int(np.prod(base[n][1])) for n in merged)
+        r_lo, r_hi, r_b = int(d * p["clamp"]), int(d * (1.0 - p["clamp"]) - 1.0), int(d * (1.0 - p["keep"]))
+        X = [np.concatenate([tv(n, k) for n in merged]) for k in range(K)]
+        for k in range(K):
+            m = np.sort(np.abs(X[k]))
+            pcb_rows.append([m[r_lo], m[r_hi]])
+        S = pcb_sum_n(X)
+        for k in range(K):
+            B = pcb_score(X[k], S, pcb_rows[k])
+            pcb_rows[k] += [np.sort(B)[r_b], B.max()]
+        del X, S
+        print("pcb bounds", " ".join(f"{float(v):.9g}" for r in pcb_rows for v in r))
+
+    def pcb_merge(xs):
+        s = pcb_sum_n(xs)
+        num, den = np.zeros(s.shape), np.zeros(s.shape)
+        for k in range(K):
+            r = pcb_rows[k]
+            b_ = pcb_score(xs[k], s, r)
+            b_ = np.where(b_ < r[2], r[2], b_)
+            sc = ((b_ - r[2]) / (r[3] - r[2])).astype(np.float32) if r[3] > r[2] else np.zeros_like(b_)
+            t = np.sign(xs[k]) * pcb_clamped(xs[k], r)[0] * (lam * np.float32(w[k]))
+            num += t.astype(np.float64) * sc.astype(np.float64)
+            den += sc
+        return (num / np.maximum(den, 1e-12)).astype(np.float32)
 
     def ties_merge(xs, use_mean):
         s = np.zeros_like(xs[0])
@@ -252,6 +299,8 @@ def main():
             xs = [tv(n, k) for k in range(K)]
             if ties:
                 mtl = ties_merge(xs, mean)
+            elif a.method == "pcb":
+                mtl = pcb_merge(xs)
             else:
                 mtl = np.zeros_like(b)
                 for x in xs:
@@ -263,7 +312,7 @@ def main():
                 for x in xs:
                     cnt += np.abs(x) > np.float32(p["tall_lambda"]) * np.abs(mtl - x)
                 mtl = np.where(cnt >= int(p["k"]), mtl, np.float32(0))
-            ref = b + lam * mtl
+            ref = b + (np.float32(1) if a.method == "pcb" else lam) * mtl
         dt = a.dtype or {"BF16": "bf16", "F16": "f16", "F32": "f32"}[base[n][0]]
         got_e = out[n]
         if dt == "bf16":
