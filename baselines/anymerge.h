@@ -51,7 +51,8 @@
  * of it room for copies that stays untouched, exceeds select_work: BF16 models of ~24 GB at K = 8),
  * then the merge pass; entries whose elected sign needs the global majority, exact cancellations,
  * are rewritten after it. tatr: the radix select's counting passes of Ω (two, more only for many
- * equal values), then the merge pass; awd and lata: a pass reading each tensor whole for their
+ * equal values), then the merge pass; pcb: two counting passes of |τ_k|, two of the balancing scores,
+ * then the merge pass; awd and lata: a pass reading each tensor whole for their
  * statistics, then the merge pass. The SVD merges stream their other tensors in one pass, then read
  * each 2-D tensor's models once (cart: all of them once per model, for the average; the base once
  * per model and once more for the output).
