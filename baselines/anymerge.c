@@ -1168,8 +1168,6 @@ static int fix_undecided(engine *e, tt_err *err) {
     return 0;
 }
 
-/* ---- pcb: each model's four order statistics over the whole model ---- */
-
 /* The radix select's counting passes for selections sel[0..ns) (model task[j]), until every one is
  * done; their values into v. */
 static int select_passes(engine *e, select_ctx *sel, const int *task, int ns, float *v, tt_err *err) {
@@ -1184,6 +1182,8 @@ static int select_passes(engine *e, select_ctx *sel, const int *task, int ns, fl
     for (int j = 0; j < ns && !rc; j++) v[j] = select_value(&sel[j]);
     return rc;
 }
+
+/* ---- pcb: each model's four order statistics over the whole model ---- */
 
 /* PCB's bounds of every model, exact over all merged entries: the clamp bounds of |τ_k| (the order
  * statistics at pcb_ranks' r_lo and r_hi), then, those known, of its balancing score the order
@@ -1243,12 +1243,7 @@ static int tatr_threshold(engine *e, tt_err *err) {
     if (!tatr_threshold_rank(e->d, e->c->tatr_q, &rank)) return 0;
     select_ctx sel;
     if (select_init(&sel, rank, false, err)) return -1;
-    int task = 0, rc = 0;
-    do {
-        rc = stream(e, PASS_SELECT, &sel, &task, 1, err);
-        e->threshold_passes++;
-    } while (!rc && select_next_pass(&sel));
-    if (!rc) e->tatr_thr = select_value(&sel);
+    int task = 0, rc = select_passes(e, &sel, &task, 1, &e->tatr_thr, err);
     select_free(&sel);
     return rc;
 }
