@@ -1258,19 +1258,46 @@ static int tensor_read_error(engine *e, int i, tt_err *err) {
     return tt_fail(err, TT_EINTERNAL, "tensor %s: a read failed once", e->t[i].name);
 }
 
-/* Tensor i's K task vectors, whole, as floats into tv[k] (numel each): read and formed on the
- * threads a block at a time, as the merge pass forms them. */
-static int tensor_task_vectors(engine *e, int i, float *const *tv, tt_err *err) {
+/* The statistics of merged tensor i that awd and lata need, streamed: AWD's Gram pair sums into
+ * gram ([KERN_STAT_CHUNKS][K(K+1)/2], may be NULL) or LATA's alignment sums of each τ_k with the
+ * mean task vector into cos ([K][KERN_STAT_CHUNKS][3], may be NULL). The kernels' fixed chunks go
+ * one per thread (static schedule), each read a chunk-sized piece at a time and formed a
+ * KERN_STAT_BLOCK at a time in the thread's block rows: the sums run in the kernels' order (the
+ * suite's bits, which holds the task vectors whole) with a block of each input in memory. */
+static int tensor_stats(engine *e, int i, double *gram, double *cos, tt_err *err) {
     const am_tensor *t = &e->t[i];
-    size_t blocks = (t->numel + AM_BLOCK - 1) / AM_BLOCK;
+    const int K = e->K;
+    const size_t pairs = (size_t)K * (size_t)(K + 1) / 2;
+    /* elements per read: a chunk, or less under a small --slice; a multiple of KERN_STAT_BLOCK, so
+     * that AWD's blocks fall where the kernel puts them */
+    size_t step = e->slice < e->chunk ? e->slice : e->chunk;
+    step = step < KERN_STAT_BLOCK ? KERN_STAT_BLOCK : step - step % KERN_STAT_BLOCK;
+    const float inv = 1.0f / (float)K;
     int failed = 0;
-#pragma omp parallel for schedule(static) if (blocks > 1)
-    for (size_t blk = 0; blk < blocks; blk++) {
-        size_t at = blk * AM_BLOCK, n = t->numel - at < AM_BLOCK ? t->numel - at : AM_BLOCK;
-        float *fb = thread_block(e).fb;
-        bool ok = !__atomic_load_n(&failed, __ATOMIC_RELAXED) && read_raw(e, t, at, n) && form_base(e, t, 0, n, fb);
-        for (int k = 0; ok && k < e->K; k++) ok = form_model(e, t, k, 0, n, at, fb, tv[k] + at);
-        if (!ok) __atomic_store_n(&failed, 1, __ATOMIC_RELAXED);
+    if (gram) memset(gram, 0, KERN_STAT_CHUNKS * pairs * sizeof *gram);
+    if (cos) memset(cos, 0, (size_t)K * KERN_STAT_CHUNKS * 3 * sizeof *cos);
+#pragma omp parallel for schedule(static) if (t->numel > step)
+    for (int c = 0; c < KERN_STAT_CHUNKS; c++) {
+        block_scratch b = thread_block(e);
+        const size_t hi = kern_stat_chunk_start(t->numel, c + 1);
+        for (size_t at = kern_stat_chunk_start(t->numel, c); at < hi; at += step) {
+            size_t m = hi - at < step ? hi - at : step;
+            bool ok = !__atomic_load_n(&failed, __ATOMIC_RELAXED) && read_raw(e, t, at, m);
+            for (size_t o = 0; ok && o < m; o += KERN_STAT_BLOCK) {
+                size_t n = m - o < KERN_STAT_BLOCK ? m - o : KERN_STAT_BLOCK;
+                if (!(ok = form_rows(e, t, o, n, at + o, b.fb, b.tv))) break;
+                if (gram) awd_gram_block(gram + (size_t)c * pairs, (const float *const *)b.tv, K, n);
+                if (!cos) continue;
+                memset(b.out, 0, n * sizeof *b.out); /* the mean task vector: 0 + τ_0 + ... then / K */
+                kern_add_task_vectors_seq(b.out, (const float *const *)b.tv, NULL, K, n);
+                for (size_t j = 0; j < n; j++) b.out[j] *= inv;
+                for (int k = 0; k < K; k++) kern_abs_cos_add(cos + ((size_t)k * KERN_STAT_CHUNKS + (size_t)c) * 3, b.tv[k], b.out, n);
+            }
+            if (!ok) {
+                __atomic_store_n(&failed, 1, __ATOMIC_RELAXED);
+                break;
+            }
+        }
     }
     return failed ? tensor_read_error(e, i, err) : 0;
 }
@@ -1278,7 +1305,7 @@ static int tensor_task_vectors(engine *e, int i, float *const *tv, tt_err *err) 
 /* AWD's coefficients b [groups][K] (the suite's awd_fit_run): the Gram matrices of the τ_k, whole
  * model or per merged tensor (cosine=layer), accumulated tensor by tensor in the base's order, then
  * the iteration on b from 0 (or 1/K: init=mean). */
-static int awd_coefficients(engine *e, float *const *tv, int groups, double *b, tt_err *err) {
+static int awd_coefficients(engine *e, int groups, double *b, tt_err *err) {
     const int K = e->K;
     double *G = calloc((size_t)groups * K * K, sizeof *G), *scratch = malloc(awd_gram_scratch(K) * sizeof *scratch);
     int rc = -1;
@@ -1288,9 +1315,8 @@ static int awd_coefficients(engine *e, float *const *tv, int groups, double *b, 
     }
     for (int i = 0, g = 0; i < e->n; i++) {
         if (!e->t[i].merged) continue;
-        if (tensor_task_vectors(e, i, tv, err)) goto done;
-        awd_gram_add(G + (size_t)(e->c->awd_layer ? g++ : 0) * K * K, (const float *const *)tv, K, e->t[i].numel,
-                     scratch);
+        if (tensor_stats(e, i, scratch, NULL, err)) goto done;
+        awd_gram_finish(G + (size_t)(e->c->awd_layer ? g++ : 0) * K * K, scratch, K);
     }
     for (int i = 0; i < groups * K; i++) b[i] = e->c->awd_init_mean ? 1.0 / K : 0;
     int r = awd_descend(G, groups, K, &e->c->awd, b, NULL);
@@ -1306,40 +1332,37 @@ done:
 /* LATA's weights w [K][L] of the L merged tensors (the suite's lata): per tensor the mean task vector
  * v = (0 + τ_0 + ... + τ_{K−1}) · (1/K), each model's score 1 − |cos(τ_k, v)|, then per model the
  * ceil(L·topk/100) highest-scoring tensors weighted 1 and the others gamma, normalised to mean 1. */
-static int lata_tensor_weights(engine *e, float *const *tv, float *v, int L, float *w, tt_err *err) {
+static int lata_tensor_weights(engine *e, int L, float *w, tt_err *err) {
     const int K = e->K;
     double *score = malloc((size_t)K * (L ? L : 1) * sizeof *score);
-    if (!score) return tt_fail(err, TT_ENOMEM, "out of memory");
-    const float inv = 1.0f / (float)K;
+    double *cos = malloc((size_t)K * KERN_STAT_CHUNKS * 3 * sizeof *cos);
+    int rc = -1;
+    if (!score || !cos) {
+        tt_fail(err, TT_ENOMEM, "out of memory");
+        goto done;
+    }
     for (int i = 0, l = 0; i < e->n; i++) {
-        const am_tensor *t = &e->t[i];
-        if (!t->merged) continue;
-        if (tensor_task_vectors(e, i, tv, err)) {
-            free(score);
-            return -1;
-        }
-        kern_sum_task_vectors(v, (const float *const *)tv, NULL, K, t->numel);
-        for (size_t j = 0; j < t->numel; j++) v[j] *= inv;
-        for (int k = 0; k < K; k++) score[(size_t)k * L + l] = 1 - kern_abs_cos(tv[k], v, t->numel);
+        if (!e->t[i].merged) continue;
+        if (tensor_stats(e, i, NULL, cos, err)) goto done;
+        for (int k = 0; k < K; k++)
+            score[(size_t)k * L + l] = 1 - kern_abs_cos_finish(cos + (size_t)k * KERN_STAT_CHUNKS * 3);
         l++;
     }
     for (int k = 0; k < K; k++) lata_weights(score + (size_t)k * L, L, e->c->lata_topk, e->c->lata_gamma, w + (size_t)k * L);
+    rc = 0;
+done:
     free(score);
-    return 0;
+    free(cos);
+    return rc;
 }
 
 /* awd and lata: every merged tensor's model weights t->w[k] multiplied by the method's, found from
- * every tensor's K task vectors held whole in turn (the one pass before the merge). The merge pass is
- * then ta's. */
+ * every tensor's statistics (tensor_stats: the one pass before the merge, streamed). The merge pass
+ * is then ta's. */
 static int tensor_weights(engine *e, tt_err *err) {
     const int K = e->K;
-    size_t most = 0;
     int L = 0;
-    for (int i = 0; i < e->n; i++)
-        if (e->t[i].merged) L++, most = e->t[i].numel > most ? e->t[i].numel : most;
-    float *rows = tt_calloc_aligned((size_t)(K + 1) * (most ? most : 1), sizeof(float), err), *tv[AM_MAX_MODELS];
-    if (!rows) return -1;
-    for (int k = 0; k < K; k++) tv[k] = rows + (size_t)k * most;
+    for (int i = 0; i < e->n; i++) L += e->t[i].merged;
     int groups = e->c->awd_layer ? L : 1, rc = -1;
     double *b = NULL;
     float *w = NULL;
@@ -1348,13 +1371,13 @@ static int tensor_weights(engine *e, tt_err *err) {
             tt_fail(err, TT_ENOMEM, "out of memory");
             goto done;
         }
-        if (awd_coefficients(e, tv, groups, b, err)) goto done;
+        if (awd_coefficients(e, groups, b, err)) goto done;
     } else {
         if (!(w = malloc((size_t)K * (L ? L : 1) * sizeof *w))) {
             tt_fail(err, TT_ENOMEM, "out of memory");
             goto done;
         }
-        if (lata_tensor_weights(e, tv, rows + (size_t)K * most, L, w, err)) goto done;
+        if (lata_tensor_weights(e, L, w, err)) goto done;
     }
     for (int i = 0, l = 0; i < e->n; i++) {
         am_tensor *t = &e->t[i];
@@ -1368,7 +1391,6 @@ static int tensor_weights(engine *e, tt_err *err) {
     }
     rc = 0;
 done:
-    free(rows);
     free(b);
     free(w);
     return rc;

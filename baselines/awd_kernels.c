@@ -7,29 +7,21 @@
 
 #include "baselines/kernels.h"
 
-#define AWD_CHUNKS 64   /* fixed, so that the summation order does not depend on the threads */
-#define AWD_BLOCK 1024  /* values per task per inner block: K blocks stay in L1 */
+size_t awd_gram_scratch(int K) { return (size_t)KERN_STAT_CHUNKS * (size_t)K * (size_t)(K + 1) / 2; }
 
-size_t awd_gram_scratch(int K) { return (size_t)AWD_CHUNKS * (size_t)K * (size_t)(K + 1) / 2; }
-
-void awd_gram_add(double *G, const float *const *tv, int K, size_t n, double *scratch) {
-    size_t pairs = (size_t)K * (size_t)(K + 1) / 2;
-#pragma omp parallel for schedule(static) if (n * (size_t)K > KERN_PAR_MIN)
-    for (int c = 0; c < AWD_CHUNKS; c++) {
-        double *acc = scratch + (size_t)c * pairs;
-        memset(acc, 0, pairs * sizeof(double));
-        size_t end = n * (size_t)(c + 1) / AWD_CHUNKS;
-        for (size_t s = n * (size_t)c / AWD_CHUNKS; s < end; s += AWD_BLOCK) {
-            size_t e = s + AWD_BLOCK < end ? s + AWD_BLOCK : end, p = 0;
-            for (int i = 0; i < K; i++)
-                for (int j = i; j < K; j++, p++) {
-                    double sum = 0;
-                    for (size_t x = s; x < e; x++) sum += (double)tv[i][x] * tv[j][x];
-                    acc[p] += sum;
-                }
+void awd_gram_block(double *acc, const float *const *tv, int K, size_t n) {
+    size_t p = 0;
+    for (int i = 0; i < K; i++)
+        for (int j = i; j < K; j++, p++) {
+            double sum = 0;
+            for (size_t x = 0; x < n; x++) sum += (double)tv[i][x] * tv[j][x];
+            acc[p] += sum;
         }
-    }
-    for (int c = 0; c < AWD_CHUNKS; c++) {
+}
+
+void awd_gram_finish(double *G, const double *scratch, int K) {
+    size_t pairs = (size_t)K * (size_t)(K + 1) / 2;
+    for (int c = 0; c < KERN_STAT_CHUNKS; c++) {
         const double *acc = scratch + (size_t)c * pairs;
         size_t p = 0;
         for (int i = 0; i < K; i++)
@@ -37,6 +29,22 @@ void awd_gram_add(double *G, const float *const *tv, int K, size_t n, double *sc
     }
     for (int i = 0; i < K; i++)
         for (int j = 0; j < i; j++) G[i * K + j] = G[j * K + i];
+}
+
+void awd_gram_add(double *G, const float *const *tv, int K, size_t n, double *scratch) {
+    size_t pairs = (size_t)K * (size_t)(K + 1) / 2;
+#pragma omp parallel for schedule(static) if (n * (size_t)K > KERN_PAR_MIN)
+    for (int c = 0; c < KERN_STAT_CHUNKS; c++) {
+        double *acc = scratch + (size_t)c * pairs;
+        memset(acc, 0, pairs * sizeof(double));
+        size_t end = kern_stat_chunk_start(n, c + 1);
+        for (size_t s = kern_stat_chunk_start(n, c); s < end; s += KERN_STAT_BLOCK) {
+            const float *x[KERN_MAX_K];
+            for (int k = 0; k < K; k++) x[k] = tv[k] + s;
+            awd_gram_block(acc, x, K, s + KERN_STAT_BLOCK < end ? KERN_STAT_BLOCK : end - s);
+        }
+    }
+    awd_gram_finish(G, scratch, K);
 }
 
 static bool group_active(const double *G, int K) {

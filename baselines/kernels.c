@@ -99,25 +99,34 @@ void kern_add_task_vectors_seq(float *acc, const float *const *a, const float *b
     for (size_t blk = 0; blk < (n + KERN_BLOCK - 1) / KERN_BLOCK; blk++) add_blocks(acc, a, b, K, n, blk, wide, false);
 }
 
-#define COS_CHUNKS 64 /* fixed, so that the summation order does not depend on the threads */
+size_t kern_stat_chunk_start(size_t n, int c) { return n * (size_t)c / KERN_STAT_CHUNKS; }
 
-double kern_abs_cos(const float *a, const float *b, size_t n) {
-    double aa[COS_CHUNKS], bb[COS_CHUNKS], ab[COS_CHUNKS];
-#pragma omp parallel for schedule(static) if (n > KERN_PAR_MIN)
-    for (int c = 0; c < COS_CHUNKS; c++) {
-        double sa = 0, sb = 0, sab = 0;
-        for (size_t i = n * (size_t)c / COS_CHUNKS; i < n * (size_t)(c + 1) / COS_CHUNKS; i++) {
-            sa += (double)a[i] * a[i];
-            sb += (double)b[i] * b[i];
-            sab += (double)a[i] * b[i];
-        }
-        aa[c] = sa, bb[c] = sb, ab[c] = sab;
+void kern_abs_cos_add(double *acc, const float *a, const float *b, size_t n) {
+    double sa = acc[0], sb = acc[1], sab = acc[2];
+    for (size_t i = 0; i < n; i++) {
+        sa += (double)a[i] * a[i];
+        sb += (double)b[i] * b[i];
+        sab += (double)a[i] * b[i];
     }
+    acc[0] = sa, acc[1] = sb, acc[2] = sab;
+}
+
+double kern_abs_cos_finish(const double *acc) {
     double sa = 0, sb = 0, sab = 0;
-    for (int c = 0; c < COS_CHUNKS; c++) sa += aa[c], sb += bb[c], sab += ab[c];
+    for (int c = 0; c < KERN_STAT_CHUNKS; c++) sa += acc[3 * c], sb += acc[3 * c + 1], sab += acc[3 * c + 2];
     if (sa == 0 || sb == 0) return 0;
     double c = fabs(sab) / (sqrt(sa) * sqrt(sb));
     return c > 1 ? 1 : c;
+}
+
+double kern_abs_cos(const float *a, const float *b, size_t n) {
+    double acc[3 * KERN_STAT_CHUNKS] = {0};
+#pragma omp parallel for schedule(static) if (n > KERN_PAR_MIN)
+    for (int c = 0; c < KERN_STAT_CHUNKS; c++) {
+        size_t lo = kern_stat_chunk_start(n, c);
+        kern_abs_cos_add(acc + 3 * c, a + lo, b + lo, kern_stat_chunk_start(n, c + 1) - lo);
+    }
+    return kern_abs_cos_finish(acc);
 }
 
 

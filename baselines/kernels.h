@@ -29,6 +29,18 @@ void kern_axpy(float *y, float a, const float *x, size_t n);
 /* |cos(a, b)| accumulated in double over a fixed chunking (thread-count independent); 0 when
  * either vector is zero. */
 double kern_abs_cos(const float *a, const float *b, size_t n);
+/* The fixed chunking of the statistics reductions (kern_abs_cos, awd_gram_add): chunk c of n values
+ * starts at kern_stat_chunk_start(n, c), its sums run in order within it (AWD's in blocks of
+ * KERN_STAT_BLOCK from its start) and the chunks' sums are added in chunk order. A caller that
+ * streams a tensor gets the same bits by feeding each chunk's values in order to the _add/_block
+ * parts below (one chunk per thread) and finishing once. */
+#define KERN_STAT_CHUNKS 64
+#define KERN_STAT_BLOCK 1024 /* values per task per inner block of AWD's Gram sums: K blocks stay in L1 */
+size_t kern_stat_chunk_start(size_t n, int c);
+/* acc[0..3) += Σ a², Σ b², Σ ab over n values in order (double): one chunk's part of kern_abs_cos. */
+void kern_abs_cos_add(double *acc, const float *a, const float *b, size_t n);
+/* |cos| from the KERN_STAT_CHUNKS chunks' sums acc[3c .. 3c + 3). */
+double kern_abs_cos_finish(const double *acc);
 /* A uniform double in [0, 1) that depends only on its four inputs (splitmix64 finaliser of a
  * combined key): counter-based randomness, independent of order and thread count. */
 double kern_hash_u01(uint64_t seed, uint64_t a, uint64_t b, uint64_t c);
@@ -188,6 +200,11 @@ size_t awd_gram_scratch(int K);
 /* G[i*K+j] += <tv_i, tv_j> over n values, accumulated in double over a fixed blocking (thread-count
  * independent); G stays symmetric. */
 void awd_gram_add(double *G, const float *const *tv, int K, size_t n, double *scratch);
+/* Its parts for a caller that streams (KERN_STAT_CHUNKS above): acc (one chunk's K(K+1)/2 pair sums,
+ * i <= j in row order) += the pair sums of one block of n <= KERN_STAT_BLOCK values; then G += the
+ * chunks' sums of scratch in chunk order, made symmetric. */
+void awd_gram_block(double *acc, const float *const *tv, int K, size_t n);
+void awd_gram_finish(double *G, const double *scratch, int K);
 /* L = L_O + alpha·‖δ‖ at coefficients b, with
  *   L_O = mean over active groups of 1/(K(K−1)) Σ_{i≠j} |cos(τ_i − δ, τ_j − δ)|
  * (a group is active when at least two task vectors are non-zero in it; a pair counts 0 when

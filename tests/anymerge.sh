@@ -129,6 +129,19 @@ printf 'merge_method: cart\nbase_model: %s\nmodels:\n  - model: %s\n  - model: %
 merge --config "$tmp/cart-default.yaml" --out "$tmp/o_cart_default"
 out=$(ref "$tmp/o_cart_default" "$tmp/f/base" "$tmp/f/ft0,$tmp/f/ft1" cart) || fail "cart's default λ under --config: $out"
 echo "cart config default: $out"
+# lata against numpy (its weights are a ranking of the tensors' scores: exact there), the statistics
+# streamed a read of 2048 elements at a time (--slice 3000) and a chunk at a time; awd with the
+# statistics streamed either way: the same bits
+check lata-ref lata "$B" "$M" -- --base "$B" --models "$M" --slice 3000
+check lata-f32 lata "$tmp/f/base" "$tmp/f/ft0,$tmp/f/ft1,$tmp/f/ft2" --set topk=30 --set gamma=0.25 -- \
+  --base "$tmp/f/base" --models "$tmp/f/ft0,$tmp/f/ft1,$tmp/f/ft2" --set topk=30 --set gamma=0.25
+for c in global layer; do
+  merge --method awd --set cosine=$c --set iters=20 --out "$tmp/o_awd_$c" --base "$B" --models "$M"
+  merge --method awd --set cosine=$c --set iters=20 --slice 3000 --out "$tmp/o_awd_${c}_s" --base "$B" --models "$M"
+  for f in "$tmp/o_awd_$c"/*.safetensors; do
+    cmp -s "$f" "$tmp/o_awd_${c}_s/$(basename "$f")" || fail "awd cosine=$c: --slice 3000 differs in $(basename "$f")"
+  done
+done
 # awd and lata reduce to ta when their weights are all 1 (no AWD step; LATA's gamma = 1), on the
 # sharded BF16 set, and run with their defaults (weights from the whole-tensor statistics pass)
 merge --method ta --out "$tmp/o_ta1" --base "$B" --models "$M"

@@ -110,7 +110,7 @@ def main():
     ap.add_argument("--weights", default=None)
     a = ap.parse_args()
     p = {"topk": 20.0, "density": 0.5, "base": "ta", "merge": "mean", "k": 2, "tall_lambda": 0.6, "lambda": None,
-         "common_space_fraction": 0.8, "q": 1.0, "rank_ratio": 0.12, "clamp": 0.01, "keep": 0.05}
+         "common_space_fraction": 0.8, "q": 1.0, "rank_ratio": 0.12, "clamp": 0.01, "keep": 0.05, "gamma": 0.5}
     for kv in a.set:
         k, v = kv.split("=", 1)
         p["lambda" if k == "alpha" else k] = v if k in ("base", "merge") else float(v)
@@ -131,11 +131,14 @@ def main():
     names = sorted(base)
     merged = [n for n in names if base[n][0] in ("F32", "F16", "BF16", "F64")]
 
+    lata_w = {}  # lata: (tensor, model) -> its weight, found below
+
     def tv(name, k):
         b = as_f32(base[name]).reshape(-1)
         x = as_f32(models[k][name]).reshape(-1) - b
-        if w[k] != 1.0 and a.method != "pcb":  # pcb: w_k scales the model's λ
-            x = np.float32(w[k]) * x
+        wk = lata_w.get((name, k), w[k])
+        if wk != 1.0 and a.method != "pcb":  # pcb: w_k scales the model's λ
+            x = np.float32(wk) * x
         if a.method == "dare":
             keep = dare_keep(a.seed, k, name_key(name), x.size, p["density"])
             x = np.where(keep, x / np.float32(p["density"]), np.float32(0)).astype(np.float32)
@@ -177,6 +180,31 @@ def main():
             a = np.abs(x)
             o += a * (A - a)
         return o
+
+    if a.method == "lata":  # the suite's lata: per tensor 1 − |cos(τ_k, mean τ)| (float64), per model the
+        # ceil(L·topk/100) highest weighted 1, the others gamma, normalised to mean 1; then ta
+        topk = p["topk"] if any(kv.startswith("topk=") for kv in a.set) else 50.0
+        L, score = len(merged), np.zeros((K, len(merged)))
+        for l, n in enumerate(merged):
+            xs = [tv(n, k) for k in range(K)]
+            v = np.zeros_like(xs[0])
+            for x in xs:
+                v += x
+            v *= np.float32(1.0 / K)
+            v64 = v.astype(np.float64)
+            for k in range(K):
+                x64 = xs[k].astype(np.float64)
+                sa, sb = float(x64 @ x64), float(v64 @ v64)
+                c = 0.0 if sa == 0 or sb == 0 else min(1.0, abs(float(x64 @ v64)) / (np.sqrt(sa) * np.sqrt(sb)))
+                score[k, l] = 1 - c
+        n_top = min(L, max(0, int(np.ceil(L * topk / 100.0 - 1e-9))))
+        mean = (n_top + p["gamma"] * (L - n_top)) / L
+        for k in range(K):
+            for l, n in enumerate(merged):
+                above = sum(score[k, j] > score[k, l] or (score[k, j] == score[k, l] and j < l) for j in range(L))
+                m = float(np.float32(1.0 if above < n_top else p["gamma"])) / mean
+                lata_w[(n, k)] = float(np.float32(m)) if w[k] == 1.0 else float(np.float32(w[k] * float(np.float32(m))))
+        print("lata weights", " ".join(f"{lata_w[(merged[0], k)]:.6g}" for k in range(K)))
 
     tatr_thr = np.float32(np.inf)
     if a.method == "tatr":
