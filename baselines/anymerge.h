@@ -52,8 +52,8 @@
  * then the merge pass; entries whose elected sign needs the global majority, exact cancellations,
  * are rewritten after it. tatr: the radix select's counting passes of Ω (two, more only for many
  * equal values), then the merge pass; pcb: two counting passes of |τ_k|, two of the balancing scores,
- * then the merge pass; awd and lata: a pass reading each tensor whole for their
- * statistics, then the merge pass. The SVD merges stream their other tensors in one pass, then read
+ * then the merge pass; awd and lata: a pass streaming each tensor for their statistics (the
+ * kernels' fixed chunks, one per thread), then the merge pass. The SVD merges stream their other tensors in one pass, then read
  * each 2-D tensor's models once (cart: all of them once per model, for the average; the base once
  * per model and once more for the output).
  * Tensors that are not floating point (e.g. I64 position ids) are copied from the base; an inf or
