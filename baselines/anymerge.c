@@ -96,6 +96,7 @@ typedef struct engine {
     uint64_t *und;
     size_t und_cap, n_und;
     float *sel_work;  /* the bracketed selections' workspace while the thresholds are found */
+    size_t sel_work_len; /* floats of it per selection */
     int threshold_passes; /* full passes over the inputs the thresholds took (am_stats) */
     uint64_t kept[AM_MAX_MODELS]; /* TIES: entries past the trim, counted by the f32 kernels */
     tsk_sink *sink;
@@ -872,6 +873,14 @@ static const unsigned char *mapped_data(const am_tensor *t, int j) {
     return (const unsigned char *)(j ? t->m[j - 1]->t->data : t->base->t->data);
 }
 
+/* pcb's balancing scores of len <= SELECT_SAMPLE_RUN entries in place of their task vectors tv[k]
+ * (a sample pass of the scores: count_chunk forms them for the counting passes). */
+static void pcb_scores_in_place(const engine *e, float *const *tv, size_t len) {
+    float sum_n[SELECT_SAMPLE_RUN] = {0};
+    for (int k = 0; k < e->K; k++) pcb_sum_n_add(sum_n, tv[k], &e->pcb[k], len);
+    for (int k = 0; k < e->K; k++) pcb_balance(tv[k], tv[k], sum_n, &e->pcb[k], e->K, len);
+}
+
 /* Stripes [s0, s1) of the stream's sample that fall in the slice at `first` of t (n elements): their
  * runs' bytes copied from the mappings into this thread's raw rows, τ_k formed into the slice's
  * rows at the same places (the other places are not read by the sample pass). False when a value
@@ -895,6 +904,7 @@ static bool sample_stripes(engine *e, const am_tensor *t, size_t first, size_t n
         float *tv[AM_MAX_MODELS];
         for (int k = 0; k < e->K; k++) tv[k] = e->tv[k] + off;
         if (!form_rows(e, t, 0, len, at, e->fb + off, tv)) return false;
+        if (e->pcb_scores) pcb_scores_in_place(e, tv, len);
     }
     return true;
 }
@@ -1092,37 +1102,40 @@ static int stream(engine *e, pass_kind kind, select_ctx *sel, const int *sel_tas
  * thresholds take the two radix passes instead. */
 #define AM_SELECT_WORK_BYTES ((size_t)1 << 30)
 
-/* Each model's global trim threshold: the exact order statistic of |τ_k| over all merged elements
- * (ties_threshold_rank's rank), for all models together. In the bracketed mode when its workspace
- * fits the budget: a pass over a 1/64 sample, then one counting pass (two radix passes more only
- * for a model whose bracket missed); else the two radix passes. Either is exact. */
-static int thresholds(engine *e, double topk, tt_err *err) {
-    select_ctx sel[AM_MAX_MODELS];
-    int task[AM_MAX_MODELS], ns = 0, rc = 0;
-    size_t work_len = select_bracket_work(e->d);
+/* Room for n bracketed selections over the e->d merged entries in e->sel_work when it fits the
+ * budget (select_work, else AM_SELECT_WORK_BYTES); else none, and the selections take the radix
+ * mode. calloc, not zeroed by hand: the pages of the copies' room that the selections never reach
+ * (most of it: the room is three times the copies expected) stay out of the process' memory. */
+static void select_workspace(engine *e, int n) {
+    size_t work_len = select_bracket_work(e->d), budget = e->c->select_work ? e->c->select_work : AM_SELECT_WORK_BYTES;
     e->sel_work = NULL;
-    size_t budget = e->c->select_work ? e->c->select_work : AM_SELECT_WORK_BYTES;
-    /* calloc, not zeroed by hand: the pages of the copies' room that the selections never reach
-     * (most of it: the room is three times the copies expected) stay out of the process' memory */
-    if (work_len != SIZE_MAX && work_len <= budget / sizeof(float) / (size_t)e->K)
-        e->sel_work = calloc(work_len * (size_t)e->K, sizeof(float)); /* NULL: radix */
-    for (int k = 0; k < e->K; k++) {
-        double tk = e->c->model[k].density >= 0 && e->c->method != AM_DARE ? 100.0 * e->c->model[k].density : topk;
-        uint64_t rank;
-        e->thr[k] = 0;
-        if (!ties_threshold_rank(e->d, tk, &rank)) continue;
-        if (e->sel_work ? select_init_bracket(&sel[ns], rank, true, e->d, e->sel_work + (size_t)ns * work_len,
-                                              work_len, err)
-                        : select_init(&sel[ns], rank, true, err)) {
-            while (ns--) select_free(&sel[ns]);
-            return -1;
-        }
-        task[ns++] = k;
-    }
-    bool more = ns > 0, sampling = ns > 0 && !select_done(&sel[0]) && sel[0].pass == SELECT_SAMPLE;
+    e->sel_work_len = work_len;
+    if (n > 0 && work_len != SIZE_MAX && work_len <= budget / sizeof(float) / (size_t)n)
+        e->sel_work = calloc(work_len * (size_t)n, sizeof(float)); /* NULL: radix */
+}
+
+static void select_workspace_free(engine *e) {
+    free(e->sel_work);
+    e->sel_work = NULL;
+}
+
+/* Selection s of the rank-th value over the merged entries: bracketed in slot `slot` of the
+ * workspace when there is one, else radix. */
+static int select_start(engine *e, select_ctx *s, uint64_t rank, bool absval, size_t slot, tt_err *err) {
+    if (!e->sel_work) return select_init(s, rank, absval, err);
+    return select_init_bracket(s, rank, absval, e->d, e->sel_work + slot * e->sel_work_len, e->sel_work_len, err);
+}
+
+/* The passes of selections sel[0..ns) (model task[j]) until every one is done, their values into
+ * v: in the bracketed mode the sample pass (through the files' mappings, a truncated file's SIGBUS
+ * caught) and one counting pass, two radix passes more where a bracket missed; in the radix mode two
+ * counting passes. */
+static int select_passes(engine *e, select_ctx *sel, const int *task, int ns, float *v, tt_err *err) {
+    bool more = ns > 0, sampling = more && !select_done(&sel[0]) && sel[0].pass == SELECT_SAMPLE;
     struct sigaction bus = {.sa_sigaction = on_sigbus, .sa_flags = SA_SIGINFO}, old_bus;
     sigemptyset(&bus.sa_mask);
     if (sampling) sigaction(SIGBUS, &bus, &old_bus);
+    int rc = 0;
     while (more && !rc) {
         rc = stream(e, sampling ? PASS_SAMPLE : PASS_SELECT, sel, task, ns, err);
         e->threshold_passes += !sampling;
@@ -1132,12 +1145,37 @@ static int thresholds(engine *e, double topk, tt_err *err) {
         for (int j = 0; j < ns && !rc; j++)
             if (!select_done(&sel[j])) more |= select_next_pass(&sel[j]);
     }
+    for (int j = 0; j < ns && !rc; j++) v[j] = select_value(&sel[j]);
+    return rc;
+}
+
+/* Each model's global trim threshold: the exact order statistic of |τ_k| over all merged elements
+ * (ties_threshold_rank's rank), for all models together. In the bracketed mode when its workspace
+ * fits the budget: a pass over a 1/64 sample, then one counting pass (two radix passes more only
+ * for a model whose bracket missed); else the two radix passes. Either is exact. */
+static int thresholds(engine *e, double topk, tt_err *err) {
+    select_ctx sel[AM_MAX_MODELS];
+    int task[AM_MAX_MODELS], ns = 0, rc = 0;
+    float v[AM_MAX_MODELS];
+    select_workspace(e, e->K);
+    for (int k = 0; k < e->K; k++) {
+        double tk = e->c->model[k].density >= 0 && e->c->method != AM_DARE ? 100.0 * e->c->model[k].density : topk;
+        uint64_t rank;
+        e->thr[k] = 0;
+        if (!ties_threshold_rank(e->d, tk, &rank)) continue;
+        if (select_start(e, &sel[ns], rank, true, (size_t)ns, err)) {
+            while (ns--) select_free(&sel[ns]);
+            select_workspace_free(e);
+            return -1;
+        }
+        task[ns++] = k;
+    }
+    rc = select_passes(e, sel, task, ns, v, err);
     for (int j = 0; j < ns; j++) {
-        if (!rc) e->thr[task[j]] = select_value(&sel[j]);
+        if (!rc) e->thr[task[j]] = v[j];
         select_free(&sel[j]);
     }
-    free(e->sel_work);
-    e->sel_work = NULL;
+    select_workspace_free(e);
     return rc;
 }
 
@@ -1168,26 +1206,12 @@ static int fix_undecided(engine *e, tt_err *err) {
     return 0;
 }
 
-/* The radix select's counting passes for selections sel[0..ns) (model task[j]), until every one is
- * done; their values into v. */
-static int select_passes(engine *e, select_ctx *sel, const int *task, int ns, float *v, tt_err *err) {
-    int rc = 0;
-    for (bool more = true; more && !rc;) {
-        rc = stream(e, PASS_SELECT, sel, task, ns, err);
-        e->threshold_passes++;
-        more = false;
-        for (int j = 0; j < ns && !rc; j++)
-            if (!select_done(&sel[j])) more |= select_next_pass(&sel[j]);
-    }
-    for (int j = 0; j < ns && !rc; j++) v[j] = select_value(&sel[j]);
-    return rc;
-}
-
 /* ---- pcb: each model's four order statistics over the whole model ---- */
 
 /* PCB's bounds of every model, exact over all merged entries: the clamp bounds of |τ_k| (the order
  * statistics at pcb_ranks' r_lo and r_hi), then, those known, of its balancing score the order
- * statistic at r_b and the largest value. Passes over the inputs: two, and two. */
+ * statistic at r_b and the largest value (seen by the counting passes). Each stage a sample and a
+ * counting pass (bracketed selections), or two counting passes (radix). */
 static int pcb_bounds(engine *e, tt_err *err) {
     const am_config *c = e->c;
     const int K = e->K, T = omp_get_max_threads();
@@ -1203,18 +1227,21 @@ static int pcb_bounds(engine *e, tt_err *err) {
         tt_fail(err, TT_ENOMEM, "out of memory");
         goto done;
     }
+    select_workspace(e, 2 * K);
     for (int k = 0; k < K; k++)
         for (int end = 0; end < 2; end++, ns++) {
             task[ns] = k;
-            if (select_init(&sel[ns], end ? r_hi : r_lo, true, err)) goto done;
+            if (select_start(e, &sel[ns], end ? r_hi : r_lo, true, (size_t)ns, err)) goto done;
         }
     if (select_passes(e, sel, task, ns, v, err)) goto done;
     for (int k = 0; k < K; k++) e->pcb[k].lo = v[2 * k], e->pcb[k].hi = v[2 * k + 1];
     while (ns) select_free(&sel[--ns]);
+    select_workspace_free(e);
     for (size_t i = 0; i < (size_t)T * (size_t)K; i++) e->pcb_max[i] = -INFINITY;
+    select_workspace(e, K);
     for (int k = 0; k < K; k++, ns++) {
         task[ns] = k;
-        if (select_init(&sel[ns], r_b, false, err)) goto done;
+        if (select_start(e, &sel[ns], r_b, false, (size_t)ns, err)) goto done;
     }
     e->pcb_scores = true;
     if (select_passes(e, sel, task, ns, v, err)) goto done;
@@ -1227,6 +1254,7 @@ static int pcb_bounds(engine *e, tt_err *err) {
 done:
     e->pcb_scores = false;
     while (sel && ns) select_free(&sel[--ns]);
+    select_workspace_free(e);
     free(sel);
     free(e->pcb_max);
     e->pcb_max = NULL;

@@ -36,8 +36,8 @@
  *                   "mlp" and neither "ln" nor "bias" (the official rule), c_k itself on the others
  *   pcb             PCB-Merging as the suite's pcb over the WHOLE model: |τ_k| clamped at its clamp
  *                   and 1 − clamp order statistics, the balancing score's top `keep` per model kept,
- *                   θ0 + Σ_k λ w_k X̂_k S_k / Σ_k S_k (λ 1.2; four order statistics per model, exact:
- *                   the radix select's passes, two for |τ_k|, two for the scores, then the merge)
+ *                   θ0 + Σ_k λ w_k X̂_k S_k / Σ_k S_k (λ 1.2; four order statistics per model, exact,
+ *                   found as the TIES thresholds are: for |τ_k|, then for the scores)
  *   tsv-m, iso-c, iso-cts
  *                   θ0 + λ (= α) · the suite's per-matrix SVD merge (baselines/methods.h tsvm_layer,
  *                   isoc_layer, isocts_layer) on every 2-D tensor whose name has no "text_projection"
@@ -51,8 +51,8 @@
  * of it room for copies that stays untouched, exceeds select_work: BF16 models of ~24 GB at K = 8),
  * then the merge pass; entries whose elected sign needs the global majority, exact cancellations,
  * are rewritten after it. tatr: the radix select's counting passes of Ω (two, more only for many
- * equal values), then the merge pass; pcb: two counting passes of |τ_k|, two of the balancing scores,
- * then the merge pass; awd and lata: a pass streaming each tensor for their statistics (the
+ * equal values), then the merge pass; pcb: as the TIES thresholds, a sample and a counting pass for
+ * the clamp bounds of |τ_k|, then for the balancing scores' threshold, then the merge pass; awd and lata: a pass streaming each tensor for their statistics (the
  * kernels' fixed chunks, one per thread), then the merge pass. The SVD merges stream their other tensors in one pass, then read
  * each 2-D tensor's models once (cart: all of them once per model, for the average; the base once
  * per model and once more for the output).

@@ -59,6 +59,9 @@ out=$(ref "$tmp/o_pcb_cfg" "$tmp/f/base" "$tmp/f/ft0,$tmp/f/ft1,$tmp/f/ft2" pcb 
 echo "pcb config: $out"
 "$bin" merge --quiet --threads 1 --config "$tmp/pcb.yaml" --out "$tmp/o_pcb_cfg1"
 cmp -s "$tmp/o_pcb_cfg/model.safetensors" "$tmp/o_pcb_cfg1/model.safetensors" || fail "pcb: 1 and 2 threads differ"
+# its order statistics by the radix passes alone (the bracketed mode's workspace over budget)
+TTMERGE_SELECT_WORK=1 merge --config "$tmp/pcb.yaml" --out "$tmp/o_pcb_radix"
+cmp -s "$tmp/o_pcb_cfg/model.safetensors" "$tmp/o_pcb_radix/model.safetensors" || fail "pcb: radix and bracketed differ"
 # tatr's global threshold of Ω over slices that cut tensors, on F32 models with q = 20
 check tatr-f32 tatr "$tmp/f/base" "$tmp/f/ft0,$tmp/f/ft1,$tmp/f/ft2" --set q=20 --set lambda=0.6 -- \
   --base "$tmp/f/base" --models "$tmp/f/ft0,$tmp/f/ft1,$tmp/f/ft2" --set q=20 --set lambda=0.6 --slice 333
