@@ -96,6 +96,8 @@ typedef enum am_method {
 /* "ta", "ties", ... -> method; -1 when unknown. */
 int am_method_parse(const char *name, am_method *out);
 const char *am_method_name(am_method m);
+/* How many methods there are: every am_method is below it. */
+int am_method_count(void);
 
 typedef struct am_rule {
     char pattern[128]; /* a substring of the tensor name */

@@ -20,6 +20,8 @@ int am_method_parse(const char *name, am_method *out) {
 
 const char *am_method_name(am_method m) { return method_names[m]; }
 
+int am_method_count(void) { return (int)(sizeof method_names / sizeof *method_names); }
+
 void am_config_init(am_config *c) {
     memset(c, 0, sizeof *c);
     c->lambda = -1;
