@@ -487,6 +487,12 @@ static void ties_range(engine *e, const am_tensor *t, const float *const *tv, fl
     }
 }
 
+/* pcb's Σ_j Ñ_j of entries [o, o + n) of the task vectors tv into sum_n (0 + Ñ_0 + Ñ_1 + ...). */
+static void pcb_sum_n(const engine *e, const float *const *tv, size_t o, float *sum_n, size_t n) {
+    memset(sum_n, 0, n * sizeof *sum_n);
+    for (int k = 0; k < e->K; k++) pcb_sum_n_add(sum_n, tv[k] + o, &e->pcb[k], n);
+}
+
 /* The merged task vector of tv[k][0, n) (elements [at, at + n) of t) into out (count: the
  * consensus masks' scratch); for average the merged θ itself. Element-wise; the fused TIES pass
  * (majority not yet known) adds its sign balance to *balance. Parallel inside for large n. */
@@ -533,8 +539,7 @@ static void merge_tv(engine *e, const am_tensor *t, size_t at, const float *cons
         double num[AM_BLOCK], den[AM_BLOCK];
         for (size_t o = 0; o < n; o += AM_BLOCK) {
             size_t m = n - o < AM_BLOCK ? n - o : AM_BLOCK;
-            memset(sum_n, 0, m * sizeof *sum_n);
-            for (int k = 0; k < e->K; k++) pcb_sum_n_add(sum_n, tv[k] + o, &e->pcb[k], m);
+            pcb_sum_n(e, tv, o, sum_n, m);
             memset(num, 0, m * sizeof *num);
             memset(den, 0, m * sizeof *den);
             for (int k = 0; k < e->K; k++)
@@ -823,8 +828,7 @@ static bool count_chunk(engine *e, const am_tensor *t, size_t first, size_t c, s
         size_t n = m - o < AM_BLOCK ? m - o : AM_BLOCK;
         if (e->c->method == AM_PCB && e->pcb_scores) { /* each model's balancing scores, into fb */
             if (!form_rows(e, t, o, n, first + c + o, b.fb, b.tv)) return false;
-            memset(b.out, 0, n * sizeof *b.out);
-            for (int k = 0; k < e->K; k++) pcb_sum_n_add(b.out, b.tv[k], &e->pcb[k], n);
+            pcb_sum_n(e, (const float *const *)b.tv, 0, b.out, n);
             float *top = e->pcb_max + (size_t)omp_get_thread_num() * (size_t)e->K;
             for (int j = 0; j < ns; j++) {
                 int k = sel_task[j];
@@ -876,8 +880,8 @@ static const unsigned char *mapped_data(const am_tensor *t, int j) {
 /* pcb's balancing scores of len <= SELECT_SAMPLE_RUN entries in place of their task vectors tv[k]
  * (a sample pass of the scores: count_chunk forms them for the counting passes). */
 static void pcb_scores_in_place(const engine *e, float *const *tv, size_t len) {
-    float sum_n[SELECT_SAMPLE_RUN] = {0};
-    for (int k = 0; k < e->K; k++) pcb_sum_n_add(sum_n, tv[k], &e->pcb[k], len);
+    float sum_n[SELECT_SAMPLE_RUN];
+    pcb_sum_n(e, (const float *const *)tv, 0, sum_n, len);
     for (int k = 0; k < e->K; k++) pcb_balance(tv[k], tv[k], sum_n, &e->pcb[k], e->K, len);
 }
 
