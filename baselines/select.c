@@ -62,6 +62,12 @@ bool select_in_sample(uint64_t i) {
     return i >= start && i < start + SELECT_SAMPLE_RUN;
 }
 
+/* Values of stripe t's sampled run that lie in a stream of n values (RUN, fewer or none at its end). */
+static size_t run_length(uint64_t t, uint64_t n) {
+    uint64_t start = select_sample_start(t);
+    return start >= n ? 0 : n - start < SELECT_SAMPLE_RUN ? (size_t)(n - start) : SELECT_SAMPLE_RUN;
+}
+
 /* Sampled values among the first n of the stream. */
 static size_t sample_count(uint64_t n) {
     uint64_t t = n / SELECT_SAMPLE_STRIDE, rest = n % SELECT_SAMPLE_STRIDE, off = sample_offset(t);
@@ -70,15 +76,30 @@ static size_t sample_count(uint64_t n) {
 }
 
 /* The bracket's half-width in sample ranks for a wanted quantile q: SELECT_MARGIN_SIGMAS standard
- * deviations of a sample quantile over nsample / SELECT_MARGIN_DEPEND values. Neighbours in a run
- * are not independent (rows of a weight matrix share a scale), so the sample counts as if only
- * one value in SELECT_MARGIN_DEPEND were: 8 sigmas of that is a miss rate far below one in a
- * million for independent values and still safe for strongly correlated runs, while about 0.8%
- * of a large stream (n = 88 M) falls inside. A miss costs two passes, never a wrong value. */
+ * deviations of the sample quantile, a sample of nsample values whose runs have design effect
+ * `deff` (select_ctx.deff: neighbours in a run are not independent — rows of a weight matrix share
+ * a scale — so the sample counts as nsample / deff independent values), plus a few ranks for the
+ * discreteness of small samples. 6 sigmas: a miss rate near one in a billion for a normal sample
+ * quantile, about 0.4% of a stream of n = 250 M independent values inside. A miss costs two
+ * passes, never a wrong value. */
 #define SELECT_MARGIN_SIGMAS 6.0
-#define SELECT_MARGIN_DEPEND 4.0
-static double bracket_margin(size_t nsample, double q) {
-    return SELECT_MARGIN_SIGMAS * sqrt(SELECT_MARGIN_DEPEND * (double)nsample * q * (1 - q)) + 2 * SELECT_SAMPLE_RUN;
+#define SELECT_MARGIN_SLACK 32.0
+static double bracket_margin(size_t nsample, double q, double deff) {
+    return SELECT_MARGIN_SIGMAS * sqrt(deff * (double)nsample * q * (1 - q)) + SELECT_MARGIN_SLACK;
+}
+
+/* The design effect the workspace is sized for (select_bracket_work): a bracket that needs more
+ * room is narrowed to the room, down to half its margin (3 sigmas), and past that the radix passes
+ * follow. */
+#define SELECT_ROOM_DEFF 4.0
+
+/* A large sample (a histogram) keeps the values of one run in pilot_every(n) as well, from which
+ * its design effect is estimated (a small sample keeps them all): 512 to 1024 runs, 0.5 to 1 MiB
+ * whatever the stream's length. */
+#define SELECT_PILOT_RUNS 1024
+static uint64_t pilot_every(uint64_t n) {
+    uint64_t stripes = (n + SELECT_SAMPLE_STRIDE - 1) / SELECT_SAMPLE_STRIDE;
+    return stripes / SELECT_PILOT_RUNS + 1;
 }
 
 /* A sample of more values than sample_hist_min is kept as a histogram (select.h): its
@@ -111,14 +132,21 @@ static inline uint32_t sample_bin_max(uint64_t w, size_t b) {
 /* Floats (32-bit words) the sample of nsample values takes in the workspace. */
 static size_t sample_words(size_t nsample) { return sample_as_hist(nsample) ? SAMPLE_HIST_WORDS : nsample; }
 
+/* Floats the pilot runs of a stream of n values take (none when the sample keeps its values). */
+static size_t pilot_words(uint64_t n) {
+    if (!sample_as_hist(sample_count(n))) return 0;
+    uint64_t stripes = (n + SELECT_SAMPLE_STRIDE - 1) / SELECT_SAMPLE_STRIDE, every = pilot_every(n);
+    return (size_t)((stripes + every - 1) / every) * SELECT_SAMPLE_RUN;
+}
+
 size_t select_bracket_work(uint64_t n) {
     size_t ns = sample_count(n);
     if (ns < SELECT_SAMPLE_MIN) return SIZE_MAX;
     /* room for three times the copies expected at the widest margin (q = 1/2): sample_next wants
      * twice the expected copies, and the parts split the room */
-    double copies = 2 * bracket_margin(ns, 0.5) / (double)ns * (double)n;
+    double copies = 2 * bracket_margin(ns, 0.5, SELECT_ROOM_DEFF) / (double)ns * (double)n;
     /* + 1: a workspace that starts off an 8-byte boundary loses a float to the histogram's alignment */
-    return sample_words(ns) + (size_t)(3 * copies) + SELECT_MAX_PARTS * SELECT_CAND_SPARE + 1;
+    return sample_words(ns) + pilot_words(n) + (size_t)(3 * copies) + SELECT_MAX_PARTS * SELECT_CAND_SPARE + 1;
 }
 
 int select_init_bracket(select_ctx *s, uint64_t rank, bool absval, uint64_t n, float *work, size_t work_len,
@@ -154,8 +182,10 @@ int select_init_bracket(select_ctx *s, uint64_t rank, bool absval, uint64_t n, f
         if (!s->hist) return tt_fail(err, TT_ENOMEM, "out of memory (selection histograms)");
         s->hist_owned = true;
     }
-    s->cand = work + sample_words(s->nsample);
-    s->cand_stride = (work_len - sample_words(s->nsample)) / (size_t)s->parts;
+    if (s->sbin) s->pilot = work + sample_words(s->nsample), s->pilot_every = pilot_every(n);
+    size_t front = sample_words(s->nsample) + pilot_words(n);
+    s->cand = work + front;
+    s->cand_stride = (work_len - front) / (size_t)s->parts;
     s->cand_cap = s->cand_stride - SELECT_CAND_SPARE;
     return 0;
 }
@@ -445,6 +475,7 @@ static void sample_values(select_ctx *s, const float *x, const float *sub, size_
         if (s->sbin) {
             uint32_t k = key_of(v, s->absval), b = k >> SELECT_SAMPLE_SHIFT;
             s->sbin[b] = sample_bin_add(s->sbin[b], k & 0xFFFu);
+            if (t % s->pilot_every == 0) s->pilot[t / s->pilot_every * SELECT_SAMPLE_RUN + (g - start)] = v;
         } else {
             s->sample[t * SELECT_SAMPLE_RUN + (g - start)] = v;
         }
@@ -629,10 +660,80 @@ static bool fall_back(select_ctx *s) {
     return true;
 }
 
-/* End of the sample pass: bracket the wanted quantile between two order statistics of the sample. */
+/* The design effect of the sample's runs at key x (bracket_margin): the variance of a run's count
+ * of keys <= x over that of SELECT_SAMPLE_RUN independent values, from the runs the sample keeps
+ * (all, or a histogram's pilot runs; a ratio estimate over runs of unequal length), raised to the
+ * upper 99.9% bound of a variance with R − 1 degrees of freedom (Wilson–Hilferty's chi-square
+ * quantile), and kept within [1, SELECT_SAMPLE_RUN]: 1 for independent values, RUN when a run's
+ * values are all alike. Too few runs to tell: RUN. */
+static double design_effect(const select_ctx *s, uint32_t x) {
+    const float *v = s->sbin ? s->pilot : s->sample;
+    const uint64_t every = s->sbin ? s->pilot_every : 1;
+    const uint64_t stripes = (s->n + SELECT_SAMPLE_STRIDE - 1) / SELECT_SAMPLE_STRIDE;
+    double sc = 0, sl = 0, scc = 0, scl = 0, sll = 0, runs = 0;
+    for (uint64_t t = 0; t < stripes; t += every) {
+        size_t len = run_length(t, s->n), c = 0;
+        const float *r = v + t / every * SELECT_SAMPLE_RUN;
+        for (size_t i = 0; i < len; i++) c += key_of(r[i], s->absval) <= x;
+        if (!len) continue;
+        double cd = (double)c, ld = (double)len;
+        sc += cd, sl += ld, scc += cd * cd, scl += cd * ld, sll += ld * ld, runs++;
+    }
+    const double most = SELECT_SAMPLE_RUN, z = -3.0902; /* the normal's 0.1% quantile */
+    if (runs < 2) return most;
+    double p = sc / sl, mean_len = sl / runs, spread = p * (1 - p) * mean_len;
+    if (spread <= 0) return 1; /* every kept key on one side of x: nothing to widen for */
+    double resid = scc - 2 * p * scl + p * p * sll, deff = resid / (runs - 1) / spread;
+    double dof = runs - 1, a = 2 / (9 * dof), root = 1 - a + z * sqrt(a);
+    if (root <= 0.1) return most;
+    double ub = deff / (root * root * root);
+    return ub < 1 ? 1 : ub > most ? most : ub;
+}
+
+/* The bin of the sample's histogram that holds sample rank `rank`, walking on from bin b with
+ * *below keys under it (updated). */
+static size_t sample_bin_walk(const select_ctx *s, uint64_t rank, size_t b, uint64_t *below) {
+    while (b < SELECT_SAMPLE_BINS && *below + sample_bin_count(s->sbin[b]) <= rank)
+        *below += sample_bin_count(s->sbin[b++]);
+    TT_ASSERT(b < SELECT_SAMPLE_BINS);
+    return b;
+}
+
+/* End of the sample pass: bracket the wanted quantile between two order statistics of the sample,
+ * the margin widened by the runs' design effect measured near it; a margin whose copies would
+ * overflow the room is narrowed to the room down to half of it, past that the radix passes follow. */
 static bool sample_next(select_ctx *s) {
     size_t ns = s->nsample;
-    double q = (double)s->want / (double)s->n, mid = q * (double)ns, m = bracket_margin(ns, q);
+    const float *v = s->sample;
+    double q = (double)s->want / (double)s->n, mid = q * (double)ns;
+    uint64_t r_mid = (uint64_t)mid < ns ? (uint64_t)mid : ns - 1;
+    /* the sample's key near rank mid (a bin's largest): where the design effect is measured */
+    uint32_t at;
+    if (s->sbin) {
+        uint64_t below = 0;
+        size_t b = sample_bin_walk(s, r_mid, 0, &below);
+        at = sample_bin_max(s->sbin[b], b);
+    } else { /* one high pass over the sample: for rank mid here, for both ends below */
+        s->pass = SELECT_HI;
+        s->fed = 0;
+        select_feed(s, v, ns);
+        hist_merge(s);
+        uint64_t below;
+        at = hist_find(s, r_mid, &below) << 16 | 0xFFFFu;
+    }
+    s->deff = design_effect(s, at);
+    double m = bracket_margin(ns, q, s->deff);
+    /* the copies this bracket lets through, against the room for them */
+    double room = 0.5 * (double)s->cand_cap * (double)s->parts, per_rank = (double)s->n / (double)ns;
+    double copies = ((mid + m < (double)ns ? mid + m : (double)ns) - (mid - m > 0 ? mid - m : 0)) * per_rank;
+    if (copies > room) {
+        double fits = room / per_rank / 2;
+        if (fits < 0.5 * m) {
+            if (!s->sbin) memset(s->hist, 0, SELECT_BINS * sizeof(uint64_t)), s->fed = 0;
+            return fall_back(s);
+        }
+        m = fits;
+    }
     bool has_lo = mid - m >= 0, has_hi = mid + m < (double)ns - 1;
     uint64_t r_lo = has_lo ? (uint64_t)(mid - m) : 0, r_hi = has_hi ? (uint64_t)(mid + m) + 1 : 0;
     s->blo = 0;
@@ -641,31 +742,18 @@ static bool sample_next(select_ctx *s) {
         /* the bins that hold ranks r_lo and r_hi, and their smallest and largest keys: a bracket
          * around the two order statistics (ties with a bin's end are counted, not copied) */
         uint64_t below = 0;
-        size_t b = 0;
-        while (b < SELECT_SAMPLE_BINS && below + sample_bin_count(s->sbin[b]) <= r_lo)
-            below += sample_bin_count(s->sbin[b++]);
-        TT_ASSERT(b < SELECT_SAMPLE_BINS);
+        size_t b = sample_bin_walk(s, r_lo, 0, &below);
         if (has_lo) s->blo = sample_bin_min(s->sbin[b], b);
-        while (b < SELECT_SAMPLE_BINS && below + sample_bin_count(s->sbin[b]) <= r_hi)
-            below += sample_bin_count(s->sbin[b++]);
-        TT_ASSERT(b < SELECT_SAMPLE_BINS);
+        b = sample_bin_walk(s, r_hi, b, &below);
         if (has_hi) s->bhi = sample_bin_max(s->sbin[b], b);
-    } else {
-        const float *v = s->sample;
-        /* one high pass over the sample for both ends, then one low pass per end */
-        s->pass = SELECT_HI;
-        s->fed = 0;
-        select_feed(s, v, ns);
-        hist_merge(s);
+    } else { /* then one low pass per end */
         uint64_t below_lo, below_hi;
         uint32_t bin_lo = hist_find(s, r_lo, &below_lo), bin_hi = hist_find(s, r_hi, &below_hi);
         memset(s->hist, 0, SELECT_BINS * sizeof(uint64_t));
         if (has_lo) s->blo = low_pass_in_memory(s, &v, &ns, 1, bin_lo, r_lo - below_lo);
         if (has_hi) s->bhi = low_pass_in_memory(s, &v, &ns, 1, bin_hi, r_hi - below_hi);
+        s->fed = 0; /* the stream's next pass counts from 0 */
     }
-    /* the copies this bracket should let through, against the room for them */
-    double copies = ((mid + m < (double)ns ? mid + m : (double)ns) - (mid - m > 0 ? mid - m : 0)) / (double)ns * (double)s->n;
-    if (copies > 0.5 * (double)s->cand_cap * (double)s->parts) return fall_back(s);
     memset(s->cnt, 0, sizeof s->cnt);
     memset(s->lane, 0, sizeof s->lane);
     s->pass = SELECT_BRACKET;

@@ -22,11 +22,14 @@
  * has a workspace: one full pass instead of two, with the same exact result.
  *   pass 0 (sample):  reads only a fixed, spread sample — one run of SELECT_SAMPLE_RUN values at a
  *                     hashed offset in every SELECT_SAMPLE_STRIDE values of the stream (1/64 of
- *                     the values, about one cache line per 4 KiB) — into the workspace; two order
- *                     statistics of the sample give keys lo <= hi that bracket the wanted rank
- *                     with a wide statistical margin (a large sample is counted in a histogram
- *                     instead, and lo, hi are the smallest and largest key of the bins that hold
- *                     those two ranks: a bracket at most a bin wider at each end);
+ *                     the values, in runs long enough to read with one pread each) — into the
+ *                     workspace; two order statistics of the sample give keys lo <= hi that
+ *                     bracket the wanted rank with a wide statistical margin, widened by the runs'
+ *                     design effect (neighbours in a run are alike: measured on the runs the
+ *                     sample keeps; select_ctx.deff) (a large sample is counted in a histogram
+ *                     instead, plus the values of ~1024 pilot runs, and lo, hi are the smallest
+ *                     and largest key of the bins that hold those two ranks: a bracket at most a
+ *                     bin wider at each end);
  *   pass 1 (bracket): counts the keys < lo and <= hi (two vectorised compares a value) and copies
  *                     the few values strictly inside (lo, hi) into the workspace; the rank then
  *                     falls on lo, on hi, or inside, where an exact select of the copies (in
@@ -50,8 +53,8 @@
 #define SELECT_BINS 65536
 #define SELECT_MAX_PARTS 8 /* per-thread partial histograms fed in parallel */
 
-#define SELECT_SAMPLE_STRIDE 1024
-#define SELECT_SAMPLE_RUN 16
+#define SELECT_SAMPLE_STRIDE 16384
+#define SELECT_SAMPLE_RUN 256
 #define SELECT_SAMPLE_MIN 1024 /* fewer sampled values: straight to the radix passes */
 /* A large sample is kept as a histogram of its keys' high 20 bits (4096 keys a bin: 1/2048 of a
  * float's value) with each bin's smallest and largest key, 8 MiB whatever the stream's length,
@@ -84,6 +87,9 @@ typedef struct select_ctx {
     uint64_t *sbin;    /* [SELECT_SAMPLE_BINS]: its keys by key >> SELECT_SAMPLE_SHIFT, a word per bin
                         * (select.c: sample_bin) */
     size_t nsample;
+    float *pilot;      /* a histogram's pilot runs, one in pilot_every (select.c), values as sampled */
+    uint64_t pilot_every;
+    double deff;       /* the design effect the bracket was widened by (select.c: design_effect) */
     float *cand;       /* [parts][cand_stride]: values strictly inside (blo, bhi), thread p's at p·cand_stride */
     size_t cand_cap;   /* copies a part keeps; its region has SELECT_CAND_SPARE floats more */
     size_t cand_stride;

@@ -394,6 +394,63 @@ Test(select_bracket, sample_miss_and_overflow_fall_back) {
     free(x);
 }
 
+/* The bracketed select of x[0..n) fed whole each pass, with the design effect its sample measured
+ * (select_ctx.deff); *passes as bracket_kth_isa. */
+static float bracket_kth_deff(const float *x, size_t n, uint64_t rank, size_t work_len, double *deff, int *passes) {
+    float *work = malloc(work_len * sizeof(float));
+    cr_assert_not_null(work);
+    select_ctx s;
+    tt_err e = {0};
+    cr_assert_eq(select_init_bracket(&s, rank, true, n, work, work_len, &e), 0);
+    int pass = 0;
+    do {
+        select_feed(&s, x, n);
+        if (pass++ == 0) *deff = 0;
+    } while (select_next_pass(&s));
+    *deff = s.deff;
+    float v = select_value(&s);
+    select_free(&s);
+    free(work);
+    *passes = pass;
+    return v;
+}
+
+/* Runs whose values are alike (blocks of 1024 sharing a scale between 1 and 10^4, as rows of a
+ * weight matrix do): the sample measures a large design effect and widens its bracket, which then
+ * holds the rank (one counting pass) where a margin for independent values (deff 1) misses it. Noise
+ * measures about 1. */
+Test(select_bracket, runs_alike_widen_the_bracket) {
+    const size_t n = (size_t)1 << 21, block = 1024;
+    float *x = malloc(n * sizeof(float)), *u = malloc(n / block * sizeof(float));
+    cr_assert(x && u);
+    tu_fill_uniform(x, n, 41, -1.0f, 1.0f);
+    tu_fill_uniform(u, n / block, 42, 0.0f, 4.0f);
+    for (size_t i = 0; i < n; i++) x[i] *= powf(10.0f, u[i / block]);
+    size_t rank = n - n / 5;
+    size_t roomy = 2 * select_bracket_work(n) + 2 * n; /* room for every copy: the margin is not narrowed */
+    float want = ref_kth(x, n, rank, true);
+    EACH_SAMPLE_KIND(kind) {
+        double deff = 0;
+        int passes = 0;
+        float got = bracket_kth_deff(x, n, rank, roomy, &deff, &passes);
+        cr_assert(got == want, "sample kind %d: %g, qsort %g", kind, (double)got, (double)want);
+        cr_assert(deff > 20, "sample kind %d: design effect %g", kind, deff);
+        cr_assert_eq(passes, 2, "sample kind %d: %d passes (deff %g)", kind, passes, deff);
+    }
+    tu_fill_uniform(x, n, 43, -1.0f, 1.0f);
+    want = ref_kth(x, n, rank, true);
+    EACH_SAMPLE_KIND(kind) {
+        double deff = 0;
+        int passes = 0;
+        float got = bracket_kth_deff(x, n, rank, roomy, &deff, &passes);
+        cr_assert(got == want);
+        cr_assert(deff >= 1 && deff < 2.5, "noise, sample kind %d: design effect %g", kind, deff);
+        cr_assert_eq(passes, 2);
+    }
+    free(x);
+    free(u);
+}
+
 /* Too small a stream or workspace: the radix mode (2 passes), same value. */
 Test(select_bracket, small_stays_radix) {
     const size_t n = 5000; /* fewer than SELECT_SAMPLE_MIN sampled values */
