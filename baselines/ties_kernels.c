@@ -306,12 +306,14 @@ fused_block_v8(float *restrict out, const tau_rows *r, tau_kind kind, int K, siz
         v8f bj = {0};
         if (kind != TAU_F32) memcpy(&bj, r->b + j, sizeof bj);
         v8f sum = {0};
+        v8i kx[KERN_MAX_K]; /* τ_k's kept bits (u & keep), for the second loop */
         for (int k = 0; k < K; k++) {
             v8f x;
             tau_v8(r, kind, k, j, &bj, &vbad, &x);
             v8i u = (v8i)x, mag = u & absmask;
             v8i keep = (mag >= tb[k]) & (mag != zero); /* -1 / 0 */
-            sum = sum + (v8f)(u & keep);
+            kx[k] = u & keep;
+            sum = sum + (v8f)kx[k];
             if (kept) kc[k] -= keep;
         }
         v8i su = (v8i)sum, nz = (su & absmask) != zero;
@@ -319,11 +321,9 @@ fused_block_v8(float *restrict out, const tau_rows *r, tau_kind kind, int K, siz
         v8i sgn = (su & signbit & nz) | (signbit & ~nz); /* a zero sum elects − (majority <= 0) */
         v8f acc = {0};
         v8i cnt = zero;
-        for (int k = 0; k < K; k++) {
-            v8f x;
-            tau_v8(r, kind, k, j, &bj, &vbad, &x);
-            v8i u = (v8i)x, mag = u & absmask;
-            v8i ok = (mag >= tb[k]) & (mag != zero) & ((u & signbit) == sgn);
+        for (int k = 0; k < K; k++) { /* a kept τ_k (nonzero) with the elected sign */
+            v8i u = kx[k];
+            v8i ok = (u != zero) & ((u & signbit) == sgn);
             acc = acc + (v8f)(u & ok);
             cnt -= ok;
         }
@@ -380,10 +380,11 @@ fused_block_v16_body(float *restrict out, const tau_rows *r, tau_kind kind, int 
     size_t m16 = m - m % 16;
     for (size_t j = 0; j < m16; j += 16) {
         __m512 bj = kind != TAU_F32 ? _mm512_loadu_ps(r->b + j) : _mm512_setzero_ps();
-        __m512 sum = _mm512_setzero_ps();
+        __m512 sum = _mm512_setzero_ps(), xs[KERN_MAX_K];
+        __mmask16 ks[KERN_MAX_K];
         for (int k = 0; k < K; k++) {
-            __m512 x = tau_v16(r, kind, k, j, bj, &vbad);
-            __mmask16 keep = _mm512_cmpge_epu32_mask(_mm512_and_si512(_mm512_castps_si512(x), absmask), tb[k]);
+            __m512 x = xs[k] = tau_v16(r, kind, k, j, bj, &vbad);
+            __mmask16 keep = ks[k] = _mm512_cmpge_epu32_mask(_mm512_and_si512(_mm512_castps_si512(x), absmask), tb[k]);
             sum = _mm512_mask_add_ps(sum, keep, sum, x);
             if (kept) kc[k] = _mm512_mask_add_epi32(kc[k], keep, kc[k], one);
         }
@@ -394,10 +395,10 @@ fused_block_v16_body(float *restrict out, const tau_rows *r, tau_kind kind, int 
         __mmask16 elect_neg = neg | ~nz; /* a zero sum elects − (majority <= 0) */
         __m512 acc = _mm512_setzero_ps();
         __m512i cnt = _mm512_setzero_si512();
-        for (int k = 0; k < K; k++) {
-            __m512 x = tau_v16(r, kind, k, j, bj, &vbad);
+        for (int k = 0; k < K; k++) { /* τ_k and its keep mask as the first loop formed them */
+            __m512 x = xs[k];
             __m512i u = _mm512_castps_si512(x);
-            __mmask16 keep = _mm512_cmpge_epu32_mask(_mm512_and_si512(u, absmask), tb[k]);
+            __mmask16 keep = ks[k];
             __mmask16 ok = keep & ~(_mm512_movepi32_mask(u) ^ elect_neg); /* kept, with the elected sign */
             acc = _mm512_mask_add_ps(acc, ok, acc, x);
             cnt = _mm512_mask_add_epi32(cnt, ok, cnt, one);
