@@ -673,9 +673,9 @@ static double design_effect(const select_ctx *s, uint32_t x) {
     double sc = 0, sl = 0, scc = 0, scl = 0, sll = 0, runs = 0;
     for (uint64_t t = 0; t < stripes; t += every) {
         size_t len = run_length(t, s->n), c = 0;
+        if (!len) continue; /* the last stripe's run may start past the stream's end */
         const float *r = v + t / every * SELECT_SAMPLE_RUN;
         for (size_t i = 0; i < len; i++) c += key_of(r[i], s->absval) <= x;
-        if (!len) continue;
         double cd = (double)c, ld = (double)len;
         sc += cd, sl += ld, scc += cd * cd, scl += cd * ld, sll += ld * ld, runs++;
     }
