@@ -743,7 +743,7 @@ static bool dare_bf16_block(const engine *e, const am_tensor *t, size_t o, size_
 }
 
 /* ties where the base and every model are BF16: the fused TIES pass on the raw rows
- * (ties_fused_bf16_seq: each τ_k formed in registers, twice, instead of K rows of τ_k stored and
+ * (ties_fused_bf16_seq: each τ_k formed in registers once, instead of K rows of τ_k stored and
  * read twice; the floats of form_rows + merge_range), then θ0 + λ · merged into out. The entries
  * whose sign waits for the majority are listed in e->und and the sign balance is added to
  * *balance. False when a value is not finite. */

@@ -251,9 +251,9 @@ static inline int64_t fused_tail(float *out, const tau_rows *r, tau_kind kind, i
 }
 
 /* The fused pass per entry with all K tasks in registers: 8 entries at a time (GCC vector
- * extensions: AVX2 at x86-64-v3, two SSE halves at v2), the K values of an entry loaded once from
- * memory and once more from L1 for the disjoint step, and no sum / sign / count arrays between the
- * task loops (the per-task loops above stream them through L1 K times). Every float operation is
+ * extensions: AVX2 at x86-64-v3, two SSE halves at v2), the K values of an entry loaded and formed
+ * once — each kept τ_k is held (in registers or L1) for the disjoint step, which forming it again
+ * cost ~10% of the pass — and no sum / sign / count arrays between the task loops (the per-task loops above stream them through L1 K times). Every float operation is
  * the one the per-task loops do, in the same order, so the results are the same bits; entries past
  * the last multiple of 8 go through fused_tail. Inlined with a constant kind: one loop each. */
 typedef int32_t v8i __attribute__((vector_size(32)));
