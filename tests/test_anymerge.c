@@ -1,10 +1,9 @@
 /* test_anymerge.c — the any-model merge engine (baselines/anymerge.h) where the shell tests cannot
  * aim: an input truncated after the merge opened and mapped it, before any of its data is read.
  *
- * The TIES methods read their threshold sample through the files' mappings, where a page past the
- * new end raises SIGBUS; the merge pass reads with pread, where the read comes up short. Either
- * must be one error naming the shard ("the file ended early"), a failed run, and nothing at OUT nor
- * a temporary directory beside it. The truncation runs from the engine's after_open hook, so the
+ * The TIES methods' threshold sample and the merge pass both read with pread, where the read comes
+ * up short: in either pass that must be one error naming the shard ("the file ended early"), a
+ * failed run, and nothing at OUT nor a temporary directory beside it. The truncation runs from the engine's after_open hook, so the
  * test is deterministic (tests/anymerge.sh races a truncation against a running merge).
  *
  * The TIES thresholds' passes: one counting pass after the sample; where a model's bracket misses
@@ -138,7 +137,7 @@ static void truncated_after_open(const char *method) {
     unlink(base), unlink(m0), unlink(m1), rmdir(dir);
 }
 
-/* The TIES thresholds' sample pass (mapped reads: SIGBUS caught). */
+/* The TIES thresholds' sample pass (its runs read with pread: the first read comes up short). */
 Test(anymerge, truncated_input_while_sampling_is_an_error) { truncated_after_open("ties"); }
 
 /* The merge pass (pread comes up short). */
