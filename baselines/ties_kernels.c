@@ -253,9 +253,10 @@ static inline int64_t fused_tail(float *out, const tau_rows *r, tau_kind kind, i
 /* The fused pass per entry with all K tasks in registers: 8 entries at a time (GCC vector
  * extensions: AVX2 at x86-64-v3, two SSE halves at v2), the K values of an entry loaded and formed
  * once — each kept τ_k is held (in registers or L1) for the disjoint step, which forming it again
- * cost ~10% of the pass — and no sum / sign / count arrays between the task loops (the per-task loops above stream them through L1 K times). Every float operation is
- * the one the per-task loops do, in the same order, so the results are the same bits; entries past
- * the last multiple of 8 go through fused_tail. Inlined with a constant kind: one loop each. */
+ * cost ~10% of the pass — and no sum / sign / count arrays between the task loops (the per-task
+ * loops above stream them through L1 K times). Every float operation is the one the per-task loops
+ * do, in the same order, so the results are the same bits; entries past the last multiple of 8 go
+ * through fused_tail. Inlined with a constant kind: one loop each. */
 typedef int32_t v8i __attribute__((vector_size(32)));
 typedef uint32_t v8u __attribute__((vector_size(32)));
 typedef float v8f __attribute__((vector_size(32)));
@@ -398,8 +399,7 @@ fused_block_v16_body(float *restrict out, const tau_rows *r, tau_kind kind, int 
         for (int k = 0; k < K; k++) { /* τ_k and its keep mask as the first loop formed them */
             __m512 x = xs[k];
             __m512i u = _mm512_castps_si512(x);
-            __mmask16 keep = ks[k];
-            __mmask16 ok = keep & ~(_mm512_movepi32_mask(u) ^ elect_neg); /* kept, with the elected sign */
+            __mmask16 ok = ks[k] & ~(_mm512_movepi32_mask(u) ^ elect_neg); /* kept, with the elected sign */
             acc = _mm512_mask_add_ps(acc, ok, acc, x);
             cnt = _mm512_mask_add_epi32(cnt, ok, cnt, one);
         }

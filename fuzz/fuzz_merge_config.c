@@ -29,7 +29,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (e.msg[0] == 0 || strchr(e.msg, '\n') || strncmp(e.msg, "config.yaml: ", 13) != 0) abort();
         return 0;
     }
-    if (!c.base[0] || c.K < 1 || c.K > AM_MAX_MODELS || (int)c.method < 0 || (int)c.method >= am_method_count()) abort();
+    if (!c.base[0] || c.K < 1 || c.K > AM_MAX_MODELS || (int)c.method < 0 || (int)c.method >= am_method_count())
+        abort();
     if (!isfinite(c.lambda) || c.topk < 0 || c.topk > 100 || c.k < 0 || c.k > AM_MAX_MODELS + 1) abort();
     if (c.out_dtype != -1 && c.out_dtype != ST_F32 && c.out_dtype != ST_F16 && c.out_dtype != ST_BF16) abort();
     for (int k = 0; k < c.K; k++) {

@@ -3,8 +3,9 @@
  *
  * The TIES methods' threshold sample and the merge pass both read with pread, where the read comes
  * up short: in either pass that must be one error naming the shard ("the file ended early"), a
- * failed run, and nothing at OUT nor a temporary directory beside it. The truncation runs from the engine's after_open hook, so the
- * test is deterministic (tests/anymerge.sh races a truncation against a running merge).
+ * failed run, and nothing at OUT nor a temporary directory beside it. The truncation runs from the
+ * engine's after_open hook, so the test is deterministic (tests/anymerge.sh races a truncation
+ * against a running merge).
  *
  * The TIES thresholds' passes: one counting pass after the sample; where a model's bracket misses
  * (a task vector whose sampled entries are not like the others), two radix passes more for it; the
